@@ -1,0 +1,172 @@
+//! Builds the server from a [`Config`]: binds the listeners, opens the store, joins the stages with a bounded queue,
+//! and shuts them down in order (listeners drain, the writer flushes, the database closes).
+//!
+//! The only module that knows every stage.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::ingest::Pipeline;
+use crate::listen::{tcp, udp};
+use crate::metrics::{Counters, Snapshot};
+use crate::pack::RuleSource;
+use crate::store::writer::{self, BatchPolicy, WriterSummary};
+use crate::store::{self, StoreError};
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// A listener could not bind.
+    #[error("cannot listen on {transport} {address}: {cause}")]
+    Bind {
+        /// `udp` or `tcp`.
+        transport: &'static str,
+        /// The configured address.
+        address: SocketAddr,
+        /// The OS error.
+        cause: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stage panicked.
+    #[error("internal error: the {stage} task failed: {reason}")]
+    Task {
+        /// The stage.
+        stage: &'static str,
+        /// The panic or cancellation.
+        reason: String,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    /// Bound TCP addresses, in config order (the real ports when the config said port 0).
+    pub tcp_addresses: Vec<SocketAddr>,
+    /// Bound UDP addresses, in config order.
+    pub udp_addresses: Vec<SocketAddr>,
+    /// The server's counters.
+    pub counters: Arc<Counters>,
+    shutdown: CancellationToken,
+    listeners: Vec<JoinHandle<()>>,
+    writer: JoinHandle<Result<WriterSummary, StoreError>>,
+    summary: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the database, binds every listener and starts the stages.
+    pub async fn start(config: &Config) -> Result<Server, AppError> {
+        let counters = Arc::new(Counters::default());
+        let shutdown = CancellationToken::new();
+        let conn = store::open_writer(&config.storage.path).await?;
+        tracing::info!(path = %config.storage.path.display(), "database open");
+        tracing::info!(source = %RuleSource::resolve(config.rules.dir.as_deref()).describe(), "rules and decoders");
+
+        let (queue, queue_rx) = mpsc::channel(config.storage.queue_capacity);
+        let mut listeners = Vec::new();
+        let mut tcp_addresses = Vec::new();
+        for listener in &config.listen.tcp {
+            let bind_error = |cause| AppError::Bind { transport: "tcp", address: listener.address, cause };
+            let socket = TcpListener::bind(listener.address).await.map_err(bind_error)?;
+            let address = socket.local_addr().map_err(bind_error)?;
+            tracing::info!(transport = "tcp", %address, max_frame = %listener.max_frame, "listening");
+            let ingest = Pipeline::new(listener.max_frame.as_usize(), counters.clone());
+            listeners.push(tokio::spawn(tcp::serve(socket, ingest, queue.clone(), counters.clone(), shutdown.clone())));
+            tcp_addresses.push(address);
+        }
+        let mut udp_addresses = Vec::new();
+        for listener in &config.listen.udp {
+            let bind_error = |cause| AppError::Bind { transport: "udp", address: listener.address, cause };
+            let (socket, granted) = udp::bind(listener.address, listener.recv_buffer.as_usize()).map_err(bind_error)?;
+            let address = socket.local_addr().map_err(bind_error)?;
+            tracing::info!(transport = "udp", %address, recv_buffer = granted, "listening");
+            if granted < listener.recv_buffer.as_usize() {
+                tracing::info!(
+                    asked = listener.recv_buffer.as_usize(),
+                    granted,
+                    "the kernel granted a smaller UDP receive buffer (raise net.core.rmem_max for more)"
+                );
+            }
+            let ingest = Pipeline::new(listener.max_frame.as_usize(), counters.clone());
+            listeners.push(tokio::spawn(udp::serve(socket, ingest, queue.clone(), counters.clone(), shutdown.clone())));
+            udp_addresses.push(address);
+        }
+        // The listeners hold the only senders now: the writer's queue closes when the last of them ends.
+        drop(queue);
+
+        let policy = BatchPolicy { rows: config.storage.batch_rows, delay: config.storage.batch_delay };
+        let writer_counters = counters.clone();
+        let writer = tokio::spawn(async move {
+            let (conn, summary) = writer::run(conn, queue_rx, policy, writer_counters).await?;
+            store::close_writer(conn).await?;
+            Ok(summary)
+        });
+        let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
+        Ok(Server { tcp_addresses, udp_addresses, counters, shutdown, listeners, writer, summary })
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server is told to stop, then stops it: listeners drain, every accepted event is committed,
+    /// the database is closed.
+    pub async fn wait(self) -> Result<WriterSummary, AppError> {
+        self.shutdown.cancelled().await;
+        self.stop().await
+    }
+
+    /// Stops the server now (see [`Server::wait`]).
+    pub async fn stop(self) -> Result<WriterSummary, AppError> {
+        self.shutdown.cancel();
+        for listener in self.listeners {
+            listener.await.map_err(|e| AppError::Task { stage: "listener", reason: e.to_string() })?;
+        }
+        let summary = self.writer.await.map_err(|e| AppError::Task { stage: "writer", reason: e.to_string() })??;
+        self.summary.abort();
+        let totals = self.counters.snapshot();
+        tracing::info!(
+            received = totals.received,
+            stored = totals.stored,
+            unparsed = totals.unparsed,
+            udp_dropped = totals.udp_dropped,
+            "stopped; every accepted event is stored"
+        );
+        Ok(summary)
+    }
+}
+
+/// Logs a summary line every `interval` while traffic flows (and nothing while it does not).
+async fn log_summaries(counters: Arc<Counters>, interval: Duration, shutdown: CancellationToken) {
+    let mut last = Snapshot::default();
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let now = counters.snapshot();
+        if now != last {
+            tracing::info!(
+                received = now.received - last.received,
+                stored = now.stored - last.stored,
+                unparsed = now.unparsed - last.unparsed,
+                truncated = now.truncated - last.truncated,
+                udp_dropped = now.udp_dropped - last.udp_dropped,
+                framing_errors = now.framing_errors - last.framing_errors,
+                "summary since the last line"
+            );
+            last = now;
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The command line: clap types and one file per subcommand.
+
+mod config_cmd;
+mod query;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for a runtime error (database, network, I/O).
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code for a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// hsmwatch collects syslog from Thales/SafeNet Luna Network HSMs and AWS CloudHSM, stores every line in SQLite and
+/// lets you query it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hsmwatch",
+    version,
+    about,
+    args_override_self = true,
+    after_help = "Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.\nLogging: -v / -vv, or RUST_LOG (e.g. RUST_LOG=hsmwatch=debug)."
+)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector: receive syslog over UDP and TCP and store every line.
+    #[command(long_about = serve::LONG_ABOUT)]
+    Serve(serve::ServeArgs),
+    /// Print stored events, newest first (works while the server runs).
+    Query(query::QueryArgs),
+    /// Print or check configuration files.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+/// The tracing level a command logs at without -v or RUST_LOG.
+pub fn default_log_level(cli: &Cli) -> &'static str {
+    match (&cli.command, cli.verbose) {
+        (_, 1) => "debug",
+        (_, v) if v >= 2 => "trace",
+        (Command::Serve(_), _) => "info",
+        _ => "warn",
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Query(args) => query::run(args).await,
+        Command::Config(command) => config_cmd::run(command),
+    }
+}
+
+/// The exit code for an error: 2 for configuration and usage errors, else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let usage = error.chain().any(|cause| cause.is::<crate::config::ConfigError>() || cause.is::<UsageError>());
+    if usage {
+        EXIT_USAGE
+    } else {
+        EXIT_RUNTIME
+    }
+}
+
+/// A mistake in how a command was called that clap cannot see (for example two options that exclude each other).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

@@ -1,0 +1,157 @@
+//! `hsmwatch query`: stored events, newest first, as a table or as JSON Lines.
+//!
+//! JSON Lines carry one object per event with the flat, dotted field names of EVENTS.md as keys
+//! (`{"@timestamp": ..., "event.action": ..., "host.name": ...}`), every value a string, absent fields left out.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::Args;
+
+use crate::config::Config;
+use crate::event::field;
+use crate::store::open_reader;
+use crate::store::query::{self, EventFilter, StoredEvent};
+
+/// Options of `hsmwatch query`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Times: a duration back from now (30m, 1h, 7d) or a UTC date/time (2026-01-01, 2026-01-01T00:00:00Z).\n\
+--json prints JSON Lines: one object per event, keys are the dotted field names of EVENTS.md."
+)]
+pub struct QueryArgs {
+    /// Database file [default: storage.path of --config, else hsmwatch.db].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Read the database path from this configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Events at or after this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Events before this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// host.name equals this.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// event.action equals this (e.g. partition.create).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// event.outcome equals this (success, failure, unknown).
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// user.name equals this.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// source.ip equals this.
+    #[arg(long, value_name = "IP")]
+    pub source_ip: Option<String>,
+    /// The raw line (event.original) contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub contains: Option<String>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// JSON Lines of full events instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `1h` (back from now), `2026-01-01` or an RFC 3339 time.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_time_at(text, Utc::now())
+}
+
+fn parse_time_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    let back = humantime::parse_duration(text)
+        .map_err(|_| format!("`{text}` is neither a duration (30m, 1h, 7d) nor a time (2026-01-01T00:00:00Z)"))?;
+    let back = chrono::Duration::from_std(back).map_err(|_| format!("`{text}` is too long ago"))?;
+    Ok(now - back)
+}
+
+/// Runs the query and prints the result.
+pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
+    let path = match (&args.db, &args.config) {
+        (Some(db), _) => db.clone(),
+        (None, Some(config)) => Config::load(config)?.storage.path,
+        (None, None) => Config::default().storage.path,
+    };
+    let pool = open_reader(&path).await?;
+    let filter = EventFilter {
+        since: args.since,
+        until: args.until,
+        host: args.host,
+        action: args.action,
+        outcome: args.outcome,
+        user: args.user,
+        source_ip: args.source_ip,
+        contains: args.contains,
+        limit: args.limit,
+    };
+    let events = query::events(&pool, &filter).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for stored in &events {
+            serde_json::to_writer(&mut out, &stored.event.all_fields())?;
+            writeln!(out)?;
+        }
+    } else {
+        print_table(&mut out, &events)?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// Widest message shown in the table; `--json` shows everything.
+const MESSAGE_WIDTH: usize = 100;
+
+fn print_table(out: &mut impl Write, events: &[StoredEvent]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<27} {:<18} {:<24} {:<8} {:<12} {:<16} MESSAGE",
+        "TIME", "HOST", "ACTION", "OUTCOME", "USER", "SOURCE"
+    )?;
+    for StoredEvent { event, .. } in events {
+        let get = |name| event.get(name).unwrap_or("-");
+        let action = event.get(field::ACTION).unwrap_or_else(|| get(field::DATASET));
+        let message: String = get(field::MESSAGE).chars().take(MESSAGE_WIDTH).collect();
+        writeln!(
+            out,
+            "{:<27} {:<18} {:<24} {:<8} {:<12} {:<16} {}",
+            event.timestamp.to_rfc3339(),
+            get(field::HOST_NAME),
+            action,
+            get(field::OUTCOME),
+            get(field::USER_NAME),
+            get(field::SOURCE_IP),
+            message.replace(['\n', '\r'], " ")
+        )?;
+    }
+    if events.is_empty() {
+        writeln!(out, "(no events match)")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_durations_dates_and_instants() {
+        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
+        assert_eq!(parse_time_at("1h", now).unwrap().to_rfc3339(), "2026-03-01T11:00:00+00:00");
+        assert_eq!(parse_time_at("7d", now).unwrap().to_rfc3339(), "2026-02-22T12:00:00+00:00");
+        assert_eq!(parse_time_at("2026-01-01", now).unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(parse_time_at("2026-01-01T05:00:00+01:00", now).unwrap().to_rfc3339(), "2026-01-01T04:00:00+00:00");
+        assert!(parse_time_at("yesterday-ish", now).is_err());
+    }
+}

@@ -1,0 +1,77 @@
+//! `hsmwatch serve`: runs the collector until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::app::Server;
+use crate::config::{ByteSize, Config, TcpListenerConfig, UdpListenerConfig};
+
+/// The long help of `hsmwatch serve`.
+pub const LONG_ABOUT: &str = "Run the collector.\n\n\
+Without --config it runs on embedded defaults: UDP and TCP syslog on 0.0.0.0:5514, the database ./hsmwatch.db \
+(created and migrated on start), rules from ./rules when that directory exists, else the pack built into the binary. \
+`hsmwatch config example` prints every default as a commented file.\n\n\
+SIGINT or SIGTERM stop the listeners, store every accepted message, close the database and exit 0.";
+
+/// Options of `hsmwatch serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// YAML configuration file (see `hsmwatch config example`).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database file, overriding storage.path [default: hsmwatch.db].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Listen for UDP syslog here (repeatable). With --udp or --tcp, only the listeners given are opened.
+    #[arg(long, value_name = "ADDR")]
+    pub udp: Vec<SocketAddr>,
+    /// Listen for TCP syslog here (repeatable). With --udp or --tcp, only the listeners given are opened.
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Vec<SocketAddr>,
+}
+
+/// Builds the effective configuration: the file (or the defaults), then the command-line overrides.
+pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(db) = &args.db {
+        config.storage.path = db.clone();
+    }
+    if !args.udp.is_empty() || !args.tcp.is_empty() {
+        let max_frame = ByteSize(crate::frame::DEFAULT_MAX_FRAME as u64);
+        let recv_buffer = config.listen.udp.first().map_or(ByteSize(8 << 20), |l| l.recv_buffer);
+        config.listen.udp =
+            args.udp.iter().map(|&address| UdpListenerConfig { address, recv_buffer, max_frame }).collect();
+        config.listen.tcp = args.tcp.iter().map(|&address| TcpListenerConfig { address, max_frame }).collect();
+    }
+    Ok(config)
+}
+
+/// Runs the server until a signal.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = effective_config(&args)?;
+    let server = Server::start(&config).await?;
+    let shutdown = server.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining connections and flushing the database");
+        shutdown.cancel();
+    });
+    server.wait().await.context("shutdown")?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate =
+        signal(SignalKind::terminate()).expect("installing a SIGTERM handler succeeds in a tokio runtime");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,269 @@
+//! The server configuration: a YAML file, or the embedded defaults when there is none.
+//!
+//! Every key has a default, unknown keys are errors that name the file, line and key, and `hsmwatch config example`
+//! prints [`EXAMPLE`], a commented file that a test keeps equal to the defaults.
+
+mod units;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+pub use units::ByteSize;
+
+/// The commented example configuration, equal to the built-in defaults.
+pub const EXAMPLE: &str = include_str!("example.yaml");
+
+/// Default syslog address for UDP and TCP: all interfaces, unprivileged port 5514.
+pub const DEFAULT_SYSLOG_ADDRESS: &str = "0.0.0.0:5514";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {cause}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        cause: std::io::Error,
+    },
+    /// The file is not a valid configuration (syntax, unknown key, bad value); the message names line and column.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where syslog is received. When the key is present, only the listeners it lists are opened.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// The SQLite database and how the writer batches.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Where rules and decoders come from.
+    #[serde(default)]
+    pub rules: RulesConfig,
+    /// Operational logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// Syslog listeners.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// UDP sockets: one datagram is one message.
+    #[serde(default)]
+    pub udp: Vec<UdpListenerConfig>,
+    /// TCP sockets: RFC 6587 octet counting or LF/CRLF/NUL framing, detected per frame.
+    #[serde(default)]
+    pub tcp: Vec<TcpListenerConfig>,
+}
+
+/// One UDP listener.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdpListenerConfig {
+    /// Address and port to bind.
+    pub address: SocketAddr,
+    /// Kernel receive buffer to ask for; the kernel may grant less (`net.core.rmem_max`).
+    #[serde(default = "default_udp_recv_buffer")]
+    pub recv_buffer: ByteSize,
+    /// Longest datagram kept; longer ones are truncated and marked.
+    #[serde(default = "default_max_frame")]
+    pub max_frame: ByteSize,
+}
+
+/// One TCP listener.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpListenerConfig {
+    /// Address and port to bind.
+    pub address: SocketAddr,
+    /// Longest frame kept: a longer LF-framed line is truncated and marked; a larger octet count closes the
+    /// connection.
+    #[serde(default = "default_max_frame")]
+    pub max_frame: ByteSize,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// SQLite database file, created and migrated on start.
+    #[serde(default = "default_db_path")]
+    pub path: PathBuf,
+    /// A batch is committed when it holds this many events...
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// ...or when its first event has waited this long.
+    #[serde(default = "default_batch_delay", with = "units::duration")]
+    pub batch_delay: Duration,
+    /// Events waiting for the writer, at most; when full, TCP reading pauses and UDP datagrams are dropped (counted).
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+}
+
+/// Rule and decoder sources.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Rules directory (decoders in its `decoders/`). Unset: `./rules` when it exists, else the embedded pack.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Operational logging.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// How often a summary line (received, stored, unparsed, dropped) is logged while traffic flows.
+    #[serde(default = "default_summary_interval", with = "units::duration")]
+    pub summary_interval: Duration,
+}
+
+fn default_udp_recv_buffer() -> ByteSize {
+    ByteSize(8 * 1024 * 1024)
+}
+fn default_max_frame() -> ByteSize {
+    ByteSize(crate::frame::DEFAULT_MAX_FRAME as u64)
+}
+fn default_db_path() -> PathBuf {
+    PathBuf::from("hsmwatch.db")
+}
+fn default_batch_rows() -> usize {
+    1000
+}
+fn default_batch_delay() -> Duration {
+    Duration::from_millis(50)
+}
+fn default_queue_capacity() -> usize {
+    16_384
+}
+fn default_summary_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        let address: SocketAddr = DEFAULT_SYSLOG_ADDRESS.parse().expect("the default address is a valid literal");
+        ListenConfig {
+            udp: vec![UdpListenerConfig {
+                address,
+                recv_buffer: default_udp_recv_buffer(),
+                max_frame: default_max_frame(),
+            }],
+            tcp: vec![TcpListenerConfig { address, max_frame: default_max_frame() }],
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: default_db_path(),
+            batch_rows: default_batch_rows(),
+            batch_delay: default_batch_delay(),
+            queue_capacity: default_queue_capacity(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { summary_interval: default_summary_interval() }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read { path: path.to_owned(), cause })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
+        // An empty file is the defaults, as no file is.
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.storage.batch_rows == 0 {
+            return Err("storage.batch_rows must be at least 1".into());
+        }
+        if self.storage.queue_capacity == 0 {
+            return Err("storage.queue_capacity must be at least 1".into());
+        }
+        if self.listen.udp.is_empty() && self.listen.tcp.is_empty() {
+            return Err("listen: no listener configured (give at least one udp or tcp address)".into());
+        }
+        let frames = self.listen.udp.iter().map(|l| l.max_frame).chain(self.listen.tcp.iter().map(|l| l.max_frame));
+        if frames.into_iter().any(|size| size.0 == 0) {
+            return Err("listen: max_frame must be at least 1 byte".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_is_the_defaults() {
+        let parsed = Config::parse(EXAMPLE, Path::new("example.yaml")).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("\n", Path::new("e.yaml")).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_key() {
+        let text = "storage:\n  path: x.db\n  batch_rowz: 10\n";
+        let error = Config::parse(text, Path::new("/etc/hsmwatch.yaml")).unwrap_err().to_string();
+        assert!(error.starts_with("/etc/hsmwatch.yaml: "), "{error}");
+        assert!(error.contains("batch_rowz"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn listen_lists_only_what_it_names() {
+        let config = Config::parse("listen:\n  tcp:\n    - address: 127.0.0.1:6000\n", Path::new("c.yaml")).unwrap();
+        assert!(config.listen.udp.is_empty());
+        assert_eq!(config.listen.tcp[0].max_frame, ByteSize(65536));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for text in [
+            "storage:\n  batch_delay: soon\n",
+            "storage:\n  batch_rows: 0\n",
+            "listen:\n  tcp: []\n  udp: []\n",
+            "listen:\n  tcp:\n    - address: nowhere\n",
+            "listen:\n  tcp:\n    - address: 127.0.0.1:1\n      max_frame: 12 parsecs\n",
+        ] {
+            assert!(Config::parse(text, Path::new("c.yaml")).is_err(), "{text}");
+        }
+    }
+}

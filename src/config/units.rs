@@ -1,0 +1,93 @@
+//! Human units in the config file: durations (`50ms`, `1h`) and byte sizes (`64KiB`, `8MiB`, or a plain number).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+
+/// A size in bytes, written as a number or with a unit (`B`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `65536`, `64KiB`, `8 MiB`.
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 =
+            number.parse().map_err(|_| format!("invalid size `{text}`: expected e.g. 65536, 64KiB, 8MiB"))?;
+        let factor = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => {
+                return Err(format!("invalid size unit `{other}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB"))
+            }
+        };
+        number.checked_mul(factor).map(ByteSize).ok_or_else(|| format!("size `{text}` is too large"))
+    }
+
+    /// The size as a `usize`, saturating.
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            n if n >= 1 << 20 && n % (1 << 20) == 0 => write!(f, "{}MiB", n >> 20),
+            n if n >= 1 << 10 && n % (1 << 10) == 0 => write!(f, "{}KiB", n >> 10),
+            n => write!(f, "{n}B"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(text) => ByteSize::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `with = "units::duration"`: a humantime duration such as `50ms`, `5m`, `1h 30m`.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Deserializes a humantime duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e} (e.g. 50ms, 5m, 1h)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("65536"), Ok(ByteSize(65536)));
+        assert_eq!(ByteSize::parse("64KiB"), Ok(ByteSize(65536)));
+        assert_eq!(ByteSize::parse("8 MiB"), Ok(ByteSize(8 << 20)));
+        assert!(ByteSize::parse("8 parsecs").is_err());
+        assert!(ByteSize::parse("MiB").is_err());
+        assert_eq!(ByteSize(8 << 20).to_string(), "8MiB");
+        assert_eq!(ByteSize(100).to_string(), "100B");
+    }
+}

@@ -1,0 +1,125 @@
+//! Decoding a parsed line into an [`Event`] with the fields of `EVENTS.md`.
+//!
+//! Receives a [`SyslogMessage`] and where the line came from; emits one event. Owns the mapping of syslog header
+//! fields to event fields and the `host.name` fallback to the peer's address. A line that no HSM decoder classifies
+//! keeps `event.dataset: syslog` and no `event.action`.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+use crate::event::{field, Event, Timestamp, DATASET_SYSLOG};
+use crate::parse::{facility_name, severity_name, Format, SyslogMessage};
+
+/// Where and when a line arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Time of receipt.
+    pub received: DateTime<Utc>,
+    /// `log.source.address`: the peer (`ip:port`) or the imported file.
+    pub source_address: String,
+    /// The peer's IP, used as `host.name` when the header names no host.
+    pub peer_ip: Option<IpAddr>,
+}
+
+/// The frame a message was parsed from.
+#[derive(Debug, Clone, Copy)]
+pub struct RawFrame<'a> {
+    /// The frame's text (invalid UTF-8 escaped).
+    pub text: &'a str,
+    /// The frame's bytes when they were not valid UTF-8.
+    pub invalid_utf8: Option<&'a [u8]>,
+    /// The frame was cut at the maximum frame size.
+    pub truncated: bool,
+}
+
+/// Builds the event of one parsed line: header fields, times, origin and `event.dataset: syslog`.
+pub fn base_event(frame: RawFrame<'_>, message: &SyslogMessage<'_>, origin: &Origin) -> Event {
+    let created = Timestamp::from_clock(origin.received);
+    let timestamp = message.timestamp.unwrap_or(created);
+    let mut event = Event::new(timestamp, created);
+    event.raw = frame.invalid_utf8.map(<[u8]>::to_vec);
+    event.set(field::ORIGINAL, frame.text);
+    event.set(field::MESSAGE, message.msg);
+    event.set(field::FORMAT, message.format.as_str());
+    event.set(field::DATASET, DATASET_SYSLOG);
+    event.set(field::SOURCE_ADDRESS, origin.source_address.as_str());
+    if let Some(code) = message.facility {
+        event.set(field::FACILITY_CODE, code.to_string());
+        event.set(field::FACILITY_NAME, facility_name(code).unwrap_or_default());
+    }
+    if let Some(code) = message.severity {
+        event.set(field::SEVERITY_CODE, code.to_string());
+        event.set(field::SEVERITY_NAME, severity_name(code).unwrap_or_default());
+    }
+    let host = message.hostname.map(str::to_owned).or_else(|| origin.peer_ip.map(|ip| ip.to_string()));
+    event.set(field::HOST_NAME, host.unwrap_or_default());
+    event.set(field::APPNAME, message.appname.unwrap_or_default());
+    event.set(field::PROCID, message.procid.as_deref().unwrap_or_default());
+    event.set(field::MSGID, message.msgid.unwrap_or_default());
+    if frame.truncated {
+        event.set(field::TRUNCATED, "true");
+    }
+    event
+}
+
+/// Whether the event's line was read by no syslog grammar.
+pub fn is_unparsed(event: &Event) -> bool {
+    event.get(field::FORMAT) == Some(Format::Unparsed.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    fn origin() -> Origin {
+        Origin {
+            received: "2026-03-01T12:00:00Z".parse().unwrap(),
+            source_address: "10.0.4.17:41822".into(),
+            peer_ip: Some("10.0.4.17".parse().unwrap()),
+        }
+    }
+
+    fn decode(text: &str) -> Event {
+        let origin = origin();
+        let message = parse(text, origin.received);
+        base_event(RawFrame { text, invalid_utf8: None, truncated: false }, &message, &origin)
+    }
+
+    #[test]
+    fn header_fields_become_event_fields() {
+        let e =
+            decode("<174>Feb 28 09:12:44 hsm-2-1-2-6 lunash[5120]: info : 0 : Lush user login : operator : Console");
+        let expect = [
+            (field::FORMAT, "rfc3164"),
+            (field::HOST_NAME, "hsm-2-1-2-6"),
+            (field::FACILITY_NAME, "local5"),
+            (field::FACILITY_CODE, "21"),
+            (field::SEVERITY_NAME, "info"),
+            (field::SEVERITY_CODE, "6"),
+            (field::APPNAME, "lunash"),
+            (field::PROCID, "5120"),
+            (field::DATASET, "syslog"),
+            (field::SOURCE_ADDRESS, "10.0.4.17:41822"),
+            (field::MESSAGE, "info : 0 : Lush user login : operator : Console"),
+        ];
+        for (name, value) in expect {
+            assert_eq!(e.get(name), Some(value), "{name}");
+        }
+        assert_eq!(e.get(field::MSGID), None);
+        assert_eq!(e.timestamp.to_rfc3339(), "2026-02-28T09:12:44Z");
+        assert_eq!(e.created.to_rfc3339(), "2026-03-01T12:00:00Z");
+    }
+
+    #[test]
+    fn unparsed_lines_take_receipt_time_and_peer_as_host() {
+        let e = decode("Command Result : 0 (Success)");
+        assert!(is_unparsed(&e));
+        assert_eq!(e.timestamp.to_rfc3339(), "2026-03-01T12:00:00Z");
+        assert_eq!(e.get(field::HOST_NAME), Some("10.0.4.17"));
+        assert_eq!(e.get(field::MESSAGE), Some("Command Result : 0 (Success)"));
+        assert_eq!(e.get(field::ORIGINAL), Some("Command Result : 0 (Success)"));
+        assert_eq!(e.get(field::FACILITY_CODE), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! The event contract of `EVENTS.md`: the field names every stage uses and the [`Event`] they fill.
+//!
+//! Receives nothing and emits nothing: it is the leaf type that decoders build, the store writes, rules read and the
+//! query CLI prints. Field names are only ever spelled here; other modules use these constants.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Timelike, Utc};
+
+/// The dotted field names of `EVENTS.md`.
+pub mod field {
+    /// Event time, UTC, RFC 3339.
+    pub const TIMESTAMP: &str = "@timestamp";
+    /// Time the collector received the line.
+    pub const CREATED: &str = "event.created";
+    /// The whole line as received, after framing (secrets redacted).
+    pub const ORIGINAL: &str = "event.original";
+    /// The syslog MSG part.
+    pub const MESSAGE: &str = "message";
+    /// `rfc5424`, `rfc3164`, `luna_file`, `cloudhsm_audit` or `unparsed`.
+    pub const FORMAT: &str = "log.syslog.format";
+    /// Syslog facility name.
+    pub const FACILITY_NAME: &str = "log.syslog.facility.name";
+    /// Syslog facility code.
+    pub const FACILITY_CODE: &str = "log.syslog.facility.code";
+    /// Syslog severity name.
+    pub const SEVERITY_NAME: &str = "log.syslog.severity.name";
+    /// Syslog severity code.
+    pub const SEVERITY_CODE: &str = "log.syslog.severity.code";
+    /// Header APP-NAME or RFC 3164 tag.
+    pub const APPNAME: &str = "log.syslog.appname";
+    /// Header PROCID or the tag's `[pid]`.
+    pub const PROCID: &str = "log.syslog.procid";
+    /// Header MSGID (RFC 5424 only).
+    pub const MSGID: &str = "log.syslog.msgid";
+    /// The network peer that sent the line (`ip:port`) or the file it was imported from.
+    pub const SOURCE_ADDRESS: &str = "log.source.address";
+    /// HOSTNAME from the header; the peer's IP where the header has none.
+    pub const HOST_NAME: &str = "host.name";
+    /// Which decoder classified the line.
+    pub const DATASET: &str = "event.dataset";
+    /// The normalised action.
+    pub const ACTION: &str = "event.action";
+    /// `success`, `failure` or `unknown`.
+    pub const OUTCOME: &str = "event.outcome";
+    /// Event category.
+    pub const CATEGORY: &str = "event.category";
+    /// Appliance account or HSM user named by the line.
+    pub const USER_NAME: &str = "user.name";
+    /// HSM role.
+    pub const USER_ROLES: &str = "user.roles";
+    /// The remote client the line is about.
+    pub const SOURCE_IP: &str = "source.ip";
+    /// The remote client's port.
+    pub const SOURCE_PORT: &str = "source.port";
+    /// `console` or `network` for LunaSH lines.
+    pub const HSM_SESSION: &str = "hsm.session";
+    /// The LunaSH command line (redacted).
+    pub const HSM_COMMAND: &str = "hsm.command";
+    /// Partition name or serial.
+    pub const HSM_PARTITION: &str = "hsm.partition";
+    /// NTLS client name.
+    pub const HSM_CLIENT: &str = "hsm.client";
+    /// HSM serial number.
+    pub const HSM_SERIAL: &str = "hsm.serial";
+    /// The return code's name.
+    pub const HSM_RETURN_CODE: &str = "hsm.return_code";
+    /// The return code's number, lower-case hex with `0x`.
+    pub const HSM_RETURN_CODE_VALUE: &str = "hsm.return_code_value";
+    /// The lunalogs sub-header severity.
+    pub const HSM_LUNALOG_SEVERITY: &str = "hsm.lunalog.severity";
+    /// The lunalogs sub-header code.
+    pub const HSM_LUNALOG_CODE: &str = "hsm.lunalog.code";
+    /// HSM alarm code.
+    pub const HSM_ALARM_CODE: &str = "hsm.alarm.code";
+    /// HSM alarm text.
+    pub const HSM_ALARM_TEXT: &str = "hsm.alarm.text";
+    /// Hardware sensor name.
+    pub const HSM_SENSOR: &str = "hsm.sensor";
+    /// Hardware sensor reading.
+    pub const HSM_READING: &str = "hsm.reading";
+    /// sysstatd state.
+    pub const HSM_SYSTEM_STATE: &str = "hsm.system_state";
+    /// HSM audit record operation.
+    pub const HSM_AUDIT_OPERATION: &str = "hsm.audit.operation";
+    /// HSM audit record sequence number.
+    pub const HSM_AUDIT_SEQUENCE: &str = "hsm.audit.sequence";
+    /// HSM audit record session.
+    pub const HSM_AUDIT_SESSION: &str = "hsm.audit.session";
+    /// AWS CloudHSM audit reboot counter.
+    pub const HSM_REBOOT_COUNTER: &str = "hsm.reboot_counter";
+    /// Collector metadata, not in EVENTS.md: `true` when the frame was cut at the maximum frame size.
+    pub const TRUNCATED: &str = "hsmwatch.truncated";
+
+    /// Every field an event may carry, in the order of `EVENTS.md`.
+    pub const ALL: &[&str] = &[
+        TIMESTAMP,
+        CREATED,
+        ORIGINAL,
+        MESSAGE,
+        FORMAT,
+        FACILITY_NAME,
+        FACILITY_CODE,
+        SEVERITY_NAME,
+        SEVERITY_CODE,
+        APPNAME,
+        PROCID,
+        MSGID,
+        SOURCE_ADDRESS,
+        HOST_NAME,
+        DATASET,
+        ACTION,
+        OUTCOME,
+        CATEGORY,
+        USER_NAME,
+        USER_ROLES,
+        SOURCE_IP,
+        SOURCE_PORT,
+        HSM_SESSION,
+        HSM_COMMAND,
+        HSM_PARTITION,
+        HSM_CLIENT,
+        HSM_SERIAL,
+        HSM_RETURN_CODE,
+        HSM_RETURN_CODE_VALUE,
+        HSM_LUNALOG_SEVERITY,
+        HSM_LUNALOG_CODE,
+        HSM_ALARM_CODE,
+        HSM_ALARM_TEXT,
+        HSM_SENSOR,
+        HSM_READING,
+        HSM_SYSTEM_STATE,
+        HSM_AUDIT_OPERATION,
+        HSM_AUDIT_SEQUENCE,
+        HSM_AUDIT_SESSION,
+        HSM_REBOOT_COUNTER,
+        TRUNCATED,
+    ];
+
+    /// The interned name of a field, or `None` when `EVENTS.md` has no such field.
+    pub fn lookup(name: &str) -> Option<&'static str> {
+        ALL.iter().copied().find(|known| *known == name)
+    }
+}
+
+/// The `event.dataset` of a line no decoder classified.
+pub const DATASET_SYSLOG: &str = "syslog";
+
+/// A point in time that remembers how many fractional-second digits its source wrote, so that `.004` prints back as
+/// `.004` and a header without a fraction prints none (the corpus convention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp {
+    /// The instant, UTC.
+    pub at: DateTime<Utc>,
+    /// Fractional digits to print: 0 to 9.
+    pub frac_digits: u8,
+}
+
+impl Timestamp {
+    /// A timestamp printed with as many digits as `frac_digits` says (clamped to 9).
+    pub fn new(at: DateTime<Utc>, frac_digits: u8) -> Self {
+        Timestamp { at, frac_digits: frac_digits.min(9) }
+    }
+
+    /// A collector-side time (receipt): microsecond precision, printed without a fraction when it has none.
+    pub fn from_clock(at: DateTime<Utc>) -> Self {
+        let micros = at.timestamp_micros();
+        let at = Utc.timestamp_micros(micros).single().unwrap_or(at);
+        let frac_digits = if micros % 1_000_000 == 0 { 0 } else { 6 };
+        Timestamp { at, frac_digits }
+    }
+
+    /// Microseconds since the Unix epoch: the stored, indexed form.
+    pub fn micros(&self) -> i64 {
+        self.at.timestamp_micros()
+    }
+
+    /// RFC 3339 in UTC with a `Z`, keeping exactly `frac_digits` fractional digits.
+    pub fn to_rfc3339(&self) -> String {
+        let mut text = self.at.format("%Y-%m-%dT%H:%M:%S").to_string();
+        if self.frac_digits > 0 {
+            let nanos = format!("{:09}", self.at.nanosecond() % 1_000_000_000);
+            text.push('.');
+            text.push_str(&nanos[..usize::from(self.frac_digits)]);
+        }
+        text.push('Z');
+        text
+    }
+}
+
+/// One stored line: the fields of `EVENTS.md`.
+///
+/// `@timestamp` and `event.created` are kept typed (they order and filter events); every other field is a string in
+/// `fields`, absent when the line does not carry it (never `""`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `@timestamp`: from the header, else the time of receipt.
+    pub timestamp: Timestamp,
+    /// `event.created`: the time of receipt.
+    pub created: Timestamp,
+    /// Every other field, by its interned name.
+    pub fields: BTreeMap<&'static str, String>,
+    /// The frame's bytes when they were not valid UTF-8 (`event.original` then holds an escaped copy).
+    pub raw: Option<Vec<u8>>,
+}
+
+impl Event {
+    /// An event with only its two times set.
+    pub fn new(timestamp: Timestamp, created: Timestamp) -> Self {
+        Event { timestamp, created, fields: BTreeMap::new(), raw: None }
+    }
+
+    /// Sets a field; an empty value removes it, because an absent field is never `""`.
+    pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
+        let value = value.into();
+        if value.is_empty() {
+            self.fields.remove(name);
+        } else {
+            self.fields.insert(name, value);
+        }
+    }
+
+    /// A string field (the two typed times are not in here: see [`Event::all_fields`]).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// Every field as text, the times rendered, sorted by name: what the query CLI and the API print.
+    pub fn all_fields(&self) -> BTreeMap<&'static str, String> {
+        let mut all = self.fields.clone();
+        all.insert(field::TIMESTAMP, self.timestamp.to_rfc3339());
+        all.insert(field::CREATED, self.created.to_rfc3339());
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_keeps_the_written_fraction_digits() {
+        let at = DateTime::parse_from_rfc3339("2026-03-02T08:15:22.512934+00:00").unwrap().with_timezone(&Utc);
+        assert_eq!(Timestamp::new(at, 6).to_rfc3339(), "2026-03-02T08:15:22.512934Z");
+        assert_eq!(Timestamp::new(at, 3).to_rfc3339(), "2026-03-02T08:15:22.512Z");
+        assert_eq!(Timestamp::new(at, 0).to_rfc3339(), "2026-03-02T08:15:22Z");
+        let ms = DateTime::parse_from_rfc3339("2026-03-02T08:15:22.004Z").unwrap().with_timezone(&Utc);
+        assert_eq!(Timestamp::new(ms, 3).to_rfc3339(), "2026-03-02T08:15:22.004Z");
+    }
+
+    #[test]
+    fn clock_time_prints_a_fraction_only_when_it_has_one() {
+        let whole = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        assert_eq!(Timestamp::from_clock(whole).to_rfc3339(), "2026-03-01T12:00:00Z");
+        let frac = whole + chrono::Duration::microseconds(1500);
+        assert_eq!(Timestamp::from_clock(frac).to_rfc3339(), "2026-03-01T12:00:00.001500Z");
+    }
+
+    #[test]
+    fn empty_values_are_absent_fields() {
+        let now = Timestamp::from_clock(Utc::now());
+        let mut event = Event::new(now, now);
+        event.set(field::USER_NAME, "admin");
+        event.set(field::USER_NAME, "");
+        assert_eq!(event.get(field::USER_NAME), None);
+    }
+
+    #[test]
+    fn every_field_name_is_unique_and_found() {
+        for (i, name) in field::ALL.iter().enumerate() {
+            assert_eq!(field::ALL.iter().position(|n| n == name), Some(i), "{name} twice");
+            assert_eq!(field::lookup(name), Some(*name));
+        }
+        assert_eq!(field::lookup("usr.name"), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! The per-line path every input shares: frame → parse → decode, for network streams, datagrams and imported files.
+//!
+//! Receives bytes and their origin; emits events. Owns nothing but the composition, so the server, `tests/`, the
+//! benches and later the rule-test runner all turn bytes into events with exactly the same code. It implements the
+//! listener's [`Ingest`] trait, which keeps the listeners free of the stages after them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::decode::{base_event, is_unparsed, Origin, RawFrame};
+use crate::event::Event;
+use crate::frame::Framer;
+use crate::listen::{Ingest, StreamSink, Transport};
+use crate::metrics::Counters;
+use crate::parse::{frame_text, parse};
+
+/// Turns one frame into its event.
+pub fn frame_to_event(bytes: &[u8], truncated: bool, origin: &Origin) -> Event {
+    let text = frame_text(bytes);
+    let invalid_utf8 = matches!(text, std::borrow::Cow::Owned(_)).then_some(bytes);
+    let message = parse(&text, origin.received);
+    base_event(RawFrame { text: &text, invalid_utf8, truncated }, &message, origin)
+}
+
+/// The server's ingest path: frames with `max_frame`, counts what it sees.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    max_frame: usize,
+    counters: Arc<Counters>,
+}
+
+impl Pipeline {
+    /// A pipeline that cuts frames at `max_frame` bytes and counts into `counters`.
+    pub fn new(max_frame: usize, counters: Arc<Counters>) -> Self {
+        Pipeline { max_frame, counters }
+    }
+
+    fn count(&self, event: &Event) {
+        Counters::add(&self.counters.received, 1);
+        if is_unparsed(event) {
+            Counters::add(&self.counters.unparsed, 1);
+        }
+        if event.get(crate::event::field::TRUNCATED).is_some() {
+            Counters::add(&self.counters.truncated, 1);
+        }
+    }
+}
+
+fn origin_of(peer: SocketAddr, received: DateTime<Utc>) -> Origin {
+    Origin { received, source_address: peer.to_string(), peer_ip: Some(peer.ip()) }
+}
+
+impl Ingest for Pipeline {
+    type Stream = StreamPipeline;
+
+    fn open_stream(&self, peer: SocketAddr, _transport: Transport) -> StreamPipeline {
+        StreamPipeline { framer: Framer::new(self.max_frame), peer, pipeline: self.clone() }
+    }
+
+    fn datagram(&self, bytes: &[u8], peer: SocketAddr, received: DateTime<Utc>) -> Event {
+        // One datagram is one message (RFC 5426 §3.1); senders often end it with LF or NUL anyway.
+        let trimmed = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+        let trimmed = trimmed.strip_suffix(b"\0").unwrap_or(trimmed);
+        let (frame, truncated) = match trimmed.get(..self.max_frame) {
+            Some(head) if head.len() < trimmed.len() => (head, true),
+            _ => (trimmed, false),
+        };
+        let event = frame_to_event(frame, truncated, &origin_of(peer, received));
+        self.count(&event);
+        event
+    }
+}
+
+/// The ingest path of one TCP or TLS connection: its framer and its peer.
+#[derive(Debug)]
+pub struct StreamPipeline {
+    framer: Framer,
+    peer: SocketAddr,
+    pipeline: Pipeline,
+}
+
+impl StreamPipeline {
+    fn drain(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) -> Result<(), crate::frame::FrameError> {
+        let origin = origin_of(self.peer, received);
+        while let Some(frame) = self.framer.next_frame()? {
+            let event = frame_to_event(frame.bytes, frame.truncated, &origin);
+            self.pipeline.count(&event);
+            out.push(event);
+        }
+        Ok(())
+    }
+}
+
+impl StreamSink for StreamPipeline {
+    fn push(
+        &mut self,
+        data: &[u8],
+        received: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), crate::listen::StreamError> {
+        self.framer.push(data);
+        self.drain(received, out).map_err(|error| {
+            Counters::add(&self.pipeline.counters.framing_errors, 1);
+            crate::listen::StreamError(error.to_string())
+        })
+    }
+
+    fn finish(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) {
+        self.framer.finish();
+        if let Err(error) = self.drain(received, out) {
+            Counters::add(&self.pipeline.counters.framing_errors, 1);
+            tracing::warn!(peer = %self.peer, %error, "framing error at end of stream");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! hsmwatch collects syslog from Thales/SafeNet Luna Network HSMs and AWS CloudHSM, stores every line, and alerts.
+//!
+//! Modules follow the flow of a line, and data flows one way:
+//!
+//! ```text
+//! listen ──▶ frame ──▶ parse ──▶ decode ──▶ store
+//! sockets    RFC 6587   5424/3164  EVENTS.md   SQLite, batch commit
+//!            octet/LF   Luna file
+//! ```
+//!
+//! `ingest` composes frame → parse → decode for every input; `app` wires the stages into a server; `event`,
+//! `config`, `metrics` and `pack` are leaves every stage may use.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod event;
+pub mod frame;
+pub mod ingest;
+pub mod listen;
+pub mod metrics;
+pub mod pack;
+pub mod parse;
+pub mod store;

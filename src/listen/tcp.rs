@@ -1,0 +1,122 @@
+//! TCP listener: one task accepts, one task per connection reads, frames (through the [`Ingest`] sink) and sends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Drain, Ingest, StreamSink, Transport};
+use crate::event::Event;
+use crate::metrics::Counters;
+
+/// Size of one socket read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Accepts connections until `shutdown`, then waits for every connection to drain.
+pub async fn serve<I: Ingest>(
+    listener: TcpListener,
+    ingest: I,
+    queue: mpsc::Sender<Event>,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+) {
+    let local = listener.local_addr().ok();
+    let mut connections = JoinSet::new();
+    let open = |stream: TcpStream, peer: SocketAddr, connections: &mut JoinSet<()>| {
+        Counters::add(&counters.connections_accepted, 1);
+        let sink = ingest.open_stream(peer, Transport::Tcp);
+        let connection = Connection { stream, peer, queue: queue.clone(), counters: counters.clone() };
+        connections.spawn(connection.run(sink, shutdown.clone()));
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => open(stream, peer, &mut connections),
+                // Running out of file descriptors must not end the listener: wait and try again.
+                Err(error) => {
+                    tracing::warn!(?local, %error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Connections the kernel completed before shutdown carry lines their senders consider delivered: take them too.
+    let drain = Drain::start();
+    while let Some(Ok((stream, peer))) = drain.next(listener.accept()).await {
+        open(stream, peer, &mut connections);
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    queue: mpsc::Sender<Event>,
+    counters: Arc<Counters>,
+}
+
+impl Connection {
+    async fn run<S: StreamSink>(mut self, mut sink: S, shutdown: CancellationToken) {
+        tracing::debug!(peer = %self.peer, "connection opened");
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut out = Vec::new();
+        let mut draining: Option<Drain> = None;
+        loop {
+            let read = match draining {
+                None => tokio::select! {
+                    read = self.stream.read(&mut buf) => read,
+                    _ = shutdown.cancelled() => {
+                        draining = Some(Drain::start());
+                        continue;
+                    }
+                },
+                // Shutting down: take what the peer already sent, stop when it goes quiet.
+                Some(drain) => drain.next(self.stream.read(&mut buf)).await.unwrap_or(Ok(0)),
+            };
+            let received = Utc::now();
+            match read {
+                Ok(0) => {
+                    sink.finish(received, &mut out);
+                    self.send(&mut out).await;
+                    break;
+                }
+                Ok(n) => {
+                    Counters::add(&self.counters.bytes, n as u64);
+                    let framed = sink.push(&buf[..n], received, &mut out);
+                    if !self.send(&mut out).await {
+                        break;
+                    }
+                    if let Err(error) = framed {
+                        tracing::warn!(peer = %self.peer, %error, "closing connection: framing cannot go on");
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(peer = %self.peer, %error, "read failed");
+                    sink.finish(received, &mut out);
+                    self.send(&mut out).await;
+                    break;
+                }
+            }
+        }
+        tracing::debug!(peer = %self.peer, "connection closed");
+    }
+
+    /// Sends every event, waiting while the queue is full: this is the backpressure that pauses reading.
+    async fn send(&self, out: &mut Vec<Event>) -> bool {
+        for event in out.drain(..) {
+            if self.queue.send(event).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,106 @@
+//! The Luna appliance's own log file layout, as `syslog tail` prints it and `syslog tarlogs` archives hold it:
+//! `YYYY Mon dd hh:mm:ss host facility severity tag[ pid]: msg` (Thales Syslog & SNMP Monitoring Guide). Fields are
+//! separated by one or more spaces; there is no PRI, and the time is the appliance's clock, read as UTC.
+
+use std::borrow::Cow;
+
+use chrono::{NaiveDate, NaiveTime};
+
+use super::names::{facility_code, severity_code};
+use super::{Format, SyslogMessage};
+use crate::event::Timestamp;
+
+/// Parses one line of the file layout, `None` when the line does not have that shape.
+pub fn parse(line: &str) -> Option<SyslogMessage<'_>> {
+    let mut rest = line;
+    let year: i32 = take_word(&mut rest).filter(|w| w.len() == 4)?.parse().ok()?;
+    let month = month_number(take_word(&mut rest)?)?;
+    let day: u32 = take_word(&mut rest).filter(|w| w.len() <= 2)?.parse().ok()?;
+    let time = NaiveTime::parse_from_str(take_word(&mut rest)?, "%H:%M:%S").ok()?;
+    let at = NaiveDate::from_ymd_opt(year, month, day)?.and_time(time).and_utc();
+    let host = take_word(&mut rest)?;
+    let facility = facility_code(take_word(&mut rest)?)?;
+    let severity = severity_code(take_word(&mut rest)?)?;
+    let (appname, procid, msg) = split_tag(rest.trim_start_matches(' '))?;
+    Some(SyslogMessage {
+        format: Format::LunaFile,
+        facility: Some(facility),
+        severity: Some(severity),
+        timestamp: Some(Timestamp::new(at, 0)),
+        hostname: Some(host),
+        appname: Some(appname),
+        procid: procid.map(Cow::Borrowed),
+        msgid: None,
+        msg,
+    })
+}
+
+/// Takes the next space-delimited word and the spaces after it.
+fn take_word<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let text = rest.trim_start_matches(' ');
+    let end = text.find(' ')?;
+    let (word, after) = text.split_at(end);
+    *rest = after;
+    (!word.is_empty()).then_some(word)
+}
+
+fn month_number(name: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let index = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name))?;
+    u32::try_from(index + 1).ok()
+}
+
+/// Splits `tag[ pid]: msg` (`lunash [1234]: x`, `HTLD[1234]: x`, `kernel: x`) into its parts.
+fn split_tag(text: &str) -> Option<(&str, Option<&str>, &str)> {
+    let tag_end = text.find([' ', '[', ':'])?;
+    let tag = &text[..tag_end];
+    if tag.is_empty() {
+        return None;
+    }
+    let mut rest = text[tag_end..].trim_start_matches(' ');
+    let mut procid = None;
+    if let Some(after_bracket) = rest.strip_prefix('[') {
+        let close = after_bracket.find(']')?;
+        procid = Some(&after_bracket[..close]).filter(|p| !p.is_empty());
+        rest = &after_bracket[close + 1..];
+    }
+    let msg = rest.strip_prefix(':')?;
+    Some((tag, procid, msg.strip_prefix(' ').unwrap_or(msg)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_layout_lines() {
+        let m = parse(
+            "2012 Feb 29 12:05:01 myLuna  local5 info  lunash [1234]: info : 0 : Lush user login : admin : Console",
+        )
+        .unwrap();
+        assert_eq!((m.hostname, m.appname, m.procid.as_deref()), (Some("myLuna"), Some("lunash"), Some("1234")));
+        assert_eq!((m.facility, m.severity), (Some(21), Some(6)));
+        assert_eq!(m.msg, "info : 0 : Lush user login : admin : Console");
+        assert_eq!(m.timestamp.unwrap().to_rfc3339(), "2012-02-29T12:05:01Z");
+
+        let m = parse("2017 Apr 17 11:02:10 local_host kern info kernel: k7pf0: ALM0010: Hard tamper").unwrap();
+        assert_eq!((m.appname, m.procid.as_deref(), m.msg), (Some("kernel"), None, "k7pf0: ALM0010: Hard tamper"));
+
+        let m = parse("2026 Mar  5 07:40:02 hsm-1  local5 warn  HTLD[2288]: x").unwrap();
+        assert_eq!((m.appname, m.procid.as_deref(), m.severity), (Some("HTLD"), Some("2288"), Some(4)));
+    }
+
+    #[test]
+    fn other_shapes_are_not_the_file_layout() {
+        for line in [
+            "Command Result : 0 (Success)",
+            "2012 Feb 30 12:05:01 h local5 info lunash: x",
+            "2012 Feb 29 12:05:01 h local99 info lunash: x",
+            "2012 Feb 29 12:05:01 h local5 loud lunash: x",
+            "2012 Feb 29 12:05:01 h local5 info lunash no colon",
+            "12 Feb 29 12:05:01 h local5 info lunash: x",
+        ] {
+            assert!(parse(line).is_none(), "{line}");
+        }
+    }
+}

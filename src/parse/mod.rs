@@ -1,0 +1,201 @@
+//! Parsing one frame into a [`SyslogMessage`]: RFC 5424 and RFC 3164 through `syslog_loose`, the Luna appliance's
+//! file layout, and `unparsed` for everything else.
+//!
+//! Receives a frame's text and its time of receipt; emits a message that borrows from the text. Never fails: a line
+//! no parser accepts is a message of format [`Format::Unparsed`] whose `msg` is the whole line. Owns the rules that
+//! `syslog_loose` leaves open: the RFC 3164 year (nearest to receipt, [`year`]), zone-less times read as UTC, the
+//! number of fractional digits a header wrote, and a PRI above 191 is not syslog.
+
+mod luna_file;
+mod names;
+mod year;
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use syslog_loose::{Message, ProcId, Variant};
+
+use crate::event::Timestamp;
+
+pub use names::{facility_name, severity_name};
+pub use year::nearest_year;
+
+/// Which grammar a line was read with (`log.syslog.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 5424.
+    Rfc5424,
+    /// RFC 3164 (BSD syslog), with or without PRI.
+    Rfc3164,
+    /// The Luna appliance's file layout.
+    LunaFile,
+    /// No syslog grammar matched.
+    Unparsed,
+}
+
+impl Format {
+    /// The `log.syslog.format` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Rfc5424 => "rfc5424",
+            Format::Rfc3164 => "rfc3164",
+            Format::LunaFile => "luna_file",
+            Format::Unparsed => "unparsed",
+        }
+    }
+}
+
+/// A parsed syslog line; every text field borrows from the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogMessage<'a> {
+    /// The grammar that read it.
+    pub format: Format,
+    /// Facility code 0–23.
+    pub facility: Option<u8>,
+    /// Severity code 0–7.
+    pub severity: Option<u8>,
+    /// Header time, UTC.
+    pub timestamp: Option<Timestamp>,
+    /// HOSTNAME.
+    pub hostname: Option<&'a str>,
+    /// APP-NAME or tag.
+    pub appname: Option<&'a str>,
+    /// PROCID or the tag's pid.
+    pub procid: Option<Cow<'a, str>>,
+    /// MSGID.
+    pub msgid: Option<&'a str>,
+    /// MSG: for an unparsed line, the whole line.
+    pub msg: &'a str,
+}
+
+/// The text of a frame: borrowed when it is UTF-8, else a copy with each invalid byte written as `\xNN`.
+pub fn frame_text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => Cow::Owned(escape_invalid_utf8(bytes)),
+    }
+}
+
+fn escape_invalid_utf8(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 16);
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(valid) => {
+                out.push_str(valid);
+                return out;
+            }
+            Err(error) => {
+                let (valid, rest) = bytes.split_at(error.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                let bad = error.error_len().unwrap_or(rest.len());
+                for byte in &rest[..bad] {
+                    out.push_str(&format!("\\x{byte:02x}"));
+                }
+                bytes = &rest[bad..];
+            }
+        }
+    }
+}
+
+/// Parses a line received at `received`.
+pub fn parse(line: &str, received: DateTime<Utc>) -> SyslogMessage<'_> {
+    let parsed = if line.starts_with('<') {
+        valid_pri(line).then(|| parse_syslog(line, received)).flatten()
+    } else if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        luna_file::parse(line)
+    } else {
+        parse_syslog(line, received)
+    };
+    parsed.unwrap_or(SyslogMessage {
+        format: Format::Unparsed,
+        facility: None,
+        severity: None,
+        timestamp: None,
+        hostname: None,
+        appname: None,
+        procid: None,
+        msgid: None,
+        msg: line.trim(),
+    })
+}
+
+/// `<PRI>` with one to three digits and a value of at most 191 (RFC 5424 §6.2.1); `syslog_loose` would otherwise
+/// read `<999>` as a header-less 3164 line.
+fn valid_pri(line: &str) -> bool {
+    let Some(close) = line.as_bytes().iter().take(5).position(|&b| b == b'>') else {
+        return false;
+    };
+    let digits = &line[1..close];
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.parse::<u16>().is_ok_and(|pri| pri <= 191)
+}
+
+fn parse_syslog(line: &str, received: DateTime<Utc>) -> Option<SyslogMessage<'_>> {
+    let year = move |date| nearest_year(received, date);
+    let message = syslog_loose::parse_message_with_year_exact_tz(line, year, Some(Utc), Variant::Either).ok()?;
+    let format = match message.protocol {
+        syslog_loose::Protocol::RFC5424(_) => Format::Rfc5424,
+        syslog_loose::Protocol::RFC3164 => Format::Rfc3164,
+    };
+    // A 3164 line must have a time; without one, syslog_loose has accepted free text.
+    let timestamp = message.timestamp?;
+    let msg = match format {
+        Format::Rfc3164 => msg_3164(line, &message),
+        _ => message.msg,
+    };
+    let frac_digits = if format == Format::Rfc5424 { fraction_digits_5424(line) } else { 0 };
+    Some(SyslogMessage {
+        format,
+        facility: message.facility.map(|f| f as u8),
+        severity: message.severity.map(|s| s as u8),
+        timestamp: Some(Timestamp::new(timestamp.with_timezone(&Utc), frac_digits)),
+        hostname: message.hostname,
+        appname: message.appname,
+        procid: message.procid.as_ref().map(procid_text).filter(|p| !p.is_empty()),
+        msgid: message.msgid,
+        msg,
+    })
+}
+
+fn procid_text<'a>(procid: &ProcId<&'a str>) -> Cow<'a, str> {
+    match procid {
+        ProcId::Name(name) => Cow::Borrowed(name),
+        ProcId::PID(pid) => Cow::Owned(pid.to_string()),
+    }
+}
+
+/// The MSG of a 3164 line. RFC 3164 has no structured data, but `syslog_loose` reads a leading `[...]` of the MSG as
+/// such (syslog-loose issue #37) and drops it from `msg`; this restores the text from the first `[` after the tag.
+fn msg_3164<'a>(line: &'a str, message: &Message<&'a str>) -> &'a str {
+    if message.structured_data.is_empty() {
+        return message.msg;
+    }
+    let Some(mut header_end) = message.appname.or(message.hostname).and_then(|field| end_offset(line, field)) else {
+        return message.msg;
+    };
+    if message.appname.is_some() && line[header_end..].starts_with('[') {
+        header_end += line[header_end..].find(']').map_or(0, |close| close + 1);
+    }
+    line[header_end..].find('[').map_or(message.msg, |pos| line[header_end + pos..].trim_end())
+}
+
+/// Where `part` (a slice of `line`) ends within `line`.
+fn end_offset(line: &str, part: &str) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+    (start + part.len() <= line.len()).then_some(start + part.len())
+}
+
+/// Fractional-second digits of an RFC 5424 TIMESTAMP (`<PRI>1 2026-03-02T08:15:22.512934+00:00 ...`).
+fn fraction_digits_5424(line: &str) -> u8 {
+    let Some(after_version) = line.split_once(' ').map(|(_, rest)| rest) else {
+        return 0;
+    };
+    let stamp = after_version.split(' ').next().unwrap_or("");
+    stamp
+        .split_once('.')
+        .map_or(0, |(_, frac)| u8::try_from(frac.bytes().take_while(u8::is_ascii_digit).count()).unwrap_or(9))
+}
+
+#[cfg(test)]
+mod tests;

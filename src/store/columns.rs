@@ -1,0 +1,95 @@
+//! The mapping between an [`Event`] and an `events` row: which fields have typed columns, and the JSON of the rest.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::StoreError;
+use crate::event::{field, Event, Timestamp};
+
+/// Column list of an INSERT, in the order [`bind_row`] binds.
+pub const INSERT_COLUMNS: &str =
+    "ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, original, raw, fields";
+
+/// Number of columns bound per row.
+pub const BOUND_PER_ROW: usize = 14;
+
+/// Fields stored in their own column (besides the two times).
+const TYPED: [&str; 8] = [
+    field::HOST_NAME,
+    field::DATASET,
+    field::ACTION,
+    field::OUTCOME,
+    field::USER_NAME,
+    field::SOURCE_IP,
+    field::FORMAT,
+    field::ORIGINAL,
+];
+
+/// The values of one row, in [`INSERT_COLUMNS`] order.
+pub struct RowValues<'a> {
+    /// ts, ts_digits, created, created_digits.
+    pub times: [i64; 4],
+    /// host, dataset, action, outcome, user_name, source_ip, format, original.
+    pub typed: [Option<&'a str>; 8],
+    /// raw.
+    pub raw: Option<&'a [u8]>,
+    /// fields (JSON).
+    pub json: String,
+}
+
+/// Splits an event into its row values.
+pub fn row_values(event: &Event) -> RowValues<'_> {
+    let rest: BTreeMap<&str, &str> = event
+        .fields
+        .iter()
+        .filter(|(name, _)| !TYPED.contains(name))
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    RowValues {
+        times: [
+            event.timestamp.micros(),
+            i64::from(event.timestamp.frac_digits),
+            event.created.micros(),
+            i64::from(event.created.frac_digits),
+        ],
+        typed: TYPED.map(|name| event.get(name)),
+        raw: event.raw.as_deref(),
+        json: serde_json::to_string(&rest).expect("a map of strings always serializes"),
+    }
+}
+
+/// Column list of a SELECT that [`event_from_row`] reads.
+pub const SELECT_COLUMNS: &str =
+    "id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, original, raw, fields";
+
+/// Rebuilds the event of a row; returns it with its id.
+pub fn event_from_row(row: &SqliteRow) -> Result<(i64, Event), StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let corrupt = |reason: String| StoreError::CorruptRow { id, reason };
+    let time = |micros: &str, digits: &str| -> Result<Timestamp, StoreError> {
+        let at = Utc
+            .timestamp_micros(row.try_get(micros)?)
+            .single()
+            .ok_or_else(|| corrupt(format!("{micros} out of range")))?;
+        let digits: i64 = row.try_get(digits)?;
+        Ok(Timestamp::new(at, u8::try_from(digits).unwrap_or(0)))
+    };
+    let mut event = Event::new(time("ts", "ts_digits")?, time("created", "created_digits")?);
+    let columns = ["host", "dataset", "action", "outcome", "user_name", "source_ip", "format", "original"];
+    for (name, column) in TYPED.iter().zip(columns) {
+        if let Some(value) = row.try_get::<Option<String>, _>(column)? {
+            event.set(name, value);
+        }
+    }
+    event.raw = row.try_get("raw")?;
+    let json: String = row.try_get("fields")?;
+    let rest: BTreeMap<String, String> = serde_json::from_str(&json).map_err(|e| corrupt(format!("fields: {e}")))?;
+    for (name, value) in rest {
+        let known = field::lookup(&name).ok_or_else(|| corrupt(format!("unknown field {name}")))?;
+        event.set(known, value);
+    }
+    Ok((id, event))
+}

@@ -1,0 +1,111 @@
+//! The SQLite store: opening and migrating the database, the batch writer, and queries.
+//!
+//! Receives events from the writer queue; emits nothing downstream yet (committed batches will feed the rule engine).
+//! Owns the `events` table and its schema (`migrations/`), the one write connection, and the read-only connections
+//! that queries use while the server writes (WAL).
+
+mod columns;
+pub mod query;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use thiserror::Error;
+
+/// How long a connection waits for a lock held by another (a reader during a checkpoint, the CLI during a write).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the store failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error("cannot open database {path}: {cause}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        cause: sqlx::Error,
+    },
+    /// The database does not exist (queries never create one).
+    #[error("no database at {path}: start `hsmwatch serve` first, or pass --db / --config to name the right file")]
+    Missing {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot migrate database {path}: {cause}")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// The migration error.
+        cause: sqlx::migrate::MigrateError,
+    },
+    /// A statement failed.
+    #[error("database error: {0}")]
+    Sql(sqlx::Error),
+    /// A stored row could not be read back.
+    #[error("corrupt event row {id}: {reason}")]
+    CorruptRow {
+        /// The row id.
+        id: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// Whether trying the same write again may succeed (a full disk, a lock): everything but a corrupt row.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, StoreError::CorruptRow { .. } | StoreError::Missing { .. })
+    }
+}
+
+fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::from_str("sqlite://")
+        .expect("a bare sqlite URL parses")
+        .filename(path)
+        .busy_timeout(BUSY_TIMEOUT)
+        .log_statements(tracing::log::LevelFilter::Trace)
+}
+
+/// Opens (creating if needed) and migrates the database, returning the one write connection: WAL, `synchronous=NORMAL`
+/// (a commit survives a crash of hsmwatch; only power loss may take the last commits back).
+pub async fn open_writer(path: &Path) -> Result<SqliteConnection, StoreError> {
+    let options = connect_options(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    let mut conn = options.connect().await.map_err(|cause| StoreError::Open { path: path.to_owned(), cause })?;
+    sqlx::migrate!("./migrations")
+        .run(&mut conn)
+        .await
+        .map_err(|cause| StoreError::Migrate { path: path.to_owned(), cause })?;
+    Ok(conn)
+}
+
+/// Opens a read-only pool on an existing database, for queries that run while the server writes.
+pub async fn open_reader(path: &Path) -> Result<SqlitePool, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Missing { path: path.to_owned() });
+    }
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(connect_options(path).read_only(true))
+        .await
+        .map_err(|cause| StoreError::Open { path: path.to_owned(), cause })
+}
+
+/// Closes the write connection, checkpointing the WAL into the main file.
+pub async fn close_writer(conn: SqliteConnection) -> Result<(), StoreError> {
+    Ok(conn.close().await?)
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Sql(error)
+    }
+}

@@ -1,0 +1,99 @@
+//! Reading events back: the filters of `hsmwatch query` (and later `GET /api/events`), newest first.
+
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::columns::{event_from_row, SELECT_COLUMNS};
+use super::StoreError;
+use crate::event::Event;
+
+/// Which events to return. Every filter is optional; text filters on fields match exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// `@timestamp` at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// `@timestamp` before this.
+    pub until: Option<DateTime<Utc>>,
+    /// `host.name`.
+    pub host: Option<String>,
+    /// `event.action`.
+    pub action: Option<String>,
+    /// `event.outcome`.
+    pub outcome: Option<String>,
+    /// `user.name`.
+    pub user: Option<String>,
+    /// `source.ip`.
+    pub source_ip: Option<String>,
+    /// Text anywhere in `event.original`, case-insensitive for ASCII.
+    pub contains: Option<String>,
+    /// At most this many events.
+    pub limit: u32,
+}
+
+/// One stored event and its row id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The row id: increases with the order of storing.
+    pub id: i64,
+    /// The event.
+    pub event: Event,
+}
+
+/// Events matching `filter`, newest `@timestamp` first.
+pub async fn events(pool: &SqlitePool, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut query: QueryBuilder<'_, Sqlite> =
+        QueryBuilder::new(format!("SELECT {SELECT_COLUMNS} FROM events WHERE 1=1"));
+    if let Some(since) = filter.since {
+        query.push(" AND ts >= ").push_bind(since.timestamp_micros());
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND ts < ").push_bind(until.timestamp_micros());
+    }
+    let exact = [
+        ("host", &filter.host),
+        ("action", &filter.action),
+        ("outcome", &filter.outcome),
+        ("user_name", &filter.user),
+        ("source_ip", &filter.source_ip),
+    ];
+    for (column, value) in exact {
+        if let Some(value) = value {
+            query.push(format!(" AND {column} = ")).push_bind(value.as_str());
+        }
+    }
+    if let Some(text) = &filter.contains {
+        query.push(" AND original LIKE ").push_bind(like_pattern(text)).push(" ESCAPE '\\'");
+    }
+    query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
+    let rows = query.build().fetch_all(pool).await?;
+    rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
+}
+
+/// Number of stored events.
+pub async fn count(pool: &SqlitePool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)
+}
+
+/// `%text%` with LIKE's wildcards in `text` escaped, so they match themselves.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
+}

@@ -1,0 +1,157 @@
+//! The batch writer: the one task that owns the write connection.
+//!
+//! Receives events from the bounded queue; commits them in batches (flushed by size or by age), each batch one
+//! `BEGIN IMMEDIATE` transaction of multi-row INSERTs, because every sqlx call costs tens of microseconds and one call
+//! per event would cap ingest near 15k events/s. A failed commit (disk full, lock) is retried with backoff while the
+//! queue fills up behind it, which is what slows TCP senders down instead of losing their lines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::columns::{row_values, BOUND_PER_ROW, INSERT_COLUMNS};
+use super::StoreError;
+use crate::event::Event;
+use crate::metrics::Counters;
+
+/// Rows per INSERT statement: SQLite allows 32766 bound values; a few hundred rows is where the gain levels off.
+const ROWS_PER_STATEMENT: usize = 32_766 / BOUND_PER_ROW / 10;
+
+/// Longest wait between two attempts at a failing commit.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// How often a failing commit is tried once the queue has closed (shutdown) before the batch is given up.
+const SHUTDOWN_ATTEMPTS: u32 = 10;
+
+/// When the writer commits.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    /// Commit when a batch holds this many events.
+    pub rows: usize,
+    /// Commit when the first event of a batch has waited this long.
+    pub delay: Duration,
+}
+
+/// What the writer did by the time its queue closed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriterSummary {
+    /// Events committed.
+    pub stored: u64,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+/// Commits everything the queue delivers until every sender is gone, then returns the connection.
+pub async fn run(
+    mut conn: SqliteConnection,
+    mut queue: mpsc::Receiver<Event>,
+    policy: BatchPolicy,
+    counters: Arc<Counters>,
+) -> Result<(SqliteConnection, WriterSummary), StoreError> {
+    let rows = policy.rows.max(1);
+    let mut batch: Vec<Event> = Vec::with_capacity(rows);
+    let mut summary = WriterSummary::default();
+    let mut open = true;
+    while open {
+        if queue.recv_many(&mut batch, rows).await == 0 {
+            break;
+        }
+        let deadline = Instant::now() + policy.delay;
+        while batch.len() < rows {
+            let room = rows - batch.len();
+            tokio::select! {
+                received = queue.recv_many(&mut batch, room) => if received == 0 {
+                    open = false;
+                    break;
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        commit_with_retry(&mut conn, &batch, !open || queue.is_closed(), &counters).await?;
+        Counters::add(&counters.stored, batch.len() as u64);
+        summary.stored += batch.len() as u64;
+        summary.batches += 1;
+        batch.clear();
+    }
+    Ok((conn, summary))
+}
+
+async fn commit_with_retry(
+    conn: &mut SqliteConnection,
+    batch: &[Event],
+    closing: bool,
+    counters: &Counters,
+) -> Result<(), StoreError> {
+    let mut delay = Duration::from_millis(100);
+    let mut last_error: Option<String> = None;
+    let mut attempts = 0u32;
+    loop {
+        match insert_batch(conn, batch).await {
+            Ok(()) => {
+                if last_error.is_some() {
+                    tracing::info!(events = batch.len(), "database writes succeed again");
+                }
+                return Ok(());
+            }
+            Err(error) if error.is_retryable() && !(closing && attempts + 1 >= SHUTDOWN_ATTEMPTS) => {
+                let text = error.to_string();
+                // One warning when the error changes, not one per retry.
+                if last_error.as_deref() != Some(&text) {
+                    tracing::warn!(%error, events = batch.len(), "cannot commit batch; holding it and retrying (TCP senders are slowed meanwhile)");
+                    last_error = Some(text);
+                }
+                Counters::add(&counters.store_retries, 1);
+                attempts += 1;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(error) => {
+                tracing::error!(%error, events = batch.len(), "giving up on a batch that cannot be stored");
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Inserts a batch in one transaction.
+pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Result<(), StoreError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let mut inserted = Ok(());
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        inserted = insert_rows(conn, chunk).await;
+        if inserted.is_err() {
+            break;
+        }
+    }
+    match inserted {
+        Ok(()) => {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(())
+        }
+        Err(error) => {
+            // The transaction may already be gone (SQLITE_FULL rolls back on its own); that is fine.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(error)
+        }
+    }
+}
+
+async fn insert_rows(conn: &mut SqliteConnection, chunk: &[Event]) -> Result<(), StoreError> {
+    let rows: Vec<_> = chunk.iter().map(row_values).collect();
+    let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("INSERT INTO events ({INSERT_COLUMNS}) "));
+    insert.push_values(&rows, |mut row, values| {
+        for time in values.times {
+            row.push_bind(time);
+        }
+        for text in values.typed {
+            row.push_bind(text);
+        }
+        row.push_bind(values.raw);
+        row.push_bind(values.json.as_str());
+    });
+    insert.build().persistent(true).execute(&mut *conn).await?;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The command line: help, config example and check, query filters and output, exit codes.
+
+use std::process::Command;
+
+use crate::support::{query_json, send_tcp, TestServer, BIN};
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(BIN).args(args).output().expect("run hsmwatch");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_help_states_the_defaults() {
+    let (code, help, _) = run(&["serve", "--help"]);
+    assert_eq!(code, Some(0));
+    for needle in ["0.0.0.0:5514", "hsmwatch.db", "./rules", "config example", "SIGTERM"] {
+        assert!(help.contains(needle), "serve --help lacks {needle}:\n{help}");
+    }
+    let (_, top, _) = run(&["--help"]);
+    assert!(top.contains("Exit codes: 0 success, 1 runtime error, 2 usage or configuration error"), "{top}");
+}
+
+#[test]
+fn the_example_config_checks_ok_and_a_bad_key_is_exit_2_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, example, _) = run(&["config", "example"]);
+    assert_eq!(code, Some(0));
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, &example).unwrap();
+    let (code, out, err) = run(&["config", "check", good.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("ok"));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "storage:\n  path: x.db\n  batch_rowz: 5\n").unwrap();
+    let (code, _, err) = run(&["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("bad.yaml") && err.contains("batch_rowz") && err.contains("line 3"), "{err}");
+    let (code, _, err) = run(&["serve", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_a_missing_database_exits_1() {
+    let (code, _, _) = run(&["query", "--since", "the other day"]);
+    assert_eq!(code, Some(2));
+    let (code, _, err) = run(&["query", "--db", "/nonexistent/none.db"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no database at /nonexistent/none.db"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_filters_and_table() {
+    let server = TestServer::start().await;
+    let lines = "<134>1 2026-03-01T10:00:00Z hsm-a lunash 1 - - first on a\n\
+                 <134>1 2026-03-01T11:00:00Z hsm-b lunash 1 - - second on b\n\
+                 <134>1 2026-03-01T12:00:00Z hsm-a lunash 1 - - third on a 50%_off\n";
+    send_tcp(server.tcp, lines.as_bytes(), false).await;
+    let dir = server.stop().await;
+    let db = dir.path().join("events.db");
+    let messages = |args: &[&str]| query_json(&db, args).iter().map(|e| e["message"].clone()).collect::<Vec<_>>();
+
+    assert_eq!(messages(&[]), ["third on a 50%_off", "second on b", "first on a"], "newest first");
+    assert_eq!(messages(&["--host", "hsm-a"]), ["third on a 50%_off", "first on a"]);
+    assert_eq!(messages(&["--since", "2026-03-01T10:30:00Z", "--until", "2026-03-01T12:00:00Z"]), ["second on b"]);
+    assert_eq!(messages(&["--contains", "50%_"]), ["third on a 50%_off"]);
+    assert_eq!(messages(&["--contains", "0%x"]), Vec::<String>::new());
+    assert_eq!(messages(&["--limit", "1"]), ["third on a 50%_off"]);
+    assert_eq!(messages(&["--user", "nobody"]), Vec::<String>::new());
+    assert_eq!(messages(&["--action", "partition.create"]), Vec::<String>::new());
+    assert_eq!(messages(&["--outcome", "failure"]), Vec::<String>::new());
+    assert_eq!(messages(&["--source-ip", "10.0.0.1"]), Vec::<String>::new());
+
+    let (code, table, err) = run(&["query", "--db", db.to_str().unwrap(), "--host", "hsm-b"]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(rows[0].starts_with("TIME") && rows[0].contains("MESSAGE"), "{table}");
+    assert!(
+        rows[1].starts_with("2026-03-01T11:00:00Z") && rows[1].contains("hsm-b") && rows[1].ends_with("second on b"),
+        "{table}"
+    );
+    assert_eq!(rows.len(), 2);
+}

@@ -1,0 +1,9 @@
+//! Integration tests: a real hsmwatch (in-process or the binary) over real loopback sockets.
+
+mod cli;
+mod formats;
+mod logger;
+mod shutdown;
+mod support;
+mod tcp;
+mod udp;

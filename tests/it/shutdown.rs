@@ -1,0 +1,59 @@
+//! Graceful shutdown of the real binary: every message accepted before SIGTERM or SIGINT is stored, and it exits 0.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use crate::support::{query_json, ServeProcess};
+
+const MESSAGES: usize = 20_000;
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for n in range {
+        writeln!(stream, "<134>1 2026-03-01T12:00:00Z hsm-01 lunash 1 - - seq:{n:08}").unwrap();
+    }
+    stream
+}
+
+fn check_complete(db: &std::path::Path, expected: usize) {
+    let events = query_json(db, &["--contains", "seq:"]);
+    let numbers: BTreeSet<usize> =
+        events.iter().map(|e| e["message"].trim_start_matches("seq:").parse::<usize>().unwrap()).collect();
+    assert_eq!(events.len(), expected, "duplicates or losses");
+    assert_eq!(numbers, (0..expected).collect(), "missing sequence numbers");
+}
+
+#[test]
+fn sigterm_after_a_burst_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    let address = format!("127.0.0.1:{}", server.port);
+    // Two connections: one closed before the signal, one still open when it arrives.
+    let mut closed = std::net::TcpStream::connect(&address).unwrap();
+    closed.write_all(&numbered(0..MESSAGES / 2)).unwrap();
+    drop(closed);
+    let mut open = std::net::TcpStream::connect(&address).unwrap();
+    open.write_all(&numbered(MESSAGES / 2..MESSAGES)).unwrap();
+    server.signal("TERM");
+    let db = server.db.clone();
+    let (code, stderr) = server.wait();
+    drop(open);
+    assert_eq!(code, Some(0), "{stderr}");
+    check_complete(&db, MESSAGES);
+}
+
+#[test]
+fn sigint_flushes_udp_datagrams_already_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let count = 500;
+    for line in numbered(0..count).split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        socket.send_to(line, ("127.0.0.1", server.port)).unwrap();
+    }
+    server.signal("INT");
+    let db = server.db.clone();
+    let (code, stderr) = server.wait();
+    assert_eq!(code, Some(0), "{stderr}");
+    check_complete(&db, count);
+}

@@ -1,0 +1,176 @@
+//! Test support: a real server (in-process on port 0, or the real binary), real sockets, and `hsmwatch query --json`
+//! to read back what was stored.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hsmwatch::app::Server;
+use hsmwatch::config::{ByteSize, Config, TcpListenerConfig, UdpListenerConfig};
+use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
+
+/// The hsmwatch binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_hsmwatch");
+
+/// One stored event as `query --json` prints it.
+pub type Fields = BTreeMap<String, String>;
+
+/// A server running inside the test process, with its own temporary database.
+pub struct TestServer {
+    pub server: Server,
+    pub tcp: SocketAddr,
+    pub udp: SocketAddr,
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on 127.0.0.1 port 0 (UDP and TCP) with a temp db and `max_frame`.
+    pub async fn start_with_max_frame(max_frame: u64) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        config.listen.tcp = vec![TcpListenerConfig { address: any, max_frame: ByteSize(max_frame) }];
+        config.listen.udp =
+            vec![UdpListenerConfig { address: any, recv_buffer: ByteSize(1 << 20), max_frame: ByteSize(max_frame) }];
+        config.storage.path = dir.path().join("events.db");
+        let server = Server::start(&config).await.expect("server starts");
+        let (tcp, udp) = (server.tcp_addresses[0], server.udp_addresses[0]);
+        TestServer { server, tcp, udp, dir }
+    }
+
+    /// Starts a server with the default 64 KiB maximum frame.
+    pub async fn start() -> TestServer {
+        Self::start_with_max_frame(64 * 1024).await
+    }
+
+    /// Stops the server (drain, flush, close) and returns every stored event, newest first.
+    pub async fn stop_and_query(self) -> Vec<Fields> {
+        self.server.stop().await.expect("server stops cleanly");
+        query_json(&self.dir.path().join("events.db"), &[])
+    }
+
+    /// Stops the server and returns its temp dir, to run more CLI commands on the db.
+    pub async fn stop(self) -> TempDir {
+        self.server.stop().await.expect("server stops cleanly");
+        self.dir
+    }
+}
+
+/// Sends `bytes` on one TCP connection, optionally one byte per write, then closes it.
+pub async fn send_tcp(address: SocketAddr, bytes: &[u8], byte_by_byte: bool) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    stream.set_nodelay(true).unwrap();
+    if byte_by_byte {
+        for byte in bytes {
+            stream.write_all(std::slice::from_ref(byte)).await.expect("write");
+            stream.flush().await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    } else {
+        stream.write_all(bytes).await.expect("write");
+    }
+    stream.shutdown().await.expect("shutdown");
+}
+
+/// Sends each datagram to `address`.
+pub fn send_udp(address: SocketAddr, datagrams: &[&[u8]]) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for datagram in datagrams {
+        socket.send_to(datagram, address).expect("send");
+    }
+}
+
+/// Runs `hsmwatch query --db DB --json --limit 100000 ARGS`, returning the events.
+pub fn query_json(db: &Path, args: &[&str]) -> Vec<Fields> {
+    let output = Command::new(BIN)
+        .args(["query", "--json", "--limit", "100000", "--db"])
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("run hsmwatch query");
+    assert!(output.status.success(), "query failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout)
+        .expect("query output is UTF-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line}: {e}")))
+        .collect()
+}
+
+/// The one event whose `event.original` equals `original`.
+pub fn find<'a>(events: &'a [Fields], original: &str) -> &'a Fields {
+    let matching: Vec<_> =
+        events.iter().filter(|e| e.get("event.original").map(String::as_str) == Some(original)).collect();
+    assert_eq!(matching.len(), 1, "expected one event with original {original:?} in {events:#?}");
+    matching[0]
+}
+
+/// Checks `expected` against the event: a value must be equal, `None` must be absent.
+pub fn assert_fields(event: &Fields, expected: &[(&str, Option<&str>)]) {
+    for (name, value) in expected {
+        assert_eq!(event.get(*name).map(String::as_str), *value, "field {name} of {event:#?}");
+    }
+}
+
+/// A loopback port that was free a moment ago (for the real binary, which is given addresses on its command line).
+pub fn free_port() -> u16 {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    // The same number must be free for UDP as well.
+    UdpSocket::bind(("127.0.0.1", port)).map(|_| port).unwrap_or_else(|_| free_port())
+}
+
+/// The real `hsmwatch serve` process, on TCP and UDP `port`, with its database in `dir`.
+pub struct ServeProcess {
+    pub child: Child,
+    pub port: u16,
+    pub db: PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts `hsmwatch serve` and waits until its TCP port accepts connections.
+    pub fn start(dir: &Path) -> ServeProcess {
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let db = dir.join("serve.db");
+        let child = Command::new(BIN)
+            .args(["serve", "--tcp", &address, "--udp", &address, "--db"])
+            .arg(&db)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hsmwatch serve");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "hsmwatch serve did not start listening on {address}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ServeProcess { child, port, db }
+    }
+
+    /// Sends `signal` (TERM, INT, KILL) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status =
+            Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit and returns its exit code and stderr.
+    pub fn wait(self) -> (Option<i32>, String) {
+        let output = self.child.wait_with_output().expect("wait for hsmwatch");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Fails loudly when a program the tests need is not installed (`.ci/run` installs it).
+pub fn require_program(name: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(found, "{name} is not installed: the tests need it (.ci/run installs it with apt-get)");
+}
