@@ -57,3 +57,53 @@ fn sigint_flushes_udp_datagrams_already_received() {
     assert_eq!(code, Some(0), "{stderr}");
     check_complete(&db, count);
 }
+
+#[test]
+fn a_summary_line_is_logged_while_traffic_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let config = dir.path().join("hsmwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen:\n  tcp:\n    - address: 127.0.0.1:{port}\nstorage:\n  path: s.db\nlog:\n  summary_interval: 1s\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let address = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(&address) {
+            Ok(stream) => break stream,
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => panic!("server did not listen: {e}"),
+        }
+    };
+    stream.write_all(&numbered(0..10)).unwrap();
+    // Two summary intervals pass, then the server is stopped and its log read.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    drop(stream);
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(child.wait().unwrap().success(), "{log}");
+    // Receipt and commit may fall on either side of a tick: add up every summary line.
+    let summaries: Vec<&str> = log.lines().filter(|l| l.contains("summary since the last line")).collect();
+    assert!(!summaries.is_empty(), "no summary line in:\n{log}");
+    let total = |key: &str| -> u64 {
+        summaries
+            .iter()
+            .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix(key)))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!((total("received="), total("stored="), total("unparsed=")), (10, 10, 0), "{log}");
+}

@@ -29,6 +29,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on 127.0.0.1 port 0 (UDP and TCP) with a temp db and `max_frame`.
     pub async fn start_with_max_frame(max_frame: u64) -> TestServer {
+        Self::start_with(max_frame, |_| {}).await
+    }
+
+    /// Starts a server as [`TestServer::start_with_max_frame`] does, after `adjust` changed its config.
+    pub async fn start_with(max_frame: u64, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -36,6 +41,7 @@ impl TestServer {
         config.listen.udp =
             vec![UdpListenerConfig { address: any, recv_buffer: ByteSize(1 << 20), max_frame: ByteSize(max_frame) }];
         config.storage.path = dir.path().join("events.db");
+        adjust(&mut config);
         let server = Server::start(&config).await.expect("server starts");
         let (tcp, udp) = (server.tcp_addresses[0], server.udp_addresses[0]);
         TestServer { server, tcp, udp, dir }
@@ -44,6 +50,11 @@ impl TestServer {
     /// Starts a server with the default 64 KiB maximum frame.
     pub async fn start() -> TestServer {
         Self::start_with_max_frame(64 * 1024).await
+    }
+
+    /// The database file of this server.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("events.db")
     }
 
     /// Stops the server (drain, flush, close) and returns every stored event, newest first.
