@@ -1,6 +1,7 @@
-//! Per-line cost of the ingest path: framing a TCP stream, parsing, and building the event (frame → parse → decode).
+//! Per-line cost of the ingest path: framing a TCP stream, parsing, and the whole frame → redact → parse → decode path
+//! with the shipped decoders, on a Luna-shaped mix and on every syslog line of the decoder corpus.
 //!
-//! Run with `cargo bench --bench ingest`; criterion reports time per batch and lines per second.
+//! Run with `cargo bench --bench ingest`; criterion reports time per batch and lines per second (elements).
 
 #![allow(missing_docs)]
 
@@ -8,9 +9,10 @@ use chrono::Utc;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use hsmwatch::decode::Origin;
+use hsmwatch::decode::{Decoders, Origin};
 use hsmwatch::frame::Framer;
 use hsmwatch::ingest::frame_to_event;
+use hsmwatch::pack::RuleSource;
 use hsmwatch::parse::parse;
 
 /// A mix shaped like Luna traffic: RFC 3164 and 5424 headers, the appliance file layout, audit lines, noise.
@@ -46,10 +48,22 @@ fn origin() -> Origin {
         received: Utc::now(),
         source_address: "10.0.4.17:41822".into(),
         peer_ip: Some("10.0.4.17".parse().unwrap()),
+        default_host: None,
     }
 }
 
+/// The syslog lines (not CloudHSM records) of the vendored decoder corpus.
+fn corpus_lines() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/luna.jsonl")).expect("corpus");
+    text.lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("corpus JSON"))
+        .filter(|case| case["expect"]["log.syslog.format"] != "cloudhsm_audit")
+        .map(|case| case["wire"].as_str().expect("wire").to_owned())
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
+    let decoders = Decoders::load(&RuleSource::Embedded).expect("shipped decoders");
     let copies = 128;
     let lines = (copies * LINES.len()) as u64;
     let bytes = stream(copies);
@@ -87,19 +101,31 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    group.bench_function("frame+parse+event", |b| {
+    group.bench_function("frame+redact+parse+decode", |b| {
         b.iter_batched_ref(
             || Framer::new(64 * 1024),
             |framer| {
                 framer.push(&bytes);
                 let mut events = Vec::with_capacity(lines as usize);
                 while let Ok(Some(frame)) = framer.next_frame() {
-                    events.push(frame_to_event(frame.bytes, frame.truncated, &origin));
+                    events.push(frame_to_event(frame.bytes, frame.truncated, &origin, &decoders));
                 }
                 black_box(events)
             },
             BatchSize::SmallInput,
         )
+    });
+    group.finish();
+
+    let corpus = corpus_lines();
+    let mut group = c.benchmark_group("corpus");
+    group.throughput(Throughput::Elements(corpus.len() as u64));
+    group.bench_function("redact+parse+decode", |b| {
+        b.iter(|| {
+            for line in &corpus {
+                black_box(frame_to_event(black_box(line.as_bytes()), false, &origin, &decoders));
+            }
+        })
     });
     group.finish();
 }

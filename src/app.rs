@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::decode::{DecoderErrors, Decoders};
 use crate::ingest::Pipeline;
 use crate::listen::{tcp, udp};
 use crate::metrics::{Counters, Snapshot};
@@ -37,6 +38,9 @@ pub enum AppError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The decoder files have errors.
+    #[error("cannot load decoders:\n{0}")]
+    Decoders(DecoderErrors),
     /// A stage panicked.
     #[error("internal error: the {stage} task failed: {reason}")]
     Task {
@@ -68,7 +72,13 @@ impl Server {
         let shutdown = CancellationToken::new();
         let conn = store::open_writer(&config.storage.path).await?;
         tracing::info!(path = %config.storage.path.display(), "database open");
-        tracing::info!(source = %RuleSource::resolve(config.rules.dir.as_deref()).describe(), "rules and decoders");
+        let source = RuleSource::resolve(config.rules.dir.as_deref());
+        let decoders = Arc::new(Decoders::load(&source).map_err(AppError::Decoders)?);
+        let (files, groups, patterns) = decoders.counts();
+        tracing::info!(source = %source.describe(), files, groups, patterns, "decoders loaded");
+        if patterns == 0 {
+            tracing::warn!(source = %source.describe(), "no decoders found: lines will be stored but not classified");
+        }
 
         let (queue, queue_rx) = mpsc::channel(config.storage.queue_capacity);
         let mut listeners = Vec::new();
@@ -78,7 +88,7 @@ impl Server {
             let socket = TcpListener::bind(listener.address).await.map_err(bind_error)?;
             let address = socket.local_addr().map_err(bind_error)?;
             tracing::info!(transport = "tcp", %address, max_frame = %listener.max_frame, "listening");
-            let ingest = Pipeline::new(listener.max_frame.as_usize(), counters.clone());
+            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), counters.clone());
             listeners.push(tokio::spawn(tcp::serve(socket, ingest, queue.clone(), counters.clone(), shutdown.clone())));
             tcp_addresses.push(address);
         }
@@ -95,7 +105,7 @@ impl Server {
                     "the kernel granted a smaller UDP receive buffer (raise net.core.rmem_max for more)"
                 );
             }
-            let ingest = Pipeline::new(listener.max_frame.as_usize(), counters.clone());
+            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), counters.clone());
             listeners.push(tokio::spawn(udp::serve(socket, ingest, queue.clone(), counters.clone(), shutdown.clone())));
             udp_addresses.push(address);
         }

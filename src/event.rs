@@ -143,6 +143,116 @@ pub mod field {
     }
 }
 
+/// Every `event.action` of `EVENTS.md`.
+pub const ACTIONS: &[&str] = &[
+    "appliance.login",
+    "ssh.login",
+    "hsm.admin_login",
+    "backup_hsm.admin_login",
+    "hsm.login",
+    "hsm.logout",
+    "hsm.zeroize",
+    "backup_hsm.zeroize",
+    "hsm.factory_reset",
+    "hsm.init",
+    "hsm.tamper",
+    "hsm.alarm",
+    "hsm.fatal_error",
+    "partition.create",
+    "partition.delete",
+    "partition.resize",
+    "partition.policy_change",
+    "partition.backup",
+    "partition.restore",
+    "partition.zeroize",
+    "client.register",
+    "client.delete",
+    "client.assign_partition",
+    "client.revoke_partition",
+    "ntls.connect",
+    "ntls.disconnect",
+    "ntls.handshake",
+    "htl.connect",
+    "hsm.policy_change",
+    "hsm.firmware_update",
+    "appliance.software_update",
+    "appliance.cert_regen",
+    "ntls.bind",
+    "syslog.remotehost_add",
+    "syslog.remotehost_delete",
+    "syslog.cleanup",
+    "audit.config_change",
+    "audit.log_clear",
+    "audit.remotehost_change",
+    "time.change",
+    "ntp.config_change",
+    "snmp.config_change",
+    "appliance.user_add",
+    "appliance.user_delete",
+    "appliance.password_change",
+    "service.start",
+    "service.stop",
+    "service.restart",
+    "appliance.reboot",
+    "hardware.fan",
+    "hardware.temperature",
+    "hardware.power",
+    "system.state",
+    "key.generate",
+    "key.delete",
+    "key.wrap",
+    "key.unwrap",
+    "key.derive",
+    "object.create",
+    "object.modify",
+    "heartbeat",
+    "audit.sequence_gap",
+    "lunash.command",
+];
+
+/// Every `event.category` of `EVENTS.md`.
+pub const CATEGORIES: &[&str] = &[
+    "authentication",
+    "configuration",
+    "iam",
+    "key_management",
+    "network",
+    "hardware",
+    "intrusion_detection",
+    "integrity",
+    "process",
+];
+
+/// Every `event.outcome`.
+pub const OUTCOMES: &[&str] = &["success", "failure", "unknown"];
+
+/// The closest of `known` to `name`, when it is close enough to be a likely typo: the "did you mean" of errors.
+pub fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(2);
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(previous + 1).min(row[j] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// The `event.dataset` of a line no decoder classified.
 pub const DATASET_SYSLOG: &str = "syslog";
 
@@ -263,6 +373,14 @@ mod tests {
         event.set(field::USER_NAME, "admin");
         event.set(field::USER_NAME, "");
         assert_eq!(event.get(field::USER_NAME), None);
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(suggest("usr.name", field::ALL), Some("user.name"));
+        assert_eq!(suggest("partition.creat", ACTIONS), Some("partition.create"));
+        assert_eq!(suggest("completely.different", ACTIONS), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

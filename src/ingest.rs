@@ -9,32 +9,46 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::decode::{base_event, is_unparsed, Origin, RawFrame};
+use crate::decode::{base_event, is_unparsed, Decoders, Matched, Origin, RawFrame};
 use crate::event::Event;
 use crate::frame::Framer;
 use crate::listen::{Ingest, StreamSink, Transport};
 use crate::metrics::Counters;
 use crate::parse::{frame_text, parse};
 
-/// Turns one frame into its event.
-pub fn frame_to_event(bytes: &[u8], truncated: bool, origin: &Origin) -> Event {
-    let text = frame_text(bytes);
-    let invalid_utf8 = matches!(text, std::borrow::Cow::Owned(_)).then_some(bytes);
-    let message = parse(&text, origin.received);
-    base_event(RawFrame { text: &text, invalid_utf8, truncated }, &message, origin)
+/// Turns one frame into its event: redact, parse, decode.
+pub fn frame_to_event(bytes: &[u8], truncated: bool, origin: &Origin, decoders: &Decoders) -> Event {
+    decode_frame(bytes, truncated, origin, decoders).0
 }
 
-/// The server's ingest path: frames with `max_frame`, counts what it sees.
+/// [`frame_to_event`], also naming the decoder pattern that matched (for `hsmwatch decode`).
+pub fn decode_frame<'d>(
+    bytes: &[u8],
+    truncated: bool,
+    origin: &Origin,
+    decoders: &'d Decoders,
+) -> (Event, Option<Matched<'d>>) {
+    let bytes = decoders.redact(bytes);
+    let text = frame_text(&bytes);
+    let invalid_utf8 = matches!(text, std::borrow::Cow::Owned(_)).then_some(bytes.as_ref());
+    let message = parse(&text, origin.received);
+    let mut event = base_event(RawFrame { text: &text, invalid_utf8, truncated }, &message, origin);
+    let pattern = decoders.classify(&message, &mut event);
+    (event, pattern)
+}
+
+/// The server's ingest path: frames with `max_frame`, decodes with `decoders`, counts what it sees.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     max_frame: usize,
+    decoders: Arc<Decoders>,
     counters: Arc<Counters>,
 }
 
 impl Pipeline {
-    /// A pipeline that cuts frames at `max_frame` bytes and counts into `counters`.
-    pub fn new(max_frame: usize, counters: Arc<Counters>) -> Self {
-        Pipeline { max_frame, counters }
+    /// A pipeline that cuts frames at `max_frame` bytes, decodes with `decoders` and counts into `counters`.
+    pub fn new(max_frame: usize, decoders: Arc<Decoders>, counters: Arc<Counters>) -> Self {
+        Pipeline { max_frame, decoders, counters }
     }
 
     fn count(&self, event: &Event) {
@@ -49,7 +63,7 @@ impl Pipeline {
 }
 
 fn origin_of(peer: SocketAddr, received: DateTime<Utc>) -> Origin {
-    Origin { received, source_address: peer.to_string(), peer_ip: Some(peer.ip()) }
+    Origin { received, source_address: peer.to_string(), peer_ip: Some(peer.ip()), default_host: None }
 }
 
 impl Ingest for Pipeline {
@@ -68,7 +82,7 @@ impl Ingest for Pipeline {
             Some(head) if head.len() < trimmed.len() => (head, true),
             _ => (trimmed, false),
         };
-        let event = frame_to_event(frame, truncated, &origin_of(peer, received));
+        let event = frame_to_event(frame, truncated, &origin_of(peer, received), &self.decoders);
         self.count(&event);
         event
     }
@@ -86,7 +100,7 @@ impl StreamPipeline {
     fn drain(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) -> Result<(), crate::frame::FrameError> {
         let origin = origin_of(self.peer, received);
         while let Some(frame) = self.framer.next_frame()? {
-            let event = frame_to_event(frame.bytes, frame.truncated, &origin);
+            let event = frame_to_event(frame.bytes, frame.truncated, &origin, &self.pipeline.decoders);
             self.pipeline.count(&event);
             out.push(event);
         }

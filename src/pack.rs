@@ -32,6 +32,39 @@ impl RuleSource {
         }
     }
 
+    /// The YAML files directly under `subdir` (`""` for the top level), sorted by name, as `(path, text)`.
+    pub fn yaml_files(&self, subdir: &str) -> std::io::Result<Vec<(String, String)>> {
+        let is_yaml = |name: &str| name.ends_with(".yaml") || name.ends_with(".yml");
+        let mut files = Vec::new();
+        match self {
+            RuleSource::Dir(dir) => {
+                let dir = if subdir.is_empty() { dir.clone() } else { dir.join(subdir) };
+                if !dir.is_dir() {
+                    return Ok(files);
+                }
+                for entry in std::fs::read_dir(&dir)? {
+                    let path = entry?.path();
+                    if path.is_file() && is_yaml(&path.to_string_lossy()) {
+                        let text = std::fs::read_to_string(&path)?;
+                        files.push((path.display().to_string(), text));
+                    }
+                }
+            }
+            RuleSource::Embedded => {
+                let dir = if subdir.is_empty() { Some(&EMBEDDED) } else { EMBEDDED.get_dir(subdir) };
+                for file in dir.into_iter().flat_map(|d| d.files()) {
+                    let name = file.path().display().to_string();
+                    if is_yaml(&name) {
+                        let text = file.contents_utf8().unwrap_or_default().to_owned();
+                        files.push((format!("(embedded) rules/{name}"), text));
+                    }
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
     /// A short description for logs.
     pub fn describe(&self) -> String {
         match self {
@@ -56,5 +89,20 @@ mod tests {
     #[test]
     fn the_embedded_pack_holds_the_shipped_files() {
         assert!(EMBEDDED.get_file("README.md").is_some());
+        let decoders = RuleSource::Embedded.yaml_files("decoders").unwrap();
+        assert!(decoders.iter().any(|(name, _)| name.ends_with("decoders/lunash.yaml")), "{decoders:?}");
+    }
+
+    #[test]
+    fn a_directory_lists_its_yaml_files_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("decoders")).unwrap();
+        std::fs::write(dir.path().join("decoders/b.yaml"), "b").unwrap();
+        std::fs::write(dir.path().join("decoders/a.yml"), "a").unwrap();
+        std::fs::write(dir.path().join("decoders/notes.txt"), "x").unwrap();
+        let files = RuleSource::Dir(dir.path().to_owned()).yaml_files("decoders").unwrap();
+        let texts: Vec<&str> = files.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["a", "b"]);
+        assert!(RuleSource::Dir(dir.path().join("none")).yaml_files("decoders").unwrap().is_empty());
     }
 }

@@ -1,15 +1,105 @@
 //! Decoding a parsed line into an [`Event`] with the fields of `EVENTS.md`.
 //!
 //! Receives a [`SyslogMessage`] and where the line came from; emits one event. Owns the mapping of syslog header
-//! fields to event fields and the `host.name` fallback to the peer's address. A line that no HSM decoder classifies
-//! keeps `event.dataset: syslog` and no `event.action`.
+//! fields to event fields, the decoders that classify HSM lines (loaded from YAML decoder files, so that an operator
+//! can fix a pattern without a new build), the redaction of secrets, and the AWS CloudHSM audit record layout. A line
+//! that no decoder classifies keeps `event.dataset: syslog` and no `event.action`.
 
+mod apply;
+pub mod cloudhsm;
+mod compile;
+mod redact;
+pub mod spec;
+
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
+pub use compile::{DecoderError, DecoderErrors};
+
+use self::apply::Group;
+use self::cloudhsm::CloudHsmTables;
+use self::redact::Redactor;
 use crate::event::{field, Event, Timestamp, DATASET_SYSLOG};
+use crate::pack::RuleSource;
 use crate::parse::{facility_name, severity_name, Format, SyslogMessage};
+
+/// The compiled decoders: groups routed by app name or facility, the redactor, the CloudHSM tables.
+#[derive(Debug, Default)]
+pub struct Decoders {
+    groups: Vec<Group>,
+    redactor: Redactor,
+    cloudhsm: Option<CloudHsmTables>,
+    files: usize,
+}
+
+impl Decoders {
+    /// Loads every `decoders/*.yaml` of a rule source.
+    pub fn load(source: &RuleSource) -> Result<Decoders, DecoderErrors> {
+        let files = source.yaml_files("decoders").map_err(|error| {
+            DecoderErrors(vec![DecoderError {
+                file: source.describe(),
+                line: None,
+                message: format!("cannot read decoders: {error}"),
+            }])
+        })?;
+        Decoders::from_files(&files)
+    }
+
+    /// Compiles decoder files given as `(name, text)`.
+    pub fn from_files(files: &[(String, String)]) -> Result<Decoders, DecoderErrors> {
+        let compiled = compile::compile_files(files)?;
+        Ok(Decoders {
+            groups: compiled.groups,
+            redactor: compiled.redactor,
+            cloudhsm: compiled.cloudhsm,
+            files: files.len(),
+        })
+    }
+
+    /// Number of decoder files, groups and patterns loaded.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.files, self.groups.len(), self.groups.iter().map(|g| g.patterns.len()).sum())
+    }
+
+    /// A frame with every secret option value replaced by `***`.
+    pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        self.redactor.redact(bytes)
+    }
+
+    /// The CloudHSM audit record tables, when a decoder file defines them.
+    pub fn cloudhsm(&self) -> Option<&CloudHsmTables> {
+        self.cloudhsm.as_ref()
+    }
+
+    /// Classifies a parsed line: the first group routed by its app name (or facility) whose pattern matches sets the
+    /// event's fields. Returns which group and pattern matched.
+    pub fn classify(&self, message: &SyslogMessage<'_>, event: &mut Event) -> Option<Matched<'_>> {
+        if message.format == Format::Unparsed {
+            return None;
+        }
+        let facility = message.facility.and_then(facility_name);
+        self.groups.iter().filter(|group| group.routes(message.appname, facility)).find_map(|group| {
+            group.apply(message.msg, event).map(|pattern| Matched { group: &group.id, pattern: &pattern.id })
+        })
+    }
+}
+
+/// The decoder that classified a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matched<'d> {
+    /// The group's id.
+    pub group: &'d str,
+    /// The pattern's id.
+    pub pattern: &'d str,
+}
+
+impl std::fmt::Display for Matched<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {}", self.group, self.pattern)
+    }
+}
 
 /// Where and when a line arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +110,8 @@ pub struct Origin {
     pub source_address: String,
     /// The peer's IP, used as `host.name` when the header names no host.
     pub peer_ip: Option<IpAddr>,
+    /// `host.name` when neither the header nor a peer names one (an imported file's `--host`).
+    pub default_host: Option<String>,
 }
 
 /// The frame a message was parsed from.
@@ -52,7 +144,11 @@ pub fn base_event(frame: RawFrame<'_>, message: &SyslogMessage<'_>, origin: &Ori
         event.set(field::SEVERITY_CODE, code.to_string());
         event.set(field::SEVERITY_NAME, severity_name(code).unwrap_or_default());
     }
-    let host = message.hostname.map(str::to_owned).or_else(|| origin.peer_ip.map(|ip| ip.to_string()));
+    let host = message
+        .hostname
+        .map(str::to_owned)
+        .or_else(|| origin.peer_ip.map(|ip| ip.to_string()))
+        .or_else(|| origin.default_host.clone());
     event.set(field::HOST_NAME, host.unwrap_or_default());
     event.set(field::APPNAME, message.appname.unwrap_or_default());
     event.set(field::PROCID, message.procid.as_deref().unwrap_or_default());
@@ -78,6 +174,7 @@ mod tests {
             received: "2026-03-01T12:00:00Z".parse().unwrap(),
             source_address: "10.0.4.17:41822".into(),
             peer_ip: Some("10.0.4.17".parse().unwrap()),
+            default_host: None,
         }
     }
 

@@ -100,7 +100,9 @@ fn escape_invalid_utf8(mut bytes: &[u8]) -> String {
 /// Parses a line received at `received`.
 pub fn parse(line: &str, received: DateTime<Utc>) -> SyslogMessage<'_> {
     let parsed = if line.starts_with('<') {
-        valid_pri(line).then(|| parse_syslog(line, received)).flatten()
+        pri_value(line).map(|pri| {
+            parse_syslog(line, received).unwrap_or_else(|| header_less_3164(line, Some(pri >> 3), Some(pri & 7)))
+        })
     } else if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         luna_file::parse(line)
     } else {
@@ -119,16 +121,15 @@ pub fn parse(line: &str, received: DateTime<Utc>) -> SyslogMessage<'_> {
     })
 }
 
-/// `<PRI>` with one to three digits and a value of at most 191 (RFC 5424 §6.2.1); `syslog_loose` would otherwise
+/// The value of a `<PRI>` of one to three digits, at most 191 (RFC 5424 §6.2.1); `syslog_loose` would otherwise
 /// read `<999>` as a header-less 3164 line.
-fn valid_pri(line: &str) -> bool {
-    let Some(close) = line.as_bytes().iter().take(5).position(|&b| b == b'>') else {
-        return false;
-    };
+fn pri_value(line: &str) -> Option<u8> {
+    let close = line.as_bytes().iter().take(5).position(|&b| b == b'>')?;
     let digits = &line[1..close];
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && digits.parse::<u16>().is_ok_and(|pri| pri <= 191)
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u8>().ok().filter(|pri| *pri <= 191)
 }
 
 fn parse_syslog(line: &str, received: DateTime<Utc>) -> Option<SyslogMessage<'_>> {
@@ -138,24 +139,73 @@ fn parse_syslog(line: &str, received: DateTime<Utc>) -> Option<SyslogMessage<'_>
         syslog_loose::Protocol::RFC5424(_) => Format::Rfc5424,
         syslog_loose::Protocol::RFC3164 => Format::Rfc3164,
     };
-    // A 3164 line must have a time; without one, syslog_loose has accepted free text.
-    let timestamp = message.timestamp?;
+    let facility = message.facility.map(|f| f as u8);
+    let severity = message.severity.map(|s| s as u8);
+    let Some(timestamp) = message.timestamp else {
+        // Without a time there is no 3164 header: after a PRI, everything is MSG (RFC 3164 §4.3.3); without a PRI
+        // either, syslog_loose has merely accepted free text.
+        return facility.is_some().then(|| header_less_3164(line, facility, severity));
+    };
+    let mut procid = message.procid.as_ref().map(procid_text).filter(|p| !p.is_empty());
     let msg = match format {
-        Format::Rfc3164 => msg_3164(line, &message),
+        Format::Rfc3164 => match spaced_pid(line, &message) {
+            Some((pid, rest)) => {
+                procid = Some(Cow::Borrowed(pid));
+                rest
+            }
+            None => msg_3164(line, &message),
+        },
         _ => message.msg,
     };
     let frac_digits = if format == Format::Rfc5424 { fraction_digits_5424(line) } else { 0 };
     Some(SyslogMessage {
         format,
-        facility: message.facility.map(|f| f as u8),
-        severity: message.severity.map(|s| s as u8),
+        facility,
+        severity,
         timestamp: Some(Timestamp::new(timestamp.with_timezone(&Utc), frac_digits)),
         hostname: message.hostname,
         appname: message.appname,
-        procid: message.procid.as_ref().map(procid_text).filter(|p| !p.is_empty()),
+        procid,
         msgid: message.msgid,
         msg,
     })
+}
+
+/// `<13>free text`: a PRI and a MSG, no header.
+fn header_less_3164(line: &str, facility: Option<u8>, severity: Option<u8>) -> SyslogMessage<'_> {
+    let msg = line.split_once('>').map_or(line, |(_, rest)| rest).trim();
+    SyslogMessage {
+        format: Format::Rfc3164,
+        facility,
+        severity,
+        timestamp: None,
+        hostname: None,
+        appname: None,
+        procid: None,
+        msgid: None,
+        msg,
+    }
+}
+
+/// A tag written with a space before its pid, `lunash [6021]: text`, as Luna appliances write it (Thales Syslog &
+/// SNMP Monitoring Guide); syslog_loose reads the `[6021]` as structured data. Returns the pid and the MSG.
+fn spaced_pid<'a>(line: &'a str, message: &Message<&'a str>) -> Option<(&'a str, &'a str)> {
+    if message.procid.is_some() {
+        return None;
+    }
+    let after_tag = &line[end_offset(line, message.appname?)?..];
+    let bracketed = after_tag.trim_start_matches(' ');
+    if bracketed.len() == after_tag.len() {
+        return None;
+    }
+    let inner = bracketed.strip_prefix('[')?;
+    let close = inner.find(']')?;
+    let pid = &inner[..close];
+    if pid.is_empty() || pid.contains(char::is_whitespace) {
+        return None;
+    }
+    let rest = inner[close + 1..].strip_prefix(':')?;
+    Some((pid, rest.strip_prefix(' ').unwrap_or(rest).trim_end()))
 }
 
 fn procid_text<'a>(procid: &ProcId<&'a str>) -> Cow<'a, str> {

@@ -55,6 +55,30 @@ fn rfc3164_message_starting_with_brackets_is_kept_whole() {
 }
 
 #[test]
+fn rfc3164_tag_with_a_space_before_the_pid() {
+    let m = parse(
+        "<172>Feb 28 11:20:40 hsm-2-1-2-5 lunash [6021]: HSM Admin Login: incorrect password",
+        at("2026-02-28T11:20:41Z"),
+    );
+    assert_eq!((m.hostname, m.appname, m.procid.as_deref()), (Some("hsm-2-1-2-5"), Some("lunash"), Some("6021")));
+    assert_eq!(m.msg, "HSM Admin Login: incorrect password");
+}
+
+#[test]
+fn a_pri_with_an_invalid_time_is_rfc3164_all_message() {
+    let m = parse("<13>Feb 30 10:00:00 h a: x", at("2026-03-01T12:05:00Z"));
+    assert_eq!((m.format, m.timestamp, m.msg), (Format::Rfc3164, None, "Feb 30 10:00:00 h a: x"));
+}
+
+#[test]
+fn a_pri_with_free_text_is_rfc3164_all_message() {
+    let m = parse("<13>hello from a test script", at("2026-03-01T12:05:00Z"));
+    assert_eq!((m.format, m.facility, m.severity), (Format::Rfc3164, Some(1), Some(5)));
+    assert_eq!((m.hostname, m.appname, m.timestamp), (None, None, None));
+    assert_eq!(m.msg, "hello from a test script");
+}
+
+#[test]
 fn year_rule_applies_to_rfc3164() {
     let m = parse("<174>Dec 31 23:59:58 hsm-2-1-2-6 lunash[4312]: x", at("2027-01-01T00:00:03Z"));
     assert_eq!(m.timestamp.unwrap().to_rfc3339(), "2026-12-31T23:59:58Z");
@@ -74,15 +98,7 @@ fn luna_file_layout() {
 
 #[test]
 fn what_is_not_syslog_is_unparsed_and_whole() {
-    for line in [
-        "Command Result : 0 (Success)",
-        "<999>1 2026-03-07T02:21:00Z h a - - - x",
-        "<13>Feb 30 10:00:00 h a: x",
-        "",
-        "   ",
-        "<>",
-        "<13",
-    ] {
+    for line in ["Command Result : 0 (Success)", "<999>1 2026-03-07T02:21:00Z h a - - - x", "", "   ", "<>", "<13"] {
         let m = parse(line, at("2026-03-01T12:05:00Z"));
         assert_eq!(m.format, Format::Unparsed, "{line:?}");
         assert_eq!(m.msg, line.trim());

@@ -30,7 +30,7 @@ fn expect(pairs: &[(&str, &str)]) -> Fields {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rfc5424_rfc3164_luna_file_and_unparsed_field_by_field() {
+async fn rfc5424_rfc3164_luna_file_and_unparsed_decoded_field_by_field() {
     let l5424 = "<174>1 2026-03-02T08:15:22.512934+00:00 hsm-4-1-1-9 lunash 7781 - - info : 0 : Lush user login : audit : 172.16.106.20/40112";
     let l5424_sd = "<6>1 2026-03-07T03:21:00.004+01:00 hsm-2-1-2-6 kernel - ID7 [origin ip=\"10.0.0.1\"] k7pf0: [HSM] RTC: external tamper latched";
     let l3164 =
@@ -55,9 +55,15 @@ async fn rfc5424_rfc3164_luna_file_and_unparsed_field_by_field() {
         stable(find(&events, l5424)),
         expect(&[
             ("@timestamp", "2026-03-02T08:15:22.512934Z"),
-            ("event.dataset", "syslog"),
+            ("event.action", "appliance.login"),
+            ("event.category", "authentication"),
+            ("event.dataset", "luna.lunash"),
             ("event.original", l5424),
+            ("event.outcome", "success"),
             ("host.name", "hsm-4-1-1-9"),
+            ("hsm.lunalog.code", "0"),
+            ("hsm.lunalog.severity", "info"),
+            ("hsm.session", "network"),
             ("log.syslog.appname", "lunash"),
             ("log.syslog.facility.code", "21"),
             ("log.syslog.facility.name", "local5"),
@@ -66,13 +72,18 @@ async fn rfc5424_rfc3164_luna_file_and_unparsed_field_by_field() {
             ("log.syslog.severity.code", "6"),
             ("log.syslog.severity.name", "info"),
             ("message", "info : 0 : Lush user login : audit : 172.16.106.20/40112"),
+            ("source.ip", "172.16.106.20"),
+            ("source.port", "40112"),
+            ("user.name", "audit"),
         ])
     );
     assert_eq!(
         stable(find(&events, l5424_sd)),
         expect(&[
             ("@timestamp", "2026-03-07T02:21:00.004Z"),
-            ("event.dataset", "syslog"),
+            ("event.action", "hsm.tamper"),
+            ("event.category", "intrusion_detection"),
+            ("event.dataset", "luna.kernel"),
             ("event.original", l5424_sd),
             ("host.name", "hsm-2-1-2-6"),
             ("log.syslog.appname", "kernel"),
@@ -91,8 +102,11 @@ async fn rfc5424_rfc3164_luna_file_and_unparsed_field_by_field() {
         ssh,
         expect(&[
             ("@timestamp", &format!("{year}-02-28T10:01:17Z")),
-            ("event.dataset", "syslog"),
+            ("event.action", "ssh.login"),
+            ("event.category", "authentication"),
+            ("event.dataset", "luna.sshd"),
             ("event.original", l3164),
+            ("event.outcome", "success"),
             ("host.name", "hsm-2-1-2-6"),
             ("log.syslog.appname", "sshd"),
             ("log.syslog.facility.code", "10"),
@@ -102,6 +116,9 @@ async fn rfc5424_rfc3164_luna_file_and_unparsed_field_by_field() {
             ("log.syslog.severity.code", "6"),
             ("log.syslog.severity.name", "info"),
             ("message", "Accepted password for admin from 192.168.10.100 port 51286 ssh2"),
+            ("source.ip", "192.168.10.100"),
+            ("source.port", "51286"),
+            ("user.name", "admin"),
         ])
     );
     let nopri = stable(find(&events, l3164_nopri));
@@ -118,9 +135,16 @@ async fn rfc5424_rfc3164_luna_file_and_unparsed_field_by_field() {
         stable(find(&events, luna)),
         expect(&[
             ("@timestamp", "2012-02-29T12:05:01Z"),
-            ("event.dataset", "syslog"),
+            ("event.action", "lunash.command"),
+            ("event.category", "configuration"),
+            ("event.dataset", "luna.lunash"),
             ("event.original", luna),
+            ("event.outcome", "success"),
             ("host.name", "myLuna"),
+            ("hsm.command", "hsm show"),
+            ("hsm.lunalog.code", "0"),
+            ("hsm.lunalog.severity", "info"),
+            ("hsm.session", "console"),
             ("log.syslog.appname", "lunash"),
             ("log.syslog.facility.code", "21"),
             ("log.syslog.facility.name", "local5"),
@@ -129,6 +153,7 @@ async fn rfc5424_rfc3164_luna_file_and_unparsed_field_by_field() {
             ("log.syslog.severity.code", "6"),
             ("log.syslog.severity.name", "info"),
             ("message", "info : 0 : Command: hsm show  : admin : Console"),
+            ("user.name", "admin"),
         ])
     );
     let raw = find(&events, unparsed);

@@ -2,6 +2,7 @@
 
 mod backpressure;
 mod cli;
+mod corpus;
 mod formats;
 mod logger;
 mod shutdown;
