@@ -39,8 +39,8 @@ pub enum AppError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The decoder files have errors.
-    #[error("cannot load decoders:\n{0}")]
-    Decoders(DecoderErrors),
+    #[error("cannot load decoders")]
+    Decoders(#[source] DecoderErrors),
     /// A stage panicked.
     #[error("internal error: the {stage} task failed: {reason}")]
     Task {

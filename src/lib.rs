@@ -17,6 +17,7 @@ pub mod config;
 pub mod decode;
 pub mod event;
 pub mod frame;
+pub mod import;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;

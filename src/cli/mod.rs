@@ -1,6 +1,8 @@
 //! The command line: clap types and one file per subcommand.
 
 mod config_cmd;
+mod decode_cmd;
+mod import;
 mod query;
 mod serve;
 
@@ -40,6 +42,13 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Print stored events, newest first (works while the server runs).
     Query(query::QueryArgs),
+    /// Replay appliance log files or AWS CloudHSM audit exports into the database.
+    Import(import::ImportArgs),
+    /// Show how a line is parsed and decoded: its format, the decoder that matched, every field.
+    Decode(decode_cmd::DecodeArgs),
+    /// Work with decoder files.
+    #[command(subcommand)]
+    Decoders(decode_cmd::DecodersCommand),
     /// Print or check configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -60,13 +69,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Query(args) => query::run(args).await,
+        Command::Import(args) => import::run(args).await,
+        Command::Decode(args) => decode_cmd::run_decode(args),
+        Command::Decoders(command) => decode_cmd::run_decoders(command),
         Command::Config(command) => config_cmd::run(command),
     }
 }
 
 /// The exit code for an error: 2 for configuration and usage errors, else 1.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    let usage = error.chain().any(|cause| cause.is::<crate::config::ConfigError>() || cause.is::<UsageError>());
+    let usage = error.chain().any(|cause| {
+        cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::decode::DecoderErrors>()
+            || cause.is::<UsageError>()
+    });
     if usage {
         EXIT_USAGE
     } else {

@@ -162,7 +162,7 @@ impl FileContext<'_> {
         };
         if !known.contains(&value) {
             let hint = suggest(value, known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-            self.error(value, format!("`{owner}`: `{value}` is not a {field} of EVENTS.md{hint}"));
+            self.error(value, format!("`{owner}`: `{value}` is not one of the {field} values of EVENTS.md{hint}"));
         }
     }
 
@@ -332,5 +332,48 @@ fn anchored(pattern: &str) -> String {
         pattern.to_owned()
     } else {
         format!("^(?:{pattern})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match compile_files(&[("d.yaml".to_owned(), text.to_owned())]) {
+            Ok(_) => Vec::new(),
+            Err(DecoderErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const GOOD: &str = "decoders:\n  - id: g\n    dataset: luna.x\n    route: {appname: [x]}\n    patterns:\n      - id: p\n        match: '^a (?P<user.name>\\S+)'\n        set: {event.action: hsm.login}\n";
+
+    #[test]
+    fn a_good_file_compiles() {
+        assert_eq!(errors(GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn mistakes_name_file_line_and_a_suggestion() {
+        let cases = [
+            (GOOD.replace("user.name", "usr.name"), "d.yaml:7: `p`: unknown field `usr.name` (did you mean `user.name`?)"),
+            (GOOD.replace("hsm.login", "hsm.logn"), "d.yaml:8: `p`: `hsm.logn` is not one of the event.action values of EVENTS.md (did you mean `hsm.login`?)"),
+            (GOOD.replace("'^a (?P<user.name>\\S+)'", "'^a (?P<user.name>\\S+'"), "d.yaml:7: `p`: invalid regex:"),
+            (GOOD.replace("route: {appname: [x]}", "route: {}"), "d.yaml:2: `g`: `route` needs at least one `appname` or `facility`"),
+            (GOOD.replace("    dataset", "    datasett"), "d.yaml:3: decoders[0]: unknown field `datasett`"),
+            (GOOD.replace("set: {event.action: hsm.login}", "set: {event.action: hsm.login}\n        session: _nope"), "d.yaml:9: `p`: `_nope` is neither a capture of this pattern nor a field"),
+        ];
+        for (text, expected) in cases {
+            let found = errors(&text);
+            assert!(found.iter().any(|e| e.starts_with(expected)), "expected {expected:?} in {found:#?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_are_errors() {
+        let twice = format!("{GOOD}  - id: g\n    dataset: luna.y\n    route: {{appname: [y]}}\n    patterns:\n      - id: p\n        match: 'b'\n");
+        let found = errors(&twice);
+        assert!(found.iter().any(|e| e.contains("decoder group id `g` is used twice")), "{found:?}");
+        assert!(found.iter().any(|e| e.contains("pattern id `p` is used twice")), "{found:?}");
     }
 }

@@ -3,6 +3,7 @@
 mod backpressure;
 mod cli;
 mod corpus;
+mod decoders;
 mod formats;
 mod logger;
 mod shutdown;

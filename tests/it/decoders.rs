@@ -1,0 +1,160 @@
+//! The decoder tools and decoders as data: `hsmwatch decode`, `hsmwatch decoders check`, `hsmwatch import`, and a
+//! server whose rules directory replaces the shipped decoders without a rebuild.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::support::{query_json, send_tcp, TestServer, BIN};
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(BIN).args(args).output().expect("run hsmwatch");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const CREATE: &str = "<174>Mar  9 10:00:01 hsm-2-1-2-6 lunash [4100]: info : 0 : Command: partition create -partition par1 -password S3cret! : admin : 10.1.2.3/51234";
+
+#[test]
+fn decode_shows_format_decoder_and_every_field_with_secrets_redacted() {
+    let (code, out, err) = run(&["decode", CREATE]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("format:   rfc3164"), "{out}");
+    assert!(out.contains("decoder:  luna.lunash / lunash.command"), "{out}");
+    let fields: Vec<(&str, &str)> =
+        out.lines().filter_map(|l| l.strip_prefix("  ")?.split_once(' ')).map(|(k, v)| (k, v.trim())).collect();
+    for pair in [
+        ("event.action", "partition.create"),
+        ("hsm.partition", "par1"),
+        ("source.ip", "10.1.2.3"),
+        ("user.name", "admin"),
+    ] {
+        assert!(fields.contains(&pair), "missing {pair:?} in\n{out}");
+    }
+    assert!(out.contains("-password ***") && !out.contains("S3cret!"), "{out}");
+
+    let (_, json, _) = run(&["decode", "--json", "<13>Mar  1 12:00:00 h app: nothing known"]);
+    let fields: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(fields["event.dataset"], "syslog");
+    assert!(fields.get("event.action").is_none());
+}
+
+#[test]
+fn decode_reads_lines_from_standard_input() {
+    let mut child =
+        Command::new(BIN).args(["decode", "--json"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            format!("{CREATE}\n<6>Mar  7 02:14:09 h kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let actions: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event.action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["partition.create", "hsm.tamper"]);
+}
+
+#[test]
+fn decoders_check_passes_the_shipped_pack_and_names_file_and_line_of_mistakes() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let (code, out, err) = run(&["decoders", "check", shipped]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("ok"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "decoders:\n  - id: g\n    dataset: luna.x\n    route: {appname: [x]}\n    patterns:\n      - id: p\n        match: '(?P<usr.name>\\S+)'\n").unwrap();
+    let (code, _, err) = run(&["decoders", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("broken.yaml:7:") && err.contains("did you mean `user.name`"), "{err}");
+}
+
+fn write_rules_dir(dir: &Path, action: &str) {
+    std::fs::create_dir_all(dir.join("decoders")).unwrap();
+    let text = format!(
+        "decoders:\n  - id: custom\n    dataset: luna.lunash\n    route: {{appname: [lunash]}}\n    patterns:\n      - id: custom.login\n        match: '^Lush user login : (?P<user.name>\\S+)'\n        set: {{event.action: {action}, event.category: authentication}}\n"
+    );
+    std::fs::write(dir.join("decoders/custom.yaml"), text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_directory_replaces_the_shipped_decoders() {
+    let rules = tempfile::tempdir().unwrap();
+    write_rules_dir(rules.path(), "ssh.login");
+    let rules_dir = rules.path().to_owned();
+    let server = TestServer::start_with(64 * 1024, |config| config.rules.dir = Some(rules_dir)).await;
+    send_tcp(server.tcp, b"<174>Feb 28 09:12:44 hsm-1 lunash[5120]: Lush user login : operator : Console\n", false)
+        .await;
+    let events = server.stop_and_query().await;
+    assert_eq!(events[0]["event.action"], "ssh.login", "the operator's decoder, not the shipped one");
+}
+
+#[test]
+fn serve_refuses_broken_decoders_with_exit_2() {
+    let rules = tempfile::tempdir().unwrap();
+    write_rules_dir(rules.path(), "hsm.logn");
+    let config = rules.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules:\n  dir: {}\nstorage:\n  path: {}/x.db\nlisten:\n  tcp:\n    - address: 127.0.0.1:0\n",
+            rules.path().display(),
+            rules.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("custom.yaml:8:") && err.contains("did you mean `hsm.login`"), "{err}");
+}
+
+#[test]
+fn import_replays_luna_files_and_cloudhsm_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let luna = dir.path().join("messages");
+    std::fs::write(
+        &luna,
+        "2026 Mar  9 10:03:11 hsm-4-1-1-9  local5 info  lunash [4101]: info : 0 : Command: partition create -partition testPar1 -password secret123 : admin : Console\n\
+         2017 Apr 17 11:02:10 local_host kern info kernel: k7pf0: ALM0010: Hard tamper - Decommission signal triggered\n\
+         2017 Apr 17 11:02:11 local_host kern info kernel: eth0 link up\n\
+         garbage that is no syslog\n",
+    )
+    .unwrap();
+    let audit = dir.path().join("hsm-abc.log");
+    let record = |seq: &str, usecs: &str| {
+        format!("Time: 02/10/26 09:00:00.100200, usecs:{usecs}\nSequence No : {seq}\nReboot counter : 0x107\nCommand Type(hex) : CN_MGMT_CMD (0x0)\nOpcode : CN_LOGIN (0xd)\nSession Handle : 0x7004004\nResponse : 0:HSM Return: SUCCESS\nLog type : MGMT_USER_DETAILS_LOG (2)\nUser Name : testuser\nUser Type : CN_CRYPTO_USER (1)\n")
+    };
+    std::fs::write(&audit, format!("{}{}", record("0x30", "1770714000100200"), record("0x33", "1770714001100200")))
+        .unwrap();
+    let db = dir.path().join("import.db");
+    let (code, out, err) =
+        run(&["import", "--db", db.to_str().unwrap(), luna.to_str().unwrap(), audit.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("messages: 4 lines, 4 events: 2 decoded, 1 unknown, 1 unparsed"), "{out}");
+    assert!(
+        out.contains("hsm-abc.log: 2 lines, 3 events: 2 decoded, 0 unknown, 0 unparsed, 1 audit sequence gaps"),
+        "{out}"
+    );
+
+    let events = query_json(&db, &[]);
+    assert_eq!(events.len(), 7);
+    let gap = events.iter().find(|e| e.get("event.action").map(String::as_str) == Some("audit.sequence_gap")).unwrap();
+    assert_eq!(gap["host.name"], "hsm-abc");
+    assert_eq!(gap["event.category"], "integrity");
+    let login = query_json(&db, &["--action", "hsm.login"]);
+    assert_eq!(login.len(), 2);
+    assert_eq!(login[0]["user.roles"], "cu");
+    assert!(events.iter().all(|e| !e["event.original"].contains("secret123")));
+    let tamper = query_json(&db, &["--action", "hsm.tamper"]);
+    assert_eq!(tamper[0]["hsm.alarm.code"], "ALM0010");
+}
