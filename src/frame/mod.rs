@@ -197,9 +197,9 @@ impl Framer {
         if !self.eof {
             return None;
         }
-        // The stream ended inside a counted frame: keep what arrived, marked as cut.
+        // The stream ended inside a counted frame: keep what arrived, marked as cut (a bare header is no message).
         self.start = self.buf.len();
-        Some(Frame { bytes: &self.buf[begin..], truncated: true })
+        (available > 0).then(|| Frame { bytes: &self.buf[begin..], truncated: true })
     }
 
     fn take_line(&mut self) -> Option<Frame<'_>> {

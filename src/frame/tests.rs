@@ -54,6 +54,8 @@ fn framing_table() {
         ),
         ("lying count (too short)", b"3 <13>abc\n", 1024, &["<13"], Some(FrameError::CountMismatch { byte: b'>' })),
         ("count incomplete at EOF", b"50 <13>short", 1024, &["<13>short~"], None),
+        // Regression: a bare count at EOF made an empty frame, whose event had no event.original.
+        ("bare count at EOF", b"<13>a\n5 ", 1024, &["<13>a"], None),
         (
             "Luna file layout is a line",
             b"2026 Mar  5 07:40:02 h local5 info lunash: x\n",

@@ -55,9 +55,20 @@ pub fn row_values(event: &Event) -> RowValues<'_> {
             event.created.micros(),
             i64::from(event.created.frac_digits),
         ],
-        typed: TYPED.map(|name| event.get(name)),
+        typed: TYPED.map(|name| event.get(name).or_else(|| required_default(name))),
         raw: event.raw.as_deref(),
         json: serde_json::to_string(&rest).expect("a map of strings always serializes"),
+    }
+}
+
+/// What a NOT NULL column holds when the event lacks the field, so that every event can be stored: a row that
+/// violated the schema would fail its whole batch.
+fn required_default(name: &str) -> Option<&'static str> {
+    match name {
+        field::ORIGINAL => Some(""),
+        field::DATASET => Some(crate::event::DATASET_SYSLOG),
+        field::FORMAT => Some("unparsed"),
+        _ => None,
     }
 }
 
@@ -92,4 +103,24 @@ pub fn event_from_row(row: &SqliteRow) -> Result<(i64, Event), StoreError> {
         event.set(known, value);
     }
     Ok((id, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_event_without_original_is_still_stored() {
+        // Regression: an event lacking event.original violated NOT NULL and made the writer retry forever.
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::store::open_writer(&dir.path().join("t.db")).await.unwrap();
+        let now = Timestamp::from_clock(Utc::now());
+        let event = Event::new(now, now);
+        crate::store::writer::insert_batch(&mut conn, &[event]).await.unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE original = '' AND format = 'unparsed'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(count, 1);
+    }
 }

@@ -58,9 +58,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether trying the same write again may succeed (a full disk, a lock): everything but a corrupt row.
+    /// Whether trying the same write again may succeed: a full disk, a lock, an I/O error may pass; a constraint
+    /// violation or a corrupt row will not.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, StoreError::CorruptRow { .. } | StoreError::Missing { .. })
+        match self {
+            StoreError::CorruptRow { .. } | StoreError::Missing { .. } => false,
+            StoreError::Sql(sqlx::Error::Database(error)) => matches!(error.kind(), sqlx::error::ErrorKind::Other),
+            _ => true,
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod corpus;
 mod decoders;
 mod formats;
 mod logger;
+mod properties;
 mod shutdown;
 mod support;
 mod tcp;
