@@ -158,3 +158,13 @@ fn import_replays_luna_files_and_cloudhsm_exports() {
     let tamper = query_json(&db, &["--action", "hsm.tamper"]);
     assert_eq!(tamper[0]["hsm.alarm.code"], "ALM0010");
 }
+
+#[test]
+fn luna_return_codes_in_console_output_are_extracted() {
+    let line = "<172>Feb 28 11:20:40 hsm-2-1-2-5 lunash [6021]: Error:  'hsm login' failed. (A00000 : LUNA_RET_UM_PIN_INCORRECT)";
+    let (code, json, err) = run(&["decode", "--json", line]);
+    assert_eq!(code, Some(0), "{err}");
+    let fields: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(fields["hsm.return_code"], "LUNA_RET_UM_PIN_INCORRECT");
+    assert_eq!(fields["hsm.return_code_value"], "0xa00000");
+}
