@@ -113,7 +113,7 @@ pub fn run_decoders(command: DecodersCommand) -> anyhow::Result<()> {
     }
 }
 
-fn report(what: &str, loaded: Result<Decoders, crate::decode::DecoderErrors>) -> anyhow::Result<()> {
+fn report(what: &str, loaded: Result<Decoders, crate::diagnostic::FileErrors>) -> anyhow::Result<()> {
     let decoders = loaded?;
     let (files, groups, patterns) = decoders.counts();
     println!("{what}: {files} decoder files, {groups} groups, {patterns} patterns: ok");

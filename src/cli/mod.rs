@@ -80,7 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     let usage = error.chain().any(|cause| {
         cause.is::<crate::config::ConfigError>()
-            || cause.is::<crate::decode::DecoderErrors>()
+            || cause.is::<crate::diagnostic::FileErrors>()
             || cause.is::<UsageError>()
     });
     if usage {

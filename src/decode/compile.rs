@@ -4,7 +4,6 @@
 //! one; all mistakes of all files are collected, not only the first.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 
 use regex::{Regex, RegexSet};
 
@@ -12,40 +11,8 @@ use super::apply::{Group, Lookup, LookupEntry, Name, Outcome, Pattern, Value};
 use super::cloudhsm::CloudHsmTables;
 use super::redact::Redactor;
 use super::spec::{DecoderFile, GroupSpec, LookupEntrySpec, LookupSpec, OutcomeSpec, PatternSpec};
+use crate::diagnostic::{line_of, FileError, FileErrors};
 use crate::event::{field, suggest, ACTIONS, CATEGORIES, OUTCOMES};
-
-/// One mistake in a decoder file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecoderError {
-    /// The file.
-    pub file: String,
-    /// The 1-based line, when known.
-    pub line: Option<usize>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for DecoderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
-/// Every mistake found while loading decoders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecoderErrors(pub Vec<DecoderError>);
-
-impl fmt::Display for DecoderErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
-        f.write_str(&lines.join("\n"))
-    }
-}
-
-impl std::error::Error for DecoderErrors {}
 
 /// The parts compiled from all files, before they are put together.
 #[derive(Default)]
@@ -59,7 +26,7 @@ pub struct Compiled {
 }
 
 /// Compiles `(file name, text)` pairs, in the order given.
-pub fn compile_files(files: &[(String, String)]) -> Result<Compiled, DecoderErrors> {
+pub fn compile_files(files: &[(String, String)]) -> Result<Compiled, FileErrors> {
     let mut errors = Vec::new();
     let mut compiled = Compiled::default();
     let mut group_ids = HashSet::new();
@@ -70,7 +37,7 @@ pub fn compile_files(files: &[(String, String)]) -> Result<Compiled, DecoderErro
             Ok(parsed) => parsed,
             Err(error) => {
                 let line = error.location().map(|l| l.line());
-                file.errors.push(DecoderError { file: name.clone(), line, message: error.to_string() });
+                file.errors.push(FileError { file: name.clone(), line, message: error.to_string() });
                 continue;
             }
         };
@@ -103,21 +70,21 @@ pub fn compile_files(files: &[(String, String)]) -> Result<Compiled, DecoderErro
     if errors.is_empty() {
         Ok(compiled)
     } else {
-        Err(DecoderErrors(errors))
+        Err(FileErrors(errors))
     }
 }
 
 struct FileContext<'a> {
     name: &'a str,
     text: &'a str,
-    errors: &'a mut Vec<DecoderError>,
+    errors: &'a mut Vec<FileError>,
 }
 
 impl FileContext<'_> {
     /// Records an error on the first line that contains `near`.
     fn error(&mut self, near: &str, message: String) {
-        let line = self.text.lines().position(|l| l.contains(near)).map(|i| i + 1);
-        self.errors.push(DecoderError { file: self.name.to_owned(), line, message });
+        let line = line_of(self.text, near, 1);
+        self.errors.push(FileError { file: self.name.to_owned(), line, message });
     }
 
     fn regex(&mut self, pattern: &str, owner: &str) -> Option<Regex> {
@@ -342,7 +309,7 @@ mod tests {
     fn errors(text: &str) -> Vec<String> {
         match compile_files(&[("d.yaml".to_owned(), text.to_owned())]) {
             Ok(_) => Vec::new(),
-            Err(DecoderErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
+            Err(FileErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
         }
     }
 

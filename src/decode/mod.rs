@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-pub use compile::{DecoderError, DecoderErrors};
+pub use crate::diagnostic::{FileError as DecoderError, FileErrors as DecoderErrors};
 
 use self::apply::Group;
 use self::cloudhsm::CloudHsmTables;

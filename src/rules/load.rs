@@ -1,0 +1,535 @@
+//! Loading rule files: YAML documents split at `---` (line numbers kept exact), `lists:` documents gathered first,
+//! then every rule checked and compiled. Every mistake is reported with file, line and a "did you mean".
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_yaml_ng::Value;
+
+use super::condition::{self, Condition};
+use super::schema::{DetectSpec, ListsSpec, RuleSpec, Severity, StepSpec, TestSpec};
+use super::selection::{self, NamedList, Selection};
+use crate::diagnostic::{line_of, FileError, FileErrors};
+use crate::event::{field, suggest};
+
+/// Variables a message template may use (RULES.md, "Alerts and notifications").
+pub const TEMPLATE_VARIABLES: &[&str] = &[
+    "rule",
+    "severity",
+    "status",
+    "fingerprint",
+    "event",
+    "events",
+    "count",
+    "group",
+    "first_seen",
+    "last_seen",
+    "suppressed",
+];
+
+/// Title used when a rule gives none.
+pub const DEFAULT_TITLE: &str =
+    "{{ rule.title }}{% for name, value in group|items %} {{ name }}={{ value }}{% endfor %}";
+/// Body used when a rule gives none.
+pub const DEFAULT_BODY: &str =
+    "{{ count }} matching event(s) between {{ first_seen }} and {{ last_seen }}.\nLast line: {{ event['event.original'] }}";
+
+/// A compiled stateful detection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detect {
+    /// `count` events, or `distinct` values of a field, within `window`.
+    Threshold {
+        /// Events needed (when counting events).
+        count: u64,
+        /// The field whose distinct values are counted instead, and how many are needed.
+        distinct: Option<(&'static str, u64)>,
+        /// Sliding window.
+        window: Duration,
+    },
+    /// Silence for `silence` after a group matched (or was expected).
+    Absence {
+        /// The silence that fires.
+        silence: Duration,
+        /// Expected groups, as values of the group_by fields in order.
+        expect: Vec<Vec<String>>,
+    },
+    /// A new combination of `fields`.
+    NewValue {
+        /// The fields.
+        fields: Vec<&'static str>,
+        /// Learning period.
+        learn: Duration,
+    },
+    /// Steps in order within `within`.
+    Sequence {
+        /// The steps.
+        steps: Vec<Step>,
+        /// Time limit from the first step.
+        within: Duration,
+    },
+}
+
+/// One step of a sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Index of its selection.
+    pub selection: usize,
+    /// Events needed.
+    pub count: u64,
+    /// The step holds when no such event comes in time.
+    pub absent: bool,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Severity.
+    pub severity: Severity,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Whether it is evaluated.
+    pub enabled: bool,
+    /// Selection names, in file order.
+    pub selection_names: Vec<String>,
+    /// Selections, same order.
+    pub selections: Vec<Selection>,
+    /// The condition.
+    pub condition: Condition,
+    /// The detection, `None` for "every match fires".
+    pub detect: Option<Detect>,
+    /// Fields that split the state.
+    pub group_by: Vec<&'static str>,
+    /// Notification throttle per fingerprint.
+    pub throttle: Duration,
+    /// Title template source.
+    pub title_template: String,
+    /// Body template source.
+    pub body_template: String,
+    /// Notifiers named by the rule.
+    pub notify: Option<Vec<String>>,
+    /// Inline tests.
+    pub tests: Vec<TestSpec>,
+    /// File the rule is in.
+    pub file: String,
+    /// Line its document starts on.
+    pub line: usize,
+}
+
+impl Rule {
+    /// Whether the rule's condition holds for an event.
+    pub fn matches(&self, event: &crate::event::Event) -> bool {
+        let selected: Vec<bool> = self.selections.iter().map(|s| s.matches(event)).collect();
+        self.condition.eval(&selected)
+    }
+
+    /// The `event.action` values the rule can match, or `None` when it can match any.
+    pub fn possible_actions(&self) -> Option<Vec<String>> {
+        let selections = match &self.detect {
+            // Every selection of a sequence can move it along.
+            Some(Detect::Sequence { steps, .. }) => steps.iter().map(|s| s.selection).collect(),
+            _ => self.condition.required()?,
+        };
+        let mut actions = Vec::new();
+        for index in selections {
+            actions.extend(self.selections[index].possible_actions()?);
+        }
+        Some(actions)
+    }
+
+    /// The longest duration of the rule (window, silence, learning, within), for rule tests.
+    pub fn longest_duration(&self) -> Duration {
+        match &self.detect {
+            Some(Detect::Threshold { window, .. }) => *window,
+            Some(Detect::Absence { silence, .. }) => *silence,
+            Some(Detect::NewValue { .. }) | None => Duration::ZERO,
+            Some(Detect::Sequence { within, .. }) => *within,
+        }
+    }
+}
+
+/// What a set of rule files compiled to.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The rules, in file order.
+    pub rules: Vec<Arc<Rule>>,
+    /// Named lists.
+    pub lists: BTreeMap<String, Arc<NamedList>>,
+    /// Things worth saying that are not errors (a notifier only a server config can check).
+    pub warnings: Vec<String>,
+}
+
+/// One YAML document of a file.
+struct Document<'t> {
+    text: &'t str,
+    first_line: usize,
+}
+
+/// Splits a file at `---` lines, keeping each document's first line number.
+fn documents(text: &str) -> Vec<Document<'_>> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut first_line = 1;
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") || line.starts_with("---#") {
+            docs.push(Document { text: &text[start..offset], first_line });
+            start = offset + line.len();
+            first_line = index + 2;
+        }
+        offset += line.len();
+    }
+    docs.push(Document { text: &text[start..], first_line });
+    docs.into_iter()
+        .filter(|d| d.text.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')))
+        .collect()
+}
+
+/// Compiles rule files given as `(name, text)`.
+pub fn compile_files(files: &[(String, String)]) -> Result<Loaded, FileErrors> {
+    let mut errors = Vec::new();
+    let mut loaded = Loaded::default();
+    let mut specs = Vec::new();
+    for (name, text) in files {
+        for doc in documents(text) {
+            let at = |line: Option<usize>| line.map(|l| l + doc.first_line - 1);
+            let is_lists = serde_yaml_ng::from_str::<Value>(doc.text)
+                .ok()
+                .and_then(|v| v.as_mapping().map(|m| m.len() == 1 && m.contains_key("lists")))
+                .unwrap_or(false);
+            if is_lists {
+                match serde_yaml_ng::from_str::<ListsSpec>(doc.text) {
+                    Ok(spec) => {
+                        for (list, entries) in spec.lists {
+                            if loaded.lists.contains_key(&list) {
+                                errors.push(FileError {
+                                    file: name.clone(),
+                                    line: at(line_of(doc.text, &list, 1)),
+                                    message: format!("list `{list}` is defined twice"),
+                                });
+                            }
+                            let entries: Vec<String> = entries.into_iter().map(|e| e.0).collect();
+                            loaded.lists.insert(list, Arc::new(NamedList::from_entries(&entries)));
+                        }
+                    }
+                    Err(e) => errors.push(FileError {
+                        file: name.clone(),
+                        line: at(serde_line(&e, doc.text)),
+                        message: e.to_string(),
+                    }),
+                }
+                continue;
+            }
+            match serde_yaml_ng::from_str::<RuleSpec>(doc.text) {
+                Ok(spec) => specs.push((name.as_str(), doc.text, doc.first_line, spec)),
+                Err(e) => errors.push(FileError {
+                    file: name.clone(),
+                    line: at(serde_line(&e, doc.text)),
+                    message: e.to_string(),
+                }),
+            }
+        }
+    }
+    let mut ids = HashSet::new();
+    for (file, text, first_line, spec) in specs {
+        let mut context = RuleContext { file, text, first_line, errors: &mut errors, id: spec.id.clone() };
+        if !ids.insert(spec.id.clone()) {
+            context.error("id:", format!("rule id `{}` is used twice", spec.id));
+        }
+        if let Some(rule) = context.rule(spec, &loaded.lists) {
+            if let Some(notify) = &rule.notify {
+                loaded.warnings.push(format!(
+                    "{file}:{first_line}: `{}` notifies {}: only a server config can tell whether they exist",
+                    rule.id,
+                    notify.join(", ")
+                ));
+            }
+            loaded.rules.push(Arc::new(rule));
+        }
+    }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(FileErrors(errors))
+    }
+}
+
+/// The line of a YAML error: the line of the first `quoted` token of its message when the document has it (errors
+/// raised while converting a value, such as a bad duration, carry no position of their own), else its position.
+fn serde_line(error: &serde_yaml_ng::Error, text: &str) -> Option<usize> {
+    let message = error.to_string();
+    let quoted = message.split('`').nth(1).filter(|q| !q.is_empty());
+    quoted.and_then(|q| line_of(text, q, 1)).or_else(|| error.location().map(|l| l.line()))
+}
+
+struct RuleContext<'a> {
+    file: &'a str,
+    text: &'a str,
+    first_line: usize,
+    errors: &'a mut Vec<FileError>,
+    id: String,
+}
+
+impl RuleContext<'_> {
+    fn error(&mut self, near: &str, message: String) {
+        let line = line_of(self.text, near, 1).map(|l| l + self.first_line - 1).or(Some(self.first_line));
+        self.errors.push(FileError {
+            file: self.file.to_owned(),
+            line,
+            message: format!("rule `{}`: {message}", self.id),
+        });
+    }
+
+    fn field(&mut self, name: &str) -> Option<&'static str> {
+        let found = field::lookup(name);
+        if found.is_none() {
+            let hint = suggest(name, field::ALL).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            self.error(name, format!("unknown field `{name}`{hint}"));
+        }
+        found
+    }
+
+    fn rule(&mut self, spec: RuleSpec, lists: &BTreeMap<String, Arc<NamedList>>) -> Option<Rule> {
+        let errors_before = self.errors.len();
+        let mut names = Vec::new();
+        let mut selections = Vec::new();
+        for (key, value) in &spec.select {
+            let Some(name) = key.as_str() else {
+                self.error("select:", "selection names are strings".into());
+                continue;
+            };
+            match selection::compile(value, lists) {
+                Ok(selection) => {
+                    names.push(name.to_owned());
+                    selections.push(selection);
+                }
+                Err(e) => self
+                    .error(if e.key.is_empty() { name } else { &e.key }, format!("selection `{name}`: {}", e.message)),
+            }
+        }
+        if spec.select.is_empty() {
+            self.error("select:", "a rule needs at least one selection".into());
+        }
+        let condition = match &spec.condition {
+            Some(text) => {
+                condition::parse(text, &names).map_err(|e| self.error("condition:", format!("condition: {e}"))).ok()
+            }
+            None => Some(Condition::all_of(names.len())),
+        };
+        let group_by = self.group_by(&spec);
+        let detect = spec.detect.as_ref().and_then(|d| self.detect(d, &names, group_by.len()));
+        let (title, body) = match &spec.message {
+            Some(m) => (
+                m.title.clone().unwrap_or_else(|| DEFAULT_TITLE.into()),
+                m.body.clone().unwrap_or_else(|| DEFAULT_BODY.into()),
+            ),
+            None => (DEFAULT_TITLE.into(), DEFAULT_BODY.into()),
+        };
+        self.template(&title, "title", &group_by);
+        self.template(&body, "body", &group_by);
+        for test in &spec.tests {
+            self.test(test);
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Rule {
+            id: spec.id,
+            title: spec.title,
+            description: spec.description,
+            severity: spec.severity,
+            tags: spec.tags,
+            enabled: spec.enabled,
+            selection_names: names,
+            selections,
+            condition: condition?,
+            detect,
+            group_by,
+            throttle: spec.throttle.unwrap_or(Duration::ZERO),
+            title_template: title,
+            body_template: body,
+            notify: spec.notify,
+            tests: spec.tests,
+            file: self.file.to_owned(),
+            line: self.first_line,
+        })
+    }
+
+    fn group_by(&mut self, spec: &RuleSpec) -> Vec<&'static str> {
+        let names: &[String] = match &spec.detect {
+            Some(DetectSpec::Threshold(t)) => &t.group_by,
+            Some(DetectSpec::Absence(a)) => &a.group_by,
+            Some(DetectSpec::NewValue(n)) => &n.group_by,
+            Some(DetectSpec::Sequence(s)) => &s.group_by,
+            None => &[],
+        };
+        names.iter().filter_map(|n| self.field(n)).collect()
+    }
+
+    fn detect(&mut self, spec: &DetectSpec, names: &[String], groups: usize) -> Option<Detect> {
+        match spec {
+            DetectSpec::Threshold(t) => {
+                let distinct = match &t.distinct {
+                    Some(d) => Some((self.field(&d.field)?, d.count)),
+                    None => None,
+                };
+                let count = match (t.count, &distinct) {
+                    (Some(_), Some(_)) => {
+                        self.error("distinct:", "threshold: give `count` or `distinct`, not both".into());
+                        return None;
+                    }
+                    (None, None) => {
+                        self.error("type: threshold", "threshold: `count` or `distinct` is required".into());
+                        return None;
+                    }
+                    (Some(c), None) => c,
+                    (None, Some((_, c))) => *c,
+                };
+                if count == 0 || t.window.is_zero() {
+                    self.error("type: threshold", "threshold: the count and the window must be above zero".into());
+                }
+                Some(Detect::Threshold { count, distinct, window: t.window })
+            }
+            DetectSpec::Absence(a) => {
+                let mut expect = Vec::new();
+                for value in &a.expect {
+                    match (value, groups) {
+                        (Value::Mapping(map), _) => {
+                            let row: Option<Vec<String>> =
+                                map.values().map(|v| v.as_str().map(str::to_owned)).collect();
+                            match row.filter(|r| r.len() == groups) {
+                                Some(row) => expect.push(row),
+                                None => self.error("expect:", format!("absence: an `expect` map needs a string for each of the {groups} group_by fields")),
+                            }
+                        }
+                        (Value::String(s), 1) => expect.push(vec![s.clone()]),
+                        (Value::String(_), _) => self.error(
+                            "expect:",
+                            "absence: `expect` values need exactly one group_by field (or use maps)".into(),
+                        ),
+                        _ => self.error("expect:", "absence: `expect` holds strings or maps".into()),
+                    }
+                }
+                if a.silence.is_zero() {
+                    self.error("for:", "absence: `for` must be above zero".into());
+                }
+                Some(Detect::Absence { silence: a.silence, expect })
+            }
+            DetectSpec::NewValue(n) => {
+                let fields: Vec<&'static str> = n.fields.iter().filter_map(|f| self.field(f)).collect();
+                if n.fields.is_empty() {
+                    self.error("fields:", "new_value: `fields` needs at least one field".into());
+                }
+                Some(Detect::NewValue { fields, learn: n.learn.unwrap_or(Duration::ZERO) })
+            }
+            DetectSpec::Sequence(s) => {
+                let mut steps = Vec::new();
+                for step in &s.steps {
+                    let (name, count, absent) = match step {
+                        StepSpec::Name(name) => (name.as_str(), 1, false),
+                        StepSpec::Full(full) => (full.select.as_str(), full.count.unwrap_or(1), full.absent),
+                    };
+                    let Some(selection) = names.iter().position(|n| n == name) else {
+                        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+                        let hint = suggest(name, &known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                        self.error(name, format!("sequence: step `{name}` names no selection{hint}"));
+                        continue;
+                    };
+                    if absent && count != 1 {
+                        self.error(name, "sequence: an `absent` step takes no `count`".into());
+                    }
+                    steps.push(Step { selection, count: count.max(1), absent });
+                }
+                if s.steps.len() < 2 {
+                    self.error("steps:", "sequence: at least two steps are needed".into());
+                }
+                if steps.first().is_some_and(|s| s.absent) {
+                    self.error("absent:", "sequence: the first step cannot be `absent`".into());
+                }
+                if steps.iter().rev().skip(1).any(|s| s.absent) {
+                    self.error("absent:", "sequence: only the last step can be `absent`".into());
+                }
+                Some(Detect::Sequence { steps, within: s.within })
+            }
+        }
+    }
+
+    /// Checks a template: it compiles, uses only the known variables, and names existing fields and groups.
+    fn template(&mut self, source: &str, which: &str, group_by: &[&'static str]) {
+        let env = minijinja::Environment::new();
+        let template = match env.template_from_str(source) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(which, format!("message {which}: {e}"));
+                return;
+            }
+        };
+        for variable in template.undeclared_variables(false) {
+            if !TEMPLATE_VARIABLES.contains(&variable.as_str()) {
+                let hint = suggest(&variable, TEMPLATE_VARIABLES)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                self.error(
+                    &variable,
+                    format!(
+                        "message {which}: unknown variable `{variable}`{hint}; variables are {}",
+                        TEMPLATE_VARIABLES.join(", ")
+                    ),
+                );
+            }
+        }
+        static SUBSCRIPT: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+        let subscript = SUBSCRIPT.get_or_init(|| {
+            Regex::new(r#"\b(event|group)\s*\[\s*['"]([^'"]+)['"]\s*\]"#).expect("a valid literal regex")
+        });
+        for found in subscript.captures_iter(source) {
+            let (kind, name) = (&found[1], &found[2]);
+            if kind == "event" {
+                if field::lookup(name).is_none() {
+                    let hint = suggest(name, field::ALL).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                    self.error(name, format!("message {which}: event has no field `{name}`{hint}"));
+                }
+            } else if !group_by.contains(&name) {
+                self.error(
+                    name,
+                    format!(
+                        "message {which}: `{name}` is not a group_by field of this rule (group_by: [{}])",
+                        group_by.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn test(&mut self, test: &TestSpec) {
+        for event in &test.events {
+            match (&event.wire, &event.fields) {
+                (Some(_), Some(_)) | (None, None) => self
+                    .error(&test.name, format!("test `{}`: each event needs `wire` or `fields`, not both", test.name)),
+                (None, Some(fields)) => {
+                    for name in fields.keys() {
+                        self.field(name);
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+        for expect in &test.expect {
+            if let Some(status) = &expect.status {
+                if status != "firing" && status != "resolved" {
+                    self.error(status, format!("test `{}`: status is `firing` or `resolved`", test.name));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

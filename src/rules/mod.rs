@@ -1,0 +1,6 @@
+//! The rule engine of RULES.md: rule files, selections and conditions, stateful detections, rule tests.
+
+pub mod condition;
+pub mod load;
+pub mod schema;
+pub mod selection;
