@@ -3,7 +3,9 @@
 //! Receives nothing and emits nothing: it is the leaf type that decoders build, the store writes, rules read and the
 //! query CLI prints. Field names are only ever spelled here; other modules use these constants.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, OnceLock};
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 
@@ -298,6 +300,23 @@ impl Timestamp {
     }
 }
 
+/// A field's value: borrowed for the many values that are constants (facility names, actions, categories, datasets),
+/// owned for what a line carries. Constants cost no allocation per event.
+pub type FieldValue = Cow<'static, str>;
+
+/// A `'static` copy of `text`, shared by every caller that interns the same text. For the constants of decoder and
+/// rule files: they are interned once per load, and a reload of unchanged files interns nothing new.
+pub fn intern(text: &str) -> &'static str {
+    static INTERNED: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut interned = INTERNED.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(existing) = interned.get(text) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    interned.insert(leaked);
+    leaked
+}
+
 /// One stored line: the fields of `EVENTS.md`.
 ///
 /// `@timestamp` and `event.created` are kept typed (they order and filter events); every other field is a string in
@@ -309,7 +328,7 @@ pub struct Event {
     /// `event.created`: the time of receipt.
     pub created: Timestamp,
     /// Every other field, by its interned name.
-    pub fields: BTreeMap<&'static str, String>,
+    pub fields: BTreeMap<&'static str, FieldValue>,
     /// The frame's bytes when they were not valid UTF-8 (`event.original` then holds an escaped copy).
     pub raw: Option<Vec<u8>>,
 }
@@ -321,7 +340,7 @@ impl Event {
     }
 
     /// Sets a field; an empty value removes it, because an absent field is never `""`.
-    pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
+    pub fn set(&mut self, name: &'static str, value: impl Into<FieldValue>) {
         let value = value.into();
         if value.is_empty() {
             self.fields.remove(name);
@@ -332,12 +351,12 @@ impl Event {
 
     /// A string field (the two typed times are not in here: see [`Event::all_fields`]).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
+        self.fields.get(name).map(|v| v.as_ref())
     }
 
     /// Every field as text, the times rendered, sorted by name: what the query CLI and the API print.
     pub fn all_fields(&self) -> BTreeMap<&'static str, String> {
-        let mut all = self.fields.clone();
+        let mut all: BTreeMap<&'static str, String> = self.fields.iter().map(|(k, v)| (*k, v.to_string())).collect();
         all.insert(field::TIMESTAMP, self.timestamp.to_rfc3339());
         all.insert(field::CREATED, self.created.to_rfc3339());
         all
@@ -381,6 +400,13 @@ mod tests {
         assert_eq!(suggest("partition.creat", ACTIONS), Some("partition.create"));
         assert_eq!(suggest("completely.different", ACTIONS), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn interning_returns_one_copy() {
+        let a = intern(&String::from("partition.create"));
+        let b = intern("partition.create");
+        assert!(std::ptr::eq(a, b));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use regex::{Captures, Regex, RegexSet};
 
 use super::spec::{LookupBy, Normalize};
-use crate::event::{field, Event};
+use crate::event::{field, Event, FieldValue};
 
 /// A capture or transform target: an event field, or a `_helper` value that lives only while a line is decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +30,8 @@ impl Name {
 /// A value a pattern sets.
 #[derive(Debug, Clone)]
 pub enum Value {
-    /// Written as is.
-    Constant(String),
+    /// Written as is (interned: setting it allocates nothing).
+    Constant(&'static str),
     /// The value of another field or capture, when it has one.
     Copy(String),
 }
@@ -40,7 +40,7 @@ pub enum Value {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Always this.
-    Constant(String),
+    Constant(&'static str),
     /// Success when `source` holds one of `success` (lower case), else failure.
     From {
         /// The field or capture.
@@ -73,9 +73,9 @@ impl LookupEntry {
     }
 
     /// The constant fields this entry sets.
-    pub fn constants(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+    pub fn constants(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
         self.set.iter().filter_map(|(name, value)| match value {
-            Value::Constant(text) => Some((*name, text.as_str())),
+            Value::Constant(text) => Some((*name, *text)),
             Value::Copy(_) => None,
         })
     }
@@ -141,7 +141,7 @@ pub struct Group {
     /// Its id.
     pub id: String,
     /// `event.dataset` of what it decodes.
-    pub dataset: String,
+    pub dataset: &'static str,
     /// App names routed here, lower case.
     pub appnames: Vec<String>,
     /// Facilities routed here.
@@ -178,7 +178,7 @@ impl Group {
             let found = pattern.regex.captures(body)?;
             values.capture(&found, &pattern.captures);
             pattern.transform(&mut values);
-            values.fields.push((field::DATASET, self.dataset.clone()));
+            values.fields.push((field::DATASET, FieldValue::Borrowed(self.dataset)));
             Some(pattern)
         });
         if matched.is_some() {
@@ -204,13 +204,13 @@ impl Group {
 /// What a line has yielded so far: fields and helpers.
 #[derive(Debug, Default)]
 struct Values {
-    fields: Vec<(&'static str, String)>,
+    fields: Vec<(&'static str, FieldValue)>,
     helpers: Vec<(String, String)>,
 }
 
 impl Values {
     fn get(&self, name: &str) -> Option<&str> {
-        let in_fields = || self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
+        let in_fields = || self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref());
         let in_helpers = || self.helpers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         if name.starts_with('_') {
             in_helpers()
@@ -231,7 +231,8 @@ impl Values {
         }
     }
 
-    fn put_field(&mut self, name: &'static str, value: String) {
+    fn put_field(&mut self, name: &'static str, value: impl Into<FieldValue>) {
+        let value = value.into();
         self.fields.retain(|(n, _)| *n != name);
         if !value.is_empty() {
             self.fields.push((name, value));
@@ -254,8 +255,8 @@ impl Values {
     fn apply_settings(&mut self, settings: &[(&'static str, Value)]) {
         for (name, value) in settings {
             let value = match value {
-                Value::Constant(text) => Some(text.clone()),
-                Value::Copy(source) => self.get(source).map(str::to_owned),
+                Value::Constant(text) => Some(FieldValue::Borrowed(text)),
+                Value::Copy(source) => self.get(source).map(|v| FieldValue::Owned(v.to_owned())),
             };
             if let Some(value) = value {
                 self.put_field(name, value);
@@ -277,9 +278,9 @@ impl Pattern {
         }
         if let Some(session) = self.session.as_deref().and_then(|s| values.get(s)).map(str::to_owned) {
             if session.eq_ignore_ascii_case("console") {
-                values.put_field(field::HSM_SESSION, "console".into());
+                values.put_field(field::HSM_SESSION, "console");
             } else {
-                values.put_field(field::HSM_SESSION, "network".into());
+                values.put_field(field::HSM_SESSION, "network");
                 put_endpoint(values, &session);
             }
         }
@@ -287,11 +288,11 @@ impl Pattern {
             put_endpoint(values, &endpoint);
         }
         match &self.outcome {
-            Some(Outcome::Constant(outcome)) => values.put_field(field::OUTCOME, outcome.clone()),
+            Some(Outcome::Constant(outcome)) => values.put_field(field::OUTCOME, *outcome),
             Some(Outcome::From { source, success }) => {
                 if let Some(value) = values.get(source) {
                     let ok = success.iter().any(|s| s.eq_ignore_ascii_case(value));
-                    values.put_field(field::OUTCOME, if ok { "success" } else { "failure" }.into());
+                    values.put_field(field::OUTCOME, if ok { "success" } else { "failure" });
                 }
             }
             None => {}
@@ -371,9 +372,9 @@ fn glob_matches(pattern: &str, text: &str) -> bool {
 }
 
 /// A field's value in the form EVENTS.md prescribes for that field, whatever the pattern wrote.
-fn canonical(name: &'static str, value: String) -> String {
+fn canonical(name: &'static str, value: FieldValue) -> FieldValue {
     match name {
-        field::HSM_RETURN_CODE_VALUE => normalize(&value, Normalize::Hex),
+        field::HSM_RETURN_CODE_VALUE => normalize(&value, Normalize::Hex).into(),
         _ => value,
     }
 }

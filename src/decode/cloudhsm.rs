@@ -69,13 +69,13 @@ impl CloudHsmTables {
     pub fn decode(&self, record: &str, origin: &Origin) -> Event {
         let created = Timestamp::from_clock(origin.received);
         let mut event = Event::new(record_time(record).unwrap_or(created), created);
-        event.set(field::ORIGINAL, record);
-        event.set(field::MESSAGE, record);
+        event.set(field::ORIGINAL, record.to_owned());
+        event.set(field::MESSAGE, record.to_owned());
         event.set(field::FORMAT, FORMAT);
         event.set(field::DATASET, DATASET);
-        event.set(field::SOURCE_ADDRESS, origin.source_address.as_str());
+        event.set(field::SOURCE_ADDRESS, origin.source_address.clone());
         if let Some(host) = &origin.default_host {
-            event.set(field::HOST_NAME, host.as_str());
+            event.set(field::HOST_NAME, host.clone());
         }
         let copies = [
             ("Sequence No", field::HSM_AUDIT_SEQUENCE),
@@ -85,11 +85,11 @@ impl CloudHsmTables {
         ];
         for (key, name) in copies {
             if let Some(v) = value(record, key) {
-                event.set(name, v);
+                event.set(name, v.to_owned());
             }
         }
         if let Some(opcode) = value(record, "Opcode").map(name_of) {
-            event.set(field::HSM_AUDIT_OPERATION, opcode);
+            event.set(field::HSM_AUDIT_OPERATION, opcode.to_owned());
             apply_table(&self.operations, opcode, &mut event);
         }
         if let Some(user_type) = value(record, "User Type").map(name_of) {
@@ -110,7 +110,7 @@ impl CloudHsmTables {
         event.set(field::OUTCOME, outcome);
         let name = text.trim().strip_prefix("HSM Error:").map(str::trim).unwrap_or("");
         if !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
-            event.set(field::HSM_RETURN_CODE, name);
+            event.set(field::HSM_RETURN_CODE, name.to_owned());
         }
     }
 }
@@ -149,15 +149,15 @@ impl SequenceTracker {
         let mut gap = Event::new(event.timestamp, event.created);
         gap.set(field::ACTION, "audit.sequence_gap");
         gap.set(field::CATEGORY, "integrity");
-        gap.set(field::DATASET, event.get(field::DATASET).unwrap_or(DATASET));
-        gap.set(field::FORMAT, event.get(field::FORMAT).unwrap_or(FORMAT));
-        gap.set(field::MESSAGE, text.as_str());
+        gap.set(field::DATASET, event.fields.get(field::DATASET).cloned().unwrap_or(DATASET.into()));
+        gap.set(field::FORMAT, event.fields.get(field::FORMAT).cloned().unwrap_or(FORMAT.into()));
+        gap.set(field::MESSAGE, text.clone());
         gap.set(field::ORIGINAL, text);
         gap.set(field::HSM_AUDIT_SEQUENCE, written);
         gap.set(field::HSM_REBOOT_COUNTER, reboot);
         for name in [field::HOST_NAME, field::SOURCE_ADDRESS, field::HSM_SERIAL] {
-            if let Some(v) = event.get(name) {
-                gap.set(name, v.to_owned());
+            if let Some(v) = event.fields.get(name) {
+                gap.set(name, v.clone());
             }
         }
         Some(gap)

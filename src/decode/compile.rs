@@ -12,7 +12,7 @@ use super::cloudhsm::CloudHsmTables;
 use super::redact::Redactor;
 use super::spec::{DecoderFile, GroupSpec, LookupEntrySpec, LookupSpec, OutcomeSpec, PatternSpec};
 use crate::diagnostic::{line_of, FileError, FileErrors};
-use crate::event::{field, suggest, ACTIONS, CATEGORIES, OUTCOMES};
+use crate::event::{field, intern, suggest, ACTIONS, CATEGORIES, OUTCOMES};
 
 /// The parts compiled from all files, before they are put together.
 #[derive(Default)]
@@ -152,7 +152,7 @@ impl FileContext<'_> {
                 }
                 None => {
                     self.vocabulary(target, value, owner);
-                    Value::Constant(value.clone())
+                    Value::Constant(intern(value))
                 }
             };
             out.push((target, value));
@@ -235,7 +235,7 @@ impl FileContext<'_> {
         let set = RegexSet::new(patterns.iter().map(|p| p.regex.as_str())).ok()?;
         Some(Group {
             id: spec.id.clone(),
-            dataset: spec.dataset.clone(),
+            dataset: intern(&spec.dataset),
             appnames: spec.route.appname.iter().map(|a| a.to_ascii_lowercase()).collect(),
             facilities: spec.route.facility.clone(),
             prefix: prefix.map(|regex| (prefix_captures, regex)),
@@ -265,7 +265,7 @@ impl FileContext<'_> {
             None => None,
             Some(OutcomeSpec::Constant(value)) => {
                 self.vocabulary(field::OUTCOME, value, owner);
-                Some(Outcome::Constant(value.clone()))
+                Some(Outcome::Constant(intern(value)))
             }
             Some(OutcomeSpec::From(from)) => self.known_name(&from.from, owner, &names).map(|source| Outcome::From {
                 source,

@@ -131,17 +131,17 @@ pub fn base_event(frame: RawFrame<'_>, message: &SyslogMessage<'_>, origin: &Ori
     let timestamp = message.timestamp.unwrap_or(created);
     let mut event = Event::new(timestamp, created);
     event.raw = frame.invalid_utf8.map(<[u8]>::to_vec);
-    event.set(field::ORIGINAL, frame.text);
-    event.set(field::MESSAGE, message.msg);
+    event.set(field::ORIGINAL, frame.text.to_owned());
+    event.set(field::MESSAGE, message.msg.to_owned());
     event.set(field::FORMAT, message.format.as_str());
     event.set(field::DATASET, DATASET_SYSLOG);
-    event.set(field::SOURCE_ADDRESS, origin.source_address.as_str());
+    event.set(field::SOURCE_ADDRESS, origin.source_address.clone());
     if let Some(code) = message.facility {
-        event.set(field::FACILITY_CODE, code.to_string());
+        event.set(field::FACILITY_CODE, code_text(code));
         event.set(field::FACILITY_NAME, facility_name(code).unwrap_or_default());
     }
     if let Some(code) = message.severity {
-        event.set(field::SEVERITY_CODE, code.to_string());
+        event.set(field::SEVERITY_CODE, code_text(code));
         event.set(field::SEVERITY_NAME, severity_name(code).unwrap_or_default());
     }
     let host = message
@@ -150,13 +150,22 @@ pub fn base_event(frame: RawFrame<'_>, message: &SyslogMessage<'_>, origin: &Ori
         .or_else(|| origin.peer_ip.map(|ip| ip.to_string()))
         .or_else(|| origin.default_host.clone());
     event.set(field::HOST_NAME, host.unwrap_or_default());
-    event.set(field::APPNAME, message.appname.unwrap_or_default());
-    event.set(field::PROCID, message.procid.as_deref().unwrap_or_default());
-    event.set(field::MSGID, message.msgid.unwrap_or_default());
+    event.set(field::APPNAME, message.appname.unwrap_or_default().to_owned());
+    event.set(field::PROCID, message.procid.as_deref().unwrap_or_default().to_owned());
+    event.set(field::MSGID, message.msgid.unwrap_or_default().to_owned());
     if frame.truncated {
         event.set(field::TRUNCATED, "true");
     }
     event
+}
+
+/// A facility or severity code as text, without allocating (codes are 0–23).
+fn code_text(code: u8) -> std::borrow::Cow<'static, str> {
+    const CODES: [&str; 24] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19",
+        "20", "21", "22", "23",
+    ];
+    CODES.get(usize::from(code)).map_or_else(|| code.to_string().into(), |c| (*c).into())
 }
 
 /// Whether the event's line was read by no syslog grammar.

@@ -358,7 +358,7 @@ mod tests {
         let now = Timestamp::from_clock(Utc::now());
         let mut e = Event::new(now, now);
         for (k, v) in fields {
-            e.set(k, *v);
+            e.set(k, v.to_string());
         }
         e
     }

@@ -46,7 +46,7 @@ pub fn row_values(event: &Event) -> RowValues<'_> {
         .fields
         .iter()
         .filter(|(name, _)| !TYPED.contains(name))
-        .map(|(name, value)| (*name, value.as_str()))
+        .map(|(name, value)| (*name, value.as_ref()))
         .collect();
     RowValues {
         times: [
