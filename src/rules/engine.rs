@@ -1,0 +1,338 @@
+//! The rule engine: evaluates events against the rules that can match them and keeps each rule's state, emitting
+//! [`Firing`]s. Timers (absence, `absent` sequence steps) fire from [`Engine::advance`], called with the time of an
+//! injected clock, so tests run on a virtual clock and the server on the wall clock.
+//!
+//! Receives stored events (with their row ids); emits firings and resolutions. Owns the per-rule state in memory;
+//! the store persists it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::detect::{sequence_step, Evidence, Progress, SequenceOutcome, Silence, Window};
+use super::load::{Detect, Rule};
+use super::selection::event_value;
+use crate::event::{field, Event};
+
+/// Groups per rule kept at most; past it the least recently active group is forgotten (and counted).
+pub const DEFAULT_MAX_GROUPS: usize = 10_000;
+
+/// Whether an alert opens or closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The condition was met.
+    Firing,
+    /// An absence ended: the silent group spoke again.
+    Resolved,
+}
+
+impl Status {
+    /// `firing` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// A rule fired (or resolved) for one group.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    /// The rule.
+    pub rule: Arc<Rule>,
+    /// Firing or resolved.
+    pub status: Status,
+    /// Rule id plus group values.
+    pub fingerprint: String,
+    /// The group_by fields and their values.
+    pub group: Vec<(&'static str, String)>,
+    /// What was counted.
+    pub evidence: Evidence,
+    /// When it happened: the receipt of the deciding event, or the instant a timer ran out.
+    pub at: DateTime<Utc>,
+}
+
+/// Per-rule state.
+#[derive(Debug)]
+enum State {
+    Stateless,
+    Threshold(HashMap<String, (Vec<(&'static str, String)>, Window)>),
+    Absence(HashMap<String, (Vec<(&'static str, String)>, Silence)>),
+    NewValue { first_run: DateTime<Utc>, seen: HashMap<String, HashSet<String>> },
+    Sequence(HashMap<String, (Vec<(&'static str, String)>, Progress)>),
+}
+
+/// The engine over one rule set.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Arc<Rule>>,
+    by_action: HashMap<String, Vec<usize>>,
+    unindexed: Vec<usize>,
+    states: Vec<State>,
+    max_groups: usize,
+    /// Groups forgotten because a rule hit the cardinality cap.
+    pub groups_evicted: u64,
+}
+
+impl Engine {
+    /// An engine over the enabled `rules`, started at `now` (the start of absence and learning periods).
+    pub fn new(rules: &[Arc<Rule>], now: DateTime<Utc>) -> Engine {
+        let rules: Vec<Arc<Rule>> = rules.iter().filter(|r| r.enabled).cloned().collect();
+        let mut by_action: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut unindexed = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            match rule.possible_actions() {
+                Some(actions) => {
+                    for action in actions {
+                        by_action.entry(action).or_default().push(index);
+                    }
+                }
+                None => unindexed.push(index),
+            }
+        }
+        for indices in by_action.values_mut() {
+            indices.sort_unstable();
+            indices.dedup();
+        }
+        let states = rules.iter().map(|rule| initial_state(rule, now)).collect();
+        Engine { rules, by_action, unindexed, states, max_groups: DEFAULT_MAX_GROUPS, groups_evicted: 0 }
+    }
+
+    /// Changes the cardinality cap.
+    pub fn with_max_groups(mut self, max_groups: usize) -> Engine {
+        self.max_groups = max_groups.max(1);
+        self
+    }
+
+    /// The rules evaluated.
+    pub fn rules(&self) -> &[Arc<Rule>] {
+        &self.rules
+    }
+
+    /// Indices of the rules that can match an event: those indexed under its action, and those that match any.
+    fn candidates(&self, event: &Event) -> Vec<usize> {
+        let indexed = event.get(field::ACTION).and_then(|a| self.by_action.get(&a.to_lowercase()));
+        let mut all: Vec<usize> = indexed.map_or_else(Vec::new, Clone::clone);
+        all.extend(&self.unindexed);
+        all.sort_unstable();
+        all
+    }
+
+    /// Evaluates one event (with its stored id).
+    pub fn process(&mut self, event: &Event, id: Option<i64>) -> Vec<Firing> {
+        let mut firings = Vec::new();
+        for index in self.candidates(event) {
+            let rule = self.rules[index].clone();
+            let selected: Vec<bool> = rule.selections.iter().map(|s| s.matches(event)).collect();
+            let is_sequence = matches!(rule.detect, Some(Detect::Sequence { .. }));
+            if !is_sequence && !rule.condition.eval(&selected) {
+                continue;
+            }
+            let group = group_values(&rule, event);
+            let key = group_key(&group);
+            let cap = self.max_groups;
+            let evicted = match &mut self.states[index] {
+                State::Stateless => {
+                    let mut evidence = Evidence::default();
+                    evidence.add(event, id, event.created.at);
+                    firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
+                    false
+                }
+                State::Threshold(groups) => {
+                    let Some(Detect::Threshold { count, distinct, window }) = &rule.detect else { continue };
+                    let evicted = make_room(groups, &key, cap, |(_, w)| w.newest());
+                    let distinct_value = distinct.and_then(|(f, _)| event_value(event, f).map(|v| v.into_owned()));
+                    if distinct.is_some() && distinct_value.is_none() {
+                        continue;
+                    }
+                    let window = chrono::Duration::from_std(*window).unwrap_or(chrono::Duration::MAX);
+                    let (_, state) = groups.entry(key).or_insert_with(|| (group.clone(), Window::default()));
+                    if let Some(evidence) = state.push(event, id, event.timestamp.at, distinct_value, window, *count) {
+                        firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
+                    }
+                    evicted
+                }
+                State::Absence(groups) => {
+                    let evicted = make_room(groups, &key, cap, |(_, s)| Some(s.last_seen));
+                    let at = event.created.at;
+                    let (_, silence) = groups
+                        .entry(key)
+                        .or_insert_with(|| (group.clone(), Silence { last_seen: at, firing: false, last: None }));
+                    if silence.firing {
+                        silence.firing = false;
+                        let mut evidence = Evidence::default();
+                        evidence.add(event, id, at);
+                        firings.push(firing(&rule, Status::Resolved, group, evidence, at));
+                    }
+                    silence.last_seen = silence.last_seen.max(at);
+                    silence.last = Some(event.clone());
+                    evicted
+                }
+                State::NewValue { first_run, seen } => {
+                    let Some(Detect::NewValue { fields, learn }) = &rule.detect else { continue };
+                    let values: Option<Vec<String>> =
+                        fields.iter().map(|f| event_value(event, f).map(|v| v.into_owned())).collect();
+                    let Some(values) = values else { continue };
+                    let combination = values.join("\u{1f}");
+                    let learning = event.created.at
+                        < *first_run + chrono::Duration::from_std(*learn).unwrap_or(chrono::Duration::MAX);
+                    let evicted = make_room_set(seen, &key, cap);
+                    if seen.entry(key).or_default().insert(combination) && !learning {
+                        let mut evidence = Evidence::default();
+                        evidence.add(event, id, event.created.at);
+                        firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
+                    }
+                    evicted
+                }
+                State::Sequence(groups) => {
+                    let Some(Detect::Sequence { steps, within }) = &rule.detect else { continue };
+                    let within = chrono::Duration::from_std(*within).unwrap_or(chrono::Duration::MAX);
+                    let evicted = make_room(groups, &key, cap, |(_, p)| Some(p.started));
+                    let previous = groups.remove(&key).map(|(_, p)| p);
+                    match sequence_step(previous, steps, within, &selected, event, id, event.timestamp.at) {
+                        SequenceOutcome::Moved(progress) => {
+                            groups.insert(key, (group, progress));
+                        }
+                        SequenceOutcome::Completed(evidence) => {
+                            firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at))
+                        }
+                        SequenceOutcome::Ignored | SequenceOutcome::Broken => {}
+                    }
+                    evicted
+                }
+            };
+            if evicted {
+                self.groups_evicted += 1;
+            }
+        }
+        firings
+    }
+
+    /// Runs the timers due by `now`: absences that last `for`, sequences waiting on an `absent` step past `within`.
+    /// Each firing is stamped with the instant its timer ran out.
+    pub fn advance(&mut self, now: DateTime<Utc>) -> Vec<Firing> {
+        let mut firings = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            match (&mut self.states[index], &rule.detect) {
+                (State::Absence(groups), Some(Detect::Absence { silence, .. })) => {
+                    let silence = chrono::Duration::from_std(*silence).unwrap_or(chrono::Duration::MAX);
+                    for (group, state) in groups.values_mut() {
+                        let due = state.last_seen + silence;
+                        if !state.firing && due <= now {
+                            state.firing = true;
+                            let evidence = Evidence {
+                                first_seen: Some(state.last_seen),
+                                last_seen: Some(state.last_seen),
+                                last: state.last.clone(),
+                                ..Evidence::default()
+                            };
+                            firings.push(firing(rule, Status::Firing, group.clone(), evidence, due));
+                        }
+                    }
+                }
+                (State::Sequence(groups), Some(Detect::Sequence { steps, within })) => {
+                    let within = chrono::Duration::from_std(*within).unwrap_or(chrono::Duration::MAX);
+                    let mut done = Vec::new();
+                    for (key, (group, progress)) in groups.iter() {
+                        let due = progress.started + within;
+                        if due <= now {
+                            if steps[progress.step].absent {
+                                firings.push(firing(
+                                    rule,
+                                    Status::Firing,
+                                    group.clone(),
+                                    progress.evidence.clone(),
+                                    due,
+                                ));
+                            }
+                            done.push(key.clone());
+                        }
+                    }
+                    for key in done {
+                        groups.remove(&key);
+                    }
+                }
+                _ => {}
+            }
+        }
+        firings.sort_by_key(|f| f.at);
+        firings
+    }
+}
+
+fn initial_state(rule: &Rule, now: DateTime<Utc>) -> State {
+    match &rule.detect {
+        None => State::Stateless,
+        Some(Detect::Threshold { .. }) => State::Threshold(HashMap::new()),
+        Some(Detect::Absence { expect, .. }) => State::Absence(
+            expect
+                .iter()
+                .map(|values| {
+                    let group: Vec<(&'static str, String)> =
+                        rule.group_by.iter().copied().zip(values.iter().cloned()).collect();
+                    (group_key(&group), (group, Silence { last_seen: now, firing: false, last: None }))
+                })
+                .collect(),
+        ),
+        Some(Detect::NewValue { .. }) => State::NewValue { first_run: now, seen: HashMap::new() },
+        Some(Detect::Sequence { .. }) => State::Sequence(HashMap::new()),
+    }
+}
+
+/// Keeps a map under the cap by forgetting its least recently active group; `true` when one was forgotten.
+fn make_room<V>(
+    groups: &mut HashMap<String, V>,
+    key: &str,
+    cap: usize,
+    activity: impl Fn(&V) -> Option<DateTime<Utc>>,
+) -> bool {
+    if groups.len() < cap || groups.contains_key(key) {
+        return false;
+    }
+    let oldest = groups.iter().min_by_key(|(_, v)| activity(v)).map(|(k, _)| k.clone());
+    oldest.is_some_and(|k| groups.remove(&k).is_some())
+}
+
+fn make_room_set(groups: &mut HashMap<String, HashSet<String>>, key: &str, cap: usize) -> bool {
+    if groups.len() < cap || groups.contains_key(key) {
+        return false;
+    }
+    let any = groups.keys().next().cloned();
+    any.is_some_and(|k| groups.remove(&k).is_some())
+}
+
+/// The event's values of the rule's group_by fields (absent fields as empty strings).
+fn group_values(rule: &Rule, event: &Event) -> Vec<(&'static str, String)> {
+    rule.group_by.iter().map(|f| (*f, event_value(event, f).map(|v| v.into_owned()).unwrap_or_default())).collect()
+}
+
+fn group_key(group: &[(&'static str, String)]) -> String {
+    group.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join("\u{1f}")
+}
+
+/// The fingerprint: rule id plus the group values (`luna.auth.bruteforce|host.name=hsm-01|source.ip=10.0.0.1`).
+pub fn fingerprint(rule_id: &str, group: &[(&'static str, String)]) -> String {
+    let mut text = rule_id.to_owned();
+    for (name, value) in group {
+        text.push('|');
+        text.push_str(name);
+        text.push('=');
+        text.push_str(value);
+    }
+    text
+}
+
+fn firing(
+    rule: &Arc<Rule>,
+    status: Status,
+    group: Vec<(&'static str, String)>,
+    evidence: Evidence,
+    at: DateTime<Utc>,
+) -> Firing {
+    Firing { rule: rule.clone(), status, fingerprint: fingerprint(&rule.id, &group), group, evidence, at }
+}
+
+#[cfg(test)]
+mod tests;
