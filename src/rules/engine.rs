@@ -54,14 +54,20 @@ pub struct Firing {
     pub at: DateTime<Utc>,
 }
 
+/// A group: the group_by fields and their values.
+pub type Group = Vec<(&'static str, String)>;
+
+/// Per-group state of one rule, by group key.
+type Groups<S> = HashMap<String, (Group, S)>;
+
 /// Per-rule state.
 #[derive(Debug)]
 enum State {
     Stateless,
-    Threshold(HashMap<String, (Vec<(&'static str, String)>, Window)>),
-    Absence(HashMap<String, (Vec<(&'static str, String)>, Silence)>),
+    Threshold(Groups<Window>),
+    Absence(Groups<Silence>),
     NewValue { first_run: DateTime<Utc>, seen: HashMap<String, HashSet<String>> },
-    Sequence(HashMap<String, (Vec<(&'static str, String)>, Progress)>),
+    Sequence(Groups<Progress>),
 }
 
 /// The engine over one rule set.
