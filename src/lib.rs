@@ -11,6 +11,7 @@
 //! `ingest` composes frame → parse → decode for every input; `app` wires the stages into a server; `event`,
 //! `config`, `metrics` and `pack` are leaves every stage may use.
 
+pub mod alert;
 pub mod app;
 pub mod cli;
 pub mod config;

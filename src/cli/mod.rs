@@ -4,6 +4,7 @@ mod config_cmd;
 mod decode_cmd;
 mod import;
 mod query;
+mod rules_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,9 @@ pub enum Command {
     /// Work with decoder files.
     #[command(subcommand)]
     Decoders(decode_cmd::DecodersCommand),
+    /// Check rule files and run their tests.
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCommand),
     /// Print or check configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -72,6 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args).await,
         Command::Decode(args) => decode_cmd::run_decode(args),
         Command::Decoders(command) => decode_cmd::run_decoders(command),
+        Command::Rules(command) => rules_cmd::run(command),
         Command::Config(command) => config_cmd::run(command),
     }
 }

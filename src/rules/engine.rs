@@ -263,7 +263,7 @@ impl Engine {
                 _ => {}
             }
         }
-        firings.sort_by_key(|f| f.at);
+        firings.sort_by(|a, b| (a.at, &a.fingerprint).cmp(&(b.at, &b.fingerprint)));
         firings
     }
 }

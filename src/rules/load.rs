@@ -83,7 +83,7 @@ pub struct Step {
 }
 
 /// A compiled rule.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rule {
     /// Id.
     pub id: String,
@@ -192,6 +192,18 @@ fn documents(text: &str) -> Vec<Document<'_>> {
         .collect()
 }
 
+/// Loads the rule files (`*.yaml` at the top of a rules directory, or of the embedded pack).
+pub fn load(source: &crate::pack::RuleSource) -> Result<Loaded, FileErrors> {
+    let files = source.yaml_files("").map_err(|error| {
+        FileErrors(vec![FileError {
+            file: source.describe(),
+            line: None,
+            message: format!("cannot read rules: {error}"),
+        }])
+    })?;
+    compile_files(&files)
+}
+
 /// Compiles rule files given as `(name, text)`.
 pub fn compile_files(files: &[(String, String)]) -> Result<Loaded, FileErrors> {
     let mut errors = Vec::new();
@@ -222,7 +234,7 @@ pub fn compile_files(files: &[(String, String)]) -> Result<Loaded, FileErrors> {
                     Err(e) => errors.push(FileError {
                         file: name.clone(),
                         line: at(serde_line(&e, doc.text)),
-                        message: e.to_string(),
+                        message: serde_message(&e),
                     }),
                 }
                 continue;
@@ -232,7 +244,7 @@ pub fn compile_files(files: &[(String, String)]) -> Result<Loaded, FileErrors> {
                 Err(e) => errors.push(FileError {
                     file: name.clone(),
                     line: at(serde_line(&e, doc.text)),
-                    message: e.to_string(),
+                    message: serde_message(&e),
                 }),
             }
         }
@@ -267,6 +279,15 @@ fn serde_line(error: &serde_yaml_ng::Error, text: &str) -> Option<usize> {
     let message = error.to_string();
     let quoted = message.split('`').nth(1).filter(|q| !q.is_empty());
     quoted.and_then(|q| line_of(text, q, 1)).or_else(|| error.location().map(|l| l.line()))
+}
+
+/// A YAML error's message without its document-relative "at line L column C" (the file line is reported instead).
+fn serde_message(error: &serde_yaml_ng::Error) -> String {
+    let message = error.to_string();
+    match (message.rfind(" at line "), error.location()) {
+        (Some(at), Some(location)) => format!("{} (column {})", &message[..at], location.column()),
+        _ => message,
+    }
 }
 
 struct RuleContext<'a> {

@@ -6,3 +6,4 @@ pub mod engine;
 pub mod load;
 pub mod schema;
 pub mod selection;
+pub mod testing;

@@ -7,6 +7,7 @@ mod decoders;
 mod formats;
 mod logger;
 mod properties;
+mod rules;
 mod shutdown;
 mod support;
 mod tcp;

@@ -1,0 +1,57 @@
+//! `hsmwatch rules check` and `hsmwatch rules test` on the shipped pack and on broken rules.
+
+use std::process::Command;
+
+use crate::support::BIN;
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(BIN).args(args).output().expect("run hsmwatch");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+
+#[test]
+fn the_shipped_pack_checks_and_its_tests_pass() {
+    let (code, out, err) = run(&["rules", "check", SHIPPED]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("rules,") && out.contains("ok"), "{out}");
+    let (code, out, err) = run(&["rules", "test", SHIPPED]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.lines().last().unwrap().ends_with("passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_failing_rule_test_shows_expected_and_actual_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.yaml"),
+        "id: r\ntitle: T\nseverity: low\nselect:\n  s:\n    event.action: ssh.login\ntests:\n  - name: expects two but gets one\n    events:\n      - {at: 0s, fields: {event.action: ssh.login}}\n    expect:\n      - {status: firing}\n      - {status: firing}\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  r / expects two but gets one"), "{out}");
+    assert!(out.contains("1 notification(s) instead of 2"), "{out}");
+    assert!(out.contains("actual:") && out.contains("- firing count=1"), "{out}");
+}
+
+#[test]
+fn broken_rules_exit_2_with_file_line_and_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.yaml"),
+        "id: r\ntitle: T\nseverity: low\nselect:\n  s:\n    event.actoin: ssh.login\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("r.yaml:6: rule `r`: selection `s`: unknown field `event.actoin` (did you mean `event.action`?)"),
+        "{err}"
+    );
+}
