@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::decode::{DecoderErrors, Decoders};
+use crate::evaluate::Evaluator;
 use crate::ingest::Pipeline;
 use crate::listen::{tcp, udp};
 use crate::metrics::{Counters, Snapshot};
@@ -41,6 +42,9 @@ pub enum AppError {
     /// The decoder files have errors.
     #[error("cannot load decoders")]
     Decoders(#[source] DecoderErrors),
+    /// The rule files have errors.
+    #[error("cannot load rules")]
+    Rules(#[source] crate::diagnostic::FileErrors),
     /// A stage panicked.
     #[error("internal error: the {stage} task failed: {reason}")]
     Task {
@@ -70,7 +74,7 @@ impl Server {
     pub async fn start(config: &Config) -> Result<Server, AppError> {
         let counters = Arc::new(Counters::default());
         let shutdown = CancellationToken::new();
-        let conn = store::open_writer(&config.storage.path).await?;
+        let mut conn = store::open_writer(&config.storage.path).await?;
         tracing::info!(path = %config.storage.path.display(), "database open");
         let source = RuleSource::resolve(config.rules.dir.as_deref());
         let decoders = Arc::new(Decoders::load(&source).map_err(AppError::Decoders)?);
@@ -79,6 +83,9 @@ impl Server {
         if patterns == 0 {
             tracing::warn!(source = %source.describe(), "no decoders found: lines will be stored but not classified");
         }
+        let rules = crate::rules::load::load(&source).map_err(AppError::Rules)?;
+        tracing::info!(source = %source.describe(), rules = rules.rules.len(), "rules loaded");
+        let evaluator = Evaluator::start(&mut conn, &rules.rules, chrono::Utc::now()).await?;
 
         let (queue, queue_rx) = mpsc::channel(config.storage.queue_capacity);
         let mut listeners = Vec::new();
@@ -115,7 +122,7 @@ impl Server {
         let policy = BatchPolicy { rows: config.storage.batch_rows, delay: config.storage.batch_delay };
         let writer_counters = counters.clone();
         let writer = tokio::spawn(async move {
-            let (conn, summary) = writer::run(conn, queue_rx, policy, writer_counters).await?;
+            let (conn, summary) = writer::run(conn, queue_rx, policy, writer_counters, evaluator).await?;
             store::close_writer(conn).await?;
             Ok(summary)
         });

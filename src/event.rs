@@ -260,7 +260,7 @@ pub const DATASET_SYSLOG: &str = "syslog";
 
 /// A point in time that remembers how many fractional-second digits its source wrote, so that `.004` prints back as
 /// `.004` and a header without a fraction prints none (the corpus convention).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Timestamp {
     /// The instant, UTC.
     pub at: DateTime<Utc>,
@@ -320,8 +320,10 @@ pub fn intern(text: &str) -> &'static str {
 /// One stored line: the fields of `EVENTS.md`.
 ///
 /// `@timestamp` and `event.created` are kept typed (they order and filter events); every other field is a string in
-/// `fields`, absent when the line does not carry it (never `""`).
-#[derive(Debug, Clone, PartialEq)]
+/// `fields`, absent when the line does not carry it (never `""`). Serializes as its times, its fields by name and its
+/// raw bytes (rule state that keeps sample events is saved this way).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "EventRecord", into = "EventRecord")]
 pub struct Event {
     /// `@timestamp`: from the header, else the time of receipt.
     pub timestamp: Timestamp,
@@ -331,6 +333,37 @@ pub struct Event {
     pub fields: BTreeMap<&'static str, FieldValue>,
     /// The frame's bytes when they were not valid UTF-8 (`event.original` then holds an escaped copy).
     pub raw: Option<Vec<u8>>,
+}
+
+/// The serialized form of an [`Event`]: field names as text, so that unknown names (from a newer version) are dropped
+/// on reading rather than failing.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EventRecord {
+    timestamp: Timestamp,
+    created: Timestamp,
+    fields: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    raw: Option<Vec<u8>>,
+}
+
+impl From<Event> for EventRecord {
+    fn from(event: Event) -> Self {
+        let fields = event.fields.into_iter().map(|(k, v)| (k.to_owned(), v.into_owned())).collect();
+        EventRecord { timestamp: event.timestamp, created: event.created, fields, raw: event.raw }
+    }
+}
+
+impl From<EventRecord> for Event {
+    fn from(record: EventRecord) -> Self {
+        let mut event = Event::new(record.timestamp, record.created);
+        for (name, value) in record.fields {
+            if let Some(name) = field::lookup(&name) {
+                event.set(name, value);
+            }
+        }
+        event.raw = record.raw;
+        event
+    }
 }
 
 impl Event {
@@ -400,6 +433,17 @@ mod tests {
         assert_eq!(suggest("partition.creat", ACTIONS), Some("partition.create"));
         assert_eq!(suggest("completely.different", ACTIONS), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let now = Timestamp::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(), 3);
+        let mut event = Event::new(now, now);
+        event.set(field::USER_NAME, "admin");
+        event.set(field::ACTION, "ssh.login");
+        event.raw = Some(vec![0xff]);
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
     }
 
     #[test]

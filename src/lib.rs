@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod diagnostic;
+pub mod evaluate;
 pub mod event;
 pub mod frame;
 pub mod import;

@@ -5,7 +5,9 @@
 //! throttle marks and the compiled templates. Recording alerts and queueing deliveries are the store's and the
 //! outbox's.
 
-use std::collections::{BTreeMap, HashMap};
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -58,6 +60,7 @@ struct Mark {
 pub struct Alerter {
     env: Environment<'static>,
     marks: HashMap<String, Mark>,
+    changed_marks: HashSet<String>,
 }
 
 impl Alerter {
@@ -69,7 +72,20 @@ impl Alerter {
             let _ = env.add_template_owned(format!("{}#title", rule.id), rule.title_template.clone());
             let _ = env.add_template_owned(format!("{}#body", rule.id), rule.body_template.clone());
         }
-        Alerter { env, marks: HashMap::new() }
+        Alerter { env, marks: HashMap::new(), changed_marks: HashSet::new() }
+    }
+
+    /// Restores a saved throttle mark.
+    pub fn restore_mark(&mut self, fingerprint: String, last_sent: DateTime<Utc>, suppressed: u64) {
+        self.marks.insert(fingerprint, Mark { last_sent, suppressed });
+    }
+
+    /// The marks that changed since the last call, to save.
+    pub fn take_changed_marks(&mut self) -> Vec<store::MarkRow> {
+        std::mem::take(&mut self.changed_marks)
+            .into_iter()
+            .filter_map(|f| self.marks.get(&f).map(|m| (f.clone(), m.last_sent, m.suppressed)))
+            .collect()
     }
 
     /// The alert of a firing; `throttle` decides whether it is notified. Resolutions are always notified.
@@ -108,6 +124,7 @@ impl Alerter {
     /// and reported by the next one that goes out.
     fn throttle(&mut self, fingerprint: &str, at: DateTime<Utc>, throttle: std::time::Duration) -> (bool, u64) {
         let throttle = chrono::Duration::from_std(throttle).unwrap_or(chrono::Duration::MAX);
+        self.changed_marks.insert(fingerprint.to_owned());
         match self.marks.get_mut(fingerprint) {
             Some(mark) if at < mark.last_sent + throttle => {
                 mark.suppressed += 1;

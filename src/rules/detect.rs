@@ -13,7 +13,7 @@ use crate::event::Event;
 pub const SAMPLE: usize = 5;
 
 /// What a group has collected towards a firing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     /// Matching events counted.
     pub count: u64,
@@ -44,7 +44,7 @@ impl Evidence {
 }
 
 /// A sliding window of one group.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     entries: VecDeque<(DateTime<Utc>, Option<String>, Option<i64>)>,
     sample: Vec<(DateTime<Utc>, Event)>,
@@ -100,7 +100,7 @@ impl Window {
 }
 
 /// One group of an absence rule.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Silence {
     /// Receipt time of the last matching event (or when the group became expected).
     pub last_seen: DateTime<Utc>,
@@ -111,7 +111,7 @@ pub struct Silence {
 }
 
 /// Progress of one group through a sequence.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     /// The step waited for.
     pub step: usize,

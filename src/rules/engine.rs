@@ -78,8 +78,41 @@ pub struct Engine {
     unindexed: Vec<usize>,
     states: Vec<State>,
     max_groups: usize,
+    dirty: HashSet<(usize, String)>,
     /// Groups forgotten because a rule hit the cardinality cap.
     pub groups_evicted: u64,
+}
+
+/// Key of the per-rule row that holds what is not per group (the start of a learning period).
+pub const RULE_META_KEY: &str = "";
+
+/// One changed piece of rule state, to save: a group's state as JSON, or `None` when the group is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The rule.
+    pub rule_id: String,
+    /// Hash of the rule's source.
+    pub rule_hash: u64,
+    /// The group key ([`RULE_META_KEY`] for the rule's own row).
+    pub key: String,
+    /// The state, or `None` to delete it.
+    pub state: Option<String>,
+}
+
+/// A group as saved: field names as text.
+type SavedGroup = Vec<(String, String)>;
+
+fn save_group(group: &Group) -> SavedGroup {
+    group.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+fn load_group(saved: SavedGroup) -> Group {
+    saved.into_iter().filter_map(|(k, v)| field::lookup(&k).map(|k| (k, v))).collect()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    first_run: DateTime<Utc>,
 }
 
 impl Engine {
@@ -102,8 +135,78 @@ impl Engine {
             indices.sort_unstable();
             indices.dedup();
         }
-        let states = rules.iter().map(|rule| initial_state(rule, now)).collect();
-        Engine { rules, by_action, unindexed, states, max_groups: DEFAULT_MAX_GROUPS, groups_evicted: 0 }
+        let states: Vec<State> = rules.iter().map(|rule| initial_state(rule, now)).collect();
+        // New state (expected absence groups, learning starts) is saved with the first commit.
+        let mut dirty = HashSet::new();
+        for (index, state) in states.iter().enumerate() {
+            match state {
+                State::Absence(groups) => dirty.extend(groups.keys().map(|k| (index, k.clone()))),
+                State::NewValue { .. } => {
+                    dirty.insert((index, RULE_META_KEY.to_owned()));
+                }
+                _ => {}
+            }
+        }
+        Engine { rules, by_action, unindexed, states, max_groups: DEFAULT_MAX_GROUPS, dirty, groups_evicted: 0 }
+    }
+
+    /// The state that changed since the last call, as rows to save.
+    pub fn take_changes(&mut self) -> Vec<StateChange> {
+        let mut changes: Vec<StateChange> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|(index, key)| {
+                let rule = &self.rules[index];
+                let state = self.saved_state(index, &key);
+                StateChange { rule_id: rule.id.clone(), rule_hash: rule.source_hash, key, state }
+            })
+            .collect();
+        changes.sort_by(|a, b| (&a.rule_id, &a.key).cmp(&(&b.rule_id, &b.key)));
+        changes
+    }
+
+    fn saved_state(&self, index: usize, key: &str) -> Option<String> {
+        let json = |value: serde_json::Result<String>| value.ok();
+        match &self.states[index] {
+            State::Stateless => None,
+            State::Threshold(groups) => {
+                groups.get(key).and_then(|(g, s)| json(serde_json::to_string(&(save_group(g), s))))
+            }
+            State::Absence(groups) => {
+                groups.get(key).and_then(|(g, s)| json(serde_json::to_string(&(save_group(g), s))))
+            }
+            State::Sequence(groups) => {
+                groups.get(key).and_then(|(g, s)| json(serde_json::to_string(&(save_group(g), s))))
+            }
+            State::NewValue { first_run, .. } if key == RULE_META_KEY => {
+                json(serde_json::to_string(&Meta { first_run: *first_run }))
+            }
+            State::NewValue { seen, .. } => seen.get(key).and_then(|set| json(serde_json::to_string(set))),
+        }
+    }
+
+    /// Restores one saved row; rows of rules that changed (another hash) or are gone are ignored. Returns whether the
+    /// row was used.
+    pub fn restore(&mut self, rule_id: &str, rule_hash: u64, key: &str, state: &str) -> bool {
+        let Some(index) = self.rules.iter().position(|r| r.id == rule_id && r.source_hash == rule_hash) else {
+            return false;
+        };
+        let key = key.to_owned();
+        let key_for_dirty = key.clone();
+        let restored = match &mut self.states[index] {
+            State::Stateless => false,
+            State::Threshold(groups) => restore_group(groups, key, state),
+            State::Absence(groups) => restore_group(groups, key, state),
+            State::Sequence(groups) => restore_group(groups, key, state),
+            State::NewValue { first_run, .. } if key == RULE_META_KEY => {
+                serde_json::from_str::<Meta>(state).map(|meta| *first_run = meta.first_run).is_ok()
+            }
+            State::NewValue { seen, .. } => serde_json::from_str(state).map(|set| seen.insert(key, set)).is_ok(),
+        };
+        if restored {
+            // What was restored is what is saved; the freshly seeded value it replaced needs no saving.
+            self.dirty.remove(&(index, key_for_dirty));
+        }
+        restored
     }
 
     /// Changes the cardinality cap.
@@ -139,12 +242,15 @@ impl Engine {
             let group = group_values(&rule, event);
             let key = group_key(&group);
             let cap = self.max_groups;
+            if !matches!(self.states[index], State::Stateless) {
+                self.dirty.insert((index, key.clone()));
+            }
             let evicted = match &mut self.states[index] {
                 State::Stateless => {
                     let mut evidence = Evidence::default();
                     evidence.add(event, id, event.created.at);
                     firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
-                    false
+                    None
                 }
                 State::Threshold(groups) => {
                     let Some(Detect::Threshold { count, distinct, window }) = &rule.detect else { continue };
@@ -209,8 +315,9 @@ impl Engine {
                     evicted
                 }
             };
-            if evicted {
+            if let Some(forgotten) = evicted {
                 self.groups_evicted += 1;
+                self.dirty.insert((index, forgotten));
             }
         }
         firings
@@ -224,9 +331,10 @@ impl Engine {
             match (&mut self.states[index], &rule.detect) {
                 (State::Absence(groups), Some(Detect::Absence { silence, .. })) => {
                     let silence = chrono::Duration::from_std(*silence).unwrap_or(chrono::Duration::MAX);
-                    for (group, state) in groups.values_mut() {
+                    for (key, (group, state)) in groups.iter_mut() {
                         let due = state.last_seen + silence;
                         if !state.firing && due <= now {
+                            self.dirty.insert((index, key.clone()));
                             state.firing = true;
                             let evidence = Evidence {
                                 first_seen: Some(state.last_seen),
@@ -258,6 +366,7 @@ impl Engine {
                     }
                     for key in done {
                         groups.remove(&key);
+                        self.dirty.insert((index, key));
                     }
                 }
                 _ => {}
@@ -265,6 +374,16 @@ impl Engine {
         }
         firings.sort_by(|a, b| (a.at, &a.fingerprint).cmp(&(b.at, &b.fingerprint)));
         firings
+    }
+}
+
+fn restore_group<S: serde::de::DeserializeOwned>(groups: &mut Groups<S>, key: String, state: &str) -> bool {
+    match serde_json::from_str::<(SavedGroup, S)>(state) {
+        Ok((group, value)) => {
+            groups.insert(key, (load_group(group), value));
+            true
+        }
+        Err(_) => false,
     }
 }
 
@@ -287,26 +406,28 @@ fn initial_state(rule: &Rule, now: DateTime<Utc>) -> State {
     }
 }
 
-/// Keeps a map under the cap by forgetting its least recently active group; `true` when one was forgotten.
+/// Keeps a map under the cap by forgetting its least recently active group; returns the group forgotten.
 fn make_room<V>(
     groups: &mut HashMap<String, V>,
     key: &str,
     cap: usize,
     activity: impl Fn(&V) -> Option<DateTime<Utc>>,
-) -> bool {
+) -> Option<String> {
     if groups.len() < cap || groups.contains_key(key) {
-        return false;
+        return None;
     }
-    let oldest = groups.iter().min_by_key(|(_, v)| activity(v)).map(|(k, _)| k.clone());
-    oldest.is_some_and(|k| groups.remove(&k).is_some())
+    let oldest = groups.iter().min_by_key(|(_, v)| activity(v)).map(|(k, _)| k.clone())?;
+    groups.remove(&oldest);
+    Some(oldest)
 }
 
-fn make_room_set(groups: &mut HashMap<String, HashSet<String>>, key: &str, cap: usize) -> bool {
+fn make_room_set(groups: &mut HashMap<String, HashSet<String>>, key: &str, cap: usize) -> Option<String> {
     if groups.len() < cap || groups.contains_key(key) {
-        return false;
+        return None;
     }
-    let any = groups.keys().next().cloned();
-    any.is_some_and(|k| groups.remove(&k).is_some())
+    let any = groups.keys().next().cloned()?;
+    groups.remove(&any);
+    Some(any)
 }
 
 /// The event's values of the rule's group_by fields (absent fields as empty strings).

@@ -121,6 +121,8 @@ pub struct Rule {
     pub file: String,
     /// Line its document starts on.
     pub line: usize,
+    /// Hash of the rule's document text: saved state is only restored into an unchanged rule.
+    pub source_hash: u64,
 }
 
 impl Rule {
@@ -281,6 +283,11 @@ fn serde_line(error: &serde_yaml_ng::Error, text: &str) -> Option<usize> {
     quoted.and_then(|q| line_of(text, q, 1)).or_else(|| error.location().map(|l| l.line()))
 }
 
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike the standard library's hasher.
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// A YAML error's message without its document-relative "at line L column C" (the file line is reported instead).
 fn serde_message(error: &serde_yaml_ng::Error) -> String {
     let message = error.to_string();
@@ -380,6 +387,7 @@ impl RuleContext<'_> {
             tests: spec.tests,
             file: self.file.to_owned(),
             line: self.first_line,
+            source_hash: fnv1a(self.text),
         })
     }
 

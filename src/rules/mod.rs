@@ -6,4 +6,5 @@ pub mod engine;
 pub mod load;
 pub mod schema;
 pub mod selection;
+pub mod state;
 pub mod testing;

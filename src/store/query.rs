@@ -69,6 +69,20 @@ pub async fn events(pool: &SqlitePool, filter: &EventFilter) -> Result<Vec<Store
     rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
 }
 
+/// Events stored after row `after`, oldest first, at most `limit` (for resuming evaluation after a crash).
+pub async fn events_after(
+    conn: &mut sqlx::SqliteConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
+}
+
 /// Number of stored events.
 pub async fn count(pool: &SqlitePool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)

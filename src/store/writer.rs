@@ -5,8 +5,12 @@
 //! per event would cap ingest near 15k events/s. A failed commit (disk full, lock) is retried with backoff while the
 //! queue fills up behind it, which is what slows TCP senders down instead of losing their lines.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::mpsc;
@@ -25,6 +29,35 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// How often a failing commit is tried once the queue has closed (shutdown) before the batch is given up.
 const SHUTDOWN_ATTEMPTS: u32 = 10;
+
+/// What a hook returns: a future over the writer's connection.
+pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// Work done on the writer's connection after each commit, and on a timer: the rule engine's evaluation (store,
+/// then evaluate). Defined here so that the store knows nothing of the stages after it.
+pub trait AfterCommit: Send + 'static {
+    /// A batch was committed; its first event has row id `first_id`.
+    fn committed<'a>(&'a mut self, conn: &'a mut SqliteConnection, batch: &'a [Event], first_id: i64)
+        -> HookFuture<'a>;
+    /// Time passed (timers that fire without new events).
+    fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a>;
+}
+
+/// No work after commits.
+#[derive(Debug, Default)]
+pub struct NoHook;
+
+impl AfterCommit for NoHook {
+    fn committed<'a>(&'a mut self, _: &'a mut SqliteConnection, _: &'a [Event], _: i64) -> HookFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+    fn tick<'a>(&'a mut self, _: &'a mut SqliteConnection, _: DateTime<Utc>) -> HookFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// How often the hook's timers run.
+const TICK: Duration = Duration::from_secs(1);
 
 /// When the writer commits.
 #[derive(Debug, Clone, Copy)]
@@ -45,18 +78,30 @@ pub struct WriterSummary {
 }
 
 /// Commits everything the queue delivers until every sender is gone, then returns the connection.
-pub async fn run(
+pub async fn run<H: AfterCommit>(
     mut conn: SqliteConnection,
     mut queue: mpsc::Receiver<Event>,
     policy: BatchPolicy,
     counters: Arc<Counters>,
+    mut hook: H,
 ) -> Result<(SqliteConnection, WriterSummary), StoreError> {
     let rows = policy.rows.max(1);
     let mut batch: Vec<Event> = Vec::with_capacity(rows);
     let mut summary = WriterSummary::default();
     let mut open = true;
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while open {
-        if queue.recv_many(&mut batch, rows).await == 0 {
+        let received = tokio::select! {
+            received = queue.recv_many(&mut batch, rows) => received,
+            _ = ticker.tick() => {
+                if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
+                    tracing::error!(%error, "timer evaluation failed");
+                }
+                continue;
+            }
+        };
+        if received == 0 {
             break;
         }
         let deadline = Instant::now() + policy.delay;
@@ -70,8 +115,12 @@ pub async fn run(
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        commit_with_retry(&mut conn, &batch, !open || queue.is_closed(), &counters).await?;
+        let first_id = commit_with_retry(&mut conn, &batch, !open || queue.is_closed(), &counters).await?;
         Counters::add(&counters.stored, batch.len() as u64);
+        if let Err(error) = hook.committed(&mut conn, &batch, first_id).await {
+            // The events are stored; the rule cursor did not move, so the next start evaluates them again.
+            tracing::error!(%error, events = batch.len(), "rule evaluation of a committed batch failed");
+        }
         summary.stored += batch.len() as u64;
         summary.batches += 1;
         batch.clear();
@@ -84,17 +133,17 @@ async fn commit_with_retry(
     batch: &[Event],
     closing: bool,
     counters: &Counters,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let mut delay = Duration::from_millis(100);
     let mut last_error: Option<String> = None;
     let mut attempts = 0u32;
     loop {
         match insert_batch(conn, batch).await {
-            Ok(()) => {
+            Ok(first_id) => {
                 if last_error.is_some() {
                     tracing::info!(events = batch.len(), "database writes succeed again");
                 }
-                return Ok(());
+                return Ok(first_id);
             }
             Err(error) if error.is_retryable() && !(closing && attempts + 1 >= SHUTDOWN_ATTEMPTS) => {
                 let text = error.to_string();
@@ -116,20 +165,26 @@ async fn commit_with_retry(
     }
 }
 
-/// Inserts a batch in one transaction.
-pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Result<(), StoreError> {
+/// Inserts a batch in one transaction; returns the row id of its first event (the others follow in order).
+pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Result<i64, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut inserted = Ok(());
+    let mut inserted = Ok(0);
+    let mut first_id = None;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         inserted = insert_rows(conn, chunk).await;
-        if inserted.is_err() {
-            break;
+        match inserted {
+            // Rows of one INSERT get consecutive row ids, max(id)+1 onwards (SQLite's rowid algorithm without
+            // AUTOINCREMENT), and BEGIN IMMEDIATE keeps other writers out meanwhile.
+            Ok(last) => {
+                first_id.get_or_insert(last - chunk.len() as i64 + 1);
+            }
+            Err(_) => break,
         }
     }
     match inserted {
-        Ok(()) => {
+        Ok(_) => {
             sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(())
+            Ok(first_id.unwrap_or(0))
         }
         Err(error) => {
             // The transaction may already be gone (SQLITE_FULL rolls back on its own); that is fine.
@@ -139,7 +194,7 @@ pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Resul
     }
 }
 
-async fn insert_rows(conn: &mut SqliteConnection, chunk: &[Event]) -> Result<(), StoreError> {
+async fn insert_rows(conn: &mut SqliteConnection, chunk: &[Event]) -> Result<i64, StoreError> {
     let rows: Vec<_> = chunk.iter().map(row_values).collect();
     let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("INSERT INTO events ({INSERT_COLUMNS}) "));
     insert.push_values(&rows, |mut row, values| {
@@ -152,6 +207,5 @@ async fn insert_rows(conn: &mut SqliteConnection, chunk: &[Event]) -> Result<(),
         row.push_bind(values.raw);
         row.push_bind(values.json.as_str());
     });
-    insert.build().persistent(true).execute(&mut *conn).await?;
-    Ok(())
+    Ok(insert.build().persistent(true).execute(&mut *conn).await?.last_insert_rowid())
 }

@@ -117,3 +117,29 @@ fn the_group_cap_forgets_the_least_active_group() {
     }
     assert_eq!(engine.groups_evicted, 1);
 }
+
+#[test]
+fn state_saved_and_restored_continues_a_half_full_window() {
+    let yaml = format!("id: brute\ntitle: T\nseverity: high\n{FAILED}detect: {{type: threshold, count: 4, window: 5m, group_by: [host.name]}}\n");
+    let fail = [(field::ACTION, "hsm.login"), (field::OUTCOME, "failure"), (field::HOST_NAME, "a")];
+    let mut first = engine_for(&yaml);
+    for i in 0..2 {
+        assert!(first.process(&event(i, &fail), Some(i)).is_empty());
+    }
+    let saved = first.take_changes();
+    assert_eq!(saved.len(), 1);
+    assert!(first.take_changes().is_empty(), "changes are taken once");
+
+    // A restarted engine, restored from the saved rows, needs only two more failures.
+    let mut second = engine_for(&yaml);
+    for change in &saved {
+        assert!(second.restore(&change.rule_id, change.rule_hash, &change.key, change.state.as_deref().unwrap()));
+    }
+    assert!(second.process(&event(10, &fail), Some(10)).is_empty());
+    let fired = second.process(&event(11, &fail), Some(11));
+    assert_eq!(fired[0].evidence.ids, vec![0, 1, 10, 11]);
+
+    // A changed rule does not take the old state.
+    let mut changed = engine_for(&yaml.replace("count: 4", "count: 3"));
+    assert!(!changed.restore(&saved[0].rule_id, saved[0].rule_hash, &saved[0].key, saved[0].state.as_deref().unwrap()));
+}

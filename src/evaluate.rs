@@ -1,0 +1,167 @@
+//! Store, then evaluate: after each committed batch the rule engine sees the stored events (with their row ids), and
+//! the alerts it produces are written together with the rule state, the throttle marks and the evaluation cursor, in
+//! one transaction. So a crash neither forgets a half-full window nor fires an alert twice: what was committed is
+//! consistent, and on start evaluation resumes after the cursor.
+//!
+//! Receives committed batches and timer ticks from the writer; emits alerts into the `alerts` table (and the log).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
+
+use crate::alert::{self, Alert, Alerter};
+use crate::event::Event;
+use crate::rules::engine::{Engine, Firing, StateChange};
+use crate::rules::load::Rule;
+use crate::rules::state;
+use crate::store::query::events_after;
+use crate::store::writer::{AfterCommit, HookFuture};
+use crate::store::StoreError;
+
+/// Attempts at writing an evaluation's results before giving up (the cursor then stays, and a restart redoes it).
+const WRITE_ATTEMPTS: u32 = 6;
+
+/// The evaluation stage.
+#[derive(Debug)]
+pub struct Evaluator {
+    engine: Engine,
+    alerter: Alerter,
+}
+
+/// What one evaluation writes, kept so that a failed write can be retried as is.
+struct Results {
+    alerts: Vec<Alert>,
+    changes: Vec<StateChange>,
+    marks: Vec<alert::store::MarkRow>,
+    cursor: Option<i64>,
+}
+
+impl Evaluator {
+    /// Builds the engine for `rules`, restores saved state and throttle marks, and evaluates the events stored after
+    /// the cursor (those a crash left unevaluated).
+    pub async fn start(
+        conn: &mut SqliteConnection,
+        rules: &[Arc<Rule>],
+        now: DateTime<Utc>,
+    ) -> Result<Evaluator, StoreError> {
+        let mut engine = Engine::new(rules, now);
+        let saved = state::load(conn).await?;
+        let restored = saved.iter().filter(|(rule, hash, key, json)| engine.restore(rule, *hash, key, json)).count();
+        let mut alerter = Alerter::new(engine.rules());
+        for (fingerprint, last_sent, suppressed) in alert::store::load_marks(conn).await? {
+            alerter.restore_mark(fingerprint, last_sent, suppressed);
+        }
+        tracing::info!(rules = engine.rules().len(), restored, discarded = saved.len() - restored, "rule engine ready");
+        let mut evaluator = Evaluator { engine, alerter };
+        loop {
+            let cursor = state::cursor(conn).await?;
+            let pending = events_after(conn, cursor, 1000).await?;
+            let Some(first) = pending.first().map(|e| e.id) else { break };
+            tracing::info!(after = cursor, events = pending.len(), "evaluating events stored before the last stop");
+            let last = pending.last().map_or(first, |e| e.id);
+            let firings = evaluator.process(pending.iter().map(|s| (s.id, &s.event)));
+            evaluator.write(conn, firings, Some(last)).await?;
+        }
+        Ok(evaluator)
+    }
+
+    /// Evaluates events given with their row ids. Timers due before the batch fire first (a silence ends before the
+    /// line that breaks it); within a batch the writer's one-second tick is precise enough.
+    fn process<'e>(&mut self, events: impl IntoIterator<Item = (i64, &'e Event)>) -> Vec<Firing> {
+        let mut events = events.into_iter().peekable();
+        let mut firings = match events.peek() {
+            Some((_, first)) => self.engine.advance(first.created.at),
+            None => Vec::new(),
+        };
+        for (id, event) in events {
+            firings.extend(self.engine.process(event, Some(id)));
+        }
+        firings
+    }
+
+    async fn write(
+        &mut self,
+        conn: &mut SqliteConnection,
+        firings: Vec<Firing>,
+        cursor: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let alerts: Vec<Alert> = firings.iter().map(|f| self.alerter.alert(f)).collect();
+        let results =
+            Results { alerts, changes: self.engine.take_changes(), marks: self.alerter.take_changed_marks(), cursor };
+        if results.alerts.is_empty() && results.changes.is_empty() && results.cursor.is_none() {
+            return Ok(());
+        }
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=WRITE_ATTEMPTS {
+            match write_results(conn, &results).await {
+                Ok(()) => break,
+                Err(error) if attempt < WRITE_ATTEMPTS && error.is_retryable() => {
+                    tracing::warn!(%error, attempt, "cannot write alerts and rule state; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        for alert in &results.alerts {
+            tracing::info!(
+                rule = %alert.rule_id,
+                severity = alert.severity,
+                status = alert.status.as_str(),
+                notify = alert.notify,
+                fingerprint = %alert.fingerprint,
+                title = %alert.title,
+                "alert"
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn write_results(conn: &mut SqliteConnection, results: &Results) -> Result<(), StoreError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let written = async {
+        alert::store::insert(conn, &results.alerts).await?;
+        state::save(conn, &results.changes).await?;
+        alert::store::save_marks(conn, &results.marks).await?;
+        if let Some(cursor) = results.cursor {
+            state::set_cursor(conn, cursor).await?;
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    match written {
+        Ok(()) => {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(())
+        }
+        Err(error) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(error)
+        }
+    }
+}
+
+impl AfterCommit for Evaluator {
+    fn committed<'a>(
+        &'a mut self,
+        conn: &'a mut SqliteConnection,
+        batch: &'a [Event],
+        first_id: i64,
+    ) -> HookFuture<'a> {
+        Box::pin(async move {
+            let firings = self.process(batch.iter().enumerate().map(|(i, e)| (first_id + i as i64, e)));
+            let last = (!batch.is_empty()).then(|| first_id + batch.len() as i64 - 1);
+            self.write(conn, firings, last).await
+        })
+    }
+
+    fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a> {
+        Box::pin(async move {
+            let firings = self.engine.advance(now);
+            self.write(conn, firings, None).await
+        })
+    }
+}
