@@ -1,5 +1,6 @@
 //! Integration tests: a real hsmwatch (in-process or the binary) over real loopback sockets.
 
+mod alerts;
 mod backpressure;
 mod cli;
 mod corpus;

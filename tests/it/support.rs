@@ -143,7 +143,11 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `hsmwatch serve` and waits until its TCP port accepts connections.
     pub fn start(dir: &Path) -> ServeProcess {
-        let port = free_port();
+        Self::start_on(dir, free_port())
+    }
+
+    /// Starts `hsmwatch serve` on a given port (to restart a server where it was).
+    pub fn start_on(dir: &Path, port: u16) -> ServeProcess {
         let address = format!("127.0.0.1:{port}");
         let db = dir.join("serve.db");
         let child = Command::new(BIN)

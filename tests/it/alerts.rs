@@ -1,0 +1,145 @@
+//! Rules in the running server: alerts from lines sent over TCP, exactly one alert across a kill -9 in the middle of a
+//! window, and an absence that fires with no traffic at all and resolves when traffic returns.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Row};
+
+use crate::support::{send_tcp, ServeProcess, TestServer};
+
+/// `(rule_id, status, count, title)` of every alert, in order.
+async fn alerts(db: &Path) -> Vec<(String, String, i64, String)> {
+    let mut conn = SqliteConnectOptions::new().filename(db).read_only(true).connect().await.expect("open db");
+    let rows = sqlx::query("SELECT rule_id, status, count, title FROM alerts ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .expect("query alerts");
+    rows.iter().map(|r| (r.get("rule_id"), r.get("status"), r.get("count"), r.get("title"))).collect()
+}
+
+/// Polls until `done` holds for the alerts, or fails after 20 s.
+async fn wait_for(
+    db: &Path,
+    what: &str,
+    done: impl Fn(&[(String, String, i64, String)]) -> bool,
+) -> Vec<(String, String, i64, String)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = if db.exists() { alerts(db).await } else { Vec::new() };
+        if done(&found) {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; alerts: {found:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_pack_alerts_on_lines_sent_over_tcp() {
+    let server = TestServer::start().await;
+    let mut lines = String::new();
+    for _ in 0..5 {
+        lines.push_str("<86>Mar  3 22:41:50 hsm-4-1-1-9 sshd[30442]: Failed password for invalid user oracle from 203.0.113.45 port 40022 ssh2\n");
+    }
+    lines.push_str("<6>Mar  7 02:14:09 hsm-2-1-2-6 kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n");
+    send_tcp(server.tcp, lines.as_bytes(), false).await;
+    let db = server.db();
+    let found = wait_for(&db, "the brute-force and tamper alerts", |a| a.len() >= 2).await;
+    server.stop().await;
+    let rules: Vec<&str> = found.iter().map(|(rule, ..)| rule.as_str()).collect();
+    assert!(rules.contains(&"luna.auth.bruteforce"), "{found:#?}");
+    assert!(rules.contains(&"luna.hsm.tamper"), "{found:#?}");
+    let brute = found.iter().find(|(rule, ..)| rule == "luna.auth.bruteforce").unwrap();
+    assert_eq!((brute.1.as_str(), brute.2), ("firing", 5));
+    assert_eq!(brute.3, "5 failed logins on hsm-4-1-1-9 from 203.0.113.45");
+}
+
+fn rules_dir(dir: &Path, rule: &str) {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(rules.join("decoders")).unwrap();
+    for (name, text) in hsmwatch::pack::RuleSource::Embedded.yaml_files("decoders").unwrap() {
+        let file = Path::new(&name).file_name().unwrap().to_owned();
+        std::fs::write(rules.join("decoders").join(file), text).unwrap();
+    }
+    std::fs::write(rules.join("rule.yaml"), rule).unwrap();
+}
+
+async fn rule_state_rows(db: &Path) -> i64 {
+    let mut conn = SqliteConnectOptions::new().filename(db).read_only(true).connect().await.expect("open db");
+    sqlx::query_scalar("SELECT count(*) FROM rule_state").fetch_one(&mut conn).await.expect("count rule_state")
+}
+
+async fn send_line(port: u16, line: &str) {
+    send_tcp(format!("127.0.0.1:{port}").parse().unwrap(), format!("{line}\n").as_bytes(), false).await;
+}
+
+async fn wait_stored(db: &Path, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crate::support::query_json(db, &[]).len() < count {
+        assert!(Instant::now() < deadline, "events were not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_a_window_gives_exactly_one_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    rules_dir(
+        dir.path(),
+        "id: four\ntitle: Four failures\nseverity: high\nselect:\n  f:\n    event.action: ssh.login\n    event.outcome: failure\ndetect: {type: threshold, count: 4, window: 1h, group_by: [host.name]}\n",
+    );
+    let failure = "<86>Mar  3 22:41:50 hsm-9 sshd[1]: Failed password for root from 198.51.100.7 port 4000 ssh2";
+    let server = ServeProcess::start(dir.path());
+    let (port, db) = (server.port, server.db.clone());
+    for _ in 0..2 {
+        send_line(port, failure).await;
+    }
+    wait_stored(&db, 2).await;
+    // Wait for the evaluation commit of that batch (the half-full window is saved), then kill with no chance to flush.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rule_state_rows(&db).await == 0 {
+        assert!(Instant::now() < deadline, "the rule state was not saved");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.signal("KILL");
+    let _ = server.wait();
+    assert!(alerts(&db).await.is_empty());
+
+    let server = ServeProcess::start_on(dir.path(), port);
+    for _ in 0..2 {
+        send_line(port, failure).await;
+    }
+    let found = wait_for(&db, "one alert", |a| !a.is_empty()).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].2, 4, "the two failures before the kill were not forgotten");
+    server.signal("TERM");
+    assert_eq!(server.wait().0, Some(0));
+
+    // A further restart re-fires nothing.
+    let server = ServeProcess::start_on(dir.path(), port);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.signal("TERM");
+    let _ = server.wait();
+    assert_eq!(alerts(&db).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absence_fires_without_traffic_and_resolves_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    rules_dir(
+        dir.path(),
+        "id: quiet\ntitle: Quiet\nseverity: high\nselect:\n  any:\n    host.name: hsm-q\ndetect: {type: absence, for: 2s, group_by: [host.name]}\nmessage:\n  title: \"{{ status }} {{ group['host.name'] }}\"\n",
+    );
+    let server = ServeProcess::start(dir.path());
+    let (port, db) = (server.port, server.db.clone());
+    send_line(port, "<13>1 2026-03-01T12:00:00Z hsm-q app - - - hello").await;
+    let fired = wait_for(&db, "the silence alert", |a| !a.is_empty()).await;
+    assert_eq!((fired[0].1.as_str(), fired[0].3.as_str()), ("firing", "firing hsm-q"));
+    send_line(port, "<13>1 2026-03-01T12:00:05Z hsm-q app - - - back").await;
+    let resolved = wait_for(&db, "the resolution", |a| a.len() >= 2).await;
+    assert_eq!((resolved[1].1.as_str(), resolved[1].3.as_str()), ("resolved", "resolved hsm-q"));
+    server.signal("TERM");
+    assert_eq!(server.wait().0, Some(0));
+}
