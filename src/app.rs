@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::decode::{DecoderErrors, Decoders};
-use crate::evaluate::Evaluator;
+use crate::decode::{DecoderErrors, Decoders, SharedDecoders};
+use crate::evaluate::{Evaluator, ReloadSlot};
 use crate::ingest::Pipeline;
 use crate::listen::{tcp, udp};
 use crate::metrics::{Counters, Snapshot};
@@ -55,6 +55,74 @@ pub enum AppError {
     },
 }
 
+/// Reloads rules and decoders from their source: on SIGHUP, and when the rules directory changes. A broken reload
+/// keeps what is running and says what is wrong.
+#[derive(Debug)]
+pub struct Reloader {
+    source: RuleSource,
+    decoders: Arc<SharedDecoders>,
+    rules: ReloadSlot,
+}
+
+impl Reloader {
+    /// Loads and checks everything, then puts it in use; on any error nothing changes.
+    pub fn reload(&self) -> Result<(), String> {
+        let decoders = Decoders::load(&self.source).map_err(|e| e.to_string())?;
+        let rules = crate::rules::load::load(&self.source).map_err(|e| e.to_string())?;
+        self.decoders.replace(decoders);
+        *self.rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(rules.rules);
+        Ok(())
+    }
+
+    /// [`Reloader::reload`], logged.
+    pub fn reload_logged(&self, why: &str) {
+        match self.reload() {
+            Ok(()) => tracing::info!(source = %self.source.describe(), why, "rules and decoders reloaded"),
+            Err(errors) => {
+                tracing::error!(source = %self.source.describe(), why, %errors, "reload failed; the running rules and decoders stay")
+            }
+        }
+    }
+}
+
+/// A fingerprint of a rules directory: every YAML file's path, size and modification time.
+fn directory_fingerprint(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut files = Vec::new();
+    for sub in [dir.to_path_buf(), dir.join("decoders")] {
+        let Ok(entries) = std::fs::read_dir(&sub) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                let meta = entry.metadata().ok();
+                files.push((path, meta.as_ref().map_or(0, |m| m.len()), meta.and_then(|m| m.modified().ok())));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// How often the rules directory is looked at; a change is reloaded once it has been still for one more look.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+async fn watch_rules(dir: std::path::PathBuf, reloader: Arc<Reloader>, shutdown: CancellationToken) {
+    let mut loaded = directory_fingerprint(&dir);
+    let mut seen = loaded.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+        }
+        let now = directory_fingerprint(&dir);
+        // Debounce: an editor writes in steps; reload once the files stopped changing.
+        if now == seen && now != loaded {
+            reloader.reload_logged("rules directory changed");
+            loaded = now.clone();
+        }
+        seen = now;
+    }
+}
+
 /// A running server.
 pub struct Server {
     /// Bound TCP addresses, in config order (the real ports when the config said port 0).
@@ -63,6 +131,8 @@ pub struct Server {
     pub udp_addresses: Vec<SocketAddr>,
     /// The server's counters.
     pub counters: Arc<Counters>,
+    /// Reloads rules and decoders.
+    pub reloader: Arc<Reloader>,
     shutdown: CancellationToken,
     listeners: Vec<JoinHandle<()>>,
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
@@ -77,8 +147,9 @@ impl Server {
         let mut conn = store::open_writer(&config.storage.path).await?;
         tracing::info!(path = %config.storage.path.display(), "database open");
         let source = RuleSource::resolve(config.rules.dir.as_deref());
-        let decoders = Arc::new(Decoders::load(&source).map_err(AppError::Decoders)?);
-        let (files, groups, patterns) = decoders.counts();
+        let loaded_decoders = Decoders::load(&source).map_err(AppError::Decoders)?;
+        let (files, groups, patterns) = loaded_decoders.counts();
+        let decoders = Arc::new(SharedDecoders::new(loaded_decoders));
         tracing::info!(source = %source.describe(), files, groups, patterns, "decoders loaded");
         if patterns == 0 {
             tracing::warn!(source = %source.describe(), "no decoders found: lines will be stored but not classified");
@@ -86,6 +157,11 @@ impl Server {
         let rules = crate::rules::load::load(&source).map_err(AppError::Rules)?;
         tracing::info!(source = %source.describe(), rules = rules.rules.len(), "rules loaded");
         let evaluator = Evaluator::start(&mut conn, &rules.rules, chrono::Utc::now()).await?;
+        let reloader =
+            Arc::new(Reloader { source: source.clone(), decoders: decoders.clone(), rules: evaluator.reload_slot() });
+        if let RuleSource::Dir(dir) = &source {
+            tokio::spawn(watch_rules(dir.clone(), reloader.clone(), shutdown.clone()));
+        }
 
         let (queue, queue_rx) = mpsc::channel(config.storage.queue_capacity);
         let mut listeners = Vec::new();
@@ -127,7 +203,7 @@ impl Server {
             Ok(summary)
         });
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
-        Ok(Server { tcp_addresses, udp_addresses, counters, shutdown, listeners, writer, summary })
+        Ok(Server { tcp_addresses, udp_addresses, counters, reloader, shutdown, listeners, writer, summary })
     }
 
     /// A token that stops the server when cancelled.

@@ -23,11 +23,15 @@ use crate::store::StoreError;
 /// Attempts at writing an evaluation's results before giving up (the cursor then stays, and a restart redoes it).
 const WRITE_ATTEMPTS: u32 = 6;
 
+/// Rules waiting to replace the running ones, handed over by a reload to the writer task that owns the evaluator.
+pub type ReloadSlot = Arc<std::sync::Mutex<Option<Vec<Arc<Rule>>>>>;
+
 /// The evaluation stage.
 #[derive(Debug)]
 pub struct Evaluator {
     engine: Engine,
     alerter: Alerter,
+    reload: ReloadSlot,
 }
 
 /// What one evaluation writes, kept so that a failed write can be retried as is.
@@ -54,7 +58,7 @@ impl Evaluator {
             alerter.restore_mark(fingerprint, last_sent, suppressed);
         }
         tracing::info!(rules = engine.rules().len(), restored, discarded = saved.len() - restored, "rule engine ready");
-        let mut evaluator = Evaluator { engine, alerter };
+        let mut evaluator = Evaluator { engine, alerter, reload: ReloadSlot::default() };
         loop {
             let cursor = state::cursor(conn).await?;
             let pending = events_after(conn, cursor, 1000).await?;
@@ -65,6 +69,29 @@ impl Evaluator {
             evaluator.write(conn, firings, Some(last)).await?;
         }
         Ok(evaluator)
+    }
+
+    /// Where a reload puts new rules for this evaluator.
+    pub fn reload_slot(&self) -> ReloadSlot {
+        self.reload.clone()
+    }
+
+    /// Switches to reloaded rules, if a reload left some: unchanged rules (same id and source) keep their state, and
+    /// throttle marks are kept.
+    fn take_reload(&mut self, now: DateTime<Utc>) {
+        let Some(rules) = self.reload.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() else { return };
+        let mut engine = Engine::new(&rules, now);
+        let kept = self
+            .engine
+            .snapshot()
+            .iter()
+            .filter(|row| {
+                row.state.as_deref().is_some_and(|s| engine.restore(&row.rule_id, row.rule_hash, &row.key, s))
+            })
+            .count();
+        self.alerter = self.alerter.reloaded(engine.rules());
+        self.engine = engine;
+        tracing::info!(rules = self.engine.rules().len(), state_rows_kept = kept, "rules reloaded");
     }
 
     /// Evaluates events given with their row ids. Timers due before the batch fire first (a silence ends before the
@@ -152,6 +179,7 @@ impl AfterCommit for Evaluator {
         first_id: i64,
     ) -> HookFuture<'a> {
         Box::pin(async move {
+            self.take_reload(Utc::now());
             let firings = self.process(batch.iter().enumerate().map(|(i, e)| (first_id + i as i64, e)));
             let last = (!batch.is_empty()).then(|| first_id + batch.len() as i64 - 1);
             self.write(conn, firings, last).await
@@ -160,6 +188,7 @@ impl AfterCommit for Evaluator {
 
     fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a> {
         Box::pin(async move {
+            self.take_reload(now);
             let firings = self.engine.advance(now);
             self.write(conn, firings, None).await
         })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::decode::{base_event, is_unparsed, Decoders, Matched, Origin, RawFrame};
+use crate::decode::{base_event, is_unparsed, Decoders, Matched, Origin, RawFrame, SharedDecoders};
 use crate::event::Event;
 use crate::frame::Framer;
 use crate::listen::{Ingest, StreamSink, Transport};
@@ -41,13 +41,13 @@ pub fn decode_frame<'d>(
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     max_frame: usize,
-    decoders: Arc<Decoders>,
+    decoders: Arc<SharedDecoders>,
     counters: Arc<Counters>,
 }
 
 impl Pipeline {
     /// A pipeline that cuts frames at `max_frame` bytes, decodes with `decoders` and counts into `counters`.
-    pub fn new(max_frame: usize, decoders: Arc<Decoders>, counters: Arc<Counters>) -> Self {
+    pub fn new(max_frame: usize, decoders: Arc<SharedDecoders>, counters: Arc<Counters>) -> Self {
         Pipeline { max_frame, decoders, counters }
     }
 
@@ -82,7 +82,7 @@ impl Ingest for Pipeline {
             Some(head) if head.len() < trimmed.len() => (head, true),
             _ => (trimmed, false),
         };
-        let event = frame_to_event(frame, truncated, &origin_of(peer, received), &self.decoders);
+        let event = frame_to_event(frame, truncated, &origin_of(peer, received), &self.decoders.current());
         self.count(&event);
         event
     }
@@ -99,8 +99,9 @@ pub struct StreamPipeline {
 impl StreamPipeline {
     fn drain(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) -> Result<(), crate::frame::FrameError> {
         let origin = origin_of(self.peer, received);
+        let decoders = self.pipeline.decoders.current();
         while let Some(frame) = self.framer.next_frame()? {
-            let event = frame_to_event(frame.bytes, frame.truncated, &origin, &self.pipeline.decoders);
+            let event = frame_to_event(frame.bytes, frame.truncated, &origin, &decoders);
             self.pipeline.count(&event);
             out.push(event);
         }

@@ -75,6 +75,14 @@ impl Alerter {
         Alerter { env, marks: HashMap::new(), changed_marks: HashSet::new() }
     }
 
+    /// An alerter for reloaded `rules` that keeps this one's throttle marks.
+    pub fn reloaded(&self, rules: &[Arc<Rule>]) -> Alerter {
+        let mut alerter = Alerter::new(rules);
+        alerter.marks = self.marks.clone();
+        alerter.changed_marks = self.changed_marks.clone();
+        alerter
+    }
+
     /// Restores a saved throttle mark.
     pub fn restore_mark(&mut self, fingerprint: String, last_sent: DateTime<Utc>, suppressed: u64) {
         self.marks.insert(fingerprint, Mark { last_sent, suppressed });

@@ -14,7 +14,9 @@ pub const LONG_ABOUT: &str = "Run the collector.\n\n\
 Without --config it runs on embedded defaults: UDP and TCP syslog on 0.0.0.0:5514, the database ./hsmwatch.db \
 (created and migrated on start), rules from ./rules when that directory exists, else the pack built into the binary. \
 `hsmwatch config example` prints every default as a commented file.\n\n\
-SIGINT or SIGTERM stop the listeners, store every accepted message, close the database and exit 0.";
+SIGHUP (or any change to a rules directory on disk) reloads rules and decoders; a reload with errors keeps the \
+running ones and logs what is wrong. SIGINT or SIGTERM stop the listeners, store every accepted message, close the \
+database and exit 0.";
 
 /// Options of `hsmwatch serve`.
 #[derive(Debug, Args)]
@@ -57,6 +59,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = effective_config(&args)?;
     let server = Server::start(&config).await?;
     let shutdown = server.shutdown_token();
+    let reloader = server.reloader.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
+        while hangup.recv().await.is_some() {
+            reloader.reload_logged("SIGHUP");
+        }
+    });
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: draining connections and flushing the database");

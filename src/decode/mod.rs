@@ -86,6 +86,28 @@ impl Decoders {
     }
 }
 
+/// The decoders in use, replaceable while the server runs (hot reload). Readers take an `Arc` per read or
+/// datagram, so a reload never changes decoders in the middle of a frame.
+#[derive(Debug)]
+pub struct SharedDecoders(std::sync::RwLock<std::sync::Arc<Decoders>>);
+
+impl SharedDecoders {
+    /// Shares `decoders`.
+    pub fn new(decoders: Decoders) -> Self {
+        SharedDecoders(std::sync::RwLock::new(std::sync::Arc::new(decoders)))
+    }
+
+    /// The decoders in use now.
+    pub fn current(&self) -> std::sync::Arc<Decoders> {
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Puts `decoders` in use for every line read from now on.
+    pub fn replace(&self, decoders: Decoders) {
+        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = std::sync::Arc::new(decoders);
+    }
+}
+
 /// The decoder that classified a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Matched<'d> {

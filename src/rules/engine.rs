@@ -150,6 +150,28 @@ impl Engine {
         Engine { rules, by_action, unindexed, states, max_groups: DEFAULT_MAX_GROUPS, dirty, groups_evicted: 0 }
     }
 
+    /// All state, as rows (to carry the state of unchanged rules over to a reloaded engine).
+    pub fn snapshot(&self) -> Vec<StateChange> {
+        let mut rows = Vec::new();
+        for (index, state) in self.states.iter().enumerate() {
+            let keys: Vec<String> = match state {
+                State::Stateless => Vec::new(),
+                State::Threshold(groups) => groups.keys().cloned().collect(),
+                State::Absence(groups) => groups.keys().cloned().collect(),
+                State::Sequence(groups) => groups.keys().cloned().collect(),
+                State::NewValue { seen, .. } => {
+                    std::iter::once(RULE_META_KEY.to_owned()).chain(seen.keys().cloned()).collect()
+                }
+            };
+            let rule = &self.rules[index];
+            for key in keys {
+                let state = self.saved_state(index, &key);
+                rows.push(StateChange { rule_id: rule.id.clone(), rule_hash: rule.source_hash, key, state });
+            }
+        }
+        rows
+    }
+
     /// The state that changed since the last call, as rows to save.
     pub fn take_changes(&mut self) -> Vec<StateChange> {
         let mut changes: Vec<StateChange> = std::mem::take(&mut self.dirty)

@@ -143,3 +143,68 @@ async fn absence_fires_without_traffic_and_resolves_when_it_returns() {
     server.signal("TERM");
     assert_eq!(server.wait().0, Some(0));
 }
+
+fn titled_rule(title: &str) -> String {
+    format!(
+        "id: r\ntitle: T\nseverity: low\nselect:\n  s:\n    event.action: ssh.login\nmessage:\n  title: \"{title}\"\n"
+    )
+}
+
+const COUNTED: &str = "id: two\ntitle: Two\nseverity: low\nselect:\n  s:\n    event.action: partition.create\ndetect: {type: threshold, count: 2, window: 1h, group_by: [host.name]}\nmessage:\n  title: \"two creates\"\n";
+const LOGIN: &str = "<86>Feb 28 10:01:17 hsm-r sshd[1]: Accepted password for admin from 10.9.9.9 port 1 ssh2";
+const CREATE: &str =
+    "<174>Mar  9 10:00:01 hsm-r lunash [1]: info : 0 : Command: partition create -partition p : admin : Console";
+
+/// Sends a login line until an alert titled `title` appears; returns every alert title.
+async fn login_until(port: u16, db: &Path, title: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        send_line(port, LOGIN).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let titles: Vec<String> =
+            if db.exists() { alerts(db).await.into_iter().map(|a| a.3).collect() } else { Vec::new() };
+        if titles.iter().any(|t| t == title) {
+            return titles;
+        }
+        assert!(Instant::now() < deadline, "no alert titled {title:?}: {titles:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_reload_on_sighup_and_on_change_keeping_state_and_refusing_broken_files() {
+    let dir = tempfile::tempdir().unwrap();
+    rules_dir(dir.path(), &titled_rule("first"));
+    std::fs::write(dir.path().join("rules/counted.yaml"), COUNTED).unwrap();
+    let server = ServeProcess::start(dir.path());
+    let (port, db) = (server.port, server.db.clone());
+    login_until(port, &db, "first").await;
+    send_line(port, CREATE).await;
+
+    // SIGHUP: the changed rule takes over; the unchanged threshold keeps its half-full window.
+    std::fs::write(dir.path().join("rules/rule.yaml"), titled_rule("second")).unwrap();
+    server.signal("HUP");
+    let titles = login_until(port, &db, "second").await;
+    let after = titles.iter().position(|t| t == "second").unwrap();
+    assert!(titles[after..].iter().all(|t| t != "first"), "{titles:?}");
+    send_line(port, CREATE).await;
+    let found = wait_for(&db, "the threshold kept across the reload", |a| a.iter().any(|x| x.3 == "two creates")).await;
+    assert_eq!(found.iter().find(|x| x.3 == "two creates").unwrap().2, 2);
+
+    // A broken file is refused: the running rules stay.
+    std::fs::write(dir.path().join("rules/rule.yaml"), "id: r\ntitle: T\nseverity: loud\n").unwrap();
+    server.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = alerts(&db).await.len();
+    send_line(port, LOGIN).await;
+    let found = wait_for(&db, "an alert from the running rule", |a| a.len() > before).await;
+    assert_eq!(found.last().unwrap().3, "second");
+
+    // A change on disk alone is picked up too.
+    std::fs::write(dir.path().join("rules/rule.yaml"), titled_rule("third")).unwrap();
+    login_until(port, &db, "third").await;
+    server.signal("TERM");
+    let (code, log) = server.wait();
+    assert_eq!(code, Some(0));
+    assert!(log.contains("reload failed; the running rules and decoders stay"), "{log}");
+    assert!(log.contains("unknown variant `loud`"), "{log}");
+}
