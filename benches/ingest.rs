@@ -14,6 +14,8 @@ use hsmwatch::frame::Framer;
 use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
 use hsmwatch::parse::parse;
+use hsmwatch::rules::engine::Engine;
+use hsmwatch::rules::load;
 
 /// A mix shaped like Luna traffic: RFC 3164 and 5424 headers, the appliance file layout, audit lines, noise.
 const LINES: &[&str] = &[
@@ -124,6 +126,22 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for line in &corpus {
                 black_box(frame_to_event(black_box(line.as_bytes()), false, &origin, &decoders));
+            }
+        })
+    });
+    group.finish();
+
+    // Rule evaluation per event with the shipped pack, on the decoded corpus: steady state (windows fill, fire and
+    // are consumed; groups stay few, as with a real fleet).
+    let rules = load::load(&RuleSource::Embedded).expect("shipped rules").rules;
+    let events: Vec<_> = corpus.iter().map(|line| frame_to_event(line.as_bytes(), false, &origin, &decoders)).collect();
+    let mut engine = Engine::new(&rules, origin.received);
+    let mut group = c.benchmark_group("rules");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("evaluate shipped pack", |b| {
+        b.iter(|| {
+            for (id, event) in events.iter().enumerate() {
+                black_box(engine.process(black_box(event), Some(id as i64)));
             }
         })
     });

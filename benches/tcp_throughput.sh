@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end TCP → SQLite throughput on loopback: starts `hsmwatch serve` on a fresh database, sends numbered lines
 # with examples/loopback_sender.rs, and times until the last one is committed. Repeats RUNS times, prints the median.
-# Usage: benches/tcp_throughput.sh [MESSAGES] [CONNECTIONS] [RUNS]
+# RULES=off runs with the shipped decoders but no rules (the default is decoders and the shipped rules on).
+# Usage: [RULES=on|off] benches/tcp_throughput.sh [MESSAGES] [CONNECTIONS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-500000}
@@ -14,7 +15,11 @@ rates=()
 for run in $(seq 1 "$runs"); do
   dir=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$bin" serve --tcp "127.0.0.1:$port" --db "$dir/bench.db" 2>"$dir/serve.log" &
+  rules=rules
+  if [ "${RULES:-on}" = off ]; then
+    mkdir -p "$dir/norules/decoders" && cp rules/decoders/*.yaml "$dir/norules/decoders/" && rules="$dir/norules"
+  fi
+  "$bin" serve --tcp "127.0.0.1:$port" --db "$dir/bench.db" --rules "$rules" 2>"$dir/serve.log" &
   server=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
   result=$("$sender" --addr "127.0.0.1:$port" --db "$dir/bench.db" --messages "$messages" --connections "$connections")
@@ -24,4 +29,4 @@ for run in $(seq 1 "$runs"); do
   rm -rf "$dir"
 done
 median=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
-echo "median stored msg/s over $runs runs ($messages messages, $connections connections): $median"
+echo "median stored msg/s over $runs runs ($messages messages, $connections connections, rules ${RULES:-on}): $median"

@@ -76,7 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args).await,
         Command::Decode(args) => decode_cmd::run_decode(args),
         Command::Decoders(command) => decode_cmd::run_decoders(command),
-        Command::Rules(command) => rules_cmd::run(command),
+        Command::Rules(command) => rules_cmd::run(command).await,
         Command::Config(command) => config_cmd::run(command),
     }
 }

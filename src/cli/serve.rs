@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Listen for TCP syslog here (repeatable). With --udp or --tcp, only the listeners given are opened.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Vec<SocketAddr>,
+    /// Rules directory (decoders in its decoders/), overriding rules.dir [default: ./rules, else the built-in pack].
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<std::path::PathBuf>,
 }
 
 /// Builds the effective configuration: the file (or the defaults), then the command-line overrides.
@@ -43,6 +46,9 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     };
     if let Some(db) = &args.db {
         config.storage.path = db.clone();
+    }
+    if let Some(rules) = &args.rules {
+        config.rules.dir = Some(rules.clone());
     }
     if !args.udp.is_empty() || !args.tcp.is_empty() {
         let max_frame = ByteSize(crate::frame::DEFAULT_MAX_FRAME as u64);

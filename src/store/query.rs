@@ -83,6 +83,27 @@ pub async fn events_after(
     rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
 }
 
+/// Events with `@timestamp` in `[since, until)` and a row id above `after`, in row id order (the order they were
+/// stored in), at most `limit`: pages for replaying history.
+pub async fn events_between(
+    conn: &mut sqlx::SqliteConnection,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SELECT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? AND id > ? ORDER BY id LIMIT ?"
+    ))
+    .bind(since.timestamp_micros())
+    .bind(until.timestamp_micros())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
+}
+
 /// Number of stored events.
 pub async fn count(pool: &SqlitePool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)

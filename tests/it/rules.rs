@@ -55,3 +55,39 @@ fn broken_rules_exit_2_with_file_line_and_hint() {
         "{err}"
     );
 }
+
+#[test]
+fn backtest_replays_stored_events_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("secure");
+    let line = "<86>1 2026-03-03T22:41:50Z hsm-4-1-1-9 sshd 30442 - - Failed password for invalid user oracle from 203.0.113.45 port 40022 ssh2\n";
+    std::fs::write(&log, line.repeat(6)).unwrap();
+    let db = dir.path().join("b.db");
+    let db = db.to_str().unwrap();
+    let (code, _, err) = run(&["import", "--db", db, log.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(&[
+        "rules",
+        "backtest",
+        "--db",
+        db,
+        "--rules",
+        SHIPPED,
+        "--since",
+        "2026-03-01",
+        "--until",
+        "2026-03-04",
+        "--rule",
+        "luna.auth.bruteforce",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("luna.auth.bruteforce") && out.contains("5 failed logins on hsm-4-1-1-9 from 203.0.113.45"),
+        "{out}"
+    );
+    assert!(out.contains("replayed 6 events through 1 rules: 1 alerts, 1 notified, nothing sent"), "{out}");
+    let (code, _, err) =
+        run(&["rules", "backtest", "--db", db, "--rules", SHIPPED, "--since", "1d", "--rule", "luna.auth.bruteforc"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("did you mean `luna.auth.bruteforce`"), "{err}");
+}
