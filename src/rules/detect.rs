@@ -3,6 +3,7 @@
 //! (appliance clocks drift, and a silence is about what the collector has not received).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -22,16 +23,16 @@ pub struct Evidence {
     /// Time of the last.
     pub last_seen: Option<DateTime<Utc>>,
     /// The first few events.
-    pub sample: Vec<Event>,
+    pub sample: Vec<Arc<Event>>,
     /// The last event.
-    pub last: Option<Event>,
+    pub last: Option<Arc<Event>>,
     /// Stored ids of the events.
     pub ids: Vec<i64>,
 }
 
 impl Evidence {
     /// Adds an event seen at `at`.
-    pub fn add(&mut self, event: &Event, id: Option<i64>, at: DateTime<Utc>) {
+    pub fn add(&mut self, event: &Arc<Event>, id: Option<i64>, at: DateTime<Utc>) {
         self.count += 1;
         self.first_seen = Some(self.first_seen.map_or(at, |f| f.min(at)));
         self.last_seen = Some(self.last_seen.map_or(at, |l| l.max(at)));
@@ -47,8 +48,8 @@ impl Evidence {
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     entries: VecDeque<(DateTime<Utc>, Option<String>, Option<i64>)>,
-    sample: Vec<(DateTime<Utc>, Event)>,
-    last: Option<Event>,
+    sample: Vec<(DateTime<Utc>, Arc<Event>)>,
+    last: Option<Arc<Event>>,
 }
 
 impl Window {
@@ -56,7 +57,7 @@ impl Window {
     /// evidence when `needed` events (or distinct values) are in the window; the window is then emptied.
     pub fn push(
         &mut self,
-        event: &Event,
+        event: &Arc<Event>,
         id: Option<i64>,
         at: DateTime<Utc>,
         distinct: Option<String>,
@@ -107,7 +108,7 @@ pub struct Silence {
     /// Whether an alert is open for the group.
     pub firing: bool,
     /// The last matching event.
-    pub last: Option<Event>,
+    pub last: Option<Arc<Event>>,
 }
 
 /// Progress of one group through a sequence.
@@ -142,7 +143,7 @@ pub fn sequence_step(
     steps: &[Step],
     within: chrono::Duration,
     selected: &[bool],
-    event: &Event,
+    event: &Arc<Event>,
     id: Option<i64>,
     at: DateTime<Utc>,
 ) -> SequenceOutcome {
@@ -182,9 +183,9 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
     }
 
-    fn event() -> Event {
+    fn event() -> Arc<Event> {
         let now = Timestamp::from_clock(t(0));
-        Event::new(now, now)
+        Arc::new(Event::new(now, now))
     }
 
     #[test]

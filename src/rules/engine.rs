@@ -254,6 +254,9 @@ impl Engine {
     /// Evaluates one event (with its stored id).
     pub fn process(&mut self, event: &Event, id: Option<i64>) -> Vec<Firing> {
         let mut firings = Vec::new();
+        // Rules that keep the event (as evidence, as an absence's last line) share one copy, made on first need.
+        let mut shared: Option<Arc<Event>> = None;
+        let mut share = || shared.get_or_insert_with(|| Arc::new(event.clone())).clone();
         for index in self.candidates(event) {
             let rule = self.rules[index].clone();
             let selected: Vec<bool> = rule.selections.iter().map(|s| s.matches(event)).collect();
@@ -270,7 +273,7 @@ impl Engine {
             let evicted = match &mut self.states[index] {
                 State::Stateless => {
                     let mut evidence = Evidence::default();
-                    evidence.add(event, id, event.created.at);
+                    evidence.add(&share(), id, event.created.at);
                     firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
                     None
                 }
@@ -283,7 +286,8 @@ impl Engine {
                     }
                     let window = chrono::Duration::from_std(*window).unwrap_or(chrono::Duration::MAX);
                     let (_, state) = groups.entry(key).or_insert_with(|| (group.clone(), Window::default()));
-                    if let Some(evidence) = state.push(event, id, event.timestamp.at, distinct_value, window, *count) {
+                    if let Some(evidence) = state.push(&share(), id, event.timestamp.at, distinct_value, window, *count)
+                    {
                         firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
                     }
                     evicted
@@ -294,14 +298,15 @@ impl Engine {
                     let (_, silence) = groups
                         .entry(key)
                         .or_insert_with(|| (group.clone(), Silence { last_seen: at, firing: false, last: None }));
+                    let event = share();
                     if silence.firing {
                         silence.firing = false;
                         let mut evidence = Evidence::default();
-                        evidence.add(event, id, at);
+                        evidence.add(&event, id, at);
                         firings.push(firing(&rule, Status::Resolved, group, evidence, at));
                     }
                     silence.last_seen = silence.last_seen.max(at);
-                    silence.last = Some(event.clone());
+                    silence.last = Some(event);
                     evicted
                 }
                 State::NewValue { first_run, seen } => {
@@ -315,7 +320,7 @@ impl Engine {
                     let evicted = make_room_set(seen, &key, cap);
                     if seen.entry(key).or_default().insert(combination) && !learning {
                         let mut evidence = Evidence::default();
-                        evidence.add(event, id, event.created.at);
+                        evidence.add(&share(), id, event.created.at);
                         firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
                     }
                     evicted
@@ -325,7 +330,13 @@ impl Engine {
                     let within = chrono::Duration::from_std(*within).unwrap_or(chrono::Duration::MAX);
                     let evicted = make_room(groups, &key, cap, |(_, p)| Some(p.started));
                     let previous = groups.remove(&key).map(|(_, p)| p);
-                    match sequence_step(previous, steps, within, &selected, event, id, event.timestamp.at) {
+                    let started_or_moving = previous.is_some() || selected[steps[0].selection];
+                    let outcome = if started_or_moving {
+                        sequence_step(previous, steps, within, &selected, &share(), id, event.timestamp.at)
+                    } else {
+                        SequenceOutcome::Ignored
+                    };
+                    match outcome {
                         SequenceOutcome::Moved(progress) => {
                             groups.insert(key, (group, progress));
                         }
