@@ -32,6 +32,7 @@ pub struct Evaluator {
     engine: Engine,
     alerter: Alerter,
     reload: ReloadSlot,
+    evictions_logged: u64,
 }
 
 /// What one evaluation writes, kept so that a failed write can be retried as is.
@@ -58,7 +59,7 @@ impl Evaluator {
             alerter.restore_mark(fingerprint, last_sent, suppressed);
         }
         tracing::info!(rules = engine.rules().len(), restored, discarded = saved.len() - restored, "rule engine ready");
-        let mut evaluator = Evaluator { engine, alerter, reload: ReloadSlot::default() };
+        let mut evaluator = Evaluator { engine, alerter, reload: ReloadSlot::default(), evictions_logged: 0 };
         loop {
             let cursor = state::cursor(conn).await?;
             let pending = events_after(conn, cursor, 1000).await?;
@@ -114,6 +115,15 @@ impl Evaluator {
         firings: Vec<Firing>,
         cursor: Option<i64>,
     ) -> Result<(), StoreError> {
+        if self.engine.groups_evicted > self.evictions_logged {
+            // Logged when it happens, not once per group: a flood of distinct keys would flood the log too.
+            tracing::warn!(
+                forgotten = self.engine.groups_evicted - self.evictions_logged,
+                total = self.engine.groups_evicted,
+                "a rule hit its cap of groups; the least active groups were forgotten"
+            );
+            self.evictions_logged = self.engine.groups_evicted;
+        }
         let alerts: Vec<Alert> = firings.iter().map(|f| self.alerter.alert(f)).collect();
         let results =
             Results { alerts, changes: self.engine.take_changes(), marks: self.alerter.take_changed_marks(), cursor };

@@ -50,6 +50,9 @@ pub struct Window {
     entries: VecDeque<(DateTime<Utc>, Option<String>, Option<i64>)>,
     sample: Vec<(DateTime<Utc>, Arc<Event>)>,
     last: Option<Arc<Event>>,
+    /// Receipt time of the newest event: expiry runs on the collector's clock, never comparing it with the sender's.
+    #[serde(default)]
+    last_received: Option<DateTime<Utc>>,
 }
 
 impl Window {
@@ -64,6 +67,7 @@ impl Window {
         window: chrono::Duration,
         needed: u64,
     ) -> Option<Evidence> {
+        self.last_received = Some(self.last_received.map_or(event.created.at, |r| r.max(event.created.at)));
         let position = self.entries.iter().position(|(t, _, _)| *t > at).unwrap_or(self.entries.len());
         self.entries.insert(position, (at, distinct, id));
         let cutoff = self.entries.back().map_or(at, |(t, _, _)| *t) - window;
@@ -97,6 +101,11 @@ impl Window {
     /// When the group last saw an event, for eviction.
     pub fn newest(&self) -> Option<DateTime<Utc>> {
         self.entries.back().map(|(t, _, _)| *t)
+    }
+
+    /// When the group last received an event (collector clock), for expiry.
+    pub fn last_received(&self) -> Option<DateTime<Utc>> {
+        self.last_received
     }
 }
 

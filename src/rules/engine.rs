@@ -379,6 +379,19 @@ impl Engine {
                         }
                     }
                 }
+                (State::Threshold(groups), Some(Detect::Threshold { window, .. })) => {
+                    // A group that received nothing for a whole window holds nothing that can still count: forget it.
+                    let window = chrono::Duration::from_std(*window).unwrap_or(chrono::Duration::MAX);
+                    let expired: Vec<String> = groups
+                        .iter()
+                        .filter(|(_, (_, w))| w.last_received().is_none_or(|received| received + window <= now))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for key in expired {
+                        groups.remove(&key);
+                        self.dirty.insert((index, key));
+                    }
+                }
                 (State::Sequence(groups), Some(Detect::Sequence { steps, within })) => {
                     let within = chrono::Duration::from_std(*within).unwrap_or(chrono::Duration::MAX);
                     let mut done = Vec::new();

@@ -143,3 +143,32 @@ fn state_saved_and_restored_continues_a_half_full_window() {
     let mut changed = engine_for(&yaml.replace("count: 4", "count: 3"));
     assert!(!changed.restore(&saved[0].rule_id, saved[0].rule_hash, &saved[0].key, saved[0].state.as_deref().unwrap()));
 }
+
+#[test]
+fn threshold_groups_expire_with_their_window() {
+    let mut engine = engine_for(&format!("id: brute\ntitle: T\nseverity: high\n{FAILED}detect: {{type: threshold, count: 3, window: 5m, group_by: [host.name]}}\n"));
+    engine.process(
+        &event(0, &[(field::ACTION, "hsm.login"), (field::OUTCOME, "failure"), (field::HOST_NAME, "a")]),
+        None,
+    );
+    engine.take_changes();
+    engine.advance(t(4 * 60));
+    assert!(engine.take_changes().is_empty(), "still in the window");
+    engine.advance(t(6 * 60));
+    let changes = engine.take_changes();
+    assert_eq!((changes.len(), changes[0].state.clone()), (1, None), "expired and deleted");
+}
+
+#[test]
+fn a_sender_clock_far_behind_does_not_expire_its_window() {
+    // Regression: expiry compared the collector's clock with event time, so a lagging HSM never reached a threshold.
+    let mut engine = engine_for(&format!("id: brute\ntitle: T\nseverity: high\n{FAILED}detect: {{type: threshold, count: 2, window: 5m, group_by: [host.name]}}\n"));
+    let late = |at: i64| {
+        let mut e = event(at, &[(field::ACTION, "hsm.login"), (field::OUTCOME, "failure"), (field::HOST_NAME, "a")]);
+        e.created = Timestamp::new(t(at + 86_400 * 10), 0);
+        e
+    };
+    assert!(engine.process(&late(0), None).is_empty());
+    assert!(engine.advance(t(86_400 * 10 + 1)).is_empty());
+    assert_eq!(engine.process(&late(2), None).len(), 1);
+}
