@@ -201,17 +201,17 @@ impl Group {
     }
 }
 
-/// What a line has yielded so far: fields and helpers.
+/// What a line has yielded so far: fields and helpers (helper names borrowed from the pattern, not copied).
 #[derive(Debug, Default)]
-struct Values {
+struct Values<'g> {
     fields: Vec<(&'static str, FieldValue)>,
-    helpers: Vec<(String, String)>,
+    helpers: Vec<(&'g str, String)>,
 }
 
-impl Values {
+impl<'g> Values<'g> {
     fn get(&self, name: &str) -> Option<&str> {
         let in_fields = || self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref());
-        let in_helpers = || self.helpers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let in_helpers = || self.helpers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
         if name.starts_with('_') {
             in_helpers()
         } else {
@@ -219,13 +219,13 @@ impl Values {
         }
     }
 
-    fn put(&mut self, name: &Name, value: String) {
+    fn put(&mut self, name: &'g Name, value: String) {
         match name {
             Name::Field(field) => self.put_field(field, value),
             Name::Helper(helper) => {
                 self.helpers.retain(|(n, _)| n != helper);
                 if !value.is_empty() {
-                    self.helpers.push((helper.clone(), value));
+                    self.helpers.push((helper.as_str(), value));
                 }
             }
         }
@@ -241,10 +241,10 @@ impl Values {
 
     fn remove(&mut self, name: &str) {
         self.fields.retain(|(n, _)| *n != name);
-        self.helpers.retain(|(n, _)| n != name);
+        self.helpers.retain(|(n, _)| *n != name);
     }
 
-    fn capture(&mut self, found: &Captures<'_>, targets: &[(usize, Name)]) {
+    fn capture(&mut self, found: &Captures<'_>, targets: &'g [(usize, Name)]) {
         for (index, name) in targets {
             if let Some(text) = found.get(*index) {
                 self.put(name, text.as_str().trim().to_owned());
@@ -266,7 +266,7 @@ impl Values {
 }
 
 impl Pattern {
-    fn transform(&self, values: &mut Values) {
+    fn transform<'g>(&'g self, values: &mut Values<'g>) {
         for (name, blanks) in &self.blank {
             if values.get(name).is_some_and(|v| blanks.iter().any(|b| b.eq_ignore_ascii_case(v))) {
                 values.remove(name);
@@ -307,7 +307,7 @@ impl Pattern {
 }
 
 impl Lookup {
-    fn apply(&self, values: &mut Values) {
+    fn apply<'g>(&'g self, values: &mut Values<'g>) {
         let Some(value) = values.get(&self.source).map(str::to_owned) else { return };
         let winner = match self.by {
             LookupBy::Glob => {

@@ -149,14 +149,14 @@ impl SequenceTracker {
         let mut gap = Event::new(event.timestamp, event.created);
         gap.set(field::ACTION, "audit.sequence_gap");
         gap.set(field::CATEGORY, "integrity");
-        gap.set(field::DATASET, event.fields.get(field::DATASET).cloned().unwrap_or(DATASET.into()));
-        gap.set(field::FORMAT, event.fields.get(field::FORMAT).cloned().unwrap_or(FORMAT.into()));
+        gap.set(field::DATASET, event.value(field::DATASET).cloned().unwrap_or(DATASET.into()));
+        gap.set(field::FORMAT, event.value(field::FORMAT).cloned().unwrap_or(FORMAT.into()));
         gap.set(field::MESSAGE, text.clone());
         gap.set(field::ORIGINAL, text);
         gap.set(field::HSM_AUDIT_SEQUENCE, written);
         gap.set(field::HSM_REBOOT_COUNTER, reboot);
         for name in [field::HOST_NAME, field::SOURCE_ADDRESS, field::HSM_SERIAL] {
-            if let Some(v) = event.fields.get(name) {
+            if let Some(v) = event.value(name) {
                 gap.set(name, v.clone());
             }
         }

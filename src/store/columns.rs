@@ -40,14 +40,18 @@ pub struct RowValues<'a> {
     pub json: String,
 }
 
+/// Name/value pairs (already sorted) serialized as a JSON object, without building a map.
+struct FieldMap<'a>(Vec<(&'static str, &'a str)>);
+
+impl serde::Serialize for FieldMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
 /// Splits an event into its row values.
 pub fn row_values(event: &Event) -> RowValues<'_> {
-    let rest: BTreeMap<&str, &str> = event
-        .fields
-        .iter()
-        .filter(|(name, _)| !TYPED.contains(name))
-        .map(|(name, value)| (*name, value.as_ref()))
-        .collect();
+    let rest = FieldMap(event.fields().filter(|(name, _)| !TYPED.contains(name)).collect());
     RowValues {
         times: [
             event.timestamp.micros(),
