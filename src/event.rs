@@ -239,6 +239,11 @@ pub fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
+/// ` (did you mean `x`?)` when `name` is a likely typo of one of `known`, else nothing: the tail of an error message.
+pub fn did_you_mean(name: &str, known: &[&str]) -> String {
+    suggest(name, known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+}
+
 /// Levenshtein distance over characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::UsageError;
 use crate::alert::Alerter;
 use crate::config::Config;
-use crate::event::suggest;
+use crate::event::did_you_mean;
 use crate::rules::engine::Engine;
 use crate::store::{open_reader, query};
 
@@ -136,7 +136,7 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
             let chosen: Vec<_> = loaded.rules.iter().filter(|r| &r.id == id).cloned().collect();
             if chosen.is_empty() {
                 let ids: Vec<&str> = loaded.rules.iter().map(|r| r.id.as_str()).collect();
-                let hint = suggest(id, &ids).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                let hint = did_you_mean(id, &ids);
                 return Err(UsageError(format!("no rule `{id}` in {}{hint}", source.describe())).into());
             }
             chosen

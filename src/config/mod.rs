@@ -3,7 +3,7 @@
 //! Every key has a default, unknown keys are errors that name the file, line and key, and `hsmwatch config example`
 //! prints [`EXAMPLE`], a commented file that a test keeps equal to the defaults.
 
-mod units;
+pub mod units;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -62,6 +62,11 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// Parses a humantime duration, with an error that says what a duration looks like.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("invalid duration `{text}`: {e} (e.g. 50ms, 30s, 5m, 26h, 7d)"))
+}
+
 /// `with = "units::duration"`: a humantime duration such as `50ms`, `5m`, `1h 30m`.
 pub mod duration {
     use std::time::Duration;
@@ -70,9 +75,22 @@ pub mod duration {
 
     /// Deserializes a humantime duration.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e} (e.g. 50ms, 5m, 1h)")))
+        super::parse_duration(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `with = "units::optional_duration"`: an optional humantime duration.
+pub mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Deserializes an optional humantime duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| super::parse_duration(&text))
+            .transpose()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -12,7 +12,7 @@ use super::cloudhsm::CloudHsmTables;
 use super::redact::Redactor;
 use super::spec::{DecoderFile, GroupSpec, LookupEntrySpec, LookupSpec, OutcomeSpec, PatternSpec};
 use crate::diagnostic::{line_of, FileError, FileErrors};
-use crate::event::{field, intern, suggest, ACTIONS, CATEGORIES, OUTCOMES};
+use crate::event::{did_you_mean, field, intern, ACTIONS, CATEGORIES, OUTCOMES};
 
 /// The parts compiled from all files, before they are put together.
 #[derive(Default)]
@@ -101,7 +101,7 @@ impl FileContext<'_> {
     fn field(&mut self, name: &str, owner: &str, near: &str) -> Option<&'static str> {
         let found = field::lookup(name);
         if found.is_none() {
-            let hint = suggest(name, field::ALL).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            let hint = did_you_mean(name, field::ALL);
             self.error(near, format!("`{owner}`: unknown field `{name}`{hint}; fields are those of EVENTS.md"));
         }
         found
@@ -128,7 +128,7 @@ impl FileContext<'_> {
             _ => return,
         };
         if !known.contains(&value) {
-            let hint = suggest(value, known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            let hint = did_you_mean(value, known);
             self.error(value, format!("`{owner}`: `{value}` is not one of the {field} values of EVENTS.md{hint}"));
         }
     }
@@ -188,9 +188,7 @@ impl FileContext<'_> {
         if names.contains(name) || field::lookup(name).is_some() {
             return Some(name.to_owned());
         }
-        let hint = suggest(name, &names.iter().map(String::as_str).collect::<Vec<_>>())
-            .map(|s| format!(" (did you mean `{s}`?)"))
-            .unwrap_or_default();
+        let hint = did_you_mean(name, &names.iter().map(String::as_str).collect::<Vec<_>>());
         self.error(name, format!("`{owner}`: `{name}` is neither a capture of this pattern nor a field{hint}"));
         None
     }

@@ -1,7 +1,7 @@
 //! The `condition` expression over selection names: `and`, `or`, `not`, parentheses, `1 of sel_*`, `all of sel_*`.
 //! As in Sigma, `or` binds weakest, then `and`, then `not`: `a and not b or c` is `(a and (not b)) or c`.
 
-use crate::event::suggest;
+use crate::event::did_you_mean;
 
 /// A compiled condition over selection indices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +201,7 @@ impl Parser<'_> {
                 }
                 self.names.iter().position(|n| *n == name).map(Condition::Selection).ok_or_else(|| {
                     let known: Vec<&str> = self.names.iter().map(String::as_str).collect();
-                    let hint = suggest(&name, &known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                    let hint = did_you_mean(&name, &known);
                     format!("unknown selection `{name}`{hint}; selections are: {}", known.join(", "))
                 })
             }

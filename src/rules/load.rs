@@ -12,7 +12,7 @@ use super::condition::{self, Condition};
 use super::schema::{DetectSpec, ListsSpec, RuleSpec, Severity, StepSpec, TestSpec};
 use super::selection::{self, NamedList, Selection};
 use crate::diagnostic::{line_of, FileError, FileErrors};
-use crate::event::{field, suggest};
+use crate::event::{did_you_mean, field};
 
 /// Variables a message template may use (RULES.md, "Alerts and notifications").
 pub const TEMPLATE_VARIABLES: &[&str] = &[
@@ -318,7 +318,7 @@ impl RuleContext<'_> {
     fn field(&mut self, name: &str) -> Option<&'static str> {
         let found = field::lookup(name);
         if found.is_none() {
-            let hint = suggest(name, field::ALL).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            let hint = did_you_mean(name, field::ALL);
             self.error(name, format!("unknown field `{name}`{hint}"));
         }
         found
@@ -467,7 +467,7 @@ impl RuleContext<'_> {
                     };
                     let Some(selection) = names.iter().position(|n| n == name) else {
                         let known: Vec<&str> = names.iter().map(String::as_str).collect();
-                        let hint = suggest(name, &known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                        let hint = did_you_mean(name, &known);
                         self.error(name, format!("sequence: step `{name}` names no selection{hint}"));
                         continue;
                     };
@@ -502,9 +502,7 @@ impl RuleContext<'_> {
         };
         for variable in template.undeclared_variables(false) {
             if !TEMPLATE_VARIABLES.contains(&variable.as_str()) {
-                let hint = suggest(&variable, TEMPLATE_VARIABLES)
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(&variable, TEMPLATE_VARIABLES);
                 self.error(
                     &variable,
                     format!(
@@ -522,7 +520,7 @@ impl RuleContext<'_> {
             let (kind, name) = (&found[1], &found[2]);
             if kind == "event" {
                 if field::lookup(name).is_none() {
-                    let hint = suggest(name, field::ALL).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                    let hint = did_you_mean(name, field::ALL);
                     self.error(name, format!("message {which}: event has no field `{name}`{hint}"));
                 }
             } else if !group_by.contains(&name) {

@@ -63,7 +63,7 @@ pub struct RuleSpec {
     #[serde(default)]
     pub detect: Option<DetectSpec>,
     /// At most one notification per fingerprint per this long.
-    #[serde(default, with = "optional_duration")]
+    #[serde(default, with = "crate::config::units::optional_duration")]
     pub throttle: Option<Duration>,
     /// Alert title and body templates.
     #[serde(default)]
@@ -140,7 +140,7 @@ pub struct ThresholdSpec {
     #[serde(default)]
     pub distinct: Option<DistinctSpec>,
     /// Sliding event-time window.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::config::units::duration")]
     pub window: Duration,
     /// Fields that split the state.
     #[serde(default)]
@@ -162,7 +162,7 @@ pub struct DistinctSpec {
 #[serde(deny_unknown_fields)]
 pub struct AbsenceSpec {
     /// Silence that fires.
-    #[serde(rename = "for", with = "duration")]
+    #[serde(rename = "for", with = "crate::config::units::duration")]
     pub silence: Duration,
     /// Fields that split the state.
     #[serde(default)]
@@ -182,7 +182,7 @@ pub struct NewValueSpec {
     #[serde(default)]
     pub group_by: Vec<String>,
     /// Nothing fires during this long after the rule first ran.
-    #[serde(default, with = "optional_duration")]
+    #[serde(default, with = "crate::config::units::optional_duration")]
     pub learn: Option<Duration>,
 }
 
@@ -193,7 +193,7 @@ pub struct SequenceSpec {
     /// The steps, in order.
     pub steps: Vec<StepSpec>,
     /// All steps within this long of the first.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::config::units::duration")]
     pub within: Duration,
     /// Fields that split the state.
     #[serde(default)]
@@ -234,7 +234,7 @@ pub struct TestSpec {
     #[serde(default)]
     pub events: Vec<TestEventSpec>,
     /// How long the clock runs after the last event.
-    #[serde(default, with = "optional_duration")]
+    #[serde(default, with = "crate::config::units::optional_duration")]
     pub until: Option<Duration>,
     /// Every alert expected, in order.
     pub expect: Vec<ExpectSpec>,
@@ -245,10 +245,10 @@ pub struct TestSpec {
 #[serde(deny_unknown_fields)]
 pub struct TestEventSpec {
     /// Offset of the first.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::config::units::duration")]
     pub at: Duration,
     /// Spacing when repeated.
-    #[serde(default, with = "optional_duration")]
+    #[serde(default, with = "crate::config::units::optional_duration")]
     pub every: Option<Duration>,
     /// How many.
     #[serde(default)]
@@ -275,7 +275,7 @@ pub struct ExpectSpec {
     #[serde(default)]
     pub group: Option<BTreeMap<String, ScalarText>>,
     /// When it is sent, as an offset on the virtual clock.
-    #[serde(default, with = "optional_duration")]
+    #[serde(default, with = "crate::config::units::optional_duration")]
     pub at: Option<Duration>,
     /// Suppressed count it reports.
     #[serde(default)]
@@ -283,37 +283,6 @@ pub struct ExpectSpec {
     /// Text its title contains.
     #[serde(default)]
     pub title_contains: Option<String>,
-}
-
-/// A humantime duration (`30s`, `5m`, `26h`, `7d`).
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    /// Deserializes a duration.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e} (e.g. 30s, 5m, 26h, 7d)")))
-    }
-}
-
-/// An optional humantime duration.
-pub mod optional_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    /// Deserializes an optional duration.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
-        match Option::<String>::deserialize(deserializer)? {
-            None => Ok(None),
-            Some(text) => humantime::parse_duration(&text).map(Some).map_err(|e| {
-                serde::de::Error::custom(format!("invalid duration `{text}`: {e} (e.g. 30s, 5m, 26h, 7d)"))
-            }),
-        }
-    }
 }
 
 #[cfg(test)]

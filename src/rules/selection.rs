@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use regex::Regex;
 use serde_yaml_ng::Value;
 
-use crate::event::{field, suggest, Event};
+use crate::event::{did_you_mean, field, Event};
 
 /// The modifiers a key may carry.
 pub const MODIFIERS: &[&str] =
@@ -267,7 +267,7 @@ fn compile_key(key: &str, value: &Value, lists: &dyn ListSource) -> Result<Field
     let mut parts = key.split('|');
     let name = parts.next().unwrap_or_default();
     let field = field::lookup(name).ok_or_else(|| {
-        let hint = suggest(name, field::ALL).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let hint = did_you_mean(name, field::ALL);
         SelectionError::new(key, format!("unknown field `{name}`{hint}; fields are those of EVENTS.md"))
     })?;
     let mut all = false;
@@ -284,7 +284,7 @@ fn compile_key(key: &str, value: &Value, lists: &dyn ListSource) -> Result<Field
                 kind = Some(m);
             }
             unknown => {
-                let hint = suggest(unknown, MODIFIERS).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                let hint = did_you_mean(unknown, MODIFIERS);
                 return Err(SelectionError::new(key, format!("unknown modifier `{unknown}`{hint}")));
             }
         }
@@ -337,7 +337,7 @@ fn compile_key(key: &str, value: &Value, lists: &dyn ListSource) -> Result<Field
                     lists.list(name).ok_or_else(|| {
                         let names = lists.names();
                         let known: Vec<&str> = names.iter().map(String::as_str).collect();
-                        let hint = suggest(name, &known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                        let hint = did_you_mean(name, &known);
                         SelectionError::new(key, format!("unknown list `{name}`{hint}"))
                     })
                 })

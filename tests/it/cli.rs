@@ -1,17 +1,6 @@
 //! The command line: help, config example and check, query filters and output, exit codes.
 
-use std::process::Command;
-
-use crate::support::{query_json, send_tcp, TestServer, BIN};
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(BIN).args(args).output().expect("run hsmwatch");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::support::{query_json, run, send_tcp, TestServer};
 
 #[test]
 fn serve_help_states_the_defaults() {

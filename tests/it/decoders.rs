@@ -5,16 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{query_json, send_tcp, TestServer, BIN};
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(BIN).args(args).output().expect("run hsmwatch");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::support::{query_json, run, send_tcp, TestServer, BIN};
 
 const CREATE: &str = "<174>Mar  9 10:00:01 hsm-2-1-2-6 lunash [4100]: info : 0 : Command: partition create -partition par1 -password S3cret! : admin : 10.1.2.3/51234";
 

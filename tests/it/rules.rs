@@ -1,17 +1,6 @@
 //! `hsmwatch rules check` and `hsmwatch rules test` on the shipped pack and on broken rules.
 
-use std::process::Command;
-
-use crate::support::BIN;
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(BIN).args(args).output().expect("run hsmwatch");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::support::run;
 
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
 

@@ -180,6 +180,16 @@ impl ServeProcess {
     }
 }
 
+/// Runs `hsmwatch ARGS` to completion: exit code, stdout, stderr.
+pub fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(BIN).args(args).output().expect("run hsmwatch");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Fails loudly when a program the tests need is not installed (`.ci/run` installs it).
 pub fn require_program(name: &str) {
     let found = Command::new("sh")
