@@ -65,3 +65,67 @@ pub async fn save_marks(conn: &mut SqliteConnection, marks: &[MarkRow]) -> Resul
     }
     Ok(())
 }
+
+/// A recorded alert, as listed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertRow {
+    /// Row id.
+    pub id: i64,
+    /// When it fired (RFC 3339).
+    pub fired_at: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// Severity.
+    pub severity: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Fingerprint.
+    pub fingerprint: String,
+    /// Count.
+    pub count: i64,
+    /// Title.
+    pub title: String,
+    /// Whether a notification was due (false when throttled).
+    pub notify: bool,
+    /// Firings held back before it.
+    pub suppressed: i64,
+}
+
+/// Alerts newest first, optionally of one status and since a time.
+pub async fn list(
+    pool: &sqlx::SqlitePool,
+    status: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    limit: u32,
+) -> Result<Vec<AlertRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed FROM alerts \
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR fired_at >= ?2) ORDER BY fired_at DESC, id DESC LIMIT ?3",
+    )
+    .bind(status)
+    .bind(since.map(|t| t.timestamp_micros()))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let micros: i64 = row.try_get("fired_at")?;
+            Ok(AlertRow {
+                id: row.try_get("id")?,
+                fired_at: Utc
+                    .timestamp_micros(micros)
+                    .single()
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                rule_id: row.try_get("rule_id")?,
+                severity: row.try_get("severity")?,
+                status: row.try_get("status")?,
+                fingerprint: row.try_get("fingerprint")?,
+                count: row.try_get("count")?,
+                title: row.try_get("title")?,
+                notify: row.try_get("notify")?,
+                suppressed: row.try_get("suppressed")?,
+            })
+        })
+        .collect()
+}

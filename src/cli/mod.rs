@@ -1,5 +1,6 @@
 //! The command line: clap types and one file per subcommand.
 
+mod alerts_cmd;
 mod config_cmd;
 mod decode_cmd;
 mod import;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Check rule files and run their tests.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
+    /// Look at recorded alerts.
+    #[command(subcommand)]
+    Alerts(alerts_cmd::AlertsCommand),
     /// Print or check configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -77,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decode(args) => decode_cmd::run_decode(args),
         Command::Decoders(command) => decode_cmd::run_decoders(command),
         Command::Rules(command) => rules_cmd::run(command).await,
+        Command::Alerts(command) => alerts_cmd::run(command).await,
         Command::Config(command) => config_cmd::run(command),
     }
 }

@@ -47,13 +47,29 @@ async fn the_shipped_pack_alerts_on_lines_sent_over_tcp() {
     send_tcp(server.tcp, lines.as_bytes(), false).await;
     let db = server.db();
     let found = wait_for(&db, "the brute-force and tamper alerts", |a| a.len() >= 2).await;
-    server.stop().await;
+    let _dir = server.stop().await;
     let rules: Vec<&str> = found.iter().map(|(rule, ..)| rule.as_str()).collect();
     assert!(rules.contains(&"luna.auth.bruteforce"), "{found:#?}");
     assert!(rules.contains(&"luna.hsm.tamper"), "{found:#?}");
     let brute = found.iter().find(|(rule, ..)| rule == "luna.auth.bruteforce").unwrap();
     assert_eq!((brute.1.as_str(), brute.2), ("firing", 5));
     assert_eq!(brute.3, "5 failed logins on hsm-4-1-1-9 from 203.0.113.45");
+
+    let (code, table, err) = crate::support::run(&["alerts", "list", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        table.lines().next().unwrap().starts_with("ID")
+            && table.contains("luna.hsm.tamper")
+            && table.contains("critical"),
+        "{table}"
+    );
+    let (_, json, _) =
+        crate::support::run(&["alerts", "list", "--db", db.to_str().unwrap(), "--status", "firing", "--json"]);
+    let rules: Vec<String> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["rule_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(rules.contains(&"luna.auth.bruteforce".to_owned()), "{json}");
 }
 
 fn rules_dir(dir: &Path, rule: &str) {
