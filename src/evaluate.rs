@@ -33,14 +33,38 @@ pub struct Evaluator {
     alerter: Alerter,
     reload: ReloadSlot,
     evictions_logged: u64,
+    /// Results whose write failed, merged into the next write: the cursor never moves past unsaved results.
+    pending: Option<Results>,
 }
 
 /// What one evaluation writes, kept so that a failed write can be retried as is.
+#[derive(Debug, Default, PartialEq)]
 struct Results {
     alerts: Vec<Alert>,
     changes: Vec<StateChange>,
     marks: Vec<alert::store::MarkRow>,
     cursor: Option<i64>,
+}
+
+impl Results {
+    /// These results followed by `newer`: alerts of both in order, and for state and marks the newer value wins.
+    fn merged(mut self, newer: Results) -> Results {
+        self.alerts.extend(newer.alerts);
+        for change in newer.changes {
+            self.changes.retain(|c| (&c.rule_id, &c.key) != (&change.rule_id, &change.key));
+            self.changes.push(change);
+        }
+        for mark in newer.marks {
+            self.marks.retain(|m| m.0 != mark.0);
+            self.marks.push(mark);
+        }
+        self.cursor = self.cursor.max(newer.cursor);
+        self
+    }
+
+    fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.changes.is_empty() && self.marks.is_empty() && self.cursor.is_none()
+    }
 }
 
 impl Evaluator {
@@ -59,7 +83,8 @@ impl Evaluator {
             alerter.restore_mark(fingerprint, last_sent, suppressed);
         }
         tracing::info!(rules = engine.rules().len(), restored, discarded = saved.len() - restored, "rule engine ready");
-        let mut evaluator = Evaluator { engine, alerter, reload: ReloadSlot::default(), evictions_logged: 0 };
+        let mut evaluator =
+            Evaluator { engine, alerter, reload: ReloadSlot::default(), evictions_logged: 0, pending: None };
         loop {
             let cursor = state::cursor(conn).await?;
             let pending = events_after(conn, cursor, 1000).await?;
@@ -125,9 +150,13 @@ impl Evaluator {
             self.evictions_logged = self.engine.groups_evicted;
         }
         let alerts: Vec<Alert> = firings.iter().map(|f| self.alerter.alert(f)).collect();
-        let results =
+        let fresh =
             Results { alerts, changes: self.engine.take_changes(), marks: self.alerter.take_changed_marks(), cursor };
-        if results.alerts.is_empty() && results.changes.is_empty() && results.cursor.is_none() {
+        let results = match self.pending.take() {
+            Some(earlier) => earlier.merged(fresh),
+            None => fresh,
+        };
+        if results.is_empty() {
             return Ok(());
         }
         let mut delay = Duration::from_millis(100);
@@ -139,7 +168,11 @@ impl Evaluator {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    // Kept for the next write; until then the cursor stays before these events.
+                    self.pending = Some(results);
+                    return Err(error);
+                }
             }
         }
         for alert in &results.alerts {
@@ -202,5 +235,36 @@ impl AfterCommit for Evaluator {
             let firings = self.engine.advance(now);
             self.write(conn, firings, None).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(key: &str, state: &str) -> StateChange {
+        StateChange { rule_id: "r".into(), rule_hash: 1, key: key.into(), state: Some(state.into()) }
+    }
+
+    #[test]
+    fn failed_results_merge_into_the_next_write() {
+        let at = DateTime::from_timestamp(0, 0).unwrap();
+        let earlier = Results {
+            changes: vec![change("a", "1"), change("b", "1")],
+            marks: vec![("f".into(), at, 1)],
+            cursor: Some(10),
+            ..Results::default()
+        };
+        let newer = Results {
+            changes: vec![change("a", "2")],
+            marks: vec![("f".into(), at, 2)],
+            cursor: None,
+            ..Results::default()
+        };
+        let merged = earlier.merged(newer);
+        assert_eq!(merged.changes, vec![change("b", "1"), change("a", "2")]);
+        assert_eq!(merged.marks, vec![("f".to_owned(), at, 2)]);
+        assert_eq!(merged.cursor, Some(10), "the cursor of unsaved results is kept");
+        assert!(Results::default().is_empty());
     }
 }
