@@ -19,13 +19,13 @@ use crate::store::{self, writer};
 /// Options of `hsmwatch import`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  hsmwatch import messages lunalogs             # files copied off an appliance (syslog tail, tarlogs)\n  \
+    after_help = "Examples:\n  hsmwatch import tarlogs.tgz                    # a LunaSH `syslog tarlogs` archive, as is\n  hsmwatch import messages lunalogs.1.gz        # log files, plain or gzipped\n  \
 hsmwatch import --format cloudhsm-audit --host hsm-abc123 audit.log\n\n\
 Every line goes through the same redact, parse and decode path as the network. A summary per file gives lines, decoded, \
 unknown (parsed, no decoder) and unparsed counts, and for CloudHSM exports the sequence gaps found."
 )]
 pub struct ImportArgs {
-    /// Files to import.
+    /// Files to import: logs (plain or .gz), or tar archives (.tar, .tar.gz, .tgz) whose every file is imported.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// What the files hold.
@@ -56,29 +56,72 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let decoders = Arc::new(Decoders::load(&super::decode_cmd::rule_source(rules.as_deref()))?);
     let mut conn = store::open_writer(&db).await?;
     let mut total = ImportStats::default();
+    let mut inputs = 0;
     for file in &args.files {
         let host = args.host.clone().or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()));
-        let source = Source { name: file.display().to_string(), host, received: Utc::now() };
-        let reader = std::io::BufReader::new(
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
-        );
-        let stats = import_file(reader, args.format, source, decoders.clone(), &mut conn)
-            .await
-            .with_context(|| format!("importing {}", file.display()))?;
-        println!("{}: {}", file.display(), summary(&stats));
-        total = add(total, stats);
+        for (name, reader) in open_inputs(file)? {
+            let source = Source { name: name.clone(), host: host.clone(), received: Utc::now() };
+            let stats = import_file(reader, args.format, source, decoders.clone(), &mut conn)
+                .await
+                .with_context(|| format!("importing {name}"))?;
+            println!("{name}: {}", summary(&stats));
+            total = add(total, stats);
+            inputs += 1;
+        }
     }
-    if args.files.len() > 1 {
+    if inputs > 1 {
         println!("total: {}", summary(&total));
     }
     store::close_writer(conn).await?;
     Ok(())
 }
 
+/// A readable input with its name.
+type Input = (String, Box<dyn std::io::BufRead + Send>);
+
+/// The inputs of one file: the file itself, its decompressed content (`.gz`), or every regular file of a tar archive
+/// (`.tar`, `.tar.gz`, `.tgz`: what LunaSH `syslog tarlogs` produces), each gzipped member decompressed too.
+fn open_inputs(path: &std::path::Path) -> anyhow::Result<Vec<Input>> {
+    let name = path.display().to_string();
+    let open = || std::fs::File::open(path).with_context(|| format!("cannot open {name}"));
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".tar") || lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+        let file = open()?;
+        let reader: Box<dyn std::io::Read> =
+            if lower.ends_with(".tar") { Box::new(file) } else { Box::new(flate2::read::GzDecoder::new(file)) };
+        let mut archive = tar::Archive::new(reader);
+        let mut inputs: Vec<Input> = Vec::new();
+        for entry in archive.entries().with_context(|| format!("cannot read archive {name}"))? {
+            let mut entry = entry.with_context(|| format!("cannot read archive {name}"))?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let member = entry.path().map(|p| p.display().to_string()).unwrap_or_default();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes)
+                .with_context(|| format!("cannot read {name}:{member}"))?;
+            if member.ends_with(".gz") {
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)
+                    .with_context(|| format!("cannot decompress {name}:{member}"))?;
+                bytes = plain;
+            }
+            inputs.push((format!("{name}:{member}"), Box::new(std::io::Cursor::new(bytes))));
+        }
+        return Ok(inputs);
+    }
+    if lower.ends_with(".gz") {
+        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(open()?));
+        return Ok(vec![(name, Box::new(reader))]);
+    }
+    let reader = std::io::BufReader::new(open()?);
+    Ok(vec![(name, Box::new(reader))])
+}
+
 /// Reads on a blocking thread and stores on this task, joined by a small bounded channel, so memory stays bounded
 /// whatever the size of the file.
 async fn import_file(
-    reader: impl std::io::BufRead + Send + 'static,
+    reader: Box<dyn std::io::BufRead + Send>,
     format: ImportFormat,
     source: Source,
     decoders: Arc<Decoders>,

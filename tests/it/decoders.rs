@@ -159,3 +159,36 @@ fn luna_return_codes_in_console_output_are_extracted() {
     assert_eq!(fields["hsm.return_code"], "LUNA_RET_UM_PIN_INCORRECT");
     assert_eq!(fields["hsm.return_code_value"], "0xa00000");
 }
+
+#[test]
+fn import_reads_tarlogs_archives_and_gzipped_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("var/log");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("messages"), "2017 Apr 17 11:02:10 local_host kern info kernel: k7pf0: ALM0010: Hard tamper - Decommission signal triggered\n").unwrap();
+    std::fs::write(
+        logs.join("lunalogs.1"),
+        "2026 Mar  9 10:03:11 hsm-4-1-1-9  local5 info  lunash [4101]: info : 0 : Command: partition create -partition p1 -password s3cr3t : admin : Console\n",
+    )
+    .unwrap();
+    let gzip = |file: &str| assert!(Command::new("gzip").arg(logs.join(file)).status().unwrap().success());
+    gzip("lunalogs.1");
+    let archive = dir.path().join("tarlogs.tgz");
+    let status = Command::new("tar").arg("czf").arg(&archive).arg("-C").arg(dir.path()).arg("var").status().unwrap();
+    assert!(status.success());
+    let db = dir.path().join("t.db");
+    let (code, out, err) = run(&["import", "--db", db.to_str().unwrap(), archive.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("tarlogs.tgz:var/log/messages: 1 lines, 1 events: 1 decoded"), "{out}");
+    assert!(out.contains("tarlogs.tgz:var/log/lunalogs.1.gz: 1 lines, 1 events: 1 decoded"), "{out}");
+    let events = query_json(&db, &[]);
+    let actions: Vec<&str> = events.iter().map(|e| e["event.action"].as_str()).collect();
+    assert!(actions.contains(&"hsm.tamper") && actions.contains(&"partition.create"), "{actions:?}");
+    assert!(events.iter().all(|e| !e["event.original"].contains("s3cr3t")));
+
+    let single = logs.join("messages");
+    gzip("messages");
+    let (code, out, _) = run(&["import", "--db", db.to_str().unwrap(), &format!("{}.gz", single.display())]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("messages.gz: 1 lines, 1 events: 1 decoded"), "{out}");
+}
