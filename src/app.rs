@@ -16,12 +16,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::decode::{DecoderErrors, Decoders, SharedDecoders};
 use crate::evaluate::{Evaluator, ReloadSlot};
+use crate::event::Event;
 use crate::ingest::Pipeline;
+use crate::inventory::Inventory;
 use crate::listen::{tcp, udp};
 use crate::metrics::{Counters, Snapshot};
 use crate::pack::RuleSource;
 use crate::store::writer::{self, BatchPolicy, WriterSummary};
+use crate::store::writer::{AfterCommit, HookFuture};
 use crate::store::{self, StoreError};
+use sqlx::SqliteConnection;
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug, Error)]
@@ -53,6 +57,34 @@ pub enum AppError {
         /// The panic or cancellation.
         reason: String,
     },
+}
+
+/// What runs after each commit: the rule engine, and the inventory (saved on the timer: it is derived from the
+/// events, and a second of it lost in a crash is rebuilt by the next lines).
+struct AfterStore {
+    evaluator: Evaluator,
+    inventory: Inventory,
+}
+
+impl AfterCommit for AfterStore {
+    fn committed<'a>(
+        &'a mut self,
+        conn: &'a mut SqliteConnection,
+        batch: &'a [Event],
+        first_id: i64,
+    ) -> HookFuture<'a> {
+        self.inventory.observe(batch);
+        self.evaluator.committed(conn, batch, first_id)
+    }
+
+    fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: chrono::DateTime<chrono::Utc>) -> HookFuture<'a> {
+        Box::pin(async move {
+            if let Err(error) = self.inventory.save(conn).await {
+                tracing::warn!(%error, "cannot save the host inventory");
+            }
+            self.evaluator.tick(conn, now).await
+        })
+    }
 }
 
 /// Reloads rules and decoders from their source: on SIGHUP, and when the rules directory changes. A broken reload
@@ -157,6 +189,7 @@ impl Server {
         let rules = crate::rules::load::load(&source).map_err(AppError::Rules)?;
         tracing::info!(source = %source.describe(), rules = rules.rules.len(), "rules loaded");
         let evaluator = Evaluator::start(&mut conn, &rules.rules, chrono::Utc::now()).await?;
+        let inventory = Inventory::load(&mut conn).await?;
         let reloader =
             Arc::new(Reloader { source: source.clone(), decoders: decoders.clone(), rules: evaluator.reload_slot() });
         if let RuleSource::Dir(dir) = &source {
@@ -198,7 +231,8 @@ impl Server {
         let policy = BatchPolicy { rows: config.storage.batch_rows, delay: config.storage.batch_delay };
         let writer_counters = counters.clone();
         let writer = tokio::spawn(async move {
-            let (conn, summary) = writer::run(conn, queue_rx, policy, writer_counters, evaluator).await?;
+            let (conn, summary) =
+                writer::run(conn, queue_rx, policy, writer_counters, AfterStore { evaluator, inventory }).await?;
             store::close_writer(conn).await?;
             Ok(summary)
         });

@@ -22,6 +22,7 @@ pub mod event;
 pub mod frame;
 pub mod import;
 pub mod ingest;
+pub mod inventory;
 pub mod listen;
 pub mod metrics;
 pub mod pack;

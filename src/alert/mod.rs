@@ -27,6 +27,8 @@ pub struct Alert {
     pub status: Status,
     /// Rule id plus group values.
     pub fingerprint: String,
+    /// The host it concerns: the group's `host.name`, else the last event's.
+    pub host: Option<String>,
     /// group_by fields and values.
     pub group: BTreeMap<String, String>,
     /// What was counted.
@@ -115,6 +117,14 @@ impl Alerter {
             severity: rule.severity.as_str(),
             status: firing.status,
             fingerprint: firing.fingerprint.clone(),
+            host: firing
+                .group
+                .iter()
+                .find(|(name, _)| *name == crate::event::field::HOST_NAME)
+                .map(|(_, value)| value.clone())
+                .or_else(|| {
+                    firing.evidence.last.as_ref().and_then(|e| e.get(crate::event::field::HOST_NAME)).map(str::to_owned)
+                }),
             group: firing.group.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             count: firing.evidence.count,
             first_seen: firing.evidence.first_seen,

@@ -10,8 +10,8 @@ use crate::store::StoreError;
 pub async fn insert(conn: &mut SqliteConnection, alerts: &[Alert]) -> Result<(), StoreError> {
     for alert in alerts {
         sqlx::query(
-            "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&alert.rule_id)
         .bind(&alert.fingerprint)
@@ -27,6 +27,7 @@ pub async fn insert(conn: &mut SqliteConnection, alerts: &[Alert]) -> Result<(),
         .bind(serde_json::to_string(&alert.event_ids).expect("a list of ids serializes"))
         .bind(alert.notify)
         .bind(i64::try_from(alert.suppressed).unwrap_or(i64::MAX))
+        .bind(alert.host.as_deref())
         .execute(&mut *conn)
         .await?;
     }

@@ -3,6 +3,7 @@
 mod alerts_cmd;
 mod config_cmd;
 mod decode_cmd;
+mod hosts_cmd;
 mod import;
 mod query;
 mod rules_cmd;
@@ -57,6 +58,8 @@ pub enum Command {
     /// Look at recorded alerts.
     #[command(subcommand)]
     Alerts(alerts_cmd::AlertsCommand),
+    /// The HSM inventory: every host that reports, its last signs of life and open alerts.
+    Hosts(hosts_cmd::HostsArgs),
     /// Print or check configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -82,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decoders(command) => decode_cmd::run_decoders(command),
         Command::Rules(command) => rules_cmd::run(command).await,
         Command::Alerts(command) => alerts_cmd::run(command).await,
+        Command::Hosts(args) => hosts_cmd::run(args).await,
         Command::Config(command) => config_cmd::run(command),
     }
 }

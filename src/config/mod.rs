@@ -57,6 +57,28 @@ pub struct Config {
     /// Operational logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The HSM inventory.
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+}
+
+/// The HSM inventory.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// A host that sent nothing for this long is shown as silent by `hsmwatch hosts`.
+    #[serde(default = "default_silent_after", with = "units::duration")]
+    pub silent_after: Duration,
+}
+
+fn default_silent_after() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig { silent_after: default_silent_after() }
+    }
 }
 
 /// Syslog listeners.

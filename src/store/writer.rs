@@ -41,6 +41,10 @@ pub trait AfterCommit: Send + 'static {
         -> HookFuture<'a>;
     /// Time passed (timers that fire without new events).
     fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a>;
+    /// The queue closed: the last chance to write what is held.
+    fn finish<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a> {
+        self.tick(conn, Utc::now())
+    }
 }
 
 /// No work after commits.
@@ -124,6 +128,9 @@ pub async fn run<H: AfterCommit>(
         summary.stored += batch.len() as u64;
         summary.batches += 1;
         batch.clear();
+    }
+    if let Err(error) = hook.finish(&mut conn).await {
+        tracing::error!(%error, "final evaluation at shutdown failed");
     }
     Ok((conn, summary))
 }

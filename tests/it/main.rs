@@ -6,6 +6,7 @@ mod cli;
 mod corpus;
 mod decoders;
 mod formats;
+mod hosts;
 mod logger;
 mod properties;
 mod rules;

@@ -1,0 +1,106 @@
+//! `hsmwatch hosts`: the HSM inventory, one row per host.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::Args;
+
+use crate::config::Config;
+use crate::inventory::{self, Host};
+use crate::store::open_reader;
+
+/// Options of `hsmwatch hosts`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A host that sent nothing for --silent-after is shown as SILENT. Open alerts are fingerprints whose latest \
+alert (of the last 7 days) is firing."
+)]
+pub struct HostsArgs {
+    /// JSON Lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Show a host as silent after this long without a line [default: inventory.silent_after of --config, else 15m].
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::units::parse_duration)]
+    pub silent_after: Option<Duration>,
+    /// Database file [default: storage.path of --config, else hsmwatch.db].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Read the database path and inventory settings from this configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// A host as shown.
+#[derive(Debug, serde::Serialize)]
+struct Row<'h> {
+    #[serde(flatten)]
+    host: &'h Host,
+    silent: bool,
+    open_alerts: u64,
+}
+
+fn when(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Prints the inventory.
+pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let db = args.db.clone().unwrap_or(config.storage.path);
+    let silent_after = chrono::Duration::from_std(args.silent_after.unwrap_or(config.inventory.silent_after))
+        .unwrap_or(chrono::Duration::MAX);
+    let pool = open_reader(&db).await?;
+    let mut conn = pool.acquire().await?;
+    let now = Utc::now();
+    let hosts = inventory::all(&mut conn).await?;
+    let open = inventory::open_alerts(&mut conn, now - chrono::Duration::days(7)).await?;
+    let rows: Vec<Row<'_>> = hosts
+        .iter()
+        .map(|host| Row {
+            host,
+            silent: host.last_seen + silent_after < now,
+            open_alerts: open.get(&host.name).copied().unwrap_or(0),
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for row in &rows {
+            serde_json::to_writer(&mut out, row)?;
+            writeln!(out)?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} ADDRESSES",
+        "HOST", "LAST SEEN", "EVENTS", "OPEN", "LAST HEARTBEAT", "LAST BACKUP", "LAST LOGIN FAILURE", "SERIALS",
+    )?;
+    for row in &rows {
+        let h = row.host;
+        let seen = if row.silent { format!("{} SILENT", when(Some(h.last_seen))) } else { when(Some(h.last_seen)) };
+        let serials: Vec<&str> = h.serials.iter().map(String::as_str).collect();
+        let addresses: Vec<&str> = h.addresses.iter().map(String::as_str).collect();
+        writeln!(
+            out,
+            "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {}",
+            h.name,
+            seen,
+            h.events,
+            row.open_alerts,
+            when(h.last_heartbeat),
+            when(h.last_backup),
+            when(h.last_login_failure),
+            if serials.is_empty() { "-".to_owned() } else { serials.join(",") },
+            addresses.join(",")
+        )?;
+    }
+    if rows.is_empty() {
+        writeln!(out, "(no hosts yet)")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! The HSM inventory: what HSMs report here, from where, since when, and their vital signs (heartbeat, last successful
+//! backup, last login failure, serials, installed software).
+//!
+//! Receives committed batches (after the store, beside the rule engine); emits nothing downstream. Owns the `hosts`
+//! table: changed hosts are written after each batch.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use crate::event::{field, Event};
+use crate::store::StoreError;
+
+/// Sender addresses kept per host at most (a host behind NAT or DHCP churn must not grow without bound).
+const MAX_ADDRESSES: usize = 32;
+
+/// What is known of one host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Host {
+    /// `host.name`.
+    pub name: String,
+    /// First time a line from it was received.
+    pub first_seen: DateTime<Utc>,
+    /// Last time a line from it was received.
+    pub last_seen: DateTime<Utc>,
+    /// Lines received.
+    pub events: u64,
+    /// Sender addresses seen (without port).
+    pub addresses: BTreeSet<String>,
+    /// Lines by `event.dataset`.
+    pub datasets: BTreeMap<String, u64>,
+    /// HSM serial numbers seen in its audit records.
+    pub serials: BTreeSet<String>,
+    /// Appliance software packages installed (successful `package update`).
+    pub software: BTreeSet<String>,
+    /// Last daily heartbeat.
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    /// Last successful partition backup.
+    pub last_backup: Option<DateTime<Utc>>,
+    /// Last failed login of any kind.
+    pub last_login_failure: Option<DateTime<Utc>>,
+}
+
+impl Host {
+    fn new(name: &str, at: DateTime<Utc>) -> Host {
+        Host {
+            name: name.to_owned(),
+            first_seen: at,
+            last_seen: at,
+            events: 0,
+            addresses: BTreeSet::new(),
+            datasets: BTreeMap::new(),
+            serials: BTreeSet::new(),
+            software: BTreeSet::new(),
+            last_heartbeat: None,
+            last_backup: None,
+            last_login_failure: None,
+        }
+    }
+
+    /// Takes one event into account.
+    pub fn observe(&mut self, event: &Event) {
+        let at = event.created.at;
+        self.first_seen = self.first_seen.min(at);
+        self.last_seen = self.last_seen.max(at);
+        self.events += 1;
+        if let Some(address) = event.get(field::SOURCE_ADDRESS).and_then(sender_ip) {
+            if self.addresses.len() < MAX_ADDRESSES || self.addresses.contains(address) {
+                self.addresses.insert(address.to_owned());
+            }
+        }
+        if let Some(dataset) = event.get(field::DATASET) {
+            *self.datasets.entry(dataset.to_owned()).or_default() += 1;
+        }
+        if let Some(serial) = event.get(field::HSM_SERIAL) {
+            self.serials.insert(serial.to_owned());
+        }
+        let latest = |slot: &mut Option<DateTime<Utc>>| *slot = Some(slot.map_or(at, |t| t.max(at)));
+        let success = event.get(field::OUTCOME) == Some("success");
+        match event.get(field::ACTION) {
+            Some("heartbeat") => latest(&mut self.last_heartbeat),
+            Some("partition.backup") if success => latest(&mut self.last_backup),
+            Some("appliance.software_update") if success => {
+                if let Some(package) = event.get(field::HSM_COMMAND).and_then(|c| c.split_whitespace().nth(2)) {
+                    self.software.insert(package.to_owned());
+                }
+            }
+            _ => {}
+        }
+        if event.get(field::CATEGORY) == Some("authentication") && event.get(field::OUTCOME) == Some("failure") {
+            latest(&mut self.last_login_failure);
+        }
+    }
+}
+
+/// The IP of a `log.source.address` (`10.0.4.17:41822`, `[fd00::1]:514`); `None` for an imported file's name.
+fn sender_ip(address: &str) -> Option<&str> {
+    let (ip, port) = address.rsplit_once(':')?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    (port.bytes().all(|b| b.is_ascii_digit()) && ip.parse::<std::net::IpAddr>().is_ok()).then_some(ip)
+}
+
+/// The inventory, kept in memory and written through to the `hosts` table.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    hosts: HashMap<String, Host>,
+    changed: HashSet<String>,
+}
+
+impl Inventory {
+    /// Loads every host.
+    pub async fn load(conn: &mut SqliteConnection) -> Result<Inventory, StoreError> {
+        let hosts = all(conn).await?.into_iter().map(|h| (h.name.clone(), h)).collect();
+        Ok(Inventory { hosts, changed: HashSet::new() })
+    }
+
+    /// Takes a batch of events into account.
+    pub fn observe(&mut self, events: &[Event]) {
+        for event in events {
+            let Some(name) = event.get(field::HOST_NAME) else { continue };
+            if !self.hosts.contains_key(name) {
+                self.hosts.insert(name.to_owned(), Host::new(name, event.created.at));
+            }
+            if let Some(host) = self.hosts.get_mut(name) {
+                host.observe(event);
+            }
+            if !self.changed.contains(name) {
+                self.changed.insert(name.to_owned());
+            }
+        }
+    }
+
+    /// Writes the hosts that changed since the last save.
+    pub async fn save(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        if self.changed.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        for name in &self.changed {
+            if let Some(host) = self.hosts.get(name) {
+                if let Err(error) = upsert(conn, host).await {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    return Err(error);
+                }
+            }
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        self.changed.clear();
+        Ok(())
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("sets and maps of strings serialize")
+}
+
+async fn upsert(conn: &mut SqliteConnection, host: &Host) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO hosts (name, first_seen, last_seen, events, addresses, datasets, serials, software, last_heartbeat, last_backup, last_login_failure) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&host.name)
+    .bind(host.first_seen.timestamp_micros())
+    .bind(host.last_seen.timestamp_micros())
+    .bind(i64::try_from(host.events).unwrap_or(i64::MAX))
+    .bind(json(&host.addresses))
+    .bind(json(&host.datasets))
+    .bind(json(&host.serials))
+    .bind(json(&host.software))
+    .bind(host.last_heartbeat.map(|t| t.timestamp_micros()))
+    .bind(host.last_backup.map(|t| t.timestamp_micros()))
+    .bind(host.last_login_failure.map(|t| t.timestamp_micros()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros).single().unwrap_or_default()
+}
+
+/// Every host, by name.
+pub async fn all(conn: &mut SqliteConnection) -> Result<Vec<Host>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM hosts ORDER BY name").fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| {
+            let name: String = row.try_get("name")?;
+            let parse = |column: &str| -> Result<String, StoreError> { row.try_get(column).map_err(StoreError::from) };
+            let corrupt =
+                |e: serde_json::Error| StoreError::CorruptRow { id: 0, reason: format!("hosts row {name}: {e}") };
+            let events: i64 = row.try_get("events")?;
+            Ok(Host {
+                first_seen: time(row.try_get("first_seen")?),
+                last_seen: time(row.try_get("last_seen")?),
+                events: u64::try_from(events).unwrap_or(0),
+                addresses: serde_json::from_str(&parse("addresses")?).map_err(corrupt)?,
+                datasets: serde_json::from_str(&parse("datasets")?).map_err(corrupt)?,
+                serials: serde_json::from_str(&parse("serials")?).map_err(corrupt)?,
+                software: serde_json::from_str(&parse("software")?).map_err(corrupt)?,
+                last_heartbeat: row.try_get::<Option<i64>, _>("last_heartbeat")?.map(time),
+                last_backup: row.try_get::<Option<i64>, _>("last_backup")?.map(time),
+                last_login_failure: row.try_get::<Option<i64>, _>("last_login_failure")?.map(time),
+                name,
+            })
+        })
+        .collect()
+}
+
+/// Open alerts per host: fingerprints whose latest alert is `firing`, among alerts of the last `days` days.
+pub async fn open_alerts(
+    conn: &mut SqliteConnection,
+    since: DateTime<Utc>,
+) -> Result<HashMap<String, u64>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT host, fingerprint, status FROM alerts a \
+         WHERE fired_at >= ? AND id = (SELECT max(id) FROM alerts b WHERE b.fingerprint = a.fingerprint)",
+    )
+    .bind(since.timestamp_micros())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut open = HashMap::new();
+    for row in rows {
+        let status: String = row.try_get("status")?;
+        if let (Some(host), "firing") = (row.try_get::<Option<String>, _>("host")?, status.as_str()) {
+            *open.entry(host).or_default() += 1;
+        }
+    }
+    Ok(open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Timestamp;
+
+    fn event(at: i64, fields: &[(&'static str, &str)]) -> Event {
+        let when = Timestamp::new(DateTime::from_timestamp(1_767_225_600 + at, 0).unwrap(), 0);
+        let mut e = Event::new(when, when);
+        for (k, v) in fields {
+            e.set(k, v.to_string());
+        }
+        e
+    }
+
+    #[test]
+    fn a_host_collects_its_vital_signs() {
+        let mut host = Host::new("hsm-1", DateTime::from_timestamp(1_767_225_600, 0).unwrap());
+        host.observe(&event(
+            0,
+            &[
+                (field::SOURCE_ADDRESS, "10.0.4.17:41822"),
+                (field::DATASET, "luna.logger"),
+                (field::ACTION, "heartbeat"),
+            ],
+        ));
+        host.observe(&event(
+            10,
+            &[
+                (field::SOURCE_ADDRESS, "[fd00::1]:514"),
+                (field::ACTION, "partition.backup"),
+                (field::OUTCOME, "failure"),
+            ],
+        ));
+        host.observe(&event(
+            20,
+            &[(field::ACTION, "partition.backup"), (field::OUTCOME, "success"), (field::HSM_SERIAL, "150518")],
+        ));
+        host.observe(&event(
+            30,
+            &[(field::ACTION, "ssh.login"), (field::CATEGORY, "authentication"), (field::OUTCOME, "failure")],
+        ));
+        host.observe(&event(
+            40,
+            &[
+                (field::ACTION, "appliance.software_update"),
+                (field::OUTCOME, "success"),
+                (field::HSM_COMMAND, "package update lunanetwork_update-7.8.4-262.spkg -authcode ***"),
+            ],
+        ));
+        assert_eq!(host.events, 5);
+        assert_eq!(host.addresses.iter().map(String::as_str).collect::<Vec<_>>(), ["10.0.4.17", "fd00::1"]);
+        assert_eq!(host.last_heartbeat.unwrap().timestamp(), 1_767_225_600);
+        assert_eq!(host.last_backup.unwrap().timestamp(), 1_767_225_620, "the failed backup does not count");
+        assert_eq!(host.last_login_failure.unwrap().timestamp(), 1_767_225_630);
+        assert!(host.serials.contains("150518"));
+        assert!(host.software.contains("lunanetwork_update-7.8.4-262.spkg"));
+        assert_eq!(host.datasets.get("luna.logger"), Some(&1));
+    }
+
+    #[test]
+    fn sender_addresses_drop_the_port() {
+        assert_eq!(sender_ip("10.0.4.17:41822"), Some("10.0.4.17"));
+        assert_eq!(sender_ip("[fd00::1]:514"), Some("fd00::1"));
+        assert_eq!(sender_ip("/var/log/messages"), None);
+        assert_eq!(sender_ip("tarlogs.tgz:var/log/messages"), None);
+    }
+}
