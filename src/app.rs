@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::notifiers::{NotifierConfig, NotifierError};
 use crate::config::Config;
 use crate::decode::{DecoderErrors, Decoders, SharedDecoders};
 use crate::evaluate::{Evaluator, ReloadSlot};
@@ -21,11 +22,13 @@ use crate::ingest::Pipeline;
 use crate::inventory::Inventory;
 use crate::listen::{tcp, udp};
 use crate::metrics::{Counters, Snapshot};
+use crate::outbox::Routing;
 use crate::pack::RuleSource;
 use crate::store::writer::{self, BatchPolicy, WriterSummary};
 use crate::store::writer::{AfterCommit, HookFuture};
 use crate::store::{self, StoreError};
 use sqlx::SqliteConnection;
+use tokio::sync::Notify;
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug, Error)]
@@ -49,6 +52,9 @@ pub enum AppError {
     /// The rule files have errors.
     #[error("cannot load rules")]
     Rules(#[source] crate::diagnostic::FileErrors),
+    /// A notifier cannot be used.
+    #[error("invalid notifier")]
+    Notifier(#[source] NotifierError),
     /// A stage panicked.
     #[error("internal error: the {stage} task failed: {reason}")]
     Task {
@@ -57,6 +63,34 @@ pub enum AppError {
         /// The panic or cancellation.
         reason: String,
     },
+}
+
+/// Every notifier a rule names must be in the server config (RULES.md: a load error when the server starts).
+fn check_notifiers(
+    rules: &[Arc<crate::rules::load::Rule>],
+    routing: &Routing,
+) -> Result<(), crate::diagnostic::FileErrors> {
+    let known = routing.names();
+    let errors: Vec<crate::diagnostic::FileError> = rules
+        .iter()
+        .flat_map(|rule| rule.notify.iter().flatten().map(move |name| (rule, name)))
+        .filter(|(_, name)| !routing.knows(name))
+        .map(|(rule, name)| crate::diagnostic::FileError {
+            file: rule.file.clone(),
+            line: Some(rule.line),
+            message: format!(
+                "rule `{}` notifies `{name}`, which the server config does not define{}; notifiers: {}",
+                rule.id,
+                crate::event::did_you_mean(name, &known),
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::diagnostic::FileErrors(errors))
+    }
 }
 
 /// What runs after each commit: the rule engine, and the inventory (saved on the timer: it is derived from the
@@ -94,6 +128,7 @@ pub struct Reloader {
     source: RuleSource,
     decoders: Arc<SharedDecoders>,
     rules: ReloadSlot,
+    routing: Routing,
 }
 
 impl Reloader {
@@ -101,6 +136,7 @@ impl Reloader {
     pub fn reload(&self) -> Result<(), String> {
         let decoders = Decoders::load(&self.source).map_err(|e| e.to_string())?;
         let rules = crate::rules::load::load(&self.source).map_err(|e| e.to_string())?;
+        check_notifiers(&rules.rules, &self.routing).map_err(|e| e.to_string())?;
         self.decoders.replace(decoders);
         *self.rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(rules.rules);
         Ok(())
@@ -167,6 +203,7 @@ pub struct Server {
     pub reloader: Arc<Reloader>,
     shutdown: CancellationToken,
     listeners: Vec<JoinHandle<()>>,
+    deliverers: Vec<JoinHandle<()>>,
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
     summary: JoinHandle<()>,
 }
@@ -188,10 +225,26 @@ impl Server {
         }
         let rules = crate::rules::load::load(&source).map_err(AppError::Rules)?;
         tracing::info!(source = %source.describe(), rules = rules.rules.len(), "rules loaded");
-        let evaluator = Evaluator::start(&mut conn, &rules.rules, chrono::Utc::now()).await?;
+        let routing = Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity())).collect());
+        check_notifiers(&rules.rules, &routing).map_err(AppError::Rules)?;
+        let webhooks = config
+            .notifiers
+            .iter()
+            .map(|(name, notifier)| match notifier {
+                NotifierConfig::Webhook(webhook) => webhook.resolve(name),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(AppError::Notifier)?;
+        let deliveries = Arc::new(Notify::new());
+        let evaluator =
+            Evaluator::start(&mut conn, &rules.rules, routing.clone(), deliveries.clone(), chrono::Utc::now()).await?;
         let inventory = Inventory::load(&mut conn).await?;
-        let reloader =
-            Arc::new(Reloader { source: source.clone(), decoders: decoders.clone(), rules: evaluator.reload_slot() });
+        let reloader = Arc::new(Reloader {
+            source: source.clone(),
+            decoders: decoders.clone(),
+            rules: evaluator.reload_slot(),
+            routing,
+        });
         if let RuleSource::Dir(dir) = &source {
             tokio::spawn(watch_rules(dir.clone(), reloader.clone(), shutdown.clone()));
         }
@@ -237,7 +290,24 @@ impl Server {
             Ok(summary)
         });
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
-        Ok(Server { tcp_addresses, udp_addresses, counters, reloader, shutdown, listeners, writer, summary })
+        // One worker per notifier, each with its own connection, so one slow receiver never holds back another.
+        let mut deliverers = Vec::new();
+        for webhook in webhooks {
+            let conn = store::open_writer(&config.storage.path).await?;
+            tracing::info!(notifier = %webhook.name, "delivery worker started");
+            deliverers.push(tokio::spawn(crate::deliver::run(conn, webhook, deliveries.clone(), shutdown.clone())));
+        }
+        Ok(Server {
+            tcp_addresses,
+            udp_addresses,
+            counters,
+            reloader,
+            shutdown,
+            listeners,
+            writer,
+            summary,
+            deliverers,
+        })
     }
 
     /// A token that stops the server when cancelled.
@@ -260,6 +330,10 @@ impl Server {
         }
         let summary = self.writer.await.map_err(|e| AppError::Task { stage: "writer", reason: e.to_string() })??;
         self.summary.abort();
+        // Deliveries still pending stay in the outbox and resume at the next start.
+        for deliverer in self.deliverers {
+            let _ = deliverer.await;
+        }
         let totals = self.counters.snapshot();
         tracing::info!(
             received = totals.received,

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
+use tokio::sync::Notify;
 
 use crate::alert::{self, Alert, Alerter};
 use crate::event::Event;
+use crate::outbox::{self, Routing};
 use crate::rules::engine::{Engine, Firing, StateChange};
 use crate::rules::load::Rule;
 use crate::rules::state;
@@ -35,6 +37,10 @@ pub struct Evaluator {
     evictions_logged: u64,
     /// Results whose write failed, merged into the next write: the cursor never moves past unsaved results.
     pending: Option<Results>,
+    /// Which notifiers an alert goes to.
+    routing: Routing,
+    /// Woken when deliveries are queued.
+    deliveries: Arc<Notify>,
 }
 
 /// What one evaluation writes, kept so that a failed write can be retried as is.
@@ -73,6 +79,8 @@ impl Evaluator {
     pub async fn start(
         conn: &mut SqliteConnection,
         rules: &[Arc<Rule>],
+        routing: Routing,
+        deliveries: Arc<Notify>,
         now: DateTime<Utc>,
     ) -> Result<Evaluator, StoreError> {
         let mut engine = Engine::new(rules, now);
@@ -83,8 +91,15 @@ impl Evaluator {
             alerter.restore_mark(fingerprint, last_sent, suppressed);
         }
         tracing::info!(rules = engine.rules().len(), restored, discarded = saved.len() - restored, "rule engine ready");
-        let mut evaluator =
-            Evaluator { engine, alerter, reload: ReloadSlot::default(), evictions_logged: 0, pending: None };
+        let mut evaluator = Evaluator {
+            engine,
+            alerter,
+            reload: ReloadSlot::default(),
+            evictions_logged: 0,
+            pending: None,
+            routing,
+            deliveries,
+        };
         loop {
             let cursor = state::cursor(conn).await?;
             let pending = events_after(conn, cursor, 1000).await?;
@@ -161,8 +176,13 @@ impl Evaluator {
         }
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=WRITE_ATTEMPTS {
-            match write_results(conn, &results).await {
-                Ok(()) => break,
+            match write_results(conn, &results, &self.routing).await {
+                Ok(queued) => {
+                    if queued > 0 {
+                        self.deliveries.notify_waiters();
+                    }
+                    break;
+                }
                 Err(error) if attempt < WRITE_ATTEMPTS && error.is_retryable() => {
                     tracing::warn!(%error, attempt, "cannot write alerts and rule state; retrying");
                     tokio::time::sleep(delay).await;
@@ -190,22 +210,33 @@ impl Evaluator {
     }
 }
 
-async fn write_results(conn: &mut SqliteConnection, results: &Results) -> Result<(), StoreError> {
+async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: &Routing) -> Result<usize, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let written = async {
-        alert::store::insert(conn, &results.alerts).await?;
+        let ids = alert::store::insert(conn, &results.alerts).await?;
+        // Deliveries are queued in the transaction of their alert: no alert without its jobs, no job without its alert.
+        let mut queued = 0;
+        for (alert, id) in results.alerts.iter().zip(ids) {
+            if !alert.notify {
+                continue;
+            }
+            for notifier in routing.targets(alert.notify_to.as_deref(), alert.level) {
+                outbox::enqueue(conn, id, &notifier, alert.at).await?;
+                queued += 1;
+            }
+        }
         state::save(conn, &results.changes).await?;
         alert::store::save_marks(conn, &results.marks).await?;
         if let Some(cursor) = results.cursor {
             state::set_cursor(conn, cursor).await?;
         }
-        Ok::<_, StoreError>(())
+        Ok::<_, StoreError>(queued)
     }
     .await;
     match written {
-        Ok(()) => {
+        Ok(queued) => {
             sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(())
+            Ok(queued)
         }
         Err(error) => {
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;

@@ -23,6 +23,10 @@ pub struct Alert {
     pub rule_id: String,
     /// Severity name.
     pub severity: &'static str,
+    /// Severity, for routing.
+    pub level: crate::config::notifiers::Severity,
+    /// Notifiers the rule names (`None`: routed by severity).
+    pub notify_to: Option<Vec<String>>,
     /// `firing` or `resolved`.
     pub status: Status,
     /// Rule id plus group values.
@@ -115,6 +119,8 @@ impl Alerter {
         Alert {
             rule_id: rule.id.clone(),
             severity: rule.severity.as_str(),
+            level: rule.severity,
+            notify_to: rule.notify.clone(),
             status: firing.status,
             fingerprint: firing.fingerprint.clone(),
             host: firing

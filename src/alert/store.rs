@@ -1,15 +1,18 @@
 //! The `alerts` and `throttle_marks` tables.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use super::Alert;
 use crate::store::StoreError;
 
-/// Inserts alerts (inside the caller's transaction).
-pub async fn insert(conn: &mut SqliteConnection, alerts: &[Alert]) -> Result<(), StoreError> {
+/// Inserts alerts (inside the caller's transaction); returns their row ids.
+pub async fn insert(conn: &mut SqliteConnection, alerts: &[Alert]) -> Result<Vec<i64>, StoreError> {
+    let mut ids = Vec::with_capacity(alerts.len());
     for alert in alerts {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -30,8 +33,9 @@ pub async fn insert(conn: &mut SqliteConnection, alerts: &[Alert]) -> Result<(),
         .bind(alert.host.as_deref())
         .execute(&mut *conn)
         .await?;
+        ids.push(done.last_insert_rowid());
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// A throttle mark: when the fingerprint was last notified and how many firings were held back since.
@@ -129,4 +133,71 @@ pub async fn list(
             })
         })
         .collect()
+}
+
+/// An alert as stored, for delivery.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredAlert {
+    /// Row id.
+    #[serde(skip)]
+    pub id: i64,
+    /// Rule id plus group values.
+    pub fingerprint: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Rule id.
+    pub rule: String,
+    /// Severity.
+    pub severity: String,
+    /// The host it concerns.
+    pub host: Option<String>,
+    /// group_by fields and values.
+    pub group: BTreeMap<String, String>,
+    /// Count.
+    pub count: i64,
+    /// First matching event (RFC 3339).
+    pub first_seen: Option<String>,
+    /// Last matching event.
+    pub last_seen: Option<String>,
+    /// When it fired.
+    pub fired_at: String,
+    /// Rendered title.
+    pub title: String,
+    /// Rendered body.
+    pub body: String,
+    /// Firings held back before it.
+    pub suppressed: i64,
+    /// Stored ids of the triggering events.
+    pub event_ids: Vec<i64>,
+}
+
+fn rfc3339(micros: i64) -> String {
+    Utc.timestamp_micros(micros).single().unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// One alert by id.
+pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<StoredAlert>, StoreError> {
+    let Some(row) = sqlx::query("SELECT * FROM alerts WHERE id = ?").bind(id).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let corrupt = |e: serde_json::Error| StoreError::CorruptRow { id, reason: format!("alert: {e}") };
+    let group: String = row.try_get("group_json")?;
+    let ids: String = row.try_get("event_ids")?;
+    Ok(Some(StoredAlert {
+        id,
+        fingerprint: row.try_get("fingerprint")?,
+        status: row.try_get("status")?,
+        rule: row.try_get("rule_id")?,
+        severity: row.try_get("severity")?,
+        host: row.try_get("host")?,
+        group: serde_json::from_str(&group).map_err(corrupt)?,
+        count: row.try_get("count")?,
+        first_seen: row.try_get::<Option<i64>, _>("first_seen")?.map(rfc3339),
+        last_seen: row.try_get::<Option<i64>, _>("last_seen")?.map(rfc3339),
+        fired_at: rfc3339(row.try_get("fired_at")?),
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        suppressed: row.try_get("suppressed")?,
+        event_ids: serde_json::from_str(&ids).map_err(corrupt)?,
+    }))
 }

@@ -95,6 +95,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     let usage = error.chain().any(|cause| {
         cause.is::<crate::config::ConfigError>()
             || cause.is::<crate::diagnostic::FileErrors>()
+            || cause.is::<crate::config::notifiers::NotifierError>()
             || cause.is::<UsageError>()
     });
     if usage {

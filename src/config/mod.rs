@@ -3,6 +3,7 @@
 //! Every key has a default, unknown keys are errors that name the file, line and key, and `hsmwatch config example`
 //! prints [`EXAMPLE`], a commented file that a test keeps equal to the defaults.
 
+pub mod notifiers;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -60,6 +61,10 @@ pub struct Config {
     /// The HSM inventory.
     #[serde(default)]
     pub inventory: InventoryConfig,
+    /// Where alerts are delivered, by name (rules name them in `notify:`; without it a rule goes to every notifier
+    /// whose `min_severity` its severity reaches).
+    #[serde(default)]
+    pub notifiers: std::collections::BTreeMap<String, notifiers::NotifierConfig>,
 }
 
 /// The HSM inventory.

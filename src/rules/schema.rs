@@ -6,34 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
-/// Alert severity, ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Informational.
-    Info,
-    /// Low.
-    Low,
-    /// Medium.
-    Medium,
-    /// High.
-    High,
-    /// Critical.
-    Critical,
-}
-
-impl Severity {
-    /// The name as written in rules.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use crate::config::notifiers::Severity;
 
 /// One rule document.
 #[derive(Debug, Clone, Deserialize)]

@@ -5,6 +5,7 @@ mod backpressure;
 mod cli;
 mod corpus;
 mod decoders;
+mod delivery;
 mod formats;
 mod hosts;
 mod logger;

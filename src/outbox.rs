@@ -1,0 +1,163 @@
+//! The outbox: durable delivery jobs, one per (alert, notifier), written in the same transaction as the alert, so an
+//! outage of a receiver or a restart of hsmwatch never loses a notification. Rows become `sent` only after the receiver
+//! accepted them (at least once; the idempotency key lets a receiver drop the rare duplicate), or `dead` when they
+//! cannot be delivered.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use crate::config::notifiers::Severity;
+use crate::store::StoreError;
+
+/// Which notifiers an alert goes to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Routing {
+    notifiers: Vec<(String, Severity)>,
+}
+
+impl Routing {
+    /// Routing over the configured notifiers and their minimum severities.
+    pub fn new(notifiers: Vec<(String, Severity)>) -> Self {
+        Routing { notifiers }
+    }
+
+    /// The notifiers of an alert: those its rule names, else every notifier whose minimum severity it reaches.
+    pub fn targets(&self, named: Option<&[String]>, severity: Severity) -> Vec<String> {
+        match named {
+            Some(names) => names.to_vec(),
+            None => self.notifiers.iter().filter(|(_, min)| severity >= *min).map(|(name, _)| name.clone()).collect(),
+        }
+    }
+
+    /// Whether a notifier of that name exists.
+    pub fn knows(&self, name: &str) -> bool {
+        self.notifiers.iter().any(|(n, _)| n == name)
+    }
+
+    /// Every notifier name.
+    pub fn names(&self) -> Vec<&str> {
+        self.notifiers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+/// Queues a delivery (inside the caller's transaction).
+pub async fn enqueue(
+    conn: &mut SqliteConnection,
+    alert_id: i64,
+    notifier: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO outbox (alert_id, notifier, status, attempts, next_attempt_at, created_at, idempotency_key) VALUES (?, ?, 'pending', 0, ?, ?, ?)",
+    )
+    .bind(alert_id)
+    .bind(notifier)
+    .bind(now.timestamp_micros())
+    .bind(now.timestamp_micros())
+    .bind(format!("hsmwatch-{alert_id}-{notifier}"))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A due delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Row id.
+    pub id: i64,
+    /// The alert.
+    pub alert_id: i64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// The key receivers deduplicate on.
+    pub idempotency_key: String,
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros).single().unwrap_or_default()
+}
+
+/// The oldest due pending job of a notifier.
+pub async fn next_due(
+    conn: &mut SqliteConnection,
+    notifier: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Job>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, alert_id, attempts, created_at, idempotency_key FROM outbox \
+         WHERE notifier = ? AND status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1",
+    )
+    .bind(notifier)
+    .bind(now.timestamp_micros())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        let attempts: i64 = row.try_get("attempts")?;
+        Ok(Job {
+            id: row.try_get("id")?,
+            alert_id: row.try_get("alert_id")?,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            created_at: time(row.try_get("created_at")?),
+            idempotency_key: row.try_get("idempotency_key")?,
+        })
+    })
+    .transpose()
+}
+
+/// When the notifier's next pending job becomes due, if it has one.
+pub async fn next_due_time(conn: &mut SqliteConnection, notifier: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let micros: Option<i64> =
+        sqlx::query_scalar("SELECT min(next_attempt_at) FROM outbox WHERE notifier = ? AND status = 'pending'")
+            .bind(notifier)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(micros.map(time))
+}
+
+/// The receiver accepted it.
+pub async fn mark_sent(conn: &mut SqliteConnection, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ?",
+    )
+    .bind(now.timestamp_micros())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Try again at `at`.
+pub async fn retry_at(conn: &mut SqliteConnection, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
+        .bind(at.timestamp_micros())
+        .bind(error)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Give up.
+pub async fn mark_dead(conn: &mut SqliteConnection, id: i64, error: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?")
+        .bind(error)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_name_notifiers_or_severity_routes() {
+        let routing = Routing::new(vec![("all".into(), Severity::Info), ("pager".into(), Severity::High)]);
+        assert_eq!(routing.targets(None, Severity::Medium), ["all"]);
+        assert_eq!(routing.targets(None, Severity::Critical), ["all", "pager"]);
+        assert_eq!(routing.targets(Some(&["pager".to_owned()]), Severity::Info), ["pager"]);
+    }
+}

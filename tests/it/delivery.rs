@@ -1,0 +1,166 @@
+//! Alert delivery through the outbox to a real HTTP receiver on loopback: the body and its idempotency key, retries
+//! after 500s, Retry-After on 429, no retry on 400, and deliveries that wait out an outage across a restart.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+
+use crate::support::{send_tcp, TestServer};
+
+/// Statuses to answer with, each with an optional Retry-After.
+type Script = Vec<(u16, Option<&'static str>)>;
+
+/// A receiver that answers each request with the next scripted status (the last one repeats) and records what came.
+#[derive(Clone, Default)]
+struct Receiver {
+    script: Arc<Mutex<Script>>,
+    received: Arc<Mutex<Vec<(String, serde_json::Value, Instant)>>>,
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: String) -> impl IntoResponse {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    receiver.received.lock().unwrap().push((key, json, Instant::now()));
+    let mut script = receiver.script.lock().unwrap();
+    let (status, retry_after) = if script.len() > 1 { script.remove(0) } else { script[0] };
+    let mut response = StatusCode::from_u16(status).unwrap().into_response();
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert("retry-after", seconds.parse().unwrap());
+    }
+    response
+}
+
+async fn start_receiver(script: Vec<(u16, Option<&'static str>)>) -> (SocketAddr, Receiver) {
+    let receiver = Receiver { script: Arc::new(Mutex::new(script)), ..Receiver::default() };
+    let app = Router::new().route("/hook", post(receive)).with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, receiver)
+}
+
+const TAMPER: &[u8] = b"<6>Mar  7 02:14:09 hsm-2-1-2-6 kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n";
+
+async fn server_with_hook(address: SocketAddr, extra: &str) -> TestServer {
+    let yaml = format!(
+        "notifiers:\n  hook:\n    type: webhook\n    url: http://{address}/hook\n    retry_initial: 100ms\n{extra}"
+    );
+    let notifiers = hsmwatch::config::Config::parse(&yaml, std::path::Path::new("t.yaml")).unwrap().notifiers;
+    TestServer::start_with(64 * 1024, move |config| config.notifiers = notifiers).await
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_reaches_the_webhook_with_a_stable_body_and_key() {
+    let (address, receiver) = start_receiver(vec![(200, None)]).await;
+    let server = server_with_hook(address, "").await;
+    send_tcp(server.tcp, TAMPER, false).await;
+    wait_until("the delivery", || !receiver.received.lock().unwrap().is_empty()).await;
+    let _dir = server.stop().await;
+    let received = receiver.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "exactly one delivery");
+    let (key, body, _) = &received[0];
+    assert!(key.starts_with("hsmwatch-") && key.ends_with("-hook"), "{key}");
+    assert_eq!(body["idempotency_key"], key.as_str());
+    assert_eq!(body["rule"], "luna.hsm.tamper");
+    assert_eq!(body["severity"], "critical");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["host"], "hsm-2-1-2-6");
+    assert!(body["title"].as_str().unwrap().contains("ALM0008"), "{body}");
+    assert!(body["event_ids"].as_array().is_some_and(|ids| ids.len() == 1), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_and_429_waits_for_retry_after() {
+    let (address, receiver) = start_receiver(vec![(500, None), (503, None), (429, Some("1")), (200, None)]).await;
+    let server = server_with_hook(address, "").await;
+    send_tcp(server.tcp, TAMPER, false).await;
+    wait_until("four attempts", || receiver.received.lock().unwrap().len() >= 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _dir = server.stop().await;
+    let received = receiver.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 4, "retried until accepted, then no more");
+    assert!(received.iter().all(|(key, ..)| key == &received[0].0), "one idempotency key for every attempt");
+    let waited = received[3].2 - received[2].2;
+    assert!(waited >= Duration::from_millis(950), "Retry-After: 1 was honoured ({waited:?})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_is_not_retried() {
+    let (address, receiver) = start_receiver(vec![(400, None)]).await;
+    let server = server_with_hook(address, "").await;
+    send_tcp(server.tcp, TAMPER, false).await;
+    wait_until("the attempt", || !receiver.received.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let db = server.db();
+    let _dir = server.stop().await;
+    assert_eq!(receiver.received.lock().unwrap().len(), 1);
+    let mut conn =
+        sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db)).await.unwrap();
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status, last_error FROM outbox").fetch_one(&mut conn).await.unwrap();
+    assert_eq!((status.as_str(), error.as_str()), ("dead", "HTTP 400: the receiver refused the request"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_and_a_restart_lose_nothing_and_duplicate_nothing() {
+    // A port with nothing behind it yet: the receiver is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("outage.db");
+    let alerts = 20;
+    let lines: String = (0..alerts)
+        .map(|i| {
+            format!("<6>Mar  7 02:14:{i:02} hsm-{i} kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n")
+        })
+        .collect();
+
+    let start = |db: std::path::PathBuf| async move {
+        let yaml = format!(
+            "notifiers:\n  hook:\n    type: webhook\n    url: http://{address}/hook\n    retry_initial: 100ms\n"
+        );
+        let notifiers = hsmwatch::config::Config::parse(&yaml, std::path::Path::new("t.yaml")).unwrap().notifiers;
+        TestServer::start_with(64 * 1024, move |config| {
+            config.notifiers = notifiers;
+            config.storage.path = db;
+        })
+        .await
+    };
+    let first = start(db.clone()).await;
+    send_tcp(first.tcp, lines.as_bytes(), false).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let _ = first.stop().await;
+
+    // Restarted during the outage; then the receiver comes back on its port.
+    let second = start(db.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let receiver = Receiver { script: Arc::new(Mutex::new(vec![(200, None)])), ..Receiver::default() };
+    let app = Router::new().route("/hook", post(receive)).with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.received.lock().unwrap().len() < alerts {
+        assert!(Instant::now() < deadline, "only {} of {alerts} delivered", receiver.received.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = second.stop().await;
+    let received = receiver.received.lock().unwrap().clone();
+    let keys: std::collections::BTreeSet<&String> = received.iter().map(|(key, ..)| key).collect();
+    assert_eq!((received.len(), keys.len()), (alerts, alerts), "each alert delivered once");
+}
