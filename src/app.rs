@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::notifiers::{NotifierConfig, NotifierError};
+use crate::config::notifiers::{NotifierConfig, NotifierError, Payload};
 use crate::config::Config;
 use crate::decode::{DecoderErrors, Decoders, SharedDecoders};
 use crate::evaluate::{Evaluator, ReloadSlot};
@@ -231,7 +231,8 @@ impl Server {
             .notifiers
             .iter()
             .map(|(name, notifier)| match notifier {
-                NotifierConfig::Webhook(webhook) => webhook.resolve(name),
+                NotifierConfig::Webhook(webhook) => webhook.resolve(name, Payload::Json),
+                NotifierConfig::Slack(webhook) => webhook.resolve(name, Payload::Slack),
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(AppError::Notifier)?;

@@ -43,20 +43,23 @@ impl Severity {
 pub enum NotifierConfig {
     /// An HTTP endpoint that receives a JSON body per alert.
     Webhook(WebhookConfig),
+    /// A Slack incoming webhook: a Block Kit message per alert (same keys as `webhook`; its URL is a secret, so use
+    /// `url_env` or `url_file`).
+    Slack(WebhookConfig),
 }
 
 impl NotifierConfig {
     /// Severity below which alerts are not routed to this notifier (unless a rule names it).
     pub fn min_severity(&self) -> Severity {
         match self {
-            NotifierConfig::Webhook(w) => w.min_severity,
+            NotifierConfig::Webhook(w) | NotifierConfig::Slack(w) => w.min_severity,
         }
     }
 
     /// Give up on a delivery after this long.
     pub fn give_up_after(&self) -> Duration {
         match self {
-            NotifierConfig::Webhook(w) => w.give_up_after,
+            NotifierConfig::Webhook(w) | NotifierConfig::Slack(w) => w.give_up_after,
         }
     }
 }
@@ -123,11 +126,22 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What a resolved notifier sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// The generic JSON document.
+    Json,
+    /// A Slack Block Kit message.
+    Slack,
+}
+
 /// A webhook with its secrets resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedWebhook {
     /// Notifier name.
     pub name: String,
+    /// What it sends.
+    pub payload: Payload,
     /// The URL.
     pub url: Secret,
     /// POST or PUT.
@@ -156,7 +170,7 @@ pub struct NotifierError {
 
 impl WebhookConfig {
     /// Resolves the URL and header secrets from the environment and files.
-    pub fn resolve(&self, name: &str) -> Result<ResolvedWebhook, NotifierError> {
+    pub fn resolve(&self, name: &str, payload: Payload) -> Result<ResolvedWebhook, NotifierError> {
         let error = |field: &str, message: String| NotifierError {
             notifier: name.to_owned(),
             field: field.to_owned(),
@@ -188,6 +202,7 @@ impl WebhookConfig {
         }
         Ok(ResolvedWebhook {
             name: name.to_owned(),
+            payload,
             url: Secret(url),
             method,
             headers,
@@ -204,21 +219,22 @@ mod tests {
 
     fn webhook(yaml: &str) -> WebhookConfig {
         match serde_yaml_ng::from_str::<NotifierConfig>(yaml).unwrap() {
-            NotifierConfig::Webhook(w) => w,
+            NotifierConfig::Webhook(w) | NotifierConfig::Slack(w) => w,
         }
     }
 
     #[test]
     fn urls_come_from_exactly_one_place_and_stay_secret() {
         std::env::set_var("HSMWATCH_TEST_HOOK", "https://hooks.example.net/T0/B0/secret");
-        let resolved = webhook("{type: webhook, url_env: HSMWATCH_TEST_HOOK}").resolve("ops").unwrap();
+        let resolved = webhook("{type: webhook, url_env: HSMWATCH_TEST_HOOK}").resolve("ops", Payload::Json).unwrap();
         assert_eq!(resolved.url.0, "https://hooks.example.net/T0/B0/secret");
         assert!(!format!("{resolved:?}").contains("secret"), "{resolved:?}");
-        let both = webhook("{type: webhook, url: 'http://a', url_env: X}").resolve("ops").unwrap_err();
+        let both = webhook("{type: webhook, url: 'http://a', url_env: X}").resolve("ops", Payload::Json).unwrap_err();
         assert_eq!(both.to_string(), "notifier `ops`, url: give exactly one of url, url_env, url_file");
-        let missing = webhook("{type: webhook, url_env: HSMWATCH_TEST_UNSET}").resolve("ops").unwrap_err();
+        let missing =
+            webhook("{type: webhook, url_env: HSMWATCH_TEST_UNSET}").resolve("ops", Payload::Json).unwrap_err();
         assert_eq!(missing.to_string(), "notifier `ops`, url_env: environment variable HSMWATCH_TEST_UNSET is not set");
-        let bad = webhook("{type: webhook, url: 'ftp://x'}").resolve("ops").unwrap_err();
+        let bad = webhook("{type: webhook, url: 'ftp://x'}").resolve("ops", Payload::Json).unwrap_err();
         assert_eq!(bad.field, "url");
         assert!(serde_yaml_ng::from_str::<NotifierConfig>("{type: webhook, url: 'http://a', urll: 1}").is_err());
     }

@@ -4,6 +4,7 @@
 //!
 //! Receives outbox jobs; emits HTTP requests and job state. Owns the retry policy ([`classify`], [`backoff`]).
 
+pub mod slack;
 pub mod webhook;
 
 use std::sync::Arc;

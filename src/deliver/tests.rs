@@ -13,6 +13,7 @@ fn job(attempts: u32) -> Job {
 fn notifier() -> ResolvedWebhook {
     ResolvedWebhook {
         name: "n".into(),
+        payload: crate::config::notifiers::Payload::Json,
         url: crate::config::notifiers::Secret("http://127.0.0.1:1/".into()),
         method: "POST".into(),
         headers: vec![],

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::Answer;
 use crate::alert::store::StoredAlert;
-use crate::config::notifiers::ResolvedWebhook;
+use crate::config::notifiers::{Payload, ResolvedWebhook};
 use crate::outbox::Job;
 
 /// The JSON body of a webhook delivery.
@@ -31,10 +31,12 @@ pub struct Body<'a> {
 
 /// Sends one alert; the receiver's answer.
 pub async fn send(client: &reqwest::Client, notifier: &ResolvedWebhook, alert: &StoredAlert, job: &Job) -> Answer {
-    let body = Body { id: alert.id, idempotency_key: &job.idempotency_key, alert };
     let method = if notifier.method == "PUT" { reqwest::Method::PUT } else { reqwest::Method::POST };
-    let mut request =
-        client.request(method, &notifier.url.0).json(&body).header("Idempotency-Key", &job.idempotency_key);
+    let request = client.request(method, &notifier.url.0).header("Idempotency-Key", &job.idempotency_key);
+    let mut request = match notifier.payload {
+        Payload::Json => request.json(&Body { id: alert.id, idempotency_key: &job.idempotency_key, alert }),
+        Payload::Slack => request.json(&super::slack::message(alert)),
+    };
     for (name, value) in &notifier.headers {
         request = request.header(name.as_str(), value.0.as_str());
     }

@@ -164,3 +164,28 @@ async fn an_outage_and_a_restart_lose_nothing_and_duplicate_nothing() {
     let keys: std::collections::BTreeSet<&String> = received.iter().map(|(key, ..)| key).collect();
     assert_eq!((received.len(), keys.len()), (alerts, alerts), "each alert delivered once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_gets_block_kit_with_hostile_text_escaped() {
+    let (address, receiver) = start_receiver(vec![(200, None)]).await;
+    std::env::set_var("HSMWATCH_TEST_SLACK_URL", format!("http://{address}/hook"));
+    let yaml = "notifiers:\n  slack-hsm:\n    type: slack\n    url_env: HSMWATCH_TEST_SLACK_URL\n";
+    let notifiers = hsmwatch::config::Config::parse(yaml, std::path::Path::new("t.yaml")).unwrap().notifiers;
+    let server = TestServer::start_with(64 * 1024, move |config| config.notifiers = notifiers).await;
+    // Five failures from one source: the brute-force rule; the user name is what an attacker typed.
+    let line = "<86>Mar  3 22:41:50 hsm-4-1-1-9 sshd[30442]: Failed password for invalid user <!channel> from 203.0.113.45 port 40022 ssh2\n";
+    send_tcp(server.tcp, line.repeat(5).as_bytes(), false).await;
+    wait_until("the Slack message", || !receiver.received.lock().unwrap().is_empty()).await;
+    let _dir = server.stop().await;
+    let received = receiver.received.lock().unwrap().clone();
+    let message = &received[0].1;
+    let blocks = message["blocks"].as_array().expect("Block Kit blocks");
+    assert!(blocks.iter().all(|b| b["type"].is_string()), "{message}");
+    assert_eq!(blocks[0]["type"], "section");
+    assert!(blocks[1]["fields"].as_array().is_some_and(|f| !f.is_empty()), "{message}");
+    assert!(blocks[2]["text"]["text"].as_str().unwrap().starts_with("```"), "{message}");
+    let text = message.to_string();
+    assert!(!text.contains("<!channel>"), "{text}");
+    assert!(text.contains("&lt;!channel&gt;"), "{text}");
+    assert!(message["text"].as_str().unwrap().contains("failed logins on hsm-4-1-1-9"), "{message}");
+}
