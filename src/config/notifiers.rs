@@ -98,6 +98,12 @@ pub struct WebhookConfig {
     /// A delivery still failing this long after the alert is given up (dead).
     #[serde(default = "default_give_up_after", with = "super::units::duration")]
     pub give_up_after: Duration,
+    /// Sign each body with HMAC-SHA256 (`X-Hsmwatch-Signature: sha256=<hex>`) using the secret in this variable...
+    #[serde(default)]
+    pub signature_secret_env: Option<String>,
+    /// ...or in this file.
+    #[serde(default)]
+    pub signature_secret_file: Option<PathBuf>,
 }
 
 fn default_method() -> String {
@@ -154,6 +160,8 @@ pub struct ResolvedWebhook {
     pub retry_initial: Duration,
     /// Give up after this long.
     pub give_up_after: Duration,
+    /// HMAC-SHA256 key for the signature header, when bodies are signed.
+    pub signature_secret: Option<Secret>,
 }
 
 /// Why a notifier cannot be used; names the notifier and the field.
@@ -200,9 +208,25 @@ impl WebhookConfig {
         for (header, variable) in &self.header_env {
             headers.push((header.clone(), Secret(env(variable, &format!("header_env.{header}"))?)));
         }
+        let signature_secret = match (&self.signature_secret_env, &self.signature_secret_file) {
+            (None, None) => None,
+            (Some(variable), None) => Some(Secret(env(variable, "signature_secret_env")?)),
+            (None, Some(path)) => Some(Secret(
+                std::fs::read_to_string(path)
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|e| error("signature_secret_file", format!("cannot read {}: {e}", path.display())))?,
+            )),
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    "signature_secret_env",
+                    "give signature_secret_env or signature_secret_file, not both".into(),
+                ))
+            }
+        };
         Ok(ResolvedWebhook {
             name: name.to_owned(),
             payload,
+            signature_secret,
             url: Secret(url),
             method,
             headers,
@@ -225,10 +249,10 @@ mod tests {
 
     #[test]
     fn urls_come_from_exactly_one_place_and_stay_secret() {
-        std::env::set_var("HSMWATCH_TEST_HOOK", "https://hooks.example.net/T0/B0/secret");
+        std::env::set_var("HSMWATCH_TEST_HOOK", "https://hooks.example.net/T0/B0/XYZZY-token");
         let resolved = webhook("{type: webhook, url_env: HSMWATCH_TEST_HOOK}").resolve("ops", Payload::Json).unwrap();
-        assert_eq!(resolved.url.0, "https://hooks.example.net/T0/B0/secret");
-        assert!(!format!("{resolved:?}").contains("secret"), "{resolved:?}");
+        assert_eq!(resolved.url.0, "https://hooks.example.net/T0/B0/XYZZY-token");
+        assert!(!format!("{resolved:?}").contains("XYZZY"), "{resolved:?}");
         let both = webhook("{type: webhook, url: 'http://a', url_env: X}").resolve("ops", Payload::Json).unwrap_err();
         assert_eq!(both.to_string(), "notifier `ops`, url: give exactly one of url, url_env, url_file");
         let missing =

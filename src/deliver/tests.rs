@@ -20,6 +20,7 @@ fn notifier() -> ResolvedWebhook {
         timeout: Duration::from_secs(10),
         retry_initial: Duration::from_secs(2),
         give_up_after: Duration::from_secs(3600),
+        signature_secret: None,
     }
 }
 

@@ -13,6 +13,9 @@ use axum::Router;
 
 use crate::support::{send_tcp, TestServer};
 
+/// A request's signature header and raw body.
+type Signed = (Option<String>, String);
+
 /// Statuses to answer with, each with an optional Retry-After.
 type Script = Vec<(u16, Option<&'static str>)>;
 
@@ -21,11 +24,15 @@ type Script = Vec<(u16, Option<&'static str>)>;
 struct Receiver {
     script: Arc<Mutex<Script>>,
     received: Arc<Mutex<Vec<(String, serde_json::Value, Instant)>>>,
+    /// Signature header and raw body of each request.
+    signed: Arc<Mutex<Vec<Signed>>>,
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: String) -> impl IntoResponse {
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    let signature = headers.get("x-hsmwatch-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    receiver.signed.lock().unwrap().push((signature, body.clone()));
     receiver.received.lock().unwrap().push((key, json, Instant::now()));
     let mut script = receiver.script.lock().unwrap();
     let (status, retry_after) = if script.len() > 1 { script.remove(0) } else { script[0] };
@@ -188,4 +195,17 @@ async fn slack_gets_block_kit_with_hostile_text_escaped() {
     assert!(!text.contains("<!channel>"), "{text}");
     assert!(text.contains("&lt;!channel&gt;"), "{text}");
     assert!(message["text"].as_str().unwrap().contains("failed logins on hsm-4-1-1-9"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_bodies_verify_with_the_shared_secret() {
+    let (address, receiver) = start_receiver(vec![(200, None)]).await;
+    std::env::set_var("HSMWATCH_TEST_HOOK_SECRET", "s3cret-key");
+    let server = server_with_hook(address, "    signature_secret_env: HSMWATCH_TEST_HOOK_SECRET\n").await;
+    send_tcp(server.tcp, TAMPER, false).await;
+    wait_until("the delivery", || !receiver.signed.lock().unwrap().is_empty()).await;
+    let _dir = server.stop().await;
+    let (signature, body) = receiver.signed.lock().unwrap()[0].clone();
+    let expected = hsmwatch::deliver::webhook::sign(b"s3cret-key", body.as_bytes());
+    assert_eq!(signature.as_deref(), Some(expected.as_str()));
 }
