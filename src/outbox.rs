@@ -93,17 +93,30 @@ pub async fn next_due(
     .bind(now.timestamp_micros())
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|row| {
-        let attempts: i64 = row.try_get("attempts")?;
-        Ok(Job {
-            id: row.try_get("id")?,
-            alert_id: row.try_get("alert_id")?,
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            created_at: time(row.try_get("created_at")?),
-            idempotency_key: row.try_get("idempotency_key")?,
-        })
+    row.map(|row| job_from_row(&row)).transpose()
+}
+
+/// The job of an alert for a notifier.
+pub async fn job_of(conn: &mut SqliteConnection, alert_id: i64, notifier: &str) -> Result<Option<Job>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, alert_id, attempts, created_at, idempotency_key FROM outbox WHERE alert_id = ? AND notifier = ?",
+    )
+    .bind(alert_id)
+    .bind(notifier)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| job_from_row(&row)).transpose()
+}
+
+fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, StoreError> {
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        alert_id: row.try_get("alert_id")?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        created_at: time(row.try_get("created_at")?),
+        idempotency_key: row.try_get("idempotency_key")?,
     })
-    .transpose()
 }
 
 /// When the notifier's next pending job becomes due, if it has one.

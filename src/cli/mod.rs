@@ -5,6 +5,7 @@ mod config_cmd;
 mod decode_cmd;
 mod hosts_cmd;
 mod import;
+mod notify_cmd;
 mod query;
 mod rules_cmd;
 mod serve;
@@ -60,6 +61,9 @@ pub enum Command {
     Alerts(alerts_cmd::AlertsCommand),
     /// The HSM inventory: every host that reports, its last signs of life and open alerts.
     Hosts(hosts_cmd::HostsArgs),
+    /// Work with notifiers.
+    #[command(subcommand)]
+    Notify(notify_cmd::NotifyCommand),
     /// Print or check configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -86,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(command) => rules_cmd::run(command).await,
         Command::Alerts(command) => alerts_cmd::run(command).await,
         Command::Hosts(args) => hosts_cmd::run(args).await,
+        Command::Notify(command) => notify_cmd::run(command).await,
         Command::Config(command) => config_cmd::run(command),
     }
 }

@@ -114,6 +114,37 @@ pub async fn run(
     }
 }
 
+/// One attempt at the outbox job of `alert_id` for this notifier, now, whatever its due time; the job is updated as
+/// the worker would (for `hsmwatch notify test`).
+pub async fn attempt_alert(
+    conn: &mut SqliteConnection,
+    notifier: &ResolvedWebhook,
+    alert_id: i64,
+) -> Result<Outcome, StoreError> {
+    let job = outbox::job_of(conn, alert_id, &notifier.name)
+        .await?
+        .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no outbox job".into() })?;
+    let alert = crate::alert::store::get(conn, alert_id)
+        .await?
+        .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no alert".into() })?;
+    let client = reqwest::Client::builder()
+        .timeout(notifier.timeout)
+        .build()
+        .map_err(|e| StoreError::CorruptRow { id: alert_id, reason: format!("HTTP client: {e}") })?;
+    let answer = webhook::send(&client, notifier, &alert, &job).await;
+    let outcome = classify(&answer, &job, notifier, Utc::now(), jitter());
+    record(conn, &job, &outcome).await?;
+    Ok(outcome)
+}
+
+async fn record(conn: &mut SqliteConnection, job: &Job, outcome: &Outcome) -> Result<(), StoreError> {
+    match outcome {
+        Outcome::Delivered => outbox::mark_sent(conn, job.id, Utc::now()).await,
+        Outcome::RetryAt(at, why) => outbox::retry_at(conn, job.id, *at, why).await,
+        Outcome::Dead(why) => outbox::mark_dead(conn, job.id, why).await,
+    }
+}
+
 /// Sends the next due job, if any; `true` when there was one.
 async fn deliver_due(
     conn: &mut SqliteConnection,
@@ -133,7 +164,6 @@ async fn deliver_due(
             if last_error.take().is_some() {
                 tracing::info!(notifier = %notifier.name, "deliveries succeed again");
             }
-            outbox::mark_sent(conn, job.id, Utc::now()).await?;
         }
         Outcome::RetryAt(at, why) => {
             // One warning when the error changes, not one per retry.
@@ -141,13 +171,12 @@ async fn deliver_due(
                 tracing::warn!(notifier = %notifier.name, error = %why, retry_at = %at, "delivery failed; will retry");
                 *last_error = Some(why.clone());
             }
-            outbox::retry_at(conn, job.id, *at, why).await?;
         }
         Outcome::Dead(why) => {
-            tracing::error!(notifier = %notifier.name, alert = job.alert_id, error = %why, "delivery given up");
-            outbox::mark_dead(conn, job.id, why).await?;
+            tracing::error!(notifier = %notifier.name, alert = job.alert_id, error = %why, "delivery given up")
         }
     }
+    record(conn, &job, &outcome).await?;
     Ok(true)
 }
 

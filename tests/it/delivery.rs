@@ -209,3 +209,32 @@ async fn signed_bodies_verify_with_the_shared_secret() {
     let expected = hsmwatch::deliver::webhook::sign(b"s3cret-key", body.as_bytes());
     assert_eq!(signature.as_deref(), Some(expected.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_test_sends_a_sample_through_the_outbox() {
+    let (address, receiver) = start_receiver(vec![(200, None), (400, None)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hsmwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  path: {}/n.db\nnotifiers:\n  hook:\n    type: webhook\n    url: http://{address}/hook\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    // The CLI blocks this test's thread; the receiver runs on the runtime's other worker.
+    let (code, out, err) = crate::support::run(&["notify", "test", "hook", "--config", config]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("hook: delivered"), "{out}");
+    assert_eq!(receiver.received.lock().unwrap()[0].1["title"], "hsmwatch test notification for hook");
+
+    let (code, _, err) = crate::support::run(&["notify", "test", "hook", "--config", config]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("hook: not delivered: HTTP 400"), "{err}");
+
+    let (code, _, err) = crate::support::run(&["notify", "test", "hok", "--config", config]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no notifier `hok` in the config (did you mean `hook`?)"), "{err}");
+}

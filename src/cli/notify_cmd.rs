@@ -1,0 +1,79 @@
+//! `hsmwatch notify test NAME`: a sample alert through the real outbox path to one notifier.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Subcommand;
+
+use super::UsageError;
+use crate::alert::{self, Alert};
+use crate::config::notifiers::{NotifierConfig, Payload, Severity};
+use crate::config::Config;
+use crate::deliver;
+use crate::event::did_you_mean;
+use crate::outbox;
+use crate::rules::engine::Status;
+use crate::store;
+
+/// Notifier subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a sample alert to one notifier through the outbox, and say what the receiver answered.
+    Test {
+        /// The notifier, as named in the config.
+        name: String,
+        /// The server configuration (notifiers and database).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// Runs a notifier subcommand.
+pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
+    let NotifyCommand::Test { name, config } = command;
+    let config = Config::load(&config)?;
+    let Some(notifier) = config.notifiers.get(&name) else {
+        let known: Vec<&str> = config.notifiers.keys().map(String::as_str).collect();
+        return Err(UsageError(format!("no notifier `{name}` in the config{}", did_you_mean(&name, &known))).into());
+    };
+    let resolved = match notifier {
+        NotifierConfig::Webhook(webhook) => webhook.resolve(&name, Payload::Json),
+        NotifierConfig::Slack(webhook) => webhook.resolve(&name, Payload::Slack),
+    }?;
+    let now = Utc::now();
+    let sample = Alert {
+        rule_id: "hsmwatch.notify_test".into(),
+        severity: Severity::Info.as_str(),
+        level: Severity::Info,
+        notify_to: Some(vec![name.clone()]),
+        status: Status::Firing,
+        fingerprint: format!("hsmwatch.notify_test|notifier={name}"),
+        host: None,
+        group: Default::default(),
+        count: 1,
+        first_seen: Some(now),
+        last_seen: Some(now),
+        at: now,
+        title: format!("hsmwatch test notification for {name}"),
+        body: "This is a test sent by `hsmwatch notify test`. No HSM event caused it.".into(),
+        event_ids: Vec::new(),
+        notify: true,
+        suppressed: 0,
+    };
+    let mut conn = store::open_writer(&config.storage.path).await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
+    let ids = alert::store::insert(&mut conn, std::slice::from_ref(&sample)).await?;
+    // This command makes the first attempt itself; a running server retries it later if it fails.
+    outbox::enqueue(&mut conn, ids[0], &name, now + chrono::Duration::hours(1)).await?;
+    sqlx::query("COMMIT").execute(&mut conn).await?;
+    let outcome = deliver::attempt_alert(&mut conn, &resolved, ids[0]).await.context("delivery")?;
+    match outcome {
+        deliver::Outcome::Delivered => println!("{name}: delivered (alert {})", ids[0]),
+        deliver::Outcome::RetryAt(at, why) => {
+            return Err(anyhow::anyhow!("{name}: not delivered: {why}; queued for another attempt at {at}"));
+        }
+        deliver::Outcome::Dead(why) => return Err(anyhow::anyhow!("{name}: not delivered: {why}")),
+    }
+    Ok(())
+}
