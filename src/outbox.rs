@@ -119,6 +119,44 @@ fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, StoreError> {
     })
 }
 
+/// The delivery state of one (alert, notifier) job, as shown to an operator.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Delivery {
+    /// The notifier.
+    pub notifier: String,
+    /// `pending`, `sent` or `dead`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due (pending jobs).
+    pub next_attempt_at: String,
+    /// When it was accepted.
+    pub sent_at: Option<String>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// Every delivery job of an alert.
+pub async fn deliveries(conn: &mut SqliteConnection, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
+    let rows = sqlx::query("SELECT notifier, status, attempts, next_attempt_at, sent_at, last_error FROM outbox WHERE alert_id = ? ORDER BY notifier")
+        .bind(alert_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let text = |micros: i64| time(micros).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    rows.iter()
+        .map(|row| {
+            Ok(Delivery {
+                notifier: row.try_get("notifier")?,
+                status: row.try_get("status")?,
+                attempts: row.try_get("attempts")?,
+                next_attempt_at: text(row.try_get("next_attempt_at")?),
+                sent_at: row.try_get::<Option<i64>, _>("sent_at")?.map(text),
+                last_error: row.try_get("last_error")?,
+            })
+        })
+        .collect()
+}
+
 /// When the notifier's next pending job becomes due, if it has one.
 pub async fn next_due_time(conn: &mut SqliteConnection, notifier: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let micros: Option<i64> =

@@ -15,6 +15,70 @@ use crate::store::open_reader;
 pub enum AlertsCommand {
     /// List recorded alerts, newest first (works while the server runs).
     List(ListArgs),
+    /// Show one alert in full, with the delivery state of each of its notifications.
+    Show {
+        /// The alert id (from `alerts list`).
+        id: i64,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Database file [default: storage.path of --config, else hsmwatch.db].
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Read the database path from this configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn database(db: Option<&PathBuf>, config: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(match (db, config) {
+        (Some(db), _) => db.clone(),
+        (None, Some(config)) => Config::load(config)?.storage.path,
+        (None, None) => Config::default().storage.path,
+    })
+}
+
+async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
+    let pool = open_reader(&path).await?;
+    let mut conn = pool.acquire().await?;
+    let Some(alert) = store::get(&mut conn, id).await? else {
+        return Err(super::UsageError(format!("no alert {id} in {}", path.display())).into());
+    };
+    let deliveries = crate::outbox::deliveries(&mut conn, id).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &serde_json::json!({"id": id, "alert": alert, "deliveries": deliveries}))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "alert {id}: {} {} {}", alert.severity, alert.status, alert.rule)?;
+    writeln!(out, "title:       {}", alert.title)?;
+    writeln!(out, "host:        {}", alert.host.as_deref().unwrap_or("-"))?;
+    writeln!(out, "fingerprint: {}", alert.fingerprint)?;
+    writeln!(
+        out,
+        "count:       {} (first {}, last {})",
+        alert.count,
+        alert.first_seen.as_deref().unwrap_or("-"),
+        alert.last_seen.as_deref().unwrap_or("-")
+    )?;
+    writeln!(out, "fired:       {}", alert.fired_at)?;
+    writeln!(out, "events:      {:?}", alert.event_ids)?;
+    writeln!(out, "\n{}\n", alert.body.trim_end())?;
+    if deliveries.is_empty() {
+        writeln!(out, "deliveries:  none (no notifier was routed, or the throttle held it back)")?;
+    }
+    for d in &deliveries {
+        let state = match d.status.as_str() {
+            "sent" => format!("sent at {}", d.sent_at.as_deref().unwrap_or("-")),
+            "pending" => format!("pending, next attempt {}", d.next_attempt_at),
+            other => other.to_owned(),
+        };
+        let error = d.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default();
+        writeln!(out, "delivery to {}: {state} after {} attempt(s){error}", d.notifier, d.attempts)?;
+    }
+    Ok(())
 }
 
 /// Which alerts.
@@ -51,12 +115,13 @@ pub struct ListArgs {
 
 /// Runs an alerts subcommand.
 pub async fn run(command: AlertsCommand) -> anyhow::Result<()> {
-    let AlertsCommand::List(args) = command;
-    let path = match (&args.db, &args.config) {
-        (Some(db), _) => db.clone(),
-        (None, Some(config)) => Config::load(config)?.storage.path,
-        (None, None) => Config::default().storage.path,
+    let args = match command {
+        AlertsCommand::List(args) => args,
+        AlertsCommand::Show { id, json, db, config } => {
+            return show(id, json, database(db.as_ref(), config.as_ref())?).await
+        }
     };
+    let path = database(args.db.as_ref(), args.config.as_ref())?;
     let pool = open_reader(&path).await?;
     let status = args.status.map(|s| match s {
         StatusFilter::Firing => "firing",

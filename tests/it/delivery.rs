@@ -234,6 +234,22 @@ async fn notify_test_sends_a_sample_through_the_outbox() {
     assert_eq!(code, Some(1));
     assert!(err.contains("hook: not delivered: HTTP 400"), "{err}");
 
+    // alerts show tells what became of each delivery.
+    let (code, shown, err) = crate::support::run(&["alerts", "show", "1", "--config", config]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(shown.contains("title:       hsmwatch test notification for hook"), "{shown}");
+    assert!(shown.contains("delivery to hook: sent at "), "{shown}");
+    let (_, shown, _) = crate::support::run(&["alerts", "show", "2", "--config", config]);
+    assert!(
+        shown.contains(
+            "delivery to hook: dead after 1 attempt(s); last error: HTTP 400: the receiver refused the request"
+        ),
+        "{shown}"
+    );
+    let (code, _, err) = crate::support::run(&["alerts", "show", "99", "--config", config]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no alert 99"), "{err}");
+
     let (code, _, err) = crate::support::run(&["notify", "test", "hok", "--config", config]);
     assert_eq!(code, Some(2));
     assert!(err.contains("no notifier `hok` in the config (did you mean `hook`?)"), "{err}");
