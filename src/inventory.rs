@@ -66,14 +66,20 @@ impl Host {
         self.last_seen = self.last_seen.max(at);
         self.events += 1;
         if let Some(address) = event.get(field::SOURCE_ADDRESS).and_then(sender_ip) {
-            if self.addresses.len() < MAX_ADDRESSES || self.addresses.contains(address) {
+            if self.addresses.len() < MAX_ADDRESSES && !self.addresses.contains(address) {
                 self.addresses.insert(address.to_owned());
             }
         }
         if let Some(dataset) = event.get(field::DATASET) {
-            *self.datasets.entry(dataset.to_owned()).or_default() += 1;
+            // Allocate a key only for a dataset the host has not sent before (this runs for every stored line).
+            match self.datasets.get_mut(dataset) {
+                Some(count) => *count += 1,
+                None => {
+                    self.datasets.insert(dataset.to_owned(), 1);
+                }
+            }
         }
-        if let Some(serial) = event.get(field::HSM_SERIAL) {
+        if let Some(serial) = event.get(field::HSM_SERIAL).filter(|s| !self.serials.contains(*s)) {
             self.serials.insert(serial.to_owned());
         }
         let latest = |slot: &mut Option<DateTime<Utc>>| *slot = Some(slot.map_or(at, |t| t.max(at)));

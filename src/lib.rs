@@ -29,5 +29,6 @@ pub mod metrics;
 pub mod outbox;
 pub mod pack;
 pub mod parse;
+pub mod rule_tests;
 pub mod rules;
 pub mod store;

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::alert::store;
-use crate::config::Config;
 use crate::store::open_reader;
 
 /// Alert subcommands.
@@ -32,11 +31,7 @@ pub enum AlertsCommand {
 }
 
 fn database(db: Option<&PathBuf>, config: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
-    Ok(match (db, config) {
-        (Some(db), _) => db.clone(),
-        (None, Some(config)) => Config::load(config)?.storage.path,
-        (None, None) => Config::default().storage.path,
-    })
+    Ok(super::config_and_database(config.map(PathBuf::as_path), db.map(PathBuf::as_path))?.1)
 }
 
 async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {

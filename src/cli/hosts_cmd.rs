@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 
-use crate::config::Config;
 use crate::inventory::{self, Host};
 use crate::store::open_reader;
 
@@ -47,11 +46,7 @@ fn when(at: Option<DateTime<Utc>>) -> String {
 
 /// Prints the inventory.
 pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    let db = args.db.clone().unwrap_or(config.storage.path);
+    let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     let silent_after = chrono::Duration::from_std(args.silent_after.unwrap_or(config.inventory.silent_after))
         .unwrap_or(chrono::Duration::MAX);
     let pool = open_reader(&db).await?;

@@ -10,7 +10,6 @@ use chrono::Utc;
 use clap::Args;
 use tokio::sync::mpsc;
 
-use crate::config::Config;
 use crate::decode::Decoders;
 use crate::event::Event;
 use crate::import::{self, ImportFormat, ImportStats, Source};
@@ -47,11 +46,7 @@ pub struct ImportArgs {
 
 /// Runs the import.
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    let db = args.db.clone().unwrap_or(config.storage.path);
+    let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     let rules = args.rules.clone().or(config.rules.dir);
     let decoders = Arc::new(Decoders::load(&super::decode_cmd::rule_source(rules.as_deref()))?);
     let mut conn = store::open_writer(&db).await?;

@@ -110,6 +110,20 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// The configuration a command reads (`--config FILE`, else the defaults) and the database it uses (`--db` wins over
+/// the configuration's `storage.path`).
+pub fn config_and_database(
+    config: Option<&std::path::Path>,
+    db: Option<&std::path::Path>,
+) -> anyhow::Result<(crate::config::Config, std::path::PathBuf)> {
+    let config = match config {
+        Some(path) => crate::config::Config::load(path)?,
+        None => crate::config::Config::default(),
+    };
+    let db = db.map_or_else(|| config.storage.path.clone(), std::path::Path::to_path_buf);
+    Ok((config, db))
+}
+
 /// A mistake in how a command was called that clap cannot see (for example two options that exclude each other).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
 
-use crate::config::Config;
 use crate::event::field;
 use crate::store::open_reader;
 use crate::store::query::{self, EventFilter, StoredEvent};
@@ -79,11 +78,7 @@ fn parse_time_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String
 
 /// Runs the query and prints the result.
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let path = match (&args.db, &args.config) {
-        (Some(db), _) => db.clone(),
-        (None, Some(config)) => Config::load(config)?.storage.path,
-        (None, None) => Config::default().storage.path,
-    };
+    let (_, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     let pool = open_reader(&path).await?;
     let filter = EventFilter {
         since: args.since,

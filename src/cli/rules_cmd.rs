@@ -8,14 +8,14 @@ use clap::Subcommand;
 
 use super::UsageError;
 use crate::alert::Alerter;
-use crate::config::Config;
 use crate::event::did_you_mean;
 use crate::rules::engine::Engine;
 use crate::store::{open_reader, query};
 
 use crate::decode::Decoders;
 use crate::pack::RuleSource;
-use crate::rules::{load, testing};
+use crate::rule_tests as testing;
+use crate::rules::load;
 
 /// Rule subcommands.
 #[derive(Debug, Subcommand)]
@@ -123,11 +123,7 @@ pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
 /// Replays `[since, until)` in the order events were stored, with the engine's clock following their time of receipt,
 /// then runs the timers up to `until`.
 async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    let db = args.db.clone().unwrap_or(config.storage.path);
+    let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     let source = RuleSource::resolve(args.rules.as_deref().or(config.rules.dir.as_deref()));
     let loaded = load::load(&source)?;
     let rules: Vec<Arc<crate::rules::load::Rule>> = match &args.rule {

@@ -126,12 +126,6 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether the rule's condition holds for an event.
-    pub fn matches(&self, event: &crate::event::Event) -> bool {
-        let selected: Vec<bool> = self.selections.iter().map(|s| s.matches(event)).collect();
-        self.condition.eval(&selected)
-    }
-
     /// The `event.action` values the rule can match, or `None` when it can match any.
     pub fn possible_actions(&self) -> Option<Vec<String>> {
         let selections = match &self.detect {

@@ -7,4 +7,3 @@ pub mod load;
 pub mod schema;
 pub mod selection;
 pub mod state;
-pub mod testing;

@@ -66,7 +66,7 @@ pub async fn events(pool: &SqlitePool, filter: &EventFilter) -> Result<Vec<Store
     }
     query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
     let rows = query.build().fetch_all(pool).await?;
-    rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
+    stored_events(&rows)
 }
 
 /// Events stored after row `after`, oldest first, at most `limit` (for resuming evaluation after a crash).
@@ -80,7 +80,7 @@ pub async fn events_after(
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
+    stored_events(&rows)
 }
 
 /// Events with `@timestamp` in `[since, until)` and a row id above `after`, in row id order (the order they were
@@ -101,6 +101,10 @@ pub async fn events_between(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
+    stored_events(&rows)
+}
+
+fn stored_events(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<StoredEvent>, StoreError> {
     rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
 }
 

@@ -1,17 +1,20 @@
 //! `hsmwatch rules test`: runs the `tests:` of every rule on a virtual clock, through the real framing, parsing and
 //! decoders for `wire` events, the real engine, throttle and templates, and compares the notifications with `expect`.
+//!
+//! It composes stages (ingest, rules, alert) as `evaluate` does, so it lives beside it rather than inside `rules`,
+//! which must not know the alert stage after it.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::engine::{Engine, Status};
-use super::load::Rule;
-use super::schema::{ExpectSpec, TestSpec};
 use crate::alert::{Alert, Alerter};
 use crate::decode::{Decoders, Origin};
 use crate::event::{field, Event, Timestamp};
 use crate::ingest::frame_to_event;
+use crate::rules::engine::{Engine, Status};
+use crate::rules::load::Rule;
+use crate::rules::schema::{ExpectSpec, TestSpec};
 
 /// The virtual clock's zero: offsets in tests are from here.
 pub fn epoch() -> DateTime<Utc> {
