@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::notifiers::{NotifierConfig, NotifierError, Payload};
+use crate::config::notifiers::NotifierError;
 use crate::config::Config;
 use crate::decode::{DecoderErrors, Decoders, SharedDecoders};
 use crate::evaluate::{Evaluator, ReloadSlot};
@@ -225,17 +225,9 @@ impl Server {
         }
         let rules = crate::rules::load::load(&source).map_err(AppError::Rules)?;
         tracing::info!(source = %source.describe(), rules = rules.rules.len(), "rules loaded");
-        let routing = Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity())).collect());
+        let routing = Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity)).collect());
         check_notifiers(&rules.rules, &routing).map_err(AppError::Rules)?;
-        let webhooks = config
-            .notifiers
-            .iter()
-            .map(|(name, notifier)| match notifier {
-                NotifierConfig::Webhook(webhook) => webhook.resolve(name, Payload::Json),
-                NotifierConfig::Slack(webhook) => webhook.resolve(name, Payload::Slack),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(AppError::Notifier)?;
+        let notifiers = crate::config::notifiers::resolve_all(&config.notifiers).map_err(AppError::Notifier)?;
         let deliveries = Arc::new(Notify::new());
         let evaluator =
             Evaluator::start(&mut conn, &rules.rules, routing.clone(), deliveries.clone(), chrono::Utc::now()).await?;
@@ -293,10 +285,10 @@ impl Server {
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
         // One worker per notifier, each with its own connection, so one slow receiver never holds back another.
         let mut deliverers = Vec::new();
-        for webhook in webhooks {
+        for notifier in notifiers {
             let conn = store::open_writer(&config.storage.path).await?;
-            tracing::info!(notifier = %webhook.name, "delivery worker started");
-            deliverers.push(tokio::spawn(crate::deliver::run(conn, webhook, deliveries.clone(), shutdown.clone())));
+            tracing::info!(notifier = %notifier.name, "delivery worker started");
+            deliverers.push(tokio::spawn(crate::deliver::run(conn, notifier, deliveries.clone(), shutdown.clone())));
         }
         Ok(Server {
             tcp_addresses,

@@ -18,6 +18,7 @@ use crate::outbox::{self, Routing};
 use crate::rules::engine::{Engine, Firing, StateChange};
 use crate::rules::load::Rule;
 use crate::rules::state;
+use crate::silence;
 use crate::store::query::events_after;
 use crate::store::writer::{AfterCommit, HookFuture};
 use crate::store::StoreError;
@@ -213,11 +214,21 @@ impl Evaluator {
 async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: &Routing) -> Result<usize, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let written = async {
-        let ids = alert::store::insert(conn, &results.alerts).await?;
+        // Silences are read here, in the transaction, so one added by `hsmwatch silence add` applies at once.
+        let silences = match results.alerts.iter().any(|a| a.notify) {
+            true => silence::active(conn, Utc::now()).await?,
+            false => Vec::new(),
+        };
+        let silenced_by: Vec<Option<i64>> = results
+            .alerts
+            .iter()
+            .map(|alert| silences.iter().find(|s| alert.notify && s.matches(alert)).map(|s| s.id))
+            .collect();
+        let ids = alert::store::insert(conn, &results.alerts, &silenced_by).await?;
         // Deliveries are queued in the transaction of their alert: no alert without its jobs, no job without its alert.
         let mut queued = 0;
-        for (alert, id) in results.alerts.iter().zip(ids) {
-            if !alert.notify {
+        for ((alert, id), silenced) in results.alerts.iter().zip(ids).zip(&silenced_by) {
+            if !alert.notify || silenced.is_some() {
                 continue;
             }
             for notifier in routing.targets(alert.notify_to.as_deref(), alert.level) {

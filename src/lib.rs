@@ -31,4 +31,5 @@ pub mod pack;
 pub mod parse;
 pub mod rule_tests;
 pub mod rules;
+pub mod silence;
 pub mod store;

@@ -79,21 +79,23 @@ fn time(micros: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(micros).single().unwrap_or_default()
 }
 
-/// The oldest due pending job of a notifier.
-pub async fn next_due(
+/// Up to `limit` due pending jobs of a notifier, oldest first.
+pub async fn due(
     conn: &mut SqliteConnection,
     notifier: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Job>, StoreError> {
-    let row = sqlx::query(
+    limit: u32,
+) -> Result<Vec<Job>, StoreError> {
+    let rows = sqlx::query(
         "SELECT id, alert_id, attempts, created_at, idempotency_key FROM outbox \
-         WHERE notifier = ? AND status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1",
+         WHERE notifier = ? AND status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
     )
     .bind(notifier)
     .bind(now.timestamp_micros())
-    .fetch_optional(&mut *conn)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
     .await?;
-    row.map(|row| job_from_row(&row)).transpose()
+    rows.iter().map(job_from_row).collect()
 }
 
 /// The job of an alert for a notifier.
@@ -134,11 +136,13 @@ pub struct Delivery {
     pub sent_at: Option<String>,
     /// The last failure.
     pub last_error: Option<String>,
+    /// When sent inside a digest by the flood guard: how many alerts it carried.
+    pub digest_size: Option<i64>,
 }
 
 /// Every delivery job of an alert.
 pub async fn deliveries(conn: &mut SqliteConnection, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
-    let rows = sqlx::query("SELECT notifier, status, attempts, next_attempt_at, sent_at, last_error FROM outbox WHERE alert_id = ? ORDER BY notifier")
+    let rows = sqlx::query("SELECT notifier, status, attempts, next_attempt_at, sent_at, last_error, digest_size FROM outbox WHERE alert_id = ? ORDER BY notifier")
         .bind(alert_id)
         .fetch_all(&mut *conn)
         .await?;
@@ -152,6 +156,7 @@ pub async fn deliveries(conn: &mut SqliteConnection, alert_id: i64) -> Result<Ve
                 next_attempt_at: text(row.try_get("next_attempt_at")?),
                 sent_at: row.try_get::<Option<i64>, _>("sent_at")?.map(text),
                 last_error: row.try_get("last_error")?,
+                digest_size: row.try_get("digest_size")?,
             })
         })
         .collect()
@@ -167,12 +172,18 @@ pub async fn next_due_time(conn: &mut SqliteConnection, notifier: &str) -> Resul
     Ok(micros.map(time))
 }
 
-/// The receiver accepted it.
-pub async fn mark_sent(conn: &mut SqliteConnection, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// The receiver accepted it, alone or inside a digest of `digest_size` alerts.
+pub async fn mark_sent(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now: DateTime<Utc>,
+    digest_size: Option<usize>,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ?",
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL, digest_size = ? WHERE id = ?",
     )
     .bind(now.timestamp_micros())
+    .bind(digest_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
     .bind(id)
     .execute(&mut *conn)
     .await?;

@@ -55,6 +55,38 @@ pub struct Alert {
     pub suppressed: u64,
 }
 
+impl Alert {
+    /// An alert of hsmwatch's own (a test notification, a delivery given up): firing, count 1, no events, notified.
+    pub fn notice(
+        rule_id: &str,
+        level: crate::config::notifiers::Severity,
+        fingerprint: String,
+        title: String,
+        body: String,
+        at: DateTime<Utc>,
+    ) -> Alert {
+        Alert {
+            rule_id: rule_id.to_owned(),
+            severity: level.as_str(),
+            level,
+            notify_to: None,
+            status: Status::Firing,
+            fingerprint,
+            host: None,
+            group: BTreeMap::new(),
+            count: 1,
+            first_seen: Some(at),
+            last_seen: Some(at),
+            at,
+            title,
+            body,
+            event_ids: Vec::new(),
+            notify: true,
+            suppressed: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Mark {
     last_sent: DateTime<Utc>,

@@ -8,13 +8,18 @@ use sqlx::{Row, SqliteConnection};
 use super::Alert;
 use crate::store::StoreError;
 
-/// Inserts alerts (inside the caller's transaction); returns their row ids.
-pub async fn insert(conn: &mut SqliteConnection, alerts: &[Alert]) -> Result<Vec<i64>, StoreError> {
+/// Inserts alerts (inside the caller's transaction), each with the silence that held it back, if any (`silenced_by`
+/// may be shorter than `alerts`); returns their row ids.
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    alerts: &[Alert],
+    silenced_by: &[Option<i64>],
+) -> Result<Vec<i64>, StoreError> {
     let mut ids = Vec::with_capacity(alerts.len());
-    for alert in alerts {
+    for (i, alert) in alerts.iter().enumerate() {
         let done = sqlx::query(
-            "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host, silenced_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&alert.rule_id)
         .bind(&alert.fingerprint)
@@ -31,6 +36,7 @@ pub async fn insert(conn: &mut SqliteConnection, alerts: &[Alert]) -> Result<Vec
         .bind(alert.notify)
         .bind(i64::try_from(alert.suppressed).unwrap_or(i64::MAX))
         .bind(alert.host.as_deref())
+        .bind(silenced_by.get(i).copied().flatten())
         .execute(&mut *conn)
         .await?;
         ids.push(done.last_insert_rowid());
@@ -94,6 +100,8 @@ pub struct AlertRow {
     pub notify: bool,
     /// Firings held back before it.
     pub suppressed: i64,
+    /// The silence that held its notification back.
+    pub silenced_by: Option<i64>,
 }
 
 /// Alerts newest first, optionally of one status and since a time.
@@ -104,7 +112,7 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<AlertRow>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed FROM alerts \
+        "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed, silenced_by FROM alerts \
          WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR fired_at >= ?2) ORDER BY fired_at DESC, id DESC LIMIT ?3",
     )
     .bind(status)
@@ -130,6 +138,7 @@ pub async fn list(
                 title: row.try_get("title")?,
                 notify: row.try_get("notify")?,
                 suppressed: row.try_get("suppressed")?,
+                silenced_by: row.try_get("silenced_by")?,
             })
         })
         .collect()
@@ -169,6 +178,9 @@ pub struct StoredAlert {
     pub suppressed: i64,
     /// Stored ids of the triggering events.
     pub event_ids: Vec<i64>,
+    /// The silence that held its notification back (never set on what is delivered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silenced_by: Option<i64>,
 }
 
 fn rfc3339(micros: i64) -> String {
@@ -199,5 +211,6 @@ pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<StoredAl
         body: row.try_get("body")?,
         suppressed: row.try_get("suppressed")?,
         event_ids: serde_json::from_str(&ids).map_err(corrupt)?,
+        silenced_by: row.try_get("silenced_by")?,
     }))
 }

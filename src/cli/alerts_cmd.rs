@@ -61,11 +61,22 @@ async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
     writeln!(out, "fired:       {}", alert.fired_at)?;
     writeln!(out, "events:      {:?}", alert.event_ids)?;
     writeln!(out, "\n{}\n", alert.body.trim_end())?;
-    if deliveries.is_empty() {
-        writeln!(out, "deliveries:  none (no notifier was routed, or the throttle held it back)")?;
+    match alert.silenced_by {
+        Some(silence) => {
+            writeln!(out, "deliveries:  none: held back by silence {silence} (`hsmwatch silence list --all`)")?
+        }
+        None if deliveries.is_empty() => {
+            writeln!(out, "deliveries:  none (no notifier was routed, or the throttle held it back)")?
+        }
+        None => {}
     }
     for d in &deliveries {
         let state = match d.status.as_str() {
+            "sent" if d.digest_size.is_some() => format!(
+                "sent at {} in a digest of {} alerts (rate limit)",
+                d.sent_at.as_deref().unwrap_or("-"),
+                d.digest_size.unwrap_or_default()
+            ),
             "sent" => format!("sent at {}", d.sent_at.as_deref().unwrap_or("-")),
             "pending" => format!("pending, next attempt {}", d.next_attempt_at),
             other => other.to_owned(),
@@ -136,7 +147,11 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<()> {
             "ID", "FIRED", "SEVERITY", "STATUS", "RULE", "COUNT"
         )?;
         for a in &alerts {
-            let held = if a.notify { String::new() } else { "  (throttled)".to_owned() };
+            let held = match (a.notify, a.silenced_by) {
+                (false, _) => "  (throttled)".to_owned(),
+                (true, Some(silence)) => format!("  (silenced by {silence})"),
+                (true, None) => String::new(),
+            };
             writeln!(
                 out,
                 "{:<6} {:<20} {:<9} {:<9} {:<34} {:>5}  {}{held}",

@@ -9,6 +9,7 @@ mod notify_cmd;
 mod query;
 mod rules_cmd;
 mod serve;
+mod silence_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +65,9 @@ pub enum Command {
     /// Work with notifiers.
     #[command(subcommand)]
     Notify(notify_cmd::NotifyCommand),
+    /// Hold back notifications for a while (maintenance); alerts are still recorded.
+    #[command(subcommand)]
+    Silence(silence_cmd::SilenceCommand),
     /// Print or check configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -91,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alerts(command) => alerts_cmd::run(command).await,
         Command::Hosts(args) => hosts_cmd::run(args).await,
         Command::Notify(command) => notify_cmd::run(command).await,
+        Command::Silence(command) => silence_cmd::run(command).await,
         Command::Config(command) => config_cmd::run(command),
     }
 }

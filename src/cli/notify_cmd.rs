@@ -8,12 +8,11 @@ use clap::Subcommand;
 
 use super::UsageError;
 use crate::alert::{self, Alert};
-use crate::config::notifiers::{NotifierConfig, Payload, Severity};
+use crate::config::notifiers::Severity;
 use crate::config::Config;
 use crate::deliver;
 use crate::event::did_you_mean;
 use crate::outbox;
-use crate::rules::engine::Status;
 use crate::store;
 
 /// Notifier subcommands.
@@ -37,33 +36,20 @@ pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
         let known: Vec<&str> = config.notifiers.keys().map(String::as_str).collect();
         return Err(UsageError(format!("no notifier `{name}` in the config{}", did_you_mean(&name, &known))).into());
     };
-    let resolved = match notifier {
-        NotifierConfig::Webhook(webhook) => webhook.resolve(&name, Payload::Json),
-        NotifierConfig::Slack(webhook) => webhook.resolve(&name, Payload::Slack),
-    }?;
+    let resolved = notifier.resolve(&name)?;
     let now = Utc::now();
-    let sample = Alert {
-        rule_id: "hsmwatch.notify_test".into(),
-        severity: Severity::Info.as_str(),
-        level: Severity::Info,
-        notify_to: Some(vec![name.clone()]),
-        status: Status::Firing,
-        fingerprint: format!("hsmwatch.notify_test|notifier={name}"),
-        host: None,
-        group: Default::default(),
-        count: 1,
-        first_seen: Some(now),
-        last_seen: Some(now),
-        at: now,
-        title: format!("hsmwatch test notification for {name}"),
-        body: "This is a test sent by `hsmwatch notify test`. No HSM event caused it.".into(),
-        event_ids: Vec::new(),
-        notify: true,
-        suppressed: 0,
-    };
+    let mut sample = Alert::notice(
+        "hsmwatch.notify_test",
+        Severity::Info,
+        format!("hsmwatch.notify_test|notifier={name}"),
+        format!("hsmwatch test notification for {name}"),
+        "This is a test sent by `hsmwatch notify test`. No HSM event caused it.".into(),
+        now,
+    );
+    sample.notify_to = Some(vec![name.clone()]);
     let mut conn = store::open_writer(&config.storage.path).await?;
     sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
-    let ids = alert::store::insert(&mut conn, std::slice::from_ref(&sample)).await?;
+    let ids = alert::store::insert(&mut conn, std::slice::from_ref(&sample), &[]).await?;
     // This command makes the first attempt itself; a running server retries it later if it fails.
     outbox::enqueue(&mut conn, ids[0], &name, now + chrono::Duration::hours(1)).await?;
     sqlx::query("COMMIT").execute(&mut conn).await?;

@@ -1,23 +1,36 @@
 //! Delivery: one worker per notifier sends its due outbox jobs (so one slow notifier never holds back another), with a
 //! timeout on every call, exponential backoff with jitter, `Retry-After` honoured on 429 and 503, no retry on other
-//! 4xx, and a deadline after which a job is dead.
+//! 4xx (or on a permanent SMTP refusal), and a deadline after which a job is dead and a self-alert goes to the
+//! notifier's `fallback`. A flood guard keeps each notifier within its rate limit: what exceeds it goes out as one
+//! digest that carries every held-back alert, never dropped.
 //!
-//! Receives outbox jobs; emits HTTP requests and job state. Owns the retry policy ([`classify`], [`backoff`]).
+//! Receives outbox jobs; emits HTTP requests and mail, and job state. Owns the retry policy ([`classify`],
+//! [`backoff`]) and the flood guard ([`FloodGuard`]).
 
+pub mod email;
 pub mod slack;
 pub mod webhook;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::notifiers::ResolvedWebhook;
+use crate::alert::store::StoredAlert;
+use crate::alert::Alert;
+use crate::config::notifiers::{DeliveryPolicy, RateLimit, ResolvedNotifier, Severity, Target};
 use crate::outbox::{self, Job};
 use crate::store::StoreError;
+
+/// The rule id of the self-alert raised when a delivery is given up.
+pub const DELIVERY_DEAD_RULE: &str = "hsmwatch.delivery_dead";
+
+/// Most alerts one digest carries; more wait for the next.
+pub const DIGEST_MAX: u32 = 500;
 
 /// Longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -38,8 +51,29 @@ pub enum Outcome {
 pub enum Answer {
     /// An HTTP response.
     Status(u16, Option<Duration>),
-    /// No response.
+    /// No response, or a temporary refusal: worth retrying.
     Failed(String),
+    /// A permanent refusal that is not an HTTP status (an SMTP 5xx, a body template that cannot render).
+    Rejected(String),
+}
+
+/// What one request carries: one alert, or a digest of several.
+#[derive(Debug, Clone, Copy)]
+pub enum Notification<'a> {
+    /// One alert.
+    Alert(&'a StoredAlert),
+    /// Alerts the flood guard folded together.
+    Digest(&'a [StoredAlert]),
+}
+
+impl Notification<'_> {
+    /// Every alert carried.
+    pub fn alerts(&self) -> &[StoredAlert] {
+        match self {
+            Notification::Alert(alert) => std::slice::from_ref(*alert),
+            Notification::Digest(alerts) => alerts,
+        }
+    }
 }
 
 /// The delay before attempt `attempts + 1`: `initial` doubled per attempt, at most [`MAX_BACKOFF`], times a jitter
@@ -50,18 +84,18 @@ pub fn backoff(initial: Duration, attempts: u32, jitter: f64) -> Duration {
 }
 
 /// Decides what an answer means for a job (a pure function; table-tested).
-pub fn classify(answer: &Answer, job: &Job, notifier: &ResolvedWebhook, now: DateTime<Utc>, jitter: f64) -> Outcome {
+pub fn classify(answer: &Answer, job: &Job, policy: &DeliveryPolicy, now: DateTime<Utc>, jitter: f64) -> Outcome {
     let retry = |delay: Duration, why: String| {
         let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         let deadline =
-            job.created_at + chrono::Duration::from_std(notifier.give_up_after).unwrap_or(chrono::Duration::MAX);
+            job.created_at + chrono::Duration::from_std(policy.give_up_after).unwrap_or(chrono::Duration::MAX);
         if at > deadline {
-            Outcome::Dead(format!("{why}; giving up after {}", humantime::format_duration(notifier.give_up_after)))
+            Outcome::Dead(format!("{why}; giving up after {}", humantime::format_duration(policy.give_up_after)))
         } else {
             Outcome::RetryAt(at, why)
         }
     };
-    let next = backoff(notifier.retry_initial, job.attempts, jitter);
+    let next = backoff(policy.retry_initial, job.attempts, jitter);
     match answer {
         Answer::Status(200..=299, _) => Outcome::Delivered,
         Answer::Status(status @ (429 | 503), retry_after) => {
@@ -72,6 +106,7 @@ pub fn classify(answer: &Answer, job: &Job, notifier: &ResolvedWebhook, now: Dat
         }
         Answer::Status(status, _) => retry(next, format!("HTTP {status}")),
         Answer::Failed(error) => retry(next, error.clone()),
+        Answer::Rejected(error) => Outcome::Dead(error.clone()),
     }
 }
 
@@ -81,86 +116,190 @@ fn jitter() -> f64 {
     f64::from(nanos % 1000) / 1000.0
 }
 
+/// The flood guard of one notifier: the times of its recent notifications, at most `max` per `per`. Only accepted
+/// notifications count (a failing receiver is paced by the backoff instead). Kept in memory: after a restart the
+/// window starts empty.
+#[derive(Debug)]
+pub struct FloodGuard {
+    limit: RateLimit,
+    sent: VecDeque<Instant>,
+}
+
+impl FloodGuard {
+    /// An empty guard.
+    pub fn new(limit: RateLimit) -> Self {
+        FloodGuard { limit, sent: VecDeque::new() }
+    }
+
+    fn forget_old(&mut self, now: Instant) {
+        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.limit.per) {
+            self.sent.pop_front();
+        }
+    }
+
+    /// How many notifications may go out now.
+    pub fn room(&mut self, now: Instant) -> u32 {
+        self.forget_old(now);
+        self.limit.max.saturating_sub(u32::try_from(self.sent.len()).unwrap_or(u32::MAX))
+    }
+
+    /// How long until there is room again.
+    pub fn wait(&mut self, now: Instant) -> Duration {
+        if self.room(now) > 0 {
+            return Duration::ZERO;
+        }
+        self.sent.front().map_or(Duration::ZERO, |oldest| (*oldest + self.limit.per).saturating_duration_since(now))
+    }
+
+    /// A notification went out.
+    pub fn record(&mut self, now: Instant) {
+        self.sent.push_back(now);
+    }
+}
+
+/// How many jobs to take now with `room` left: one at a time while there is room to spare; with the last place in the
+/// window, everything due, so that it goes out as one digest.
+pub fn batch_size(room: u32) -> u32 {
+    if room > 1 {
+        1
+    } else {
+        DIGEST_MAX
+    }
+}
+
+/// The client of one notifier.
+enum Sender {
+    Http(reqwest::Client, crate::config::notifiers::WebhookTarget),
+    Smtp(Box<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>, crate::config::notifiers::EmailTarget),
+}
+
+impl Sender {
+    fn new(notifier: &ResolvedNotifier) -> Result<Sender, String> {
+        match &notifier.target {
+            Target::Webhook(target) => reqwest::Client::builder()
+                .timeout(notifier.policy.timeout)
+                .build()
+                .map(|client| Sender::Http(client, target.clone()))
+                .map_err(|e| format!("HTTP client: {e}")),
+            Target::Email(target) => email::transport(target, &notifier.policy)
+                .map(|transport| Sender::Smtp(Box::new(transport), target.clone())),
+        }
+    }
+
+    async fn send(&self, notification: &Notification<'_>, key: &str) -> Answer {
+        match self {
+            Sender::Http(client, target) => webhook::send(client, target, notification, key).await,
+            Sender::Smtp(transport, target) => email::send(transport, target, notification, key).await,
+        }
+    }
+}
+
+/// What a worker does next.
+enum Step {
+    /// It sent something: look again at once.
+    Sent,
+    /// Nothing is due.
+    Idle,
+    /// Jobs are due but the flood guard is full for this long.
+    Throttled(Duration),
+}
+
 /// Sends a notifier's due jobs until `shutdown`; `wake` is notified when new jobs are queued.
 pub async fn run(
     mut conn: SqliteConnection,
-    notifier: ResolvedWebhook,
+    notifier: ResolvedNotifier,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let client = match reqwest::Client::builder().timeout(notifier.timeout).build() {
-        Ok(client) => client,
+    let sender = match Sender::new(&notifier) {
+        Ok(sender) => sender,
         Err(error) => {
-            tracing::error!(notifier = %notifier.name, %error, "cannot build the HTTP client; deliveries stay queued");
+            tracing::error!(notifier = %notifier.name, %error, "cannot start the notifier; deliveries stay queued");
             return;
         }
     };
+    let mut guard = FloodGuard::new(notifier.policy.rate_limit);
     let mut last_error: Option<String> = None;
     loop {
-        match deliver_due(&mut conn, &client, &notifier, &mut last_error).await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(error) => tracing::warn!(notifier = %notifier.name, %error, "outbox access failed"),
-        }
-        let wait = match outbox::next_due_time(&mut conn, &notifier.name).await {
-            Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(Duration::from_secs(1)),
-            _ => Duration::from_secs(1),
+        let throttled = match deliver_due(&mut conn, &sender, &notifier, &mut guard, &mut last_error).await {
+            Ok(Step::Sent) => continue,
+            Ok(Step::Idle) => None,
+            Ok(Step::Throttled(wait)) => Some(wait),
+            Err(error) => {
+                tracing::warn!(notifier = %notifier.name, %error, "outbox access failed");
+                None
+            }
+        };
+        let wait = match throttled {
+            Some(wait) => wait.max(Duration::from_millis(10)),
+            None => match outbox::next_due_time(&mut conn, &notifier.name).await {
+                Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(Duration::from_secs(1)),
+                _ => Duration::from_secs(1),
+            },
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = wake.notified() => {}
+            _ = wake.notified(), if throttled.is_none() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
 }
 
-/// One attempt at the outbox job of `alert_id` for this notifier, now, whatever its due time; the job is updated as
-/// the worker would (for `hsmwatch notify test`).
-pub async fn attempt_alert(
-    conn: &mut SqliteConnection,
-    notifier: &ResolvedWebhook,
-    alert_id: i64,
-) -> Result<Outcome, StoreError> {
-    let job = outbox::job_of(conn, alert_id, &notifier.name)
-        .await?
-        .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no outbox job".into() })?;
-    let alert = crate::alert::store::get(conn, alert_id)
-        .await?
-        .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no alert".into() })?;
-    let client = reqwest::Client::builder()
-        .timeout(notifier.timeout)
-        .build()
-        .map_err(|e| StoreError::CorruptRow { id: alert_id, reason: format!("HTTP client: {e}") })?;
-    let answer = webhook::send(&client, notifier, &alert, &job).await;
-    let outcome = classify(&answer, &job, notifier, Utc::now(), jitter());
-    record(conn, &job, &outcome).await?;
-    Ok(outcome)
-}
-
-async fn record(conn: &mut SqliteConnection, job: &Job, outcome: &Outcome) -> Result<(), StoreError> {
-    match outcome {
-        Outcome::Delivered => outbox::mark_sent(conn, job.id, Utc::now()).await,
-        Outcome::RetryAt(at, why) => outbox::retry_at(conn, job.id, *at, why).await,
-        Outcome::Dead(why) => outbox::mark_dead(conn, job.id, why).await,
-    }
-}
-
-/// Sends the next due job, if any; `true` when there was one.
+/// Sends what is due: one alert, or a digest when the flood guard is down to its last place.
 async fn deliver_due(
     conn: &mut SqliteConnection,
-    client: &reqwest::Client,
-    notifier: &ResolvedWebhook,
+    sender: &Sender,
+    notifier: &ResolvedNotifier,
+    guard: &mut FloodGuard,
     last_error: &mut Option<String>,
-) -> Result<bool, StoreError> {
-    let Some(job) = outbox::next_due(conn, &notifier.name, Utc::now()).await? else { return Ok(false) };
-    let Some(alert) = crate::alert::store::get(conn, job.alert_id).await? else {
-        outbox::mark_dead(conn, job.id, "the alert row is gone").await?;
-        return Ok(true);
+) -> Result<Step, StoreError> {
+    let now = Utc::now();
+    let room = guard.room(Instant::now());
+    if room == 0 {
+        return Ok(match outbox::due(conn, &notifier.name, now, 1).await?.is_empty() {
+            true => Step::Idle,
+            false => Step::Throttled(guard.wait(Instant::now())),
+        });
+    }
+    let jobs = outbox::due(conn, &notifier.name, now, batch_size(room)).await?;
+    if jobs.is_empty() {
+        return Ok(Step::Idle);
+    }
+    let mut alerts = Vec::with_capacity(jobs.len());
+    let mut carried = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match crate::alert::store::get(conn, job.alert_id).await? {
+            Some(alert) => {
+                alerts.push(alert);
+                carried.push(job);
+            }
+            None => outbox::mark_dead(conn, job.id, "the alert row is gone").await?,
+        }
+    }
+    let Some(first) = carried.first() else { return Ok(Step::Sent) };
+    let (notification, key) = match alerts.as_slice() {
+        [alert] => (Notification::Alert(alert), first.idempotency_key.clone()),
+        all => (Notification::Digest(all), format!("hsmwatch-digest-{}-{}-{}", notifier.name, first.id, all.len())),
     };
-    let answer = webhook::send(client, notifier, &alert, &job).await;
-    let outcome = classify(&answer, &job, notifier, Utc::now(), jitter());
-    match &outcome {
+    let answer = sender.send(&notification, &key).await;
+    let outcome = classify(&answer, first, &notifier.policy, Utc::now(), jitter());
+    log_outcome(notifier, &outcome, alerts.len(), last_error);
+    if outcome == Outcome::Delivered {
+        guard.record(Instant::now());
+    }
+    let digest_size = (alerts.len() > 1).then_some(alerts.len());
+    for (job, alert) in carried.iter().zip(&alerts) {
+        record(conn, notifier, job, alert, &outcome, digest_size).await?;
+    }
+    Ok(Step::Sent)
+}
+
+fn log_outcome(notifier: &ResolvedNotifier, outcome: &Outcome, alerts: usize, last_error: &mut Option<String>) {
+    match outcome {
         Outcome::Delivered => {
+            if alerts > 1 {
+                tracing::info!(notifier = %notifier.name, alerts, "rate limit reached: sent one digest");
+            }
             if last_error.take().is_some() {
                 tracing::info!(notifier = %notifier.name, "deliveries succeed again");
             }
@@ -173,11 +312,88 @@ async fn deliver_due(
             }
         }
         Outcome::Dead(why) => {
-            tracing::error!(notifier = %notifier.name, alert = job.alert_id, error = %why, "delivery given up")
+            tracing::error!(notifier = %notifier.name, alerts, error = %why, fallback = ?notifier.policy.fallback, "delivery given up")
         }
     }
-    record(conn, &job, &outcome).await?;
-    Ok(true)
+}
+
+/// One attempt at the outbox job of `alert_id` for this notifier, now, whatever its due time and the flood guard; the
+/// job is updated as the worker would (for `hsmwatch notify test`).
+pub async fn attempt_alert(
+    conn: &mut SqliteConnection,
+    notifier: &ResolvedNotifier,
+    alert_id: i64,
+) -> Result<Outcome, StoreError> {
+    let job = outbox::job_of(conn, alert_id, &notifier.name)
+        .await?
+        .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no outbox job".into() })?;
+    let alert = crate::alert::store::get(conn, alert_id)
+        .await?
+        .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no alert".into() })?;
+    let sender = Sender::new(notifier).map_err(|reason| StoreError::CorruptRow { id: alert_id, reason })?;
+    let answer = sender.send(&Notification::Alert(&alert), &job.idempotency_key).await;
+    let outcome = classify(&answer, &job, &notifier.policy, Utc::now(), jitter());
+    record(conn, notifier, &job, &alert, &outcome, None).await?;
+    Ok(outcome)
+}
+
+/// Writes what became of a job; a job given up raises a self-alert to the fallback notifier, in the same transaction.
+async fn record(
+    conn: &mut SqliteConnection,
+    notifier: &ResolvedNotifier,
+    job: &Job,
+    alert: &StoredAlert,
+    outcome: &Outcome,
+    digest_size: Option<usize>,
+) -> Result<(), StoreError> {
+    match outcome {
+        Outcome::Delivered => outbox::mark_sent(conn, job.id, Utc::now(), digest_size).await,
+        Outcome::RetryAt(at, why) => outbox::retry_at(conn, job.id, *at, why).await,
+        Outcome::Dead(why) => {
+            // A self-alert that dies is not reported again: two fallbacks naming each other would loop.
+            let Some(fallback) = notifier.policy.fallback.as_deref().filter(|_| alert.rule != DELIVERY_DEAD_RULE)
+            else {
+                return outbox::mark_dead(conn, job.id, why).await;
+            };
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            let written = async {
+                outbox::mark_dead(conn, job.id, why).await?;
+                let now = Utc::now();
+                let notice = dead_delivery_alert(&notifier.name, fallback, alert, why, now);
+                let ids = crate::alert::store::insert(conn, std::slice::from_ref(&notice), &[]).await?;
+                outbox::enqueue(conn, ids[0], fallback, now).await
+            }
+            .await;
+            match written {
+                Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()).map_err(StoreError::from),
+                Err(error) => {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
+/// The self-alert that tells the fallback notifier an alert could not be delivered.
+fn dead_delivery_alert(notifier: &str, fallback: &str, alert: &StoredAlert, why: &str, now: DateTime<Utc>) -> Alert {
+    let mut notice = Alert::notice(
+        DELIVERY_DEAD_RULE,
+        Severity::High,
+        format!("{DELIVERY_DEAD_RULE}|notifier={notifier}"),
+        format!("hsmwatch could not deliver alert {} to {notifier}: {}", alert.id, alert.title),
+        format!(
+            "Delivery of alert {} (rule {}, severity {}) to notifier `{notifier}` was given up: {why}.\n\
+             See `hsmwatch alerts show {}`.\n\nThe alert:\n{}\n\n{}",
+            alert.id, alert.rule, alert.severity, alert.id, alert.title, alert.body
+        ),
+        now,
+    );
+    notice.notify_to = Some(vec![fallback.to_owned()]);
+    notice.host = alert.host.clone();
+    notice.group = [("notifier".to_owned(), notifier.to_owned())].into();
+    notice.event_ids = alert.event_ids.clone();
+    notice
 }
 
 #[cfg(test)]

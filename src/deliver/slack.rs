@@ -70,6 +70,37 @@ pub fn message(alert: &StoredAlert) -> Value {
     })
 }
 
+/// Alerts listed one per line in a digest; the rest are counted.
+const DIGEST_LINES: usize = 20;
+
+/// The Block Kit message of a digest: how many alerts the flood guard held back, and the first of them.
+pub fn digest(alerts: &[StoredAlert]) -> Value {
+    let headline = format!(":mailbox_with_mail: *{} more alerts* held back by the rate limit", alerts.len());
+    let mut lines: Vec<String> = alerts
+        .iter()
+        .take(DIGEST_LINES)
+        .map(|a| {
+            format!(
+                "{} {} — {} ({})",
+                emoji(&a.severity),
+                escape(&a.severity.to_uppercase()),
+                escape(&a.title),
+                escape(a.host.as_deref().unwrap_or("-"))
+            )
+        })
+        .collect();
+    if alerts.len() > DIGEST_LINES {
+        lines.push(format!("… and {} more (`hsmwatch alerts list`)", alerts.len() - DIGEST_LINES));
+    }
+    json!({
+        "text": format!("{} more alerts held back by the rate limit", alerts.len()),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}},
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +127,7 @@ mod tests {
             body: "Failed password for <@U123> ```x```".into(),
             suppressed: 0,
             event_ids: vec![],
+            silenced_by: None,
         };
         let text = message(&alert).to_string();
         assert!(!text.contains("<!channel>") && !text.contains("<@U123>"), "{text}");

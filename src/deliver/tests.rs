@@ -10,17 +10,13 @@ fn job(attempts: u32) -> Job {
     }
 }
 
-fn notifier() -> ResolvedWebhook {
-    ResolvedWebhook {
-        name: "n".into(),
-        payload: crate::config::notifiers::Payload::Json,
-        url: crate::config::notifiers::Secret("http://127.0.0.1:1/".into()),
-        method: "POST".into(),
-        headers: vec![],
+fn notifier() -> DeliveryPolicy {
+    DeliveryPolicy {
         timeout: Duration::from_secs(10),
         retry_initial: Duration::from_secs(2),
         give_up_after: Duration::from_secs(3600),
-        signature_secret: None,
+        fallback: None,
+        rate_limit: RateLimit { max: 3, per: Duration::from_secs(60) },
     }
 }
 
@@ -39,6 +35,7 @@ fn answers_table() {
         (Answer::Status(404, None), 5, Outcome::Dead("HTTP 404: the receiver refused the request".into())),
         (Answer::Failed("timed out".into()), 1, Outcome::RetryAt(at(4), "timed out".into())),
         (Answer::Status(429, Some(Duration::from_secs(7200))), 0, Outcome::Dead("HTTP 429; giving up after 1h".into())),
+        (Answer::Rejected("SMTP: 550 no such user".into()), 0, Outcome::Dead("SMTP: 550 no such user".into())),
     ];
     for (answer, attempts, expected) in cases {
         // Jitter 0.5 is the factor 1.0: the plain doubling.
@@ -65,4 +62,19 @@ fn backoff_doubles_with_jitter_up_to_a_cap() {
     assert_eq!(backoff(second, 3, 0.5), Duration::from_secs(8));
     assert_eq!(backoff(second, 3, 0.0), Duration::from_secs(4));
     assert_eq!(backoff(second, 40, 0.5), MAX_BACKOFF);
+}
+
+#[test]
+fn the_flood_guard_keeps_the_last_place_for_a_digest() {
+    let mut guard = FloodGuard::new(notifier().rate_limit);
+    let start = Instant::now();
+    assert_eq!((guard.room(start), batch_size(guard.room(start))), (3, 1));
+    guard.record(start);
+    guard.record(start + Duration::from_secs(1));
+    assert_eq!(guard.room(start + Duration::from_secs(2)), 1);
+    assert_eq!(batch_size(1), DIGEST_MAX, "the last place takes everything due, as one digest");
+    guard.record(start + Duration::from_secs(2));
+    assert_eq!(guard.room(start + Duration::from_secs(3)), 0);
+    assert_eq!(guard.wait(start + Duration::from_secs(3)), Duration::from_secs(57));
+    assert_eq!(guard.room(start + Duration::from_secs(60)), 1, "the oldest left the window");
 }

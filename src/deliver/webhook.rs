@@ -9,13 +9,17 @@
 //!
 //! The same key is sent as the `Idempotency-Key` header: the outbox delivers at least once, and a receiver drops the
 //! rare duplicate (a crash between a send and its acknowledgement) by that key.
+//!
+//! A digest from the flood guard is `{"digest": true, "idempotency_key": "...", "count": N, "alerts": [...]}`, each
+//! element shaped like the single-alert document. A `body_template` replaces the document: it is rendered with
+//! `alert` (absent for a digest), `alerts` (every alert carried, one for a single alert), `digest` and
+//! `idempotency_key`; filters such as `tojson` produce valid JSON from log text.
 
 use std::time::Duration;
 
-use super::Answer;
+use super::{Answer, Notification};
 use crate::alert::store::StoredAlert;
-use crate::config::notifiers::{Payload, ResolvedWebhook};
-use crate::outbox::Job;
+use crate::config::notifiers::{Payload, WebhookTarget};
 
 /// The header that carries the body's HMAC-SHA256, as `sha256=<lower-case hex>`.
 pub const SIGNATURE_HEADER: &str = "X-Hsmwatch-Signature";
@@ -42,18 +46,82 @@ pub struct Body<'a> {
     pub alert: &'a StoredAlert,
 }
 
-/// Sends one alert; the receiver's answer.
-pub async fn send(client: &reqwest::Client, notifier: &ResolvedWebhook, alert: &StoredAlert, job: &Job) -> Answer {
-    let method = if notifier.method == "PUT" { reqwest::Method::PUT } else { reqwest::Method::POST };
-    let body = match notifier.payload {
-        Payload::Json => serde_json::to_vec(&Body { id: alert.id, idempotency_key: &job.idempotency_key, alert }),
-        Payload::Slack => serde_json::to_vec(&super::slack::message(alert)),
+/// The JSON body of a digest.
+#[derive(Debug, serde::Serialize)]
+pub struct DigestBody<'a> {
+    /// Always true: tells a digest from a single alert.
+    pub digest: bool,
+    /// Stable per digest.
+    pub idempotency_key: &'a str,
+    /// How many alerts it carries.
+    pub count: usize,
+    /// The alerts, each with its id.
+    pub alerts: Vec<Item<'a>>,
+}
+
+/// One alert inside a digest or a template's `alerts`.
+#[derive(Debug, serde::Serialize)]
+pub struct Item<'a> {
+    /// Alert row id.
+    pub id: i64,
+    #[serde(flatten)]
+    /// The alert.
+    pub alert: &'a StoredAlert,
+}
+
+/// The body and its Content-Type.
+pub fn body(payload: &Payload, notification: &Notification, key: &str) -> Result<(Vec<u8>, String), String> {
+    let json = |value: Result<Vec<u8>, serde_json::Error>| {
+        value.map(|bytes| (bytes, "application/json".to_owned())).map_err(|e| e.to_string())
+    };
+    let items = || notification.alerts().iter().map(|alert| Item { id: alert.id, alert }).collect::<Vec<_>>();
+    match (payload, notification) {
+        (Payload::Json, Notification::Alert(alert)) => {
+            json(serde_json::to_vec(&Body { id: alert.id, idempotency_key: key, alert }))
+        }
+        (Payload::Json, Notification::Digest(alerts)) => json(serde_json::to_vec(&DigestBody {
+            digest: true,
+            idempotency_key: key,
+            count: alerts.len(),
+            alerts: items(),
+        })),
+        (Payload::Slack, Notification::Alert(alert)) => json(serde_json::to_vec(&super::slack::message(alert))),
+        (Payload::Slack, Notification::Digest(alerts)) => json(serde_json::to_vec(&super::slack::digest(alerts))),
+        (Payload::Template { source, content_type }, _) => {
+            let alert = match notification {
+                Notification::Alert(alert) => Some(Item { id: alert.id, alert }),
+                Notification::Digest(_) => None,
+            };
+            let context = minijinja::context! {
+                alert => alert,
+                alerts => items(),
+                digest => matches!(notification, Notification::Digest(_)),
+                idempotency_key => key,
+            };
+            minijinja::Environment::new()
+                .render_str(source, context)
+                .map(|text| (text.into_bytes(), content_type.clone()))
+                .map_err(|e| format!("body_template: {e}"))
+        }
     }
-    .expect("alerts serialize");
+}
+
+/// Sends one notification; the receiver's answer.
+pub async fn send(
+    client: &reqwest::Client,
+    notifier: &WebhookTarget,
+    notification: &Notification<'_>,
+    key: &str,
+) -> Answer {
+    let method = if notifier.method == "PUT" { reqwest::Method::PUT } else { reqwest::Method::POST };
+    let (body, content_type) = match body(&notifier.payload, notification, key) {
+        Ok(body) => body,
+        Err(error) => return Answer::Rejected(error),
+    };
     let mut request = client
         .request(method, &notifier.url.0)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("Idempotency-Key", &job.idempotency_key);
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .header("Idempotency-Key", key);
     if let Some(secret) = &notifier.signature_secret {
         request = request.header(SIGNATURE_HEADER, sign(secret.0.as_bytes(), &body));
     }

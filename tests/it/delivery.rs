@@ -1,5 +1,6 @@
 //! Alert delivery through the outbox to a real HTTP receiver on loopback: the body and its idempotency key, retries
-//! after 500s, Retry-After on 429, no retry on 400, and deliveries that wait out an outage across a restart.
+//! after 500s and hangs, Retry-After on 429, no retry on 400, give-up with a self-alert to the fallback, the flood
+//! guard's digest, silences, body templates, and deliveries that wait out an outage across a restart.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use crate::support::{send_tcp, TestServer};
 /// A request's signature header and raw body.
 type Signed = (Option<String>, String);
 
-/// Statuses to answer with, each with an optional Retry-After.
+/// Statuses to answer with, each with an optional Retry-After; status 0 hangs for 5 s, then answers 200.
 type Script = Vec<(u16, Option<&'static str>)>;
 
 /// A receiver that answers each request with the next scripted status (the last one repeats) and records what came.
@@ -34,8 +35,18 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Str
     let signature = headers.get("x-hsmwatch-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
     receiver.signed.lock().unwrap().push((signature, body.clone()));
     receiver.received.lock().unwrap().push((key, json, Instant::now()));
-    let mut script = receiver.script.lock().unwrap();
-    let (status, retry_after) = if script.len() > 1 { script.remove(0) } else { script[0] };
+    let (status, retry_after) = {
+        let mut script = receiver.script.lock().unwrap();
+        if script.len() > 1 {
+            script.remove(0)
+        } else {
+            script[0]
+        }
+    };
+    if status == 0 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        return StatusCode::OK.into_response();
+    }
     let mut response = StatusCode::from_u16(status).unwrap().into_response();
     if let Some(seconds) = retry_after {
         response.headers_mut().insert("retry-after", seconds.parse().unwrap());
@@ -129,16 +140,20 @@ async fn an_outage_and_a_restart_lose_nothing_and_duplicate_nothing() {
     let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("outage.db");
-    let alerts = 20;
+    let alerts = 100;
     let lines: String = (0..alerts)
         .map(|i| {
-            format!("<6>Mar  7 02:14:{i:02} hsm-{i} kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n")
+            format!(
+                "<6>Mar  7 02:14:{:02} hsm-{i} kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n",
+                i % 60
+            )
         })
         .collect();
 
     let start = |db: std::path::PathBuf| async move {
+        // The flood guard would fold the backlog into digests; this test counts single deliveries.
         let yaml = format!(
-            "notifiers:\n  hook:\n    type: webhook\n    url: http://{address}/hook\n    retry_initial: 100ms\n"
+            "notifiers:\n  hook:\n    type: webhook\n    url: http://{address}/hook\n    retry_initial: 100ms\n    rate_limit: {{max: 1000, per: 1m}}\n"
         );
         let notifiers = hsmwatch::config::Config::parse(&yaml, std::path::Path::new("t.yaml")).unwrap().notifiers;
         TestServer::start_with(64 * 1024, move |config| {
@@ -253,4 +268,156 @@ async fn notify_test_sends_a_sample_through_the_outbox() {
     let (code, _, err) = crate::support::run(&["notify", "test", "hok", "--config", config]);
     assert_eq!(code, Some(2));
     assert!(err.contains("no notifier `hok` in the config (did you mean `hook`?)"), "{err}");
+}
+
+async fn db_rows<T>(db: &std::path::Path, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let mut conn =
+        sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(db)).await.unwrap();
+    sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+}
+
+fn tamper_from(host: &str) -> String {
+    format!("<6>Mar  7 02:14:09 {host} kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_times_out_and_is_retried() {
+    let (address, receiver) = start_receiver(vec![(0, None), (200, None)]).await;
+    let server = server_with_hook(address, "    timeout: 300ms\n").await;
+    send_tcp(server.tcp, TAMPER, false).await;
+    wait_until("two attempts", || receiver.received.lock().unwrap().len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let db = server.db();
+    let _dir = server.stop().await;
+    let rows: Vec<(String, i64)> = db_rows(&db, "SELECT status, attempts FROM outbox").await;
+    assert_eq!(rows, [("sent".to_owned(), 2)], "the hung attempt timed out and the retry was accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_given_up_raises_a_self_alert_to_the_fallback() {
+    let (primary, primary_receiver) = start_receiver(vec![(500, None)]).await;
+    let (backup, backup_receiver) = start_receiver(vec![(200, None)]).await;
+    let yaml = format!(
+        "notifiers:\n  hook:\n    type: webhook\n    url: http://{primary}/hook\n    retry_initial: 100ms\n    give_up_after: 1s\n    fallback: backup\n  backup:\n    type: webhook\n    url: http://{backup}/hook\n    min_severity: critical\n"
+    );
+    let notifiers = hsmwatch::config::Config::parse(&yaml, std::path::Path::new("t.yaml")).unwrap().notifiers;
+    let server = TestServer::start_with(64 * 1024, move |config| config.notifiers = notifiers).await;
+    // A high-severity alert: routed to `hook` only (backup takes critical).
+    let line = "<86>Mar  3 22:41:50 hsm-4-1-1-9 sshd[30442]: Failed password for invalid user admin from 203.0.113.45 port 40022 ssh2\n";
+    send_tcp(server.tcp, line.repeat(5).as_bytes(), false).await;
+    wait_until("the self-alert", || !backup_receiver.received.lock().unwrap().is_empty()).await;
+    let db = server.db();
+    let _dir = server.stop().await;
+    assert!(primary_receiver.received.lock().unwrap().len() >= 2, "retried before giving up");
+    let notice = backup_receiver.received.lock().unwrap()[0].1.clone();
+    assert_eq!(notice["rule"], "hsmwatch.delivery_dead");
+    assert_eq!(notice["group"]["notifier"], "hook");
+    assert!(notice["title"].as_str().unwrap().contains("could not deliver alert 1 to hook"), "{notice}");
+    assert!(notice["body"].as_str().unwrap().contains("giving up after 1s"), "{notice}");
+    let rows: Vec<(String, String)> = db_rows(&db, "SELECT notifier, status FROM outbox ORDER BY id").await;
+    assert_eq!(rows, [("hook".to_owned(), "dead".to_owned()), ("backup".to_owned(), "sent".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flood_guard_folds_the_excess_into_a_digest() {
+    let (address, receiver) = start_receiver(vec![(200, None)]).await;
+    let server = server_with_hook(address, "    rate_limit: {max: 3, per: 3s}\n").await;
+    let lines: String = (0..12).map(|i| tamper_from(&format!("hsm-{i}"))).collect();
+    send_tcp(server.tcp, lines.as_bytes(), false).await;
+    let carried = |received: &[(String, serde_json::Value, Instant)]| -> Vec<i64> {
+        received
+            .iter()
+            .flat_map(|(_, body, _)| match body["digest"].as_bool() {
+                Some(true) => body["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect(),
+                _ => vec![body["id"].as_i64().unwrap()],
+            })
+            .collect()
+    };
+    wait_until("every alert, singly or in a digest", || carried(&receiver.received.lock().unwrap()).len() >= 12).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let db = server.db();
+    let _dir = server.stop().await;
+    let received = receiver.received.lock().unwrap().clone();
+    let mut ids = carried(&received);
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=12).collect::<Vec<i64>>(), "each alert exactly once, none dropped");
+    let digests: Vec<&serde_json::Value> =
+        received.iter().map(|(_, body, _)| body).filter(|b| b["digest"] == true).collect();
+    assert!(!digests.is_empty() && received.len() < 12, "{} requests", received.len());
+    assert_eq!(digests[0]["count"], digests[0]["alerts"].as_array().unwrap().len());
+    // Never more than 3 requests in any 3 s window.
+    for (i, (.., at)) in received.iter().enumerate() {
+        let in_window = received[i..].iter().filter(|(.., later)| *later - *at < Duration::from_secs(3)).count();
+        assert!(in_window <= 3, "{in_window} requests within 3 s");
+    }
+    let sizes: Vec<(Option<i64>,)> = db_rows(&db, "SELECT digest_size FROM outbox WHERE digest_size IS NOT NULL").await;
+    assert!(!sizes.is_empty(), "jobs sent in a digest say so");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silenced_alerts_are_recorded_but_not_delivered() {
+    let (address, receiver) = start_receiver(vec![(200, None)]).await;
+    let server = server_with_hook(address, "").await;
+    let db = server.db();
+    let db_arg = db.to_str().unwrap().to_owned();
+    let (code, out, err) = crate::support::run(&[
+        "silence",
+        "add",
+        "host=hsm-silent*",
+        "rule=luna.hsm.*",
+        "--for",
+        "1h",
+        "--reason",
+        "CHG-4711 fan swap",
+        "--db",
+        &db_arg,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("silence 1 active until"), "{out}");
+    send_tcp(server.tcp, tamper_from("hsm-silent-1").as_bytes(), false).await;
+    send_tcp(server.tcp, tamper_from("hsm-loud-1").as_bytes(), false).await;
+    wait_until("the unsilenced alert", || !receiver.received.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = receiver.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].1["host"], "hsm-loud-1");
+
+    let (code, listed, _) = crate::support::run(&["silence", "list", "--db", &db_arg]);
+    assert_eq!(code, Some(0));
+    assert!(listed.contains("host=hsm-silent* rule=luna.hsm.*") && listed.contains("CHG-4711 fan swap"), "{listed}");
+    let (_, shown, _) = crate::support::run(&["alerts", "show", "1", "--db", &db_arg]);
+    assert!(shown.contains("held back by silence 1"), "{shown}");
+
+    let (code, out, _) = crate::support::run(&["silence", "expire", "1", "--db", &db_arg]);
+    assert_eq!((code, out.trim()), (Some(0), "silence 1 expired"));
+    let (code, _, err) = crate::support::run(&["silence", "expire", "1", "--db", &db_arg]);
+    assert_eq!(code, Some(2), "{err}");
+    send_tcp(server.tcp, tamper_from("hsm-silent-2").as_bytes(), false).await;
+    wait_until("the alert after the silence", || receiver.received.lock().unwrap().len() >= 2).await;
+    let _dir = server.stop().await;
+    let rows: Vec<(String, Option<i64>)> = db_rows(&db, "SELECT host, silenced_by FROM alerts ORDER BY id").await;
+    assert_eq!(
+        rows,
+        [("hsm-silent-1".to_owned(), Some(1)), ("hsm-loud-1".to_owned(), None), ("hsm-silent-2".to_owned(), None)]
+    );
+    let (code, _, err) = crate::support::run(&["silence", "add", "--for", "1h", "--reason", "x", "--db", &db_arg]);
+    assert_eq!(code, Some(2), "matchers are required: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_template_shapes_the_request() {
+    let (address, receiver) = start_receiver(vec![(200, None)]).await;
+    let template = r#"    body_template: '{"summary": {{ alert.title | tojson }}, "source": "hsmwatch", "key": {{ idempotency_key | tojson }}, "n": {{ alerts | length }}}'"#;
+    let server = server_with_hook(address, &format!("{template}\n")).await;
+    send_tcp(server.tcp, TAMPER, false).await;
+    wait_until("the delivery", || !receiver.received.lock().unwrap().is_empty()).await;
+    let _dir = server.stop().await;
+    let (key, body, _) = receiver.received.lock().unwrap()[0].clone();
+    assert_eq!(body["source"], "hsmwatch", "{body}");
+    assert_eq!(body["key"], key.as_str());
+    assert_eq!(body["n"], 1);
+    assert!(body["summary"].as_str().unwrap().contains("ALM0008"), "{body}");
 }

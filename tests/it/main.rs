@@ -6,6 +6,7 @@ mod cli;
 mod corpus;
 mod decoders;
 mod delivery;
+mod email;
 mod formats;
 mod hosts;
 mod logger;

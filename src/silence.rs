@@ -1,0 +1,203 @@
+//! Silences: an operator holds back notifications (planned maintenance, a known noisy HSM) without losing anything.
+//! An alert that matches every matcher of an active silence is recorded with the silence's id, and no delivery job is
+//! queued for it.
+//!
+//! Matchers are `key=value` pairs. Keys: `rule`, `host`, `severity`, `status`, `fingerprint`, or any field the rule
+//! groups by (`user.name=admin`). A `*` in a value matches any run of characters (`rule=luna.auth.*`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use crate::alert::Alert;
+use crate::store::StoreError;
+
+/// The keys that name an alert's own attributes; any other key is a group field.
+pub const ALERT_KEYS: [&str; 5] = ["rule", "host", "severity", "status", "fingerprint"];
+
+/// What is wrong with a matcher.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatcherError {
+    /// Not `key=value`.
+    #[error("`{0}`: a matcher is key=value, e.g. rule=luna.auth.bruteforce or host=hsm-01")]
+    Syntax(String),
+    /// An empty key or value.
+    #[error("`{0}`: the key and the value must not be empty")]
+    Empty(String),
+    /// No matchers at all: a silence of everything is refused.
+    #[error("give at least one matcher (a silence of everything would hide every alert)")]
+    None,
+}
+
+/// Parses `key=value` matchers.
+pub fn parse_matchers(args: &[String]) -> Result<BTreeMap<String, String>, MatcherError> {
+    if args.is_empty() {
+        return Err(MatcherError::None);
+    }
+    let mut matchers = BTreeMap::new();
+    for arg in args {
+        let (key, value) = arg.split_once('=').ok_or_else(|| MatcherError::Syntax(arg.clone()))?;
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() || value.is_empty() {
+            return Err(MatcherError::Empty(arg.clone()));
+        }
+        matchers.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(matchers)
+}
+
+/// Whether `text` matches `pattern`, where `*` is any run of characters.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// A silence.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Silence {
+    /// Row id.
+    pub id: i64,
+    /// What it matches.
+    pub matchers: BTreeMap<String, String>,
+    /// When it started.
+    pub starts_at: DateTime<Utc>,
+    /// When it ends.
+    pub ends_at: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// Who added it.
+    pub created_by: String,
+    /// When it was ended early.
+    pub expired_at: Option<DateTime<Utc>>,
+}
+
+impl Silence {
+    /// Whether it holds back alerts at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.expired_at.is_none() && self.starts_at <= now && now < self.ends_at
+    }
+
+    /// Whether the alert matches every matcher.
+    pub fn matches(&self, alert: &Alert) -> bool {
+        self.matchers.iter().all(|(key, pattern)| {
+            let value = match key.as_str() {
+                "rule" => Some(alert.rule_id.as_str()),
+                "host" => alert.host.as_deref(),
+                "severity" => Some(alert.severity),
+                "status" => Some(alert.status.as_str()),
+                "fingerprint" => Some(alert.fingerprint.as_str()),
+                field => alert.group.get(field).map(String::as_str),
+            };
+            value.is_some_and(|value| glob_matches(pattern, value))
+        })
+    }
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros).single().unwrap_or_default()
+}
+
+/// Adds a silence; its id.
+pub async fn add(
+    conn: &mut SqliteConnection,
+    matchers: &BTreeMap<String, String>,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    reason: &str,
+    created_by: &str,
+) -> Result<i64, StoreError> {
+    let done =
+        sqlx::query("INSERT INTO silences (matchers, starts_at, ends_at, reason, created_by) VALUES (?, ?, ?, ?, ?)")
+            .bind(serde_json::to_string(matchers).expect("a map of strings serializes"))
+            .bind(starts_at.timestamp_micros())
+            .bind(ends_at.timestamp_micros())
+            .bind(reason)
+            .bind(created_by)
+            .execute(&mut *conn)
+            .await?;
+    Ok(done.last_insert_rowid())
+}
+
+/// Silences, newest first: those still active at `now`, or every one.
+pub async fn list(conn: &mut SqliteConnection, now: DateTime<Utc>, all: bool) -> Result<Vec<Silence>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM silences WHERE ?1 OR (expired_at IS NULL AND ends_at > ?2) ORDER BY id DESC")
+        .bind(all)
+        .bind(now.timestamp_micros())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            let matchers: String = row.try_get("matchers")?;
+            Ok(Silence {
+                id,
+                matchers: serde_json::from_str(&matchers)
+                    .map_err(|e| StoreError::CorruptRow { id, reason: format!("silence matchers: {e}") })?,
+                starts_at: time(row.try_get("starts_at")?),
+                ends_at: time(row.try_get("ends_at")?),
+                reason: row.try_get("reason")?,
+                created_by: row.try_get("created_by")?,
+                expired_at: row.try_get::<Option<i64>, _>("expired_at")?.map(time),
+            })
+        })
+        .collect()
+}
+
+/// The silences holding back alerts at `now`.
+pub async fn active(conn: &mut SqliteConnection, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
+    Ok(list(conn, now, false).await?.into_iter().filter(|s| s.is_active(now)).collect())
+}
+
+/// Ends a silence now; false when there is no such active silence.
+pub async fn expire(conn: &mut SqliteConnection, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL AND ends_at > ?")
+        .bind(now.timestamp_micros())
+        .bind(id)
+        .bind(now.timestamp_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        for (pattern, text, expected) in [
+            ("luna.auth.*", "luna.auth.bruteforce", true),
+            ("luna.auth.*", "luna.hw.tamper", false),
+            ("*", "", true),
+            ("hsm-0?", "hsm-01", false),
+            ("*-01", "hsm-01", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxcyyb", false),
+            ("ab*ba", "aba", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+        ] {
+            assert_eq!(glob_matches(pattern, text), expected, "{pattern} ~ {text}");
+        }
+    }
+
+    #[test]
+    fn matchers_parse_and_refuse_nonsense() {
+        let parsed = parse_matchers(&["rule=luna.*".into(), "user.name = admin".into()]).unwrap();
+        assert_eq!(parsed.get("user.name").map(String::as_str), Some("admin"));
+        assert_eq!(parse_matchers(&[]), Err(MatcherError::None));
+        assert!(matches!(parse_matchers(&["rule".into()]), Err(MatcherError::Syntax(_))));
+        assert!(matches!(parse_matchers(&["rule=".into()]), Err(MatcherError::Empty(_))));
+    }
+}
