@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use crate::alert::Alert;
+use crate::decode::glob_matches;
 use crate::store::StoreError;
 
 /// The keys that name an alert's own attributes; any other key is a group field.
@@ -45,22 +46,6 @@ pub fn parse_matchers(args: &[String]) -> Result<BTreeMap<String, String>, Match
         matchers.insert(key.to_owned(), value.to_owned());
     }
     Ok(matchers)
-}
-
-/// Whether `text` matches `pattern`, where `*` is any run of characters.
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else { return false };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// A silence.

@@ -355,8 +355,9 @@ fn put_endpoint(values: &mut Values, text: &str) {
     }
 }
 
-/// Glob match of a lower-case pattern with `*` against a lower-case text.
-fn glob_matches(pattern: &str, text: &str) -> bool {
+/// Glob match of a pattern with `*` (any run of characters) against a text, case-sensitive (callers lower-case both
+/// sides for a case-insensitive match).
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or("");
     let Some(mut rest) = text.strip_prefix(first) else { return false };

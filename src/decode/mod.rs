@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 pub use crate::diagnostic::{FileError as DecoderError, FileErrors as DecoderErrors};
 
+pub use self::apply::glob_matches;
 use self::apply::Group;
 use self::cloudhsm::CloudHsmTables;
 use self::redact::Redactor;
