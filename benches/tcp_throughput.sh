@@ -19,7 +19,7 @@ for run in $(seq 1 "$runs"); do
   if [ "${RULES:-on}" = off ]; then
     mkdir -p "$dir/norules/decoders" && cp rules/decoders/*.yaml "$dir/norules/decoders/" && rules="$dir/norules"
   fi
-  "$bin" serve --tcp "127.0.0.1:$port" --db "$dir/bench.db" --rules "$rules" 2>"$dir/serve.log" &
+  "$bin" serve --tcp "127.0.0.1:$port" --http 127.0.0.1:0 --db "$dir/bench.db" --rules "$rules" 2>"$dir/serve.log" &
   server=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
   result=$("$sender" --addr "127.0.0.1:$port" --db "$dir/bench.db" --messages "$messages" --connections "$connections")

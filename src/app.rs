@@ -55,6 +55,9 @@ pub enum AppError {
     /// A notifier cannot be used.
     #[error("invalid notifier")]
     Notifier(#[source] NotifierError),
+    /// The HTTP server cannot start.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
     /// A stage panicked.
     #[error("internal error: the {stage} task failed: {reason}")]
     Task {
@@ -197,6 +200,8 @@ pub struct Server {
     pub tcp_addresses: Vec<SocketAddr>,
     /// Bound UDP addresses, in config order.
     pub udp_addresses: Vec<SocketAddr>,
+    /// The bound HTTP address, when the HTTP server runs.
+    pub http_address: Option<SocketAddr>,
     /// The server's counters.
     pub counters: Arc<Counters>,
     /// Reloads rules and decoders.
@@ -204,6 +209,7 @@ pub struct Server {
     shutdown: CancellationToken,
     listeners: Vec<JoinHandle<()>>,
     deliverers: Vec<JoinHandle<()>>,
+    http: Option<JoinHandle<()>>,
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
     summary: JoinHandle<()>,
 }
@@ -228,9 +234,17 @@ impl Server {
         let routing = Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity)).collect());
         check_notifiers(&rules.rules, &routing).map_err(AppError::Rules)?;
         let notifiers = crate::config::notifiers::resolve_all(&config.notifiers).map_err(AppError::Notifier)?;
+        let token = crate::http::token(&config.http)?;
         let deliveries = Arc::new(Notify::new());
-        let evaluator =
-            Evaluator::start(&mut conn, &rules.rules, routing.clone(), deliveries.clone(), chrono::Utc::now()).await?;
+        let evaluator = Evaluator::start(
+            &mut conn,
+            &rules.rules,
+            routing.clone(),
+            deliveries.clone(),
+            counters.clone(),
+            chrono::Utc::now(),
+        )
+        .await?;
         let inventory = Inventory::load(&mut conn).await?;
         let reloader = Arc::new(Reloader {
             source: source.clone(),
@@ -250,8 +264,15 @@ impl Server {
             let socket = TcpListener::bind(listener.address).await.map_err(bind_error)?;
             let address = socket.local_addr().map_err(bind_error)?;
             tracing::info!(transport = "tcp", %address, max_frame = %listener.max_frame, "listening");
-            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), counters.clone());
-            listeners.push(tokio::spawn(tcp::serve(socket, ingest, queue.clone(), counters.clone(), shutdown.clone())));
+            let listener_counters = counters.listener("tcp", address);
+            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
+            listeners.push(tokio::spawn(tcp::serve(
+                socket,
+                ingest,
+                queue.clone(),
+                listener_counters,
+                shutdown.clone(),
+            )));
             tcp_addresses.push(address);
         }
         let mut udp_addresses = Vec::new();
@@ -267,8 +288,15 @@ impl Server {
                     "the kernel granted a smaller UDP receive buffer (raise net.core.rmem_max for more)"
                 );
             }
-            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), counters.clone());
-            listeners.push(tokio::spawn(udp::serve(socket, ingest, queue.clone(), counters.clone(), shutdown.clone())));
+            let listener_counters = counters.listener("udp", address);
+            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
+            listeners.push(tokio::spawn(udp::serve(
+                socket,
+                ingest,
+                queue.clone(),
+                listener_counters,
+                shutdown.clone(),
+            )));
             udp_addresses.push(address);
         }
         // The listeners hold the only senders now: the writer's queue closes when the last of them ends.
@@ -288,9 +316,36 @@ impl Server {
         for notifier in notifiers {
             let conn = store::open_writer(&config.storage.path).await?;
             tracing::info!(notifier = %notifier.name, "delivery worker started");
-            deliverers.push(tokio::spawn(crate::deliver::run(conn, notifier, deliveries.clone(), shutdown.clone())));
+            deliverers.push(tokio::spawn(crate::deliver::run(
+                conn,
+                notifier,
+                deliveries.clone(),
+                counters.clone(),
+                shutdown.clone(),
+            )));
         }
+        let (http_address, http) = match config.http.address {
+            None => (None, None),
+            Some(address) => {
+                let bind_error = |cause| crate::http::HttpError::Bind { address, cause };
+                let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+                let bound = listener.local_addr().map_err(bind_error)?;
+                let state = crate::http::AppState {
+                    counters: counters.clone(),
+                    pool: store::open_reader(&config.storage.path).await.map_err(crate::http::HttpError::from)?,
+                    db_path: config.storage.path.clone(),
+                    listeners_configured: config.listen.tcp.len() + config.listen.udp.len(),
+                    rules_loaded: rules.rules.len(),
+                    silent_after: config.inventory.silent_after,
+                    token: token.map(Arc::new),
+                };
+                tracing::info!(address = %bound, token = state.token.is_some(), "HTTP API and metrics listening");
+                (Some(bound), Some(tokio::spawn(crate::http::serve(listener, state, shutdown.clone()))))
+            }
+        };
         Ok(Server {
+            http_address,
+            http,
             tcp_addresses,
             udp_addresses,
             counters,
@@ -323,6 +378,9 @@ impl Server {
         }
         let summary = self.writer.await.map_err(|e| AppError::Task { stage: "writer", reason: e.to_string() })??;
         self.summary.abort();
+        if let Some(http) = self.http {
+            let _ = http.await;
+        }
         // Deliveries still pending stay in the outbox and resume at the next start.
         for deliverer in self.deliverers {
             let _ = deliverer.await;

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::alert::{self, Alert, Alerter};
 use crate::event::Event;
+use crate::metrics::Counters;
 use crate::outbox::{self, Routing};
 use crate::rules::engine::{Engine, Firing, StateChange};
 use crate::rules::load::Rule;
@@ -42,6 +43,8 @@ pub struct Evaluator {
     routing: Routing,
     /// Woken when deliveries are queued.
     deliveries: Arc<Notify>,
+    /// Evaluations, their time, and alerts recorded.
+    counters: Arc<Counters>,
 }
 
 /// What one evaluation writes, kept so that a failed write can be retried as is.
@@ -82,6 +85,7 @@ impl Evaluator {
         rules: &[Arc<Rule>],
         routing: Routing,
         deliveries: Arc<Notify>,
+        counters: Arc<Counters>,
         now: DateTime<Utc>,
     ) -> Result<Evaluator, StoreError> {
         let mut engine = Engine::new(rules, now);
@@ -100,6 +104,7 @@ impl Evaluator {
             pending: None,
             routing,
             deliveries,
+            counters,
         };
         loop {
             let cursor = state::cursor(conn).await?;
@@ -197,6 +202,7 @@ impl Evaluator {
             }
         }
         for alert in &results.alerts {
+            self.counters.count_alert(&alert.rule_id, alert.severity);
             tracing::info!(
                 rule = %alert.rule_id,
                 severity = alert.severity,
@@ -264,10 +270,14 @@ impl AfterCommit for Evaluator {
         first_id: i64,
     ) -> HookFuture<'a> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             self.take_reload(Utc::now());
             let firings = self.process(batch.iter().enumerate().map(|(i, e)| (first_id + i as i64, e)));
             let last = (!batch.is_empty()).then(|| first_id + batch.len() as i64 - 1);
-            self.write(conn, firings, last).await
+            let written = self.write(conn, firings, last).await;
+            Counters::add(&self.counters.events_evaluated, batch.len() as u64);
+            self.counters.evaluation_seconds.observe(started.elapsed().as_secs_f64());
+            written
         })
     }
 

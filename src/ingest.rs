@@ -13,7 +13,7 @@ use crate::decode::{base_event, is_unparsed, Decoders, Matched, Origin, RawFrame
 use crate::event::Event;
 use crate::frame::Framer;
 use crate::listen::{Ingest, StreamSink, Transport};
-use crate::metrics::Counters;
+use crate::metrics::{Counters, ListenerCounters};
 use crate::parse::{frame_text, parse};
 
 /// Turns one frame into its event: redact, parse, decode.
@@ -42,12 +42,13 @@ pub fn decode_frame<'d>(
 pub struct Pipeline {
     max_frame: usize,
     decoders: Arc<SharedDecoders>,
-    counters: Arc<Counters>,
+    counters: Arc<ListenerCounters>,
 }
 
 impl Pipeline {
-    /// A pipeline that cuts frames at `max_frame` bytes, decodes with `decoders` and counts into `counters`.
-    pub fn new(max_frame: usize, decoders: Arc<SharedDecoders>, counters: Arc<Counters>) -> Self {
+    /// A pipeline that cuts frames at `max_frame` bytes, decodes with `decoders` and counts into its listener's
+    /// `counters`.
+    pub fn new(max_frame: usize, decoders: Arc<SharedDecoders>, counters: Arc<ListenerCounters>) -> Self {
         Pipeline { max_frame, decoders, counters }
     }
 
@@ -55,6 +56,8 @@ impl Pipeline {
         Counters::add(&self.counters.received, 1);
         if is_unparsed(event) {
             Counters::add(&self.counters.unparsed, 1);
+        } else if event.get(crate::event::field::DATASET) == Some(crate::event::DATASET_SYSLOG) {
+            Counters::add(&self.counters.unknown, 1);
         }
         if event.get(crate::event::field::TRUNCATED).is_some() {
             Counters::add(&self.counters.truncated, 1);

@@ -213,6 +213,37 @@ pub async fn all(conn: &mut SqliteConnection) -> Result<Vec<Host>, StoreError> {
         .collect()
 }
 
+/// A host as shown by `hsmwatch hosts` and `GET /api/hosts`: the inventory row, whether it is silent, its open alerts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostView {
+    /// The inventory row.
+    #[serde(flatten)]
+    pub host: Host,
+    /// Nothing received for longer than the silence threshold.
+    pub silent: bool,
+    /// Fingerprints whose latest alert (of the last 7 days) is firing.
+    pub open_alerts: u64,
+}
+
+/// Every host, by name, as shown to operators.
+pub async fn views(
+    conn: &mut SqliteConnection,
+    silent_after: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<HostView>, StoreError> {
+    let silent_after = chrono::Duration::from_std(silent_after).unwrap_or(chrono::Duration::MAX);
+    let open = open_alerts(conn, now - chrono::Duration::days(7)).await?;
+    Ok(all(conn)
+        .await?
+        .into_iter()
+        .map(|host| HostView {
+            silent: host.last_seen + silent_after < now,
+            open_alerts: open.get(&host.name).copied().unwrap_or(0),
+            host,
+        })
+        .collect())
+}
+
 /// Open alerts per host: fingerprints whose latest alert is `firing`, among alerts of the last `days` days.
 pub async fn open_alerts(
     conn: &mut SqliteConnection,

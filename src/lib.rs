@@ -21,6 +21,7 @@ pub mod diagnostic;
 pub mod evaluate;
 pub mod event;
 pub mod frame;
+pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod inventory;

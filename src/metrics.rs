@@ -1,21 +1,32 @@
-//! Counters shared by every stage: what was received, stored, unparsed, truncated, dropped or refused.
+//! Counters shared by every stage: what was received (per listener), stored, unparsed, truncated, dropped or refused;
+//! how long commits and rule evaluations take; alerts fired and deliveries made.
 //!
-//! Stages only increment; the summary log line (and later the `/metrics` endpoint) reads a [`Snapshot`]. Plain atomics
-//! with relaxed ordering: the numbers are for operators, not for synchronisation.
+//! Stages only increment; the summary log line reads a [`Snapshot`] and `GET /metrics` encodes everything (see
+//! `http::metrics`). Plain atomics with relaxed ordering: the numbers are for operators, not for synchronisation.
+//! Labelled counts that change rarely (alerts per rule, deliveries per notifier) sit behind a mutex.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// Every counter of the server, cheap to share behind an `Arc`.
-#[derive(Debug, Default)]
-pub struct Counters {
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+
+/// The counters of one listener (one bound socket).
+#[derive(Debug)]
+pub struct ListenerCounters {
+    /// `tcp` or `udp`.
+    pub transport: &'static str,
+    /// The bound address.
+    pub address: SocketAddr,
     /// Frames (TCP) and datagrams (UDP) turned into events.
     pub received: AtomicU64,
-    /// Bytes read from sockets.
+    /// Bytes read from the socket.
     pub bytes: AtomicU64,
-    /// Events committed to the database.
-    pub stored: AtomicU64,
     /// Lines no syslog parser accepted (stored with `log.syslog.format: unparsed`).
     pub unparsed: AtomicU64,
+    /// Parsed lines no decoder recognised (stored with `event.dataset: syslog`).
+    pub unknown: AtomicU64,
     /// Frames cut at the maximum frame size.
     pub truncated: AtomicU64,
     /// UDP datagrams dropped because the writer queue was full.
@@ -24,31 +35,127 @@ pub struct Counters {
     pub framing_errors: AtomicU64,
     /// TCP connections accepted.
     pub connections_accepted: AtomicU64,
-    /// Batches whose commit failed and was retried.
-    pub store_retries: AtomicU64,
+    /// TCP connections open now.
+    pub connections_open: AtomicU64,
 }
 
-/// A copy of the counters at one moment.
+impl ListenerCounters {
+    /// Counters at zero for a listener.
+    pub fn new(transport: &'static str, address: SocketAddr) -> Self {
+        ListenerCounters {
+            transport,
+            address,
+            received: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            unparsed: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
+            udp_dropped: AtomicU64::new(0),
+            framing_errors: AtomicU64::new(0),
+            connections_accepted: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What became of one delivery attempt, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeliveryResult {
+    /// Accepted by the receiver.
+    Sent,
+    /// Failed; will be retried.
+    Failed,
+    /// Given up.
+    Dead,
+}
+
+impl DeliveryResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryResult::Sent => "sent",
+            DeliveryResult::Failed => "failed",
+            DeliveryResult::Dead => "dead",
+        }
+    }
+}
+
+/// Every counter of the server, cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Counters {
+    listeners: Mutex<Vec<Arc<ListenerCounters>>>,
+    /// Events committed to the database.
+    pub stored: AtomicU64,
+    /// Batches whose commit failed and was retried.
+    pub store_retries: AtomicU64,
+    /// Whether the writer's last commit failed (it is retrying).
+    pub store_failing: std::sync::atomic::AtomicBool,
+    /// Events waiting in the writer queue (a gauge, set by the writer).
+    pub queue_depth: AtomicU64,
+    /// Seconds per committed batch.
+    pub batch_seconds: Histogram,
+    /// Events stored per `event.dataset`.
+    pub datasets: Mutex<BTreeMap<String, u64>>,
+    /// Events the rules evaluated.
+    pub events_evaluated: AtomicU64,
+    /// Seconds per rule evaluation of a batch (or a timer tick).
+    pub evaluation_seconds: Histogram,
+    /// Alerts recorded per (rule, severity).
+    pub alerts: Mutex<BTreeMap<(String, String), u64>>,
+    /// Delivery attempts per (notifier, result).
+    pub deliveries: Mutex<BTreeMap<(String, DeliveryResult), u64>>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        // 100 µs .. ~3.3 s, doubling.
+        let buckets = || exponential_buckets(0.0001, 2.0, 16);
+        Counters {
+            listeners: Mutex::default(),
+            stored: AtomicU64::new(0),
+            store_retries: AtomicU64::new(0),
+            store_failing: std::sync::atomic::AtomicBool::new(false),
+            queue_depth: AtomicU64::new(0),
+            batch_seconds: Histogram::new(buckets()),
+            datasets: Mutex::default(),
+            events_evaluated: AtomicU64::new(0),
+            evaluation_seconds: Histogram::new(buckets()),
+            alerts: Mutex::default(),
+            deliveries: Mutex::default(),
+        }
+    }
+}
+
+/// A copy of the totals at one moment.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
-    /// See [`Counters::received`].
+    /// Frames and datagrams received, every listener.
     pub received: u64,
-    /// See [`Counters::bytes`].
+    /// Bytes read, every listener.
     pub bytes: u64,
     /// See [`Counters::stored`].
     pub stored: u64,
-    /// See [`Counters::unparsed`].
+    /// Unparsed lines, every listener.
     pub unparsed: u64,
-    /// See [`Counters::truncated`].
+    /// Truncated frames, every listener.
     pub truncated: u64,
-    /// See [`Counters::udp_dropped`].
+    /// UDP datagrams dropped for a full queue.
     pub udp_dropped: u64,
-    /// See [`Counters::framing_errors`].
+    /// TCP connections closed for framing errors.
     pub framing_errors: u64,
-    /// See [`Counters::connections_accepted`].
+    /// TCP connections accepted.
     pub connections_accepted: u64,
     /// See [`Counters::store_retries`].
     pub store_retries: u64,
+}
+
+/// Reads a counter.
+pub fn value(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Counters {
@@ -57,19 +164,83 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Reads every counter.
-    pub fn snapshot(&self) -> Snapshot {
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Snapshot {
-            received: read(&self.received),
-            bytes: read(&self.bytes),
-            stored: read(&self.stored),
-            unparsed: read(&self.unparsed),
-            truncated: read(&self.truncated),
-            udp_dropped: read(&self.udp_dropped),
-            framing_errors: read(&self.framing_errors),
-            connections_accepted: read(&self.connections_accepted),
-            store_retries: read(&self.store_retries),
+    /// Subtracts `n` from a gauge.
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The counters of a newly bound listener.
+    pub fn listener(&self, transport: &'static str, address: SocketAddr) -> Arc<ListenerCounters> {
+        let counters = Arc::new(ListenerCounters::new(transport, address));
+        lock(&self.listeners).push(counters.clone());
+        counters
+    }
+
+    /// Every listener's counters.
+    pub fn listeners(&self) -> Vec<Arc<ListenerCounters>> {
+        lock(&self.listeners).clone()
+    }
+
+    /// Counts stored events by dataset (once per batch).
+    pub fn count_datasets<'a>(&self, datasets: impl Iterator<Item = &'a str>) {
+        let mut local: BTreeMap<&str, u64> = BTreeMap::new();
+        for dataset in datasets {
+            *local.entry(dataset).or_default() += 1;
+        }
+        let mut totals = lock(&self.datasets);
+        for (dataset, n) in local {
+            match totals.get_mut(dataset) {
+                Some(total) => *total += n,
+                None => {
+                    totals.insert(dataset.to_owned(), n);
+                }
+            }
         }
     }
+
+    /// Counts a recorded alert.
+    pub fn count_alert(&self, rule: &str, severity: &str) {
+        *lock(&self.alerts).entry((rule.to_owned(), severity.to_owned())).or_default() += 1;
+    }
+
+    /// Counts delivery attempts.
+    pub fn count_delivery(&self, notifier: &str, result: DeliveryResult, n: u64) {
+        *lock(&self.deliveries).entry((notifier.to_owned(), result)).or_default() += n;
+    }
+
+    /// A copy of the labelled counts, for encoding.
+    pub fn labelled(&self) -> Labelled {
+        Labelled {
+            datasets: lock(&self.datasets).clone(),
+            alerts: lock(&self.alerts).clone(),
+            deliveries: lock(&self.deliveries).clone(),
+        }
+    }
+
+    /// Reads the totals.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot =
+            Snapshot { stored: value(&self.stored), store_retries: value(&self.store_retries), ..Snapshot::default() };
+        for l in lock(&self.listeners).iter() {
+            snapshot.received += value(&l.received);
+            snapshot.bytes += value(&l.bytes);
+            snapshot.unparsed += value(&l.unparsed);
+            snapshot.truncated += value(&l.truncated);
+            snapshot.udp_dropped += value(&l.udp_dropped);
+            snapshot.framing_errors += value(&l.framing_errors);
+            snapshot.connections_accepted += value(&l.connections_accepted);
+        }
+        snapshot
+    }
+}
+
+/// The labelled counts at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Labelled {
+    /// Events stored per dataset.
+    pub datasets: BTreeMap<String, u64>,
+    /// Alerts per (rule, severity).
+    pub alerts: BTreeMap<(String, String), u64>,
+    /// Delivery attempts per (notifier, result).
+    pub deliveries: BTreeMap<(String, DeliveryResult), u64>,
 }

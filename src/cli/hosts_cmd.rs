@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 
-use crate::inventory::{self, Host};
+use crate::inventory;
 use crate::store::open_reader;
 
 /// Options of `hsmwatch hosts`.
@@ -31,15 +31,6 @@ pub struct HostsArgs {
     pub config: Option<PathBuf>,
 }
 
-/// A host as shown.
-#[derive(Debug, serde::Serialize)]
-struct Row<'h> {
-    #[serde(flatten)]
-    host: &'h Host,
-    silent: bool,
-    open_alerts: u64,
-}
-
 fn when(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
@@ -47,21 +38,10 @@ fn when(at: Option<DateTime<Utc>>) -> String {
 /// Prints the inventory.
 pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
     let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    let silent_after = chrono::Duration::from_std(args.silent_after.unwrap_or(config.inventory.silent_after))
-        .unwrap_or(chrono::Duration::MAX);
+    let silent_after = args.silent_after.unwrap_or(config.inventory.silent_after);
     let pool = open_reader(&db).await?;
     let mut conn = pool.acquire().await?;
-    let now = Utc::now();
-    let hosts = inventory::all(&mut conn).await?;
-    let open = inventory::open_alerts(&mut conn, now - chrono::Duration::days(7)).await?;
-    let rows: Vec<Row<'_>> = hosts
-        .iter()
-        .map(|host| Row {
-            host,
-            silent: host.last_seen + silent_after < now,
-            open_alerts: open.get(&host.name).copied().unwrap_or(0),
-        })
-        .collect();
+    let rows = inventory::views(&mut conn, silent_after, Utc::now()).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         for row in &rows {
@@ -76,7 +56,7 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
         "HOST", "LAST SEEN", "EVENTS", "OPEN", "LAST HEARTBEAT", "LAST BACKUP", "LAST LOGIN FAILURE", "SERIALS",
     )?;
     for row in &rows {
-        let h = row.host;
+        let h = &row.host;
         let seen = if row.silent { format!("{} SILENT", when(Some(h.last_seen))) } else { when(Some(h.last_seen)) };
         let serials: Vec<&str> = h.serials.iter().map(String::as_str).collect();
         let addresses: Vec<&str> = h.addresses.iter().map(String::as_str).collect();

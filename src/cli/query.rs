@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::event::field;
@@ -58,23 +58,7 @@ pub struct QueryArgs {
     pub json: bool,
 }
 
-/// Parses `1h` (back from now), `2026-01-01` or an RFC 3339 time.
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_time_at(text, Utc::now())
-}
-
-fn parse_time_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
-    }
-    let back = humantime::parse_duration(text)
-        .map_err(|_| format!("`{text}` is neither a duration (30m, 1h, 7d) nor a time (2026-01-01T00:00:00Z)"))?;
-    let back = chrono::Duration::from_std(back).map_err(|_| format!("`{text}` is too long ago"))?;
-    Ok(now - back)
-}
+pub use crate::config::units::parse_time;
 
 /// Runs the query and prints the result.
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
@@ -89,6 +73,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         user: args.user,
         source_ip: args.source_ip,
         contains: args.contains,
+        after: None,
         limit: args.limit,
     };
     let events = query::events(&pool, &filter).await?;
@@ -134,19 +119,4 @@ fn print_table(out: &mut impl Write, events: &[StoredEvent]) -> std::io::Result<
         writeln!(out, "(no events match)")?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_as_durations_dates_and_instants() {
-        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
-        assert_eq!(parse_time_at("1h", now).unwrap().to_rfc3339(), "2026-03-01T11:00:00+00:00");
-        assert_eq!(parse_time_at("7d", now).unwrap().to_rfc3339(), "2026-02-22T12:00:00+00:00");
-        assert_eq!(parse_time_at("2026-01-01", now).unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
-        assert_eq!(parse_time_at("2026-01-01T05:00:00+01:00", now).unwrap().to_rfc3339(), "2026-01-01T04:00:00+00:00");
-        assert!(parse_time_at("yesterday-ish", now).is_err());
-    }
 }

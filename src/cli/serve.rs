@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// Rules directory (decoders in its decoders/), overriding rules.dir [default: ./rules, else the built-in pack].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<std::path::PathBuf>,
+    /// Serve /healthz, /readyz, /metrics and /api/ here, overriding http.address [default: 127.0.0.1:8514].
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_http")]
+    pub http: Option<SocketAddr>,
+    /// No HTTP server.
+    #[arg(long)]
+    pub no_http: bool,
 }
 
 /// Builds the effective configuration: the file (or the defaults), then the command-line overrides.
@@ -49,6 +55,19 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(rules) = &args.rules {
         config.rules.dir = Some(rules.clone());
+    }
+    if let Some(address) = args.http {
+        config.http.address = Some(address);
+        if !address.ip().is_loopback() && config.http.token_env.is_none() && config.http.token_file.is_none() {
+            return Err(super::UsageError(format!(
+                "--http {address} is not loopback: set http.token_env or http.token_file in --config so that /api/* \
+                 requires a bearer token"
+            ))
+            .into());
+        }
+    }
+    if args.no_http {
+        config.http.address = None;
     }
     if !args.udp.is_empty() || !args.tcp.is_empty() {
         let max_frame = ByteSize(crate::frame::DEFAULT_MAX_FRAME as u64);

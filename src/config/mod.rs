@@ -65,6 +65,37 @@ pub struct Config {
     /// whose `min_severity` its severity reaches).
     #[serde(default)]
     pub notifiers: std::collections::BTreeMap<String, notifiers::NotifierConfig>,
+    /// The HTTP API, metrics and health endpoints.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// Default address of the HTTP API: loopback only, so that no token is needed out of the box.
+pub const DEFAULT_HTTP_ADDRESS: &str = "127.0.0.1:8514";
+
+/// The HTTP server: `/healthz`, `/readyz`, `/metrics`, `/api/*`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where it listens; null turns it off.
+    #[serde(default = "default_http_address")]
+    pub address: Option<SocketAddr>,
+    /// The bearer token of `/api/*`, from this environment variable...
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// ...or from this file. Required when `address` is not a loopback address.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+fn default_http_address() -> Option<SocketAddr> {
+    Some(DEFAULT_HTTP_ADDRESS.parse().expect("the default HTTP address is a valid literal"))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { address: default_http_address(), token_env: None, token_file: None }
+    }
 }
 
 /// The HSM inventory.
@@ -140,6 +171,20 @@ pub struct StorageConfig {
     /// Events waiting for the writer, at most; when full, TCP reading pauses and UDP datagrams are dropped (counted).
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// Events older than this (by when they were stored) are pruned in the background; null keeps everything.
+    #[serde(default = "default_retention", with = "units::optional_duration")]
+    pub retention: Option<Duration>,
+    /// Alerts (and their delivery records) older than this are pruned; null keeps everything.
+    #[serde(default = "default_alert_retention", with = "units::optional_duration")]
+    pub alert_retention: Option<Duration>,
+}
+
+fn default_retention() -> Option<Duration> {
+    // PCI DSS 10.5.1 asks for a year of audit history.
+    Some(Duration::from_secs(365 * 24 * 3600))
+}
+fn default_alert_retention() -> Option<Duration> {
+    Some(Duration::from_secs(2 * 365 * 24 * 3600))
 }
 
 /// Rule and decoder sources.
@@ -203,6 +248,8 @@ impl Default for StorageConfig {
             batch_rows: default_batch_rows(),
             batch_delay: default_batch_delay(),
             queue_capacity: default_queue_capacity(),
+            retention: default_retention(),
+            alert_retention: default_alert_retention(),
         }
     }
 }
@@ -245,6 +292,23 @@ impl Config {
         let frames = self.listen.udp.iter().map(|l| l.max_frame).chain(self.listen.tcp.iter().map(|l| l.max_frame));
         if frames.into_iter().any(|size| size.0 == 0) {
             return Err("listen: max_frame must be at least 1 byte".into());
+        }
+        if self.http.token_env.is_some() && self.http.token_file.is_some() {
+            return Err("http: give token_env or token_file, not both".into());
+        }
+        if let Some(address) = self.http.address {
+            let has_token = self.http.token_env.is_some() || self.http.token_file.is_some();
+            if !address.ip().is_loopback() && !has_token {
+                return Err(format!(
+                    "http.address {address} is not loopback: set http.token_env or http.token_file so that /api/* \
+                     requires a bearer token (or listen on 127.0.0.1)"
+                ));
+            }
+        }
+        if self.storage.retention.is_some_and(|r| r.is_zero())
+            || self.storage.alert_retention.is_some_and(|r| r.is_zero())
+        {
+            return Err("storage: a retention of zero would delete everything; use null to keep everything".into());
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
 
 /// A size in bytes, written as a number or with a unit (`B`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
@@ -94,6 +95,24 @@ pub mod optional_duration {
     }
 }
 
+/// Parses `1h` (back from now), `2026-01-01` or an RFC 3339 time.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_time_at(text, Utc::now())
+}
+
+fn parse_time_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    let back = humantime::parse_duration(text)
+        .map_err(|_| format!("`{text}` is neither a duration (30m, 1h, 7d) nor a time (2026-01-01T00:00:00Z)"))?;
+    let back = chrono::Duration::from_std(back).map_err(|_| format!("`{text}` is too long ago"))?;
+    Ok(now - back)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +126,15 @@ mod tests {
         assert!(ByteSize::parse("MiB").is_err());
         assert_eq!(ByteSize(8 << 20).to_string(), "8MiB");
         assert_eq!(ByteSize(100).to_string(), "100B");
+    }
+
+    #[test]
+    fn times_parse_as_durations_dates_and_instants() {
+        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
+        assert_eq!(parse_time_at("1h", now).unwrap().to_rfc3339(), "2026-03-01T11:00:00+00:00");
+        assert_eq!(parse_time_at("7d", now).unwrap().to_rfc3339(), "2026-02-22T12:00:00+00:00");
+        assert_eq!(parse_time_at("2026-01-01", now).unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(parse_time_at("2026-01-01T05:00:00+01:00", now).unwrap().to_rfc3339(), "2026-01-01T04:00:00+00:00");
+        assert!(parse_time_at("yesterday-ish", now).is_err());
     }
 }

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::store::StoredAlert;
 use crate::alert::Alert;
 use crate::config::notifiers::{DeliveryPolicy, RateLimit, ResolvedNotifier, Severity, Target};
+use crate::metrics::{Counters, DeliveryResult};
 use crate::outbox::{self, Job};
 use crate::store::StoreError;
 
@@ -209,6 +210,7 @@ pub async fn run(
     mut conn: SqliteConnection,
     notifier: ResolvedNotifier,
     wake: Arc<Notify>,
+    counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) {
     let sender = match Sender::new(&notifier) {
@@ -221,7 +223,7 @@ pub async fn run(
     let mut guard = FloodGuard::new(notifier.policy.rate_limit);
     let mut last_error: Option<String> = None;
     loop {
-        let throttled = match deliver_due(&mut conn, &sender, &notifier, &mut guard, &mut last_error).await {
+        let throttled = match deliver_due(&mut conn, &sender, &notifier, &mut guard, &mut last_error, &counters).await {
             Ok(Step::Sent) => continue,
             Ok(Step::Idle) => None,
             Ok(Step::Throttled(wait)) => Some(wait),
@@ -252,6 +254,7 @@ async fn deliver_due(
     notifier: &ResolvedNotifier,
     guard: &mut FloodGuard,
     last_error: &mut Option<String>,
+    counters: &Counters,
 ) -> Result<Step, StoreError> {
     let now = Utc::now();
     let room = guard.room(Instant::now());
@@ -284,6 +287,12 @@ async fn deliver_due(
     let answer = sender.send(&notification, &key).await;
     let outcome = classify(&answer, first, &notifier.policy, Utc::now(), jitter());
     log_outcome(notifier, &outcome, alerts.len(), last_error);
+    let result = match outcome {
+        Outcome::Delivered => DeliveryResult::Sent,
+        Outcome::RetryAt(..) => DeliveryResult::Failed,
+        Outcome::Dead(_) => DeliveryResult::Dead,
+    };
+    counters.count_delivery(&notifier.name, result, alerts.len() as u64);
     if outcome == Outcome::Delivered {
         guard.record(Instant::now());
     }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Drain, Ingest, StreamSink, Transport};
 use crate::event::Event;
-use crate::metrics::Counters;
+use crate::metrics::{Counters, ListenerCounters};
 
 /// Size of one socket read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -22,7 +22,7 @@ pub async fn serve<I: Ingest>(
     listener: TcpListener,
     ingest: I,
     queue: mpsc::Sender<Event>,
-    counters: Arc<Counters>,
+    counters: Arc<ListenerCounters>,
     shutdown: CancellationToken,
 ) {
     let local = listener.local_addr().ok();
@@ -60,12 +60,13 @@ struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     queue: mpsc::Sender<Event>,
-    counters: Arc<Counters>,
+    counters: Arc<ListenerCounters>,
 }
 
 impl Connection {
     async fn run<S: StreamSink>(mut self, mut sink: S, shutdown: CancellationToken) {
         tracing::debug!(peer = %self.peer, "connection opened");
+        Counters::add(&self.counters.connections_open, 1);
         let mut buf = vec![0u8; READ_CHUNK];
         let mut out = Vec::new();
         let mut draining: Option<Drain> = None;
@@ -107,6 +108,7 @@ impl Connection {
                 }
             }
         }
+        Counters::sub(&self.counters.connections_open, 1);
         tracing::debug!(peer = %self.peer, "connection closed");
     }
 

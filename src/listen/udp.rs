@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Drain, Ingest};
 use crate::event::Event;
-use crate::metrics::Counters;
+use crate::metrics::{Counters, ListenerCounters};
 
 /// Largest datagram the socket reads (the UDP maximum).
 const MAX_DATAGRAM: usize = 65_535;
@@ -35,7 +35,7 @@ pub async fn serve<I: Ingest>(
     socket: UdpSocket,
     ingest: I,
     queue: mpsc::Sender<Event>,
-    counters: Arc<Counters>,
+    counters: Arc<ListenerCounters>,
     shutdown: CancellationToken,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -58,7 +58,13 @@ pub async fn serve<I: Ingest>(
     }
 }
 
-fn accept<I: Ingest>(ingest: &I, datagram: &[u8], peer: SocketAddr, queue: &mpsc::Sender<Event>, counters: &Counters) {
+fn accept<I: Ingest>(
+    ingest: &I,
+    datagram: &[u8],
+    peer: SocketAddr,
+    queue: &mpsc::Sender<Event>,
+    counters: &ListenerCounters,
+) {
     Counters::add(&counters.bytes, datagram.len() as u64);
     let event = ingest.datagram(datagram, peer, Utc::now());
     // A sender cannot be slowed over UDP: when the writer is behind, the datagram is dropped and counted.

@@ -26,8 +26,42 @@ pub struct EventFilter {
     pub source_ip: Option<String>,
     /// Text anywhere in `event.original`, case-insensitive for ASCII.
     pub contains: Option<String>,
+    /// Only events after this one in the newest-first order (the cursor of the previous page's last event).
+    pub after: Option<Cursor>,
     /// At most this many events.
     pub limit: u32,
+}
+
+/// A position in the newest-first order: an event's `@timestamp` (microseconds) and row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// `@timestamp` in microseconds.
+    pub ts: i64,
+    /// Row id.
+    pub id: i64,
+}
+
+impl Cursor {
+    /// The cursor of a stored event.
+    pub fn of(stored: &StoredEvent) -> Cursor {
+        Cursor { ts: stored.event.timestamp.micros(), id: stored.id }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.ts, self.id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("`{text}` is not a cursor (use next_cursor from the previous page)");
+        let (ts, id) = text.split_once('_').ok_or_else(invalid)?;
+        Ok(Cursor { ts: ts.parse().map_err(|_| invalid())?, id: id.parse().map_err(|_| invalid())? })
+    }
 }
 
 /// One stored event and its row id.
@@ -63,6 +97,10 @@ pub async fn events(pool: &SqlitePool, filter: &EventFilter) -> Result<Vec<Store
     }
     if let Some(text) = &filter.contains {
         query.push(" AND original LIKE ").push_bind(like_pattern(text)).push(" ESCAPE '\\'");
+    }
+    if let Some(after) = filter.after {
+        query.push(" AND (ts < ").push_bind(after.ts);
+        query.push(" OR (ts = ").push_bind(after.ts).push(" AND id < ").push_bind(after.id).push("))");
     }
     query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
     let rows = query.build().fetch_all(pool).await?;

@@ -127,8 +127,14 @@ pub async fn run<H: AfterCommit>(
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+        counters.queue_depth.store(queue.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
         let first_id = commit_with_retry(&mut conn, &batch, !open || queue.is_closed(), &counters).await?;
+        counters.batch_seconds.observe(started.elapsed().as_secs_f64());
         Counters::add(&counters.stored, batch.len() as u64);
+        counters.count_datasets(
+            batch.iter().map(|e| e.get(crate::event::field::DATASET).unwrap_or(crate::event::DATASET_SYSLOG)),
+        );
         if let Err(error) = hook.committed(&mut conn, &batch, first_id).await {
             // The events are stored; the rule cursor did not move, so the next start evaluates them again.
             tracing::error!(%error, events = batch.len(), "rule evaluation of a committed batch failed");
@@ -155,6 +161,7 @@ async fn commit_with_retry(
     loop {
         match insert_batch(conn, batch).await {
             Ok(first_id) => {
+                counters.store_failing.store(false, std::sync::atomic::Ordering::Relaxed);
                 if last_error.is_some() {
                     tracing::info!(events = batch.len(), "database writes succeed again");
                 }
@@ -168,6 +175,7 @@ async fn commit_with_retry(
                     last_error = Some(text);
                 }
                 Counters::add(&counters.store_retries, 1);
+                counters.store_failing.store(true, std::sync::atomic::Ordering::Relaxed);
                 attempts += 1;
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_RETRY_DELAY);

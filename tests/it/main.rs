@@ -9,6 +9,7 @@ mod delivery;
 mod email;
 mod formats;
 mod hosts;
+mod http;
 mod logger;
 mod properties;
 mod rules;

@@ -66,7 +66,7 @@ fn a_summary_line_is_logged_while_traffic_flows() {
     std::fs::write(
         &config,
         format!(
-            "listen:\n  tcp:\n    - address: 127.0.0.1:{port}\nstorage:\n  path: s.db\nlog:\n  summary_interval: 1s\n"
+            "listen:\n  tcp:\n    - address: 127.0.0.1:{port}\nstorage:\n  path: s.db\nlog:\n  summary_interval: 1s\nhttp:\n  address: 127.0.0.1:0\n"
         ),
     )
     .unwrap();

@@ -41,6 +41,7 @@ impl TestServer {
         config.listen.udp =
             vec![UdpListenerConfig { address: any, recv_buffer: ByteSize(1 << 20), max_frame: ByteSize(max_frame) }];
         config.storage.path = dir.path().join("events.db");
+        config.http.address = Some(any);
         adjust(&mut config);
         let server = Server::start(&config).await.expect("server starts");
         let (tcp, udp) = (server.tcp_addresses[0], server.udp_addresses[0]);
@@ -151,7 +152,7 @@ impl ServeProcess {
         let address = format!("127.0.0.1:{port}");
         let db = dir.join("serve.db");
         let child = Command::new(BIN)
-            .args(["serve", "--tcp", &address, "--udp", &address, "--db"])
+            .args(["serve", "--tcp", &address, "--udp", &address, "--http", "127.0.0.1:0", "--db"])
             .arg(&db)
             .current_dir(dir)
             .stdout(Stdio::null())

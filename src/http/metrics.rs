@@ -1,0 +1,297 @@
+//! `GET /metrics`: every counter in Prometheus text format, encoded by `prometheus-client` (a collector that reads the
+//! server's counters, the outbox and the kernel's UDP drop counts at scrape time).
+
+use std::sync::atomic::AtomicU64;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+use crate::metrics::{value, Counters, Labelled, ListenerCounters};
+
+/// Label pairs of one series.
+type Labels = Vec<(&'static str, String)>;
+
+/// Which counter of a listener a family reports.
+type Pick = fn(&ListenerCounters) -> &AtomicU64;
+
+/// Outbox figures per notifier: pending jobs and the age of the oldest, in seconds.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxFigures(pub Vec<(String, u64, f64)>);
+
+/// Reads the outbox figures.
+pub async fn outbox_figures(pool: &sqlx::SqlitePool) -> Result<OutboxFigures, sqlx::Error> {
+    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT notifier, count(*), min(created_at) FROM outbox WHERE status = 'pending' GROUP BY notifier",
+    )
+    .fetch_all(pool)
+    .await?;
+    let now = chrono::Utc::now().timestamp_micros();
+    Ok(OutboxFigures(
+        rows.into_iter()
+            .map(|(notifier, n, oldest)| {
+                let age = oldest.map_or(0.0, |t| (now - t).max(0) as f64 / 1e6);
+                (notifier, u64::try_from(n).unwrap_or(0), age)
+            })
+            .collect(),
+    ))
+}
+
+/// Datagrams the kernel dropped on a UDP socket bound to `port` (its receive buffer was full), from the `drops`
+/// column of `/proc/net/udp` and `/proc/net/udp6`; `None` where those files cannot be read.
+pub fn kernel_udp_drops(port: u16) -> Option<u64> {
+    let wanted = format!("{port:04X}");
+    let mut found = None;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            let port_matches =
+                columns.get(1).and_then(|local| local.rsplit_once(':')).is_some_and(|(_, p)| p == wanted);
+            if let (true, Some(drops)) = (port_matches, columns.last().and_then(|d| d.parse::<u64>().ok())) {
+                *found.get_or_insert(0) += drops;
+            }
+        }
+    }
+    found
+}
+
+#[derive(Debug)]
+struct ServerCollector {
+    listeners: Vec<std::sync::Arc<ListenerCounters>>,
+    counters: std::sync::Arc<Counters>,
+    labelled: Labelled,
+    outbox: OutboxFigures,
+}
+
+fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, n) in series {
+        ConstCounter::new(*n).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, f64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, n) in series {
+        ConstGauge::new(*n).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl ServerCollector {
+    fn per_listener(&self, pick: Pick, only: Option<&str>) -> Vec<(Labels, u64)> {
+        self.listeners
+            .iter()
+            .filter(|l| only.is_none_or(|t| l.transport == t))
+            .map(|l| (vec![("transport", l.transport.to_owned()), ("listener", l.address.to_string())], value(pick(l))))
+            .collect()
+    }
+
+    fn encode_listeners(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let families: [(&str, &str, Pick, Option<&str>); 9] = [
+            ("hsmwatch_messages_received", "Frames (TCP) and datagrams (UDP) received.", |l| &l.received, None),
+            ("hsmwatch_bytes_received", "Bytes read from syslog sockets.", |l| &l.bytes, None),
+            ("hsmwatch_frames_truncated", "Frames cut at max_frame (stored, marked).", |l| &l.truncated, None),
+            ("hsmwatch_lines_unparsed", "Lines no syslog parser accepted (stored raw).", |l| &l.unparsed, None),
+            ("hsmwatch_lines_unknown", "Parsed lines no decoder recognised.", |l| &l.unknown, None),
+            (
+                "hsmwatch_udp_dropped",
+                "UDP datagrams dropped because the writer queue was full.",
+                |l| &l.udp_dropped,
+                Some("udp"),
+            ),
+            (
+                "hsmwatch_tcp_framing_errors",
+                "TCP connections closed for impossible framing.",
+                |l| &l.framing_errors,
+                Some("tcp"),
+            ),
+            (
+                "hsmwatch_tcp_connections_accepted",
+                "TCP connections accepted.",
+                |l| &l.connections_accepted,
+                Some("tcp"),
+            ),
+            ("hsmwatch_tcp_connections_open", "TCP connections open now.", |l| &l.connections_open, Some("tcp")),
+        ];
+        for (name, help, pick, only) in families {
+            let series = self.per_listener(pick, only);
+            if name == "hsmwatch_tcp_connections_open" {
+                let gauges: Vec<(Labels, f64)> = series.into_iter().map(|(l, n)| (l, n as f64)).collect();
+                gauge_family(encoder, name, help, &gauges)?;
+            } else {
+                counter_family(encoder, name, help, &series)?;
+            }
+        }
+        let kernel: Vec<(Labels, u64)> = self
+            .listeners
+            .iter()
+            .filter(|l| l.transport == "udp")
+            .filter_map(|l| kernel_udp_drops(l.address.port()).map(|n| (vec![("listener", l.address.to_string())], n)))
+            .collect();
+        counter_family(
+            encoder,
+            "hsmwatch_udp_kernel_drops",
+            "UDP datagrams the kernel dropped on the socket (receive buffer full), from /proc/net/udp.",
+            &kernel,
+        )
+    }
+
+    fn encode_pipeline(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = &self.counters;
+        let plain = |n: &AtomicU64| vec![(Labels::new(), value(n))];
+        counter_family(encoder, "hsmwatch_events_stored", "Events committed to the database.", &plain(&c.stored))?;
+        counter_family(
+            encoder,
+            "hsmwatch_store_retries",
+            "Commits that failed and were retried.",
+            &plain(&c.store_retries),
+        )?;
+        gauge_family(
+            encoder,
+            "hsmwatch_writer_queue_depth",
+            "Events waiting for the writer.",
+            &[(Labels::new(), value(&c.queue_depth) as f64)],
+        )?;
+        let batch = encoder.encode_descriptor(
+            "hsmwatch_writer_batch_seconds",
+            "Time to commit one batch.",
+            None,
+            c.batch_seconds.metric_type(),
+        )?;
+        c.batch_seconds.encode(batch)?;
+        let datasets: Vec<(Labels, u64)> =
+            self.labelled.datasets.iter().map(|(d, n)| (vec![("dataset", d.clone())], *n)).collect();
+        counter_family(
+            encoder,
+            "hsmwatch_events_by_dataset",
+            "Events stored per event.dataset (decoder hits; `syslog` is what no decoder recognised).",
+            &datasets,
+        )?;
+        counter_family(
+            encoder,
+            "hsmwatch_rule_evaluated_events",
+            "Events the rules evaluated.",
+            &plain(&c.events_evaluated),
+        )?;
+        let evaluation = encoder.encode_descriptor(
+            "hsmwatch_rule_evaluation_seconds",
+            "Time to evaluate one committed batch and write its alerts.",
+            None,
+            c.evaluation_seconds.metric_type(),
+        )?;
+        c.evaluation_seconds.encode(evaluation)
+    }
+
+    fn encode_alerting(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let alerts: Vec<(Labels, u64)> = self
+            .labelled
+            .alerts
+            .iter()
+            .map(|((rule, severity), n)| (vec![("rule", rule.clone()), ("severity", severity.clone())], *n))
+            .collect();
+        counter_family(
+            encoder,
+            "hsmwatch_alerts",
+            "Alerts recorded (firing and resolved), per rule and severity.",
+            &alerts,
+        )?;
+        let deliveries: Vec<(Labels, u64)> = self
+            .labelled
+            .deliveries
+            .iter()
+            .map(|((notifier, result), n)| {
+                (vec![("notifier", notifier.clone()), ("result", result.as_str().to_owned())], *n)
+            })
+            .collect();
+        counter_family(
+            encoder,
+            "hsmwatch_deliveries",
+            "Delivery attempts per notifier: sent, failed (will retry), dead (given up).",
+            &deliveries,
+        )?;
+        let pending: Vec<(Labels, f64)> =
+            self.outbox.0.iter().map(|(n, depth, _)| (vec![("notifier", n.clone())], *depth as f64)).collect();
+        gauge_family(encoder, "hsmwatch_outbox_pending", "Deliveries waiting in the outbox.", &pending)?;
+        let oldest: Vec<(Labels, f64)> =
+            self.outbox.0.iter().map(|(n, _, age)| (vec![("notifier", n.clone())], *age)).collect();
+        gauge_family(encoder, "hsmwatch_outbox_oldest_pending_seconds", "Age of the oldest pending delivery.", &oldest)
+    }
+}
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_listeners(&mut encoder)?;
+        self.encode_pipeline(&mut encoder)?;
+        self.encode_alerting(&mut encoder)
+    }
+}
+
+/// The Prometheus text of the server's metrics now.
+pub fn render(counters: &std::sync::Arc<Counters>, outbox: OutboxFigures) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ServerCollector {
+        listeners: counters.listeners(),
+        counters: counters.clone(),
+        labelled: counters.labelled(),
+        outbox,
+    }));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(state): State<AppState>) -> Response {
+    // An unreadable outbox must not hide every other metric: it is reported in the log and left out.
+    let outbox = outbox_figures(&state.pool).await.unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot read the outbox for /metrics");
+        OutboxFigures::default()
+    });
+    match render(&state.counters, outbox) {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_encode_with_labels() {
+        let counters = std::sync::Arc::new(Counters::default());
+        let udp = counters.listener("udp", "127.0.0.1:5514".parse().unwrap());
+        Counters::add(&udp.received, 3);
+        counters.count_alert("luna.hsm.tamper", "critical");
+        let text = render(&counters, OutboxFigures(vec![("hook".into(), 2, 1.5)])).unwrap();
+        assert!(
+            text.contains("hsmwatch_messages_received_total{transport=\"udp\",listener=\"127.0.0.1:5514\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("hsmwatch_alerts_total{rule=\"luna.hsm.tamper\",severity=\"critical\"} 1"), "{text}");
+        assert!(text.contains("hsmwatch_outbox_pending{notifier=\"hook\"} 2"), "{text}");
+        assert!(text.contains("hsmwatch_writer_batch_seconds_bucket"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

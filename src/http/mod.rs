@@ -1,0 +1,171 @@
+//! The HTTP server (`axum`): `/healthz`, `/readyz`, `/metrics` in Prometheus text format, and a read-only JSON API
+//! under `/api/` (events with the filters of `hsmwatch query`, alerts, hosts).
+//!
+//! Receives requests; reads the counters and the database (read-only connections, WAL, so it never blocks ingest).
+//! `/api/*` requires `Authorization: Bearer <token>` when a token is configured, which the configuration insists on
+//! for any address other than loopback.
+
+pub mod api;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sqlx::SqlitePool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::notifiers::Secret;
+use crate::config::HttpConfig;
+use crate::metrics::Counters;
+
+/// Why the HTTP server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The token could not be read.
+    #[error("http: {0}")]
+    Token(String),
+    /// The address could not be bound.
+    #[error("cannot listen for HTTP on {address}: {cause}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// The database could not be opened for reading.
+    #[error("http: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The server's counters.
+    pub counters: Arc<Counters>,
+    /// Read-only connections to the database.
+    pub pool: SqlitePool,
+    /// The database file (for its size).
+    pub db_path: PathBuf,
+    /// Listeners configured (ready when every one is bound).
+    pub listeners_configured: usize,
+    /// Rules running.
+    pub rules_loaded: usize,
+    /// A host silent this long is shown as such.
+    pub silent_after: Duration,
+    /// The bearer token of `/api/*`, when one is configured.
+    pub token: Option<Arc<Secret>>,
+}
+
+/// Reads the configured token, if any.
+pub fn token(config: &HttpConfig) -> Result<Option<Secret>, HttpError> {
+    match (&config.token_env, &config.token_file) {
+        (Some(variable), _) => std::env::var(variable)
+            .map(|t| Some(Secret(t)))
+            .map_err(|_| HttpError::Token(format!("token_env: environment variable {variable} is not set"))),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|t| Some(Secret(t.trim().to_owned())))
+            .map_err(|e| HttpError::Token(format!("token_file: cannot read {}: {e}", path.display()))),
+        (None, None) => Ok(None),
+    }
+    .and_then(|token| match token {
+        Some(Secret(t)) if t.len() < 16 => {
+            Err(HttpError::Token("the token is shorter than 16 characters; use a long random string".into()))
+        }
+        other => Ok(other),
+    })
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/events", get(api::events))
+        .route("/api/alerts", get(api::alerts))
+        .route("/api/alerts/{id}", get(api::alert))
+        .route("/api/hosts", get(api::hosts))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::handler))
+        .merge(api)
+        .with_state(state)
+}
+
+/// Serves until `shutdown`.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: CancellationToken) {
+    let app = router(state);
+    let stopped = shutdown.clone();
+    if let Err(error) =
+        axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await }).await
+    {
+        tracing::error!(%error, "the HTTP server stopped");
+    }
+}
+
+/// Compares in time independent of where the first difference is.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.token else { return next.run(request).await };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(token) if same_secret(token.as_bytes(), expected.0.as_bytes()) => next.run(request).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(serde_json::json!({"error": "a valid bearer token is required (Authorization: Bearer <token>)"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let bound = state.counters.listeners().len();
+    let listeners = bound == state.listeners_configured;
+    let database = !state.counters.store_failing.load(std::sync::atomic::Ordering::Relaxed)
+        && sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rule_cursor").fetch_one(&state.pool).await.is_ok();
+    // The HTTP server starts only after the rules loaded; a failed reload keeps the running rules.
+    let rules = true;
+    let ready = listeners && database && rules;
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": {
+            "listeners": {"ok": listeners, "bound": bound, "configured": state.listeners_configured},
+            "database": {"ok": database},
+            "rules": {"ok": rules, "loaded": state.rules_loaded},
+        }
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"0123456789abcdef", b"0123456789abcdef"));
+        assert!(!same_secret(b"0123456789abcdeX", b"0123456789abcdef"));
+        assert!(!same_secret(b"0123456789abcde", b"0123456789abcdef"));
+    }
+}
