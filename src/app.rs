@@ -210,6 +210,7 @@ pub struct Server {
     listeners: Vec<JoinHandle<()>>,
     deliverers: Vec<JoinHandle<()>>,
     http: Option<JoinHandle<()>>,
+    retention: JoinHandle<()>,
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
     summary: JoinHandle<()>,
 }
@@ -310,6 +311,16 @@ impl Server {
             store::close_writer(conn).await?;
             Ok(summary)
         });
+        let policy = crate::store::retention::RetentionPolicy {
+            events: config.storage.retention,
+            alerts: config.storage.alert_retention,
+            every: config.storage.prune_interval,
+        };
+        let retention = tokio::spawn(crate::store::retention::run(
+            store::open_writer(&config.storage.path).await?,
+            policy,
+            shutdown.clone(),
+        ));
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
         // One worker per notifier, each with its own connection, so one slow receiver never holds back another.
         let mut deliverers = Vec::new();
@@ -355,6 +366,7 @@ impl Server {
             writer,
             summary,
             deliverers,
+            retention,
         })
     }
 
@@ -381,6 +393,7 @@ impl Server {
         if let Some(http) = self.http {
             let _ = http.await;
         }
+        let _ = self.retention.await;
         // Deliveries still pending stay in the outbox and resume at the next start.
         for deliverer in self.deliverers {
             let _ = deliverer.await;

@@ -2,6 +2,7 @@
 
 mod alerts_cmd;
 mod config_cmd;
+mod db_cmd;
 mod decode_cmd;
 mod hosts_cmd;
 mod import;
@@ -71,6 +72,12 @@ pub enum Command {
     /// Print or check configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Check the tamper-evident chain of stored events: names the first batch where a row was deleted, altered or
+    /// inserted (exit 1), or prints the head hash to record elsewhere (exit 0).
+    Verify(db_cmd::DbArgs),
+    /// Look at the database.
+    #[command(subcommand)]
+    Db(db_cmd::DbCommand),
 }
 
 /// The tracing level a command logs at without -v or RUST_LOG.
@@ -97,6 +104,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Notify(command) => notify_cmd::run(command).await,
         Command::Silence(command) => silence_cmd::run(command).await,
         Command::Config(command) => config_cmd::run(command),
+        Command::Verify(args) => db_cmd::verify(args).await,
+        Command::Db(command) => db_cmd::run(command).await,
     }
 }
 

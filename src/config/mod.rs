@@ -177,6 +177,13 @@ pub struct StorageConfig {
     /// Alerts (and their delivery records) older than this are pruned; null keeps everything.
     #[serde(default = "default_alert_retention", with = "units::optional_duration")]
     pub alert_retention: Option<Duration>,
+    /// How often retention looks for what is due.
+    #[serde(default = "default_prune_interval", with = "units::duration")]
+    pub prune_interval: Duration,
+}
+
+fn default_prune_interval() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_retention() -> Option<Duration> {
@@ -250,6 +257,7 @@ impl Default for StorageConfig {
             queue_capacity: default_queue_capacity(),
             retention: default_retention(),
             alert_retention: default_alert_retention(),
+            prune_interval: default_prune_interval(),
         }
     }
 }

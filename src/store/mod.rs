@@ -4,8 +4,10 @@
 //! Owns the `events` table and its schema (`migrations/`), the one write connection, and the read-only connections
 //! that queries use while the server writes (WAL).
 
+pub mod chain;
 mod columns;
 pub mod query;
+pub mod retention;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

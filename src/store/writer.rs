@@ -17,6 +17,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::chain;
 use super::columns::{row_values, BOUND_PER_ROW, INSERT_COLUMNS};
 use super::StoreError;
 use crate::event::Event;
@@ -188,26 +189,31 @@ async fn commit_with_retry(
     }
 }
 
-/// Inserts a batch in one transaction; returns the row id of its first event (the others follow in order).
+/// Inserts a batch in one transaction, with its link in the tamper-evident chain; returns the row id of its first
+/// event (the others follow in order).
 pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Result<i64, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut inserted = Ok(0);
-    let mut first_id = None;
-    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        inserted = insert_rows(conn, chunk).await;
-        match inserted {
+    let inserted = async {
+        let prev_hash = chain::head(conn).await?;
+        let mut hasher = chain::BatchHasher::new(&prev_hash);
+        let (mut first_id, mut last_id) = (None, 0);
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             // Rows of one INSERT get consecutive row ids, max(id)+1 onwards (SQLite's rowid algorithm without
             // AUTOINCREMENT), and BEGIN IMMEDIATE keeps other writers out meanwhile.
-            Ok(last) => {
-                first_id.get_or_insert(last - chunk.len() as i64 + 1);
-            }
-            Err(_) => break,
+            last_id = insert_rows(conn, chunk, &mut hasher).await?;
+            first_id.get_or_insert(last_id - chunk.len() as i64 + 1);
         }
+        if let Some(first_id) = first_id {
+            let hash = hasher.finish();
+            chain::record(conn, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now()).await?;
+        }
+        Ok::<_, StoreError>(first_id.unwrap_or(0))
     }
+    .await;
     match inserted {
-        Ok(_) => {
+        Ok(first_id) => {
             sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(first_id.unwrap_or(0))
+            Ok(first_id)
         }
         Err(error) => {
             // The transaction may already be gone (SQLITE_FULL rolls back on its own); that is fine.
@@ -217,7 +223,11 @@ pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Resul
     }
 }
 
-async fn insert_rows(conn: &mut SqliteConnection, chunk: &[Event]) -> Result<i64, StoreError> {
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    chunk: &[Event],
+    hasher: &mut chain::BatchHasher,
+) -> Result<i64, StoreError> {
     let rows: Vec<_> = chunk.iter().map(row_values).collect();
     let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("INSERT INTO events ({INSERT_COLUMNS}) "));
     insert.push_values(&rows, |mut row, values| {
@@ -230,5 +240,16 @@ async fn insert_rows(conn: &mut SqliteConnection, chunk: &[Event]) -> Result<i64
         row.push_bind(values.raw);
         row.push_bind(values.json.as_str());
     });
-    Ok(insert.build().persistent(true).execute(&mut *conn).await?.last_insert_rowid())
+    let last_id = insert.build().persistent(true).execute(&mut *conn).await?.last_insert_rowid();
+    let first_id = last_id - rows.len() as i64 + 1;
+    for (i, values) in rows.iter().enumerate() {
+        hasher.row(&chain::RowImage {
+            id: first_id + i as i64,
+            times: values.times,
+            typed: values.typed,
+            raw: values.raw,
+            fields: &values.json,
+        });
+    }
+    Ok(last_id)
 }

@@ -10,6 +10,7 @@ mod email;
 mod formats;
 mod hosts;
 mod http;
+mod integrity;
 mod logger;
 mod properties;
 mod rules;

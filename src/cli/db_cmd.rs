@@ -1,0 +1,157 @@
+//! `hsmwatch verify` (the tamper-evident chain) and `hsmwatch db stats` (sizes and row counts).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use sqlx::SqliteConnection;
+
+use crate::store::chain::{self, Finding};
+use crate::store::open_reader;
+
+/// Where the database is.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Database file [default: storage.path of --config, else hsmwatch.db].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Read the database path (and retention settings) from this configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Database subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Sizes, row counts, the chain's anchor and the retention in force (works while the server runs).
+    Stats(DbArgs),
+}
+
+/// Runs `hsmwatch verify`: exit 0 when the chain is intact, 1 when it is broken (the message names the batch).
+pub async fn verify(args: DbArgs) -> anyhow::Result<()> {
+    let (_, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
+    let pool = open_reader(&path).await?;
+    let mut conn = pool.acquire().await?;
+    let finding = chain::verify(&mut conn).await?;
+    let mut out = std::io::stdout().lock();
+    match finding {
+        Finding::Intact { batches, events, head, unchained } => {
+            if args.json {
+                let json = serde_json::json!({"intact": true, "batches": batches, "events": events, "head": head, "unchained_events": unchained});
+                writeln!(out, "{json}")?;
+            } else {
+                writeln!(out, "intact: {batches} batches, {events} events; head {head}")?;
+                if unchained > 0 {
+                    writeln!(out, "note: {unchained} events were stored before the chain existed and are not covered")?;
+                }
+            }
+            Ok(())
+        }
+        Finding::Broken { batch, reason } => {
+            let what = match &batch {
+                Some(b) => format!(
+                    "batch {} (events {}-{}, stored {})",
+                    b.id,
+                    b.first_event_id,
+                    b.last_event_id,
+                    b.stored_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                None => "after the last batch".to_owned(),
+            };
+            if args.json {
+                let json =
+                    serde_json::json!({"intact": false, "batch": batch.as_ref().map(|b| b.id), "reason": reason});
+                writeln!(out, "{json}")?;
+            }
+            Err(anyhow::anyhow!("TAMPERED: {what}: {reason}"))
+        }
+    }
+}
+
+async fn count(conn: &mut SqliteConnection, sql: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(&mut *conn).await?)
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn micros_to_text(micros: Option<i64>) -> String {
+    micros
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Runs a db subcommand.
+pub async fn run(command: DbCommand) -> anyhow::Result<()> {
+    let DbCommand::Stats(args) = command;
+    let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
+    let pool = open_reader(&path).await?;
+    let mut conn = pool.acquire().await?;
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let (oldest, newest): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT min(ts), max(ts) FROM events").fetch_one(&mut *conn).await?;
+    let anchor = chain::anchor(&mut conn).await?;
+    let outbox: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")
+            .fetch_all(&mut *conn)
+            .await?;
+    let stats = serde_json::json!({
+        "path": path.display().to_string(),
+        "file_bytes": file_size(&path),
+        "wal_bytes": file_size(&wal),
+        "page_size": count(&mut conn, "PRAGMA page_size").await?,
+        "pages": count(&mut conn, "PRAGMA page_count").await?,
+        "free_pages": count(&mut conn, "PRAGMA freelist_count").await?,
+        "events": count(&mut conn, "SELECT count(*) FROM events").await?,
+        "oldest_event": micros_to_text(oldest),
+        "newest_event": micros_to_text(newest),
+        "batches": count(&mut conn, "SELECT count(*) FROM event_batches").await?,
+        "anchor_event_id": anchor.last_event_id,
+        "pruned_batches": anchor.pruned_batches,
+        "pruned_events": anchor.pruned_events,
+        "alerts": count(&mut conn, "SELECT count(*) FROM alerts").await?,
+        "outbox": outbox.iter().cloned().collect::<std::collections::BTreeMap<String, i64>>(),
+        "silences": count(&mut conn, "SELECT count(*) FROM silences").await?,
+        "hosts": count(&mut conn, "SELECT count(*) FROM hosts").await?,
+        "retention": config.storage.retention.map(|d| humantime::format_duration(d).to_string()),
+        "alert_retention": config.storage.alert_retention.map(|d| humantime::format_duration(d).to_string()),
+    });
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{stats}")?;
+        return Ok(());
+    }
+    let mib = |bytes: &serde_json::Value| format!("{:.1} MiB", bytes.as_u64().unwrap_or(0) as f64 / 1048576.0);
+    writeln!(
+        out,
+        "database      {} (file {}, WAL {})",
+        stats["path"].as_str().unwrap_or("-"),
+        mib(&stats["file_bytes"]),
+        mib(&stats["wal_bytes"])
+    )?;
+    writeln!(out, "pages         {} of {} bytes, {} free", stats["pages"], stats["page_size"], stats["free_pages"])?;
+    writeln!(
+        out,
+        "events        {} (oldest {}, newest {})",
+        stats["events"],
+        stats["oldest_event"].as_str().unwrap_or("-"),
+        stats["newest_event"].as_str().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "chain         {} batches; anchor after event {} ({} batches, {} events pruned)",
+        stats["batches"], anchor.last_event_id, anchor.pruned_batches, anchor.pruned_events
+    )?;
+    writeln!(out, "alerts        {}", stats["alerts"])?;
+    let outbox: Vec<String> = outbox.iter().map(|(status, n)| format!("{status} {n}")).collect();
+    writeln!(out, "outbox        {}", if outbox.is_empty() { "empty".to_owned() } else { outbox.join(", ") })?;
+    writeln!(out, "silences      {}", stats["silences"])?;
+    writeln!(out, "hosts         {}", stats["hosts"])?;
+    let keep = |v: &serde_json::Value| v.as_str().map_or_else(|| "forever".to_owned(), str::to_owned);
+    writeln!(out, "retention     events {}, alerts {}", keep(&stats["retention"]), keep(&stats["alert_retention"]))?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Retention: a background task prunes events older than `storage.retention` (whole batches of the tamper-evident
+//! chain, oldest first, moving its anchor) and alerts older than `storage.alert_retention` with their delivery
+//! records. Each step is one small transaction with a pause after it, so ingest never waits long for the lock.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::SqliteConnection;
+use tokio_util::sync::CancellationToken;
+
+use super::{chain, StoreError};
+
+/// Pause between two pruning transactions: room for the writer.
+const STEP_PAUSE: Duration = Duration::from_millis(20);
+
+/// Alerts deleted per transaction.
+const ALERT_CHUNK: i64 = 500;
+
+/// What to keep and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionPolicy {
+    /// Events stored longer ago are pruned.
+    pub events: Option<Duration>,
+    /// Alerts fired longer ago are pruned.
+    pub alerts: Option<Duration>,
+    /// How often to look.
+    pub every: Duration,
+}
+
+/// What one pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Chain batches (or chunks of pre-chain events) removed.
+    pub event_steps: u64,
+    /// Alerts removed.
+    pub alerts: u64,
+}
+
+fn ago(keep: Duration) -> chrono::DateTime<Utc> {
+    Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX)
+}
+
+/// One pass: everything due now, step by step.
+pub async fn prune_once(conn: &mut SqliteConnection, policy: &RetentionPolicy) -> Result<Pruned, StoreError> {
+    let mut pruned = Pruned::default();
+    if let Some(keep) = policy.events {
+        while chain::prune_oldest(conn, ago(keep)).await? {
+            pruned.event_steps += 1;
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+    }
+    if let Some(keep) = policy.alerts {
+        loop {
+            let n = prune_alerts(conn, ago(keep)).await?;
+            pruned.alerts += n;
+            if n < ALERT_CHUNK as u64 {
+                break;
+            }
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+    }
+    Ok(pruned)
+}
+
+async fn prune_alerts(conn: &mut SqliteConnection, cutoff: chrono::DateTime<Utc>) -> Result<u64, StoreError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let deleted = async {
+        let ids = "SELECT id FROM alerts WHERE fired_at < ?1 ORDER BY id LIMIT ?2";
+        sqlx::query(&format!("DELETE FROM outbox WHERE alert_id IN ({ids})"))
+            .bind(cutoff.timestamp_micros())
+            .bind(ALERT_CHUNK)
+            .execute(&mut *conn)
+            .await?;
+        let done = sqlx::query(&format!("DELETE FROM alerts WHERE id IN ({ids})"))
+            .bind(cutoff.timestamp_micros())
+            .bind(ALERT_CHUNK)
+            .execute(&mut *conn)
+            .await?;
+        Ok::<_, StoreError>(done.rows_affected())
+    }
+    .await;
+    match deleted {
+        Ok(n) => {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(n)
+        }
+        Err(error) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(error)
+        }
+    }
+}
+
+/// Prunes every `policy.every` until `shutdown`.
+pub async fn run(mut conn: SqliteConnection, policy: RetentionPolicy, shutdown: CancellationToken) {
+    if policy.events.is_none() && policy.alerts.is_none() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(policy.every) => {}
+        }
+        match prune_once(&mut conn, &policy).await {
+            Ok(pruned) if pruned != Pruned::default() => {
+                tracing::info!(event_batches = pruned.event_steps, alerts = pruned.alerts, "retention pruned old data")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "retention pass failed; the next one tries again"),
+        }
+    }
+}
