@@ -23,7 +23,19 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
     match command {
         ConfigCommand::Example => print!("{EXAMPLE}"),
         ConfigCommand::Check { file } => {
-            Config::load(&file)?;
+            let config = Config::load(&file)?;
+            // Each notifier on its own, so that every missing secret is reported, not only the first.
+            for (name, notifier) in &config.notifiers {
+                match notifier.resolve(name) {
+                    Ok(_) => {}
+                    Err(error) if error.missing_secret => {
+                        eprintln!("{}: warning: {error} (here; the service may see it)", file.display())
+                    }
+                    Err(error) => return Err(anyhow::Error::new(error).context(format!("{}", file.display()))),
+                }
+            }
+            crate::config::notifiers::check_fallbacks(&config.notifiers)
+                .map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
             println!("{}: ok", file.display());
         }
     }

@@ -14,6 +14,9 @@ mod silence_cmd;
 
 use clap::{Parser, Subcommand};
 
+/// `hsmwatch --version`: the crate version and the git revision it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("HSMWATCH_GIT_REV"), ")");
+
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code for a runtime error (database, network, I/O).
@@ -26,7 +29,7 @@ pub const EXIT_USAGE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(
     name = "hsmwatch",
-    version,
+    version = VERSION,
     about,
     args_override_self = true,
     after_help = "Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.\nLogging: -v / -vv, or RUST_LOG (e.g. RUST_LOG=hsmwatch=debug)."

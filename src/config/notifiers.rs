@@ -57,11 +57,12 @@ pub enum NotifierKind {
 }
 
 impl NotifierKind {
-    fn as_str(self) -> &'static str {
+    /// With its article, for messages.
+    fn described(self) -> &'static str {
         match self {
-            NotifierKind::Webhook => "webhook",
-            NotifierKind::Slack => "slack",
-            NotifierKind::Email => "email",
+            NotifierKind::Webhook => "a webhook",
+            NotifierKind::Slack => "a slack",
+            NotifierKind::Email => "an email",
         }
     }
 }
@@ -301,6 +302,9 @@ pub struct NotifierError {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// The setting is right but its secret is not available here (an unset variable, an unreadable file): the
+    /// service may still see it (`config check` warns instead of failing).
+    pub missing_secret: bool,
 }
 
 /// Resolves a secret given as an environment variable or a file (at most one of them).
@@ -310,14 +314,15 @@ fn secret_from(
     (env_field, file_field): (&str, &str),
     error: &dyn Fn(&str, String) -> NotifierError,
 ) -> Result<Option<Secret>, NotifierError> {
+    let missing = |field: &str, message: String| NotifierError { missing_secret: true, ..error(field, message) };
     match (variable, path) {
         (None, None) => Ok(None),
         (Some(variable), None) => std::env::var(variable)
             .map(|v| Some(Secret(v)))
-            .map_err(|_| error(env_field, format!("environment variable {variable} is not set"))),
+            .map_err(|_| missing(env_field, format!("environment variable {variable} is not set"))),
         (None, Some(path)) => std::fs::read_to_string(path)
             .map(|s| Some(Secret(s.trim().to_owned())))
-            .map_err(|e| error(file_field, format!("cannot read {}: {e}", path.display()))),
+            .map_err(|e| missing(file_field, format!("cannot read {}: {e}", path.display()))),
         (Some(_), Some(_)) => Err(error(env_field, format!("give {env_field} or {file_field}, not both"))),
     }
 }
@@ -329,6 +334,7 @@ impl NotifierConfig {
             notifier: name.to_owned(),
             field: field.to_owned(),
             message,
+            missing_secret: false,
         };
         self.check_fields_apply(&error)?;
         if self.rate_limit.max == 0 || self.rate_limit.per.is_zero() {
@@ -385,7 +391,7 @@ impl NotifierConfig {
             NotifierKind::Email => http_only.iter().chain(&webhook_only).collect(),
         };
         match foreign.iter().find(|(_, given)| *given) {
-            Some((field, _)) => Err(error(field, format!("not a setting of a {} notifier", self.kind.as_str()))),
+            Some((field, _)) => Err(error(field, format!("not a setting of {} notifier", self.kind.described()))),
             None => Ok(()),
         }
     }
@@ -490,19 +496,24 @@ impl NotifierConfig {
 
 /// Resolves every notifier and checks that each `fallback` names another one.
 pub fn resolve_all(notifiers: &BTreeMap<String, NotifierConfig>) -> Result<Vec<ResolvedNotifier>, NotifierError> {
+    check_fallbacks(notifiers)?;
+    notifiers.iter().map(|(name, notifier)| notifier.resolve(name)).collect()
+}
+
+/// Every `fallback` names another configured notifier.
+pub fn check_fallbacks(notifiers: &BTreeMap<String, NotifierConfig>) -> Result<(), NotifierError> {
     let names: Vec<&str> = notifiers.keys().map(String::as_str).collect();
-    let mut resolved = Vec::with_capacity(notifiers.len());
     for (name, notifier) in notifiers {
         if let Some(fallback) = notifier.fallback.as_deref().filter(|f| !notifiers.contains_key(*f)) {
             return Err(NotifierError {
+                missing_secret: false,
                 notifier: name.clone(),
                 field: "fallback".into(),
                 message: format!("`{fallback}` is not a notifier{}", crate::event::did_you_mean(fallback, &names)),
             });
         }
-        resolved.push(notifier.resolve(name)?);
     }
-    Ok(resolved)
+    Ok(())
 }
 
 fn check_address(

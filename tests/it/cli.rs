@@ -74,3 +74,33 @@ async fn query_filters_and_table() {
     );
     assert_eq!(rows.len(), 2);
 }
+
+#[test]
+fn config_check_covers_notifiers_and_the_shipped_production_config() {
+    let production = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/hsmwatch.yaml");
+    let (code, out, err) = run(&["config", "check", production]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.ends_with("hsmwatch.yaml: ok\n"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let misplaced = dir.path().join("misplaced.yaml");
+    std::fs::write(&misplaced, "notifiers:\n  mail:\n    type: email\n    url: http://x\n").unwrap();
+    let (code, _, err) = run(&["config", "check", misplaced.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("notifier `mail`, url: not a setting of an email notifier"), "{err}");
+
+    let secret = dir.path().join("secret.yaml");
+    std::fs::write(
+        &secret,
+        "notifiers:\n  hook:\n    type: webhook\n    url_env: HSMWATCH_TEST_NEVER_SET\n    fallback: hook2\n  hook2:\n    type: slack\n    url_file: /nonexistent/slack.url\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["config", "check", secret.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "a secret the shell cannot see is a warning: {err}");
+    assert!(
+        err.contains("warning: notifier `hook`, url_env: environment variable HSMWATCH_TEST_NEVER_SET is not set"),
+        "{err}"
+    );
+    assert!(err.contains("warning: notifier `hook2`, url_file: cannot read /nonexistent/slack.url"), "{err}");
+    assert!(out.ends_with("ok\n"));
+}
