@@ -55,6 +55,9 @@ pub enum AppError {
     /// A notifier cannot be used.
     #[error("invalid notifier")]
     Notifier(#[source] NotifierError),
+    /// A TLS listener's certificate material is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::listen::tls::TlsError),
     /// The HTTP server cannot start.
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
@@ -66,6 +69,20 @@ pub enum AppError {
         /// The panic or cancellation.
         reason: String,
     },
+}
+
+impl AppError {
+    /// Whether the configuration is at fault (exit code 2), rather than the machine or the network.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            AppError::Decoders(_)
+                | AppError::Rules(_)
+                | AppError::Notifier(_)
+                | AppError::Tls(_)
+                | AppError::Http(crate::http::HttpError::Token(_))
+        )
+    }
 }
 
 /// Every notifier a rule names must be in the server config (RULES.md: a load error when the server starts).
@@ -132,6 +149,7 @@ pub struct Reloader {
     decoders: Arc<SharedDecoders>,
     rules: ReloadSlot,
     routing: Routing,
+    tls: std::sync::Mutex<Vec<crate::listen::tls::TlsHandshake>>,
 }
 
 impl Reloader {
@@ -143,6 +161,17 @@ impl Reloader {
         self.decoders.replace(decoders);
         *self.rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(rules.rules);
         Ok(())
+    }
+
+    /// Reads every TLS listener's certificate and key files again (SIGHUP); a listener whose files are broken keeps
+    /// its running certificate.
+    pub fn reload_certificates(&self) {
+        for tls in self.tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+            match tls.reload() {
+                Ok(()) => tracing::info!(cert = %tls.cert_file().display(), "TLS certificate reloaded"),
+                Err(error) => tracing::error!(%error, "TLS certificate reload failed; the running one stays"),
+            }
+        }
     }
 
     /// [`Reloader::reload`], logged.
@@ -200,6 +229,8 @@ pub struct Server {
     pub tcp_addresses: Vec<SocketAddr>,
     /// Bound UDP addresses, in config order.
     pub udp_addresses: Vec<SocketAddr>,
+    /// Bound TLS addresses, in config order.
+    pub tls_addresses: Vec<SocketAddr>,
     /// The bound HTTP address, when the HTTP server runs.
     pub http_address: Option<SocketAddr>,
     /// The server's counters.
@@ -252,6 +283,7 @@ impl Server {
             decoders: decoders.clone(),
             rules: evaluator.reload_slot(),
             routing,
+            tls: std::sync::Mutex::default(),
         });
         if let RuleSource::Dir(dir) = &source {
             tokio::spawn(watch_rules(dir.clone(), reloader.clone(), shutdown.clone()));
@@ -275,6 +307,31 @@ impl Server {
                 shutdown.clone(),
             )));
             tcp_addresses.push(address);
+        }
+        let mut tls_addresses = Vec::new();
+        for listener in &config.listen.tls {
+            let bind_error = |cause| AppError::Bind { transport: "tls", address: listener.address, cause };
+            let socket = TcpListener::bind(listener.address).await.map_err(bind_error)?;
+            let address = socket.local_addr().map_err(bind_error)?;
+            let listener_counters = counters.listener("tls", address);
+            let files = crate::listen::tls::TlsFiles {
+                cert_file: listener.cert_file.clone(),
+                key_file: listener.key_file.clone(),
+                client_ca_file: listener.client_ca_file.clone(),
+            };
+            let handshake = crate::listen::tls::TlsHandshake::new(files, listener_counters.clone())?;
+            tracing::info!(transport = "tls", %address, mutual = listener.client_ca_file.is_some(), "listening");
+            reloader.tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(handshake.clone());
+            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
+            listeners.push(tokio::spawn(tcp::serve_with(
+                socket,
+                handshake,
+                ingest,
+                queue.clone(),
+                listener_counters,
+                shutdown.clone(),
+            )));
+            tls_addresses.push(address);
         }
         let mut udp_addresses = Vec::new();
         for listener in &config.listen.udp {
@@ -345,7 +402,7 @@ impl Server {
                     counters: counters.clone(),
                     pool: store::open_reader(&config.storage.path).await.map_err(crate::http::HttpError::from)?,
                     db_path: config.storage.path.clone(),
-                    listeners_configured: config.listen.tcp.len() + config.listen.udp.len(),
+                    listeners_configured: config.listen.tcp.len() + config.listen.udp.len() + config.listen.tls.len(),
                     rules_loaded: rules.rules.len(),
                     silent_after: config.inventory.silent_after,
                     token: token.map(Arc::new),
@@ -359,6 +416,7 @@ impl Server {
             http,
             tcp_addresses,
             udp_addresses,
+            tls_addresses,
             counters,
             reloader,
             shutdown,

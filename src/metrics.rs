@@ -37,6 +37,8 @@ pub struct ListenerCounters {
     pub connections_accepted: AtomicU64,
     /// TCP connections open now.
     pub connections_open: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 impl ListenerCounters {
@@ -54,6 +56,7 @@ impl ListenerCounters {
             framing_errors: AtomicU64::new(0),
             connections_accepted: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
         }
     }
 }

@@ -119,6 +119,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::diagnostic::FileErrors>()
             || cause.is::<crate::config::notifiers::NotifierError>()
             || cause.is::<UsageError>()
+            || cause.downcast_ref::<crate::app::AppError>().is_some_and(crate::app::AppError::is_configuration)
     });
     if usage {
         EXIT_USAGE

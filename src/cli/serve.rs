@@ -75,6 +75,7 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
         config.listen.udp =
             args.udp.iter().map(|&address| UdpListenerConfig { address, recv_buffer, max_frame }).collect();
         config.listen.tcp = args.tcp.iter().map(|&address| TcpListenerConfig { address, max_frame }).collect();
+        config.listen.tls.clear();
     }
     Ok(config)
 }
@@ -90,6 +91,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
         while hangup.recv().await.is_some() {
             reloader.reload_logged("SIGHUP");
+            reloader.reload_certificates();
         }
     });
     tokio::spawn(async move {

@@ -127,6 +127,27 @@ pub struct ListenConfig {
     /// TCP sockets: RFC 6587 octet counting or LF/CRLF/NUL framing, detected per frame.
     #[serde(default)]
     pub tcp: Vec<TcpListenerConfig>,
+    /// TLS sockets (RFC 5425): the TCP framing inside TLS 1.2 or 1.3.
+    #[serde(default)]
+    pub tls: Vec<TlsListenerConfig>,
+}
+
+/// One TLS listener.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListenerConfig {
+    /// Address and port to bind (6514 is the registered syslog-over-TLS port).
+    pub address: SocketAddr,
+    /// Longest frame kept, as for TCP.
+    #[serde(default = "default_max_frame")]
+    pub max_frame: ByteSize,
+    /// The server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub key_file: PathBuf,
+    /// Client certificates must chain to these CAs (PEM); unset: no client certificate is asked for.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// One UDP listener.
@@ -244,6 +265,7 @@ impl Default for ListenConfig {
                 max_frame: default_max_frame(),
             }],
             tcp: vec![TcpListenerConfig { address, max_frame: default_max_frame() }],
+            tls: Vec::new(),
         }
     }
 }
@@ -294,10 +316,11 @@ impl Config {
         if self.storage.queue_capacity == 0 {
             return Err("storage.queue_capacity must be at least 1".into());
         }
-        if self.listen.udp.is_empty() && self.listen.tcp.is_empty() {
-            return Err("listen: no listener configured (give at least one udp or tcp address)".into());
+        if self.listen.udp.is_empty() && self.listen.tcp.is_empty() && self.listen.tls.is_empty() {
+            return Err("listen: no listener configured (give at least one udp, tcp or tls address)".into());
         }
         let frames = self.listen.udp.iter().map(|l| l.max_frame).chain(self.listen.tcp.iter().map(|l| l.max_frame));
+        let frames = frames.chain(self.listen.tls.iter().map(|l| l.max_frame));
         if frames.into_iter().any(|size| size.0 == 0) {
             return Err("listen: max_frame must be at least 1 byte".into());
         }

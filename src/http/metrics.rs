@@ -101,13 +101,18 @@ impl ServerCollector {
     fn per_listener(&self, pick: Pick, only: Option<&str>) -> Vec<(Labels, u64)> {
         self.listeners
             .iter()
-            .filter(|l| only.is_none_or(|t| l.transport == t))
+            .filter(|l| match only {
+                None => true,
+                // TCP and TLS listeners share the connection families.
+                Some("stream") => l.transport != "udp",
+                Some(transport) => l.transport == transport,
+            })
             .map(|l| (vec![("transport", l.transport.to_owned()), ("listener", l.address.to_string())], value(pick(l))))
             .collect()
     }
 
     fn encode_listeners(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let families: [(&str, &str, Pick, Option<&str>); 9] = [
+        let families: [(&str, &str, Pick, Option<&str>); 10] = [
             ("hsmwatch_messages_received", "Frames (TCP) and datagrams (UDP) received.", |l| &l.received, None),
             ("hsmwatch_bytes_received", "Bytes read from syslog sockets.", |l| &l.bytes, None),
             ("hsmwatch_frames_truncated", "Frames cut at max_frame (stored, marked).", |l| &l.truncated, None),
@@ -123,15 +128,21 @@ impl ServerCollector {
                 "hsmwatch_tcp_framing_errors",
                 "TCP connections closed for impossible framing.",
                 |l| &l.framing_errors,
-                Some("tcp"),
+                Some("stream"),
             ),
             (
                 "hsmwatch_tcp_connections_accepted",
                 "TCP connections accepted.",
                 |l| &l.connections_accepted,
-                Some("tcp"),
+                Some("stream"),
             ),
-            ("hsmwatch_tcp_connections_open", "TCP connections open now.", |l| &l.connections_open, Some("tcp")),
+            ("hsmwatch_tcp_connections_open", "TCP/TLS connections open now.", |l| &l.connections_open, Some("stream")),
+            (
+                "hsmwatch_tls_handshake_failures",
+                "TLS handshakes that failed or timed out.",
+                |l| &l.tls_handshake_failures,
+                Some("tls"),
+            ),
         ];
         for (name, help, pick, only) in families {
             let series = self.per_listener(pick, only);

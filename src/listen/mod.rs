@@ -6,6 +6,7 @@
 //! this module free of the stages after it.
 
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::fmt;
@@ -48,6 +49,8 @@ pub enum Transport {
     Udp,
     /// RFC 6587.
     Tcp,
+    /// RFC 5425: RFC 6587 framing inside TLS.
+    Tls,
 }
 
 impl fmt::Display for Transport {
@@ -55,6 +58,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         })
     }
 }

@@ -1,10 +1,13 @@
 //! TCP listener: one task accepts, one task per connection reads, frames (through the [`Ingest`] sink) and sends.
+//! A [`Handshake`] turns each accepted socket into the byte stream that is read: the socket itself for plain TCP, a
+//! TLS session for the TLS listener (`super::tls`).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -17,9 +20,44 @@ use crate::metrics::{Counters, ListenerCounters};
 /// Size of one socket read.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Accepts connections until `shutdown`, then waits for every connection to drain.
+/// Turns an accepted socket into the stream that carries syslog frames.
+pub trait Handshake: Clone + Send + Sync + 'static {
+    /// What is read.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
+    /// The transport, as reported.
+    const TRANSPORT: Transport;
+    /// The stream, or `None` when the peer failed the handshake (the connection is dropped).
+    fn handshake(&self, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = Option<Self::Stream>> + Send;
+}
+
+/// Plain TCP: the socket is the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Plain;
+
+impl Handshake for Plain {
+    type Stream = TcpStream;
+    const TRANSPORT: Transport = Transport::Tcp;
+
+    async fn handshake(&self, stream: TcpStream, _peer: SocketAddr) -> Option<TcpStream> {
+        Some(stream)
+    }
+}
+
+/// Accepts plain TCP connections until `shutdown`, then waits for every connection to drain.
 pub async fn serve<I: Ingest>(
     listener: TcpListener,
+    ingest: I,
+    queue: mpsc::Sender<Event>,
+    counters: Arc<ListenerCounters>,
+    shutdown: CancellationToken,
+) {
+    serve_with(listener, Plain, ingest, queue, counters, shutdown).await
+}
+
+/// Accepts connections until `shutdown`, each through `handshake`, then waits for every connection to drain.
+pub async fn serve_with<H: Handshake, I: Ingest>(
+    listener: TcpListener,
+    handshake: H,
     ingest: I,
     queue: mpsc::Sender<Event>,
     counters: Arc<ListenerCounters>,
@@ -29,9 +67,13 @@ pub async fn serve<I: Ingest>(
     let mut connections = JoinSet::new();
     let open = |stream: TcpStream, peer: SocketAddr, connections: &mut JoinSet<()>| {
         Counters::add(&counters.connections_accepted, 1);
-        let sink = ingest.open_stream(peer, Transport::Tcp);
-        let connection = Connection { stream, peer, queue: queue.clone(), counters: counters.clone() };
-        connections.spawn(connection.run(sink, shutdown.clone()));
+        let sink = ingest.open_stream(peer, H::TRANSPORT);
+        let (handshake, queue, counters, shutdown) =
+            (handshake.clone(), queue.clone(), counters.clone(), shutdown.clone());
+        connections.spawn(async move {
+            let Some(stream) = handshake.handshake(stream, peer).await else { return };
+            Connection { stream, peer, queue, counters }.run(sink, shutdown).await
+        });
     };
     loop {
         tokio::select! {
@@ -56,14 +98,14 @@ pub async fn serve<I: Ingest>(
     while connections.join_next().await.is_some() {}
 }
 
-struct Connection {
-    stream: TcpStream,
+struct Connection<R> {
+    stream: R,
     peer: SocketAddr,
     queue: mpsc::Sender<Event>,
     counters: Arc<ListenerCounters>,
 }
 
-impl Connection {
+impl<R: AsyncRead + AsyncWrite + Unpin + Send + Sync> Connection<R> {
     async fn run<S: StreamSink>(mut self, mut sink: S, shutdown: CancellationToken) {
         tracing::debug!(peer = %self.peer, "connection opened");
         Counters::add(&self.counters.connections_open, 1);
@@ -108,6 +150,8 @@ impl Connection {
                 }
             }
         }
+        // A TLS peer expects close_notify before the end of the stream; a TCP peer gets its FIN.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.stream.shutdown()).await;
         Counters::sub(&self.counters.connections_open, 1);
         tracing::debug!(peer = %self.peer, "connection closed");
     }

@@ -17,4 +17,5 @@ mod rules;
 mod shutdown;
 mod support;
 mod tcp;
+mod tls;
 mod udp;
