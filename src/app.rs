@@ -252,6 +252,9 @@ impl Server {
         let counters = Arc::new(Counters::default());
         let shutdown = CancellationToken::new();
         let mut conn = store::open_writer(&config.storage.path).await?;
+        if let Some(cap) = config.storage.max_size {
+            store::cap_size(&mut conn, cap.0).await?;
+        }
         tracing::info!(path = %config.storage.path.display(), "database open");
         let source = RuleSource::resolve(config.rules.dir.as_deref());
         let loaded_decoders = Decoders::load(&source).map_err(AppError::Decoders)?;
@@ -294,13 +297,14 @@ impl Server {
         let mut tcp_addresses = Vec::new();
         for listener in &config.listen.tcp {
             let bind_error = |cause| AppError::Bind { transport: "tcp", address: listener.address, cause };
-            let socket = TcpListener::bind(listener.address).await.map_err(bind_error)?;
+            let socket = tcp::bind(listener.address).map_err(bind_error)?;
             let address = socket.local_addr().map_err(bind_error)?;
             tracing::info!(transport = "tcp", %address, max_frame = %listener.max_frame, "listening");
             let listener_counters = counters.listener("tcp", address);
             let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
             listeners.push(tokio::spawn(tcp::serve(
                 socket,
+                listener.policy(),
                 ingest,
                 queue.clone(),
                 listener_counters,
@@ -311,7 +315,7 @@ impl Server {
         let mut tls_addresses = Vec::new();
         for listener in &config.listen.tls {
             let bind_error = |cause| AppError::Bind { transport: "tls", address: listener.address, cause };
-            let socket = TcpListener::bind(listener.address).await.map_err(bind_error)?;
+            let socket = tcp::bind(listener.address).map_err(bind_error)?;
             let address = socket.local_addr().map_err(bind_error)?;
             let listener_counters = counters.listener("tls", address);
             let files = crate::listen::tls::TlsFiles {
@@ -326,6 +330,7 @@ impl Server {
             listeners.push(tokio::spawn(tcp::serve_with(
                 socket,
                 handshake,
+                listener.policy(),
                 ingest,
                 queue.clone(),
                 listener_counters,
@@ -348,8 +353,10 @@ impl Server {
             }
             let listener_counters = counters.listener("udp", address);
             let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
+            let admission = crate::listen::admission::Admission::new(listener.allow.clone(), 0, 0);
             listeners.push(tokio::spawn(udp::serve(
                 socket,
+                admission,
                 ingest,
                 queue.clone(),
                 listener_counters,

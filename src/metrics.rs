@@ -39,6 +39,12 @@ pub struct ListenerCounters {
     pub connections_open: AtomicU64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: AtomicU64,
+    /// Datagrams and connections from addresses outside the allowlist, dropped unread.
+    pub refused_not_allowed: AtomicU64,
+    /// Connections refused because the listener or the peer held its maximum.
+    pub refused_limit: AtomicU64,
+    /// Connections closed after `idle_timeout` without data.
+    pub idle_closed: AtomicU64,
 }
 
 impl ListenerCounters {
@@ -57,6 +63,9 @@ impl ListenerCounters {
             connections_accepted: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            refused_not_allowed: AtomicU64::new(0),
+            refused_limit: AtomicU64::new(0),
+            idle_closed: AtomicU64::new(0),
         }
     }
 }

@@ -72,9 +72,13 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if !args.udp.is_empty() || !args.tcp.is_empty() {
         let max_frame = ByteSize(crate::frame::DEFAULT_MAX_FRAME as u64);
         let recv_buffer = config.listen.udp.first().map_or(ByteSize(8 << 20), |l| l.recv_buffer);
-        config.listen.udp =
-            args.udp.iter().map(|&address| UdpListenerConfig { address, recv_buffer, max_frame }).collect();
-        config.listen.tcp = args.tcp.iter().map(|&address| TcpListenerConfig { address, max_frame }).collect();
+        config.listen.udp = args
+            .udp
+            .iter()
+            .map(|&address| UdpListenerConfig { address, recv_buffer, max_frame, allow: Vec::new() })
+            .collect();
+        config.listen.tcp =
+            args.tcp.iter().map(|&address| TcpListenerConfig { max_frame, ..TcpListenerConfig::on(address) }).collect();
         config.listen.tls.clear();
     }
     Ok(config)

@@ -148,6 +148,18 @@ pub struct TlsListenerConfig {
     /// Client certificates must chain to these CAs (PEM); unset: no client certificate is asked for.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// Only these networks may connect (empty: any); other connections are closed unread and counted.
+    #[serde(default, with = "units::networks")]
+    pub allow: Vec<ipnet::IpNet>,
+    /// Connections open at once on this listener (0: no limit).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once from one address (0: no limit).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// A connection that sends nothing for this long is closed (null: never).
+    #[serde(default = "default_idle_timeout", with = "units::optional_duration")]
+    pub idle_timeout: Option<Duration>,
 }
 
 /// One UDP listener.
@@ -162,6 +174,9 @@ pub struct UdpListenerConfig {
     /// Longest datagram kept; longer ones are truncated and marked.
     #[serde(default = "default_max_frame")]
     pub max_frame: ByteSize,
+    /// Only these networks may send (empty: any); other datagrams are dropped unread and counted.
+    #[serde(default, with = "units::networks")]
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 /// One TCP listener.
@@ -174,6 +189,67 @@ pub struct TcpListenerConfig {
     /// connection.
     #[serde(default = "default_max_frame")]
     pub max_frame: ByteSize,
+    /// Only these networks may connect (empty: any); other connections are closed unread and counted.
+    #[serde(default, with = "units::networks")]
+    pub allow: Vec<ipnet::IpNet>,
+    /// Connections open at once on this listener (0: no limit).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once from one address (0: no limit).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// A connection that sends nothing for this long is closed (null: never).
+    #[serde(default = "default_idle_timeout", with = "units::optional_duration")]
+    pub idle_timeout: Option<Duration>,
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
+fn default_idle_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(3600))
+}
+
+/// The admission policy of a TCP or TLS listener from its settings.
+fn stream_policy(
+    allow: &[ipnet::IpNet],
+    max_connections: usize,
+    max_per_ip: usize,
+    idle_timeout: Option<Duration>,
+) -> crate::listen::tcp::StreamPolicy {
+    crate::listen::tcp::StreamPolicy {
+        admission: crate::listen::admission::Admission::new(allow.to_vec(), max_connections, max_per_ip),
+        idle_timeout,
+    }
+}
+
+impl TcpListenerConfig {
+    /// The allowlist, connection limits and idle timeout.
+    pub fn policy(&self) -> crate::listen::tcp::StreamPolicy {
+        stream_policy(&self.allow, self.max_connections, self.max_connections_per_ip, self.idle_timeout)
+    }
+
+    /// A listener on `address` with every other setting at its default.
+    pub fn on(address: SocketAddr) -> Self {
+        TcpListenerConfig {
+            address,
+            max_frame: default_max_frame(),
+            allow: Vec::new(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            idle_timeout: default_idle_timeout(),
+        }
+    }
+}
+
+impl TlsListenerConfig {
+    /// The allowlist, connection limits and idle timeout.
+    pub fn policy(&self) -> crate::listen::tcp::StreamPolicy {
+        stream_policy(&self.allow, self.max_connections, self.max_connections_per_ip, self.idle_timeout)
+    }
 }
 
 /// Storage settings.
@@ -198,6 +274,10 @@ pub struct StorageConfig {
     /// Alerts (and their delivery records) older than this are pruned; null keeps everything.
     #[serde(default = "default_alert_retention", with = "units::optional_duration")]
     pub alert_retention: Option<Duration>,
+    /// The database may not grow beyond this (null: the disk's size). When full, the writer holds its batch and
+    /// retries (TCP senders are slowed, UDP overflow is counted) until retention or an operator frees space.
+    #[serde(default)]
+    pub max_size: Option<ByteSize>,
     /// How often retention looks for what is due.
     #[serde(default = "default_prune_interval", with = "units::duration")]
     pub prune_interval: Duration,
@@ -263,8 +343,9 @@ impl Default for ListenConfig {
                 address,
                 recv_buffer: default_udp_recv_buffer(),
                 max_frame: default_max_frame(),
+                allow: Vec::new(),
             }],
-            tcp: vec![TcpListenerConfig { address, max_frame: default_max_frame() }],
+            tcp: vec![TcpListenerConfig::on(address)],
             tls: Vec::new(),
         }
     }
@@ -280,6 +361,7 @@ impl Default for StorageConfig {
             retention: default_retention(),
             alert_retention: default_alert_retention(),
             prune_interval: default_prune_interval(),
+            max_size: None,
         }
     }
 }

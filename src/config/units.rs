@@ -95,6 +95,28 @@ pub mod optional_duration {
     }
 }
 
+/// `with = "units::networks"`: a list of networks, each `10.0.0.0/8`, `2001:db8::/32`, or a bare address (one host).
+pub mod networks {
+    use serde::{Deserialize, Deserializer};
+
+    /// Parses one network or address.
+    pub fn parse(text: &str) -> Result<ipnet::IpNet, String> {
+        let text = text.trim();
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| format!("`{text}` is neither a network (10.0.0.0/8) nor an address"))
+    }
+
+    /// Deserializes the list.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| parse(text))
+            .collect::<Result<_, _>>()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Parses `1h` (back from now), `2026-01-01` or an RFC 3339 time.
 pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     parse_time_at(text, Utc::now())
@@ -126,6 +148,15 @@ mod tests {
         assert!(ByteSize::parse("MiB").is_err());
         assert_eq!(ByteSize(8 << 20).to_string(), "8MiB");
         assert_eq!(ByteSize(100).to_string(), "100B");
+    }
+
+    #[test]
+    fn networks_and_bare_addresses() {
+        assert_eq!(networks::parse("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(networks::parse("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
+        assert_eq!(networks::parse("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
+        assert!(networks::parse("10.0.0.0/33").is_err());
+        assert!(networks::parse("hsm-01").is_err());
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl ServerCollector {
     }
 
     fn encode_listeners(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let families: [(&str, &str, Pick, Option<&str>); 10] = [
+        let families: [(&str, &str, Pick, Option<&str>); 13] = [
             ("hsmwatch_messages_received", "Frames (TCP) and datagrams (UDP) received.", |l| &l.received, None),
             ("hsmwatch_bytes_received", "Bytes read from syslog sockets.", |l| &l.bytes, None),
             ("hsmwatch_frames_truncated", "Frames cut at max_frame (stored, marked).", |l| &l.truncated, None),
@@ -137,6 +137,19 @@ impl ServerCollector {
                 Some("stream"),
             ),
             ("hsmwatch_tcp_connections_open", "TCP/TLS connections open now.", |l| &l.connections_open, Some("stream")),
+            (
+                "hsmwatch_refused_not_allowed",
+                "Datagrams and connections from outside the allowlist, dropped unread.",
+                |l| &l.refused_not_allowed,
+                None,
+            ),
+            (
+                "hsmwatch_refused_connection_limit",
+                "Connections refused: the listener or the address held its maximum.",
+                |l| &l.refused_limit,
+                Some("stream"),
+            ),
+            ("hsmwatch_idle_closed", "Connections closed after idle_timeout.", |l| &l.idle_closed, Some("stream")),
             (
                 "hsmwatch_tls_handshake_failures",
                 "TLS handshakes that failed or timed out.",

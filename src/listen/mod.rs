@@ -5,6 +5,7 @@
 //! counted) and the drain on shutdown. Turning bytes into events is the [`Ingest`] implementation's job, which keeps
 //! this module free of the stages after it.
 
+pub mod admission;
 pub mod tcp;
 pub mod tls;
 pub mod udp;

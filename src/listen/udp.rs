@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::admission::Admission;
 use super::{Drain, Ingest};
 use crate::event::Event;
 use crate::metrics::{Counters, ListenerCounters};
@@ -33,6 +34,7 @@ pub fn bind(address: SocketAddr, recv_buffer: usize) -> std::io::Result<(UdpSock
 /// Receives datagrams until `shutdown`, then takes what is already queued in the socket.
 pub async fn serve<I: Ingest>(
     socket: UdpSocket,
+    admission: Admission,
     ingest: I,
     queue: mpsc::Sender<Event>,
     counters: Arc<ListenerCounters>,
@@ -43,7 +45,8 @@ pub async fn serve<I: Ingest>(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             received = socket.recv_from(&mut buf) => match received {
-                Ok((n, peer)) => accept(&ingest, &buf[..n], peer, &queue, &counters),
+                Ok((n, peer)) if admission.permits(peer.ip()) => accept(&ingest, &buf[..n], peer, &queue, &counters),
+                Ok(_) => Counters::add(&counters.refused_not_allowed, 1),
                 Err(error) => tracing::debug!(%error, "udp receive failed"),
             },
         }
@@ -51,6 +54,10 @@ pub async fn serve<I: Ingest>(
     // Datagrams already in the socket buffer were sent before shutdown: store them, waiting for room if need be.
     let drain = Drain::start();
     while let Some(Ok((n, peer))) = drain.next(socket.recv_from(&mut buf)).await {
+        if !admission.permits(peer.ip()) {
+            Counters::add(&counters.refused_not_allowed, 1);
+            continue;
+        }
         Counters::add(&counters.bytes, n as u64);
         if queue.send(ingest.datagram(&buf[..n], peer, Utc::now())).await.is_err() {
             break;

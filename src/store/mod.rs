@@ -94,6 +94,15 @@ pub async fn open_writer(path: &Path) -> Result<SqliteConnection, StoreError> {
     Ok(conn)
 }
 
+/// Caps the database at `bytes` for writes on this connection (`PRAGMA max_page_count`): past it, writes fail with
+/// SQLITE_FULL, which the writer treats like a full disk (hold, retry, slow the senders).
+pub async fn cap_size(conn: &mut SqliteConnection, bytes: u64) -> Result<(), StoreError> {
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *conn).await?;
+    let pages = (bytes / u64::try_from(page_size.max(512)).unwrap_or(4096)).max(1);
+    sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Opens a read-only pool on an existing database, for queries that run while the server writes.
 pub async fn open_reader(path: &Path) -> Result<SqlitePool, StoreError> {
     if !path.exists() {

@@ -377,8 +377,9 @@ async fn silenced_alerts_are_recorded_but_not_delivered() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.starts_with("silence 1 active until"), "{out}");
-    send_tcp(server.tcp, tamper_from("hsm-silent-1").as_bytes(), false).await;
-    send_tcp(server.tcp, tamper_from("hsm-loud-1").as_bytes(), false).await;
+    // One connection, so the silenced alert is alert 1.
+    let both = format!("{}{}", tamper_from("hsm-silent-1"), tamper_from("hsm-loud-1"));
+    send_tcp(server.tcp, both.as_bytes(), false).await;
     wait_until("the unsilenced alert", || !receiver.received.lock().unwrap().is_empty()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let received = receiver.received.lock().unwrap().clone();

@@ -37,9 +37,13 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        config.listen.tcp = vec![TcpListenerConfig { address: any, max_frame: ByteSize(max_frame) }];
-        config.listen.udp =
-            vec![UdpListenerConfig { address: any, recv_buffer: ByteSize(1 << 20), max_frame: ByteSize(max_frame) }];
+        config.listen.tcp = vec![TcpListenerConfig { max_frame: ByteSize(max_frame), ..TcpListenerConfig::on(any) }];
+        config.listen.udp = vec![UdpListenerConfig {
+            address: any,
+            recv_buffer: ByteSize(1 << 20),
+            max_frame: ByteSize(max_frame),
+            allow: Vec::new(),
+        }];
         config.storage.path = dir.path().join("events.db");
         config.http.address = Some(any);
         adjust(&mut config);

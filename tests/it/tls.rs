@@ -63,6 +63,10 @@ async fn start(dir: &Path, server_ca: &Ca, client_ca: Option<&Ca>) -> TestServer
             cert_file,
             key_file,
             client_ca_file,
+            allow: Vec::new(),
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            idle_timeout: None,
         }];
     })
     .await

@@ -1,0 +1,9 @@
+//! The fault suite, a test binary of its own: its load (thousands of connections, floods, kill -9) runs after the
+//! integration tests, not beside their timing-sensitive UDP checks.
+
+#[path = "../it/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod relay;
+mod suite;

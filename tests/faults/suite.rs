@@ -1,0 +1,422 @@
+//! The fault suite (faults 1-8), in the style of rsyslog's testbench: numbered messages (`seq:%08d`), and SQLite is asked which
+//! arrived. Small scale here; `benches/faults.sh` runs the same tests with `HSMWATCH_FAULT_SCALE` times the counts.
+//! Everything targets loopback, is bounded in count and time, and stops by itself.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::support::{query_json, require_program, send_tcp, send_udp, ServeProcess, TestServer};
+
+/// Counts are multiplied by `HSMWATCH_FAULT_SCALE` (default 1) for the long runs of `benches/faults.sh`.
+fn scale(n: usize) -> usize {
+    n * std::env::var("HSMWATCH_FAULT_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
+}
+
+fn line(tag: &str, n: usize) -> String {
+    format!("<134>1 2026-03-01T12:00:00Z hsm-f {tag} 1 - - seq:{n:08}\n")
+}
+
+/// The sequence numbers stored for an app name.
+fn stored(db: &std::path::Path, tag: &str) -> Vec<usize> {
+    let mut numbers: Vec<usize> = query_json(db, &["--contains", &format!(" {tag} "), "--limit", "100000000"])
+        .iter()
+        .map(|e| e["message"].trim_start_matches("seq:").parse().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+fn sqlite3(db: &std::path::Path, sql: &str) -> String {
+    let output = std::process::Command::new("sqlite3").arg(db).arg(sql).output().expect("run sqlite3");
+    assert!(output.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn counter(server: &TestServer, transport: &str, pick: fn(&hsmwatch::metrics::ListenerCounters) -> u64) -> u64 {
+    server.server.counters.listeners().iter().filter(|l| l.transport == transport).map(|l| pick(l)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_tcp_over_several_connections_loses_nothing() {
+    // 1: as fast as the sender can go, into a small queue: backpressure, not loss.
+    let server = TestServer::start_with(64 * 1024, |config| config.storage.queue_capacity = 256).await;
+    let per_connection = scale(25_000);
+    let senders: Vec<_> = (0..4)
+        .map(|c| {
+            let tcp = server.tcp;
+            tokio::spawn(async move {
+                let text: String = (c * per_connection..(c + 1) * per_connection).map(|n| line("sustain", n)).collect();
+                send_tcp(tcp, text.as_bytes(), false).await;
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let db = server.db();
+    let _dir = server.stop().await;
+    assert_eq!(stored(&db, "sustain"), (0..4 * per_connection).collect::<Vec<_>>(), "every number once");
+}
+
+#[test]
+fn kill_9_under_load_keeps_a_gapless_committed_prefix_and_the_server_resumes() {
+    // 2: the batch being written is all a crash may take; what was committed is whole and in order.
+    require_program("sqlite3");
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    let address = format!("127.0.0.1:{}", server.port);
+    let total = scale(400_000);
+    let sending = std::thread::spawn(move || {
+        let Ok(mut stream) = std::net::TcpStream::connect(&address) else { return 0 };
+        let mut sent = 0;
+        for chunk in (0..total).collect::<Vec<_>>().chunks(1000) {
+            let text: String = chunk.iter().map(|&n| line("crash", n)).collect();
+            if stream.write_all(text.as_bytes()).is_err() {
+                break;
+            }
+            sent = chunk[chunk.len() - 1] + 1;
+        }
+        sent
+    });
+    // Kill once some batches are committed and while lines still flow.
+    let db = server.db.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sqlite3(&db, "PRAGMA busy_timeout=2000; SELECT count(*) FROM events")
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .parse::<usize>()
+        .unwrap_or(0)
+        < 2000
+    {
+        assert!(Instant::now() < deadline, "nothing was stored");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.signal("KILL");
+    let port = server.port;
+    let _ = server.wait();
+    let sent = sending.join().unwrap();
+    assert_eq!(sqlite3(&db, "PRAGMA integrity_check"), "ok");
+    let survived = stored(&db, "crash");
+    let k = survived.len();
+    assert!(k > 0 && k <= sent, "{k} stored of {sent} sent");
+    assert_eq!(survived, (0..k).collect::<Vec<_>>(), "the committed lines are a gapless prefix of one connection");
+    let (code, out, err) = crate::support::run(&["verify", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "the chain holds after kill -9: {out}{err}");
+
+    let restarted = ServeProcess::start_on(dir.path(), port);
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let after: String = (0..100).map(|n| line("resumed", n)).collect();
+    stream.write_all(after.as_bytes()).unwrap();
+    drop(stream);
+    restarted.signal("TERM");
+    let (code, stderr) = restarted.wait();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stored(&db, "resumed"), (0..100).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_slows_the_sender_and_storing_resumes_once_space_is_back() {
+    // 3: SQLITE_FULL (a 1 MiB cap) is held and retried, never a crash or a lost batch; freeing space resumes it.
+    require_program("sqlite3");
+    let server = TestServer::start_with(64 * 1024, |config| {
+        config.storage.max_size = Some(hsmwatch::config::ByteSize(1 << 20));
+        config.storage.queue_capacity = 64;
+    })
+    .await;
+    let db = server.db();
+    let total = scale(10_000);
+    let tcp = server.tcp;
+    let sender = tokio::spawn(async move {
+        let text: String = (0..total).map(|n| line("full", n)).collect();
+        send_tcp(tcp, text.as_bytes(), false).await;
+    });
+    // Whenever the database is full, the operator archives what is stored and deletes it, until every line is in.
+    let mut archived: Vec<usize> = Vec::new();
+    let mut rounds = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.server.counters.snapshot().stored < total as u64 {
+        assert!(Instant::now() < deadline, "storing did not resume ({rounds} rounds)");
+        if server.server.counters.store_failing.load(Ordering::Relaxed) {
+            if rounds == 0 {
+                let received = server.server.counters.snapshot().received;
+                assert!(received < total as u64, "reading paused while the database was full ({received} read)");
+            }
+            rounds += 1;
+            let db = db.clone();
+            archived.extend(
+                tokio::task::spawn_blocking(move || {
+                    // One transaction: no batch can commit between the copy and the delete.
+                    let rows = sqlite3(
+                        &db,
+                        "PRAGMA busy_timeout=5000; BEGIN IMMEDIATE; SELECT original FROM events; DELETE FROM events; COMMIT;",
+                    );
+                    rows.lines()
+                        .filter(|l| l.contains("seq:"))
+                        .map(|l| l.rsplit("seq:").next().unwrap().parse::<usize>().unwrap())
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap(),
+            );
+            // Until the writer has committed again, the flag still says full.
+            let before = server.server.counters.snapshot().stored;
+            while server.server.counters.snapshot().stored == before && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sender.await.unwrap();
+    assert!(rounds > 0, "the database never filled up");
+    let retries = server.server.counters.snapshot().store_retries;
+    let _dir = server.stop().await;
+    let mut all = BTreeSet::new();
+    for n in archived.into_iter().chain(stored(&db, "full")) {
+        assert!(all.insert(n), "line {n} stored twice");
+    }
+    let missing: Vec<usize> = (0..total).filter(|n| !all.contains(n)).collect();
+    assert!(missing.is_empty(), "{} lines lost, first {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(retries > 0);
+    assert_eq!(sqlite3(&db, "PRAGMA integrity_check"), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_leave_the_server_serving() {
+    // 4: each connection gets something broken; every complete line is stored and the server goes on.
+    let server = TestServer::start_with(1024, |_| {}).await;
+    let hostile: Vec<Vec<u8>> = vec![
+        format!("<13>a: {}\n<13>a: after oversize\n", "x".repeat(5000)).into_bytes(),
+        b"<13>a: before lying\n12 <13>a: this is much longer than twelve".to_vec(),
+        b"<13>a: before absurd\n99999999999999999999 <13>a: x".to_vec(),
+        b"12a <13>a: non-numeric count\n".to_vec(),
+        b"<13>a: nul one\0<13>a: nul two\0".to_vec(),
+        b"<13>a: invalid \xff\xfe utf-8\n".to_vec(),
+        b"\n\n\r\n\n".to_vec(),
+        b"25 <13>a: incomplete last".to_vec(),
+    ];
+    for bytes in &hostile {
+        send_tcp(server.tcp, bytes, false).await;
+    }
+    send_udp(server.udp, &[b"", b"\xff\xfe", b"<13>a: udp after"]);
+    send_tcp(server.tcp, b"<13>a: still serving\n", false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = server.stop_and_query().await;
+    let originals: BTreeSet<String> = events.iter().filter_map(|e| e.get("event.original").cloned()).collect();
+    for expected in [
+        "<13>a: after oversize",
+        "<13>a: before lying",
+        "<13>a: before absurd",
+        "<13>a: nul one",
+        "<13>a: nul two",
+        "<13>a: invalid \\xff\\xfe utf-8",
+        "<13>a: udp after",
+        "<13>a: still serving",
+    ] {
+        assert!(originals.contains(expected), "{expected} missing from {originals:#?}");
+    }
+    assert!(originals.iter().any(|o| o.starts_with("<13>a: xxxx")), "the oversize line is stored truncated");
+    assert!(originals.iter().any(|o| o.contains("incomplete last")), "an incomplete last frame is stored, marked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_connections_with_random_disconnects() {
+    // 5: many connections at once, a third dropped mid-line; every complete line arrives.
+    let needed = 8192;
+    let limit = rlimit::increase_nofile_limit(needed).unwrap();
+    assert!(limit >= 5000, "ulimit -n is {limit}; the test needs 5000 descriptors");
+    let server = TestServer::start_with(64 * 1024, |config| {
+        config.listen.tcp[0].max_connections = 0;
+        config.listen.tcp[0].max_connections_per_ip = 0;
+    })
+    .await;
+    let connections = scale(2000);
+    let tcp = server.tcp;
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(tcp).await.expect("connect");
+                let text: String = (c * 5..c * 5 + 5).map(|n| line("many", n)).collect();
+                stream.write_all(text.as_bytes()).await.unwrap();
+                if c % 3 == 0 {
+                    // Dropped mid-frame, without a FIN first.
+                    stream.write_all(b"<134>1 2026-03-01T12:00:00Z hsm-f cut 1 - - half a li").await.unwrap();
+                    drop(stream);
+                } else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    stream.shutdown().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Complete lines, plus the cut ones stored marked as incomplete.
+    let expected = (connections * 5 + connections.div_ceil(3)) as u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.server.counters.snapshot().stored < expected {
+        assert!(Instant::now() < deadline, "{} of {expected} lines arrived", server.server.counters.snapshot().stored);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let db = server.db();
+    let accepted = counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.connections_accepted));
+    let _dir = server.stop().await;
+    assert_eq!(accepted, connections as u64);
+    assert_eq!(stored(&db, "many"), (0..connections * 5).collect::<Vec<_>>());
+}
+
+/// Holds `count` connections: half silent, half sending one byte a second, until `stop`.
+fn slow_connections(address: SocketAddr, count: usize, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..count)
+        .map(|c| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+                let slow = line("slow", c);
+                let mut bytes = slow.as_bytes().iter();
+                while !stop.load(Ordering::Relaxed) {
+                    if c % 2 == 1 {
+                        if let Some(byte) = bytes.next() {
+                            let _ = stream.write_all(std::slice::from_ref(byte)).await;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_idle_and_dribbling_connections_do_not_hold_back_a_normal_sender() {
+    // 6: slowloris-style connections take slots, not throughput.
+    let server = TestServer::start_with(64 * 1024, |config| {
+        config.listen.tcp[0].max_connections = 0;
+        config.listen.tcp[0].max_connections_per_ip = 0;
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow = slow_connections(server.tcp, scale(1000), stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let count = scale(20_000);
+    let text: String = (0..count).map(|n| line("normal", n)).collect();
+    send_tcp(server.tcp, text.as_bytes(), false).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.server.counters.snapshot().stored < count as u64 {
+        assert!(Instant::now() < deadline, "the normal sender's lines did not all arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let open = counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.connections_open));
+    assert!(open >= scale(1000) as u64, "the slow connections were still open meanwhile ({open})");
+    stop.store(true, Ordering::Relaxed);
+    for task in slow {
+        task.await.unwrap();
+    }
+    let db = server.db();
+    let _dir = server.stop().await;
+    assert_eq!(stored(&db, "normal"), (0..count).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tricklers_are_not_starved_by_a_flood() {
+    // 7: fairness is checked by order, not by the clock: trickling lines sent during the flood are stored among the
+    // flood's lines, not after all of them.
+    let server = TestServer::start_with(64 * 1024, |config| config.storage.queue_capacity = 512).await;
+    let tcp = server.tcp;
+    let flood_done = Arc::new(AtomicBool::new(false));
+    let flood_count = scale(100_000);
+    let flooder = {
+        let flood_done = flood_done.clone();
+        tokio::spawn(async move {
+            let text: String = (0..flood_count).map(|n| line("flood", n)).collect();
+            send_tcp(tcp, text.as_bytes(), false).await;
+            flood_done.store(true, Ordering::Relaxed);
+        })
+    };
+    let tricklers: Vec<_> = (0..5)
+        .map(|t| {
+            let flood_done = flood_done.clone();
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(tcp).await.unwrap();
+                let mut sent_during_flood = Vec::new();
+                let mut n = 0;
+                while !flood_done.load(Ordering::Relaxed) && n < 1000 {
+                    stream.write_all(line("trickle", t * 1000 + n).as_bytes()).await.unwrap();
+                    sent_during_flood.push(t * 1000 + n);
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                stream.shutdown().await.unwrap();
+                sent_during_flood
+            })
+        })
+        .collect();
+    flooder.await.unwrap();
+    let mut during = Vec::new();
+    for trickler in tricklers {
+        during.extend(trickler.await.unwrap());
+    }
+    let db = server.db();
+    let _dir = server.stop().await;
+    require_program("sqlite3");
+    let last_flood_id: i64 =
+        sqlite3(&db, "SELECT max(id) FROM events WHERE original LIKE '% flood %'").parse().unwrap();
+    let early: i64 = sqlite3(
+        &db,
+        &format!("SELECT count(*) FROM events WHERE original LIKE '% trickle %' AND id < {last_flood_id}"),
+    )
+    .parse()
+    .unwrap();
+    assert!(during.len() >= 5, "the flood lasted long enough to trickle ({} lines)", during.len());
+    // Lines sent in the flood's last moments may land after its last line; most must land before it.
+    assert!(
+        early as usize * 2 >= during.len(),
+        "{early} of {} trickled lines were stored during the flood",
+        during.len()
+    );
+    assert_eq!(stored(&db, "flood").len(), flood_count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allowlist_and_connection_limits_refuse_before_parsing() {
+    let server = TestServer::start_with(64 * 1024, |config| {
+        config.listen.tcp[0].allow = vec!["10.0.0.0/8".parse().unwrap()];
+        config.listen.udp[0].allow = vec!["192.0.2.0/24".parse().unwrap()];
+    })
+    .await;
+    send_tcp(server.tcp, b"<13>a: from outside the allowlist\n", false).await;
+    send_udp(server.udp, &[b"<13>a: spoofable"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.refused_not_allowed))
+        + counter(&server, "udp", |l| hsmwatch::metrics::value(&l.refused_not_allowed));
+    assert_eq!(refused, 2);
+    assert!(server.stop_and_query().await.is_empty(), "nothing from outside the allowlist is stored");
+
+    let server = TestServer::start_with(64 * 1024, |config| {
+        config.listen.tcp[0].max_connections_per_ip = 3;
+        config.listen.tcp[0].idle_timeout = Some(Duration::from_millis(500));
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(tokio::net::TcpStream::connect(server.tcp).await.unwrap());
+    }
+    for (i, stream) in held.iter_mut().enumerate() {
+        let _ = stream.write_all(format!("<13>a: connection {i}\n").as_bytes()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let refused = counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.refused_limit));
+    let idle = counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.idle_closed));
+    assert_eq!(refused, 2, "two connections over the per-address limit");
+    assert_eq!(idle, 3, "the three admitted ones went silent and were closed");
+    drop(held);
+    let events = server.stop_and_query().await;
+    assert_eq!(events.len(), 3, "{events:#?}");
+}
