@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Side-by-side: the same loggen load (syslog-ng's independent generator) into hsmwatch (TCP -> SQLite, the shipped
+# decoders and rules on), rsyslog (imtcp -> omfile) and syslog-ng (network -> sql() on SQLite, flow-control), on
+# loopback, one after the other, RUNS times each. For each: messages stored, messages/s from the first sent to the
+# last stored, CPU seconds per million messages and peak RSS of the collector; then medians and the ratios.
+#
+# Needs: rsyslog (apt), and syslog-ng-core + syslog-ng-mod-sql unpacked with dpkg -x (they conflict with rsyslog as
+# packages), plus their libraries (apt: libdbd-sqlite3 libivykis0 libnet1 libpcre3 libwrap0). The script fetches and unpacks
+# what is missing into $SNG (default /tmp/sng). Run by hand, not in CI: it takes minutes and loads both cores.
+#
+# Usage: benches/side_by_side.sh [MESSAGES] [CONNECTIONS] [RUNS] [SYSLOGNG_MESSAGES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+messages=${1:-300000}
+connections=${2:-4}
+runs=${3:-3}
+sng_messages=${4:-20000}     # syslog-ng -> SQLite commits row by row: ~2k msg/s, so fewer messages
+size=256
+SNG=${SNG:-/tmp/sng}
+
+need=()
+command -v rsyslogd >/dev/null || need+=(rsyslog)
+for lib in libdbd-sqlite3 libivykis0 libnet1 libpcre3 libwrap0 sqlite3; do dpkg -s "$lib" >/dev/null 2>&1 || need+=("$lib"); done
+if [ ${#need[@]} -gt 0 ]; then apt-get install -y -qq "${need[@]}" >/dev/null; fi
+if [ ! -x "$SNG/root/usr/sbin/syslog-ng" ]; then
+  mkdir -p "$SNG" && (cd "$SNG" && apt-get download syslog-ng-core syslog-ng-mod-sql >/dev/null 2>&1 && for f in syslog-ng*.deb; do dpkg -x "$f" root; done)
+fi
+export LD_LIBRARY_PATH="$SNG/root/usr/lib/x86_64-linux-gnu:$SNG/root/usr/lib/syslog-ng${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export SYSLOGNG_PREFIX="$SNG/root/usr"
+loggen="$SNG/root/usr/bin/loggen"
+cargo build --release --quiet --locked --bin hsmwatch
+hsmwatch=$PWD/target/release/hsmwatch
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "no listener on $1" >&2; return 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+now() { date +%s.%N; }
+
+# run NAME PID COUNT_COMMAND EXPECTED: loggen into $PORT, wait until COUNT_COMMAND reports EXPECTED (or stalls)
+measure() {
+  local name=$1 pid=$2 count_cmd=$3 expected=$4 port=$5
+  local ticks0 start stored last stalled=0
+  ticks0=$(cpu_ticks "$pid"); start=$(now)
+  "$loggen" --inet --stream --syslog-proto --size "$size" --active-connections "$connections" \
+    --rate 1000000 --number "$((expected / connections))" 127.0.0.1 "$port" >/dev/null 2>&1 || true
+  last=-1
+  while true; do
+    stored=$(eval "$count_cmd" 2>/dev/null || echo 0)
+    [ "$stored" -ge "$expected" ] && break
+    if [ "$stored" = "$last" ]; then stalled=$((stalled + 1)); else stalled=0; fi
+    [ "$stalled" -ge 20 ] && break           # 10 s without progress: report what arrived
+    last=$stored; sleep 0.5
+  done
+  local end ticks1 hz
+  end=$(now); ticks1=$(cpu_ticks "$pid"); hz=$(getconf CLK_TCK)
+  awk -v n="$name" -v s="$stored" -v e="$expected" -v t0="$start" -v t1="$end" -v c0="$ticks0" -v c1="$ticks1" -v hz="$hz" -v rss="$(peak_rss_kib "$pid")" \
+    'BEGIN { rate = s / (t1 - t0); cpu = (c1 - c0) / hz; printf "%s stored=%d/%d msg_per_s=%.0f cpu_s_per_million=%.2f peak_rss_mib=%.1f\n", n, s, e, rate, cpu / s * 1e6, rss / 1024 }'
+}
+
+results=$(mktemp)
+for run in $(seq 1 "$runs"); do
+  dir=$(mktemp -d)
+  # hsmwatch: the shipped decoders and rules, every line committed to SQLite.
+  p=$(port)
+  "$hsmwatch" serve --tcp "127.0.0.1:$p" --http 127.0.0.1:0 --db "$dir/h.db" --rules rules 2>"$dir/h.log" &
+  pid=$!; wait_port "$p"
+  expected=$(( (messages / connections) * connections ))
+  measure hsmwatch "$pid" "sqlite3 $dir/h.db 'select count(*) from events'" "$expected" "$p" | tee -a "$results"
+  kill -TERM "$pid"; wait "$pid" || true
+
+  # rsyslog: imtcp -> omfile, the classic flat-file collector.
+  p=$(port)
+  cat > "$dir/rsyslog.conf" <<CONF
+global(workDirectory="$dir")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="$p" ruleset="file")
+ruleset(name="file") { action(type="omfile" file="$dir/rsyslog.out") }
+CONF
+  rsyslogd -n -i "$dir/rsyslog.pid" -f "$dir/rsyslog.conf" 2>"$dir/r.log" &
+  pid=$!; wait_port "$p"
+  measure rsyslog "$pid" "wc -l < $dir/rsyslog.out" "$expected" "$p" | tee -a "$results"
+  kill -TERM "$pid"; wait "$pid" || true
+
+  # syslog-ng: network -> sql() on SQLite with flow-control (without it, it drops what it cannot store).
+  p=$(port)
+  sng_expected=$(( (sng_messages / connections) * connections ))
+  cat > "$dir/syslog-ng.conf" <<CONF
+@version: 3.38
+options { threaded(yes); };
+source s_net { syslog(ip(127.0.0.1) port($p) transport(tcp) max-connections(100) log-iw-size(10000)); };
+destination d_sql { sql(type(sqlite3) database("$dir/s.db") table("messages")
+  columns("datetime", "host", "program", "pid", "message") values("\${R_DATE}", "\${HOST}", "\${PROGRAM}", "\${PID}", "\${MSGONLY}")
+  indexes() batch-lines(1000) batch-timeout(100)); };
+log { source(s_net); destination(d_sql); flags(flow-control); };
+CONF
+  "$SNG/root/usr/sbin/syslog-ng" -F -f "$dir/syslog-ng.conf" --module-path "$SNG/root/usr/lib/syslog-ng/3.38" \
+    --persist-file "$dir/sng.persist" --pidfile "$dir/sng.pid" --control "$dir/sng.ctl" 2>"$dir/s.log" &
+  pid=$!; wait_port "$p"
+  measure syslog-ng "$pid" "sqlite3 $dir/s.db 'select count(*) from messages'" "$sng_expected" "$p" | tee -a "$results"
+  kill -TERM "$pid"; wait "$pid" || true
+  rm -rf "$dir"
+done
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+field() { grep "^$1 " "$results" | sed -E "s/.*$2=([0-9.]+).*/\1/" | median; }
+echo
+printf '%-10s %12s %22s %14s\n' collector "msg/s" "CPU s per million" "peak RSS MiB"
+for c in hsmwatch rsyslog syslog-ng; do
+  printf '%-10s %12s %22s %14s\n' "$c" "$(field "$c" msg_per_s)" "$(field "$c" cpu_s_per_million)" "$(field "$c" peak_rss_mib)"
+done
+h=$(field hsmwatch msg_per_s); r=$(field rsyslog msg_per_s); s=$(field syslog-ng msg_per_s)
+awk -v h="$h" -v r="$r" -v s="$s" 'BEGIN { printf "\nratios (msg/s): hsmwatch/rsyslog %.2f, hsmwatch/syslog-ng %.1f\n", h / r, h / s }'
+rm -f "$results"
