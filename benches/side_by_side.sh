@@ -37,25 +37,26 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 now() { date +%s.%N; }
 
-# run NAME PID COUNT_COMMAND EXPECTED: loggen into $PORT, wait until COUNT_COMMAND reports EXPECTED (or stalls)
+# measure NAME PID COUNT_COMMAND EXPECTED PORT: loggen into PORT, wait until the collector is idle (its CPU time stops
+# growing: reading its store meanwhile would disturb syslog-ng's SQLite locking), then count what it stored. The
+# elapsed time runs from the first message to the collector's last busy moment.
 measure() {
   local name=$1 pid=$2 count_cmd=$3 expected=$4 port=$5
-  local ticks0 start stored last stalled=0
+  local ticks0 start busy_until last ticks quiet=0
   ticks0=$(cpu_ticks "$pid"); start=$(now)
   "$loggen" --inet --stream --syslog-proto --size "$size" --active-connections "$connections" \
     --rate 1000000 --number "$((expected / connections))" 127.0.0.1 "$port" >/dev/null 2>&1 || true
-  last=-1
-  while true; do
-    stored=$(eval "$count_cmd" 2>/dev/null || echo 0)
-    [ "$stored" -ge "$expected" ] && break
-    if [ "$stored" = "$last" ]; then stalled=$((stalled + 1)); else stalled=0; fi
-    [ "$stalled" -ge 20 ] && break           # 10 s without progress: report what arrived
-    last=$stored; sleep 0.5
+  last=$(cpu_ticks "$pid"); busy_until=$(now)
+  while [ "$quiet" -lt 4 ]; do              # 2 s with at most one tick of CPU: done
+    sleep 0.5
+    ticks=$(cpu_ticks "$pid")
+    if [ $((ticks - last)) -le 1 ]; then quiet=$((quiet + 1)); else quiet=0; busy_until=$(now); fi
+    last=$ticks
   done
-  local end ticks1 hz
-  end=$(now); ticks1=$(cpu_ticks "$pid"); hz=$(getconf CLK_TCK)
-  awk -v n="$name" -v s="$stored" -v e="$expected" -v t0="$start" -v t1="$end" -v c0="$ticks0" -v c1="$ticks1" -v hz="$hz" -v rss="$(peak_rss_kib "$pid")" \
-    'BEGIN { rate = s / (t1 - t0); cpu = (c1 - c0) / hz; printf "%s stored=%d/%d msg_per_s=%.0f cpu_s_per_million=%.2f peak_rss_mib=%.1f\n", n, s, e, rate, cpu / s * 1e6, rss / 1024 }'
+  local stored hz
+  stored=$(eval "$count_cmd" 2>/dev/null || echo 0); hz=$(getconf CLK_TCK)
+  awk -v n="$name" -v s="$stored" -v e="$expected" -v t0="$start" -v t1="$busy_until" -v c0="$ticks0" -v c1="$last" -v hz="$hz" -v rss="$(peak_rss_kib "$pid")" \
+    'BEGIN { rate = s / (t1 - t0); cpu = (c1 - c0) / hz; printf "%s stored=%d/%d msg_per_s=%.0f cpu_s_per_million=%.2f peak_rss_mib=%.1f\n", n, s, e, rate, (s ? cpu / s * 1e6 : 0), rss / 1024 }'
 }
 
 results=$(mktemp)
@@ -91,7 +92,7 @@ options { threaded(yes); };
 source s_net { syslog(ip(127.0.0.1) port($p) transport(tcp) max-connections(100) log-iw-size(10000)); };
 destination d_sql { sql(type(sqlite3) database("$dir/s.db") table("messages")
   columns("datetime", "host", "program", "pid", "message") values("\${R_DATE}", "\${HOST}", "\${PROGRAM}", "\${PID}", "\${MSGONLY}")
-  indexes() batch-lines(1000) batch-timeout(100)); };
+  indexes() flush-lines(1000)); };
 log { source(s_net); destination(d_sql); flags(flow-control); };
 CONF
   "$SNG/root/usr/sbin/syslog-ng" -F -f "$dir/syslog-ng.conf" --module-path "$SNG/root/usr/lib/syslog-ng/3.38" \
