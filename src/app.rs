@@ -118,6 +118,7 @@ fn check_notifiers(
 struct AfterStore {
     evaluator: Evaluator,
     inventory: Inventory,
+    activity: crate::activity::Activity,
 }
 
 impl AfterCommit for AfterStore {
@@ -128,6 +129,7 @@ impl AfterCommit for AfterStore {
         first_id: i64,
     ) -> HookFuture<'a> {
         self.inventory.observe(batch);
+        self.activity.observe(batch);
         self.evaluator.committed(conn, batch, first_id)
     }
 
@@ -135,6 +137,9 @@ impl AfterCommit for AfterStore {
         Box::pin(async move {
             if let Err(error) = self.inventory.save(conn).await {
                 tracing::warn!(%error, "cannot save the host inventory");
+            }
+            if let Err(error) = self.activity.save(conn).await {
+                tracing::warn!(%error, "cannot save the hourly activity");
             }
             self.evaluator.tick(conn, now).await
         })
@@ -370,8 +375,14 @@ impl Server {
         let policy = BatchPolicy { rows: config.storage.batch_rows, delay: config.storage.batch_delay };
         let writer_counters = counters.clone();
         let writer = tokio::spawn(async move {
-            let (conn, summary) =
-                writer::run(conn, queue_rx, policy, writer_counters, AfterStore { evaluator, inventory }).await?;
+            let (conn, summary) = writer::run(
+                conn,
+                queue_rx,
+                policy,
+                writer_counters,
+                AfterStore { evaluator, inventory, activity: crate::activity::Activity::default() },
+            )
+            .await?;
             store::close_writer(conn).await?;
             Ok(summary)
         });

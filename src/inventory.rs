@@ -244,6 +244,27 @@ pub async fn views(
         .collect())
 }
 
+/// Open alerts per host and severity (fingerprints whose latest alert since `since` is firing).
+pub async fn open_alerts_by_severity(
+    conn: &mut SqliteConnection,
+    since: DateTime<Utc>,
+) -> Result<HashMap<String, BTreeMap<String, u64>>, StoreError> {
+    let rows: Vec<(Option<String>, String, String)> = sqlx::query_as(
+        "SELECT host, severity, status FROM alerts a \
+         WHERE fired_at >= ? AND id = (SELECT max(id) FROM alerts b WHERE b.fingerprint = a.fingerprint)",
+    )
+    .bind(since.timestamp_micros())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut open: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
+    for (host, severity, status) in rows {
+        if let (Some(host), "firing") = (host, status.as_str()) {
+            *open.entry(host).or_default().entry(severity).or_default() += 1;
+        }
+    }
+    Ok(open)
+}
+
 /// Open alerts per host: fingerprints whose latest alert is `firing`, among alerts of the last `days` days.
 pub async fn open_alerts(
     conn: &mut SqliteConnection,

@@ -11,10 +11,12 @@
 //! `ingest` composes frame → parse → decode for every input; `app` wires the stages into a server; `event`,
 //! `config`, `metrics` and `pack` are leaves every stage may use.
 
+pub mod activity;
 pub mod alert;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod decode;
 pub mod deliver;
 pub mod diagnostic;

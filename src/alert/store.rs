@@ -102,22 +102,34 @@ pub struct AlertRow {
     pub suppressed: i64,
     /// The silence that held its notification back.
     pub silenced_by: Option<i64>,
+    /// The host it concerns.
+    pub host: Option<String>,
+}
+
+/// Which alerts to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlertFilter<'a> {
+    /// `firing` or `resolved`.
+    pub status: Option<&'a str>,
+    /// Fired at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Concerning this host.
+    pub host: Option<&'a str>,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// Alerts newest first, optionally of one status and since a time.
-pub async fn list(
-    pool: &sqlx::SqlitePool,
-    status: Option<&str>,
-    since: Option<DateTime<Utc>>,
-    limit: u32,
-) -> Result<Vec<AlertRow>, StoreError> {
+pub async fn list(pool: &sqlx::SqlitePool, filter: &AlertFilter<'_>) -> Result<Vec<AlertRow>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed, silenced_by FROM alerts \
-         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR fired_at >= ?2) ORDER BY fired_at DESC, id DESC LIMIT ?3",
+        "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed, silenced_by, host FROM alerts \
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR fired_at >= ?2) AND (?3 IS NULL OR host = ?3) \
+         ORDER BY fired_at DESC, id DESC LIMIT ?4",
     )
-    .bind(status)
-    .bind(since.map(|t| t.timestamp_micros()))
-    .bind(i64::from(limit))
+    .bind(filter.status)
+    .bind(filter.since.map(|t| t.timestamp_micros()))
+    .bind(filter.host)
+    .bind(i64::from(filter.limit))
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -139,6 +151,7 @@ pub async fn list(
                 notify: row.try_get("notify")?,
                 suppressed: row.try_get("suppressed")?,
                 silenced_by: row.try_get("silenced_by")?,
+                host: row.try_get("host")?,
             })
         })
         .collect()

@@ -133,7 +133,8 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<()> {
         StatusFilter::Firing => "firing",
         StatusFilter::Resolved => "resolved",
     });
-    let alerts = store::list(&pool, status, args.since, args.limit).await?;
+    let alerts =
+        store::list(&pool, &store::AlertFilter { status, since: args.since, host: None, limit: args.limit }).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         for alert in &alerts {

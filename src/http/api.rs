@@ -117,7 +117,8 @@ pub async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>)
     }
     let since = time(q.since.as_deref(), "since")?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let alerts = crate::alert::store::list(&state.pool, q.status.as_deref(), since, limit).await?;
+    let filter = crate::alert::store::AlertFilter { status: q.status.as_deref(), since, host: None, limit };
+    let alerts = crate::alert::store::list(&state.pool, &filter).await?;
     Ok(Json(serde_json::json!({"alerts": alerts})))
 }
 

@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::handler))
         .merge(api)
+        .merge(crate::dashboard::router(state.clone()))
         .with_state(state)
 }
 
@@ -111,7 +112,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
 }
 
 /// Compares in time independent of where the first difference is.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 

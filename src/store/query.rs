@@ -107,6 +107,22 @@ pub async fn events(pool: &SqlitePool, filter: &EventFilter) -> Result<Vec<Store
     stored_events(&rows)
 }
 
+/// The events of these row ids (those that still exist), in id order.
+pub async fn events_by_id(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query: QueryBuilder<'_, Sqlite> =
+        QueryBuilder::new(format!("SELECT {SELECT_COLUMNS} FROM events WHERE id IN ("));
+    let mut list = query.separated(", ");
+    for id in ids.iter().take(1000) {
+        list.push_bind(*id);
+    }
+    query.push(") ORDER BY id");
+    let rows = query.build().fetch_all(pool).await?;
+    stored_events(&rows)
+}
+
 /// Events stored after row `after`, oldest first, at most `limit` (for resuming evaluation after a crash).
 pub async fn events_after(
     conn: &mut sqlx::SqliteConnection,

@@ -48,6 +48,7 @@ pub async fn prune_once(conn: &mut SqliteConnection, policy: &RetentionPolicy) -
             pruned.event_steps += 1;
             tokio::time::sleep(STEP_PAUSE).await;
         }
+        crate::activity::prune(conn, ago(keep)).await?;
     }
     if let Some(keep) = policy.alerts {
         loop {

@@ -4,6 +4,7 @@ mod alerts;
 mod backpressure;
 mod cli;
 mod corpus;
+mod dashboard;
 mod decoders;
 mod delivery;
 mod email;

@@ -1,0 +1,253 @@
+//! The web dashboard an on-call engineer opens first: the HSMs and their last 24 hours, a host's events and alerts,
+//! the alerts with their deliveries, and event search. Server-rendered HTML (maud), charts as inline SVG, one
+//! stylesheet, no script and no CDN; read-only; behind the API's token rule (a bearer header, or a session cookie
+//! set by `/login`). Every response carries a Content-Security-Policy that allows nothing but the page's own
+//! stylesheet.
+
+pub mod chart;
+pub mod pages;
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use self::pages::{AlertLine, Filters, HostFigures};
+use crate::alert::store::AlertFilter;
+use crate::http::AppState;
+use crate::store::query::{self, Cursor, EventFilter};
+
+/// The policy: the page's own stylesheet, nothing else (no script at all, no inline style, no frames).
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The session cookie's name.
+const COOKIE: &str = "hsmwatch_session";
+
+/// Events per page.
+const PAGE: u32 = 50;
+
+/// The dashboard's routes (merged into the HTTP server's).
+pub fn router(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(overview))
+        .route("/hosts/{name}", get(host))
+        .route("/alerts", get(alerts))
+        .route("/alerts/{id}", get(alert))
+        .route("/events", get(events))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_session));
+    Router::new()
+        .merge(pages)
+        .route("/login", get(login_form).post(login))
+        .route("/static/style.css", get(stylesheet))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// The cookie value for a token: a digest, so the token itself never sits in the browser.
+fn session_of(token: &str) -> String {
+    let digest = Sha256::digest(format!("hsmwatch dashboard session\0{token}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn has_session(request: &Request, token: &str) -> bool {
+    let expected = session_of(token);
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| crate::http::same_secret(t.trim().as_bytes(), token.as_bytes()));
+    let cookie = request.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|cookies| {
+        cookies
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .any(|(name, value)| name == COOKIE && crate::http::same_secret(value.as_bytes(), expected.as_bytes()))
+    });
+    bearer || cookie
+}
+
+async fn require_session(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match &state.token {
+        Some(token) if !has_session(&request, &token.0) => Redirect::to("/login").into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("style.css")).into_response()
+}
+
+async fn login_form() -> maud::Markup {
+    pages::login_page(false)
+}
+
+/// The sign-in form's field.
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginForm {
+    /// The API token.
+    pub token: String,
+}
+
+async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let Some(token) = &state.token else { return Redirect::to("/").into_response() };
+    if !crate::http::same_secret(form.token.trim().as_bytes(), token.0.as_bytes()) {
+        return (StatusCode::UNAUTHORIZED, pages::login_page(true)).into_response();
+    }
+    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", session_of(&token.0));
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+/// A page that could not be built: the error, in the frame.
+fn failure(error: impl std::fmt::Display) -> Response {
+    tracing::warn!(%error, "dashboard page failed");
+    let body = maud::html! { h1 { "Something went wrong" } p { (error.to_string()) } };
+    (StatusCode::INTERNAL_SERVER_ERROR, pages::layout("Error", body)).into_response()
+}
+
+async fn overview(State(state): State<AppState>) -> Response {
+    let now = Utc::now();
+    let day_ago = now - chrono::Duration::hours(24);
+    let built = async {
+        let mut conn = state.pool.acquire().await?;
+        let hosts = crate::inventory::views(&mut conn, state.silent_after, now).await?;
+        let hours = crate::activity::since(&mut conn, day_ago, None).await?;
+        let open = crate::inventory::open_alerts_by_severity(&mut conn, now - chrono::Duration::days(7)).await?;
+        let mut figures: BTreeMap<String, HostFigures> = BTreeMap::new();
+        for row in &hours {
+            let figure = figures.entry(row.host.clone()).or_default();
+            figure.events += row.events;
+            figure.failed_logins += row.failed_logins;
+        }
+        for (host, by_severity) in open {
+            figures.entry(host).or_default().open = by_severity;
+        }
+        let chart = chart::hourly(&hours, crate::activity::hour_of(now), 24);
+        Ok::<_, crate::store::StoreError>(pages::overview(&hosts, &figures, chart))
+    };
+    match built.await {
+        Ok(page) => page.into_response(),
+        Err(error) => failure(error),
+    }
+}
+
+/// Events matching the filters, one page, and the cursor of the next.
+async fn search(
+    state: &AppState,
+    filters: &Filters,
+    host: Option<&str>,
+) -> Result<(Vec<query::StoredEvent>, Option<String>), String> {
+    let time = |text: &Option<String>| {
+        text.as_deref().filter(|t| !t.is_empty()).map(crate::config::units::parse_time).transpose()
+    };
+    let text = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+    let after = match filters.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(cursor) => Some(cursor.parse::<Cursor>()?),
+        None => None,
+    };
+    let filter = EventFilter {
+        since: time(&filters.since)?,
+        until: time(&filters.until)?,
+        host: host.map(str::to_owned).or_else(|| text(&filters.host)),
+        action: text(&filters.action),
+        outcome: text(&filters.outcome),
+        user: text(&filters.user),
+        source_ip: text(&filters.source_ip),
+        contains: text(&filters.contains),
+        after,
+        limit: PAGE,
+    };
+    let found = query::events(&state.pool, &filter).await.map_err(|e| e.to_string())?;
+    let next = (found.len() == PAGE as usize).then(|| found.last().map(|e| Cursor::of(e).to_string())).flatten();
+    Ok((found, next))
+}
+
+async fn events(State(state): State<AppState>, Query(filters): Query<Filters>) -> Response {
+    match search(&state, &filters, None).await {
+        Ok((found, next)) => pages::events_page(&filters, &found, next.as_deref(), None).into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, pages::events_page(&filters, &[], None, Some(&error))).into_response(),
+    }
+}
+
+/// Alerts with their deliveries.
+async fn alert_lines(state: &AppState, filter: &AlertFilter<'_>) -> Result<Vec<AlertLine>, crate::store::StoreError> {
+    let rows = crate::alert::store::list(&state.pool, filter).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(alert) = crate::alert::store::get(&mut conn, row.id).await? {
+            let deliveries = crate::outbox::deliveries(&mut conn, row.id).await?;
+            lines.push(AlertLine { alert, deliveries });
+        }
+    }
+    Ok(lines)
+}
+
+/// `?status=` of the alerts page.
+#[derive(Debug, serde::Deserialize)]
+pub struct StatusQuery {
+    /// `firing` or `resolved`.
+    pub status: Option<String>,
+}
+
+async fn alerts(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> Response {
+    let status = q.status.as_deref().filter(|s| ["firing", "resolved"].contains(s));
+    match alert_lines(&state, &AlertFilter { status, since: None, host: None, limit: 100 }).await {
+        Ok(lines) => pages::alerts_page(status, &lines).into_response(),
+        Err(error) => failure(error),
+    }
+}
+
+async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+    let built = async {
+        let mut conn = state.pool.acquire().await?;
+        let Some(alert) = crate::alert::store::get(&mut conn, id).await? else { return Ok(None) };
+        let deliveries = crate::outbox::deliveries(&mut conn, id).await?;
+        let events = query::events_by_id(&state.pool, &alert.event_ids).await?;
+        Ok::<_, crate::store::StoreError>(Some(pages::alert_page(&AlertLine { alert, deliveries }, &events)))
+    };
+    match built.await {
+        Ok(Some(page)) => page.into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, pages::layout("No such alert", maud::html! { h1 { "No alert " (id) } }))
+            .into_response(),
+        Err(error) => failure(error),
+    }
+}
+
+async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(filters): Query<Filters>) -> Response {
+    let now = Utc::now();
+    let built = async {
+        let mut conn = state.pool.acquire().await?;
+        let hours = crate::activity::since(&mut conn, now - chrono::Duration::hours(24), Some(&name)).await?;
+        let lines =
+            alert_lines(&state, &AlertFilter { status: None, since: None, host: Some(&name), limit: 50 }).await?;
+        Ok::<_, crate::store::StoreError>((hours, lines))
+    };
+    let (hours, lines) = match built.await {
+        Ok(built) => built,
+        Err(error) => return failure(error),
+    };
+    let chart = chart::hourly(&hours, crate::activity::hour_of(now), 24);
+    match search(&state, &filters, Some(&name)).await {
+        Ok((found, next)) => pages::host_page(&name, chart, &filters, &found, next.as_deref(), &lines).into_response(),
+        Err(error) => {
+            tracing::debug!(%error, "dashboard filters refused");
+            (StatusCode::BAD_REQUEST, pages::host_page(&name, chart, &filters, &[], None, &lines)).into_response()
+        }
+    }
+}
