@@ -130,8 +130,13 @@ async fn import_file(
     let show_progress = std::io::stderr().is_terminal();
     let mut last_shown = Instant::now();
     let mut stored = 0u64;
+    // Imported lines count in the inventory and the dashboard's hourly activity as received ones do.
+    let mut inventory = crate::inventory::Inventory::load(conn).await?;
+    let mut activity = crate::activity::Activity::default();
     while let Some(batch) = received.recv().await {
         writer::insert_batch(conn, &batch).await?;
+        inventory.observe(&batch);
+        activity.observe(&batch);
         stored += batch.len() as u64;
         if show_progress && last_shown.elapsed() > Duration::from_millis(250) {
             eprint!("\r{name}: {stored} events stored");
@@ -141,6 +146,8 @@ async fn import_file(
     if show_progress {
         eprint!("\r\x1b[K");
     }
+    inventory.save(conn).await?;
+    activity.save(conn).await?;
     reading.await?.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
