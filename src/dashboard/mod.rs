@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use self::pages::{AlertLine, Filters, HostFigures};
 use crate::alert::store::AlertFilter;
 use crate::http::AppState;
-use crate::store::query::{self, Cursor, EventFilter};
+use crate::store::query;
 
 /// The policy: the page's own stylesheet, nothing else (no script at all, no inline style, no frames).
 pub const CONTENT_SECURITY_POLICY: &str =
@@ -146,35 +146,17 @@ async fn overview(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Events matching the filters, one page, and the cursor of the next.
+/// Events matching the filters (on `host` when given), one page, and the cursor of the next.
 async fn search(
     state: &AppState,
     filters: &Filters,
     host: Option<&str>,
 ) -> Result<(Vec<query::StoredEvent>, Option<String>), String> {
-    let time = |text: &Option<String>| {
-        text.as_deref().filter(|t| !t.is_empty()).map(crate::config::units::parse_time).transpose()
-    };
-    let text = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
-    let after = match filters.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(cursor) => Some(cursor.parse::<Cursor>()?),
-        None => None,
-    };
-    let filter = EventFilter {
-        since: time(&filters.since)?,
-        until: time(&filters.until)?,
-        host: host.map(str::to_owned).or_else(|| text(&filters.host)),
-        action: text(&filters.action),
-        outcome: text(&filters.outcome),
-        user: text(&filters.user),
-        source_ip: text(&filters.source_ip),
-        contains: text(&filters.contains),
-        after,
-        limit: PAGE,
-    };
-    let found = query::events(&state.pool, &filter).await.map_err(|e| e.to_string())?;
-    let next = (found.len() == PAGE as usize).then(|| found.last().map(|e| Cursor::of(e).to_string())).flatten();
-    Ok((found, next))
+    let mut filter = filters.filter(PAGE, PAGE)?;
+    if let Some(host) = host {
+        filter.host = Some(host.to_owned());
+    }
+    query::page(&state.pool, &filter).await.map_err(|e| e.to_string())
 }
 
 async fn events(State(state): State<AppState>, Query(filters): Query<Filters>) -> Response {

@@ -71,17 +71,8 @@ fn host_link(name: &str) -> String {
     format!("/hosts/{}", urlencode(name))
 }
 
-/// Percent-encodes a path segment or query value.
-pub fn urlencode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
+/// Percent-encodes a path segment.
+pub use crate::store::query::percent_encode as urlencode;
 
 /// `/`: one row per HSM and the chart of the last 24 hours.
 pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, chart: Markup) -> Markup {
@@ -121,50 +112,8 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
     layout("HSMs", body)
 }
 
-/// The filters of `hsmwatch query`, as a form.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
-pub struct Filters {
-    /// At or after.
-    pub since: Option<String>,
-    /// Before.
-    pub until: Option<String>,
-    /// host.name (the events page only).
-    pub host: Option<String>,
-    /// event.action.
-    pub action: Option<String>,
-    /// event.outcome.
-    pub outcome: Option<String>,
-    /// user.name.
-    pub user: Option<String>,
-    /// source.ip.
-    pub source_ip: Option<String>,
-    /// Text in the line.
-    pub contains: Option<String>,
-    /// Next page.
-    pub cursor: Option<String>,
-}
-
-impl Filters {
-    /// The query string of these filters with another cursor.
-    pub fn with_cursor(&self, cursor: &str) -> String {
-        let pairs = [
-            ("since", &self.since),
-            ("until", &self.until),
-            ("host", &self.host),
-            ("action", &self.action),
-            ("outcome", &self.outcome),
-            ("user", &self.user),
-            ("source_ip", &self.source_ip),
-            ("contains", &self.contains),
-        ];
-        let mut query: Vec<String> = pairs
-            .iter()
-            .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", urlencode(v))))
-            .collect();
-        query.push(format!("cursor={}", urlencode(cursor)));
-        query.join("&")
-    }
-}
+/// The filters of `hsmwatch query`, as the forms send them.
+pub type Filters = crate::store::query::EventQuery;
 
 fn filter_form(action: &str, filters: &Filters, with_host: bool) -> Markup {
     let field = |name: &'static str, label: &'static str, value: &Option<String>| {

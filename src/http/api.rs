@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::store::query::{self, Cursor, EventFilter};
+use crate::store::query::{self, EventQuery};
 
 /// Most events or alerts one page returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -47,53 +47,10 @@ fn time(text: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, ApiErro
 /// A handler's answer.
 type Answer = Result<Json<serde_json::Value>, ApiError>;
 
-/// Query parameters of `/api/events`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    /// At or after (30m, 7d, 2026-01-01, RFC 3339).
-    pub since: Option<String>,
-    /// Before.
-    pub until: Option<String>,
-    /// host.name.
-    pub host: Option<String>,
-    /// event.action.
-    pub action: Option<String>,
-    /// event.outcome.
-    pub outcome: Option<String>,
-    /// user.name.
-    pub user: Option<String>,
-    /// source.ip.
-    pub source_ip: Option<String>,
-    /// Text in event.original.
-    pub contains: Option<String>,
-    /// Page size (default 100, at most 1000).
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// `GET /api/events`: `{"events": [...], "next_cursor": "..." | null}`.
-pub async fn events(State(state): State<AppState>, Query(q): Query<EventsQuery>) -> Answer {
-    let (since, until) = (time(q.since.as_deref(), "since")?, time(q.until.as_deref(), "until")?);
-    let after =
-        q.cursor.as_deref().map(str::parse::<Cursor>).transpose().map_err(|m| bad_request(format!("cursor: {m}")))?;
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let filter = EventFilter {
-        since,
-        until,
-        host: q.host,
-        action: q.action,
-        outcome: q.outcome,
-        user: q.user,
-        source_ip: q.source_ip,
-        contains: q.contains,
-        after,
-        limit,
-    };
-    let found = query::events(&state.pool, &filter).await?;
-    let next_cursor =
-        (found.len() == limit as usize).then(|| found.last().map(|e| Cursor::of(e).to_string())).flatten();
+/// `GET /api/events` (the parameters of [`EventQuery`]): `{"events": [...], "next_cursor": "..." | null}`.
+pub async fn events(State(state): State<AppState>, Query(q): Query<EventQuery>) -> Answer {
+    let filter = q.filter(100, MAX_PAGE).map_err(bad_request)?;
+    let (found, next_cursor) = query::page(&state.pool, &filter).await?;
     let events: Vec<_> = found.iter().map(|stored| stored.event.all_fields()).collect();
     Ok(Json(serde_json::json!({"events": events, "next_cursor": next_cursor})))
 }

@@ -64,6 +64,97 @@ impl std::str::FromStr for Cursor {
     }
 }
 
+/// The filters of `hsmwatch query` as text, the way a URL's query string carries them (`GET /api/events` and the
+/// dashboard's forms). Empty values are no filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// At or after (30m, 7d, 2026-01-01, RFC 3339).
+    pub since: Option<String>,
+    /// Before.
+    pub until: Option<String>,
+    /// host.name.
+    pub host: Option<String>,
+    /// event.action.
+    pub action: Option<String>,
+    /// event.outcome.
+    pub outcome: Option<String>,
+    /// user.name.
+    pub user: Option<String>,
+    /// source.ip.
+    pub source_ip: Option<String>,
+    /// Text in event.original.
+    pub contains: Option<String>,
+    /// Page size.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl EventQuery {
+    /// The filter, with `limit` (default `default_limit`) kept within 1..=`max_limit`; the error names the parameter.
+    pub fn filter(&self, default_limit: u32, max_limit: u32) -> Result<EventFilter, String> {
+        let time = |value: &Option<String>, name: &str| {
+            given(value).map(|t| crate::config::units::parse_time(t).map_err(|e| format!("{name}: {e}"))).transpose()
+        };
+        let text = |value: &Option<String>| given(value).map(str::to_owned);
+        Ok(EventFilter {
+            since: time(&self.since, "since")?,
+            until: time(&self.until, "until")?,
+            host: text(&self.host),
+            action: text(&self.action),
+            outcome: text(&self.outcome),
+            user: text(&self.user),
+            source_ip: text(&self.source_ip),
+            contains: text(&self.contains),
+            after: given(&self.cursor).map(str::parse::<Cursor>).transpose().map_err(|e| format!("cursor: {e}"))?,
+            limit: self.limit.unwrap_or(default_limit).clamp(1, max_limit),
+        })
+    }
+
+    /// These filters as a query string, with another cursor (the link to the next page).
+    pub fn with_cursor(&self, cursor: &str) -> String {
+        let pairs = [
+            ("since", &self.since),
+            ("until", &self.until),
+            ("host", &self.host),
+            ("action", &self.action),
+            ("outcome", &self.outcome),
+            ("user", &self.user),
+            ("source_ip", &self.source_ip),
+            ("contains", &self.contains),
+        ];
+        let mut query: Vec<String> =
+            pairs.iter().filter_map(|(k, v)| given(v).map(|v| format!("{k}={}", percent_encode(v)))).collect();
+        query.push(format!("cursor={}", percent_encode(cursor)));
+        query.join("&")
+    }
+}
+
+/// Percent-encodes a query value or path segment.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// One page of events for `filter` and the cursor of the next page (none when this one is not full).
+pub async fn page(pool: &SqlitePool, filter: &EventFilter) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
+    let found = events(pool, filter).await?;
+    let next =
+        (found.len() == filter.limit as usize).then(|| found.last().map(|e| Cursor::of(e).to_string())).flatten();
+    Ok((found, next))
+}
+
 /// One stored event and its row id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
