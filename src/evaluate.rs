@@ -45,7 +45,14 @@ pub struct Evaluator {
     deliveries: Arc<Notify>,
     /// Evaluations, their time, and alerts recorded.
     counters: Arc<Counters>,
+    /// The last event evaluated.
+    cursor: i64,
+    /// Stored events wait after the cursor (a backlog at start, or rows another process inserted).
+    behind: bool,
 }
+
+/// Events evaluated per catch-up step.
+const CATCH_UP_CHUNK: i64 = 2000;
 
 /// What one evaluation writes, kept so that a failed write can be retried as is.
 #[derive(Debug, Default, PartialEq)]
@@ -96,7 +103,19 @@ impl Evaluator {
             alerter.restore_mark(fingerprint, last_sent, suppressed);
         }
         tracing::info!(rules = engine.rules().len(), restored, discarded = saved.len() - restored, "rule engine ready");
-        let mut evaluator = Evaluator {
+        let cursor = state::cursor(conn).await?;
+        let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&mut *conn).await?;
+        let behind = newest.is_some_and(|newest| newest > cursor);
+        if behind {
+            // Evaluated in the background, a chunk at a time between the writer's batches: a large backlog (after an
+            // import, or a long stop) must not keep the listeners closed.
+            tracing::info!(
+                after = cursor,
+                events = newest.unwrap_or(cursor) - cursor,
+                "events stored before the last stop will be evaluated in the background"
+            );
+        }
+        Ok(Evaluator {
             engine,
             alerter,
             reload: ReloadSlot::default(),
@@ -105,17 +124,28 @@ impl Evaluator {
             routing,
             deliveries,
             counters,
+            cursor,
+            behind,
+        })
+    }
+
+    /// Whether stored events wait for evaluation (the writer then calls [`AfterCommit::tick`] between batches).
+    pub fn is_behind(&self) -> bool {
+        self.behind
+    }
+
+    /// Evaluates the next chunk of stored events after the cursor, in id order.
+    async fn catch_up(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        let chunk = events_after(conn, self.cursor, CATCH_UP_CHUNK).await?;
+        let Some(last) = chunk.last().map(|e| e.id) else {
+            self.behind = false;
+            tracing::info!(cursor = self.cursor, "rule evaluation caught up");
+            return Ok(());
         };
-        loop {
-            let cursor = state::cursor(conn).await?;
-            let pending = events_after(conn, cursor, 1000).await?;
-            let Some(first) = pending.first().map(|e| e.id) else { break };
-            tracing::info!(after = cursor, events = pending.len(), "evaluating events stored before the last stop");
-            let last = pending.last().map_or(first, |e| e.id);
-            let firings = evaluator.process(pending.iter().map(|s| (s.id, &s.event)));
-            evaluator.write(conn, firings, Some(last)).await?;
-        }
-        Ok(evaluator)
+        let firings = self.process(chunk.iter().map(|s| (s.id, &s.event)));
+        Counters::add(&self.counters.events_evaluated, chunk.len() as u64);
+        self.cursor = last;
+        self.write(conn, firings, Some(last)).await
     }
 
     /// Where a reload puts new rules for this evaluator.
@@ -272,10 +302,20 @@ impl AfterCommit for Evaluator {
         Box::pin(async move {
             let started = std::time::Instant::now();
             self.take_reload(Utc::now());
-            let firings = self.process(batch.iter().enumerate().map(|(i, e)| (first_id + i as i64, e)));
-            let last = (!batch.is_empty()).then(|| first_id + batch.len() as i64 - 1);
-            let written = self.write(conn, firings, last).await;
-            Counters::add(&self.counters.events_evaluated, batch.len() as u64);
+            // Rows that are not the next ones after the cursor (a backlog, or another process's inserts in between)
+            // are read back from the store, in order, instead.
+            if !batch.is_empty() && first_id != self.cursor + 1 {
+                self.behind = true;
+            }
+            let written = if self.behind {
+                self.catch_up(conn).await
+            } else {
+                let firings = self.process(batch.iter().enumerate().map(|(i, e)| (first_id + i as i64, e)));
+                let last = (!batch.is_empty()).then(|| first_id + batch.len() as i64 - 1);
+                self.cursor = last.unwrap_or(self.cursor);
+                Counters::add(&self.counters.events_evaluated, batch.len() as u64);
+                self.write(conn, firings, last).await
+            };
             self.counters.evaluation_seconds.observe(started.elapsed().as_secs_f64());
             written
         })
@@ -284,9 +324,16 @@ impl AfterCommit for Evaluator {
     fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a> {
         Box::pin(async move {
             self.take_reload(now);
+            if self.behind {
+                return self.catch_up(conn).await;
+            }
             let firings = self.engine.advance(now);
             self.write(conn, firings, None).await
         })
+    }
+
+    fn busy(&self) -> bool {
+        self.behind
     }
 }
 

@@ -43,6 +43,11 @@ pub trait AfterCommit: Send + 'static {
         -> HookFuture<'a>;
     /// Time passed (timers that fire without new events).
     fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a>;
+    /// Whether it has work of its own (a backlog): the writer then calls [`AfterCommit::tick`] whenever no batch is
+    /// waiting, instead of once a second.
+    fn busy(&self) -> bool {
+        false
+    }
     /// The queue closed: the last chance to write what is held.
     fn finish<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a> {
         self.tick(conn, Utc::now())
@@ -104,6 +109,12 @@ pub async fn run<H: AfterCommit>(
             _ = ticker.tick() => {
                 if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
                     tracing::error!(%error, "timer evaluation failed");
+                }
+                continue;
+            }
+            _ = std::future::ready(()), if hook.busy() => {
+                if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
+                    tracing::error!(%error, "background evaluation failed");
                 }
                 continue;
             }

@@ -224,3 +224,44 @@ async fn rules_reload_on_sighup_and_on_change_keeping_state_and_refusing_broken_
     assert!(log.contains("reload failed; the running rules and decoders stay"), "{log}");
     assert!(log.contains("unknown variant `loud`"), "{log}");
 }
+
+async fn scalar(db: &Path, sql: &str) -> i64 {
+    let mut conn = SqliteConnectOptions::new().filename(db).connect().await.unwrap();
+    sqlx::query(sql).fetch_one(&mut conn).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_evaluated_in_the_background_and_in_order() {
+    // An import stores lines without evaluating them; the next server start must listen at once and catch up.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("backlog.db");
+    let file = dir.path().join("backlog.log");
+    let backlog = 5000;
+    let lines: String = (0..backlog)
+        .map(|i| format!("<6>Mar  7 02:14:09 hsm-b{i} kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let (code, _, err) = crate::support::run(&["import", "--db", db.to_str().unwrap(), file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let stored = db.clone();
+    let server = TestServer::start_with(64 * 1024, move |config| config.storage.path = stored).await;
+    let cursor = scalar(&db, "SELECT last_event_id FROM rule_cursor").await;
+    assert!(cursor < backlog, "the server started before the backlog was evaluated (cursor {cursor})");
+    send_tcp(
+        server.tcp,
+        b"<6>Mar  7 02:15:00 hsm-late kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n",
+        false,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(&db, "SELECT count(*) FROM alerts").await < backlog + 1 {
+        assert!(Instant::now() < deadline, "the backlog was not caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _dir = server.stop().await;
+    let late = scalar(&db, "SELECT id FROM alerts WHERE host = 'hsm-late'").await;
+    let last_backlog = scalar(&db, "SELECT max(id) FROM alerts WHERE host LIKE 'hsm-b%'").await;
+    assert!(late > last_backlog, "events are evaluated in the order they were stored");
+    assert_eq!(scalar(&db, "SELECT count(DISTINCT host) FROM alerts").await, backlog + 1, "each line alerted once");
+    assert_eq!(scalar(&db, "SELECT count(*) FROM alerts").await, backlog + 1);
+}
