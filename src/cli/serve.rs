@@ -12,7 +12,8 @@ use crate::config::{ByteSize, Config, TcpListenerConfig, UdpListenerConfig};
 /// The long help of `hsmwatch serve`.
 pub const LONG_ABOUT: &str = "Run the collector.\n\n\
 Without --config it runs on embedded defaults: UDP and TCP syslog on 0.0.0.0:5514, the database ./hsmwatch.db \
-(created and migrated on start), rules from ./rules when that directory exists, else the pack built into the binary. \
+(created and migrated on start), rules from ./rules when that directory exists, else the pack built into the binary, \
+and the dashboard, /metrics, /healthz, /readyz and the JSON API on http://127.0.0.1:8514/. \
 `hsmwatch config example` prints every default as a commented file.\n\n\
 SIGHUP (or any change to a rules directory on disk) reloads rules and decoders; a reload with errors keeps the \
 running ones and logs what is wrong. SIGINT or SIGTERM stop the listeners, store every accepted message, close the \

@@ -6,7 +6,7 @@ use crate::support::{query_json, run, send_tcp, TestServer};
 fn serve_help_states_the_defaults() {
     let (code, help, _) = run(&["serve", "--help"]);
     assert_eq!(code, Some(0));
-    for needle in ["0.0.0.0:5514", "hsmwatch.db", "./rules", "config example", "SIGTERM"] {
+    for needle in ["0.0.0.0:5514", "hsmwatch.db", "./rules", "config example", "SIGTERM", "http://127.0.0.1:8514/"] {
         assert!(help.contains(needle), "serve --help lacks {needle}:\n{help}");
     }
     let (_, top, _) = run(&["--help"]);
