@@ -87,33 +87,29 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
 
 /// Runs the server until a signal.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let config = effective_config(&args)?;
+    // Handlers first: a signal that arrives while the server starts (its port may already accept) is kept, not fatal.
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let server = Server::start(&config).await?;
     let shutdown = server.shutdown_token();
     let reloader = server.reloader.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
         while hangup.recv().await.is_some() {
             reloader.reload_logged("SIGHUP");
             reloader.reload_certificates();
         }
     });
     tokio::spawn(async move {
-        wait_for_signal().await;
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
         tracing::info!("shutting down: draining connections and flushing the database");
         shutdown.cancel();
     });
     server.wait().await.context("shutdown")?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate =
-        signal(SignalKind::terminate()).expect("installing a SIGTERM handler succeeds in a tokio runtime");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }
