@@ -9,6 +9,9 @@
 # what is missing into $SNG (default /tmp/sng). Run by hand, not in CI: it takes minutes and loads both cores.
 #
 # Usage: benches/side_by_side.sh [MESSAGES] [CONNECTIONS] [RUNS] [SYSLOGNG_MESSAGES]
+#        TRANSPORT=udp benches/side_by_side.sh [MESSAGES] [SENDERS] [RUNS] [RATE_PER_SENDER]
+#   UDP: hsmwatch and rsyslog (imudp -> omfile) only; reports stored/sent and the kernel's UDP RcvbufErrors
+#   (/proc/net/snmp) during the run, at a fixed loggen rate (default 20,000 msg/s per sender).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-300000}
@@ -58,6 +61,41 @@ measure() {
   awk -v n="$name" -v s="$stored" -v e="$expected" -v t0="$start" -v t1="$busy_until" -v c0="$ticks0" -v c1="$last" -v hz="$hz" -v rss="$(peak_rss_kib "$pid")" \
     'BEGIN { rate = s / (t1 - t0); cpu = (c1 - c0) / hz; printf "%s stored=%d/%d msg_per_s=%.0f cpu_s_per_million=%.2f peak_rss_mib=%.1f\n", n, s, e, rate, (s ? cpu / s * 1e6 : 0), rss / 1024 }'
 }
+
+if [ "${TRANSPORT:-tcp}" = udp ]; then
+  rate=${4:-20000}
+  rcvbuf_errors() { awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["RcvbufErrors"] }' /proc/net/snmp; }
+  udp_run() {   # NAME PID COUNT_COMMAND PORT
+    local e0 e1 stored
+    e0=$(rcvbuf_errors)
+    "$loggen" --inet --dgram --size "$size" --active-connections "$connections" --rate "$rate" \
+      --number "$((messages / connections))" 127.0.0.1 "$4" >/dev/null 2>&1 || true
+    sleep 3
+    e1=$(rcvbuf_errors); stored=$(eval "$3" 2>/dev/null || echo 0)
+    echo "$1 udp stored=$stored/$(( (messages / connections) * connections )) rcvbuf_errors=$((e1 - e0)) rate_per_sender=$rate"
+  }
+  for run in $(seq 1 "$runs"); do
+    dir=$(mktemp -d)
+    p=$(port)
+    "$hsmwatch" serve --udp "127.0.0.1:$p" --tcp "127.0.0.1:$(port)" --http 127.0.0.1:0 --db "$dir/h.db" --rules rules 2>"$dir/h.log" &
+    pid=$!; sleep 1
+    udp_run hsmwatch "$pid" "sqlite3 $dir/h.db 'select count(*) from events'" "$p"
+    kill -TERM "$pid"; wait "$pid" || true
+    p=$(port)
+    cat > "$dir/rsyslog.conf" <<CONF
+global(workDirectory="$dir")
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="$p" ruleset="file")
+ruleset(name="file") { action(type="omfile" file="$dir/rsyslog.out") }
+CONF
+    rsyslogd -n -i "$dir/rsyslog.pid" -f "$dir/rsyslog.conf" 2>"$dir/r.log" &
+    pid=$!; sleep 1
+    udp_run rsyslog "$pid" "wc -l < $dir/rsyslog.out" "$p"
+    kill -TERM "$pid"; wait "$pid" || true
+    rm -rf "$dir"
+  done
+  exit 0
+fi
 
 results=$(mktemp)
 for run in $(seq 1 "$runs"); do
