@@ -57,43 +57,34 @@ impl Activity {
         if self.pending.is_empty() {
             return Ok(());
         }
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let written =
-            async {
-                let mut rows: Vec<(&str, i64, &str, u64, u64)> = Vec::new();
-                for (host, hours) in &self.pending {
-                    rows.extend(hours.iter().map(|((hour, category), (events, failed))| {
-                        (host.as_str(), *hour, *category, *events, *failed)
-                    }));
-                }
-                for (host, hour, category, events, failed) in rows {
-                    sqlx::query(
-                        "INSERT INTO event_hours (hour, host, category, events, failed_logins) VALUES (?, ?, ?, ?, ?) \
+        let mut rows: Vec<(&str, i64, &str, u64, u64)> = Vec::new();
+        for (host, hours) in &self.pending {
+            rows.extend(
+                hours
+                    .iter()
+                    .map(|((hour, category), (events, failed))| (host.as_str(), *hour, *category, *events, *failed)),
+            );
+        }
+        crate::store::in_transaction(conn, async |conn| {
+            for (host, hour, category, events, failed) in rows {
+                sqlx::query(
+                    "INSERT INTO event_hours (hour, host, category, events, failed_logins) VALUES (?, ?, ?, ?, ?) \
                      ON CONFLICT (hour, host, category) DO UPDATE SET events = events + excluded.events, \
                      failed_logins = failed_logins + excluded.failed_logins",
-                    )
-                    .bind(hour)
-                    .bind(host)
-                    .bind(category)
-                    .bind(i64::try_from(events).unwrap_or(i64::MAX))
-                    .bind(i64::try_from(failed).unwrap_or(i64::MAX))
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                Ok::<_, StoreError>(())
+                )
+                .bind(hour)
+                .bind(host)
+                .bind(category)
+                .bind(i64::try_from(events).unwrap_or(i64::MAX))
+                .bind(i64::try_from(failed).unwrap_or(i64::MAX))
+                .execute(&mut *conn)
+                .await?;
             }
-            .await;
-        match written {
-            Ok(()) => {
-                sqlx::query("COMMIT").execute(&mut *conn).await?;
-                self.pending.clear();
-                Ok(())
-            }
-            Err(error) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Err(error)
-            }
-        }
+            Ok(())
+        })
+        .await?;
+        self.pending.clear();
+        Ok(())
     }
 }
 

@@ -317,7 +317,7 @@ impl Server {
             let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
             listeners.push(tokio::spawn(tcp::serve(
                 socket,
-                listener.policy(),
+                tcp::StreamPolicy::of_tcp(listener),
                 ingest,
                 queue.clone(),
                 listener_counters,
@@ -343,7 +343,7 @@ impl Server {
             listeners.push(tokio::spawn(tcp::serve_with(
                 socket,
                 handshake,
-                listener.policy(),
+                tcp::StreamPolicy::of_tls(listener),
                 ingest,
                 queue.clone(),
                 listener_counters,

@@ -248,8 +248,7 @@ impl Evaluator {
 }
 
 async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: &Routing) -> Result<usize, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let written = async {
+    crate::store::in_transaction(conn, async |conn| {
         // Silences are read here, in the transaction, so one added by `hsmwatch silence add` applies at once.
         let silences = match results.alerts.iter().any(|a| a.notify) {
             true => silence::active(conn, Utc::now()).await?,
@@ -277,19 +276,9 @@ async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: 
         if let Some(cursor) = results.cursor {
             state::set_cursor(conn, cursor).await?;
         }
-        Ok::<_, StoreError>(queued)
-    }
-    .await;
-    match written {
-        Ok(queued) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(queued)
-        }
-        Err(error) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(error)
-        }
-    }
+        Ok(queued)
+    })
+    .await
 }
 
 impl AfterCommit for Evaluator {

@@ -142,16 +142,14 @@ impl Inventory {
         if self.changed.is_empty() {
             return Ok(());
         }
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        for name in &self.changed {
-            if let Some(host) = self.hosts.get(name) {
-                if let Err(error) = upsert(conn, host).await {
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    return Err(error);
-                }
+        let changed: Vec<&Host> = self.changed.iter().filter_map(|name| self.hosts.get(name)).collect();
+        crate::store::in_transaction(conn, async |conn| {
+            for host in changed {
+                upsert(conn, host).await?;
             }
-        }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(())
+        })
+        .await?;
         self.changed.clear();
         Ok(())
     }

@@ -16,7 +16,6 @@ pub mod alert;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod dashboard;
 pub mod decode;
 pub mod deliver;
 pub mod diagnostic;

@@ -48,11 +48,13 @@ pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
     );
     sample.notify_to = Some(vec![name.clone()]);
     let mut conn = store::open_writer(&config.storage.path).await?;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
-    let ids = alert::store::insert(&mut conn, std::slice::from_ref(&sample), &[]).await?;
-    // This command makes the first attempt itself; a running server retries it later if it fails.
-    outbox::enqueue(&mut conn, ids[0], &name, now + chrono::Duration::hours(1)).await?;
-    sqlx::query("COMMIT").execute(&mut conn).await?;
+    let ids = store::in_transaction(&mut conn, async |conn| {
+        let ids = alert::store::insert(conn, std::slice::from_ref(&sample), &[]).await?;
+        // This command makes the first attempt itself; a running server retries it later if it fails.
+        outbox::enqueue(conn, ids[0], &name, now + chrono::Duration::hours(1)).await?;
+        Ok(ids)
+    })
+    .await?;
     let outcome = deliver::attempt_alert(&mut conn, &resolved, ids[0]).await.context("delivery")?;
     match outcome {
         deliver::Outcome::Delivered => println!("{name}: delivered (alert {})", ids[0]),

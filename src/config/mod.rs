@@ -213,25 +213,7 @@ fn default_idle_timeout() -> Option<Duration> {
     Some(Duration::from_secs(3600))
 }
 
-/// The admission policy of a TCP or TLS listener from its settings.
-fn stream_policy(
-    allow: &[ipnet::IpNet],
-    max_connections: usize,
-    max_per_ip: usize,
-    idle_timeout: Option<Duration>,
-) -> crate::listen::tcp::StreamPolicy {
-    crate::listen::tcp::StreamPolicy {
-        admission: crate::listen::admission::Admission::new(allow.to_vec(), max_connections, max_per_ip),
-        idle_timeout,
-    }
-}
-
 impl TcpListenerConfig {
-    /// The allowlist, connection limits and idle timeout.
-    pub fn policy(&self) -> crate::listen::tcp::StreamPolicy {
-        stream_policy(&self.allow, self.max_connections, self.max_connections_per_ip, self.idle_timeout)
-    }
-
     /// A listener on `address` with every other setting at its default.
     pub fn on(address: SocketAddr) -> Self {
         TcpListenerConfig {
@@ -242,13 +224,6 @@ impl TcpListenerConfig {
             max_connections_per_ip: default_max_connections_per_ip(),
             idle_timeout: default_idle_timeout(),
         }
-    }
-}
-
-impl TlsListenerConfig {
-    /// The allowlist, connection limits and idle timeout.
-    pub fn policy(&self) -> crate::listen::tcp::StreamPolicy {
-        stream_policy(&self.allow, self.max_connections, self.max_connections_per_ip, self.idle_timeout)
     }
 }
 

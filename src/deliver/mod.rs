@@ -364,22 +364,14 @@ async fn record(
             else {
                 return outbox::mark_dead(conn, job.id, why).await;
             };
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-            let written = async {
+            crate::store::in_transaction(conn, async |conn| {
                 outbox::mark_dead(conn, job.id, why).await?;
                 let now = Utc::now();
                 let notice = dead_delivery_alert(&notifier.name, fallback, alert, why, now);
                 let ids = crate::alert::store::insert(conn, std::slice::from_ref(&notice), &[]).await?;
                 outbox::enqueue(conn, ids[0], fallback, now).await
-            }
-            .await;
-            match written {
-                Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()).map_err(StoreError::from),
-                Err(error) => {
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    Err(error)
-                }
-            }
+            })
+            .await
         }
     }
 }

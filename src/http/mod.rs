@@ -6,6 +6,7 @@
 //! for any address other than loopback.
 
 pub mod api;
+pub mod dashboard;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -96,7 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::handler))
         .merge(api)
-        .merge(crate::dashboard::router(state.clone()))
+        .merge(dashboard::router(state.clone()))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, Verdict};
 use super::{Drain, Ingest, StreamSink, Transport};
+use crate::config::{TcpListenerConfig, TlsListenerConfig};
 use crate::event::Event;
 use crate::metrics::{Counters, ListenerCounters};
 
@@ -63,6 +64,22 @@ pub struct StreamPolicy {
     pub admission: Admission,
     /// A connection that sends nothing for this long is closed.
     pub idle_timeout: Option<Duration>,
+}
+
+impl StreamPolicy {
+    fn new(allow: &[ipnet::IpNet], max_connections: usize, max_per_ip: usize, idle_timeout: Option<Duration>) -> Self {
+        StreamPolicy { admission: Admission::new(allow.to_vec(), max_connections, max_per_ip), idle_timeout }
+    }
+
+    /// The policy of a TCP listener's settings.
+    pub fn of_tcp(config: &TcpListenerConfig) -> Self {
+        Self::new(&config.allow, config.max_connections, config.max_connections_per_ip, config.idle_timeout)
+    }
+
+    /// The policy of a TLS listener's settings.
+    pub fn of_tls(config: &TlsListenerConfig) -> Self {
+        Self::new(&config.allow, config.max_connections, config.max_connections_per_ip, config.idle_timeout)
+    }
 }
 
 /// Accepts plain TCP connections until `shutdown`, then waits for every connection to drain.

@@ -322,8 +322,7 @@ async fn check_batch(
 /// from), with its events, moving the anchor to it; events stored before the chain existed and older than `cutoff` go
 /// too, in chunks. One small transaction per call, so ingest waits at most for one; false when nothing was due.
 pub async fn prune_oldest(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> Result<bool, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let pruned = async {
+    super::in_transaction(conn, async |conn| {
         let anchor = anchor(conn).await?;
         let legacy = sqlx::query(
             "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ? AND created < ? ORDER BY id LIMIT 1000)",
@@ -339,7 +338,7 @@ pub async fn prune_oldest(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) ->
         .bind(cutoff.timestamp_micros())
         .fetch_optional(&mut *conn)
         .await?;
-        let Some(row) = oldest else { return Ok::<_, StoreError>(legacy > 0) };
+        let Some(row) = oldest else { return Ok(legacy > 0) };
         let batch = batch_from_row(&row)?;
         let deleted = sqlx::query("DELETE FROM events WHERE id BETWEEN ? AND ?")
             .bind(batch.first_event_id)
@@ -358,18 +357,8 @@ pub async fn prune_oldest(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) ->
         .execute(&mut *conn)
         .await?;
         Ok(true)
-    }
-    .await;
-    match pruned {
-        Ok(any) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(any)
-        }
-        Err(error) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(error)
-        }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -94,6 +94,25 @@ pub async fn open_writer(path: &Path) -> Result<SqliteConnection, StoreError> {
     Ok(conn)
 }
 
+/// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`; when it fails the transaction is rolled back (it may already be
+/// gone: SQLITE_FULL rolls back on its own) and its error returned.
+pub async fn in_transaction<T>(
+    conn: &mut SqliteConnection,
+    work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    match work(&mut *conn).await {
+        Ok(value) => {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(error)
+        }
+    }
+}
+
 /// Caps the database at `bytes` for writes on this connection (`PRAGMA max_page_count`): past it, writes fail with
 /// SQLITE_FULL, which the writer treats like a full disk (hold, retry, slow the senders).
 pub async fn cap_size(conn: &mut SqliteConnection, bytes: u64) -> Result<(), StoreError> {

@@ -64,8 +64,7 @@ pub async fn prune_once(conn: &mut SqliteConnection, policy: &RetentionPolicy) -
 }
 
 async fn prune_alerts(conn: &mut SqliteConnection, cutoff: chrono::DateTime<Utc>) -> Result<u64, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let deleted = async {
+    super::in_transaction(conn, async |conn| {
         let ids = "SELECT id FROM alerts WHERE fired_at < ?1 ORDER BY id LIMIT ?2";
         sqlx::query(&format!("DELETE FROM outbox WHERE alert_id IN ({ids})"))
             .bind(cutoff.timestamp_micros())
@@ -77,19 +76,9 @@ async fn prune_alerts(conn: &mut SqliteConnection, cutoff: chrono::DateTime<Utc>
             .bind(ALERT_CHUNK)
             .execute(&mut *conn)
             .await?;
-        Ok::<_, StoreError>(done.rows_affected())
-    }
-    .await;
-    match deleted {
-        Ok(n) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(n)
-        }
-        Err(error) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(error)
-        }
-    }
+        Ok(done.rows_affected())
+    })
+    .await
 }
 
 /// Prunes every `policy.every` until `shutdown`.

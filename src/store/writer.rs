@@ -203,8 +203,7 @@ async fn commit_with_retry(
 /// Inserts a batch in one transaction, with its link in the tamper-evident chain; returns the row id of its first
 /// event (the others follow in order).
 pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Result<i64, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let inserted = async {
+    super::in_transaction(conn, async |conn| {
         let prev_hash = chain::head(conn).await?;
         let mut hasher = chain::BatchHasher::new(&prev_hash);
         let (mut first_id, mut last_id) = (None, 0);
@@ -218,20 +217,9 @@ pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Resul
             let hash = hasher.finish();
             chain::record(conn, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now()).await?;
         }
-        Ok::<_, StoreError>(first_id.unwrap_or(0))
-    }
-    .await;
-    match inserted {
-        Ok(first_id) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(first_id)
-        }
-        Err(error) => {
-            // The transaction may already be gone (SQLITE_FULL rolls back on its own); that is fine.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(error)
-        }
-    }
+        Ok(first_id.unwrap_or(0))
+    })
+    .await
 }
 
 async fn insert_rows(

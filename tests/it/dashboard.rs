@@ -56,7 +56,7 @@ async fn every_page_answers_escaped_and_under_the_policy() {
     {
         let (status, body, csp) = page(&server, path).await;
         assert_eq!(status, 200, "{path}: {body}");
-        assert_eq!(csp.as_deref(), Some(hsmwatch::dashboard::CONTENT_SECURITY_POLICY), "{path}");
+        assert_eq!(csp.as_deref(), Some(hsmwatch::http::dashboard::CONTENT_SECURITY_POLICY), "{path}");
         assert!(!body.contains("<script"), "{path} must carry no script at all");
         assert!(!body.contains(" style=\""), "{path} must carry no inline style (the policy forbids them)");
     }

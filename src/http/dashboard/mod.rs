@@ -19,8 +19,8 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use self::pages::{AlertLine, Filters, HostFigures};
+use super::AppState;
 use crate::alert::store::AlertFilter;
-use crate::http::AppState;
 use crate::store::query;
 
 /// The policy: the page's own stylesheet, nothing else (no script at all, no inline style, no frames).
@@ -62,12 +62,12 @@ fn has_session(request: &Request, token: &str) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| crate::http::same_secret(t.trim().as_bytes(), token.as_bytes()));
+        .is_some_and(|t| super::same_secret(t.trim().as_bytes(), token.as_bytes()));
     let cookie = request.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|cookies| {
         cookies
             .split(';')
             .filter_map(|c| c.trim().split_once('='))
-            .any(|(name, value)| name == COOKIE && crate::http::same_secret(value.as_bytes(), expected.as_bytes()))
+            .any(|(name, value)| name == COOKIE && super::same_secret(value.as_bytes(), expected.as_bytes()))
     });
     bearer || cookie
 }
@@ -106,7 +106,7 @@ pub struct LoginForm {
 
 async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
     let Some(token) = &state.token else { return Redirect::to("/").into_response() };
-    if !crate::http::same_secret(form.token.trim().as_bytes(), token.0.as_bytes()) {
+    if !super::same_secret(form.token.trim().as_bytes(), token.0.as_bytes()) {
         return (StatusCode::UNAUTHORIZED, pages::login_page(true)).into_response();
     }
     let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", session_of(&token.0));

@@ -10,7 +10,7 @@ use crate::alert::store::StoredAlert;
 use crate::event::field;
 use crate::inventory::HostView;
 use crate::outbox::Delivery;
-use crate::store::query::StoredEvent;
+use crate::store::query::{percent_encode, StoredEvent};
 
 /// The frame of every page.
 pub fn layout(title: &str, body: Markup) -> Markup {
@@ -68,11 +68,8 @@ pub struct HostFigures {
 }
 
 fn host_link(name: &str) -> String {
-    format!("/hosts/{}", urlencode(name))
+    format!("/hosts/{}", percent_encode(name))
 }
-
-/// Percent-encodes a path segment.
-pub use crate::store::query::percent_encode as urlencode;
 
 /// `/`: one row per HSM and the chart of the last 24 hours.
 pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, chart: Markup) -> Markup {
@@ -270,7 +267,7 @@ pub fn host_page(
     next: Option<&str>,
     alerts: &[AlertLine],
 ) -> Markup {
-    let base = format!("/hosts/{}", urlencode(name));
+    let base = format!("/hosts/{}", percent_encode(name));
     let body = html! {
         h1 { (name) }
         h2 { "Events per hour, last 24 hours (UTC)" }
