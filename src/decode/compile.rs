@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use regex::{Regex, RegexSet};
 
 use super::apply::{Group, Lookup, LookupEntry, Name, Outcome, Pattern, Value};
+use super::ascii_classes::ascii_classes;
 use super::cloudhsm::CloudHsmTables;
 use super::redact::Redactor;
 use super::spec::{DecoderFile, GroupSpec, LookupEntrySpec, LookupSpec, OutcomeSpec, PatternSpec};
@@ -88,7 +89,8 @@ impl FileContext<'_> {
     }
 
     fn regex(&mut self, pattern: &str, owner: &str) -> Option<Regex> {
-        match Regex::new(pattern) {
+        // On an error the original is compiled again, so that the message quotes what the author wrote.
+        match Regex::new(&ascii_classes(pattern)).or_else(|_| Regex::new(pattern)) {
             Ok(regex) => Some(regex),
             Err(error) => {
                 self.error(pattern.lines().next().unwrap_or(owner), format!("`{owner}`: invalid regex:\n{error}"));

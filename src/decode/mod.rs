@@ -6,6 +6,7 @@
 //! that no decoder classifies keeps `event.dataset: syslog` and no `event.action`.
 
 mod apply;
+mod ascii_classes;
 pub mod cloudhsm;
 mod compile;
 mod redact;
