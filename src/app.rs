@@ -382,15 +382,27 @@ impl Server {
 
         let policy = BatchPolicy { rows: config.storage.batch_rows, delay: config.storage.batch_delay };
         let writer_counters = counters.clone();
+        store::checkpoint::defer_to_background(&mut conn).await?;
+        let checkpoints = CancellationToken::new();
+        let checkpointer = tokio::spawn(store::checkpoint::run(
+            store::open_writer(&config.storage.path).await?,
+            counters.clone(),
+            store::checkpoint::INTERVAL,
+            checkpoints.clone(),
+        ));
         let writer = tokio::spawn(async move {
-            let (conn, summary) = writer::run(
+            let finished = writer::run(
                 conn,
                 queue_rx,
                 policy,
                 writer_counters,
                 AfterStore { evaluator, inventory, activity: crate::activity::Activity::default() },
             )
-            .await?;
+            .await;
+            // Checkpoints go on while the writer flushes at shutdown, and stop before its connection closes.
+            checkpoints.cancel();
+            let _ = checkpointer.await;
+            let (conn, summary) = finished?;
             store::close_writer(conn).await?;
             Ok(summary)
         });

@@ -5,6 +5,7 @@
 //! that queries use while the server writes (WAL).
 
 pub mod chain;
+pub mod checkpoint;
 mod columns;
 pub mod query;
 pub mod retention;

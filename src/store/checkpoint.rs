@@ -1,0 +1,92 @@
+//! Background checkpoints: copies the WAL into the database file from a connection of its own.
+//!
+//! Left to itself, SQLite checkpoints inside the commit that takes the WAL past `wal_autocheckpoint` pages, so one
+//! batch in a thousand pays for copying and syncing all the others, on the writer's path, while ingest waits. Here the
+//! writer's automatic checkpoint only guards against a WAL that this task cannot keep short; a PASSIVE checkpoint
+//! never blocks the writer (nor readers), and the WAL restarts from its beginning once a checkpoint has caught up.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::SqliteConnection;
+use tokio_util::sync::CancellationToken;
+
+use super::StoreError;
+use crate::metrics::Counters;
+
+/// WAL pages after which the writer checkpoints by itself (about 64 MiB with 4 KiB pages): reached only when the
+/// background checkpoints cannot finish, for example while a long read holds an old snapshot.
+pub const WRITER_FALLBACK_PAGES: u32 = 16_384;
+
+/// Time between two background checkpoints while commits happen.
+pub const INTERVAL: Duration = Duration::from_millis(100);
+
+/// Makes the writer's own automatic checkpoint a fallback (see [`WRITER_FALLBACK_PAGES`]).
+pub async fn defer_to_background(writer: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query(&format!("PRAGMA wal_autocheckpoint = {WRITER_FALLBACK_PAGES}")).execute(&mut *writer).await?;
+    Ok(())
+}
+
+/// Checkpoints every `every` while the writer stores events (`counters.stored` grows), until `stop` is cancelled; a failed checkpoint is logged and
+/// tried again at the next turn (the WAL keeps every commit meanwhile, so nothing is at risk).
+pub async fn run(mut conn: SqliteConnection, counters: Arc<Counters>, every: Duration, stop: CancellationToken) {
+    let stored = || counters.stored.load(Ordering::Relaxed);
+    let mut checkpointed = stored();
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let now = stored();
+        if now == checkpointed {
+            continue;
+        }
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+            Ok(_) => checkpointed = now,
+            Err(error) => tracing::warn!(%error, "background WAL checkpoint failed; trying again"),
+        }
+    }
+    let _ = super::close_writer(conn).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_background_task_copies_commits_out_of_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut writer = super::super::open_writer(&path).await.unwrap();
+        defer_to_background(&mut writer).await.unwrap();
+        sqlx::query("CREATE TABLE t (x BLOB)").execute(&mut writer).await.unwrap();
+        let counters = Arc::new(Counters::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(
+            super::super::open_writer(&path).await.unwrap(),
+            counters.clone(),
+            Duration::from_millis(10),
+            stop.clone(),
+        ));
+        for _ in 0..20 {
+            sqlx::query("INSERT INTO t VALUES (randomblob(8000))").execute(&mut writer).await.unwrap();
+            Counters::add(&counters.stored, 1);
+        }
+        // The rows reach the database file itself only through a checkpoint: the writer's own is 16k pages away.
+        let file_len = || std::fs::metadata(&path).unwrap().len();
+        let mut waited = 0;
+        // Polled rather than slept for a fixed time: the machine may be slow, but the task must get there.
+        while file_len() < 20 * 8000 && waited < 500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        assert!(file_len() >= 20 * 8000, "the database file holds the committed rows: {} bytes", file_len());
+        stop.cancel();
+        task.await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut writer).await.unwrap();
+        assert_eq!(rows, 20);
+    }
+}
