@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::chain;
-use super::columns::{row_values, BOUND_PER_ROW, INSERT_COLUMNS};
+use super::columns::{row_values, RowValues, BOUND_PER_ROW, INSERT_COLUMNS};
 use super::StoreError;
 use crate::event::Event;
 use crate::metrics::Counters;
@@ -202,45 +202,54 @@ async fn commit_with_retry(
 
 /// Inserts a batch in one transaction, with its link in the tamper-evident chain; returns the row id of its first
 /// event (the others follow in order).
+///
+/// The batch goes in as a few multi-row INSERTs, pipelined: while SQLite's thread inserts one chunk, this task hashes
+/// it and turns the next chunk's events into row values, so the two threads work side by side instead of in turns.
 pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Result<i64, StoreError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
     super::in_transaction(conn, async |conn| {
         let prev_hash = chain::head(conn).await?;
+        // Rows of one INSERT get consecutive row ids, max(id)+1 onwards (SQLite's rowid algorithm without
+        // AUTOINCREMENT), and BEGIN IMMEDIATE keeps other writers out meanwhile: the ids are known before inserting.
+        let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&mut *conn).await?;
+        let first_id = newest.unwrap_or(0) + 1;
         let mut hasher = chain::BatchHasher::new(&prev_hash);
-        let (mut first_id, mut last_id) = (None, 0);
-        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            // Rows of one INSERT get consecutive row ids, max(id)+1 onwards (SQLite's rowid algorithm without
-            // AUTOINCREMENT), and BEGIN IMMEDIATE keeps other writers out meanwhile.
-            last_id = insert_rows(conn, chunk, &mut hasher).await?;
-            first_id.get_or_insert(last_id - chunk.len() as i64 + 1);
+        let mut chunks = batch.chunks(ROWS_PER_STATEMENT);
+        let mut rows: Vec<RowValues<'_>> = chunks.next().map(prepare).unwrap_or_default();
+        let mut next_id = first_id;
+        while !rows.is_empty() {
+            let before = hasher.clone();
+            let (last_id, next_rows) = insert_rows(conn, &rows, async || {
+                hash_rows(&mut hasher, &rows, next_id);
+                chunks.next().map(prepare).unwrap_or_default()
+            })
+            .await?;
+            let actual_first = last_id - rows.len() as i64 + 1;
+            if actual_first != next_id {
+                // Not expected (see above), but the chain must hash the ids the rows really got.
+                tracing::warn!(expected = next_id, actual = actual_first, "row ids differ from max(id)+1; rehashing");
+                hasher = before;
+                hash_rows(&mut hasher, &rows, actual_first);
+            }
+            next_id = last_id + 1;
+            rows = next_rows;
         }
-        if let Some(first_id) = first_id {
-            let hash = hasher.finish();
-            chain::record(conn, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now()).await?;
-        }
-        Ok(first_id.unwrap_or(0))
+        let last_id = next_id - 1;
+        let first_id = last_id - batch.len() as i64 + 1;
+        let hash = hasher.finish();
+        chain::record(conn, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now()).await?;
+        Ok(first_id)
     })
     .await
 }
 
-async fn insert_rows(
-    conn: &mut SqliteConnection,
-    chunk: &[Event],
-    hasher: &mut chain::BatchHasher,
-) -> Result<i64, StoreError> {
-    let rows: Vec<_> = chunk.iter().map(row_values).collect();
-    let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("INSERT INTO events ({INSERT_COLUMNS}) "));
-    insert.push_values(&rows, |mut row, values| {
-        for time in values.times {
-            row.push_bind(time);
-        }
-        for text in values.typed {
-            row.push_bind(text);
-        }
-        row.push_bind(values.raw);
-        row.push_bind(values.json.as_str());
-    });
-    let last_id = insert.build().persistent(true).execute(&mut *conn).await?.last_insert_rowid();
-    let first_id = last_id - rows.len() as i64 + 1;
+fn prepare(chunk: &[Event]) -> Vec<RowValues<'_>> {
+    chunk.iter().map(row_values).collect()
+}
+
+fn hash_rows(hasher: &mut chain::BatchHasher, rows: &[RowValues<'_>], first_id: i64) {
     for (i, values) in rows.iter().enumerate() {
         hasher.row(&chain::RowImage {
             id: first_id + i as i64,
@@ -250,5 +259,33 @@ async fn insert_rows(
             fields: &values.json,
         });
     }
-    Ok(last_id)
+}
+
+/// Inserts `rows` with one statement and runs `meanwhile` while SQLite works on it; returns the last row id and what
+/// `meanwhile` returned.
+async fn insert_rows<T>(
+    conn: &mut SqliteConnection,
+    rows: &[RowValues<'_>],
+    meanwhile: impl AsyncFnOnce() -> T,
+) -> Result<(i64, T), StoreError> {
+    let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("INSERT INTO events ({INSERT_COLUMNS}) "));
+    insert.push_values(rows, |mut row, values| {
+        for time in values.times {
+            row.push_bind(time);
+        }
+        for text in values.typed {
+            row.push_bind(text);
+        }
+        row.push_bind(values.raw);
+        row.push_bind(values.json.as_str());
+    });
+    let mut execute = std::pin::pin!(insert.build().persistent(true).execute(&mut *conn));
+    // The first poll hands the statement to SQLite's thread; the work in between overlaps with it.
+    let early = std::future::poll_fn(|cx| std::task::Poll::Ready(execute.as_mut().poll(cx))).await;
+    let other = meanwhile().await;
+    let result = match early {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => execute.await,
+    }?;
+    Ok((result.last_insert_rowid(), other))
 }
