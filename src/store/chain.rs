@@ -31,7 +31,13 @@ pub struct RowImage<'a> {
     pub raw: Option<&'a [u8]>,
     /// fields (JSON).
     pub fields: &'a str,
+    /// message_at (hashed from scheme 2 on).
+    pub message_at: Option<i64>,
 }
+
+/// How new batches hash their rows: 2 covers `message_at` too (see migration 0009); batches of scheme 1 are verified
+/// as they were written.
+pub const SCHEME: i64 = 2;
 
 fn feed_bytes(hasher: &mut Sha256, bytes: Option<&[u8]>) {
     match bytes {
@@ -49,14 +55,20 @@ fn feed_bytes(hasher: &mut Sha256, bytes: Option<&[u8]>) {
 pub struct BatchHasher {
     hasher: Sha256,
     rows: u64,
+    scheme: i64,
 }
 
 impl BatchHasher {
-    /// Starts a batch that links to `prev_hash`.
+    /// Starts a batch of the current [`SCHEME`] that links to `prev_hash`.
     pub fn new(prev_hash: &str) -> Self {
+        Self::with_scheme(prev_hash, SCHEME)
+    }
+
+    /// Starts a batch hashed as `scheme` says (to verify batches stored by an earlier version).
+    pub fn with_scheme(prev_hash: &str, scheme: i64) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(prev_hash.as_bytes());
-        BatchHasher { hasher, rows: 0 }
+        BatchHasher { hasher, rows: 0, scheme }
     }
 
     /// Adds one row.
@@ -70,6 +82,9 @@ impl BatchHasher {
         }
         feed_bytes(&mut self.hasher, row.raw);
         feed_bytes(&mut self.hasher, Some(row.fields.as_bytes()));
+        if self.scheme >= 2 {
+            feed_bytes(&mut self.hasher, row.message_at.map(i64::to_le_bytes).as_ref().map(|b| b.as_slice()));
+        }
         self.rows += 1;
     }
 
@@ -105,7 +120,7 @@ pub async fn record(
     stored_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO event_batches (first_event_id, last_event_id, row_count, stored_at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO event_batches (first_event_id, last_event_id, row_count, stored_at, prev_hash, hash, scheme) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(first_event_id)
     .bind(last_event_id)
@@ -113,6 +128,7 @@ pub async fn record(
     .bind(stored_at.timestamp_micros())
     .bind(prev_hash)
     .bind(hash)
+    .bind(SCHEME)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -135,6 +151,8 @@ pub struct Batch {
     pub prev_hash: String,
     /// Its hash.
     pub hash: String,
+    /// How its rows are hashed ([`SCHEME`] for new batches).
+    pub scheme: i64,
 }
 
 fn batch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Batch, StoreError> {
@@ -146,6 +164,7 @@ fn batch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Batch, StoreError> {
         stored_at: Utc.timestamp_micros(row.try_get("stored_at")?).single().unwrap_or_default(),
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
+        scheme: row.try_get("scheme")?,
     })
 }
 
@@ -274,7 +293,7 @@ async fn check_batch(
         .bind(batch.last_event_id)
         .fetch_all(&mut *conn)
         .await?;
-    let mut hasher = BatchHasher::new(&batch.prev_hash);
+    let mut hasher = BatchHasher::with_scheme(&batch.prev_hash, batch.scheme);
     let mut next_id = batch.first_event_id;
     let mut missing = None;
     for row in &rows {
@@ -290,6 +309,11 @@ async fn check_batch(
                 .collect::<Result<_, _>>()?;
         let raw: Option<Vec<u8>> = row.try_get("raw")?;
         let fields: String = row.try_get("fields")?;
+        let message_at: Option<i64> = row.try_get("message_at")?;
+        if message_at.is_some() && batch.scheme < 2 {
+            // Its hash would not cover the offset, which changes the message read back.
+            return Ok(Some(format!("event {id} has a message_at its batch's hash does not cover: it was altered")));
+        }
         let typed: [Option<&str>; 8] = std::array::from_fn(|i| typed[i].as_deref());
         hasher.row(&RowImage {
             id,
@@ -302,6 +326,7 @@ async fn check_batch(
             typed,
             raw: raw.as_deref(),
             fields: &fields,
+            message_at,
         });
     }
     if rows.len() as i64 != batch.row_count {
@@ -382,6 +407,7 @@ mod tests {
             ],
             raw: None,
             fields: "{}",
+            message_at: None,
         };
         let hash = |prev: &str, row: &RowImage| {
             let mut hasher = BatchHasher::new(prev);
@@ -407,5 +433,21 @@ mod tests {
         };
         assert_ne!(base, hash(GENESIS, &moved), "length prefixes keep field boundaries");
         assert_ne!(base, hash(GENESIS, &RowImage { raw: Some(b""), ..row }), "an empty raw differs from none");
+        assert_ne!(base, hash(GENESIS, &RowImage { message_at: Some(0), ..row }), "message_at counts");
+        assert_ne!(
+            hash(GENESIS, &RowImage { message_at: Some(1), ..row }),
+            hash(GENESIS, &RowImage { message_at: Some(2), ..row })
+        );
+        let scheme_1 = |row: &RowImage| {
+            let mut hasher = BatchHasher::with_scheme(GENESIS, 1);
+            hasher.row(row);
+            hasher.finish()
+        };
+        assert_ne!(scheme_1(&row), base, "schemes hash differently");
+        assert_eq!(
+            scheme_1(&row),
+            "823a88a1da2c9cc00b5b1811c0df73ca6e1fae9ae7047fe64aca932b46b3a17a",
+            "scheme 1 hashes as batches stored before message_at did (computed independently in Python)"
+        );
     }
 }

@@ -10,11 +10,10 @@ use super::StoreError;
 use crate::event::{field, Event, Timestamp};
 
 /// Column list of an INSERT, in the order [`bind_row`] binds.
-pub const INSERT_COLUMNS: &str =
-    "ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, original, raw, fields";
+pub const INSERT_COLUMNS: &str = "ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, original, raw, fields, message_at";
 
 /// Number of columns bound per row.
-pub const BOUND_PER_ROW: usize = 14;
+pub const BOUND_PER_ROW: usize = 15;
 
 /// Fields stored in their own column (besides the two times).
 const TYPED: [&str; 8] = [
@@ -38,6 +37,8 @@ pub struct RowValues<'a> {
     pub raw: Option<&'a [u8]>,
     /// fields (JSON).
     pub json: String,
+    /// message_at: where the message starts in `original`, when it is its tail (and so not in `json`).
+    pub message_at: Option<i64>,
 }
 
 /// The JSON object of name/value pairs, byte for byte what `serde_json` writes for them, without its per-byte
@@ -84,6 +85,9 @@ fn push_json_string(out: &mut String, text: &str) {
 
 /// Splits an event into its row values.
 pub fn row_values(event: &Event) -> RowValues<'_> {
+    let message_at = message_offset(event);
+    let deduplicated = |name: &str| message_at.is_some() && name == field::MESSAGE;
+    let in_json = |name: &&str| !(TYPED.contains(name) || deduplicated(name));
     RowValues {
         times: [
             event.timestamp.micros(),
@@ -93,8 +97,23 @@ pub fn row_values(event: &Event) -> RowValues<'_> {
         ],
         typed: TYPED.map(|name| event.get(name).or_else(|| required_default(name))),
         raw: event.raw.as_deref(),
-        json: json_object(event.fields().filter(|(name, _)| !TYPED.contains(name))),
+        json: json_object(event.fields().filter(|(name, _)| in_json(name))),
+        message_at,
     }
+}
+
+/// Where the message starts in `event.original`, when it is its tail (ASCII whitespace after it aside: a frame's
+/// trailing LF is part of the original, not of the message).
+fn message_offset(event: &Event) -> Option<i64> {
+    let message = event.get(field::MESSAGE)?;
+    let original = event.get(field::ORIGINAL)?;
+    let at = original.trim_end_matches(|c: char| c.is_ascii_whitespace()).strip_suffix(message)?.len();
+    (message_from(original, at) == Some(message)).then_some(at as i64)
+}
+
+/// The message a row's `message_at` stands for (the view `events_with_message` does the same in SQL).
+fn message_from(original: &str, at: usize) -> Option<&str> {
+    original.get(at..).map(|tail| tail.trim_end_matches(|c: char| c.is_ascii_whitespace()))
 }
 
 /// What a NOT NULL column holds when the event lacks the field, so that every event can be stored: a row that
@@ -109,8 +128,7 @@ fn required_default(name: &str) -> Option<&'static str> {
 }
 
 /// Column list of a SELECT that [`event_from_row`] reads.
-pub const SELECT_COLUMNS: &str =
-    "id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, original, raw, fields";
+pub const SELECT_COLUMNS: &str = "id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, original, raw, fields, message_at";
 
 /// Rebuilds the event of a row; returns it with its id.
 pub fn event_from_row(row: &SqliteRow) -> Result<(i64, Event), StoreError> {
@@ -137,6 +155,13 @@ pub fn event_from_row(row: &SqliteRow) -> Result<(i64, Event), StoreError> {
     for (name, value) in rest {
         let known = field::lookup(&name).ok_or_else(|| corrupt(format!("unknown field {name}")))?;
         event.set(known, value);
+    }
+    if let Some(at) = row.try_get::<Option<i64>, _>("message_at")? {
+        let message = usize::try_from(at)
+            .ok()
+            .and_then(|at| event.get(field::ORIGINAL).and_then(|original| message_from(original, at)))
+            .ok_or_else(|| corrupt(format!("message_at {at} is not a character boundary of original")))?;
+        event.set(field::MESSAGE, message.to_owned());
     }
     Ok((id, event))
 }
@@ -172,5 +197,66 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 1);
+    }
+
+    #[tokio::test]
+    async fn a_message_that_ends_the_original_is_stored_once_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::store::open_writer(&dir.path().join("t.db")).await.unwrap();
+        let now = Timestamp::from_clock(Utc::now());
+        let event = |original: &str, message: &str| {
+            let mut event = Event::new(now, now);
+            event.set(field::ORIGINAL, original.to_owned());
+            event.set(field::MESSAGE, message.to_owned());
+            event.set(field::APPNAME, "lunash");
+            event
+        };
+        let stored = [
+            event(
+                "<14>Mar  1 10:00:00 hsm lunash: Lush user login : ädmin : Console",
+                "Lush user login : ädmin : Console",
+            ),
+            event("2026 Mar  9 hsm local5 info lunash [41]: a : b", "not the tail"),
+            event("<14>1 2026-03-01T10:00:00Z hsm lunash - - - \u{feff}tail, then LF\r\n", "\u{feff}tail, then LF"),
+            event("", ""),
+        ];
+        crate::store::writer::insert_batch(&mut conn, &stored).await.unwrap();
+        let rows: Vec<(Option<i64>, String)> =
+            sqlx::query_as("SELECT message_at, fields FROM events ORDER BY id").fetch_all(&mut conn).await.unwrap();
+        assert_eq!(rows[0].0, Some("<14>Mar  1 10:00:00 hsm lunash: ".len() as i64));
+        assert!(!rows[0].1.contains("Lush user login"), "the message is not repeated in fields: {}", rows[0].1);
+        assert_eq!(rows[1].0, None);
+        assert!(rows[1].1.contains("not the tail"));
+        assert_eq!(rows[2].0, Some("<14>1 2026-03-01T10:00:00Z hsm lunash - - - ".len() as i64));
+        let read = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events ORDER BY id")).fetch_all(&mut conn).await;
+        for (row, expected) in read.unwrap().iter().zip(&stored) {
+            let (_, event) = event_from_row(row).unwrap();
+            assert_eq!(event.get(field::MESSAGE), expected.get(field::MESSAGE));
+            assert_eq!(event.get(field::ORIGINAL), expected.get(field::ORIGINAL));
+        }
+        let view: Vec<Option<String>> = sqlx::query_scalar("SELECT message FROM events_with_message ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            view[..3],
+            [
+                Some("Lush user login : ädmin : Console".into()),
+                Some("not the tail".into()),
+                Some("\u{feff}tail, then LF".into())
+            ]
+        );
+        assert!(matches!(
+            crate::store::chain::verify(&mut conn).await.unwrap(),
+            crate::store::chain::Finding::Intact { .. }
+        ));
+
+        // Moving the offset changes the message read back: the chain covers it.
+        sqlx::query("UPDATE events SET message_at = message_at + 4 WHERE message_at IS NOT NULL")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let finding = crate::store::chain::verify(&mut conn).await.unwrap();
+        assert!(matches!(finding, crate::store::chain::Finding::Broken { .. }), "{finding:?}");
     }
 }

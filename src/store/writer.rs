@@ -257,6 +257,7 @@ fn hash_rows(hasher: &mut chain::BatchHasher, rows: &[RowValues<'_>], first_id: 
             typed: values.typed,
             raw: values.raw,
             fields: &values.json,
+            message_at: values.message_at,
         });
     }
 }
@@ -278,6 +279,7 @@ async fn insert_rows<T>(
         }
         row.push_bind(values.raw);
         row.push_bind(values.json.as_str());
+        row.push_bind(values.message_at);
     });
     let mut execute = std::pin::pin!(insert.build().persistent(true).execute(&mut *conn));
     // The first poll hands the statement to SQLite's thread; the work in between overlaps with it.
