@@ -83,11 +83,28 @@ fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-/// Splits an event into its row values.
+/// Splits an event into its row values, in one pass over its fields (this runs for every row, on the writer's
+/// serial path: no lookups per column).
 pub fn row_values(event: &Event) -> RowValues<'_> {
-    let message_at = message_offset(event);
-    let deduplicated = |name: &str| message_at.is_some() && name == field::MESSAGE;
-    let in_json = |name: &&str| !(TYPED.contains(name) || deduplicated(name));
+    let mut typed: [Option<&str>; 8] = [None; 8];
+    let mut rest: Vec<(&'static str, &str)> = Vec::with_capacity(16);
+    let mut message = None;
+    for (name, value) in event.fields() {
+        match typed_column(name) {
+            Some(column) => typed[column] = Some(value),
+            None if name == field::MESSAGE => message = Some((rest.len(), value)),
+            None => rest.push((name, value)),
+        }
+    }
+    let message_at =
+        message.zip(typed[TYPED_ORIGINAL]).and_then(|((_, message), original)| message_offset(original, message));
+    if let (Some((at, message)), None) = (message, message_at) {
+        // Back in its place: the JSON keeps the event's field order.
+        rest.insert(at, (field::MESSAGE, message));
+    }
+    for (column, name) in TYPED.iter().enumerate() {
+        typed[column] = typed[column].or_else(|| required_default(name));
+    }
     RowValues {
         times: [
             event.timestamp.micros(),
@@ -95,18 +112,35 @@ pub fn row_values(event: &Event) -> RowValues<'_> {
             event.created.micros(),
             i64::from(event.created.frac_digits),
         ],
-        typed: TYPED.map(|name| event.get(name).or_else(|| required_default(name))),
+        typed,
         raw: event.raw.as_deref(),
-        json: json_object(event.fields().filter(|(name, _)| in_json(name))),
+        json: json_object(rest.into_iter()),
         message_at,
     }
 }
 
-/// Where the message starts in `event.original`, when it is its tail (ASCII whitespace after it aside: a frame's
-/// trailing LF is part of the original, not of the message).
-fn message_offset(event: &Event) -> Option<i64> {
-    let message = event.get(field::MESSAGE)?;
-    let original = event.get(field::ORIGINAL)?;
+/// Position of `event.original` in [`TYPED`].
+const TYPED_ORIGINAL: usize = 7;
+
+/// The typed column a field goes to, by its position in [`TYPED`] (a match compiles to a switch on the length, where
+/// a search of `TYPED` compares strings one after the other).
+fn typed_column(name: &str) -> Option<usize> {
+    match name {
+        field::HOST_NAME => Some(0),
+        field::DATASET => Some(1),
+        field::ACTION => Some(2),
+        field::OUTCOME => Some(3),
+        field::USER_NAME => Some(4),
+        field::SOURCE_IP => Some(5),
+        field::FORMAT => Some(6),
+        field::ORIGINAL => Some(TYPED_ORIGINAL),
+        _ => None,
+    }
+}
+
+/// Where `message` starts in `original`, when it is its tail (ASCII whitespace after it aside: a frame's trailing LF
+/// is part of the original, not of the message).
+fn message_offset(original: &str, message: &str) -> Option<i64> {
     let at = original.trim_end_matches(|c: char| c.is_ascii_whitespace()).strip_suffix(message)?.len();
     (message_from(original, at) == Some(message)).then_some(at as i64)
 }
@@ -169,6 +203,14 @@ pub fn event_from_row(row: &SqliteRow) -> Result<(i64, Event), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_columns_follow_the_typed_list() {
+        for (column, name) in TYPED.iter().enumerate() {
+            assert_eq!(typed_column(name), Some(column), "{name}");
+        }
+        assert_eq!(typed_column(field::MESSAGE), None);
+    }
 
     proptest::proptest! {
         #[test]
