@@ -126,15 +126,14 @@ impl AfterCommit for AfterStore {
         self.evaluator.is_behind()
     }
 
-    fn committed<'a>(
-        &'a mut self,
-        conn: &'a mut SqliteConnection,
-        batch: &'a [Event],
-        first_id: i64,
-    ) -> HookFuture<'a> {
+    fn evaluate(&mut self, batch: &[Event], first_id: i64) {
         self.inventory.observe(batch);
         self.activity.observe(batch);
-        self.evaluator.committed(conn, batch, first_id)
+        self.evaluator.evaluate(batch, first_id);
+    }
+
+    fn persist<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a> {
+        self.evaluator.persist(conn)
     }
 
     fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: chrono::DateTime<chrono::Utc>) -> HookFuture<'a> {

@@ -49,6 +49,18 @@ pub struct Evaluator {
     cursor: i64,
     /// Stored events wait after the cursor (a backlog at start, or rows another process inserted).
     behind: bool,
+    /// What `evaluate` produced and `persist` has not written yet.
+    unwritten: Unwritten,
+}
+
+/// Firings of evaluated batches, before they are written.
+#[derive(Debug, Default)]
+struct Unwritten {
+    firings: Vec<Firing>,
+    /// The last event evaluated.
+    cursor: Option<i64>,
+    /// Time spent evaluating.
+    took: Duration,
 }
 
 /// Events evaluated per catch-up step.
@@ -126,6 +138,7 @@ impl Evaluator {
             counters,
             cursor,
             behind,
+            unwritten: Unwritten::default(),
         })
     }
 
@@ -282,30 +295,35 @@ async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: 
 }
 
 impl AfterCommit for Evaluator {
-    fn committed<'a>(
-        &'a mut self,
-        conn: &'a mut SqliteConnection,
-        batch: &'a [Event],
-        first_id: i64,
-    ) -> HookFuture<'a> {
+    fn evaluate(&mut self, batch: &[Event], first_id: i64) {
+        let started = std::time::Instant::now();
+        self.take_reload(Utc::now());
+        // Rows that are not the next ones after the cursor (a backlog, or another process's inserts in between)
+        // are read back from the store, in order, by `persist` instead.
+        if !batch.is_empty() && first_id != self.cursor + 1 {
+            self.behind = true;
+        }
+        if !self.behind {
+            let firings = self.process(batch.iter().enumerate().map(|(i, e)| (first_id + i as i64, e)));
+            let last = (!batch.is_empty()).then(|| first_id + batch.len() as i64 - 1);
+            self.cursor = last.unwrap_or(self.cursor);
+            Counters::add(&self.counters.events_evaluated, batch.len() as u64);
+            self.unwritten.firings.extend(firings);
+            self.unwritten.cursor = last.or(self.unwritten.cursor);
+        }
+        self.unwritten.took += started.elapsed();
+    }
+
+    fn persist<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a> {
         Box::pin(async move {
             let started = std::time::Instant::now();
-            self.take_reload(Utc::now());
-            // Rows that are not the next ones after the cursor (a backlog, or another process's inserts in between)
-            // are read back from the store, in order, instead.
-            if !batch.is_empty() && first_id != self.cursor + 1 {
-                self.behind = true;
+            let unwritten = std::mem::take(&mut self.unwritten);
+            let mut written = self.write(conn, unwritten.firings, unwritten.cursor).await;
+            if written.is_ok() && self.behind {
+                written = self.catch_up(conn).await;
             }
-            let written = if self.behind {
-                self.catch_up(conn).await
-            } else {
-                let firings = self.process(batch.iter().enumerate().map(|(i, e)| (first_id + i as i64, e)));
-                let last = (!batch.is_empty()).then(|| first_id + batch.len() as i64 - 1);
-                self.cursor = last.unwrap_or(self.cursor);
-                Counters::add(&self.counters.events_evaluated, batch.len() as u64);
-                self.write(conn, firings, last).await
-            };
-            self.counters.evaluation_seconds.observe(started.elapsed().as_secs_f64());
+            let took = unwritten.took + started.elapsed();
+            self.counters.evaluation_seconds.observe(took.as_secs_f64());
             written
         })
     }

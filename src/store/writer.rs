@@ -37,10 +37,15 @@ pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + 
 
 /// Work done on the writer's connection after each commit, and on a timer: the rule engine's evaluation (store,
 /// then evaluate). Defined here so that the store knows nothing of the stages after it.
+///
+/// Each committed batch is handed over in two steps: [`AfterCommit::evaluate`] (work without the database, which the
+/// writer may run on another thread while it inserts the next batch) and then [`AfterCommit::persist`] (writing
+/// what it produced, on the writer's connection). Batches are evaluated and persisted in commit order.
 pub trait AfterCommit: Send + 'static {
     /// A batch was committed; its first event has row id `first_id`.
-    fn committed<'a>(&'a mut self, conn: &'a mut SqliteConnection, batch: &'a [Event], first_id: i64)
-        -> HookFuture<'a>;
+    fn evaluate(&mut self, batch: &[Event], first_id: i64);
+    /// Writes what [`AfterCommit::evaluate`] produced.
+    fn persist<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a>;
     /// Time passed (timers that fire without new events).
     fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a>;
     /// Whether it has work of its own (a backlog): the writer then calls [`AfterCommit::tick`] whenever no batch is
@@ -59,7 +64,8 @@ pub trait AfterCommit: Send + 'static {
 pub struct NoHook;
 
 impl AfterCommit for NoHook {
-    fn committed<'a>(&'a mut self, _: &'a mut SqliteConnection, _: &'a [Event], _: i64) -> HookFuture<'a> {
+    fn evaluate(&mut self, _: &[Event], _: i64) {}
+    fn persist<'a>(&'a mut self, _: &'a mut SqliteConnection) -> HookFuture<'a> {
         Box::pin(async { Ok(()) })
     }
     fn tick<'a>(&'a mut self, _: &'a mut SqliteConnection, _: DateTime<Utc>) -> HookFuture<'a> {
@@ -89,30 +95,91 @@ pub struct WriterSummary {
     pub batches: u64,
 }
 
+/// Where the hook is: here, or evaluating a committed batch on a blocking thread while the writer goes on.
+enum HookSlot<H> {
+    Here(H),
+    Away(tokio::task::JoinHandle<(H, Vec<Event>)>),
+    /// Only while changing from one to the other.
+    Moving,
+}
+
+impl<H: AfterCommit> HookSlot<H> {
+    /// Brings the hook back (persisting what it evaluated away) and returns it, with the batch it evaluated.
+    async fn settle(&mut self, conn: &mut SqliteConnection) -> (&mut H, Option<Vec<Event>>) {
+        let mut events = None;
+        if matches!(self, HookSlot::Away(_)) {
+            let HookSlot::Away(task) = std::mem::replace(self, HookSlot::Moving) else { unreachable!("matched") };
+            let (mut hook, batch) = match task.await {
+                Ok(returned) => returned,
+                // The hook's panic is the writer's, as it was when evaluation ran on the writer's own task.
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            };
+            persist(&mut hook, conn, batch.len()).await;
+            events = Some(batch);
+            *self = HookSlot::Here(hook);
+        }
+        match self {
+            HookSlot::Here(hook) => (hook, events),
+            _ => unreachable!("settled above"),
+        }
+    }
+
+    /// Sends the hook away to evaluate `batch` (the hook must be here).
+    fn evaluate_away(&mut self, batch: Vec<Event>, first_id: i64) {
+        let HookSlot::Here(mut hook) = std::mem::replace(self, HookSlot::Moving) else {
+            unreachable!("settled before each batch is handed over")
+        };
+        *self = HookSlot::Away(tokio::task::spawn_blocking(move || {
+            hook.evaluate(&batch, first_id);
+            (hook, batch)
+        }));
+    }
+
+    fn busy(&self) -> bool {
+        matches!(self, HookSlot::Here(hook) if hook.busy())
+    }
+}
+
+async fn persist<H: AfterCommit>(hook: &mut H, conn: &mut SqliteConnection, events: usize) {
+    if let Err(error) = hook.persist(conn).await {
+        // The events are stored; the rule cursor did not move, so the next start evaluates them again.
+        tracing::error!(%error, events, "rule evaluation of a committed batch failed");
+    }
+}
+
 /// Commits everything the queue delivers until every sender is gone, then returns the connection.
+///
+/// While more events wait, a committed batch is evaluated on another thread as the next one is inserted; when the
+/// queue is empty it is evaluated at once, so that an alert never waits for traffic that may not come.
 pub async fn run<H: AfterCommit>(
     mut conn: SqliteConnection,
     mut queue: mpsc::Receiver<Event>,
     policy: BatchPolicy,
     counters: Arc<Counters>,
-    mut hook: H,
+    hook: H,
 ) -> Result<(SqliteConnection, WriterSummary), StoreError> {
     let rows = policy.rows.max(1);
     let mut batch: Vec<Event> = Vec::with_capacity(rows);
     let mut summary = WriterSummary::default();
     let mut open = true;
+    let mut hook = HookSlot::Here(hook);
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while open {
+        if queue.is_empty() {
+            hook.settle(&mut conn).await;
+        }
         let received = tokio::select! {
             received = queue.recv_many(&mut batch, rows) => received,
             _ = ticker.tick() => {
+                let (hook, _) = hook.settle(&mut conn).await;
                 if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
                     tracing::error!(%error, "timer evaluation failed");
                 }
                 continue;
             }
             _ = std::future::ready(()), if hook.busy() => {
+                let (hook, _) = hook.settle(&mut conn).await;
                 if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
                     tracing::error!(%error, "background evaluation failed");
                 }
@@ -147,14 +214,22 @@ pub async fn run<H: AfterCommit>(
         counters.count_datasets(
             batch.iter().map(|e| e.get(crate::event::field::DATASET).unwrap_or(crate::event::DATASET_SYSLOG)),
         );
-        if let Err(error) = hook.committed(&mut conn, &batch, first_id).await {
-            // The events are stored; the rule cursor did not move, so the next start evaluates them again.
-            tracing::error!(%error, events = batch.len(), "rule evaluation of a committed batch failed");
-        }
         summary.stored += batch.len() as u64;
         summary.batches += 1;
-        batch.clear();
+        // The previous batch's results are written first: evaluation follows commit order.
+        let (here, returned) = hook.settle(&mut conn).await;
+        if open && !queue.is_empty() {
+            let mut next = returned.unwrap_or_default();
+            next.clear();
+            next.reserve(rows);
+            hook.evaluate_away(std::mem::replace(&mut batch, next), first_id);
+        } else {
+            here.evaluate(&batch, first_id);
+            persist(here, &mut conn, batch.len()).await;
+            batch.clear();
+        }
     }
+    let (hook, _) = hook.settle(&mut conn).await;
     if let Err(error) = hook.finish(&mut conn).await {
         tracing::error!(%error, "final evaluation at shutdown failed");
     }
