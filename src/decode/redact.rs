@@ -41,16 +41,24 @@ impl Redactor {
 
     /// The line with the value of every secret option replaced by `***`; borrowed when there was none.
     pub fn redact<'a>(&self, line: &'a [u8]) -> Cow<'a, [u8]> {
-        if self.is_empty() || !line.windows(2).any(|w| w[0].is_ascii_whitespace() && w[1] == b'-') {
+        if self.is_empty() {
             return Cow::Borrowed(line);
         }
         let mut out: Option<Vec<u8>> = None;
         let mut copied = 0;
         let mut at = 0;
-        while let Some((start, end)) = next_word(line, at) {
+        // Only a dash that starts a word can start an option: jump from dash to dash (memchr) rather than walk every
+        // word of every line, most of which hold no option at all.
+        while let Some(found) = memchr::memchr(b'-', &line[at..]) {
+            let start = at + found;
+            if start > 0 && !line[start - 1].is_ascii_whitespace() {
+                at = start + 1;
+                continue;
+            }
+            let end = line[start..].iter().position(u8::is_ascii_whitespace).map_or(line.len(), |n| start + n);
             at = end;
             let word = &line[start..end];
-            if word.len() < 2 || word[0] != b'-' || start > 0 && !line[start - 1].is_ascii_whitespace() {
+            if word.len() < 2 {
                 continue;
             }
             let dashes = word.iter().take_while(|&&b| b == b'-').count();
@@ -141,6 +149,10 @@ mod tests {
             ("no options at all", "no options at all"),
             ("trailing -password", "trailing -password"),
             ("a-password b", "a-password b"),
+            ("-pwd first\tx", "-pwd ***\tx"),
+            ("2026-03-01 x - - -p one -p=two --password three", "2026-03-01 x - - -p *** -p=*** --password ***"),
+            ("x -password \"quoted\"-pwd y", "x -password ***-pwd y"),
+            ("x -password a -password b", "x -password *** -password ***"),
         ];
         for (line, expected) in cases {
             assert_eq!(redacted(line), expected, "{line}");
