@@ -40,6 +40,19 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 now() { date +%s.%N; }
 
+# start_rsyslog MODULE DIR PORT: rsyslogd in the foreground, MODULE (imtcp or imudp) on PORT into DIR/rsyslog.out;
+# sets pid.
+start_rsyslog() {
+  cat > "$2/rsyslog.conf" <<CONF
+global(workDirectory="$2")
+module(load="$1")
+input(type="$1" address="127.0.0.1" port="$3" ruleset="file")
+ruleset(name="file") { action(type="omfile" file="$2/rsyslog.out") }
+CONF
+  rsyslogd -n -i "$2/rsyslog.pid" -f "$2/rsyslog.conf" 2>"$2/r.log" &
+  pid=$!
+}
+
 # measure NAME PID COUNT_COMMAND EXPECTED PORT: loggen into PORT, wait until the collector is idle (its CPU time stops
 # growing: reading its store meanwhile would disturb syslog-ng's SQLite locking), then count what it stored. The
 # elapsed time runs from the first message to the collector's last busy moment.
@@ -82,14 +95,7 @@ if [ "${TRANSPORT:-tcp}" = udp ]; then
     udp_run hsmwatch "$pid" "sqlite3 $dir/h.db 'select count(*) from events'" "$p"
     kill -TERM "$pid"; wait "$pid" || true
     p=$(port)
-    cat > "$dir/rsyslog.conf" <<CONF
-global(workDirectory="$dir")
-module(load="imudp")
-input(type="imudp" address="127.0.0.1" port="$p" ruleset="file")
-ruleset(name="file") { action(type="omfile" file="$dir/rsyslog.out") }
-CONF
-    rsyslogd -n -i "$dir/rsyslog.pid" -f "$dir/rsyslog.conf" 2>"$dir/r.log" &
-    pid=$!; sleep 1
+    start_rsyslog imudp "$dir" "$p"; sleep 1
     udp_run rsyslog "$pid" "wc -l < $dir/rsyslog.out" "$p"
     kill -TERM "$pid"; wait "$pid" || true
     rm -rf "$dir"
@@ -110,14 +116,7 @@ for run in $(seq 1 "$runs"); do
 
   # rsyslog: imtcp -> omfile, the classic flat-file collector.
   p=$(port)
-  cat > "$dir/rsyslog.conf" <<CONF
-global(workDirectory="$dir")
-module(load="imtcp")
-input(type="imtcp" address="127.0.0.1" port="$p" ruleset="file")
-ruleset(name="file") { action(type="omfile" file="$dir/rsyslog.out") }
-CONF
-  rsyslogd -n -i "$dir/rsyslog.pid" -f "$dir/rsyslog.conf" 2>"$dir/r.log" &
-  pid=$!; wait_port "$p"
+  start_rsyslog imtcp "$dir" "$p"; wait_port "$p"
   measure rsyslog "$pid" "wc -l < $dir/rsyslog.out" "$expected" "$p" | tee -a "$results"
   kill -TERM "$pid"; wait "$pid" || true
 

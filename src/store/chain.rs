@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqliteConnection};
 
-use super::columns::SELECT_COLUMNS;
+use super::columns::{SELECT_COLUMNS, TYPED_COLUMNS};
 use super::StoreError;
 
 /// The hash the first batch of a new database links to.
@@ -303,10 +303,7 @@ async fn check_batch(
         }
         next_id = id + 1;
         let typed: Vec<Option<String>> =
-            ["host", "dataset", "action", "outcome", "user_name", "source_ip", "format", "original"]
-                .iter()
-                .map(|c| row.try_get::<Option<String>, _>(*c))
-                .collect::<Result<_, _>>()?;
+            TYPED_COLUMNS.iter().map(|c| row.try_get::<Option<String>, _>(*c)).collect::<Result<_, _>>()?;
         let raw: Option<Vec<u8>> = row.try_get("raw")?;
         let fields: String = row.try_get("fields")?;
         let message_at: Option<i64> = row.try_get("message_at")?;

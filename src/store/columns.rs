@@ -27,6 +27,10 @@ const TYPED: [&str; 8] = [
     field::ORIGINAL,
 ];
 
+/// The columns of the [`TYPED`] fields, in the same order.
+pub const TYPED_COLUMNS: [&str; 8] =
+    ["host", "dataset", "action", "outcome", "user_name", "source_ip", "format", "original"];
+
 /// The values of one row, in [`INSERT_COLUMNS`] order.
 pub struct RowValues<'a> {
     /// ts, ts_digits, created, created_digits.
@@ -177,8 +181,7 @@ pub fn event_from_row(row: &SqliteRow) -> Result<(i64, Event), StoreError> {
         Ok(Timestamp::new(at, u8::try_from(digits).unwrap_or(0)))
     };
     let mut event = Event::new(time("ts", "ts_digits")?, time("created", "created_digits")?);
-    let columns = ["host", "dataset", "action", "outcome", "user_name", "source_ip", "format", "original"];
-    for (name, column) in TYPED.iter().zip(columns) {
+    for (name, column) in TYPED.iter().zip(TYPED_COLUMNS) {
         if let Some(value) = row.try_get::<Option<String>, _>(column)? {
             event.set(name, value);
         }

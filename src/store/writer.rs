@@ -107,8 +107,7 @@ impl<H: AfterCommit> HookSlot<H> {
     /// Brings the hook back (persisting what it evaluated away) and returns it, with the batch it evaluated.
     async fn settle(&mut self, conn: &mut SqliteConnection) -> (&mut H, Option<Vec<Event>>) {
         let mut events = None;
-        if matches!(self, HookSlot::Away(_)) {
-            let HookSlot::Away(task) = std::mem::replace(self, HookSlot::Moving) else { unreachable!("matched") };
+        if let HookSlot::Away(task) = self {
             let (mut hook, batch) = match task.await {
                 Ok(returned) => returned,
                 // The hook's panic is the writer's, as it was when evaluation ran on the writer's own task.
@@ -289,11 +288,10 @@ pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Resul
         // Rows of one INSERT get consecutive row ids, max(id)+1 onwards (SQLite's rowid algorithm without
         // AUTOINCREMENT), and BEGIN IMMEDIATE keeps other writers out meanwhile: the ids are known before inserting.
         let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&mut *conn).await?;
-        let first_id = newest.unwrap_or(0) + 1;
+        let mut next_id = newest.unwrap_or(0) + 1;
         let mut hasher = chain::BatchHasher::new(&prev_hash);
         let mut chunks = batch.chunks(ROWS_PER_STATEMENT);
         let mut rows: Vec<RowValues<'_>> = chunks.next().map(prepare).unwrap_or_default();
-        let mut next_id = first_id;
         while !rows.is_empty() {
             let before = hasher.clone();
             let (last_id, next_rows) = insert_rows(conn, &rows, async || {
@@ -312,7 +310,7 @@ pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Resul
             rows = next_rows;
         }
         let last_id = next_id - 1;
-        let first_id = last_id - batch.len() as i64 + 1;
+        let first_id = next_id - batch.len() as i64;
         let hash = hasher.finish();
         chain::record(conn, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now()).await?;
         Ok(first_id)
