@@ -35,3 +35,10 @@ pub mod rule_tests;
 pub mod rules;
 pub mod silence;
 pub mod store;
+
+/// The allocator of the server and of everything built on this crate (tests, benches, examples), so that benches
+/// measure what the server runs. An event costs a dozen small allocations on the way from frame to row; mimalloc's
+/// thread-local free lists serve them in a fraction of glibc malloc's instructions, and the writer, which frees what
+/// the readers allocated, does not contend on one arena.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

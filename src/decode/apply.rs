@@ -1,9 +1,11 @@
 //! Applying compiled decoders to one message: route by app name or facility, strip the group's prefix, find the first
-//! matching pattern with one `RegexSet` pass, then capture and transform.
+//! matching pattern, then capture and transform.
 
 use std::net::IpAddr;
 
-use regex::{Captures, Regex, RegexSet};
+use regex::RegexSet;
+
+use super::backtrack::{Found, Matcher};
 
 use super::spec::{LookupBy, Normalize};
 use crate::event::{field, Event, FieldValue};
@@ -85,6 +87,12 @@ impl LookupEntry {
         if self.words.len() > command.len() {
             return None;
         }
+        // Most entries differ in their first letter; a whole-word comparison is only worth it where they agree.
+        if let (Some(key), Some(typed)) = (self.words.first(), command.first()) {
+            if key.as_bytes().first() != typed.as_bytes().first().map(u8::to_ascii_lowercase).as_ref() {
+                return None;
+            }
+        }
         let mut exact = 0;
         for (key, typed) in self.words.iter().zip(command) {
             if typed.eq_ignore_ascii_case(key) {
@@ -116,7 +124,7 @@ pub struct Pattern {
     /// Its id.
     pub id: String,
     /// Its regex.
-    pub regex: Regex,
+    pub regex: Matcher,
     /// Capture group index → target.
     pub captures: Vec<(usize, Name)>,
     /// Constants and copies.
@@ -147,16 +155,24 @@ pub struct Group {
     /// Facilities routed here.
     pub facilities: Vec<String>,
     /// The optional sub-header.
-    pub prefix: Option<(Vec<(usize, Name)>, Regex)>,
+    pub prefix: Option<(Vec<(usize, Name)>, Matcher)>,
     /// Regexes searched in every routed line.
-    pub extract: Vec<(Vec<(usize, Name)>, Regex)>,
-    /// All pattern regexes, to find the first match in one pass.
-    pub set: RegexSet,
+    pub extract: Vec<(Vec<(usize, Name)>, Matcher)>,
+    /// All pattern regexes, to find the first match in one pass when some pattern has no program; with programs,
+    /// trying the patterns in turn is cheaper (most fail on their first literal).
+    pub set: Option<RegexSet>,
     /// The patterns.
     pub patterns: Vec<Pattern>,
 }
 
 impl Group {
+    /// Every regex of the group: prefix, patterns, extractions.
+    #[cfg(test)]
+    pub fn matchers(&self) -> impl Iterator<Item = &Matcher> {
+        let prefix = self.prefix.iter().map(|(_, m)| m);
+        prefix.chain(self.patterns.iter().map(|p| &p.regex)).chain(self.extract.iter().map(|(_, m)| m))
+    }
+
     /// Whether a line with this app name and facility is routed here.
     pub fn routes(&self, appname: Option<&str>, facility: Option<&str>) -> bool {
         appname.is_some_and(|app| self.appnames.iter().any(|a| a.eq_ignore_ascii_case(app)))
@@ -169,17 +185,15 @@ impl Group {
         let mut body = message;
         if let Some((captures, regex)) = &self.prefix {
             if let Some(found) = regex.captures(message) {
-                values.capture(&found, captures);
-                body = &message[found.get(0).map_or(0, |m| m.end())..];
+                values.capture(message, &found, captures);
+                body = &message[found.end()..];
             }
         }
-        let matched = self.set.matches(body).iter().next().and_then(|index| {
-            let pattern = &self.patterns[index];
-            let found = pattern.regex.captures(body)?;
-            values.capture(&found, &pattern.captures);
+        let matched = self.first_match(body).map(|(pattern, found)| {
+            values.capture(body, &found, &pattern.captures);
             pattern.transform(&mut values);
             values.fields.push((field::DATASET, FieldValue::Borrowed(self.dataset)));
-            Some(pattern)
+            pattern
         });
         if matched.is_some() {
             for (name, value) in values.fields {
@@ -189,7 +203,7 @@ impl Group {
         for (captures, regex) in &self.extract {
             if let Some(found) = regex.captures(message) {
                 let mut extracted = Values::default();
-                extracted.capture(&found, captures);
+                extracted.capture(message, &found, captures);
                 for (name, value) in extracted.fields {
                     if event.get(name).is_none() {
                         event.set(name, canonical(name, value));
@@ -198,6 +212,17 @@ impl Group {
             }
         }
         matched
+    }
+
+    /// The first pattern that matches `body`, and its match.
+    fn first_match<'t>(&self, body: &'t str) -> Option<(&Pattern, Found<'t>)> {
+        match &self.set {
+            Some(set) => {
+                let pattern = &self.patterns[set.matches(body).iter().next()?];
+                pattern.regex.captures(body).map(|found| (pattern, found))
+            }
+            None => self.patterns.iter().find_map(|pattern| pattern.regex.captures(body).map(|found| (pattern, found))),
+        }
     }
 }
 
@@ -244,10 +269,10 @@ impl<'g> Values<'g> {
         self.helpers.retain(|(n, _)| *n != name);
     }
 
-    fn capture(&mut self, found: &Captures<'_>, targets: &'g [(usize, Name)]) {
+    fn capture(&mut self, text: &str, found: &Found<'_>, targets: &'g [(usize, Name)]) {
         for (index, name) in targets {
-            if let Some(text) = found.get(*index) {
-                self.put(name, text.as_str().trim().to_owned());
+            if let Some((start, end)) = found.get(*index) {
+                self.put(name, text[start..end].trim().to_owned());
             }
         }
     }
@@ -316,16 +341,21 @@ impl Lookup {
             }
             LookupBy::Words => {
                 let command: Vec<&str> = value.split_whitespace().collect();
-                let scored: Vec<_> =
-                    self.entries.iter().filter_map(|e| e.word_score(&command).map(|s| (s, e))).collect();
-                for (_, entry) in &scored {
+                // Every matching entry contributes its options; of those with settings, the best score wins (the
+                // last of equals).
+                let mut best: Option<((usize, usize), &LookupEntry)> = None;
+                for entry in &self.entries {
+                    let Some(score) = entry.word_score(&command) else { continue };
                     for (target, flags) in &entry.options {
                         if let Some(option) = option_value(&command, flags) {
                             values.put_field(target, option.to_owned());
                         }
                     }
+                    if !entry.set.is_empty() && best.is_none_or(|(top, _)| score >= top) {
+                        best = Some((score, entry));
+                    }
                 }
-                scored.into_iter().filter(|(_, e)| !e.set.is_empty()).max_by_key(|(score, _)| *score).map(|(_, e)| e)
+                best.map(|(_, entry)| entry)
             }
         };
         match winner {

@@ -9,6 +9,7 @@ use regex::{Regex, RegexSet};
 
 use super::apply::{Group, Lookup, LookupEntry, Name, Outcome, Pattern, Value};
 use super::ascii_classes::ascii_classes;
+use super::backtrack::Matcher;
 use super::cloudhsm::CloudHsmTables;
 use super::redact::Redactor;
 use super::spec::{DecoderFile, GroupSpec, LookupEntrySpec, LookupSpec, OutcomeSpec, PatternSpec};
@@ -224,7 +225,7 @@ impl FileContext<'_> {
         let mut extract = Vec::new();
         for text in &spec.extract {
             if let Some(regex) = self.regex(text, owner) {
-                extract.push((self.captures(&regex, owner)?, regex));
+                extract.push((self.captures(&regex, owner)?, Matcher::new(regex)));
             }
         }
         let prefix_names: HashSet<String> = prefix_captures.iter().map(|(_, n)| n.as_str().to_owned()).collect();
@@ -232,13 +233,17 @@ impl FileContext<'_> {
         if patterns.len() != spec.patterns.len() {
             return None;
         }
-        let set = RegexSet::new(patterns.iter().map(|p| p.regex.as_str())).ok()?;
+        let set = if patterns.iter().all(|p| p.regex.has_program()) {
+            None
+        } else {
+            Some(RegexSet::new(patterns.iter().map(|p| p.regex.regex().as_str())).ok()?)
+        };
         Some(Group {
             id: spec.id.clone(),
             dataset: intern(&spec.dataset),
             appnames: spec.route.appname.iter().map(|a| a.to_ascii_lowercase()).collect(),
             facilities: spec.route.facility.clone(),
-            prefix: prefix.map(|regex| (prefix_captures, regex)),
+            prefix: prefix.map(|regex| (prefix_captures, Matcher::new(regex))),
             extract,
             set,
             patterns,
@@ -280,7 +285,7 @@ impl FileContext<'_> {
         }
         Some(Pattern {
             id: spec.id.clone(),
-            regex,
+            regex: Matcher::new(regex),
             captures,
             set,
             blank,

@@ -7,6 +7,7 @@
 
 mod apply;
 mod ascii_classes;
+mod backtrack;
 pub mod cloudhsm;
 mod compile;
 mod redact;
@@ -201,6 +202,78 @@ pub fn is_unparsed(event: &Event) -> bool {
 mod tests {
     use super::*;
     use crate::parse::parse;
+    use proptest::prelude::*;
+
+    /// The syslog lines of the decoder corpus, and the message part of each.
+    fn corpus_texts() -> Vec<String> {
+        let corpus = include_str!("../../tests/data/luna.jsonl");
+        let mut texts = Vec::new();
+        for case in corpus.lines() {
+            let case: serde_json::Value = serde_json::from_str(case).expect("corpus JSON");
+            let wire = case["wire"].as_str().expect("wire").to_owned();
+            texts.push(parse(&wire, Utc::now()).msg.to_owned());
+            texts.push(wire);
+        }
+        texts
+    }
+
+    fn shipped() -> Decoders {
+        Decoders::load(&RuleSource::Embedded).expect("the shipped decoders compile")
+    }
+
+    #[test]
+    fn every_shipped_regex_runs_on_the_fast_matcher() {
+        for group in &shipped().groups {
+            for matcher in group.matchers() {
+                assert!(matcher.has_program(), "{}: {:?} has no program", group.id, matcher.regex().as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_matcher_agrees_with_the_regex_crate_on_the_corpus() {
+        let decoders = shipped();
+        let texts = corpus_texts();
+        let mut compared = 0;
+        for group in &decoders.groups {
+            for matcher in group.matchers() {
+                for text in &texts {
+                    matcher.agrees_with_crate(text).unwrap();
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
+    }
+
+    proptest! {
+        /// Corpus lines with characters inserted and removed (separators, digits, non-ASCII) walk the decoders'
+        /// backtracking paths that the corpus itself does not.
+        #[test]
+        fn the_fast_matcher_agrees_with_the_regex_crate_on_mutated_lines(
+            line in any::<prop::sample::Index>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::option::of("( : | \\. |, |[ :,()/.^=a-zA-Z0-9_\\-é\t])")), 1..6),
+        ) {
+            let texts = corpus_texts();
+            let mut text = texts[line.index(texts.len())].clone();
+            for (at, insert) in edits {
+                let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+                let at = boundaries[at.index(boundaries.len())];
+                match insert {
+                    Some(inserted) => text.insert_str(at, &inserted),
+                    None if at < text.len() => {
+                        text.remove(at);
+                    }
+                    None => {}
+                }
+            }
+            for group in &shipped().groups {
+                for matcher in group.matchers() {
+                    prop_assert!(matcher.agrees_with_crate(&text).is_ok(), "{:?}", matcher.agrees_with_crate(&text));
+                }
+            }
+        }
+    }
 
     fn origin() -> Origin {
         Origin {

@@ -11,13 +11,20 @@ const SEARCH_YEARS: i32 = 4;
 pub fn nearest_year(received: DateTime<Utc>, date: (u32, u32, u32, u32, u32)) -> i32 {
     let (month, day, hour, minute, second) = date;
     let base = chrono::Datelike::year(&received);
-    (base - SEARCH_YEARS..=base + SEARCH_YEARS)
-        .filter_map(|year| {
-            let at = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, second)?.and_utc();
-            Some((year, (at - received).num_seconds().unsigned_abs()))
-        })
-        .min_by_key(|&(year, distance)| (distance, (year - base).unsigned_abs()))
-        .map_or(base, |(year, _)| year)
+    let distance = |year: i32| {
+        let at = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, second)?.and_utc();
+        Some((year, (at - received).num_seconds().unsigned_abs()))
+    };
+    let nearest = |candidates: &mut dyn Iterator<Item = (i32, u64)>| {
+        candidates.min_by_key(|&(year, distance)| (distance, (year - base).unsigned_abs())).map_or(base, |(y, _)| y)
+    };
+    // A date that exists in the years either side of the receipt year is nearest in one of those three: any other
+    // year is more than a year away, and one of the three is within half a year. Only `Feb 29` needs the search.
+    let close = [distance(base - 1), distance(base), distance(base + 1)];
+    if close.iter().all(Option::is_some) {
+        return nearest(&mut close.into_iter().flatten());
+    }
+    nearest(&mut (base - SEARCH_YEARS..=base + SEARCH_YEARS).filter_map(distance))
 }
 
 #[cfg(test)]
