@@ -31,6 +31,8 @@ pub struct Program {
     anchored: bool,
     /// Every match starts with these bytes: candidate starts are found with `memmem`.
     first_literal: Option<memmem::Finder<'static>>,
+    /// Every match starts the text with these bytes: a text that does not is rejected before any set-up.
+    required_start: Box<[u8]>,
 }
 
 /// The search gave up: the pattern backtracked past its budget on this text. Ask the `regex` crate instead.
@@ -60,7 +62,7 @@ enum Inst {
     Class(CharClass),
     /// `min..=max` characters of the class (`max` is `u32::MAX` for no bound). `then` is the first byte of the
     /// literal that must follow (captures aside), when one must: a run only stops where that byte is.
-    Run { class: CharClass, min: u32, max: u32, greedy: bool, then: Option<u8> },
+    Run { class: CharClass, min: u32, max: u32, greedy: bool, then: Option<u8>, skip: Option<Box<Skip>> },
     /// Go on at `first`; on failure, at `second`.
     Split { first: usize, second: usize },
     /// Go on at this instruction.
@@ -71,6 +73,15 @@ enum Inst {
     Assert(Assertion),
     /// The pattern matched.
     Match,
+}
+
+/// How a lazy run goes straight to the next place the literal after it occurs: for an unbounded run of a class that
+/// admits every character but a few ASCII bytes (`.*?`, `[^:]*?`), reaching a place is only a matter of none of
+/// those bytes lying in between. `Command: (.*?) : ` then costs one `memmem` per ` : ` instead of a step per byte.
+#[derive(Debug, Clone)]
+struct Skip {
+    literal: memmem::Finder<'static>,
+    excluded: Box<[u8]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -194,11 +205,20 @@ impl Program {
             Some(Inst::Literal(bytes)) => Some(memmem::Finder::new(bytes.as_ref()).into_owned()),
             _ => None,
         };
-        Some(Program { insts, anchored, first_literal })
+        let after_start = insts.iter().skip_while(|inst| !matches!(inst, Inst::Assert(Assertion::Start)));
+        let required_start = match after_start.skip(1).find(|inst| !matches!(inst, Inst::Save(_))) {
+            Some(Inst::Literal(bytes)) if anchored => bytes.clone(),
+            _ => Box::default(),
+        };
+        Some(Program { insts, anchored, first_literal, required_start })
     }
 
     /// The leftmost-first match in `text` and its groups; `Err` when the search ran out of its step budget.
     pub fn captures(&self, text: &str) -> Result<Option<Spans>, Exhausted> {
+        // Most patterns tried on a line fail on their first literal: say so before setting anything up.
+        if !text.as_bytes().starts_with(&self.required_start) {
+            return Ok(None);
+        }
         let mut spans = Spans { slots: [UNSET; 2 * MAX_GROUPS] };
         STACK.with_borrow_mut(|stack| self.search(text, &mut spans, stack)).map(|found| found.then_some(spans))
     }
@@ -338,7 +358,17 @@ impl Program {
                     return Ok(Some((run + 1, at)));
                 }
                 Frame::TakeMore { run, mut at, mut count } => {
-                    let Inst::Run { class, max, then, .. } = &self.insts[run] else { continue };
+                    let Inst::Run { class, max, then, skip, .. } = &self.insts[run] else { continue };
+                    if let Some(skip) = skip {
+                        match skip.next(text.as_bytes(), at) {
+                            Some(next) => {
+                                *budget = budget.checked_sub(1 + (next - at) / 16).ok_or(Exhausted)?;
+                                stack.push(Frame::TakeMore { run, at: next, count });
+                                return Ok(Some((run + 1, next)));
+                            }
+                            None => continue,
+                        }
+                    }
                     // Take until the byte that must follow is next; give up where the class ends.
                     let taken = loop {
                         *budget = budget.checked_sub(1).ok_or(Exhausted)?;
@@ -370,13 +400,18 @@ thread_local! {
 /// slots between them aside). A run then only stops where that byte is; anywhere else the literal would fail.
 fn link_runs_to_literals(insts: &mut [Inst]) {
     for at in 0..insts.len() {
-        let next = insts[at + 1..].iter().find(|inst| !matches!(inst, Inst::Save(_)));
-        let byte = match next {
-            Some(Inst::Literal(literal)) => literal.first().copied(),
+        let literal = match insts[at + 1..].iter().find(|inst| !matches!(inst, Inst::Save(_))) {
+            Some(Inst::Literal(literal)) => Some(literal.clone()),
             _ => None,
         };
-        if let Inst::Run { then, .. } = &mut insts[at] {
-            *then = byte;
+        if let Inst::Run { class, max, greedy, then, skip, .. } = &mut insts[at] {
+            *then = literal.as_ref().and_then(|literal| literal.first().copied());
+            *skip = match (literal, class.excluded_ascii()) {
+                (Some(literal), Some(excluded)) if !*greedy && *max == u32::MAX => {
+                    Some(Box::new(Skip { literal: memmem::Finder::new(&literal).into_owned(), excluded }))
+                }
+                _ => None,
+            };
         }
     }
 }
@@ -431,7 +466,8 @@ fn compile(hir: &Hir, insts: &mut Vec<Inst>) -> Result<(), Unsupported> {
             let (min, max, greedy) = (repetition.min, repetition.max, repetition.greedy);
             if let HirKind::Class(class) = repetition.sub.kind() {
                 let class = CharClass::from_class(class)?;
-                insts.push(Inst::Run { class, min, max: max.unwrap_or(u32::MAX), greedy, then: None });
+                let max = max.unwrap_or(u32::MAX);
+                insts.push(Inst::Run { class, min, max, greedy, then: None, skip: None });
                 return Ok(());
             }
             // A loop around something that can match empty needs the empty-iteration rules of the crate's engines;
@@ -515,7 +551,43 @@ impl Assertion {
     }
 }
 
+impl Skip {
+    /// The next place after `at` where the literal occurs and the run can reach.
+    fn next(&self, bytes: &[u8], at: usize) -> Option<usize> {
+        // At least one more character: the literal is searched from the byte after `at` (a match never starts
+        // inside a character, since the literal is UTF-8 too).
+        let next = at + 1 + self.literal.find(bytes.get(at + 1..)?)?;
+        let between = &bytes[at..next];
+        let blocked = match *self.excluded {
+            [] => false,
+            [a] => memchr::memchr(a, between).is_some(),
+            [a, b] => memchr::memchr2(a, b, between).is_some(),
+            [a, b, c] => memchr::memchr3(a, b, c, between).is_some(),
+            _ => between.iter().any(|byte| self.excluded.contains(byte)),
+        };
+        (!blocked).then_some(next)
+    }
+}
+
 impl CharClass {
+    /// The ASCII bytes the class leaves out, when it admits every other character and leaves out at most three.
+    fn excluded_ascii(&self) -> Option<Box<[u8]>> {
+        let excluded: Vec<u8> = (0..128u8).filter(|&byte| self.ascii >> byte & 1 == 0).collect();
+        if excluded.len() > 3 {
+            return None;
+        }
+        // The ranges beyond ASCII must cover every character (surrogates are no characters).
+        let mut next = 0x80u32;
+        for &(low, high) in self.other.iter() {
+            let low = u32::from(low);
+            if low > next && !(next == 0xD800 && low == 0xE000) {
+                return None;
+            }
+            next = next.max(u32::from(high) + 1);
+        }
+        (next == 0x11_0000).then(|| excluded.into())
+    }
+
     fn from_class(class: &Class) -> Result<CharClass, Unsupported> {
         let mut ascii = 0u128;
         let mut other = Vec::new();
@@ -646,6 +718,9 @@ mod tests {
         let texts = [
             "Command: partition create -par p1 : admin : Console",
             "Command: a : b : c : d : 10.0.0.1/22",
+            "Command: a\nb : u : Console",
+            "Command: a : b\n : c : Console",
+            "Lush user login : a\n : b : Console",
             "Lush user login : op : er : Console",
             "k7pf0: ALM0012: HSM tamper  \t",
             "Fail to establish a secure channel with client : 1.2.3.4/5 : RC_SSL_X ",
@@ -664,6 +739,19 @@ mod tests {
                 same_as_crate(pattern, text);
             }
         }
+    }
+
+    #[test]
+    fn lazy_runs_of_nearly_every_character_skip_to_the_next_literal() {
+        let skips = |pattern: &str| {
+            let program = Program::new(pattern).expect("compiles");
+            program.insts.iter().filter(|inst| matches!(inst, Inst::Run { skip: Some(_), .. })).count()
+        };
+        assert_eq!(skips(r"^a (.*?) : ([^:]*?) : (\S+)$"), 2);
+        assert_eq!(skips(r"^a (.*) : "), 0, "greedy");
+        assert_eq!(skips(r"^a (.{0,9}?) : "), 0, "bounded");
+        assert_eq!(skips(r"^a ([^:;,\s]*?) : "), 0, "too many exclusions");
+        assert_eq!(skips(r"^a ([a-z]*?) : "), 0, "not nearly every character");
     }
 
     #[test]

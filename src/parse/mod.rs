@@ -6,6 +6,7 @@
 //! `syslog_loose` leaves open: the RFC 3164 year (nearest to receipt, [`year`]), zone-less times read as UTC, the
 //! number of fractional digits a header wrote, and a PRI above 191 is not syslog.
 
+mod common_shape;
 mod luna_file;
 mod names;
 mod year;
@@ -101,7 +102,9 @@ fn escape_invalid_utf8(mut bytes: &[u8]) -> String {
 pub fn parse(line: &str, received: DateTime<Utc>) -> SyslogMessage<'_> {
     let parsed = if line.starts_with('<') {
         pri_value(line).map(|pri| {
-            parse_syslog(line, received).unwrap_or_else(|| header_less_3164(line, Some(pri >> 3), Some(pri & 7)))
+            common_shape::parse(line, pri, received)
+                .or_else(|| parse_syslog(line, received))
+                .unwrap_or_else(|| header_less_3164(line, Some(pri >> 3), Some(pri & 7)))
         })
     } else if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         luna_file::parse(line)
@@ -241,7 +244,11 @@ fn fraction_digits_5424(line: &str) -> u8 {
     let Some(after_version) = line.split_once(' ').map(|(_, rest)| rest) else {
         return 0;
     };
-    let stamp = after_version.split(' ').next().unwrap_or("");
+    fraction_digits(after_version.split(' ').next().unwrap_or(""))
+}
+
+/// Fractional-second digits of an RFC 3339 time (`2026-03-02T08:15:22.512934+00:00`).
+fn fraction_digits(stamp: &str) -> u8 {
     stamp
         .split_once('.')
         .map_or(0, |(_, frac)| u8::try_from(frac.bytes().take_while(u8::is_ascii_digit).count()).unwrap_or(9))
