@@ -388,6 +388,13 @@ impl Event {
     /// Sets a field; an empty value removes it, because an absent field is never `""`.
     pub fn set(&mut self, name: &'static str, value: impl Into<FieldValue>) {
         let value = value.into();
+        // A builder that sets fields in field order (see `decode::base_event`) appends: no search, no shift.
+        if self.fields.last().is_none_or(|(last, _)| field_order(last, name).is_lt()) {
+            if !value.is_empty() {
+                self.fields.push((name, value));
+            }
+            return;
+        }
         match (self.fields.binary_search_by(|(n, _)| field_order(n, name)), value.is_empty()) {
             (Ok(at), true) => {
                 self.fields.remove(at);

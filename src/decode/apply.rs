@@ -181,7 +181,8 @@ impl Group {
 
     /// Decodes `message` into `event`; returns the pattern that matched.
     pub fn apply<'g>(&'g self, message: &str, event: &mut Event) -> Option<&'g Pattern> {
-        let mut values = Values::default();
+        // Room for what a pattern yields, so that the vector does not grow while it is filled.
+        let mut values = Values { fields: Vec::with_capacity(12), helpers: Vec::new() };
         let mut body = message;
         if let Some((captures, regex)) = &self.prefix {
             if let Some(found) = regex.captures(message) {
@@ -226,17 +227,18 @@ impl Group {
     }
 }
 
-/// What a line has yielded so far: fields and helpers (helper names borrowed from the pattern, not copied).
+/// What a line has yielded so far: fields, and helpers (their names borrowed from the pattern, their values from the
+/// line: a helper is read while the line is decoded and never stored).
 #[derive(Debug, Default)]
-struct Values<'g> {
+struct Values<'g, 't> {
     fields: Vec<(&'static str, FieldValue)>,
-    helpers: Vec<(&'g str, String)>,
+    helpers: Vec<(&'g str, &'t str)>,
 }
 
-impl<'g> Values<'g> {
+impl<'g, 't> Values<'g, 't> {
     fn get(&self, name: &str) -> Option<&str> {
         let in_fields = || self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref());
-        let in_helpers = || self.helpers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
+        let in_helpers = || self.helpers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
         if name.starts_with('_') {
             in_helpers()
         } else {
@@ -244,9 +246,9 @@ impl<'g> Values<'g> {
         }
     }
 
-    fn put(&mut self, name: &'g Name, value: String) {
+    fn put(&mut self, name: &'g Name, value: &'t str) {
         match name {
-            Name::Field(field) => self.put_field(field, value),
+            Name::Field(field) => self.put_field(field, value.to_owned()),
             Name::Helper(helper) => {
                 self.helpers.retain(|(n, _)| n != helper);
                 if !value.is_empty() {
@@ -258,9 +260,13 @@ impl<'g> Values<'g> {
 
     fn put_field(&mut self, name: &'static str, value: impl Into<FieldValue>) {
         let value = value.into();
-        self.fields.retain(|(n, _)| *n != name);
-        if !value.is_empty() {
-            self.fields.push((name, value));
+        match (self.fields.iter().position(|(n, _)| *n == name), value.is_empty()) {
+            (Some(at), true) => {
+                self.fields.remove(at);
+            }
+            (Some(at), false) => self.fields[at].1 = value,
+            (None, false) => self.fields.push((name, value)),
+            (None, true) => {}
         }
     }
 
@@ -269,10 +275,10 @@ impl<'g> Values<'g> {
         self.helpers.retain(|(n, _)| *n != name);
     }
 
-    fn capture(&mut self, text: &str, found: &Found<'_>, targets: &'g [(usize, Name)]) {
+    fn capture(&mut self, text: &'t str, found: &Found<'_>, targets: &'g [(usize, Name)]) {
         for (index, name) in targets {
             if let Some((start, end)) = found.get(*index) {
-                self.put(name, text[start..end].trim().to_owned());
+                self.put(name, text[start..end].trim());
             }
         }
     }
@@ -291,7 +297,7 @@ impl<'g> Values<'g> {
 }
 
 impl Pattern {
-    fn transform<'g>(&'g self, values: &mut Values<'g>) {
+    fn transform<'g>(&'g self, values: &mut Values<'g, '_>) {
         for (name, blanks) in &self.blank {
             if values.get(name).is_some_and(|v| blanks.iter().any(|b| b.eq_ignore_ascii_case(v))) {
                 values.remove(name);
@@ -332,7 +338,7 @@ impl Pattern {
 }
 
 impl Lookup {
-    fn apply<'g>(&'g self, values: &mut Values<'g>) {
+    fn apply<'g>(&'g self, values: &mut Values<'g, '_>) {
         let Some(value) = values.get(&self.source).map(str::to_owned) else { return };
         let winner = match self.by {
             LookupBy::Glob => {

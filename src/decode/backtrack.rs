@@ -14,11 +14,12 @@ use memchr::memmem;
 use regex::{Captures, Regex};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
-/// Most capture groups a compiled pattern may have, the whole match included.
-const MAX_GROUPS: usize = 16;
+/// Most capture groups a compiled pattern may have, the whole match included (decoder patterns have a handful; a
+/// small array keeps a match cheap to pass around).
+const MAX_GROUPS: usize = 12;
 
 /// A slot no capture has set.
-const UNSET: usize = usize::MAX;
+const UNSET: u32 = u32::MAX;
 
 /// Most copies a counted repeat of something longer than one character is unrolled into.
 const MAX_UNROLLED: u32 = 16;
@@ -42,7 +43,7 @@ pub struct Exhausted;
 /// The spans of a match's capture groups, by group index (0 is the whole match).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spans {
-    slots: [usize; 2 * MAX_GROUPS],
+    slots: [u32; 2 * MAX_GROUPS],
 }
 
 impl Spans {
@@ -50,7 +51,7 @@ impl Spans {
     pub fn get(&self, index: usize) -> Option<(usize, usize)> {
         let start = *self.slots.get(2 * index)?;
         let end = *self.slots.get(2 * index + 1)?;
-        (start != UNSET && end != UNSET).then_some((start, end))
+        (start != UNSET && end != UNSET).then_some((start as usize, end as usize))
     }
 }
 
@@ -104,7 +105,7 @@ enum Frame {
     /// Go on at `pc` from `at`.
     Resume { pc: usize, at: usize },
     /// Put `old` back into `slot`.
-    Restore { slot: usize, old: usize },
+    Restore { slot: usize, old: u32 },
     /// The greedy run at `run` now ends at `at` and may give characters back down to `floor`.
     GiveBack { run: usize, floor: usize, at: usize },
     /// The lazy run at `run` now ends at `at` after `count` characters and may take more.
@@ -219,6 +220,10 @@ impl Program {
         if !text.as_bytes().starts_with(&self.required_start) {
             return Ok(None);
         }
+        // Offsets are kept as `u32`; a longer text (frames are far shorter) is the crate's.
+        if u32::try_from(text.len()).is_err() {
+            return Err(Exhausted);
+        }
         let mut spans = Spans { slots: [UNSET; 2 * MAX_GROUPS] };
         STACK.with_borrow_mut(|stack| self.search(text, &mut spans, stack)).map(|found| found.then_some(spans))
     }
@@ -250,7 +255,7 @@ impl Program {
         &self,
         text: &str,
         start: usize,
-        slots: &mut [usize],
+        slots: &mut [u32],
         stack: &mut Vec<Frame>,
         budget: &mut usize,
     ) -> Result<bool, Exhausted> {
@@ -309,7 +314,7 @@ impl Program {
                 }
                 Inst::Save(slot) => {
                     stack.push(Frame::Restore { slot: *slot, old: slots[*slot] });
-                    slots[*slot] = at;
+                    slots[*slot] = at as u32;
                     pc += 1;
                     true
                 }
@@ -334,7 +339,7 @@ impl Program {
     fn backtrack(
         &self,
         text: &str,
-        slots: &mut [usize],
+        slots: &mut [u32],
         stack: &mut Vec<Frame>,
         budget: &mut usize,
     ) -> Result<Option<(usize, usize)>, Exhausted> {

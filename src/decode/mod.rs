@@ -156,30 +156,37 @@ pub fn base_event(frame: RawFrame<'_>, message: &SyslogMessage<'_>, origin: &Ori
     let timestamp = message.timestamp.unwrap_or(created);
     let mut event = Event::new(timestamp, created);
     event.raw = frame.invalid_utf8.map(<[u8]>::to_vec);
-    event.set(field::ORIGINAL, frame.text.to_owned());
-    event.set(field::MESSAGE, message.msg.to_owned());
-    event.set(field::FORMAT, message.format.as_str());
-    event.set(field::DATASET, DATASET_SYSLOG);
-    event.set(field::SOURCE_ADDRESS, origin.source_address.clone());
-    if let Some(code) = message.facility {
-        event.set(field::FACILITY_CODE, code_text(code));
-        event.set(field::FACILITY_NAME, facility_name(code).unwrap_or_default());
-    }
-    if let Some(code) = message.severity {
-        event.set(field::SEVERITY_CODE, code_text(code));
-        event.set(field::SEVERITY_NAME, severity_name(code).unwrap_or_default());
-    }
     let host = message
         .hostname
         .map(str::to_owned)
         .or_else(|| origin.peer_ip.map(|ip| ip.to_string()))
         .or_else(|| origin.default_host.clone());
+    // Set in field order (by length, then from the end: `Event`'s order), so that every set is an append.
+    event.set(field::MESSAGE, message.msg.to_owned());
     event.set(field::HOST_NAME, host.unwrap_or_default());
-    event.set(field::APPNAME, message.appname.unwrap_or_default().to_owned());
-    event.set(field::PROCID, message.procid.as_deref().unwrap_or_default().to_owned());
+    event.set(field::DATASET, DATASET_SYSLOG);
+    event.set(field::ORIGINAL, frame.text.to_owned());
     event.set(field::MSGID, message.msgid.unwrap_or_default().to_owned());
+    event.set(field::PROCID, message.procid.as_deref().unwrap_or_default().to_owned());
+    event.set(field::FORMAT, message.format.as_str());
     if frame.truncated {
         event.set(field::TRUNCATED, "true");
+    }
+    event.set(field::APPNAME, message.appname.unwrap_or_default().to_owned());
+    event.set(field::SOURCE_ADDRESS, origin.source_address.clone());
+    let facility = message.facility.map(|code| (code_text(code), facility_name(code).unwrap_or_default()));
+    let severity = message.severity.map(|code| (code_text(code), severity_name(code).unwrap_or_default()));
+    if let Some((code, _)) = &facility {
+        event.set(field::FACILITY_CODE, code.clone());
+    }
+    if let Some((code, _)) = &severity {
+        event.set(field::SEVERITY_CODE, code.clone());
+    }
+    if let Some((_, name)) = facility {
+        event.set(field::FACILITY_NAME, name);
+    }
+    if let Some((_, name)) = severity {
+        event.set(field::SEVERITY_NAME, name);
     }
     event
 }

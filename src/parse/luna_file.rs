@@ -16,7 +16,7 @@ pub fn parse(line: &str) -> Option<SyslogMessage<'_>> {
     let year: i32 = take_word(&mut rest).filter(|w| w.len() == 4)?.parse().ok()?;
     let month = month_number(take_word(&mut rest)?)?;
     let day: u32 = take_word(&mut rest).filter(|w| w.len() <= 2)?.parse().ok()?;
-    let time = NaiveTime::parse_from_str(take_word(&mut rest)?, "%H:%M:%S").ok()?;
+    let time = clock(take_word(&mut rest)?)?;
     let at = NaiveDate::from_ymd_opt(year, month, day)?.and_time(time).and_utc();
     let host = take_word(&mut rest)?;
     let facility = facility_code(take_word(&mut rest)?)?;
@@ -36,6 +36,24 @@ pub fn parse(line: &str) -> Option<SyslogMessage<'_>> {
 }
 
 /// Takes the next space-delimited word and the spaces after it.
+/// `hh:mm:ss`: the common form read directly (chrono's format parser reads its format string on every call), anything
+/// else (one-digit fields, a leap second) by chrono, so that both accept the same times.
+fn clock(text: &str) -> Option<NaiveTime> {
+    let bytes = text.as_bytes();
+    let two_digits = |at: usize| {
+        let (tens, ones) = (bytes[at], bytes[at + 1]);
+        (tens.is_ascii_digit() && ones.is_ascii_digit()).then(|| u32::from(tens - b'0') * 10 + u32::from(ones - b'0'))
+    };
+    if bytes.len() == 8 && bytes[2] == b':' && bytes[5] == b':' {
+        if let (Some(hour), Some(minute), Some(second)) = (two_digits(0), two_digits(3), two_digits(6)) {
+            if second < 60 {
+                return NaiveTime::from_hms_opt(hour, minute, second);
+            }
+        }
+    }
+    NaiveTime::parse_from_str(text, "%H:%M:%S").ok()
+}
+
 fn take_word<'a>(rest: &mut &'a str) -> Option<&'a str> {
     let text = rest.trim_start_matches(' ');
     let end = text.find(' ')?;
@@ -88,6 +106,16 @@ mod tests {
 
         let m = parse("2026 Mar  5 07:40:02 hsm-1  local5 warn  HTLD[2288]: x").unwrap();
         assert_eq!((m.appname, m.procid.as_deref(), m.severity), (Some("HTLD"), Some("2288"), Some(4)));
+    }
+
+    #[test]
+    fn clock_times_read_as_chrono_reads_them() {
+        for text in [
+            "12:05:01", "00:00:00", "23:59:59", "23:59:60", "24:00:00", "12:60:00", "9:05:01", "12:5:01", "1a:00:00",
+            "12-05-01", "",
+        ] {
+            assert_eq!(clock(text), NaiveTime::parse_from_str(text, "%H:%M:%S").ok(), "{text}");
+        }
     }
 
     #[test]
