@@ -40,5 +40,6 @@ pub mod store;
 /// measure what the server runs. An event costs a dozen small allocations on the way from frame to row; mimalloc's
 /// thread-local free lists serve them in a fraction of glibc malloc's instructions, and the writer, which frees what
 /// the readers allocated, does not contend on one arena.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

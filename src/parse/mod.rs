@@ -1,5 +1,6 @@
-//! Parsing one frame into a [`SyslogMessage`]: RFC 5424 and RFC 3164 through `syslog_loose`, the Luna appliance's
-//! file layout, and `unparsed` for everything else.
+//! Parsing one frame into a [`SyslogMessage`]: RFC 5424 and RFC 3164 through `syslog_loose` (their two common shapes
+//! read directly by [`common_shape`], with the same results), the Luna appliance's file layout, and `unparsed` for
+//! everything else.
 //!
 //! Receives a frame's text and its time of receipt; emits a message that borrows from the text. Never fails: a line
 //! no parser accepts is a message of format [`Format::Unparsed`] whose `msg` is the whole line. Owns the rules that
