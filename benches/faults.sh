@@ -21,6 +21,8 @@ do
     result=passed
   else
     result=FAILED
+    # The panic message first: a backtrace alone would push it out of the tail.
+    grep -A6 'panicked at' /tmp/faults.$$.log || true
     tail -30 /tmp/faults.$$.log
   fi
   printf '%-90s %s in %.1f s (scale %s)\n' "$test" "$result" "$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')" "$scale"
