@@ -228,8 +228,9 @@ async fn hostile_frames_leave_the_server_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_connections_with_random_disconnects() {
     // 5: many connections at once, a third dropped mid-line; every complete line arrives.
-    let needed = 8192;
-    let limit = rlimit::increase_nofile_limit(needed).unwrap();
+    // Client and server share this process's descriptors: two per open connection. At larger scales, more
+    // connections than the limit allows take turns (a semaphore), at least 2,000 of them open at once.
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap() as usize;
     assert!(limit >= 5000, "ulimit -n is {limit}; the test needs 5000 descriptors");
     let server = TestServer::start_with(64 * 1024, |config| {
         config.listen.tcp[0].max_connections = 0;
@@ -237,10 +238,13 @@ async fn two_thousand_connections_with_random_disconnects() {
     })
     .await;
     let connections = scale(2000);
+    let at_once = Arc::new(tokio::sync::Semaphore::new(connections.min((limit - 1000) / 2)));
     let tcp = server.tcp;
     let tasks: Vec<_> = (0..connections)
         .map(|c| {
+            let at_once = at_once.clone();
             tokio::spawn(async move {
+                let _slot = at_once.acquire_owned().await.expect("the semaphore stays open");
                 let mut stream = tokio::net::TcpStream::connect(tcp).await.expect("connect");
                 let text: String = (c * 5..c * 5 + 5).map(|n| line("many", n)).collect();
                 stream.write_all(text.as_bytes()).await.unwrap();
@@ -308,7 +312,13 @@ async fn a_thousand_idle_and_dribbling_connections_do_not_hold_back_a_normal_sen
     assert!(slow_count >= 1000, "ulimit -n is {limit}; the test needs 4000 descriptors");
     let stop = Arc::new(AtomicBool::new(false));
     let slow = slow_connections(server.tcp, slow_count, stop.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The normal sender starts once every slow connection holds its slot (a fixed pause was too short at scale 10:
+    // the normal lines were all stored before the last thousand slow connections were accepted).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.connections_open)) < slow_count as u64 {
+        assert!(Instant::now() < deadline, "the slow connections did not all open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let count = scale(20_000);
     let text: String = (0..count).map(|n| line("normal", n)).collect();
     send_tcp(server.tcp, text.as_bytes(), false).await;
