@@ -158,8 +158,8 @@ pub struct Group {
     pub prefix: Option<(Vec<(usize, Name)>, Matcher)>,
     /// Regexes searched in every routed line.
     pub extract: Vec<(Vec<(usize, Name)>, Matcher)>,
-    /// All pattern regexes, to find the first match in one pass when some pattern has no program; with programs,
-    /// trying the patterns in turn is cheaper (most fail on their first literal).
+    /// All pattern regexes, to find the first match in one pass, unless every pattern has a program with a literal
+    /// prefilter: then trying the patterns in turn is cheaper (a line fails most of them on one literal comparison).
     pub set: Option<RegexSet>,
     /// The patterns.
     pub patterns: Vec<Pattern>,

@@ -157,8 +157,15 @@ impl Matcher {
     }
 
     /// Whether captures come from the program.
+    #[cfg(test)]
     pub fn has_program(&self) -> bool {
         self.program.is_some()
+    }
+
+    /// Whether a line that cannot match is turned away by a literal before any search: the program's leading
+    /// literal at the start of an anchored pattern, or its first literal found nowhere in the line.
+    pub fn has_literal_prefilter(&self) -> bool {
+        self.program.as_ref().is_some_and(|p| !p.required_start.is_empty() || p.first_literal.is_some())
     }
 
     /// Whether the program finds what the crate finds in `text`, group by group (`Ok` also when it gave up, since the

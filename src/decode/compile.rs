@@ -233,7 +233,9 @@ impl FileContext<'_> {
         if patterns.len() != spec.patterns.len() {
             return None;
         }
-        let set = if patterns.iter().all(|p| p.regex.has_program()) {
+        // The rule, never every regex on every line: patterns are tried in turn only when each is turned away
+        // by a literal; a group with one that is not keeps the one-pass `RegexSet`.
+        let set = if patterns.iter().all(|p| p.regex.has_literal_prefilter()) {
             None
         } else {
             Some(RegexSet::new(patterns.iter().map(|p| p.regex.regex().as_str())).ok()?)
