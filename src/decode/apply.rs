@@ -216,13 +216,11 @@ impl Group {
     }
 
     /// The first pattern that matches `body`, and its match.
-    fn first_match<'t>(&self, body: &'t str) -> Option<(&Pattern, Found<'t>)> {
+    fn first_match<'g, 't>(&'g self, body: &'t str) -> Option<(&'g Pattern, Found<'t>)> {
+        let matching = |pattern: &'g Pattern| pattern.regex.captures(body).map(|found| (pattern, found));
         match &self.set {
-            Some(set) => {
-                let pattern = &self.patterns[set.matches(body).iter().next()?];
-                pattern.regex.captures(body).map(|found| (pattern, found))
-            }
-            None => self.patterns.iter().find_map(|pattern| pattern.regex.captures(body).map(|found| (pattern, found))),
+            Some(set) => matching(&self.patterns[set.matches(body).iter().next()?]),
+            None => self.patterns.iter().find_map(matching),
         }
     }
 }

@@ -174,19 +174,18 @@ pub fn base_event(frame: RawFrame<'_>, message: &SyslogMessage<'_>, origin: &Ori
     }
     event.set(field::APPNAME, message.appname.unwrap_or_default().to_owned());
     event.set(field::SOURCE_ADDRESS, origin.source_address.clone());
-    let facility = message.facility.map(|code| (code_text(code), facility_name(code).unwrap_or_default()));
-    let severity = message.severity.map(|code| (code_text(code), severity_name(code).unwrap_or_default()));
-    if let Some((code, _)) = &facility {
-        event.set(field::FACILITY_CODE, code.clone());
+    let (facility, severity) = (message.facility, message.severity);
+    if let Some(code) = facility {
+        event.set(field::FACILITY_CODE, code_text(code));
     }
-    if let Some((code, _)) = &severity {
-        event.set(field::SEVERITY_CODE, code.clone());
+    if let Some(code) = severity {
+        event.set(field::SEVERITY_CODE, code_text(code));
     }
-    if let Some((_, name)) = facility {
-        event.set(field::FACILITY_NAME, name);
+    if let Some(code) = facility {
+        event.set(field::FACILITY_NAME, facility_name(code).unwrap_or_default());
     }
-    if let Some((_, name)) = severity {
-        event.set(field::SEVERITY_NAME, name);
+    if let Some(code) = severity {
+        event.set(field::SEVERITY_NAME, severity_name(code).unwrap_or_default());
     }
     event
 }

@@ -11,7 +11,9 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, TimeZone, Utc};
+use syslog_loose::ProcId;
 
+use super::names::month_number;
 use super::{fraction_digits, nearest_year, Format, SyslogMessage};
 use crate::event::Timestamp;
 
@@ -151,12 +153,6 @@ fn two_digits(text: &str) -> Option<u32> {
     (matches!(text.len(), 1 | 2) && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok())?
 }
 
-fn month_number(name: &str) -> Option<u32> {
-    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-    let at = MONTHS.iter().position(|month| month.eq_ignore_ascii_case(name))?;
-    u32::try_from(at + 1).ok()
-}
-
 /// A header field and what follows its single space; a field is a run without whitespace (as `syslog_loose` reads
 /// it), and a field followed by anything but one space is not this shape.
 fn word(text: &str) -> Option<(&str, &str)> {
@@ -181,17 +177,14 @@ fn nil_or(field: &str) -> Option<&str> {
     (field != "-").then_some(field)
 }
 
-/// A PID as `syslog_loose` gives it: a number is printed back as a number (`0042` → `42`), anything else as written.
+/// A PID as the general path gives it (a number printed back as a number, `0042` → `42`, anything else as written);
+/// one already in that form is borrowed, not printed again.
 fn procid_text(procid: &str) -> Cow<'_, str> {
-    // Already as it would be printed: no copy.
     let canonical = !procid.starts_with('0') && procid.len() < 10 && procid.bytes().all(|b| b.is_ascii_digit());
     if canonical && !procid.is_empty() {
         return Cow::Borrowed(procid);
     }
-    match procid.parse::<i32>() {
-        Ok(number) => Cow::Owned(number.to_string()),
-        Err(_) => Cow::Borrowed(procid),
-    }
+    super::procid_text(&ProcId::from(procid))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use chrono::{NaiveDate, NaiveTime};
 
-use super::names::{facility_code, severity_code};
+use super::names::{facility_code, month_number, severity_code};
 use super::{Format, SyslogMessage};
 use crate::event::Timestamp;
 
@@ -60,12 +60,6 @@ fn take_word<'a>(rest: &mut &'a str) -> Option<&'a str> {
     let (word, after) = text.split_at(end);
     *rest = after;
     (!word.is_empty()).then_some(word)
-}
-
-fn month_number(name: &str) -> Option<u32> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let index = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name))?;
-    u32::try_from(index + 1).ok()
 }
 
 /// Splits `tag[ pid]: msg` (`lunash [1234]: x`, `HTLD[1234]: x`, `kernel: x`) into its parts.

@@ -1,4 +1,5 @@
-//! Facility and severity names and codes (RFC 5424 §6.2.1), including the spellings the Luna file layout uses.
+//! Facility and severity names and codes (RFC 5424 §6.2.1), including the spellings the Luna file layout uses, and
+//! month names.
 
 /// Facility names by code, as RFC 5424 §6.2.1 numbers them (13–15 as Linux names them).
 const FACILITIES: [&str; 24] = [
@@ -17,6 +18,13 @@ pub fn facility_name(code: u8) -> Option<&'static str> {
 /// The name of a severity code, `None` above 7.
 pub fn severity_name(code: u8) -> Option<&'static str> {
     SEVERITIES.get(usize::from(code)).copied()
+}
+
+/// The number (1–12) of a three-letter month name, in any case (`Feb`, `FEB`), as syslog headers write it.
+pub fn month_number(name: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    let index = MONTHS.iter().position(|month| month.eq_ignore_ascii_case(name))?;
+    u32::try_from(index + 1).ok()
 }
 
 /// The code of a facility name as a file layout writes it (`local5`, `authpriv`, `security`...).

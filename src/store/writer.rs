@@ -99,8 +99,6 @@ pub struct WriterSummary {
 enum HookSlot<H> {
     Here(H),
     Away(tokio::task::JoinHandle<(H, Vec<Event>)>),
-    /// Only while changing from one to the other.
-    Moving,
 }
 
 impl<H: AfterCommit> HookSlot<H> {
@@ -123,15 +121,15 @@ impl<H: AfterCommit> HookSlot<H> {
         }
     }
 
-    /// Sends the hook away to evaluate `batch` (the hook must be here).
-    fn evaluate_away(&mut self, batch: Vec<Event>, first_id: i64) {
-        let HookSlot::Here(mut hook) = std::mem::replace(self, HookSlot::Moving) else {
-            unreachable!("settled before each batch is handed over")
-        };
-        *self = HookSlot::Away(tokio::task::spawn_blocking(move || {
-            hook.evaluate(&batch, first_id);
-            (hook, batch)
-        }));
+    /// The hook sent away to evaluate `batch` (it must be here: it is settled before each batch is handed over).
+    fn evaluate_away(self, batch: Vec<Event>, first_id: i64) -> Self {
+        match self {
+            HookSlot::Here(mut hook) => HookSlot::Away(tokio::task::spawn_blocking(move || {
+                hook.evaluate(&batch, first_id);
+                (hook, batch)
+            })),
+            away => away,
+        }
     }
 
     fn busy(&self) -> bool {
@@ -221,7 +219,7 @@ pub async fn run<H: AfterCommit>(
             let mut next = returned.unwrap_or_default();
             next.clear();
             next.reserve(rows);
-            hook.evaluate_away(std::mem::replace(&mut batch, next), first_id);
+            hook = hook.evaluate_away(std::mem::replace(&mut batch, next), first_id);
         } else {
             here.evaluate(&batch, first_id);
             persist(here, &mut conn, batch.len()).await;
