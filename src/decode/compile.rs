@@ -234,8 +234,9 @@ impl FileContext<'_> {
             return None;
         }
         // The rule, never every regex on every line: patterns are tried in turn only when each is turned away
-        // by a literal; a group with one that is not keeps the one-pass `RegexSet`.
-        let set = if patterns.iter().all(|p| p.regex.has_literal_prefilter()) {
+        // by a literal (or there is only one, which a set pass would only run twice); otherwise the one-pass
+        // `RegexSet` picks the pattern.
+        let set = if patterns.len() == 1 || patterns.iter().all(|p| p.regex.has_literal_prefilter()) {
             None
         } else {
             Some(RegexSet::new(patterns.iter().map(|p| p.regex.regex().as_str())).ok()?)
