@@ -1,5 +1,5 @@
-//! Per-row cost of committing events: `store::writer::insert_batch` (row values, the chain hash, the multi-row
-//! INSERTs and the commit) on a WAL database, with batches of 1000 loggen-shaped lines (RFC 5424, 256 bytes, LF at
+//! Per-row cost of committing events: `store::inserter::insert_batch` (row values, the chain hash, the INSERTs and
+//! the commit) on a WAL database, with batches of 1000 loggen-shaped lines (RFC 5424, 256 bytes, LF at
 //! the end of the frame) decoded by the shipped decoders.
 //!
 //! Run with `cargo bench --bench store`; criterion reports time per batch and rows per second (elements).
@@ -11,6 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hsmwatch::decode::{Decoders, Origin};
 use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
+use hsmwatch::store::inserter;
 
 const BATCH: usize = 1000;
 
@@ -33,12 +34,14 @@ fn bench(c: &mut Criterion) {
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = runtime.block_on(hsmwatch::store::open_writer(&dir.path().join("bench.db"))).unwrap();
+    let path = dir.path().join("bench.db");
+    let _migrated = runtime.block_on(hsmwatch::store::open_writer(&path)).unwrap();
+    let mut conn = inserter::open_connection(&path, inserter::InserterSettings::default()).unwrap();
     let mut group = c.benchmark_group("store");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.sample_size(30);
     group.bench_function("insert_batch 1000 loggen lines", |b| {
-        b.iter(|| runtime.block_on(hsmwatch::store::writer::insert_batch(&mut conn, &batch)).unwrap())
+        b.iter(|| inserter::insert_batch(&mut conn, &batch).unwrap())
     });
     group.finish();
 }

@@ -389,9 +389,17 @@ impl Server {
             store::checkpoint::INTERVAL,
             checkpoints.clone(),
         ));
+        let inserter = store::inserter::Inserter::start(store::inserter::open_connection(
+            &config.storage.path,
+            store::inserter::InserterSettings {
+                max_size: config.storage.max_size.map(|cap| cap.0),
+                background_checkpoints: true,
+            },
+        )?)?;
         let writer = tokio::spawn(async move {
             let finished = writer::run(
                 conn,
+                inserter,
                 queue_rx,
                 policy,
                 writer_counters,

@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use crate::decode::Decoders;
 use crate::event::Event;
 use crate::import::{self, ImportFormat, ImportStats, Source};
-use crate::store::{self, writer};
+use crate::store;
+use crate::store::inserter::{self, Inserter, InserterSettings};
 
 /// Options of `hsmwatch import`.
 #[derive(Debug, Args)]
@@ -50,13 +51,14 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let rules = args.rules.clone().or(config.rules.dir);
     let decoders = Arc::new(Decoders::load(&super::decode_cmd::rule_source(rules.as_deref()))?);
     let mut conn = store::open_writer(&db).await?;
+    let inserter = Inserter::start(inserter::open_connection(&db, InserterSettings::default())?)?;
     let mut total = ImportStats::default();
     let mut inputs = 0;
     for file in &args.files {
         let host = args.host.clone().or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()));
         for (name, reader) in open_inputs(file)? {
             let source = Source { name: name.clone(), host: host.clone(), received: Utc::now() };
-            let stats = import_file(reader, args.format, source, decoders.clone(), &mut conn)
+            let stats = import_file(reader, args.format, source, decoders.clone(), &mut conn, &inserter)
                 .await
                 .with_context(|| format!("importing {name}"))?;
             println!("{name}: {}", summary(&stats));
@@ -67,6 +69,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     if inputs > 1 {
         println!("total: {}", summary(&total));
     }
+    inserter.close().await;
     store::close_writer(conn).await?;
     Ok(())
 }
@@ -121,6 +124,7 @@ async fn import_file(
     source: Source,
     decoders: Arc<Decoders>,
     conn: &mut sqlx::SqliteConnection,
+    inserter: &Inserter,
 ) -> anyhow::Result<ImportStats> {
     let (batches, mut received) = mpsc::channel::<Vec<Event>>(4);
     let name = source.name.clone();
@@ -134,7 +138,8 @@ async fn import_file(
     let mut inventory = crate::inventory::Inventory::load(conn).await?;
     let mut activity = crate::activity::Activity::default();
     while let Some(batch) = received.recv().await {
-        writer::insert_batch(conn, &batch).await?;
+        let (batch, outcome) = inserter.insert(batch).await;
+        outcome?;
         inventory.observe(&batch);
         activity.observe(&batch);
         stored += batch.len() as u64;

@@ -95,42 +95,43 @@ impl BatchHasher {
     }
 }
 
-/// The hash the next batch links to: the newest batch's, else the anchor's.
-pub async fn head(conn: &mut SqliteConnection) -> Result<String, StoreError> {
-    let newest: Option<String> = sqlx::query_scalar("SELECT hash FROM event_batches ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+/// The hash the next batch links to: the newest batch's, else the anchor's (on the event inserter's connection,
+/// inside the batch's transaction).
+pub fn head(conn: &rusqlite::Connection) -> rusqlite::Result<String> {
+    use rusqlite::OptionalExtension;
+    let newest =
+        conn.query_row("SELECT hash FROM event_batches ORDER BY id DESC LIMIT 1", [], |row| row.get(0)).optional()?;
     match newest {
         Some(hash) => Ok(hash),
-        None => Ok(sqlx::query_scalar("SELECT hash FROM chain_anchor WHERE id = 1")
-            .fetch_optional(&mut *conn)
-            .await?
+        None => Ok(conn
+            .query_row("SELECT hash FROM chain_anchor WHERE id = 1", [], |row| row.get(0))
+            .optional()?
             .unwrap_or_else(|| GENESIS.to_owned())),
     }
 }
 
-/// Records a committed batch (inside its transaction).
-pub async fn record(
-    conn: &mut SqliteConnection,
+/// Records a committed batch (inside its transaction, on the event inserter's connection).
+pub fn record(
+    conn: &rusqlite::Connection,
     first_event_id: i64,
     last_event_id: i64,
     rows: u64,
     prev_hash: &str,
     hash: &str,
     stored_at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
         "INSERT INTO event_batches (first_event_id, last_event_id, row_count, stored_at, prev_hash, hash, scheme) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(first_event_id)
-    .bind(last_event_id)
-    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
-    .bind(stored_at.timestamp_micros())
-    .bind(prev_hash)
-    .bind(hash)
-    .bind(SCHEME)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(rusqlite::params![
+        first_event_id,
+        last_event_id,
+        i64::try_from(rows).unwrap_or(i64::MAX),
+        stored_at.timestamp_micros(),
+        prev_hash,
+        hash,
+        SCHEME
+    ])?;
     Ok(())
 }
 

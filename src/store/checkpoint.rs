@@ -15,16 +15,18 @@ use tokio_util::sync::CancellationToken;
 use super::StoreError;
 use crate::metrics::Counters;
 
-/// WAL pages after which the writer checkpoints by itself (about 64 MiB with 4 KiB pages): reached only when the
+/// WAL size after which a writing connection checkpoints by itself: reached only when the
 /// background checkpoints cannot finish, for example while a long read holds an old snapshot.
-pub const WRITER_FALLBACK_PAGES: u32 = 16_384;
+pub const WRITER_FALLBACK_BYTES: u64 = 64 << 20;
 
 /// Time between two background checkpoints while commits happen.
 pub const INTERVAL: Duration = Duration::from_millis(100);
 
-/// Makes the writer's own automatic checkpoint a fallback (see [`WRITER_FALLBACK_PAGES`]).
+/// Makes the writer's own automatic checkpoint a fallback (see [`WRITER_FALLBACK_BYTES`]).
 pub async fn defer_to_background(writer: &mut SqliteConnection) -> Result<(), StoreError> {
-    sqlx::query(&format!("PRAGMA wal_autocheckpoint = {WRITER_FALLBACK_PAGES}")).execute(&mut *writer).await?;
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *writer).await?;
+    let pages = super::cap_pages(WRITER_FALLBACK_BYTES, page_size);
+    sqlx::query(&format!("PRAGMA wal_autocheckpoint = {pages}")).execute(&mut *writer).await?;
     Ok(())
 }
 

@@ -45,6 +45,20 @@ pub struct RowValues<'a> {
     pub message_at: Option<i64>,
 }
 
+impl RowValues<'_> {
+    /// The row as the chain hashes it, with its id.
+    pub fn image(&self, id: i64) -> super::chain::RowImage<'_> {
+        super::chain::RowImage {
+            id,
+            times: self.times,
+            typed: self.typed,
+            raw: self.raw,
+            fields: &self.json,
+            message_at: self.message_at,
+        }
+    }
+}
+
 /// The JSON object of name/value pairs, byte for byte what `serde_json` writes for them, without its per-byte
 /// escaping loop: most values need no escape, and checking that first is cheaper (the writer does this for every
 /// row, on its serial path).
@@ -229,14 +243,22 @@ mod tests {
         }
     }
 
+    /// A new database: its sqlx connection (for reading back) and an inserter connection.
+    async fn database(dir: &std::path::Path) -> (sqlx::SqliteConnection, rusqlite::Connection) {
+        let path = dir.join("t.db");
+        let conn = crate::store::open_writer(&path).await.unwrap();
+        let settings = crate::store::inserter::InserterSettings::default();
+        (conn, crate::store::inserter::open_connection(&path, settings).unwrap())
+    }
+
     #[tokio::test]
     async fn an_event_without_original_is_still_stored() {
         // Regression: an event lacking event.original violated NOT NULL and made the writer retry forever.
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = crate::store::open_writer(&dir.path().join("t.db")).await.unwrap();
+        let (mut conn, mut inserter) = database(dir.path()).await;
         let now = Timestamp::from_clock(Utc::now());
         let event = Event::new(now, now);
-        crate::store::writer::insert_batch(&mut conn, &[event]).await.unwrap();
+        crate::store::inserter::insert_batch(&mut inserter, &[event]).unwrap();
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE original = '' AND format = 'unparsed'")
             .fetch_one(&mut conn)
             .await
@@ -247,7 +269,7 @@ mod tests {
     #[tokio::test]
     async fn a_message_that_ends_the_original_is_stored_once_and_read_back_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = crate::store::open_writer(&dir.path().join("t.db")).await.unwrap();
+        let (mut conn, mut inserter) = database(dir.path()).await;
         let now = Timestamp::from_clock(Utc::now());
         let event = |original: &str, message: &str| {
             let mut event = Event::new(now, now);
@@ -265,7 +287,7 @@ mod tests {
             event("<14>1 2026-03-01T10:00:00Z hsm lunash - - - \u{feff}tail, then LF\r\n", "\u{feff}tail, then LF"),
             event("", ""),
         ];
-        crate::store::writer::insert_batch(&mut conn, &stored).await.unwrap();
+        crate::store::inserter::insert_batch(&mut inserter, &stored).unwrap();
         let rows: Vec<(Option<i64>, String)> =
             sqlx::query_as("SELECT message_at, fields FROM events ORDER BY id").fetch_all(&mut conn).await.unwrap();
         assert_eq!(rows[0].0, Some("<14>Mar  1 10:00:00 hsm lunash: ".len() as i64));

@@ -1,10 +1,10 @@
-//! The batch writer: the one task that owns the write connection.
+//! The batch writer: the one task that decides what is committed when.
 //!
 //! Receives events from the bounded queue; commits them in batches (flushed by size, by age, or as soon as nothing else
-//! is waiting: group commit, so a lone alert-bearing line is not held back), each batch one
-//! `BEGIN IMMEDIATE` transaction of multi-row INSERTs, because every sqlx call costs tens of microseconds and one call
-//! per event would cap ingest near 15k events/s. A failed commit (disk full, lock) is retried with backoff while the
-//! queue fills up behind it, which is what slows TCP senders down instead of losing their lines.
+//! is waiting: group commit, so a lone alert-bearing line is not held back), each batch one `BEGIN IMMEDIATE`
+//! transaction on the event inserter's connection ([`super::inserter`]), then hands the committed batch to the hook
+//! (rule evaluation), which writes on the writer's own sqlx connection. A failed commit (disk full, lock) is retried
+//! with backoff while the queue fills up behind it, which is what slows TCP senders down instead of losing their lines.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,18 +13,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::chain;
-use super::columns::{row_values, RowValues, BOUND_PER_ROW, INSERT_COLUMNS};
+use super::inserter::Inserter;
 use super::StoreError;
 use crate::event::Event;
 use crate::metrics::Counters;
-
-/// Rows per INSERT statement: SQLite allows 32766 bound values; a few hundred rows is where the gain levels off.
-const ROWS_PER_STATEMENT: usize = 32_766 / BOUND_PER_ROW / 10;
 
 /// Longest wait between two attempts at a failing commit.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -144,12 +140,15 @@ async fn persist<H: AfterCommit>(hook: &mut H, conn: &mut SqliteConnection, even
     }
 }
 
-/// Commits everything the queue delivers until every sender is gone, then returns the connection.
+/// Commits everything the queue delivers until every sender is gone, then stops the inserter and returns the
+/// connection.
 ///
-/// While more events wait, a committed batch is evaluated on another thread as the next one is inserted; when the
-/// queue is empty it is evaluated at once, so that an alert never waits for traffic that may not come.
+/// Events are committed by `inserter`; `conn` is the hook's. While more events wait, a committed batch is evaluated on
+/// another thread as the next one is inserted; when the queue is empty it is evaluated at once, so that an alert never
+/// waits for traffic that may not come.
 pub async fn run<H: AfterCommit>(
     mut conn: SqliteConnection,
+    inserter: Inserter,
     mut queue: mpsc::Receiver<Event>,
     policy: BatchPolicy,
     counters: Arc<Counters>,
@@ -205,7 +204,7 @@ pub async fn run<H: AfterCommit>(
         }
         counters.queue_depth.store(queue.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
-        let first_id = commit_with_retry(&mut conn, &batch, !open || queue.is_closed(), &counters).await?;
+        let first_id = commit_with_retry(&inserter, &mut batch, !open || queue.is_closed(), &counters).await?;
         counters.batch_seconds.observe(started.elapsed().as_secs_f64());
         Counters::add(&counters.stored, batch.len() as u64);
         counters.count_datasets(
@@ -230,12 +229,13 @@ pub async fn run<H: AfterCommit>(
     if let Err(error) = hook.finish(&mut conn).await {
         tracing::error!(%error, "final evaluation at shutdown failed");
     }
+    inserter.close().await;
     Ok((conn, summary))
 }
 
 async fn commit_with_retry(
-    conn: &mut SqliteConnection,
-    batch: &[Event],
+    inserter: &Inserter,
+    batch: &mut Vec<Event>,
     closing: bool,
     counters: &Counters,
 ) -> Result<i64, StoreError> {
@@ -243,7 +243,9 @@ async fn commit_with_retry(
     let mut last_error: Option<String> = None;
     let mut attempts = 0u32;
     loop {
-        match insert_batch(conn, batch).await {
+        let (returned, outcome) = inserter.insert(std::mem::take(batch)).await;
+        *batch = returned;
+        match outcome {
             Ok(first_id) => {
                 counters.store_failing.store(false, std::sync::atomic::Ordering::Relaxed);
                 if last_error.is_some() {
@@ -270,95 +272,4 @@ async fn commit_with_retry(
             }
         }
     }
-}
-
-/// Inserts a batch in one transaction, with its link in the tamper-evident chain; returns the row id of its first
-/// event (the others follow in order).
-///
-/// The batch goes in as a few multi-row INSERTs, pipelined: while SQLite's thread inserts one chunk, this task hashes
-/// it and turns the next chunk's events into row values, so the two threads work side by side instead of in turns.
-pub async fn insert_batch(conn: &mut SqliteConnection, batch: &[Event]) -> Result<i64, StoreError> {
-    if batch.is_empty() {
-        return Ok(0);
-    }
-    super::in_transaction(conn, async |conn| {
-        let prev_hash = chain::head(conn).await?;
-        // Rows of one INSERT get consecutive row ids, max(id)+1 onwards (SQLite's rowid algorithm without
-        // AUTOINCREMENT), and BEGIN IMMEDIATE keeps other writers out meanwhile: the ids are known before inserting.
-        let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&mut *conn).await?;
-        let mut next_id = newest.unwrap_or(0) + 1;
-        let mut hasher = chain::BatchHasher::new(&prev_hash);
-        let mut chunks = batch.chunks(ROWS_PER_STATEMENT);
-        let mut rows: Vec<RowValues<'_>> = chunks.next().map(prepare).unwrap_or_default();
-        while !rows.is_empty() {
-            let before = hasher.clone();
-            let (last_id, next_rows) = insert_rows(conn, &rows, async || {
-                hash_rows(&mut hasher, &rows, next_id);
-                chunks.next().map(prepare).unwrap_or_default()
-            })
-            .await?;
-            let actual_first = last_id - rows.len() as i64 + 1;
-            if actual_first != next_id {
-                // Not expected (see above), but the chain must hash the ids the rows really got.
-                tracing::warn!(expected = next_id, actual = actual_first, "row ids differ from max(id)+1; rehashing");
-                hasher = before;
-                hash_rows(&mut hasher, &rows, actual_first);
-            }
-            next_id = last_id + 1;
-            rows = next_rows;
-        }
-        let last_id = next_id - 1;
-        let first_id = next_id - batch.len() as i64;
-        let hash = hasher.finish();
-        chain::record(conn, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now()).await?;
-        Ok(first_id)
-    })
-    .await
-}
-
-fn prepare(chunk: &[Event]) -> Vec<RowValues<'_>> {
-    chunk.iter().map(row_values).collect()
-}
-
-fn hash_rows(hasher: &mut chain::BatchHasher, rows: &[RowValues<'_>], first_id: i64) {
-    for (i, values) in rows.iter().enumerate() {
-        hasher.row(&chain::RowImage {
-            id: first_id + i as i64,
-            times: values.times,
-            typed: values.typed,
-            raw: values.raw,
-            fields: &values.json,
-            message_at: values.message_at,
-        });
-    }
-}
-
-/// Inserts `rows` with one statement and runs `meanwhile` while SQLite works on it; returns the last row id and what
-/// `meanwhile` returned.
-async fn insert_rows<T>(
-    conn: &mut SqliteConnection,
-    rows: &[RowValues<'_>],
-    meanwhile: impl AsyncFnOnce() -> T,
-) -> Result<(i64, T), StoreError> {
-    let mut insert: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("INSERT INTO events ({INSERT_COLUMNS}) "));
-    insert.push_values(rows, |mut row, values| {
-        for time in values.times {
-            row.push_bind(time);
-        }
-        for text in values.typed {
-            row.push_bind(text);
-        }
-        row.push_bind(values.raw);
-        row.push_bind(values.json.as_str());
-        row.push_bind(values.message_at);
-    });
-    let mut execute = std::pin::pin!(insert.build().persistent(true).execute(&mut *conn));
-    // The first poll hands the statement to SQLite's thread; the work in between overlaps with it.
-    let early = std::future::poll_fn(|cx| std::task::Poll::Ready(execute.as_mut().poll(cx))).await;
-    let other = meanwhile().await;
-    let result = match early {
-        std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => execute.await,
-    }?;
-    Ok((result.last_insert_rowid(), other))
 }

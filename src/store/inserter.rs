@@ -1,0 +1,273 @@
+//! The event inserter: a thread of its own, with a SQLite connection of its own, that commits the writer's batches of
+//! events to the `events` table and the chain.
+//!
+//! Everything else in the store goes through sqlx; event rows do not, because they are the one write that happens for
+//! every received line, on the writer's serial path. Through sqlx each bound value was copied into its argument list
+//! and again into SQLite, a multi-row statement's text was built and hashed for every chunk, and each statement went
+//! to sqlx's worker thread and back: per row, about as much CPU as SQLite's own insert (see `benches/README.md`).
+//! Here a row is bound from the event's fields by a cached single-row statement, on the thread that owns the
+//! connection, and a batch crosses threads once. It is the same SQLite library (sqlx links rusqlite's
+//! `libsqlite3-sys`), on the same file, in WAL mode: the writer uses it between its own (sqlx) writes, never at the
+//! same time.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::chain;
+use super::columns::{row_values, RowValues, BOUND_PER_ROW, INSERT_COLUMNS};
+use super::StoreError;
+use crate::event::Event;
+
+/// The statement of one row; ids are bound, not left to SQLite (see [`insert_batch`]).
+fn insert_row_statement() -> String {
+    format!("INSERT INTO events (id, {INSERT_COLUMNS}) VALUES (?{})", ", ?".repeat(BOUND_PER_ROW))
+}
+
+/// How the inserter's connection is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InserterSettings {
+    /// Cap on the database's size in bytes (`PRAGMA max_page_count`): past it, inserts fail as on a full disk.
+    pub max_size: Option<u64>,
+    /// Whether [`super::checkpoint::run`] checkpoints in the background (the server): commits then checkpoint by
+    /// themselves only past [`super::checkpoint::WRITER_FALLBACK_BYTES`] of WAL, not at SQLite's default 1000 pages.
+    pub background_checkpoints: bool,
+}
+
+/// Opens the inserter's connection on a database that [`super::open_writer`] has created and migrated: WAL (a
+/// property of the file), `synchronous=NORMAL` and the busy timeout as on the other connections.
+pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Connection, StoreError> {
+    let open = |path: &Path| -> rusqlite::Result<Connection> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(super::BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        if settings.background_checkpoints {
+            let pages = super::cap_pages(super::checkpoint::WRITER_FALLBACK_BYTES, page_size);
+            conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        }
+        if let Some(bytes) = settings.max_size {
+            conn.pragma_update(None, "max_page_count", super::cap_pages(bytes, page_size))?;
+        }
+        Ok(conn)
+    };
+    open(path).map_err(|cause| StoreError::OpenInserter { path: path.to_owned(), cause })
+}
+
+/// Rows per chunk handed from the preparing thread to the inserting one.
+const CHUNK_ROWS: usize = 128;
+
+/// Batches from this size on are prepared on a thread beside the inserting one; for smaller ones a thread would cost
+/// more than it saves.
+const PREPARE_BESIDE_FROM: usize = 256;
+
+/// Inserts a batch in one `BEGIN IMMEDIATE` transaction, with its link in the tamper-evident chain; returns the row
+/// id of its first event (the others follow in order). On error nothing of the batch is stored.
+///
+/// Turning events into row values (the JSON of their fields) and hashing them is a third of a row's cost; for large
+/// batches it runs on a second thread, a chunk ahead of SQLite, so that this serial path does little but insert.
+pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<i64, StoreError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let prev_hash = chain::head(&transaction)?;
+    // The write lock is held from BEGIN IMMEDIATE: no other writer can take ids until the commit, so the batch's are
+    // known before it is inserted, and the chain hashes exactly the ids the rows get.
+    let newest: Option<i64> = transaction.query_row("SELECT max(id) FROM events", [], |row| row.get(0))?;
+    let first_id = newest.unwrap_or(0) + 1;
+    let hash = {
+        let mut insert = transaction.prepare_cached(&insert_row_statement())?;
+        if batch.len() < PREPARE_BESIDE_FROM {
+            let mut hasher = chain::BatchHasher::new(&prev_hash);
+            for (id, event) in (first_id..).zip(batch) {
+                let values = row_values(event);
+                hasher.row(&values.image(id));
+                insert_row(&mut insert, id, &values)?;
+            }
+            hasher.finish()
+        } else {
+            std::thread::scope(|scope| {
+                let (chunks, prepared) = mpsc::sync_channel::<Vec<RowValues<'_>>>(2);
+                let preparer = std::thread::Builder::new()
+                    .name("hsmwatch-rows".into())
+                    .spawn_scoped(scope, || prepare_rows(batch, first_id, &prev_hash, chunks))
+                    .map_err(StoreError::InserterThread)?;
+                // On an error `prepared` is dropped on return, which stops the preparer at its next chunk.
+                for (id, values) in (first_id..).zip(prepared.iter().flatten()) {
+                    insert_row(&mut insert, id, &values)?;
+                }
+                preparer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })?
+        }
+    };
+    let last_id = first_id + batch.len() as i64 - 1;
+    chain::record(&transaction, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now())?;
+    transaction.commit()?;
+    Ok(first_id)
+}
+
+/// Row values of `batch`, hashed with ids from `first_id` on, sent chunk by chunk; returns the batch's hash (or the
+/// chain error when the inserting side stopped early, whose own error is the one reported).
+fn prepare_rows<'a>(
+    batch: &'a [Event],
+    first_id: i64,
+    prev_hash: &str,
+    chunks: mpsc::SyncSender<Vec<RowValues<'a>>>,
+) -> Result<String, StoreError> {
+    let mut hasher = chain::BatchHasher::new(prev_hash);
+    let mut id = first_id;
+    for chunk in batch.chunks(CHUNK_ROWS) {
+        let rows: Vec<RowValues<'a>> = chunk.iter().map(row_values).collect();
+        for values in &rows {
+            hasher.row(&values.image(id));
+            id += 1;
+        }
+        if chunks.send(rows).is_err() {
+            return Err(StoreError::InserterStopped);
+        }
+    }
+    Ok(hasher.finish())
+}
+
+fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, id: i64, values: &RowValues<'_>) -> rusqlite::Result<()> {
+    let [ts, ts_digits, created, created_digits] = values.times;
+    let [host, dataset, action, outcome, user_name, source_ip, format, original] = values.typed;
+    insert.execute(params![
+        id,
+        ts,
+        ts_digits,
+        created,
+        created_digits,
+        host,
+        dataset,
+        action,
+        outcome,
+        user_name,
+        source_ip,
+        format,
+        original,
+        values.raw,
+        values.json,
+        values.message_at
+    ])?;
+    Ok(())
+}
+
+/// What the inserter hands back: the batch (so its events go on to evaluation) and the outcome of its commit.
+pub type Inserted = (Vec<Event>, Result<i64, StoreError>);
+
+struct Job {
+    batch: Vec<Event>,
+    reply: oneshot::Sender<Inserted>,
+}
+
+/// The thread that owns the inserter's connection.
+#[derive(Debug)]
+pub struct Inserter {
+    jobs: mpsc::Sender<Job>,
+    thread: JoinHandle<()>,
+}
+
+impl Inserter {
+    /// Starts the thread on `conn` (from [`open_connection`]).
+    pub fn start(mut conn: Connection) -> Result<Inserter, StoreError> {
+        let (jobs, received) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("hsmwatch-insert".into())
+            .spawn(move || {
+                while let Ok(job) = received.recv() {
+                    let outcome = insert_batch(&mut conn, &job.batch);
+                    // The writer may be gone (shutdown after a failure): the outcome then has no one to go to.
+                    let _ = job.reply.send((job.batch, outcome));
+                }
+            })
+            .map_err(StoreError::InserterThread)?;
+        Ok(Inserter { jobs, thread })
+    }
+
+    /// Commits `batch` on the inserter's thread (see [`insert_batch`]) and hands it back with the outcome.
+    pub async fn insert(&self, batch: Vec<Event>) -> Inserted {
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { batch, reply }) {
+            return (job.batch, Err(StoreError::InserterStopped));
+        }
+        // The reply is dropped unanswered only when the thread panicked (its message is already on stderr).
+        answer.await.unwrap_or_else(|_| (Vec::new(), Err(StoreError::InserterStopped)))
+    }
+
+    /// Stops the thread once it has finished what it was given, and closes its connection.
+    pub async fn close(self) {
+        let Inserter { jobs, thread } = self;
+        drop(jobs);
+        if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{field, Timestamp};
+    use chrono::Utc;
+
+    fn event(original: &str) -> Event {
+        let now = Timestamp::from_clock(Utc::now());
+        let mut event = Event::new(now, now);
+        event.set(field::ORIGINAL, original.to_owned());
+        event
+    }
+
+    async fn database(dir: &Path, settings: InserterSettings) -> (sqlx::SqliteConnection, Connection) {
+        let path = dir.join("t.db");
+        let reader = crate::store::open_writer(&path).await.unwrap();
+        (reader, open_connection(&path, settings).unwrap())
+    }
+
+    #[tokio::test]
+    async fn batches_get_consecutive_ids_after_the_newest_row_and_an_intact_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut reader, conn) = database(dir.path(), InserterSettings::default()).await;
+        let inserter = Inserter::start(conn).unwrap();
+        let (batch, first) = inserter.insert(vec![event("a"), event("b")]).await;
+        assert_eq!((batch.len(), first.unwrap()), (2, 1));
+        // A row stored by another connection (as an older version or `sqlite3` might): the next batch follows it.
+        sqlx::query("INSERT INTO events (id, ts, ts_digits, created, created_digits, dataset, format, original, fields) VALUES (10, 0, 0, 0, 0, 'syslog', 'x', 'x', '{}')")
+            .execute(&mut reader)
+            .await
+            .unwrap();
+        let (_, first) = inserter.insert(vec![event("c")]).await;
+        assert_eq!(first.unwrap(), 11);
+        inserter.close().await;
+        let originals: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, original FROM events ORDER BY id").fetch_all(&mut reader).await.unwrap();
+        assert_eq!(originals, [(1, "a".into()), (2, "b".into()), (10, "x".into()), (11, "c".into())]);
+        let batches: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT first_event_id, last_event_id, row_count FROM event_batches ORDER BY id")
+                .fetch_all(&mut reader)
+                .await
+                .unwrap();
+        assert_eq!(batches, [(1, 2, 2), (11, 11, 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_full_database_fails_the_whole_batch_retryably_and_stores_none_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = InserterSettings { max_size: Some(2 << 20), background_checkpoints: false };
+        let (mut reader, mut conn) = database(dir.path(), settings).await;
+        let line = "x".repeat(2000);
+        let batch: Vec<Event> = (0..1500).map(|_| event(&line)).collect();
+        let error = insert_batch(&mut conn, &batch).unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("full"), "{error}");
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut reader).await.unwrap();
+        assert_eq!(count, 0);
+        // Smaller batches still fit: the failed one left nothing behind.
+        assert_eq!(insert_batch(&mut conn, &batch[..10]).unwrap(), 1);
+    }
+}
