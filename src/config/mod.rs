@@ -298,7 +298,7 @@ fn default_db_path() -> PathBuf {
     PathBuf::from("hsmwatch.db")
 }
 fn default_batch_rows() -> usize {
-    1000
+    4000
 }
 fn default_batch_delay() -> Duration {
     Duration::from_millis(50)

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::chain;
@@ -22,9 +22,17 @@ use super::columns::{row_values, RowValues, BOUND_PER_ROW, INSERT_COLUMNS};
 use super::StoreError;
 use crate::event::Event;
 
-/// The statement of one row; ids are bound, not left to SQLite (see [`insert_batch`]).
-fn insert_row_statement() -> String {
-    format!("INSERT INTO events (id, {INSERT_COLUMNS}) VALUES (?{})", ", ?".repeat(BOUND_PER_ROW))
+/// Rows per INSERT statement: a statement of several rows spends less of SQLite's time per row on running the
+/// statement around them (measured on the events schema: 2.4 -> 1.9 us per row at 40 rows). Divides [`CHUNK_ROWS`].
+const ROWS_PER_STATEMENT: usize = 32;
+
+/// Values bound per row: the id and the insert columns.
+const BOUND_WITH_ID: usize = 1 + BOUND_PER_ROW;
+
+/// The statement of `rows` rows; ids are bound, not left to SQLite (see [`insert_batch`]).
+fn insert_statement(rows: usize) -> String {
+    let row = format!("(?{})", ", ?".repeat(BOUND_PER_ROW));
+    format!("INSERT INTO events (id, {INSERT_COLUMNS}) VALUES {}", vec![row; rows].join(", "))
 }
 
 /// How the inserter's connection is set up.
@@ -58,8 +66,9 @@ pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Connec
     open(path).map_err(|cause| StoreError::OpenInserter { path: path.to_owned(), cause })
 }
 
-/// Rows per chunk handed from the preparing thread to the inserting one.
-const CHUNK_ROWS: usize = 128;
+/// Rows per chunk handed from the preparing thread to the inserting one (a multiple of [`ROWS_PER_STATEMENT`], so that
+/// only a batch's last chunk has rows that take the one-row statement).
+const CHUNK_ROWS: usize = 4 * ROWS_PER_STATEMENT;
 
 /// Batches from this size on are prepared on a thread beside the inserting one; for smaller ones a thread would cost
 /// more than it saves.
@@ -81,14 +90,17 @@ pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<i64, Store
     let newest: Option<i64> = transaction.query_row("SELECT max(id) FROM events", [], |row| row.get(0))?;
     let first_id = newest.unwrap_or(0) + 1;
     let hash = {
-        let mut insert = transaction.prepare_cached(&insert_row_statement())?;
+        let mut statements = Statements {
+            several: transaction.prepare_cached(&insert_statement(ROWS_PER_STATEMENT))?,
+            one: transaction.prepare_cached(&insert_statement(1))?,
+        };
         if batch.len() < PREPARE_BESIDE_FROM {
             let mut hasher = chain::BatchHasher::new(&prev_hash);
-            for (id, event) in (first_id..).zip(batch) {
-                let values = row_values(event);
+            let rows: Vec<RowValues<'_>> = batch.iter().map(row_values).collect();
+            for (id, values) in (first_id..).zip(&rows) {
                 hasher.row(&values.image(id));
-                insert_row(&mut insert, id, &values)?;
             }
+            statements.insert(first_id, &rows)?;
             hasher.finish()
         } else {
             std::thread::scope(|scope| {
@@ -98,8 +110,10 @@ pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<i64, Store
                     .spawn_scoped(scope, || prepare_rows(batch, first_id, &prev_hash, chunks))
                     .map_err(StoreError::InserterThread)?;
                 // On an error `prepared` is dropped on return, which stops the preparer at its next chunk.
-                for (id, values) in (first_id..).zip(prepared.iter().flatten()) {
-                    insert_row(&mut insert, id, &values)?;
+                let mut id = first_id;
+                for rows in prepared.iter() {
+                    statements.insert(id, &rows)?;
+                    id += rows.len() as i64;
                 }
                 preparer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })?
@@ -134,27 +148,47 @@ fn prepare_rows<'a>(
     Ok(hasher.finish())
 }
 
-fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, id: i64, values: &RowValues<'_>) -> rusqlite::Result<()> {
-    let [ts, ts_digits, created, created_digits] = values.times;
-    let [host, dataset, action, outcome, user_name, source_ip, format, original] = values.typed;
-    insert.execute(params![
-        id,
-        ts,
-        ts_digits,
-        created,
-        created_digits,
-        host,
-        dataset,
-        action,
-        outcome,
-        user_name,
-        source_ip,
-        format,
-        original,
-        values.raw,
-        values.json,
-        values.message_at
-    ])?;
+/// The two INSERT statements a batch uses: [`ROWS_PER_STATEMENT`] rows, and one row for what is left at its end.
+struct Statements<'c> {
+    several: rusqlite::CachedStatement<'c>,
+    one: rusqlite::CachedStatement<'c>,
+}
+
+impl Statements<'_> {
+    /// Inserts `rows` with ids from `first_id` on.
+    fn insert(&mut self, first_id: i64, rows: &[RowValues<'_>]) -> rusqlite::Result<()> {
+        let mut groups = rows.chunks_exact(ROWS_PER_STATEMENT);
+        let mut id = first_id;
+        for group in &mut groups {
+            bind_rows(&mut self.several, id, group)?;
+            self.several.raw_execute()?;
+            id += group.len() as i64;
+        }
+        for values in groups.remainder() {
+            bind_rows(&mut self.one, id, std::slice::from_ref(values))?;
+            self.one.raw_execute()?;
+            id += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Binds every parameter of a statement of `rows.len()` rows (so nothing of an earlier execution stays bound).
+fn bind_rows(statement: &mut rusqlite::Statement<'_>, first_id: i64, rows: &[RowValues<'_>]) -> rusqlite::Result<()> {
+    for ((id, values), first) in (first_id..).zip(rows).zip((1..).step_by(BOUND_WITH_ID)) {
+        let [ts, ts_digits, created, created_digits] = values.times;
+        let integers = [id, ts, ts_digits, created, created_digits];
+        for (at, value) in (first..).zip(integers) {
+            statement.raw_bind_parameter(at, value)?;
+        }
+        for (at, text) in (first + integers.len()..).zip(values.typed) {
+            statement.raw_bind_parameter(at, text)?;
+        }
+        let after_typed = first + integers.len() + values.typed.len();
+        statement.raw_bind_parameter(after_typed, values.raw)?;
+        statement.raw_bind_parameter(after_typed + 1, values.json.as_str())?;
+        statement.raw_bind_parameter(after_typed + 2, values.message_at)?;
+    }
     Ok(())
 }
 
@@ -253,6 +287,56 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(batches, [(1, 2, 2), (11, 11, 1)]);
+    }
+
+    /// Events that differ in every column, some columns empty, some messages the tail of their line.
+    fn varied(count: usize) -> Vec<Event> {
+        (0..count)
+            .map(|i| {
+                use chrono::TimeZone;
+                let micros = |offset: i64| Utc.timestamp_micros(1_780_000_000_000_000 + offset).unwrap();
+                let mut event = Event::new(
+                    Timestamp::new(micros(i as i64 * 7), (i % 7) as u8),
+                    Timestamp::new(micros(i as i64), 6),
+                );
+                event.set(field::DATASET, "lunash");
+                event.set(field::FORMAT, "rfc3164");
+                let message = format!("line {i} \"quoted\" \\ tab\t");
+                event.set(field::ORIGINAL, format!("<14>Mar  1 10:00:00 hsm{} lunash: {message}", i % 3));
+                event.set(field::MESSAGE, if i % 4 == 0 { format!("other {i}") } else { message });
+                event.set(field::HOST_NAME, format!("hsm{}", i % 3));
+                if i % 2 == 0 {
+                    event.set(field::USER_NAME, format!("user{i}"));
+                    event.set(field::ACTION, "user-login");
+                }
+                if i % 5 == 0 {
+                    event.raw = Some(vec![0xff, i as u8]);
+                }
+                event.set(field::APPNAME, "lunash");
+                event
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_column_of_every_row_reads_back_as_inserted_across_statement_and_chunk_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut reader, mut conn) = database(dir.path(), InserterSettings::default()).await;
+        // Inline (under PREPARE_BESIDE_FROM) and beside the preparer; neither a multiple of ROWS_PER_STATEMENT.
+        let small = varied(PREPARE_BESIDE_FROM - 1 - ROWS_PER_STATEMENT / 2);
+        let large = varied(2 * CHUNK_ROWS + ROWS_PER_STATEMENT + 3);
+        assert_eq!(insert_batch(&mut conn, &small).unwrap(), 1);
+        assert_eq!(insert_batch(&mut conn, &large).unwrap(), 1 + small.len() as i64);
+        let select = format!("SELECT {} FROM events ORDER BY id", super::super::columns::SELECT_COLUMNS);
+        let rows = sqlx::query(&select).fetch_all(&mut reader).await.unwrap();
+        assert_eq!(rows.len(), small.len() + large.len());
+        for ((row, expected), id) in rows.iter().zip(small.iter().chain(&large)).zip(1..) {
+            let (read_id, read) = super::super::columns::event_from_row(row).unwrap();
+            assert_eq!(read_id, id);
+            assert_eq!(&read, expected, "row {id}");
+        }
+        let finding = crate::store::chain::verify(&mut reader).await.unwrap();
+        assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
     }
 
     #[tokio::test]
