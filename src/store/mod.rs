@@ -82,6 +82,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database is full: the disk, or the size cap (`storage.max_size`).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Insert(rusqlite::Error::SqliteFailure(error, _)) if error.code == rusqlite::ErrorCode::DiskFull)
+    }
+
     /// Whether trying the same write again may succeed: a full disk, a lock, an I/O error may pass; a constraint
     /// violation or a corrupt row will not.
     pub fn is_retryable(&self) -> bool {

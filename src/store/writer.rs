@@ -161,50 +161,57 @@ pub async fn run<H: AfterCommit>(
     let mut hook = HookSlot::Here(hook);
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while open {
-        if queue.is_empty() {
-            hook.settle(&mut conn).await;
-        }
-        let received = tokio::select! {
-            received = queue.recv_many(&mut batch, rows) => received,
-            _ = ticker.tick() => {
-                let (hook, _) = hook.settle(&mut conn).await;
-                if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
-                    tracing::error!(%error, "timer evaluation failed");
-                }
-                continue;
-            }
-            _ = std::future::ready(()), if hook.busy() => {
-                let (hook, _) = hook.settle(&mut conn).await;
-                if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
-                    tracing::error!(%error, "background evaluation failed");
-                }
-                continue;
-            }
-        };
-        if received == 0 {
-            break;
-        }
-        let deadline = Instant::now() + policy.delay;
-        while batch.len() < rows {
-            let room = rows - batch.len();
-            // Group commit: when nothing else is waiting, commit now rather than hold an alert-bearing line for
-            // `delay`; under load the queue refills while a commit runs, so batches grow by themselves.
-            tokio::task::yield_now().await;
+    // The rest of a batch too large for the space left (see `commit_with_retry`): committed before anything newer.
+    let mut carried: Vec<Event> = Vec::new();
+    while open || !carried.is_empty() {
+        if !carried.is_empty() {
+            batch.append(&mut carried);
+        } else {
             if queue.is_empty() {
+                hook.settle(&mut conn).await;
+            }
+            let received = tokio::select! {
+                received = queue.recv_many(&mut batch, rows) => received,
+                _ = ticker.tick() => {
+                    let (hook, _) = hook.settle(&mut conn).await;
+                    if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
+                        tracing::error!(%error, "timer evaluation failed");
+                    }
+                    continue;
+                }
+                _ = std::future::ready(()), if hook.busy() => {
+                    let (hook, _) = hook.settle(&mut conn).await;
+                    if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
+                        tracing::error!(%error, "background evaluation failed");
+                    }
+                    continue;
+                }
+            };
+            if received == 0 {
                 break;
             }
-            tokio::select! {
-                received = queue.recv_many(&mut batch, room) => if received == 0 {
-                    open = false;
+            let deadline = Instant::now() + policy.delay;
+            while batch.len() < rows {
+                let room = rows - batch.len();
+                // Group commit: when nothing else is waiting, commit now rather than hold an alert-bearing line for
+                // `delay`; under load the queue refills while a commit runs, so batches grow by themselves.
+                tokio::task::yield_now().await;
+                if queue.is_empty() {
                     break;
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
+                }
+                tokio::select! {
+                    received = queue.recv_many(&mut batch, room) => if received == 0 {
+                        open = false;
+                        break;
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
             }
         }
         counters.queue_depth.store(queue.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
-        let first_id = commit_with_retry(&inserter, &mut batch, !open || queue.is_closed(), &counters).await?;
+        let closing = !open || queue.is_closed();
+        let first_id = commit_with_retry(&inserter, &mut batch, &mut carried, closing, &counters).await?;
         counters.batch_seconds.observe(started.elapsed().as_secs_f64());
         Counters::add(&counters.stored, batch.len() as u64);
         counters.count_datasets(
@@ -233,9 +240,13 @@ pub async fn run<H: AfterCommit>(
     Ok((conn, summary))
 }
 
+/// Commits `batch`, retrying what may pass. When the database is full, each retry commits the first half of what is
+/// left and moves the rest to the front of `carried`: a batch that cannot fit in the space an operator frees (or a
+/// size cap allows) would otherwise be held forever.
 async fn commit_with_retry(
     inserter: &Inserter,
     batch: &mut Vec<Event>,
+    carried: &mut Vec<Event>,
     closing: bool,
     counters: &Counters,
 ) -> Result<i64, StoreError> {
@@ -263,11 +274,20 @@ async fn commit_with_retry(
                 Counters::add(&counters.store_retries, 1);
                 counters.store_failing.store(true, std::sync::atomic::Ordering::Relaxed);
                 attempts += 1;
+                let halved = error.is_full() && batch.len() > 1;
+                if halved {
+                    let rest = batch.split_off(batch.len() / 2);
+                    carried.splice(0..0, rest);
+                }
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_RETRY_DELAY);
+                // A smaller part may fit at once: the wait grows only when the same rows are tried again.
+                if !halved {
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                }
             }
             Err(error) => {
-                tracing::error!(%error, events = batch.len(), "giving up on a batch that cannot be stored");
+                let events = batch.len() + carried.len();
+                tracing::error!(%error, events, "giving up on a batch that cannot be stored");
                 return Err(error);
             }
         }

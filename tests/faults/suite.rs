@@ -124,6 +124,8 @@ fn kill_9_under_load_keeps_a_gapless_committed_prefix_and_the_server_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_database_slows_the_sender_and_storing_resumes_once_space_is_back() {
     // 3: SQLITE_FULL (a 1 MiB cap) is held and retried, never a crash or a lost batch; freeing space resumes it.
+    // A batch grows to `batch_rows` (4000) while the queue refills, more than 1 MiB can ever hold: the writer commits
+    // it in halves (this test stalled before it did).
     require_program("sqlite3");
     let server = TestServer::start_with(64 * 1024, |config| {
         config.storage.max_size = Some(hsmwatch::config::ByteSize(1 << 20));
