@@ -124,8 +124,15 @@ pub fn hour_of(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros().div_euclid(HOUR_MICROS)
 }
 
-/// Removes rows older than `cutoff` (retention).
-pub async fn prune(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+/// Removes rows older than `cutoff`: the [`crate::store::retention::DerivedPrune`] of the hourly activity.
+pub fn prune(
+    conn: &mut SqliteConnection,
+    cutoff: DateTime<Utc>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, StoreError>> + Send + '_>> {
+    Box::pin(prune_hours(conn, cutoff))
+}
+
+async fn prune_hours(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
     Ok(sqlx::query("DELETE FROM event_hours WHERE hour < ?")
         .bind(hour_of(cutoff))
         .execute(&mut *conn)
