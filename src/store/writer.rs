@@ -190,23 +190,7 @@ pub async fn run<H: AfterCommit>(
             if received == 0 {
                 break;
             }
-            let deadline = Instant::now() + policy.delay;
-            while batch.len() < rows {
-                let room = rows - batch.len();
-                // Group commit: when nothing else is waiting, commit now rather than hold an alert-bearing line for
-                // `delay`; under load the queue refills while a commit runs, so batches grow by themselves.
-                tokio::task::yield_now().await;
-                if queue.is_empty() {
-                    break;
-                }
-                tokio::select! {
-                    received = queue.recv_many(&mut batch, room) => if received == 0 {
-                        open = false;
-                        break;
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                }
-            }
+            open = fill(&mut queue, &mut batch, rows, policy.delay).await;
         }
         counters.queue_depth.store(queue.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
@@ -238,6 +222,28 @@ pub async fn run<H: AfterCommit>(
     }
     inserter.close().await;
     Ok((conn, summary))
+}
+
+/// Adds what the queue holds to `batch`, up to `rows`, until the queue is empty or `delay` has passed; returns whether
+/// the queue is still open.
+async fn fill(queue: &mut mpsc::Receiver<Event>, batch: &mut Vec<Event>, rows: usize, delay: Duration) -> bool {
+    let deadline = Instant::now() + delay;
+    while batch.len() < rows {
+        let room = rows - batch.len();
+        // Group commit: when nothing else is waiting, commit now rather than hold an alert-bearing line for `delay`;
+        // under load the queue refills while a commit runs, so batches grow by themselves.
+        tokio::task::yield_now().await;
+        if queue.is_empty() {
+            break;
+        }
+        tokio::select! {
+            received = queue.recv_many(batch, room) => if received == 0 {
+                return false;
+            },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    true
 }
 
 /// Commits `batch`, retrying what may pass. When the database is full, each retry commits the first half of what is
