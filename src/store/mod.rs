@@ -1,8 +1,9 @@
 //! The SQLite store: opening and migrating the database, the batch writer, and queries.
 //!
-//! Receives events from the writer queue; emits nothing downstream yet (committed batches will feed the rule engine).
-//! Owns the `events` table and its schema (`migrations/`), the one write connection, and the read-only connections
-//! that queries use while the server writes (WAL).
+//! Receives events from the writer queue; emits committed batches to the writer's hook (the rule engine). Owns the
+//! `events` table and its schema (`migrations/`), the event inserter's connection (event rows only, see
+//! [`inserter`]), the writer's sqlx connection (what the hook writes), and the read-only connections that queries use
+//! while the server writes (WAL). The two writing connections take turns, never write at once.
 
 pub mod chain;
 pub mod checkpoint;
@@ -111,7 +112,7 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
         .log_statements(tracing::log::LevelFilter::Trace)
 }
 
-/// Opens (creating if needed) and migrates the database, returning the one write connection: WAL, `synchronous=NORMAL`
+/// Opens (creating if needed) and migrates the database, returning a write connection: WAL, `synchronous=NORMAL`
 /// (a commit survives a crash of hsmwatch; only power loss may take the last commits back).
 pub async fn open_writer(path: &Path) -> Result<SqliteConnection, StoreError> {
     let options = connect_options(path)

@@ -260,6 +260,7 @@ async fn commit_with_retry(
     let mut last_error: Option<String> = None;
     let mut attempts = 0u32;
     loop {
+        let attempted = batch.len();
         let (returned, outcome) = inserter.insert(std::mem::take(batch)).await;
         *batch = returned;
         match outcome {
@@ -292,7 +293,8 @@ async fn commit_with_retry(
                 }
             }
             Err(error) => {
-                let events = batch.len() + carried.len();
+                // `attempted`: a batch the inserter lost with its thread does not come back.
+                let events = attempted + carried.len();
                 tracing::error!(%error, events, "giving up on a batch that cannot be stored");
                 return Err(error);
             }
