@@ -10,8 +10,9 @@
 #
 # Usage: benches/side_by_side.sh [MESSAGES] [CONNECTIONS] [RUNS] [SYSLOGNG_MESSAGES]
 #        TRANSPORT=udp benches/side_by_side.sh [MESSAGES] [SENDERS] [RUNS] [RATE_PER_SENDER]
-#   UDP: hsmwatch and rsyslog (imudp -> omfile) only; reports stored/sent and the kernel's UDP RcvbufErrors
-#   (/proc/net/snmp) during the run, at a fixed loggen rate (default 20,000 msg/s per sender).
+#   UDP: hsmwatch and rsyslog (imudp -> omfile) only; reports stored/sent, the kernel's UDP RcvbufErrors and
+#   SndbufErrors (/proc/net/snmp) during the run and, for hsmwatch, the datagrams it received and dropped (queue full),
+#   at a fixed loggen rate (default 20,000 msg/s per sender).
 #   COLLECTORS="hsmwatch rsyslog" (TCP) runs only those (default: all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ SNG=${SNG:-/tmp/sng}
 
 need=()
 command -v rsyslogd >/dev/null || need+=(rsyslog)
+command -v curl >/dev/null || need+=(curl)
 for lib in libdbd-sqlite3 libivykis0 libnet1 libpcre3 libwrap0 sqlite3; do dpkg -s "$lib" >/dev/null 2>&1 || need+=("$lib"); done
 if [ ${#need[@]} -gt 0 ]; then apt-get install -y -qq "${need[@]}" >/dev/null; fi
 if [ ! -x "$SNG/root/usr/sbin/syslog-ng" ]; then
@@ -79,22 +81,31 @@ measure() {
 
 if [ "${TRANSPORT:-tcp}" = udp ]; then
   rate=${4:-20000}
-  rcvbuf_errors() { awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["RcvbufErrors"] }' /proc/net/snmp; }
-  udp_run() {   # NAME PID COUNT_COMMAND PORT
-    local e0 e1 stored
-    e0=$(rcvbuf_errors)
+  # The kernel's UDP counters (/proc/net/snmp, all sockets of the machine): RcvbufErrors (a receive buffer was full)
+  # and SndbufErrors (the sender's).
+  udp_counter() { awk -v name="$1" '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col[name] }' /proc/net/snmp; }
+  udp_run() {   # NAME PID COUNT_COMMAND PORT [OWN_COUNTERS_COMMAND]
+    local r0 r1 s0 s1 stored own=""
+    r0=$(udp_counter RcvbufErrors); s0=$(udp_counter SndbufErrors)
     "$loggen" --inet --dgram --size "$size" --active-connections "$connections" --rate "$rate" \
       --number "$((messages / connections))" 127.0.0.1 "$4" >/dev/null 2>&1 || true
     sleep 3
-    e1=$(rcvbuf_errors); stored=$(eval "$3" 2>/dev/null || echo 0)
-    echo "$1 udp stored=$stored/$(( (messages / connections) * connections )) rcvbuf_errors=$((e1 - e0)) rate_per_sender=$rate"
+    r1=$(udp_counter RcvbufErrors); s1=$(udp_counter SndbufErrors); stored=$(eval "$3" 2>/dev/null || echo 0)
+    if [ -n "${5:-}" ]; then own=" $(eval "$5")"; fi
+    echo "$1 udp stored=$stored/$(( (messages / connections) * connections )) rcvbuf_errors=$((r1 - r0)) sndbuf_errors=$((s1 - s0))$own rate_per_sender=$rate"
+  }
+  # What hsmwatch counted itself: datagrams received, and dropped because its queue was full.
+  hsmwatch_udp_counts() {
+    curl -s "http://127.0.0.1:$1/metrics" | awk '/^hsmwatch_messages_received_total\{.*transport="udp"/ { r += $NF }
+      /^hsmwatch_udp_dropped_total/ { d += $NF } END { printf "received=%d queue_dropped=%d", r, d }'
   }
   for run in $(seq 1 "$runs"); do
     dir=$(mktemp -d)
     p=$(port)
-    "$hsmwatch" serve --udp "127.0.0.1:$p" --tcp "127.0.0.1:$(port)" --http 127.0.0.1:0 --db "$dir/h.db" --rules rules 2>"$dir/h.log" &
+    http=$(port)
+    "$hsmwatch" serve --udp "127.0.0.1:$p" --tcp "127.0.0.1:$(port)" --http "127.0.0.1:$http" --db "$dir/h.db" --rules rules 2>"$dir/h.log" &
     pid=$!; sleep 1
-    udp_run hsmwatch "$pid" "sqlite3 $dir/h.db 'select count(*) from events'" "$p"
+    udp_run hsmwatch "$pid" "sqlite3 $dir/h.db 'select count(*) from events'" "$p" "hsmwatch_udp_counts $http"
     kill -TERM "$pid"; wait "$pid" || true
     p=$(port)
     start_rsyslog imudp "$dir" "$p"; sleep 1
