@@ -125,10 +125,7 @@ pub fn hour_of(at: DateTime<Utc>) -> i64 {
 }
 
 /// Removes rows older than `cutoff`: the [`crate::store::retention::DerivedPrune`] of the hourly activity.
-pub fn prune(
-    conn: &mut SqliteConnection,
-    cutoff: DateTime<Utc>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, StoreError>> + Send + '_>> {
+pub fn prune(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> crate::store::retention::PruneFuture<'_> {
     Box::pin(prune_hours(conn, cutoff))
 }
 

@@ -25,9 +25,13 @@ pub const INTERVAL: Duration = Duration::from_millis(100);
 /// Makes the writer's own automatic checkpoint a fallback (see [`WRITER_FALLBACK_BYTES`]).
 pub async fn defer_to_background(writer: &mut SqliteConnection) -> Result<(), StoreError> {
     let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *writer).await?;
-    let pages = super::cap_pages(WRITER_FALLBACK_BYTES, page_size);
-    sqlx::query(&format!("PRAGMA wal_autocheckpoint = {pages}")).execute(&mut *writer).await?;
+    sqlx::query(&format!("PRAGMA wal_autocheckpoint = {}", fallback_pages(page_size))).execute(&mut *writer).await?;
     Ok(())
+}
+
+/// [`WRITER_FALLBACK_BYTES`] in pages of `page_size` bytes: the `wal_autocheckpoint` of every writing connection.
+pub fn fallback_pages(page_size: i64) -> u64 {
+    super::cap_pages(WRITER_FALLBACK_BYTES, page_size)
 }
 
 /// Checkpoints every `every` while the writer stores events (`counters.stored` grows), until `stop` is cancelled; a failed checkpoint is logged and

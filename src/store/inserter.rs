@@ -5,13 +5,13 @@
 //! every received line, on the writer's serial path. Through sqlx each bound value was copied into its argument list
 //! and again into SQLite, a multi-row statement's text was built and hashed for every chunk, and each statement went
 //! to sqlx's worker thread and back: per row, about as much CPU as SQLite's own insert (see `benches/README.md`).
-//! Here a row is bound from the event's fields by a cached single-row statement, on the thread that owns the
-//! connection, and a batch crosses threads once. It is the same SQLite library (sqlx links rusqlite's
+//! Here rows are bound from the events' fields into cached statements of [`ROWS_PER_STATEMENT`] rows, on the thread
+//! that owns the connection, and a batch crosses threads once. It is the same SQLite library (sqlx links rusqlite's
 //! `libsqlite3-sys`), on the same file, in WAL mode: the writer uses it between its own (sqlx) writes, never at the
 //! same time.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, LazyLock};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -28,6 +28,11 @@ const ROWS_PER_STATEMENT: usize = 32;
 
 /// Values bound per row: the id and the insert columns.
 const BOUND_WITH_ID: usize = 1 + BOUND_PER_ROW;
+
+/// The statements of [`ROWS_PER_STATEMENT`] rows and of one row, written once (the statement cache is looked up by
+/// their text).
+static INSERT_SEVERAL: LazyLock<String> = LazyLock::new(|| insert_statement(ROWS_PER_STATEMENT));
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_statement(1));
 
 /// The statement of `rows` rows; ids are bound, not left to SQLite (see [`insert_batch`]).
 ///
@@ -59,8 +64,7 @@ pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Connec
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
         if settings.background_checkpoints {
-            let pages = super::cap_pages(super::checkpoint::WRITER_FALLBACK_BYTES, page_size);
-            conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+            conn.pragma_update(None, "wal_autocheckpoint", super::checkpoint::fallback_pages(page_size))?;
         }
         if let Some(bytes) = settings.max_size {
             conn.pragma_update(None, "max_page_count", super::cap_pages(bytes, page_size))?;
@@ -95,16 +99,12 @@ pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<i64, Store
     let first_id = newest.unwrap_or(0) + 1;
     let hash = {
         let mut statements = Statements {
-            several: transaction.prepare_cached(&insert_statement(ROWS_PER_STATEMENT))?,
-            one: transaction.prepare_cached(&insert_statement(1))?,
+            several: transaction.prepare_cached(&INSERT_SEVERAL)?,
+            one: transaction.prepare_cached(&INSERT_ONE)?,
         };
         if batch.len() < PREPARE_BESIDE_FROM {
             let mut hasher = chain::BatchHasher::new(&prev_hash);
-            let rows: Vec<RowValues<'_>> = batch.iter().map(row_values).collect();
-            for (id, values) in (first_id..).zip(&rows) {
-                hasher.row(&values.image(id));
-            }
-            statements.insert(first_id, &rows)?;
+            statements.insert(first_id, &hashed_rows(batch, first_id, &mut hasher))?;
             hasher.finish()
         } else {
             std::thread::scope(|scope| {
@@ -138,18 +138,21 @@ fn prepare_rows<'a>(
     chunks: mpsc::SyncSender<Vec<RowValues<'a>>>,
 ) -> Result<String, StoreError> {
     let mut hasher = chain::BatchHasher::new(prev_hash);
-    let mut id = first_id;
-    for chunk in batch.chunks(CHUNK_ROWS) {
-        let rows: Vec<RowValues<'a>> = chunk.iter().map(row_values).collect();
-        for values in &rows {
-            hasher.row(&values.image(id));
-            id += 1;
-        }
-        if chunks.send(rows).is_err() {
+    for (chunk, first) in batch.chunks(CHUNK_ROWS).zip((first_id..).step_by(CHUNK_ROWS)) {
+        if chunks.send(hashed_rows(chunk, first, &mut hasher)).is_err() {
             return Err(StoreError::InserterStopped);
         }
     }
     Ok(hasher.finish())
+}
+
+/// The row values of `events`, whose ids run from `first_id`, each added to `hasher` in turn.
+fn hashed_rows<'a>(events: &'a [Event], first_id: i64, hasher: &mut chain::BatchHasher) -> Vec<RowValues<'a>> {
+    let rows: Vec<RowValues<'a>> = events.iter().map(row_values).collect();
+    for (id, values) in (first_id..).zip(&rows) {
+        hasher.row(&values.image(id));
+    }
+    rows
 }
 
 /// The two INSERT statements a batch uses: [`ROWS_PER_STATEMENT`] rows, and one row for what is left at its end.

@@ -31,10 +31,10 @@ pub struct RetentionPolicy {
 
 /// Prunes a table that a later stage derives from events (the dashboard's hourly activity) up to a cutoff, so that
 /// it keeps no longer than the events do; the store knows such tables only through these, which the server passes in.
-pub type DerivedPrune = for<'a> fn(
-    &'a mut SqliteConnection,
-    DateTime<Utc>,
-) -> Pin<Box<dyn Future<Output = Result<u64, StoreError>> + Send + 'a>>;
+pub type DerivedPrune = for<'a> fn(&'a mut SqliteConnection, DateTime<Utc>) -> PruneFuture<'a>;
+
+/// What a [`DerivedPrune`] returns: the rows it removed.
+pub type PruneFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, StoreError>> + Send + 'a>>;
 
 /// What one pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -126,10 +126,7 @@ mod tests {
     use super::*;
 
     /// A table the store does not know, pruned through a [`DerivedPrune`] as the hourly activity is.
-    fn prune_derived(
-        conn: &mut SqliteConnection,
-        cutoff: DateTime<Utc>,
-    ) -> Pin<Box<dyn Future<Output = Result<u64, StoreError>> + Send + '_>> {
+    fn prune_derived(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> PruneFuture<'_> {
         Box::pin(async move {
             let done = sqlx::query("DELETE FROM derived WHERE at < ?").bind(cutoff.timestamp()).execute(conn).await?;
             Ok(done.rows_affected())
