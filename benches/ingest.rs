@@ -51,6 +51,7 @@ fn origin() -> Origin {
         source_address: "10.0.4.17:41822".into(),
         peer_ip: Some("10.0.4.17".parse().unwrap()),
         default_host: None,
+        time_rules: Default::default(),
     }
 }
 
@@ -98,7 +99,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for _ in 0..copies {
                 for line in LINES {
-                    black_box(parse(black_box(line), origin.received));
+                    black_box(parse(black_box(line), origin.received, origin.time_rules));
                 }
             }
         })

@@ -22,6 +22,7 @@ fn bench(c: &mut Criterion) {
         source_address: "127.0.0.1:41822".into(),
         peer_ip: Some("127.0.0.1".parse().unwrap()),
         default_host: None,
+        time_rules: Default::default(),
     };
     let batch: Vec<_> = (0..BATCH)
         .map(|i| {

@@ -22,6 +22,7 @@ fn main() {
         source_address: "10.0.4.17:41822".into(),
         peer_ip: Some("10.0.4.17".parse().expect("an address")),
         default_host: None,
+        time_rules: Default::default(),
     };
     let mut fields = 0;
     for _ in 0..rounds {

@@ -37,7 +37,8 @@ for expected in \
   ./etc/hsmwatch/rules/decoders/lunash.yaml \
   ./usr/share/doc/hsmwatch/README.md \
   ./usr/share/doc/hsmwatch/deployment.md \
-  ./usr/share/doc/hsmwatch/examples/rsyslog-relay.conf
+  ./usr/share/doc/hsmwatch/examples/rsyslog-relay.conf \
+  ./usr/share/doc/hsmwatch/examples/syslog-ng-relay.conf
 do
   grep -qx "$expected" "$work/contents" || { echo "packaging/check.sh: $deb lacks $expected" >&2; cat "$work/contents" >&2; exit 1; }
 done

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::decode::{DecoderErrors, Decoders, SharedDecoders};
 use crate::evaluate::{Evaluator, ReloadSlot};
 use crate::event::Event;
-use crate::ingest::Pipeline;
+use crate::ingest::{Pipeline, SenderZones};
 use crate::inventory::Inventory;
 use crate::listen::{tcp, udp};
 use crate::metrics::{Counters, Snapshot};
@@ -313,7 +313,9 @@ impl Server {
             let address = socket.local_addr().map_err(bind_error)?;
             tracing::info!(transport = "tcp", %address, max_frame = %listener.max_frame, "listening");
             let listener_counters = counters.listener("tcp", address);
-            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
+            let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
+            let ingest =
+                Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
             listeners.push(tokio::spawn(tcp::serve(
                 socket,
                 tcp::StreamPolicy::of_tcp(listener),
@@ -338,7 +340,9 @@ impl Server {
             let handshake = crate::listen::tls::TlsHandshake::new(files, listener_counters.clone())?;
             tracing::info!(transport = "tls", %address, mutual = listener.client_ca_file.is_some(), "listening");
             reloader.tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(handshake.clone());
-            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
+            let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
+            let ingest =
+                Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
             listeners.push(tokio::spawn(tcp::serve_with(
                 socket,
                 handshake,
@@ -364,7 +368,9 @@ impl Server {
                 );
             }
             let listener_counters = counters.listener("udp", address);
-            let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone());
+            let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
+            let ingest =
+                Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
             let admission = crate::listen::admission::Admission::new(listener.allow.clone(), 0, 0);
             listeners.push(tokio::spawn(udp::serve(
                 socket,

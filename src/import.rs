@@ -86,6 +86,7 @@ impl Source {
             source_address: self.name.clone(),
             peer_ip: None,
             default_host: self.host.clone(),
+            time_rules: Default::default(),
         }
     }
 }

@@ -4,17 +4,19 @@
 //! benches and later the rule-test runner all turn bytes into events with exactly the same code. It implements the
 //! listener's [`Ingest`] trait, which keeps the listeners free of the stages after them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
+use crate::config::NetworkZone;
 use crate::decode::{base_event, is_unparsed, Decoders, Matched, Origin, RawFrame, SharedDecoders};
 use crate::event::Event;
 use crate::frame::Framer;
 use crate::listen::{Ingest, StreamSink, Transport};
 use crate::metrics::{Counters, ListenerCounters};
-use crate::parse::{frame_text, parse};
+use crate::parse::{frame_text, parse, TimeRules};
 
 /// Turns one frame into its event: redact, parse, decode.
 pub fn frame_to_event(bytes: &[u8], truncated: bool, origin: &Origin, decoders: &Decoders) -> Event {
@@ -31,10 +33,38 @@ pub fn decode_frame<'d>(
     let bytes = decoders.redact(bytes);
     let text = frame_text(&bytes);
     let invalid_utf8 = matches!(text, std::borrow::Cow::Owned(_)).then_some(bytes.as_ref());
-    let message = parse(&text, origin.received);
+    let message = parse(&text, origin.received, origin.time_rules);
     let mut event = base_event(RawFrame { text: &text, invalid_utf8, truncated }, &message, origin);
     let pattern = decoders.classify(&message, &mut event);
     (event, pattern)
+}
+
+/// The zone each sender of a listener writes zone-less times in: its network's (`listen.timezones`, the most
+/// specific network first), else the listener's.
+#[derive(Debug, Clone)]
+pub struct SenderZones {
+    listener: Tz,
+    networks: Arc<[NetworkZone]>,
+}
+
+impl SenderZones {
+    /// The listener's zone and the per-network zones over it.
+    pub fn new(listener: Tz, networks: &[NetworkZone]) -> Self {
+        let mut networks = networks.to_vec();
+        networks.sort_by_key(|zone| std::cmp::Reverse(zone.network.prefix_len()));
+        SenderZones { listener, networks: networks.into() }
+    }
+
+    /// Every sender in UTC.
+    pub fn utc() -> Self {
+        SenderZones::new(Tz::UTC, &[])
+    }
+
+    /// How the lines of the sender at `ip` are read.
+    pub fn rules_for(&self, ip: IpAddr) -> TimeRules {
+        let zone = self.networks.iter().find(|zone| zone.network.contains(&ip)).map_or(self.listener, |z| z.timezone);
+        TimeRules::in_zone(zone)
+    }
 }
 
 /// The server's ingest path: frames with `max_frame`, decodes with `decoders`, counts what it sees.
@@ -43,13 +73,19 @@ pub struct Pipeline {
     max_frame: usize,
     decoders: Arc<SharedDecoders>,
     counters: Arc<ListenerCounters>,
+    zones: SenderZones,
 }
 
 impl Pipeline {
-    /// A pipeline that cuts frames at `max_frame` bytes, decodes with `decoders` and counts into its listener's
-    /// `counters`.
-    pub fn new(max_frame: usize, decoders: Arc<SharedDecoders>, counters: Arc<ListenerCounters>) -> Self {
-        Pipeline { max_frame, decoders, counters }
+    /// A pipeline that cuts frames at `max_frame` bytes, decodes with `decoders`, reads zone-less times in the
+    /// senders' `zones` and counts into its listener's `counters`.
+    pub fn new(
+        max_frame: usize,
+        decoders: Arc<SharedDecoders>,
+        counters: Arc<ListenerCounters>,
+        zones: SenderZones,
+    ) -> Self {
+        Pipeline { max_frame, decoders, counters, zones }
     }
 
     fn count(&self, event: &Event) {
@@ -65,15 +101,16 @@ impl Pipeline {
     }
 }
 
-fn origin_of(peer: SocketAddr, received: DateTime<Utc>) -> Origin {
-    Origin { received, source_address: peer.to_string(), peer_ip: Some(peer.ip()), default_host: None }
+fn origin_of(peer: SocketAddr, received: DateTime<Utc>, time_rules: TimeRules) -> Origin {
+    Origin { received, source_address: peer.to_string(), peer_ip: Some(peer.ip()), default_host: None, time_rules }
 }
 
 impl Ingest for Pipeline {
     type Stream = StreamPipeline;
 
     fn open_stream(&self, peer: SocketAddr, _transport: Transport) -> StreamPipeline {
-        StreamPipeline { framer: Framer::new(self.max_frame), peer, pipeline: self.clone() }
+        let time_rules = self.zones.rules_for(peer.ip());
+        StreamPipeline { framer: Framer::new(self.max_frame), peer, time_rules, pipeline: self.clone() }
     }
 
     fn datagram(&self, bytes: &[u8], peer: SocketAddr, received: DateTime<Utc>) -> Event {
@@ -85,7 +122,8 @@ impl Ingest for Pipeline {
             Some(head) if head.len() < trimmed.len() => (head, true),
             _ => (trimmed, false),
         };
-        let event = frame_to_event(frame, truncated, &origin_of(peer, received), &self.decoders.current());
+        let origin = origin_of(peer, received, self.zones.rules_for(peer.ip()));
+        let event = frame_to_event(frame, truncated, &origin, &self.decoders.current());
         self.count(&event);
         event
     }
@@ -96,12 +134,13 @@ impl Ingest for Pipeline {
 pub struct StreamPipeline {
     framer: Framer,
     peer: SocketAddr,
+    time_rules: TimeRules,
     pipeline: Pipeline,
 }
 
 impl StreamPipeline {
     fn drain(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) -> Result<(), crate::frame::FrameError> {
-        let origin = origin_of(self.peer, received);
+        let origin = origin_of(self.peer, received, self.time_rules);
         let decoders = self.pipeline.decoders.current();
         while let Some(frame) = self.framer.next_frame()? {
             let event = frame_to_event(frame.bytes, frame.truncated, &origin, &decoders);

@@ -134,8 +134,13 @@ fn test_events(test: &TestSpec, decoders: &Decoders) -> Vec<Event> {
             let when = Timestamp::new(at, 0);
             let mut event = match &spec.wire {
                 Some(wire) => {
-                    let origin =
-                        Origin { received: at, source_address: "rule test".into(), peer_ip: None, default_host: None };
+                    let origin = Origin {
+                        received: at,
+                        source_address: "rule test".into(),
+                        peer_ip: None,
+                        default_host: None,
+                        time_rules: Default::default(),
+                    };
                     frame_to_event(wire.as_bytes(), false, &origin, decoders)
                 }
                 None => Event::new(when, when),

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         received: chrono::DateTime::from_timestamp(1_772_000_000, 0).expect("a valid time"),
         source_address: "127.0.0.1:1".into(),
         peer_ip: None,
-        default_host: None,
+        default_host: None, time_rules: Default::default(),
     };
     let mut framer = Framer::new(MAX_FRAME);
     let mut pieces = stream.chunks(chunk).peekable();

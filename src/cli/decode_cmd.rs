@@ -54,6 +54,7 @@ pub fn run_decode(args: DecodeArgs) -> anyhow::Result<()> {
         source_address: "command line".into(),
         peer_ip: None,
         default_host: None,
+        time_rules: Default::default(),
     };
     let mut out = std::io::stdout().lock();
     match args.line {

@@ -76,7 +76,7 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
         config.listen.udp = args
             .udp
             .iter()
-            .map(|&address| UdpListenerConfig { address, recv_buffer, max_frame, allow: Vec::new() })
+            .map(|&address| UdpListenerConfig { recv_buffer, max_frame, ..UdpListenerConfig::on(address) })
             .collect();
         config.listen.tcp =
             args.tcp.iter().map(|&address| TcpListenerConfig { max_frame, ..TcpListenerConfig::on(address) }).collect();

@@ -3,6 +3,7 @@
 //! Every key has a default, unknown keys are errors that name the file, line and key, and `hsmwatch config example`
 //! prints [`EXAMPLE`], a commented file that a test keeps equal to the defaults.
 
+mod listen;
 pub mod notifiers;
 pub mod units;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use listen::{ListenConfig, NetworkZone, TcpListenerConfig, TlsListenerConfig, UdpListenerConfig};
 pub use units::ByteSize;
 
 /// The commented example configuration, equal to the built-in defaults.
@@ -117,116 +119,6 @@ impl Default for InventoryConfig {
     }
 }
 
-/// Syslog listeners.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenConfig {
-    /// UDP sockets: one datagram is one message.
-    #[serde(default)]
-    pub udp: Vec<UdpListenerConfig>,
-    /// TCP sockets: RFC 6587 octet counting or LF/CRLF/NUL framing, detected per frame.
-    #[serde(default)]
-    pub tcp: Vec<TcpListenerConfig>,
-    /// TLS sockets (RFC 5425): the TCP framing inside TLS 1.2 or 1.3.
-    #[serde(default)]
-    pub tls: Vec<TlsListenerConfig>,
-}
-
-/// One TLS listener.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsListenerConfig {
-    /// Address and port to bind (6514 is the registered syslog-over-TLS port).
-    pub address: SocketAddr,
-    /// Longest frame kept, as for TCP.
-    #[serde(default = "default_max_frame")]
-    pub max_frame: ByteSize,
-    /// The server certificate chain (PEM).
-    pub cert_file: PathBuf,
-    /// Its private key (PEM).
-    pub key_file: PathBuf,
-    /// Client certificates must chain to these CAs (PEM); unset: no client certificate is asked for.
-    #[serde(default)]
-    pub client_ca_file: Option<PathBuf>,
-    /// Only these networks may connect (empty: any); other connections are closed unread and counted.
-    #[serde(default, with = "units::networks")]
-    pub allow: Vec<ipnet::IpNet>,
-    /// Connections open at once on this listener (0: no limit).
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-    /// Connections open at once from one address (0: no limit).
-    #[serde(default = "default_max_connections_per_ip")]
-    pub max_connections_per_ip: usize,
-    /// A connection that sends nothing for this long is closed (null: never).
-    #[serde(default = "default_idle_timeout", with = "units::optional_duration")]
-    pub idle_timeout: Option<Duration>,
-}
-
-/// One UDP listener.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UdpListenerConfig {
-    /// Address and port to bind.
-    pub address: SocketAddr,
-    /// Kernel receive buffer to ask for; the kernel may grant less (`net.core.rmem_max`).
-    #[serde(default = "default_udp_recv_buffer")]
-    pub recv_buffer: ByteSize,
-    /// Longest datagram kept; longer ones are truncated and marked.
-    #[serde(default = "default_max_frame")]
-    pub max_frame: ByteSize,
-    /// Only these networks may send (empty: any); other datagrams are dropped unread and counted.
-    #[serde(default, with = "units::networks")]
-    pub allow: Vec<ipnet::IpNet>,
-}
-
-/// One TCP listener.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TcpListenerConfig {
-    /// Address and port to bind.
-    pub address: SocketAddr,
-    /// Longest frame kept: a longer LF-framed line is truncated and marked; a larger octet count closes the
-    /// connection.
-    #[serde(default = "default_max_frame")]
-    pub max_frame: ByteSize,
-    /// Only these networks may connect (empty: any); other connections are closed unread and counted.
-    #[serde(default, with = "units::networks")]
-    pub allow: Vec<ipnet::IpNet>,
-    /// Connections open at once on this listener (0: no limit).
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-    /// Connections open at once from one address (0: no limit).
-    #[serde(default = "default_max_connections_per_ip")]
-    pub max_connections_per_ip: usize,
-    /// A connection that sends nothing for this long is closed (null: never).
-    #[serde(default = "default_idle_timeout", with = "units::optional_duration")]
-    pub idle_timeout: Option<Duration>,
-}
-
-fn default_max_connections() -> usize {
-    4096
-}
-fn default_max_connections_per_ip() -> usize {
-    64
-}
-fn default_idle_timeout() -> Option<Duration> {
-    Some(Duration::from_secs(3600))
-}
-
-impl TcpListenerConfig {
-    /// A listener on `address` with every other setting at its default.
-    pub fn on(address: SocketAddr) -> Self {
-        TcpListenerConfig {
-            address,
-            max_frame: default_max_frame(),
-            allow: Vec::new(),
-            max_connections: default_max_connections(),
-            max_connections_per_ip: default_max_connections_per_ip(),
-            idle_timeout: default_idle_timeout(),
-        }
-    }
-}
-
 /// Storage settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,12 +180,6 @@ pub struct LogConfig {
     pub summary_interval: Duration,
 }
 
-fn default_udp_recv_buffer() -> ByteSize {
-    ByteSize(8 * 1024 * 1024)
-}
-fn default_max_frame() -> ByteSize {
-    ByteSize(crate::frame::DEFAULT_MAX_FRAME as u64)
-}
 fn default_db_path() -> PathBuf {
     PathBuf::from("hsmwatch.db")
 }
@@ -308,22 +194,6 @@ fn default_queue_capacity() -> usize {
 }
 fn default_summary_interval() -> Duration {
     Duration::from_secs(60)
-}
-
-impl Default for ListenConfig {
-    fn default() -> Self {
-        let address: SocketAddr = DEFAULT_SYSLOG_ADDRESS.parse().expect("the default address is a valid literal");
-        ListenConfig {
-            udp: vec![UdpListenerConfig {
-                address,
-                recv_buffer: default_udp_recv_buffer(),
-                max_frame: default_max_frame(),
-                allow: Vec::new(),
-            }],
-            tcp: vec![TcpListenerConfig::on(address)],
-            tls: Vec::new(),
-        }
-    }
 }
 
 impl Default for StorageConfig {

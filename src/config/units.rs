@@ -117,6 +117,38 @@ pub mod networks {
     }
 }
 
+/// `with = "units::network"`: one network or bare address, as in [`networks`].
+pub mod network {
+    use serde::{Deserialize, Deserializer};
+
+    /// Deserializes one network.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ipnet::IpNet, D::Error> {
+        super::networks::parse(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses an IANA time zone name (`Europe/Berlin`, `UTC`), with a "did you mean" for a near miss.
+pub fn parse_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    let text = text.trim();
+    text.parse::<chrono_tz::Tz>().map_err(|_| {
+        let known: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|zone| zone.name()).collect();
+        format!(
+            "unknown time zone `{text}`: use an IANA name such as Europe/Berlin or UTC{}",
+            crate::event::did_you_mean(text, &known)
+        )
+    })
+}
+
+/// `with = "units::zone"`: an IANA time zone name.
+pub mod zone {
+    use serde::{Deserialize, Deserializer};
+
+    /// Deserializes a zone name.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<chrono_tz::Tz, D::Error> {
+        super::parse_zone(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Parses `1h` (back from now), `2026-01-01` or an RFC 3339 time.
 pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     parse_time_at(text, Utc::now())
@@ -157,6 +189,15 @@ mod tests {
         assert_eq!(networks::parse("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
         assert!(networks::parse("10.0.0.0/33").is_err());
         assert!(networks::parse("hsm-01").is_err());
+    }
+
+    #[test]
+    fn zones_are_iana_names() {
+        assert_eq!(parse_zone("Europe/Berlin"), Ok(chrono_tz::Europe::Berlin));
+        assert_eq!(parse_zone("UTC"), Ok(chrono_tz::Tz::UTC));
+        let error = parse_zone("Europe/Berln").unwrap_err();
+        assert!(error.contains("did you mean `Europe/Berlin`"), "{error}");
+        assert!(parse_zone("CEST+2").is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use self::cloudhsm::CloudHsmTables;
 use self::redact::Redactor;
 use crate::event::{field, Event, Timestamp, DATASET_SYSLOG};
 use crate::pack::RuleSource;
-use crate::parse::{facility_name, severity_name, Format, SyslogMessage};
+use crate::parse::{facility_name, severity_name, Format, SyslogMessage, TimeRules};
 
 /// The compiled decoders: groups routed by app name or facility, the redactor, the CloudHSM tables.
 #[derive(Debug, Default)]
@@ -137,6 +137,8 @@ pub struct Origin {
     pub peer_ip: Option<IpAddr>,
     /// `host.name` when neither the header nor a peer names one (an imported file's `--host`).
     pub default_host: Option<String>,
+    /// How the sender's zone-less times are read (its zone, how the year of an RFC 3164 time is chosen).
+    pub time_rules: TimeRules,
 }
 
 /// The frame a message was parsed from.
@@ -217,7 +219,7 @@ mod tests {
         for case in corpus.lines() {
             let case: serde_json::Value = serde_json::from_str(case).expect("corpus JSON");
             let wire = case["wire"].as_str().expect("wire").to_owned();
-            texts.push(parse(&wire, Utc::now()).msg.to_owned());
+            texts.push(parse(&wire, Utc::now(), TimeRules::default()).msg.to_owned());
             texts.push(wire);
         }
         texts
@@ -287,12 +289,13 @@ mod tests {
             source_address: "10.0.4.17:41822".into(),
             peer_ip: Some("10.0.4.17".parse().unwrap()),
             default_host: None,
+            time_rules: TimeRules::default(),
         }
     }
 
     fn decode(text: &str) -> Event {
         let origin = origin();
-        let message = parse(text, origin.received);
+        let message = parse(text, origin.received, origin.time_rules);
         base_event(RawFrame { text, invalid_utf8: None, truncated: false }, &message, &origin)
     }
 

@@ -1,23 +1,24 @@
 //! The Luna appliance's own log file layout, as `syslog tail` prints it and `syslog tarlogs` archives hold it:
 //! `YYYY Mon dd hh:mm:ss host facility severity tag[ pid]: msg` (Thales Syslog & SNMP Monitoring Guide). Fields are
-//! separated by one or more spaces; there is no PRI, and the time is the appliance's clock, read as UTC.
+//! separated by one or more spaces; there is no PRI, and the time is the appliance's clock, read in the source's zone
+//! (UTC unless configured).
 
 use std::borrow::Cow;
 
 use chrono::{NaiveDate, NaiveTime};
 
 use super::names::{facility_code, month_number, severity_code};
-use super::{Format, SyslogMessage};
+use super::{Format, SyslogMessage, TimeRules};
 use crate::event::Timestamp;
 
 /// Parses one line of the file layout, `None` when the line does not have that shape.
-pub fn parse(line: &str) -> Option<SyslogMessage<'_>> {
+pub fn parse(line: &str, rules: TimeRules) -> Option<SyslogMessage<'_>> {
     let mut rest = line;
     let year: i32 = take_word(&mut rest).filter(|w| w.len() == 4)?.parse().ok()?;
     let month = month_number(take_word(&mut rest)?)?;
     let day: u32 = take_word(&mut rest).filter(|w| w.len() <= 2)?.parse().ok()?;
     let time = clock(take_word(&mut rest)?)?;
-    let at = NaiveDate::from_ymd_opt(year, month, day)?.and_time(time).and_utc();
+    let at = rules.to_utc(NaiveDate::from_ymd_opt(year, month, day)?.and_time(time))?;
     let host = take_word(&mut rest)?;
     let facility = facility_code(take_word(&mut rest)?)?;
     let severity = severity_code(take_word(&mut rest)?)?;
@@ -84,9 +85,13 @@ fn split_tag(text: &str) -> Option<(&str, Option<&str>, &str)> {
 mod tests {
     use super::*;
 
+    fn parse_utc(line: &str) -> Option<SyslogMessage<'_>> {
+        parse(line, TimeRules::default())
+    }
+
     #[test]
     fn file_layout_lines() {
-        let m = parse(
+        let m = parse_utc(
             "2012 Feb 29 12:05:01 myLuna  local5 info  lunash [1234]: info : 0 : Lush user login : admin : Console",
         )
         .unwrap();
@@ -95,10 +100,10 @@ mod tests {
         assert_eq!(m.msg, "info : 0 : Lush user login : admin : Console");
         assert_eq!(m.timestamp.unwrap().to_rfc3339(), "2012-02-29T12:05:01Z");
 
-        let m = parse("2017 Apr 17 11:02:10 local_host kern info kernel: k7pf0: ALM0010: Hard tamper").unwrap();
+        let m = parse_utc("2017 Apr 17 11:02:10 local_host kern info kernel: k7pf0: ALM0010: Hard tamper").unwrap();
         assert_eq!((m.appname, m.procid.as_deref(), m.msg), (Some("kernel"), None, "k7pf0: ALM0010: Hard tamper"));
 
-        let m = parse("2026 Mar  5 07:40:02 hsm-1  local5 warn  HTLD[2288]: x").unwrap();
+        let m = parse_utc("2026 Mar  5 07:40:02 hsm-1  local5 warn  HTLD[2288]: x").unwrap();
         assert_eq!((m.appname, m.procid.as_deref(), m.severity), (Some("HTLD"), Some("2288"), Some(4)));
     }
 
@@ -122,7 +127,14 @@ mod tests {
             "2012 Feb 29 12:05:01 h local5 info lunash no colon",
             "12 Feb 29 12:05:01 h local5 info lunash: x",
         ] {
-            assert!(parse(line).is_none(), "{line}");
+            assert!(parse_utc(line).is_none(), "{line}");
         }
+    }
+
+    #[test]
+    fn times_are_read_in_the_sources_zone() {
+        let berlin = TimeRules::in_zone(chrono_tz::Europe::Berlin);
+        let m = parse("2026 Jul 10 12:00:00 hsm-1 local5 info lunash [1]: x", berlin).unwrap();
+        assert_eq!(m.timestamp.unwrap().to_rfc3339(), "2026-07-10T10:00:00Z");
     }
 }

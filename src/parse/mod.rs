@@ -4,9 +4,12 @@
 //!
 //! Receives a frame's text and its time of receipt; emits a message that borrows from the text. Never fails: a line
 //! no parser accepts is a message of format [`Format::Unparsed`] whose `msg` is the whole line. Owns the rules that
-//! `syslog_loose` leaves open: the RFC 3164 year (nearest to receipt, [`year`]), zone-less times read as UTC, the
-//! number of fractional digits a header wrote, and a PRI above 191 is not syslog.
+//! `syslog_loose` leaves open: the RFC 3164 year and the zone of times written without an offset ([`TimeRules`]: UTC
+//! and the year nearest to receipt unless a source says otherwise), the number of fractional digits a header wrote,
+//! a PRI above 191 is not syslog, the tag at the start of a header-less line, and a Luna `[pid]:` that a relay left
+//! at the start of the message.
 
+mod clock;
 mod common_shape;
 mod luna_file;
 mod names;
@@ -19,6 +22,7 @@ use syslog_loose::{Message, ProcId, Variant};
 
 use crate::event::Timestamp;
 
+pub use clock::{TimeRules, YearRule};
 pub use names::{facility_name, severity_name};
 pub use year::nearest_year;
 
@@ -99,20 +103,27 @@ fn escape_invalid_utf8(mut bytes: &[u8]) -> String {
     }
 }
 
-/// Parses a line received at `received`.
-pub fn parse(line: &str, received: DateTime<Utc>) -> SyslogMessage<'_> {
+/// Parses a line received at `received` from a source whose zone-less times follow `rules`.
+pub fn parse(line: &str, received: DateTime<Utc>, rules: TimeRules) -> SyslogMessage<'_> {
     let parsed = if line.starts_with('<') {
         pri_value(line).map(|pri| {
-            common_shape::parse(line, pri, received)
-                .or_else(|| parse_syslog(line, received))
+            common_shape::parse(line, pri, received, rules)
+                .or_else(|| parse_syslog(line, received, rules))
                 .unwrap_or_else(|| header_less_3164(line, Some(pri >> 3), Some(pri & 7)))
         })
     } else if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
-        luna_file::parse(line)
+        luna_file::parse(line, rules)
     } else {
-        parse_syslog(line, received)
+        parse_syslog(line, received, rules)
     };
-    parsed.unwrap_or(SyslogMessage {
+    let Some(mut message) = parsed else { return unparsed(line) };
+    recover_relayed_pid(&mut message);
+    message
+}
+
+/// A line no syslog grammar reads: all of it is the message.
+fn unparsed(line: &str) -> SyslogMessage<'_> {
+    SyslogMessage {
         format: Format::Unparsed,
         facility: None,
         severity: None,
@@ -122,7 +133,25 @@ pub fn parse(line: &str, received: DateTime<Utc>) -> SyslogMessage<'_> {
         procid: None,
         msgid: None,
         msg: line.trim(),
-    })
+    }
+}
+
+/// Luna writes its tag with a space before the pid (`lunash [4100]: text`). A relay that does not know that shape
+/// reads `lunash` as the whole tag and forwards ` [4100]: text` as the message (rsyslog's RFC 5424 template,
+/// syslog-ng's `syslog()` destination). The pid is read back from the start of the message here, for every decoder
+/// at once, so the line decodes as the appliance wrote it.
+fn recover_relayed_pid(message: &mut SyslogMessage<'_>) {
+    if message.procid.is_some() || message.appname.is_none() {
+        return;
+    }
+    let Some((pid, rest)) = message.msg.strip_prefix('[').and_then(|inner| inner.split_once("]:")) else {
+        return;
+    };
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return;
+    }
+    message.procid = Some(Cow::Borrowed(pid));
+    message.msg = rest.strip_prefix(' ').unwrap_or(rest).trim_end();
 }
 
 /// The value of a `<PRI>` of one to three digits, at most 191 (RFC 5424 §6.2.1); `syslog_loose` would otherwise
@@ -136,9 +165,9 @@ fn pri_value(line: &str) -> Option<u8> {
     digits.parse::<u8>().ok().filter(|pri| *pri <= 191)
 }
 
-fn parse_syslog(line: &str, received: DateTime<Utc>) -> Option<SyslogMessage<'_>> {
-    let year = move |date| nearest_year(received, date);
-    let message = syslog_loose::parse_message_with_year_exact_tz(line, year, Some(Utc), Variant::Either).ok()?;
+fn parse_syslog(line: &str, received: DateTime<Utc>, rules: TimeRules) -> Option<SyslogMessage<'_>> {
+    let year = move |date| rules.year(received, date);
+    let message = syslog_loose::parse_message_with_year_exact_tz(line, year, Some(rules.zone), Variant::Either).ok()?;
     let format = match message.protocol {
         syslog_loose::Protocol::RFC5424(_) => Format::Rfc5424,
         syslog_loose::Protocol::RFC3164 => Format::Rfc3164,
@@ -161,7 +190,7 @@ fn parse_syslog(line: &str, received: DateTime<Utc>) -> Option<SyslogMessage<'_>
         },
         _ => message.msg,
     };
-    let frac_digits = if format == Format::Rfc5424 { fraction_digits_5424(line) } else { 0 };
+    let frac_digits = header_fraction_digits(line, format);
     Some(SyslogMessage {
         format,
         facility,
@@ -175,20 +204,50 @@ fn parse_syslog(line: &str, received: DateTime<Utc>) -> Option<SyslogMessage<'_>
     })
 }
 
-/// `<13>free text`: a PRI and a MSG, no header.
+/// `<13>free text`: a PRI and a MSG, no header. A MSG that starts with a tag, `app[pid]: text` or `app: text`, gives
+/// its app name and pid as rsyslog's parser reads them: what Python's `SysLogHandler`, `logger` on a local socket and
+/// many appliances send. Free text keeps no tag: its first word is not taken for a host or an app name.
 fn header_less_3164(line: &str, facility: Option<u8>, severity: Option<u8>) -> SyslogMessage<'_> {
     let msg = line.split_once('>').map_or(line, |(_, rest)| rest).trim();
+    let (appname, procid, msg) = match leading_tag(msg) {
+        Some((appname, procid, rest)) => (Some(appname), procid.map(|pid| procid_text(&ProcId::from(pid))), rest),
+        None => (None, None, msg),
+    };
     SyslogMessage {
         format: Format::Rfc3164,
         facility,
         severity,
         timestamp: None,
         hostname: None,
-        appname: None,
-        procid: None,
+        appname,
+        procid,
         msgid: None,
         msg,
     }
+}
+
+/// The longest tag read at the start of a header-less MSG (RFC 5424 allows 48 characters of APP-NAME).
+const MAX_TAG: usize = 64;
+
+/// `app[pid]: rest` or `app: rest` (a colon, then a space or the end) at the start of `msg`: app, pid and the rest.
+fn leading_tag(msg: &str) -> Option<(&str, Option<&str>, &str)> {
+    let end = msg.bytes().take(MAX_TAG + 1).position(|b| b == b':' || b.is_ascii_whitespace())?;
+    let (tag, rest) = msg.split_at(end);
+    let rest = rest.strip_prefix(':')?;
+    if !(rest.is_empty() || rest.starts_with(' ')) {
+        return None;
+    }
+    let (appname, procid) = match tag.strip_suffix(']') {
+        Some(open) => {
+            let (app, pid) = open.split_once('[')?;
+            (app, Some(pid).filter(|pid| !pid.is_empty() && !pid.contains(['[', ']'])))
+        }
+        None => (tag, None),
+    };
+    if appname.is_empty() || appname.contains(['[', ']']) || (tag.ends_with(']') && procid.is_none()) {
+        return None;
+    }
+    Some((appname, procid, rest.trim_start_matches(' ')))
 }
 
 /// A tag written with a space before its pid, `lunash [6021]: text`, as Luna appliances write it (Thales Syslog &
@@ -240,12 +299,21 @@ fn end_offset(line: &str, part: &str) -> Option<usize> {
     (start + part.len() <= line.len()).then_some(start + part.len())
 }
 
-/// Fractional-second digits of an RFC 5424 TIMESTAMP (`<PRI>1 2026-03-02T08:15:22.512934+00:00 ...`).
-fn fraction_digits_5424(line: &str) -> u8 {
-    let Some(after_version) = line.split_once(' ').map(|(_, rest)| rest) else {
-        return 0;
+/// Fractional-second digits of a header's time: an RFC 5424 TIMESTAMP (`<PRI>1 2026-03-02T08:15:22.512934+00:00 ...`)
+/// or an RFC 3339 time in an RFC 3164 header (`<PRI>2026-03-02T08:15:22.512934+00:00 host tag: ...`, as rsyslog's
+/// `RSYSLOG_ForwardFormat` writes it); none for the `Mmm dd hh:mm:ss` form.
+fn header_fraction_digits(line: &str, format: Format) -> u8 {
+    let after_pri = line.trim_start().split_once('>').map_or("", |(_, rest)| rest);
+    let stamp = match format {
+        Format::Rfc5424 => after_pri.split_once(' ').map_or("", |(_, rest)| rest),
+        _ => after_pri,
     };
-    fraction_digits(after_version.split(' ').next().unwrap_or(""))
+    let stamp = stamp.split(' ').next().unwrap_or("");
+    if stamp.contains('T') {
+        fraction_digits(stamp)
+    } else {
+        0
+    }
 }
 
 /// Fractional-second digits of an RFC 3339 time (`2026-03-02T08:15:22.512934+00:00`).

@@ -6,4 +6,7 @@
 mod support;
 
 mod relay;
+#[path = "../it/relay_peers.rs"]
+#[allow(dead_code)]
+mod relay_peers;
 mod suite;

@@ -4,30 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, query_json, require_program, ServeProcess};
+use crate::relay_peers::{rsyslog, Relay};
+use crate::support::{free_port, query_json, ServeProcess};
 
-/// rsyslogd, killed when dropped.
-struct Rsyslog(Child);
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_rsyslog(dir: &std::path::Path, listen: u16, forward: u16) -> Rsyslog {
-    let spool = dir.join("spool");
-    std::fs::create_dir_all(&spool).unwrap();
-    let config = dir.join("rsyslog.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"global(workDirectory="{spool}")
-module(load="imtcp")
+fn start_rsyslog(dir: &std::path::Path, listen: u16, forward: u16) -> Relay {
+    let config = format!(
+        r#"module(load="imtcp")
 input(type="imtcp" address="127.0.0.1" port="{listen}" ruleset="relay")
 ruleset(name="relay") {{
   action(type="omfwd" target="127.0.0.1" port="{forward}" protocol="tcp"
@@ -35,23 +19,9 @@ ruleset(name="relay") {{
          queue.type="LinkedList" queue.filename="hsmwatch_forward" queue.saveOnShutdown="on"
          action.resumeRetryCount="-1" action.resumeInterval="1")
 }}
-"#,
-            spool = spool.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("rsyslogd")
-        .args(["-n", "-i", dir.join("rsyslog.pid").to_str().unwrap(), "-f", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rsyslogd");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-        assert!(Instant::now() < deadline, "rsyslogd did not listen on {listen}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Rsyslog(child)
+"#
+    );
+    rsyslog(dir, &config, listen)
 }
 
 fn send(port: u16, range: std::ops::Range<usize>) {
@@ -66,7 +36,6 @@ fn send(port: u16, range: std::ops::Range<usize>) {
 
 #[test]
 fn an_rsyslog_relay_resends_across_an_hsmwatch_restart() {
-    require_program("rsyslogd");
     let dir = tempfile::tempdir().unwrap();
     let server = ServeProcess::start(dir.path());
     let hsmwatch_port = server.port;

@@ -31,6 +31,7 @@ fn origin(case: &Value) -> Origin {
         source_address: "192.0.2.10:514".into(),
         peer_ip: Some("192.0.2.10".parse().unwrap()),
         default_host: None,
+        time_rules: Default::default(),
     }
 }
 

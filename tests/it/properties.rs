@@ -22,6 +22,7 @@ fn origin() -> Origin {
         source_address: "127.0.0.1:1".into(),
         peer_ip: None,
         default_host: None,
+        time_rules: Default::default(),
     }
 }
 

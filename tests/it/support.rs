@@ -39,10 +39,9 @@ impl TestServer {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         config.listen.tcp = vec![TcpListenerConfig { max_frame: ByteSize(max_frame), ..TcpListenerConfig::on(any) }];
         config.listen.udp = vec![UdpListenerConfig {
-            address: any,
             recv_buffer: ByteSize(1 << 20),
             max_frame: ByteSize(max_frame),
-            allow: Vec::new(),
+            ..UdpListenerConfig::on(any)
         }];
         config.storage.path = dir.path().join("events.db");
         config.http.address = Some(any);

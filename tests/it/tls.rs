@@ -67,6 +67,7 @@ async fn start(dir: &Path, server_ca: &Ca, client_ca: Option<&Ca>) -> TestServer
             max_connections: 0,
             max_connections_per_ip: 0,
             idle_timeout: None,
+            timezone: chrono_tz::Tz::UTC,
         }];
     })
     .await

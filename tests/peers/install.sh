@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the programs the tests run as real peers (run as root; .ci/run runs it): util-linux logger, sqlite3,
+# rsyslog, openssl, Chromium, Debian's Python with aiosmtpd, systemd-analyze; and syslog-ng, which conflicts with
+# rsyslog as a Debian package, unpacked with dpkg -x under target/peers/syslog-ng (HSMWATCH_SYSLOG_NG overrides where).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+need_apt=()
+command -v logger >/dev/null 2>&1 || need_apt+=(bsdutils)
+command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v rsyslogd >/dev/null 2>&1 || need_apt+=(rsyslog)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
+# syslog-ng's own libraries (the unpacked package brings only itself).
+for lib in libivykis0 libnet1 libpcre3 libwrap0 libjson-c5; do
+  dpkg -s "$lib" >/dev/null 2>&1 || need_apt+=("$lib")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+sng=${HSMWATCH_SYSLOG_NG:-$PWD/target/peers/syslog-ng}
+if [ ! -x "$sng/usr/sbin/syslog-ng" ]; then
+  download=$(mktemp -d)
+  (cd "$download" && apt-get download syslog-ng-core >/dev/null 2>&1)
+  mkdir -p "$sng"
+  dpkg -x "$download"/syslog-ng-core_*.deb "$sng"
+  rm -rf "$download"
+fi
