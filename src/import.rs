@@ -12,6 +12,7 @@ use crate::decode::cloudhsm::{CloudHsmTables, SequenceTracker};
 use crate::decode::{is_unparsed, Decoders, Origin};
 use crate::event::{field, Event, DATASET_SYSLOG};
 use crate::ingest::frame_to_event;
+use crate::parse::TimeRules;
 
 /// Events handed to the callback at a time.
 pub const BATCH: usize = 1000;
@@ -77,6 +78,9 @@ pub struct Source {
     pub host: Option<String>,
     /// Time of receipt for every line: the time of the import.
     pub received: DateTime<Utc>,
+    /// How its zone-less times are read: the zone, and the year of RFC 3164 times (from the file's modification
+    /// time, or as the operator said).
+    pub time_rules: TimeRules,
 }
 
 impl Source {
@@ -86,7 +90,7 @@ impl Source {
             source_address: self.name.clone(),
             peer_ip: None,
             default_host: self.host.clone(),
-            time_rules: Default::default(),
+            time_rules: self.time_rules,
         }
     }
 }
@@ -187,7 +191,12 @@ mod tests {
 
     fn import(text: &str, format: ImportFormat) -> (Vec<Event>, ImportStats) {
         let decoders = Decoders::load(&RuleSource::Embedded).unwrap();
-        let source = Source { name: "f.log".into(), host: Some("hsm-a".into()), received: Utc::now() };
+        let source = Source {
+            name: "f.log".into(),
+            host: Some("hsm-a".into()),
+            received: Utc::now(),
+            time_rules: TimeRules::default(),
+        };
         let mut events = Vec::new();
         let stats = read(
             text.as_bytes(),

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use clap::Args;
 use tokio::sync::mpsc;
 
 use crate::decode::Decoders;
 use crate::event::Event;
 use crate::import::{self, ImportFormat, ImportStats, Source};
+use crate::parse::{TimeRules, YearRule};
 use crate::store;
 use crate::store::inserter::{self, Inserter, InserterSettings};
 
@@ -22,7 +24,10 @@ use crate::store::inserter::{self, Inserter, InserterSettings};
     after_help = "Examples:\n  hsmwatch import tarlogs.tgz                    # a LunaSH `syslog tarlogs` archive, as is\n  hsmwatch import messages lunalogs.1.gz        # log files, plain or gzipped\n  \
 hsmwatch import --format cloudhsm-audit --host hsm-abc123 audit.log\n\n\
 Every line goes through the same redact, parse and decode path as the network. A summary per file gives lines, decoded, \
-unknown (parsed, no decoder) and unparsed counts, and for CloudHSM exports the sequence gaps found."
+unknown (parsed, no decoder) and unparsed counts, and for CloudHSM exports the sequence gaps found.\n\n\
+RFC 3164 times carry no year. A file holds only lines written before it was last modified, so each line takes the latest \
+year that puts it no later than the file's modification time (a gzip file's own recorded time, a tar member's); \
+--year or --received override that, and the summary says which was used."
 )]
 pub struct ImportArgs {
     /// Files to import: logs (plain or .gz), or tar archives (.tar, .tar.gz, .tgz) whose every file is imported.
@@ -43,6 +48,30 @@ pub struct ImportArgs {
     /// Rules directory whose decoders/ to use [default: rules.dir of --config, ./rules, else the built-in pack].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// The year of every RFC 3164 time (they carry none) [default: from each file's modification time].
+    #[arg(long, value_name = "YYYY", conflicts_with = "received", value_parser = clap::value_parser!(i32).range(1970..=9999))]
+    pub year: Option<i32>,
+    /// Date RFC 3164 times as if every file had been written at this time (UTC, RFC 3339 or YYYY-MM-DD) instead of
+    /// its modification time: each line takes the latest year not after it.
+    #[arg(long, value_name = "TIME", value_parser = crate::config::units::parse_time)]
+    pub received: Option<DateTime<Utc>>,
+    /// The zone the files' times without an offset are in (RFC 3164, the Luna file layout): an IANA name.
+    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = crate::config::units::parse_zone)]
+    pub timezone: Tz,
+}
+
+/// How the year of RFC 3164 times was chosen for one input, for its rules and its summary.
+fn year_rule(args: &ImportArgs, modified: Option<DateTime<Utc>>) -> (YearRule, String) {
+    let rfc3339 = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match (args.year, args.received, modified) {
+        (Some(year), _, _) => (YearRule::Fixed(year), format!("year {year} (--year)")),
+        (None, Some(at), _) => (YearRule::NotAfter(at), format!("years up to {} (--received)", rfc3339(at))),
+        (None, None, Some(at)) => (YearRule::NotAfter(at), format!("years up to {} (modified)", rfc3339(at))),
+        (None, None, None) => {
+            let now = Utc::now();
+            (YearRule::NotAfter(now), format!("years up to {} (no modification time: now)", rfc3339(now)))
+        }
+    }
 }
 
 /// Runs the import.
@@ -56,12 +85,14 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let mut inputs = 0;
     for file in &args.files {
         let host = args.host.clone().or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()));
-        for (name, reader) in open_inputs(file)? {
-            let source = Source { name: name.clone(), host: host.clone(), received: Utc::now() };
+        for Input { name, modified, reader } in open_inputs(file)? {
+            let (year, dating) = year_rule(&args, modified);
+            let time_rules = TimeRules { zone: args.timezone, year };
+            let source = Source { name: name.clone(), host: host.clone(), received: Utc::now(), time_rules };
             let stats = import_file(reader, args.format, source, decoders.clone(), &mut conn, &inserter)
                 .await
                 .with_context(|| format!("importing {name}"))?;
-            println!("{name}: {}", summary(&stats));
+            println!("{name}: {}; {dating}", summary(&stats));
             total = add(total, stats);
             inputs += 1;
         }
@@ -74,14 +105,33 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A readable input with its name.
-type Input = (String, Box<dyn std::io::BufRead + Send>);
+/// A readable input: its name, when it was last modified (when known), its content.
+struct Input {
+    name: String,
+    modified: Option<DateTime<Utc>>,
+    reader: Box<dyn std::io::BufRead + Send>,
+}
+
+/// A Unix time in seconds as a time, when it is one (0 means "not recorded" in gzip and tar headers).
+fn unix_time(seconds: u64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0).filter(|_| seconds > 0)
+}
+
+/// The modification time a gzip stream recorded for the file it compressed, else `fallback`.
+fn gzip_modified<R: std::io::Read>(
+    gzip: &flate2::read::GzDecoder<R>,
+    fallback: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    gzip.header().and_then(|header| unix_time(u64::from(header.mtime()))).or(fallback)
+}
 
 /// The inputs of one file: the file itself, its decompressed content (`.gz`), or every regular file of a tar archive
-/// (`.tar`, `.tar.gz`, `.tgz`: what LunaSH `syslog tarlogs` produces), each gzipped member decompressed too.
+/// (`.tar`, `.tar.gz`, `.tgz`: what LunaSH `syslog tarlogs` produces), each gzipped member decompressed too. Each
+/// carries its own modification time: the file's, the one gzip recorded, the tar member's.
 fn open_inputs(path: &std::path::Path) -> anyhow::Result<Vec<Input>> {
     let name = path.display().to_string();
     let open = || std::fs::File::open(path).with_context(|| format!("cannot open {name}"));
+    let file_modified = std::fs::metadata(path).and_then(|m| m.modified()).ok().map(DateTime::<Utc>::from);
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".tar") || lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
         let file = open()?;
@@ -95,25 +145,30 @@ fn open_inputs(path: &std::path::Path) -> anyhow::Result<Vec<Input>> {
                 continue;
             }
             let member = entry.path().map(|p| p.display().to_string()).unwrap_or_default();
+            let mut modified = entry.header().mtime().ok().and_then(unix_time);
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut entry, &mut bytes)
                 .with_context(|| format!("cannot read {name}:{member}"))?;
             if member.ends_with(".gz") {
                 let mut plain = Vec::new();
-                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)
+                let mut gzip = flate2::read::GzDecoder::new(&bytes[..]);
+                std::io::Read::read_to_end(&mut gzip, &mut plain)
                     .with_context(|| format!("cannot decompress {name}:{member}"))?;
+                modified = gzip_modified(&gzip, modified);
                 bytes = plain;
             }
-            inputs.push((format!("{name}:{member}"), Box::new(std::io::Cursor::new(bytes))));
+            let reader = Box::new(std::io::Cursor::new(bytes));
+            inputs.push(Input { name: format!("{name}:{member}"), modified, reader });
         }
         return Ok(inputs);
     }
     if lower.ends_with(".gz") {
-        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(open()?));
-        return Ok(vec![(name, Box::new(reader))]);
+        let gzip = flate2::read::GzDecoder::new(open()?);
+        let modified = gzip_modified(&gzip, file_modified);
+        return Ok(vec![Input { name, modified, reader: Box::new(std::io::BufReader::new(gzip)) }]);
     }
-    let reader = std::io::BufReader::new(open()?);
-    Ok(vec![(name, Box::new(reader))])
+    let reader = Box::new(std::io::BufReader::new(open()?));
+    Ok(vec![Input { name, modified: file_modified, reader }])
 }
 
 /// Reads on a blocking thread and stores on this task, joined by a small bounded channel, so memory stays bounded

@@ -192,3 +192,96 @@ fn import_reads_tarlogs_archives_and_gzipped_files() {
     assert_eq!(code, Some(0));
     assert!(out.contains("messages.gz: 1 lines, 1 events: 1 decoded"), "{out}");
 }
+
+#[test]
+fn import_dates_rfc3164_lines_no_later_than_their_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("last-year.log");
+    let line =
+        |date: &str| format!("<174>{date} hsm-1 lunash [4100]: info : 0 : Command: hsm show : admin : Console\n");
+    std::fs::write(&log, [line("Dec 20 23:00:00"), line("Jan  5 08:00:00"), line("Mar  9 10:00:01")].concat()).unwrap();
+    let touch = |path: &Path, when: &str| {
+        assert!(Command::new("touch").args(["-d", when]).arg(path).status().unwrap().success());
+    };
+    touch(&log, "2025-06-01 12:00:00Z");
+    let import = |db: &str, extra: &[&str], file: &Path| {
+        let db = dir.path().join(db);
+        let mut args = vec!["import", "--db", db.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        let (code, out, err) = run(&args);
+        assert_eq!(code, Some(0), "{err}");
+        let mut times: Vec<String> = query_json(&db, &[]).into_iter().map(|e| e["@timestamp"].clone()).collect();
+        times.sort();
+        (out, times)
+    };
+
+    // The file was last written in June 2025: its March line is from March 2025, not from the March after the import.
+    let (out, times) = import("mtime.db", &[], &log);
+    assert_eq!(times, ["2024-12-20T23:00:00Z", "2025-01-05T08:00:00Z", "2025-03-09T10:00:01Z"], "{out}");
+    assert!(out.contains("years up to 2025-06-01T12:00:00Z (modified)"), "{out}");
+
+    let (out, times) = import("year.db", &["--year", "2019"], &log);
+    assert_eq!(times, ["2019-01-05T08:00:00Z", "2019-03-09T10:00:01Z", "2019-12-20T23:00:00Z"]);
+    assert!(out.contains("year 2019 (--year)"), "{out}");
+
+    let (out, times) = import("received.db", &["--received", "2024-02-01"], &log);
+    assert_eq!(times, ["2023-03-09T10:00:01Z", "2023-12-20T23:00:00Z", "2024-01-05T08:00:00Z"]);
+    assert!(out.contains("years up to 2024-02-01T00:00:00Z (--received)"), "{out}");
+
+    // gzip records the file's modification time; the .gz itself is newer.
+    assert!(Command::new("gzip").arg("-k").arg(&log).status().unwrap().success());
+    let gz = dir.path().join("last-year.log.gz");
+    touch(&gz, "2026-11-30 00:00:00Z");
+    let (out, times) = import("gz.db", &[], &gz);
+    assert_eq!(times[2], "2025-03-09T10:00:01Z", "{out}");
+    assert!(out.contains("years up to 2025-06-01T12:00:00Z (modified)"), "{out}");
+
+    // A tar member keeps its own time.
+    let archive = dir.path().join("logs.tar");
+    let status =
+        Command::new("tar").arg("cf").arg(&archive).arg("-C").arg(dir.path()).arg("last-year.log").status().unwrap();
+    assert!(status.success());
+    touch(&archive, "2026-11-30 00:00:00Z");
+    let (out, times) = import("tar.db", &[], &archive);
+    assert_eq!(times[2], "2025-03-09T10:00:01Z", "{out}");
+
+    // A zone for times written without an offset.
+    let berlin = dir.path().join("berlin.log");
+    std::fs::write(&berlin, line("Jul 10 12:00:00")).unwrap();
+    touch(&berlin, "2025-08-01 00:00:00Z");
+    let (_, times) = import("zone.db", &["--timezone", "Europe/Berlin"], &berlin);
+    assert_eq!(times, ["2025-07-10T10:00:00Z"]);
+    let (code, _, err) = run(&["import", "--timezone", "Europe/Berln", berlin.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("did you mean `Europe/Berlin`"), "{err}");
+}
+
+/// sshd writes the name a client typed verbatim; a name with spaces, braces, quotes or a fake " from ... port ..." is
+/// still a failed login from the real source.
+#[test]
+fn odd_ssh_user_names_decode_as_failed_logins_from_the_real_source() {
+    let cases = [
+        ("Invalid user a b from 203.0.113.9 port 40022", Some("a b")),
+        ("Failed password for invalid user {{x}} from 203.0.113.9 port 40022 ssh2", Some("{{x}}")),
+        ("Failed password for invalid user \"root\" from 203.0.113.9 port 40022 ssh2", Some("\"root\"")),
+        ("Failed password for invalid user 'a' b' from 203.0.113.9 port 40022 ssh2", Some("'a' b'")),
+        (
+            "Failed password for invalid user x from 10.9.9.9 port 1 from 203.0.113.9 port 40022 ssh2",
+            Some("x from 10.9.9.9 port 1"),
+        ),
+        ("Failed publickey for admin from 203.0.113.9 port 40022 ssh2: RSA SHA256:AbC", Some("admin")),
+        ("Invalid user  from 203.0.113.9 port 40022", None),
+    ];
+    for (message, user) in cases {
+        let line = format!("<86>Mar  3 22:41:50 hsm-4-1-1-9 sshd[30442]: {message}");
+        let (code, json, err) = run(&["decode", "--json", &line]);
+        assert_eq!(code, Some(0), "{err}");
+        let fields: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        assert_eq!(fields["event.action"], "ssh.login", "{message}");
+        assert_eq!(fields["event.outcome"], "failure", "{message}");
+        assert_eq!(fields["source.ip"], "203.0.113.9", "{message}");
+        assert_eq!(fields["source.port"], "40022", "{message}");
+        assert_eq!(fields.get("user.name").and_then(|v| v.as_str()), user, "{message}");
+    }
+}

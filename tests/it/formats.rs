@@ -193,3 +193,57 @@ async fn rfc3164_year_is_nearest_to_receipt() {
         assert_eq!(stored, &format!("{}T12:00:00Z", date.format("%Y-%m-%d")), "{line}");
     }
 }
+
+/// Zone-less times in the zone of the sender: the listener's `timezone`, or the one of the sender's network in
+/// `listen.timezones` (the most specific network wins); times with an offset as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_less_times_are_read_in_the_senders_zone() {
+    let server = TestServer::start_with(64 * 1024, |config| {
+        config.listen.tcp[0].timezone = chrono_tz::Europe::Berlin;
+        let zone =
+            |network: &str, timezone| hsmwatch::config::NetworkZone { network: network.parse().unwrap(), timezone };
+        config.listen.timezones =
+            vec![zone("127.0.0.0/8", chrono_tz::Asia::Tokyo), zone("127.0.0.2/32", chrono_tz::America::New_York)];
+    })
+    .await;
+    let today = Utc::now().date_naive();
+    let lines = [
+        "2026 Jul 10 12:00:00 hsm-1 local5 info lunash [1]: luna file layout".to_owned(),
+        format!("<174>{} 12:00:00 hsm-1 lunash[1]: rfc 3164", today.format("%b %e")),
+        "<174>1 2026-07-10T12:00:00Z hsm-1 lunash 1 - - rfc 5424".to_owned(),
+    ];
+    let send_from = |from: &'static str| {
+        let stream: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let tcp = server.tcp;
+        std::thread::spawn(move || {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket.bind(&format!("{from}:0").parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+            socket.connect(&tcp.into()).unwrap();
+            std::io::Write::write_all(&mut std::net::TcpStream::from(socket), stream.as_bytes()).unwrap();
+        })
+    };
+    send_from("127.0.0.2").join().unwrap();
+    send_from("127.0.0.3").join().unwrap();
+    let events = server.stop_and_query().await;
+    assert_eq!(events.len(), 6);
+    let at = |from: &str, message: &str| {
+        let event = events
+            .iter()
+            .find(|e| e["log.source.address"].starts_with(&format!("{from}:")) && e["message"] == message)
+            .unwrap_or_else(|| panic!("{from} {message}: {events:#?}"));
+        event["@timestamp"].clone()
+    };
+    let day = today.format("%Y-%m-%d");
+    // 127.0.0.2 is in New York: UTC-4 in July; today at noon there is 16:00 or 17:00 UTC (summer or winter time).
+    assert_eq!(at("127.0.0.2", "luna file layout"), "2026-07-10T16:00:00Z");
+    let noon =
+        chrono::TimeZone::from_local_datetime(&chrono_tz::America::New_York, &today.and_hms_opt(12, 0, 0).unwrap());
+    let noon_utc = noon.earliest().unwrap().with_timezone(&Utc);
+    assert_eq!(at("127.0.0.2", "rfc 3164"), noon_utc.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    // 127.0.0.3 only in 127.0.0.0/8: Tokyo (UTC+9, no summer time), over the listener's Berlin.
+    assert_eq!(at("127.0.0.3", "luna file layout"), "2026-07-10T03:00:00Z");
+    assert_eq!(at("127.0.0.3", "rfc 3164"), format!("{day}T03:00:00Z"));
+    for from in ["127.0.0.2", "127.0.0.3"] {
+        assert_eq!(at(from, "rfc 5424"), "2026-07-10T12:00:00Z");
+    }
+}
