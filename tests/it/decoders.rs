@@ -271,6 +271,11 @@ fn odd_ssh_user_names_decode_as_failed_logins_from_the_real_source() {
             Some("x from 10.9.9.9 port 1"),
         ),
         ("Failed publickey for admin from 203.0.113.9 port 40022 ssh2: RSA SHA256:AbC", Some("admin")),
+        // A name that fakes sshd's whole ending, key tail included: the last ending is sshd's.
+        (
+            "Failed password for invalid user x from 10.9.9.9 port 1 ssh2: y from 203.0.113.9 port 40022 ssh2",
+            Some("x from 10.9.9.9 port 1 ssh2: y"),
+        ),
         ("Invalid user  from 203.0.113.9 port 40022", None),
     ];
     for (message, user) in cases {
