@@ -35,6 +35,7 @@ pub mod rule_tests;
 pub mod rules;
 pub mod silence;
 pub mod store;
+pub mod telemetry;
 
 /// The allocator of the server and of everything built on this crate (tests, benches, examples), so that benches
 /// measure what the server runs. An event costs a dozen small allocations on the way from frame to row; mimalloc's

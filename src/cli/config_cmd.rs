@@ -1,5 +1,6 @@
 //! `hsmwatch config example` and `hsmwatch config check FILE`.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -21,7 +22,7 @@ pub enum ConfigCommand {
 /// Runs a configuration subcommand.
 pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
     match command {
-        ConfigCommand::Example => print!("{EXAMPLE}"),
+        ConfigCommand::Example => write!(std::io::stdout(), "{EXAMPLE}")?,
         ConfigCommand::Check { file } => {
             let config = Config::load(&file)?;
             // Each notifier on its own, so that every missing secret is reported, not only the first.
@@ -29,14 +30,18 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
                 match notifier.resolve(name) {
                     Ok(_) => {}
                     Err(error) if error.missing_secret => {
-                        eprintln!("{}: warning: {error} (here; the service may see it)", file.display())
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "{}: warning: {error} (here; the service may see it)",
+                            file.display()
+                        );
                     }
                     Err(error) => return Err(anyhow::Error::new(error).context(format!("{}", file.display()))),
                 }
             }
             crate::config::notifiers::check_fallbacks(&config.notifiers)
                 .map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
-            println!("{}: ok", file.display());
+            writeln!(std::io::stdout(), "{}: ok", file.display())?;
         }
     }
     Ok(())

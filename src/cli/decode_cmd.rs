@@ -61,7 +61,9 @@ pub fn run_decode(args: DecodeArgs) -> anyhow::Result<()> {
         Some(line) => print_decoded(&mut out, &line, &origin, &decoders, args.json)?,
         None => {
             if std::io::stdin().is_terminal() {
-                eprintln!("reading lines to decode from standard input (Ctrl-D ends)");
+                {
+                    let _ = writeln!(std::io::stderr(), "reading lines to decode from standard input (Ctrl-D ends)");
+                };
             }
             for line in std::io::stdin().lock().lines() {
                 print_decoded(&mut out, &line?, &origin, &decoders, args.json)?;
@@ -117,6 +119,6 @@ pub fn run_decoders(command: DecodersCommand) -> anyhow::Result<()> {
 fn report(what: &str, loaded: Result<Decoders, crate::diagnostic::FileErrors>) -> anyhow::Result<()> {
     let decoders = loaded?;
     let (files, groups, patterns) = decoders.counts();
-    println!("{what}: {files} decoder files, {groups} groups, {patterns} patterns: ok");
+    writeln!(std::io::stdout(), "{what}: {files} decoder files, {groups} groups, {patterns} patterns: ok")?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `hsmwatch import FILE...`: replays appliance logs and CloudHSM audit exports into the database.
 
 use std::io::IsTerminal;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,13 +93,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             let stats = import_file(reader, args.format, source, decoders.clone(), &mut conn, &inserter)
                 .await
                 .with_context(|| format!("importing {name}"))?;
-            println!("{name}: {}; {dating}", summary(&stats));
+            writeln!(std::io::stdout(), "{name}: {}; {dating}", summary(&stats))?;
             total = add(total, stats);
             inputs += 1;
         }
     }
     if inputs > 1 {
-        println!("total: {}", summary(&total));
+        writeln!(std::io::stdout(), "total: {}", summary(&total))?;
     }
     inserter.close().await;
     store::close_writer(conn).await?;
@@ -199,12 +200,16 @@ async fn import_file(
         activity.observe(&batch);
         stored += batch.len() as u64;
         if show_progress && last_shown.elapsed() > Duration::from_millis(250) {
-            eprint!("\r{name}: {stored} events stored");
+            {
+                let _ = write!(std::io::stderr(), "\r{name}: {stored} events stored");
+            };
             last_shown = Instant::now();
         }
     }
     if show_progress {
-        eprint!("\r\x1b[K");
+        {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        };
     }
     inventory.save(conn).await?;
     activity.save(conn).await?;

@@ -128,6 +128,13 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// Whether a command failed only because its output's reader went away (a closed pipe).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 /// The configuration a command reads (`--config FILE`, else the defaults) and the database it uses (`--db` wins over
 /// the configuration's `storage.path`).
 pub fn config_and_database(

@@ -1,5 +1,6 @@
 //! `hsmwatch notify test NAME`: a sample alert through the real outbox path to one notifier.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -57,7 +58,7 @@ pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
     .await?;
     let outcome = deliver::attempt_alert(&mut conn, &resolved, ids[0]).await.context("delivery")?;
     match outcome {
-        deliver::Outcome::Delivered => println!("{name}: delivered (alert {})", ids[0]),
+        deliver::Outcome::Delivered => writeln!(std::io::stdout(), "{name}: delivered (alert {})", ids[0])?,
         deliver::Outcome::RetryAt(at, why) => {
             return Err(anyhow::anyhow!("{name}: not delivered: {why}; queued for another attempt at {at}"));
         }

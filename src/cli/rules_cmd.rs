@@ -1,5 +1,6 @@
 //! `hsmwatch rules check [DIR]` and `hsmwatch rules test [DIR]`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -76,15 +77,18 @@ pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
             let loaded = load::load(&source)?;
             Decoders::load(&source)?;
             for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
+                {
+                    let _ = writeln!(std::io::stderr(), "warning: {warning}");
+                };
             }
             let tests: usize = loaded.rules.iter().map(|r| r.tests.len()).sum();
-            println!(
+            writeln!(
+                std::io::stdout(),
                 "{}: {} rules, {} lists, {tests} tests: ok",
                 source.describe(),
                 loaded.rules.len(),
                 loaded.lists.len()
-            );
+            )?;
             Ok(())
         }
         RulesCommand::Test { dir } => {
@@ -95,23 +99,23 @@ pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
             let failed = outcomes.iter().filter(|o| !o.passed()).count();
             for outcome in &outcomes {
                 if outcome.passed() {
-                    println!("ok    {} / {}", outcome.rule, outcome.test);
+                    writeln!(std::io::stdout(), "ok    {} / {}", outcome.rule, outcome.test)?;
                     continue;
                 }
-                println!("FAIL  {} / {}", outcome.rule, outcome.test);
+                writeln!(std::io::stdout(), "FAIL  {} / {}", outcome.rule, outcome.test)?;
                 for problem in &outcome.problems {
-                    println!("      {problem}");
+                    writeln!(std::io::stdout(), "      {problem}")?;
                 }
-                println!("      expected:");
+                writeln!(std::io::stdout(), "      expected:")?;
                 for line in &outcome.expected {
-                    println!("        - {line}");
+                    writeln!(std::io::stdout(), "        - {line}")?;
                 }
-                println!("      actual:");
+                writeln!(std::io::stdout(), "      actual:")?;
                 for line in &outcome.actual {
-                    println!("        - {line}");
+                    writeln!(std::io::stdout(), "        - {line}")?;
                 }
             }
-            println!("{} passed, {failed} failed", outcomes.len() - failed);
+            writeln!(std::io::stdout(), "{} passed, {failed} failed", outcomes.len() - failed)?;
             if failed > 0 {
                 return Err(TestsFailed { failed, total: outcomes.len() }.into());
             }
@@ -144,18 +148,19 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
     let mut engine = Engine::new(&rules, args.since);
     let mut alerter = Alerter::new(engine.rules());
     let (mut after, mut replayed, mut fired, mut notified) = (0i64, 0u64, 0u64, 0u64);
-    let mut show = |alert: crate::alert::Alert| {
+    let mut show = |alert: crate::alert::Alert| -> std::io::Result<()> {
         fired += 1;
         notified += u64::from(alert.notify);
         let held = if alert.notify { "" } else { "  (held back by throttle)" };
-        println!(
+        writeln!(
+            std::io::stdout(),
             "{}  {:<8} {:<9} {:<32} {}{held}",
             alert.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             alert.severity,
             alert.status.as_str(),
             alert.rule_id,
             alert.title
-        );
+        )
     };
     loop {
         let page = query::events_between(&mut conn, args.since, until, after, 1000).await?;
@@ -168,16 +173,17 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
                 .iter()
                 .chain(engine.process(&stored.event, Some(stored.id)).iter())
             {
-                show(alerter.alert(firing));
+                show(alerter.alert(firing))?;
             }
         }
     }
     for firing in engine.advance(until) {
-        show(alerter.alert(&firing));
+        show(alerter.alert(&firing))?;
     }
-    println!(
+    writeln!(
+        std::io::stdout(),
         "replayed {replayed} events through {} rules: {fired} alerts, {notified} notified, nothing sent",
         rules.len()
-    );
+    )?;
     Ok(())
 }

@@ -186,6 +186,12 @@ impl ServerCollector {
         counter_family(encoder, "hsmwatch_events_stored", "Events committed to the database.", &plain(&c.stored))?;
         counter_family(
             encoder,
+            "hsmwatch_log_write_errors",
+            "Log lines dropped because stderr was closed, full or refused them (the server carried on).",
+            &[(Labels::new(), crate::telemetry::write_errors())],
+        )?;
+        counter_family(
+            encoder,
             "hsmwatch_store_retries",
             "Commits that failed and were retried.",
             &plain(&c.store_retries),

@@ -107,3 +107,81 @@ fn a_summary_line_is_logged_while_traffic_flows() {
     };
     assert_eq!((total("received="), total("stored="), total("unparsed=")), (10, 10, 0), "{log}");
 }
+
+fn partition_creates(count: usize) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for n in 0..count {
+        writeln!(
+            stream,
+            "<174>Mar  9 10:00:01 hsm-1 lunash [4100]: info : 0 : Command: partition create -partition p{n} : admin : 10.1.2.3/51234"
+        )
+        .unwrap();
+    }
+    stream
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn alert_count(db: &std::path::Path) -> usize {
+    let (code, out, err) =
+        crate::support::run(&["alerts", "list", "--json", "--limit", "100000", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    out.lines().count()
+}
+
+fn log_write_errors(http: u16) -> u64 {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut body).unwrap();
+    let line = body.lines().find(|l| l.starts_with("hsmwatch_log_write_errors_total")).expect("the counter");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A log reader that went away (a crashed shipper, `| head`) must not stop storing, alerting or shutting down.
+#[test]
+fn a_closed_stderr_stops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, http) = (crate::support::free_port(), crate::support::free_port());
+    let mut server = ServeProcess::start_with_args(dir.path(), port, &["--http", &format!("127.0.0.1:{http}")]);
+    // Read one line, then close the pipe: every later log line meets a closed pipe.
+    let mut stderr = std::io::BufReader::new(server.child.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert!(first.contains("INFO"), "{first}");
+    drop(stderr);
+    let db = server.db.clone();
+    std::net::TcpStream::connect(("127.0.0.1", port)).unwrap().write_all(&partition_creates(3)).unwrap();
+    wait_for("three events", || query_json(&db, &[]).len() == 3);
+    wait_for("three alerts", || alert_count(&db) == 3);
+    assert!(log_write_errors(http) > 0, "the lines that met the closed pipe are counted");
+    server.signal("TERM");
+    assert_eq!(server.wait().0, Some(0));
+    assert_eq!(query_json(&db, &["--action", "partition.create"]).len(), 3);
+}
+
+/// A log reader that stopped reading (the pipe full) must not stall anything either: lines it cannot take are
+/// dropped and counted.
+#[test]
+fn a_full_stderr_stalls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, http) = (crate::support::free_port(), crate::support::free_port());
+    // Every partition creation logs its alert: far more than a pipe holds. The test never reads stderr.
+    let server = ServeProcess::start_with_args(dir.path(), port, &["--http", &format!("127.0.0.1:{http}")]);
+    let db = server.db.clone();
+    let count = 5000;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(&partition_creates(count)).unwrap();
+    drop(stream);
+    wait_for("every event", || query_json(&db, &["--limit", "100000"]).len() == count);
+    wait_for("every alert", || alert_count(&db) == count);
+    assert!(log_write_errors(http) > 0, "lines that did not fit are counted");
+    server.signal("TERM");
+    assert_eq!(server.wait().0, Some(0));
+}

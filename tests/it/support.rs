@@ -152,11 +152,17 @@ impl ServeProcess {
 
     /// Starts `hsmwatch serve` on a given port (to restart a server where it was).
     pub fn start_on(dir: &Path, port: u16) -> ServeProcess {
+        Self::start_with_args(dir, port, &[])
+    }
+
+    /// Starts `hsmwatch serve` on `port` with more arguments (which override the defaults here, `--http` too).
+    pub fn start_with_args(dir: &Path, port: u16, extra: &[&str]) -> ServeProcess {
         let address = format!("127.0.0.1:{port}");
         let db = dir.join("serve.db");
         let child = Command::new(BIN)
             .args(["serve", "--tcp", &address, "--udp", &address, "--http", "127.0.0.1:0", "--db"])
             .arg(&db)
+            .args(extra)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -178,9 +184,21 @@ impl ServeProcess {
     }
 
     /// Waits for the process to exit and returns its exit code and stderr.
-    pub fn wait(self) -> (Option<i32>, String) {
-        let output = self.child.wait_with_output().expect("wait for hsmwatch");
-        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        let mut stderr = Vec::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            std::io::Read::read_to_end(&mut pipe, &mut stderr).expect("read hsmwatch's stderr");
+        }
+        let status = self.child.wait().expect("wait for hsmwatch");
+        (status.code(), String::from_utf8_lossy(&stderr).into_owned())
+    }
+}
+
+impl Drop for ServeProcess {
+    /// A test that fails before it stops its server leaves none behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
