@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::notifiers::NotifierError;
 use crate::config::Config;
-use crate::decode::{DecoderErrors, Decoders, SharedDecoders};
+use crate::decode::{Decoders, SharedDecoders};
 use crate::evaluate::{Evaluator, ReloadSlot};
 use crate::event::Event;
 use crate::ingest::{Pipeline, SenderZones};
@@ -23,7 +23,7 @@ use crate::inventory::Inventory;
 use crate::listen::{tcp, udp};
 use crate::metrics::{Counters, Snapshot};
 use crate::outbox::Routing;
-use crate::pack::RuleSource;
+use crate::pack::{Pack, RuleSource};
 use crate::store::writer::{self, BatchPolicy, WriterSummary};
 use crate::store::writer::{AfterCommit, HookFuture};
 use crate::store::{self, StoreError};
@@ -46,11 +46,8 @@ pub enum AppError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The decoder files have errors.
-    #[error("cannot load decoders")]
-    Decoders(#[source] DecoderErrors),
-    /// The rule files have errors.
-    #[error("cannot load rules")]
+    /// The rule or decoder files have errors, or the rules directory is not one.
+    #[error("cannot load rules and decoders")]
     Rules(#[source] crate::diagnostic::FileErrors),
     /// A notifier cannot be used.
     #[error("invalid notifier")]
@@ -76,8 +73,7 @@ impl AppError {
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            AppError::Decoders(_)
-                | AppError::Rules(_)
+            AppError::Rules(_)
                 | AppError::Notifier(_)
                 | AppError::Tls(_)
                 | AppError::Http(crate::http::HttpError::Token(_))
@@ -153,24 +149,55 @@ impl AfterCommit for AfterStore {
     }
 }
 
+/// Loads the rules and decoders of `pack`: every mistake in every file at once, and an error when the rules
+/// directory is not one (missing, no rule files, no decoders) or what it holds compiles to no rule or no decoder.
+pub fn load_pack(pack: &Pack) -> Result<(crate::rules::load::Loaded, Decoders), crate::diagnostic::FileErrors> {
+    use crate::diagnostic::{FileError, FileErrors};
+    pack.check_present()?;
+    let (decoders, rules) = (Decoders::load(&pack.decoders), crate::rules::load::load(&pack.rules));
+    let (decoders, rules) = match (decoders, rules) {
+        (Ok(decoders), Ok(rules)) => (decoders, rules),
+        (decoders, rules) => {
+            let errors = decoders.err().into_iter().chain(rules.err()).flat_map(|errors| errors.0).collect();
+            return Err(FileErrors(errors));
+        }
+    };
+    let empty = |source: &RuleSource, message: &str| {
+        FileErrors(vec![FileError { file: source.describe(), line: None, message: message.into() }])
+    };
+    if rules.rules.is_empty() {
+        return Err(empty(&pack.rules, "holds no rules (only lists, or nothing that is a rule)"));
+    }
+    if decoders.counts().2 == 0 {
+        return Err(empty(&pack.decoders, "holds no decoder patterns"));
+    }
+    Ok((rules, decoders))
+}
+
+/// How many of `rules` are evaluated (not disabled): what `/readyz` calls the rules loaded.
+fn running_rules(rules: &[Arc<crate::rules::load::Rule>]) -> u64 {
+    rules.iter().filter(|rule| rule.enabled).count() as u64
+}
+
 /// Reloads rules and decoders from their source: on SIGHUP, and when the rules directory changes. A broken reload
 /// keeps what is running and says what is wrong.
 #[derive(Debug)]
 pub struct Reloader {
-    source: RuleSource,
+    pack: Pack,
     decoders: Arc<SharedDecoders>,
     rules: ReloadSlot,
     routing: Routing,
+    counters: Arc<Counters>,
     tls: std::sync::Mutex<Vec<crate::listen::tls::TlsHandshake>>,
 }
 
 impl Reloader {
     /// Loads and checks everything, then puts it in use; on any error nothing changes.
     pub fn reload(&self) -> Result<(), String> {
-        let decoders = Decoders::load(&self.source).map_err(|e| e.to_string())?;
-        let rules = crate::rules::load::load(&self.source).map_err(|e| e.to_string())?;
+        let (rules, decoders) = load_pack(&self.pack).map_err(|e| e.to_string())?;
         check_notifiers(&rules.rules, &self.routing).map_err(|e| e.to_string())?;
         self.decoders.replace(decoders);
+        self.counters.rules_loaded.store(running_rules(&rules.rules), std::sync::atomic::Ordering::Relaxed);
         *self.rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(rules.rules);
         Ok(())
     }
@@ -189,9 +216,9 @@ impl Reloader {
     /// [`Reloader::reload`], logged.
     pub fn reload_logged(&self, why: &str) {
         match self.reload() {
-            Ok(()) => tracing::info!(source = %self.source.describe(), why, "rules and decoders reloaded"),
+            Ok(()) => tracing::info!(source = %self.pack.describe(), why, "rules and decoders reloaded"),
             Err(errors) => {
-                tracing::error!(source = %self.source.describe(), why, %errors, "reload failed; the running rules and decoders stay")
+                tracing::error!(source = %self.pack.describe(), why, %errors, "reload failed; the running rules and decoders stay")
             }
         }
     }
@@ -268,16 +295,19 @@ impl Server {
             store::cap_size(&mut conn, cap.0).await?;
         }
         tracing::info!(path = %config.storage.path.display(), "database open");
-        let source = RuleSource::resolve(config.rules.dir.as_deref());
-        let loaded_decoders = Decoders::load(&source).map_err(AppError::Decoders)?;
+        let pack = config.rules.pack();
+        let (rules, loaded_decoders) = load_pack(&pack).map_err(AppError::Rules)?;
         let (files, groups, patterns) = loaded_decoders.counts();
         let decoders = Arc::new(SharedDecoders::new(loaded_decoders));
-        tracing::info!(source = %source.describe(), files, groups, patterns, "decoders loaded");
-        if patterns == 0 {
-            tracing::warn!(source = %source.describe(), "no decoders found: lines will be stored but not classified");
+        tracing::info!(source = %pack.decoders.describe(), files, groups, patterns, "decoders loaded");
+        tracing::info!(source = %pack.rules.describe(), rules = rules.rules.len(), "rules loaded");
+        if config.rules.dir.is_none() && pack.rules != RuleSource::Embedded {
+            tracing::info!(
+                "./rules exists in the working directory, so its rules and decoders replace the built-in pack \
+                 (set rules.dir to choose)"
+            );
         }
-        let rules = crate::rules::load::load(&source).map_err(AppError::Rules)?;
-        tracing::info!(source = %source.describe(), rules = rules.rules.len(), "rules loaded");
+        counters.rules_loaded.store(running_rules(&rules.rules), std::sync::atomic::Ordering::Relaxed);
         let routing = Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity)).collect());
         check_notifiers(&rules.rules, &routing).map_err(AppError::Rules)?;
         let notifiers = crate::config::notifiers::resolve_all(&config.notifiers).map_err(AppError::Notifier)?;
@@ -294,13 +324,14 @@ impl Server {
         .await?;
         let inventory = Inventory::load(&mut conn).await?;
         let reloader = Arc::new(Reloader {
-            source: source.clone(),
+            pack: pack.clone(),
             decoders: decoders.clone(),
             rules: evaluator.reload_slot(),
             routing,
+            counters: counters.clone(),
             tls: std::sync::Mutex::default(),
         });
-        if let RuleSource::Dir(dir) = &source {
+        if let RuleSource::Dir(dir) = &pack.rules {
             tokio::spawn(watch_rules(dir.clone(), reloader.clone(), shutdown.clone()));
         }
 
@@ -455,7 +486,6 @@ impl Server {
                     pool: store::open_reader(&config.storage.path).await.map_err(crate::http::HttpError::from)?,
                     db_path: config.storage.path.clone(),
                     listeners_configured: config.listen.tcp.len() + config.listen.udp.len() + config.listen.tls.len(),
-                    rules_loaded: rules.rules.len(),
                     silent_after: config.inventory.silent_after,
                     token: token.map(Arc::new),
                 };

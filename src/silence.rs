@@ -29,6 +29,14 @@ pub enum MatcherError {
     /// No matchers at all: a silence of everything is refused.
     #[error("give at least one matcher (a silence of everything would hide every alert)")]
     None,
+    /// A key that is neither an alert's attribute nor an event field: it could never match.
+    #[error("`{key}`: unknown matcher key{hint}; keys are rule, host, severity, status, fingerprint, or an event field a rule groups by (user.name, source.ip...)")]
+    UnknownKey {
+        /// The key given.
+        key: String,
+        /// ` (did you mean ...?)`, or nothing.
+        hint: String,
+    },
 }
 
 /// Parses `key=value` matchers.
@@ -42,6 +50,11 @@ pub fn parse_matchers(args: &[String]) -> Result<BTreeMap<String, String>, Match
         let (key, value) = (key.trim(), value.trim());
         if key.is_empty() || value.is_empty() {
             return Err(MatcherError::Empty(arg.clone()));
+        }
+        if !ALERT_KEYS.contains(&key) && crate::event::field::lookup(key).is_none() {
+            let known: Vec<&str> = ALERT_KEYS.iter().chain(crate::event::field::ALL).copied().collect();
+            let hint = crate::event::did_you_mean(key, &known);
+            return Err(MatcherError::UnknownKey { key: key.to_owned(), hint });
         }
         matchers.insert(key.to_owned(), value.to_owned());
     }
@@ -184,5 +197,9 @@ mod tests {
         assert_eq!(parse_matchers(&[]), Err(MatcherError::None));
         assert!(matches!(parse_matchers(&["rule".into()]), Err(MatcherError::Syntax(_))));
         assert!(matches!(parse_matchers(&["rule=".into()]), Err(MatcherError::Empty(_))));
+        let typo = parse_matchers(&["hots=vm".into()]).unwrap_err().to_string();
+        assert!(typo.starts_with("`hots`: unknown matcher key (did you mean `host`?)"), "{typo}");
+        let typo = parse_matchers(&["user.nam=bob".into()]).unwrap_err().to_string();
+        assert!(typo.contains("(did you mean `user.name`?)"), "{typo}");
     }
 }

@@ -41,7 +41,18 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
             }
             crate::config::notifiers::check_fallbacks(&config.notifiers)
                 .map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
-            writeln!(std::io::stdout(), "{}: ok", file.display())?;
+            // The rules and decoders it names, as serve would load them (relative paths from here).
+            let pack = config.rules.pack();
+            let (rules, decoders) = crate::app::load_pack(&pack)
+                .map_err(|e| anyhow::Error::new(e).context(format!("{}: rules", file.display())))?;
+            let (_, _, patterns) = decoders.counts();
+            writeln!(
+                std::io::stdout(),
+                "{}: ok ({}: {} rules, {patterns} decoder patterns)",
+                file.display(),
+                pack.describe(),
+                rules.rules.len()
+            )?;
         }
     }
     Ok(())

@@ -1,15 +1,16 @@
 //! `hsmwatch decode [LINE]` and `hsmwatch decoders check [DIR]`: the tools an operator uses to write and fix decoders.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
+use super::UsageError;
 use crate::decode::{Decoders, Origin};
 use crate::event::field;
 use crate::ingest::decode_frame;
-use crate::pack::RuleSource;
+use crate::pack::{DecodersFrom, RuleSource};
 
 /// Options of `hsmwatch decode`.
 #[derive(Debug, Args)]
@@ -23,6 +24,9 @@ pub struct DecodeArgs {
     /// Rules directory whose decoders/ to use [default: ./rules when it exists, else the built-in pack].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// `builtin`: the decoders built into hsmwatch, whatever the rules directory holds.
+    #[arg(long, value_enum, value_name = "FROM")]
+    pub decoders: Option<DecodersFrom>,
     /// Time of receipt, for the year of RFC 3164 lines [default: now].
     #[arg(long, value_name = "TIME", value_parser = super::query::parse_time)]
     pub received: Option<DateTime<Utc>>,
@@ -41,14 +45,10 @@ pub enum DecodersCommand {
     },
 }
 
-/// The rule source a command names, else the default resolution.
-pub fn rule_source(dir: Option<&Path>) -> RuleSource {
-    RuleSource::resolve(dir)
-}
-
 /// Runs `hsmwatch decode`.
 pub fn run_decode(args: DecodeArgs) -> anyhow::Result<()> {
-    let decoders = Decoders::load(&rule_source(args.rules.as_deref()))?;
+    let pack = super::pack_of(&Default::default(), args.rules.as_deref(), args.decoders)?;
+    let decoders = Decoders::load(&pack.decoders)?;
     let origin = Origin {
         received: args.received.unwrap_or_else(Utc::now),
         source_address: "command line".into(),
@@ -110,7 +110,14 @@ pub fn run_decoders(command: DecodersCommand) -> anyhow::Result<()> {
             report(&dir.display().to_string(), Decoders::from_files(&files))
         }
         other => {
-            let source = rule_source(other.as_deref());
+            let source = RuleSource::resolve(other.as_deref());
+            if let RuleSource::Dir(dir) = &source {
+                if !dir.join("decoders").is_dir() {
+                    return Err(
+                        UsageError(format!("{}: no such decoders directory", dir.join("decoders").display())).into()
+                    );
+                }
+            }
             report(&source.describe(), Decoders::load(&source))
         }
     }

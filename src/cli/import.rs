@@ -49,6 +49,9 @@ pub struct ImportArgs {
     /// Rules directory whose decoders/ to use [default: rules.dir of --config, ./rules, else the built-in pack].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// `builtin`: the decoders built into hsmwatch, whatever the rules directory holds [default: rules.decoders].
+    #[arg(long, value_enum, value_name = "FROM")]
+    pub decoders: Option<crate::pack::DecodersFrom>,
     /// The year of every RFC 3164 time (they carry none) [default: from each file's modification time].
     #[arg(long, value_name = "YYYY", conflicts_with = "received", value_parser = clap::value_parser!(i32).range(1970..=9999))]
     pub year: Option<i32>,
@@ -78,8 +81,8 @@ fn year_rule(args: &ImportArgs, modified: Option<DateTime<Utc>>) -> (YearRule, S
 /// Runs the import.
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    let rules = args.rules.clone().or(config.rules.dir);
-    let decoders = Arc::new(Decoders::load(&super::decode_cmd::rule_source(rules.as_deref()))?);
+    let pack = super::pack_of(&config.rules, args.rules.as_deref(), args.decoders)?;
+    let decoders = Arc::new(Decoders::load(&pack.decoders)?);
     let mut conn = store::open_writer(&db).await?;
     let inserter = Inserter::start(inserter::open_connection(&db, InserterSettings::default())?)?;
     let mut total = ImportStats::default();

@@ -149,6 +149,18 @@ pub fn config_and_database(
     Ok((config, db))
 }
 
+/// The rules and decoders a command uses: `--rules DIR` and `--decoders` over the configuration's `rules:` settings,
+/// checked to be what was meant (a missing directory, one without rule files or decoders is an error naming it).
+pub fn pack_of(
+    rules: &crate::config::RulesConfig,
+    dir: Option<&std::path::Path>,
+    decoders: Option<crate::pack::DecodersFrom>,
+) -> Result<crate::pack::Pack, crate::diagnostic::FileErrors> {
+    let pack = crate::pack::Pack::resolve(dir.or(rules.dir.as_deref()), decoders.unwrap_or(rules.decoders));
+    pack.check_present()?;
+    Ok(pack)
+}
+
 /// A mistake in how a command was called that clap cannot see (for example two options that exclude each other).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -13,23 +13,30 @@ use crate::event::did_you_mean;
 use crate::rules::engine::Engine;
 use crate::store::{open_reader, query};
 
-use crate::decode::Decoders;
-use crate::pack::RuleSource;
+use crate::pack::DecodersFrom;
 use crate::rule_tests as testing;
 use crate::rules::load;
 
 /// Rule subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
-    /// Check rule files: every mistake with file, line and a "did you mean"; exit 2 when there is one.
+    /// Check rule files and the decoders beside them: every mistake with file, line and a "did you mean"; exit 2
+    /// when there is one. Says which rules and decoders it read.
     Check {
         /// Rules directory [default: ./rules when it exists, else the built-in pack].
         dir: Option<PathBuf>,
+        /// `builtin`: check the rules against the decoders built into hsmwatch, not the directory's decoders/.
+        #[arg(long, value_enum, value_name = "FROM")]
+        decoders: Option<DecodersFrom>,
     },
-    /// Run every rule's inline tests on a virtual clock; exit 1 when one fails.
+    /// Run every rule's inline tests on a virtual clock; exit 1 when one fails. Says which decoders decode the
+    /// tests' `wire` lines.
     Test {
         /// Rules directory (its decoders/ decode `wire` events) [default: ./rules, else the built-in pack].
         dir: Option<PathBuf>,
+        /// `builtin`: decode `wire` lines with the decoders built into hsmwatch.
+        #[arg(long, value_enum, value_name = "FROM")]
+        decoders: Option<DecodersFrom>,
     },
     /// Replay stored events through the rules and print what would have fired; nothing is sent or stored.
     Backtest(BacktestArgs),
@@ -72,29 +79,27 @@ pub struct TestsFailed {
 pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
     match command {
         RulesCommand::Backtest(args) => backtest(args).await,
-        RulesCommand::Check { dir } => {
-            let source = RuleSource::resolve(dir.as_deref());
-            let loaded = load::load(&source)?;
-            Decoders::load(&source)?;
+        RulesCommand::Check { dir, decoders } => {
+            let pack = super::pack_of(&Default::default(), dir.as_deref(), decoders)?;
+            let (loaded, decoders) = crate::app::load_pack(&pack)?;
             for warning in &loaded.warnings {
-                {
-                    let _ = writeln!(std::io::stderr(), "warning: {warning}");
-                };
+                let _ = writeln!(std::io::stderr(), "warning: {warning}");
             }
             let tests: usize = loaded.rules.iter().map(|r| r.tests.len()).sum();
+            let (files, _, patterns) = decoders.counts();
             writeln!(
                 std::io::stdout(),
-                "{}: {} rules, {} lists, {tests} tests: ok",
-                source.describe(),
+                "{}: {} rules, {} lists, {tests} tests; {files} decoder files, {patterns} patterns: ok",
+                pack.describe(),
                 loaded.rules.len(),
                 loaded.lists.len()
             )?;
             Ok(())
         }
-        RulesCommand::Test { dir } => {
-            let source = RuleSource::resolve(dir.as_deref());
-            let loaded = load::load(&source)?;
-            let decoders = Decoders::load(&source)?;
+        RulesCommand::Test { dir, decoders } => {
+            let pack = super::pack_of(&Default::default(), dir.as_deref(), decoders)?;
+            let (loaded, decoders) = crate::app::load_pack(&pack)?;
+            writeln!(std::io::stdout(), "{}", pack.describe())?;
             let outcomes = testing::run_all(&loaded.rules, &decoders);
             let failed = outcomes.iter().filter(|o| !o.passed()).count();
             for outcome in &outcomes {
@@ -128,7 +133,8 @@ pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
 /// then runs the timers up to `until`.
 async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
     let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    let source = RuleSource::resolve(args.rules.as_deref().or(config.rules.dir.as_deref()));
+    let pack = super::pack_of(&config.rules, args.rules.as_deref(), None)?;
+    let source = pack.rules;
     let loaded = load::load(&source)?;
     let rules: Vec<Arc<crate::rules::load::Rule>> = match &args.rule {
         None => loaded.rules.clone(),

@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Rules directory (decoders in its decoders/), overriding rules.dir [default: ./rules, else the built-in pack].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<std::path::PathBuf>,
+    /// `builtin`: the decoders built into hsmwatch beside the rules directory's rules, overriding rules.decoders.
+    #[arg(long, value_enum, value_name = "FROM")]
+    pub decoders: Option<crate::pack::DecodersFrom>,
     /// Serve /healthz, /readyz, /metrics and /api/ here, overriding http.address [default: 127.0.0.1:8514].
     #[arg(long, value_name = "ADDR", conflicts_with = "no_http")]
     pub http: Option<SocketAddr>,
@@ -56,6 +59,9 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(rules) = &args.rules {
         config.rules.dir = Some(rules.clone());
+    }
+    if let Some(decoders) = args.decoders {
+        config.rules.decoders = decoders;
     }
     if let Some(address) = args.http {
         config.http.address = Some(address);

@@ -67,9 +67,15 @@ pub struct Config {
     /// whose `min_severity` its severity reaches).
     #[serde(default)]
     pub notifiers: std::collections::BTreeMap<String, notifiers::NotifierConfig>,
-    /// The HTTP API, metrics and health endpoints.
-    #[serde(default)]
+    /// The HTTP API, metrics and health endpoints; `http: null` turns the server off.
+    #[serde(default, deserialize_with = "http_or_off")]
     pub http: HttpConfig,
+}
+
+/// `http: null` is the HTTP server turned off, as `http: {address: null}` is.
+fn http_or_off<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<HttpConfig, D::Error> {
+    let given = Option::<HttpConfig>::deserialize(deserializer)?;
+    Ok(given.unwrap_or(HttpConfig { address: None, token_env: None, token_file: None }))
 }
 
 /// Default address of the HTTP API: loopback only, so that no token is needed out of the box.
@@ -169,6 +175,17 @@ pub struct RulesConfig {
     /// Rules directory (decoders in its `decoders/`). Unset: `./rules` when it exists, else the embedded pack.
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// Where the decoders come from: `dir` (the rules directory's `decoders/`, an error when it has none) or
+    /// `builtin` (the decoders built into hsmwatch, beside your own rules).
+    #[serde(default)]
+    pub decoders: crate::pack::DecodersFrom,
+}
+
+impl RulesConfig {
+    /// The sources these settings name.
+    pub fn pack(&self) -> crate::pack::Pack {
+        crate::pack::Pack::resolve(self.dir.as_deref(), self.decoders)
+    }
 }
 
 /// Operational logging.
@@ -294,6 +311,15 @@ mod tests {
         assert!(error.starts_with("/etc/hsmwatch.yaml: "), "{error}");
         assert!(error.contains("batch_rowz"), "{error}");
         assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn http_null_turns_the_http_server_off() {
+        let config = Config::parse("http: null\n", Path::new("c.yaml")).unwrap();
+        assert_eq!(config.http.address, None);
+        let config = Config::parse("http:\n  address: null\n", Path::new("c.yaml")).unwrap();
+        assert_eq!(config.http.address, None);
+        assert!(EXAMPLE.contains("null turns it off"));
     }
 
     #[test]

@@ -57,8 +57,6 @@ pub struct AppState {
     pub db_path: PathBuf,
     /// Listeners configured (ready when every one is bound).
     pub listeners_configured: usize,
-    /// Rules running.
-    pub rules_loaded: usize,
     /// A host silent this long is shown as such.
     pub silent_after: Duration,
     /// The bearer token of `/api/*`, when one is configured.
@@ -145,15 +143,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let listeners = bound == state.listeners_configured;
     let database = !state.counters.store_failing.load(std::sync::atomic::Ordering::Relaxed)
         && sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rule_cursor").fetch_one(&state.pool).await.is_ok();
-    // The HTTP server starts only after the rules loaded; a failed reload keeps the running rules.
-    let rules = true;
+    // A server without rules stores lines but alerts on nothing: not ready.
+    let rules_loaded = crate::metrics::value(&state.counters.rules_loaded);
+    let rules = rules_loaded > 0;
     let ready = listeners && database && rules;
     let body = serde_json::json!({
         "ready": ready,
         "checks": {
             "listeners": {"ok": listeners, "bound": bound, "configured": state.listeners_configured},
             "database": {"ok": database},
-            "rules": {"ok": rules, "loaded": state.rules_loaded},
+            "rules": {"ok": rules, "loaded": rules_loaded},
         }
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

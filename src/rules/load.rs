@@ -237,11 +237,12 @@ pub fn compile_files(files: &[(String, String)]) -> Result<Loaded, FileErrors> {
             }
             match serde_yaml_ng::from_str::<RuleSpec>(doc.text) {
                 Ok(spec) => specs.push((name.as_str(), doc.text, doc.first_line, spec)),
-                Err(e) => errors.push(FileError {
-                    file: name.clone(),
-                    line: at(serde_line(&e, doc.text)),
-                    message: serde_message(&e),
-                }),
+                Err(e) => {
+                    let (found, checkable) = document_errors(name, &doc, &e);
+                    errors.extend(found);
+                    // What parsed is still checked, so that one run reports every mistake of the file.
+                    specs.extend(checkable.map(|spec| (name.as_str(), doc.text, doc.first_line, spec)));
+                }
             }
         }
     }
@@ -265,6 +266,7 @@ pub fn compile_files(files: &[(String, String)]) -> Result<Loaded, FileErrors> {
     if errors.is_empty() {
         Ok(loaded)
     } else {
+        errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         Err(FileErrors(errors))
     }
 }
@@ -272,9 +274,100 @@ pub fn compile_files(files: &[(String, String)]) -> Result<Loaded, FileErrors> {
 /// The line of a YAML error: the line of the first `quoted` token of its message when the document has it (errors
 /// raised while converting a value, such as a bad duration, carry no position of their own), else its position.
 fn serde_line(error: &serde_yaml_ng::Error, text: &str) -> Option<usize> {
+    quoted_token_line(&error.to_string(), text, 1).or_else(|| error.location().map(|l| l.line()))
+}
+
+/// The line, from line `from` on, of the first token of `message` quoted in backticks or double quotes
+/// (`` unknown field `windw` ``, `invalid type: string "many"`) that `text` holds.
+fn quoted_token_line(message: &str, text: &str, from: usize) -> Option<usize> {
+    let tokens = message.split('`').skip(1).step_by(2).chain(message.split('"').skip(1).step_by(2));
+    tokens.filter(|token| !token.is_empty()).find_map(|token| line_of(text, token, from))
+}
+
+/// Keys every rule must have, with a stand-in value that is valid, so that each other key can be read alone.
+const REQUIRED_KEYS: [(&str, &str); 4] = [("id", "_"), ("title", "_"), ("severity", "info"), ("select", "{}")];
+
+/// Every mistake of a rule document that does not read as a whole, each at its own line: each top-level key is read
+/// on its own (beside stand-ins for the required keys), each inline test too. Returns the mistakes and, when the keys
+/// a rule is checked by parsed, the rule without the broken keys, for the checks that come after reading.
+fn document_errors(file: &str, doc: &Document<'_>, whole: &serde_yaml_ng::Error) -> (Vec<FileError>, Option<RuleSpec>) {
+    let error = |line: Option<usize>, message: String| FileError { file: file.to_owned(), line, message };
+    let at_whole = || vec![error(serde_line(whole, doc.text).map(|l| l + doc.first_line - 1), serde_message(whole))];
+    let Ok(Value::Mapping(mapping)) = serde_yaml_ng::from_str::<Value>(doc.text) else { return (at_whole(), None) };
+    let stand_ins = || {
+        let mut stand_ins = serde_yaml_ng::Mapping::new();
+        for (key, value) in REQUIRED_KEYS {
+            stand_ins.insert(key.into(), serde_yaml_ng::from_str(value).unwrap_or(Value::Null));
+        }
+        stand_ins
+    };
+    let read_alone = |key: &Value, value: Value| {
+        let mut alone = stand_ins();
+        alone.insert(key.clone(), value);
+        serde_yaml_ng::from_value::<RuleSpec>(Value::Mapping(alone)).err()
+    };
+    let mut errors = Vec::new();
+    let mut readable = stand_ins();
+    for (key, value) in &mapping {
+        let name = key.as_str().unwrap_or_default();
+        let block = top_level_block(doc.text, name);
+        let line_in_block = |message: &str| {
+            quoted_token_line(message, doc.text, block.0).filter(|line| *line < block.1).unwrap_or(block.0)
+        };
+        let mut broken = false;
+        match (name, value) {
+            ("tests", Value::Sequence(tests)) => {
+                for test in tests {
+                    if let Some(e) = read_alone(key, Value::Sequence(vec![test.clone()])) {
+                        let message = format!("{name}: {}", serde_message_unplaced(&e));
+                        errors.push(error(Some(line_in_block(&message) + doc.first_line - 1), message));
+                        broken = true;
+                    }
+                }
+            }
+            _ => {
+                if let Some(e) = read_alone(key, value.clone()) {
+                    let unplaced = serde_message_unplaced(&e);
+                    // An unknown top-level key says so itself; any other message is about the key's value.
+                    let message =
+                        if unplaced.starts_with("unknown field") { unplaced } else { format!("{name}: {unplaced}") };
+                    errors.push(error(Some(line_in_block(&message) + doc.first_line - 1), message));
+                    broken = true;
+                }
+            }
+        }
+        if !broken {
+            readable.insert(key.clone(), value.clone());
+        }
+    }
+    for (key, _) in REQUIRED_KEYS {
+        if !mapping.contains_key(key) {
+            errors.push(error(Some(doc.first_line), format!("missing field `{key}`")));
+        }
+    }
+    if errors.is_empty() {
+        // The keys read alone but not together: report what the whole reading said.
+        return (at_whole(), None);
+    }
+    let checkable = ["id", "select"].iter().all(|key| readable.get(*key) == mapping.get(*key));
+    let spec = checkable.then(|| serde_yaml_ng::from_value::<RuleSpec>(Value::Mapping(readable)).ok()).flatten();
+    (errors, spec)
+}
+
+/// The lines (1-based, end exclusive) of a top-level key's block: its `key:` line up to the next top-level line.
+fn top_level_block(text: &str, key: &str) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_top_level = |line: &str| !line.is_empty() && !line.starts_with([' ', '\t', '#', '-']);
+    let start = lines.iter().position(|line| line.strip_prefix(key).is_some_and(|rest| rest.starts_with(':')));
+    let Some(start) = start else { return (1, lines.len() + 1) };
+    let end = lines[start + 1..].iter().position(|line| is_top_level(line)).map_or(lines.len(), |at| start + 1 + at);
+    (start + 1, end + 1)
+}
+
+/// A YAML error's message without any position (a value read on its own has positions of its own).
+fn serde_message_unplaced(error: &serde_yaml_ng::Error) -> String {
     let message = error.to_string();
-    let quoted = message.split('`').nth(1).filter(|q| !q.is_empty());
-    quoted.and_then(|q| line_of(text, q, 1)).or_else(|| error.location().map(|l| l.line()))
+    message.rfind(" at line ").map_or(message.clone(), |at| message[..at].to_owned())
 }
 
 /// FNV-1a, 64 bits: stable across builds and platforms, unlike the standard library's hasher.

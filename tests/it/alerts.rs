@@ -215,6 +215,15 @@ async fn rules_reload_on_sighup_and_on_change_keeping_state_and_refusing_broken_
     let found = wait_for(&db, "an alert from the running rule", |a| a.len() > before).await;
     assert_eq!(found.last().unwrap().3, "second");
 
+    // Decoders gone from the directory: refused, the running decoders and rules stay.
+    std::fs::rename(dir.path().join("rules/decoders"), dir.path().join("decoders-away")).unwrap();
+    server.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = alerts(&db).await.len();
+    send_line(port, LOGIN).await;
+    wait_for(&db, "an alert decoded by the running decoders", |a| a.len() > before).await;
+    std::fs::rename(dir.path().join("decoders-away"), dir.path().join("rules/decoders")).unwrap();
+
     // A change on disk alone is picked up too.
     std::fs::write(dir.path().join("rules/rule.yaml"), titled_rule("third")).unwrap();
     login_until(port, &db, "third").await;
@@ -223,6 +232,11 @@ async fn rules_reload_on_sighup_and_on_change_keeping_state_and_refusing_broken_
     assert_eq!(code, Some(0));
     assert!(log.contains("reload failed; the running rules and decoders stay"), "{log}");
     assert!(log.contains("unknown variant `loud`"), "{log}");
+    assert!(log.contains("decoders: holds no decoder files"), "{log}");
+    // Where rules and decoders came from is said at start.
+    let rules = dir.path().join("rules");
+    assert!(log.contains(&format!("decoders loaded source=directory {}", rules.display())), "{log}");
+    assert!(log.contains("./rules exists in the working directory"), "{log}");
 }
 
 async fn scalar(db: &Path, sql: &str) -> i64 {

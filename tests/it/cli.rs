@@ -77,12 +77,17 @@ async fn query_filters_and_table() {
 
 #[test]
 fn config_check_covers_notifiers_and_the_shipped_production_config() {
-    let production = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/hsmwatch.yaml");
-    let (code, out, err) = run(&["config", "check", production]);
-    assert_eq!(code, Some(0), "{err}");
-    assert!(out.ends_with("hsmwatch.yaml: ok\n"), "{out}");
-
+    // The production config as installed: its rules directory is where the package puts the shipped one.
     let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/hsmwatch.yaml")).unwrap();
+    assert!(text.contains("dir: /etc/hsmwatch/rules"));
+    let production = dir.path().join("hsmwatch.yaml");
+    std::fs::write(&production, text.replace("/etc/hsmwatch/rules", concat!(env!("CARGO_MANIFEST_DIR"), "/rules")))
+        .unwrap();
+    let (code, out, err) = run(&["config", "check", production.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("hsmwatch.yaml: ok (rules: directory"), "{out}");
+
     let misplaced = dir.path().join("misplaced.yaml");
     std::fs::write(&misplaced, "notifiers:\n  mail:\n    type: email\n    url: http://x\n").unwrap();
     let (code, _, err) = run(&["config", "check", misplaced.to_str().unwrap()]);
@@ -102,5 +107,21 @@ fn config_check_covers_notifiers_and_the_shipped_production_config() {
         "{err}"
     );
     assert!(err.contains("warning: notifier `hook2`, url_file: cannot read /nonexistent/slack.url"), "{err}");
-    assert!(out.ends_with("ok\n"));
+    assert!(out.contains(": ok ("), "{out}");
+}
+
+#[test]
+fn operator_mistakes_are_named_and_documented_forms_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let (code, _, err) =
+        run(&["silence", "add", "hots=vm", "--for", "1h", "--reason", "r", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`hots`: unknown matcher key (did you mean `host`?)"), "{err}");
+    // The form `config example` documents for turning the HTTP server off.
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, "http: null\n").unwrap();
+    let (code, out, err) = run(&["config", "check", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("c.yaml: ok"), "{out}");
 }

@@ -76,6 +76,11 @@ fn write_rules_dir(dir: &Path, action: &str) {
         "decoders:\n  - id: custom\n    dataset: luna.lunash\n    route: {{appname: [lunash]}}\n    patterns:\n      - id: custom.login\n        match: '^Lush user login : (?P<user.name>\\S+)'\n        set: {{event.action: {action}, event.category: authentication}}\n"
     );
     std::fs::write(dir.join("decoders/custom.yaml"), text).unwrap();
+    std::fs::write(
+        dir.join("logins.yaml"),
+        "id: logins\ntitle: Logins\nseverity: low\nselect:\n  s:\n    event.action: ssh.login\n",
+    )
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

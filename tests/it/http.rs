@@ -58,6 +58,28 @@ async fn health_and_readiness_need_no_token() {
     let _ = server.stop().await;
 }
 
+/// A server whose every rule is disabled stores lines but alerts on nothing: not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_running_rule_is_not_ready() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("off.yaml"),
+        "id: off\ntitle: Off\nseverity: low\nenabled: false\nselect:\n  s:\n    event.action: ssh.login\n",
+    )
+    .unwrap();
+    let dir = rules.path().to_owned();
+    let server = TestServer::start_with(256, move |config| {
+        config.rules.dir = Some(dir);
+        config.rules.decoders = hsmwatch::pack::DecodersFrom::Builtin;
+    })
+    .await;
+    let (status, body) = get(&server, "/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["checks"]["rules"], serde_json::json!({"ok": false, "loaded": 0}));
+    let _ = server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_requires_the_token() {
     let server = server_with_token().await;

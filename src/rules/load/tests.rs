@@ -61,7 +61,7 @@ fn mistakes_name_file_line_and_hint() {
             "r.yaml:8: rule `r1`: sequence: step `ok` names no selection",
         ),
         (format!("{RULE}---\n{RULE}"), "r.yaml:9: rule `r1`: rule id `r1` is used twice"),
-        (format!("{RULE}throttle: soon\n"), "r.yaml:8: invalid duration `soon`"),
+        (format!("{RULE}throttle: soon\n"), "r.yaml:8: throttle: invalid duration `soon`"),
     ];
     for (text, expected) in cases {
         let found = errors(&text);
@@ -81,4 +81,22 @@ fn templates_accept_the_documented_variables() {
 fn notifiers_are_warnings_without_a_config() {
     let loaded = load(&format!("{RULE}notify: [secops-email]\n")).unwrap();
     assert!(loaded.warnings[0].contains("secops-email"));
+}
+
+#[test]
+fn every_mistake_of_a_file_is_reported_at_its_own_line() {
+    let text = "id: a\ntitle: A\nseverity: high\nselect:\n  sel:\n    event.action: partition.create\ndetect:\n  type: threshold\n  count: many\n  window: 5m\n---\nid: b\ntitle: B\nseverity: hihg\nselect:\n  sel:\n    event.actoin: partition.create\ndetect:\n  type: single\ntests:\n  - name: ok\n    expect: []\n  - name: broken\n    events:\n      - {at: soon}\n    expect: []\nthrotle: 5m\n";
+    let found = errors(text);
+    let expected = [
+        "r.yaml:9: detect: invalid type: string \"many\", expected u64",
+        "r.yaml:14: severity: unknown variant `hihg`",
+        "r.yaml:17: rule `b`: selection `sel`: unknown field `event.actoin` (did you mean `event.action`?)",
+        "r.yaml:19: detect: unknown variant `single`",
+        "r.yaml:25: tests: invalid duration `soon`",
+        "r.yaml:27: unknown field `throtle`",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (found, expected) in found.iter().zip(expected) {
+        assert!(found.starts_with(expected), "expected {expected:?}, found {found:?}");
+    }
 }
