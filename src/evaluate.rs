@@ -5,6 +5,7 @@
 //!
 //! Receives committed batches and timer ticks from the writer; emits alerts into the `alerts` table (and the log).
 
+use crate::telemetry::Escaped;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,8 +252,9 @@ impl Evaluator {
                 severity = alert.severity,
                 status = alert.status.as_str(),
                 notify = alert.notify,
-                fingerprint = %alert.fingerprint,
-                title = %alert.title,
+                // Both carry values of the log lines that fired the rule.
+                fingerprint = %Escaped(&alert.fingerprint),
+                title = %Escaped(&alert.title),
                 "alert"
             );
         }

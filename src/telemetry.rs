@@ -1,5 +1,5 @@
 //! hsmwatch's own log output: the writer `tracing` formats into, which never blocks and never fails the code that
-//! logs.
+//! logs; and the escaping of text from the network wherever a person reads it on a terminal.
 //!
 //! Receives formatted log lines from any thread; writes them to stderr from a thread of its own. Owns the queue
 //! between the two and the count of lines that were not written. A log pipe that is closed (a crashed log shipper,
@@ -7,6 +7,8 @@
 //! shutdown: a line that does not fit in the queue, or that stderr refuses, is dropped and counted
 //! (`hsmwatch_log_write_errors_total`), and everything else carries on.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -105,9 +107,53 @@ impl Drop for LogLine {
     }
 }
 
+/// Text from a log line (or any peer) made safe for a terminal: every control character written as `#` and three
+/// octal digits, as rsyslog writes them (`ESC` is `#033`, a newline `#012`), the C1 controls too (`#233`), and the
+/// Unicode controls that reorder or hide text (bidirectional overrides and isolates) as `#u{202e}`. Nothing else
+/// changes, so that what is printed reads as what was sent; JSON output needs none of this (JSON escapes them).
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !needs_escape(c) => escaped.push(c),
+            c if u32::from(c) < 0x100 => escaped.push_str(&format!("#{:03o}", u32::from(c))),
+            c => escaped.push_str(&format!("#u{{{:x}}}", u32::from(c))),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// [`escape_controls`] as a `Display` value, for log fields that carry text from the network (`%Escaped(&title)`).
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escape_controls(self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controls_are_escaped_as_rsyslog_writes_them() {
+        assert_eq!(escape_controls("plain text: ok"), Cow::Borrowed("plain text: ok"));
+        assert_eq!(escape_controls("\x1b[2J\x1b[31mroot"), "#033[2J#033[31mroot");
+        assert_eq!(escape_controls("a\nb\rc\td\x7f"), "a#012b#015c#011d#177");
+        assert_eq!(escape_controls("csi \u{9b}31m"), "csi #23331m");
+        assert_eq!(escape_controls("evil\u{202e}txt.exe"), "evil#u{202e}txt.exe");
+        assert_eq!(escape_controls("Grüße, ünïcödé, 日本"), "Grüße, ünïcödé, 日本");
+        assert_eq!(Escaped("x\x07").to_string(), "x#007");
+    }
 
     /// A writer that refuses everything, like a pipe whose reader is gone.
     struct Closed;

@@ -1,5 +1,6 @@
 //! `hsmwatch alerts list`: recorded alerts, newest first.
 
+use crate::telemetry::escape_controls;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -47,10 +48,12 @@ async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
         writeln!(out)?;
         return Ok(());
     }
+    // Title, host, fingerprint, body and a receiver's error carry text from the network: escaped for the terminal.
+    let safe = |text: &str| escape_controls(text).into_owned();
     writeln!(out, "alert {id}: {} {} {}", alert.severity, alert.status, alert.rule)?;
-    writeln!(out, "title:       {}", alert.title)?;
-    writeln!(out, "host:        {}", alert.host.as_deref().unwrap_or("-"))?;
-    writeln!(out, "fingerprint: {}", alert.fingerprint)?;
+    writeln!(out, "title:       {}", safe(&alert.title))?;
+    writeln!(out, "host:        {}", safe(alert.host.as_deref().unwrap_or("-")))?;
+    writeln!(out, "fingerprint: {}", safe(&alert.fingerprint))?;
     writeln!(
         out,
         "count:       {} (first {}, last {})",
@@ -60,7 +63,8 @@ async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
     )?;
     writeln!(out, "fired:       {}", alert.fired_at)?;
     writeln!(out, "events:      {:?}", alert.event_ids)?;
-    writeln!(out, "\n{}\n", alert.body.trim_end())?;
+    let body: Vec<String> = alert.body.trim_end().lines().map(safe).collect();
+    writeln!(out, "\n{}\n", body.join("\n"))?;
     match alert.silenced_by {
         Some(silence) => {
             writeln!(out, "deliveries:  none: held back by silence {silence} (`hsmwatch silence list --all`)")?
@@ -81,7 +85,7 @@ async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
             "pending" => format!("pending, next attempt {}", d.next_attempt_at),
             other => other.to_owned(),
         };
-        let error = d.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default();
+        let error = d.last_error.as_deref().map(|e| format!("; last error: {}", safe(e))).unwrap_or_default();
         writeln!(out, "delivery to {}: {state} after {} attempt(s){error}", d.notifier, d.attempts)?;
     }
     Ok(())
@@ -156,7 +160,13 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "{:<6} {:<20} {:<9} {:<9} {:<34} {:>5}  {}{held}",
-                a.id, a.fired_at, a.severity, a.status, a.rule_id, a.count, a.title
+                a.id,
+                a.fired_at,
+                a.severity,
+                a.status,
+                a.rule_id,
+                a.count,
+                escape_controls(&a.title)
             )?;
         }
         if alerts.is_empty() {

@@ -94,7 +94,7 @@ fn print_decoded(
     }
     let width = fields.keys().map(|k| k.len()).max().unwrap_or(0);
     for (name, value) in &fields {
-        writeln!(out, "  {name:<width$}  {value}")?;
+        writeln!(out, "  {name:<width$}  {}", crate::telemetry::escape_controls(value))?;
     }
     writeln!(out)?;
     Ok(())

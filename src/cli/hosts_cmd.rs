@@ -1,5 +1,6 @@
 //! `hsmwatch hosts`: the HSM inventory, one row per host.
 
+use crate::telemetry::escape_controls;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,15 +64,16 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {}",
-            h.name,
+            // Host names, serials and addresses come from log lines.
+            escape_controls(&h.name),
             seen,
             h.events,
             row.open_alerts,
             when(h.last_heartbeat),
             when(h.last_backup),
             when(h.last_login_failure),
-            if serials.is_empty() { "-".to_owned() } else { serials.join(",") },
-            addresses.join(",")
+            escape_controls(&if serials.is_empty() { "-".to_owned() } else { serials.join(",") }),
+            escape_controls(&addresses.join(","))
         )?;
     }
     if rows.is_empty() {

@@ -12,6 +12,7 @@ use clap::Args;
 use crate::event::field;
 use crate::store::open_reader;
 use crate::store::query::{self, EventFilter, StoredEvent};
+use crate::telemetry::escape_controls;
 
 /// Options of `hsmwatch query`.
 #[derive(Debug, Args)]
@@ -100,9 +101,11 @@ fn print_table(out: &mut impl Write, events: &[StoredEvent]) -> std::io::Result<
         "TIME", "HOST", "ACTION", "OUTCOME", "USER", "SOURCE"
     )?;
     for StoredEvent { event, .. } in events {
-        let get = |name| event.get(name).unwrap_or("-");
-        let action = event.get(field::ACTION).unwrap_or_else(|| get(field::DATASET));
-        let message: String = get(field::MESSAGE).chars().take(MESSAGE_WIDTH).collect();
+        // Every value came from a log line: escaped, so that no line can drive the reader's terminal.
+        let get = |name| escape_controls(event.get(name).unwrap_or("-"));
+        let action =
+            escape_controls(event.get(field::ACTION).unwrap_or_else(|| event.get(field::DATASET).unwrap_or("-")));
+        let message: String = event.get(field::MESSAGE).unwrap_or("-").chars().take(MESSAGE_WIDTH).collect();
         writeln!(
             out,
             "{:<27} {:<18} {:<24} {:<8} {:<12} {:<16} {}",
@@ -112,7 +115,7 @@ fn print_table(out: &mut impl Write, events: &[StoredEvent]) -> std::io::Result<
             get(field::OUTCOME),
             get(field::USER_NAME),
             get(field::SOURCE_IP),
-            message.replace(['\n', '\r'], " ")
+            escape_controls(&message)
         )?;
     }
     if events.is_empty() {

@@ -165,7 +165,7 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
             alert.severity,
             alert.status.as_str(),
             alert.rule_id,
-            alert.title
+            crate::telemetry::escape_controls(&alert.title)
         )
     };
     loop {

@@ -11,6 +11,7 @@ pub mod email;
 pub mod slack;
 pub mod webhook;
 
+use crate::telemetry::Escaped;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -316,12 +317,13 @@ fn log_outcome(notifier: &ResolvedNotifier, outcome: &Outcome, alerts: usize, la
         Outcome::RetryAt(at, why) => {
             // One warning when the error changes, not one per retry.
             if last_error.as_deref() != Some(why) {
-                tracing::warn!(notifier = %notifier.name, error = %why, retry_at = %at, "delivery failed; will retry");
+                // A receiver's answer is text from the network.
+                tracing::warn!(notifier = %notifier.name, error = %Escaped(why), retry_at = %at, "delivery failed; will retry");
                 *last_error = Some(why.clone());
             }
         }
         Outcome::Dead(why) => {
-            tracing::error!(notifier = %notifier.name, alerts, error = %why, fallback = ?notifier.policy.fallback, "delivery given up")
+            tracing::error!(notifier = %notifier.name, alerts, error = %Escaped(why), fallback = ?notifier.policy.fallback, "delivery given up")
         }
     }
 }

@@ -125,3 +125,71 @@ fn operator_mistakes_are_named_and_documented_forms_work() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("c.yaml: ok"), "{out}");
 }
+
+/// A line from the network cannot drive the terminal of whoever reads it: `query`, `alerts list`/`show`, `hosts`,
+/// `decode` and the server's own log show control characters escaped (`#033`); JSON keeps the exact text.
+#[test]
+fn text_from_the_network_is_escaped_on_terminals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::ServeProcess::start(dir.path());
+    let line = "<174>Mar  9 10:00:01 hsm-\x1b[2J1 lunash [4100]: info : 0 : Command: partition create -partition p\x1b]0;owned\x07 : \x1b[2J\x1b[31mroot : 10.1.2.3/51234\n";
+    std::io::Write::write_all(&mut std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap(), line.as_bytes())
+        .unwrap();
+    let db = server.db.clone();
+    let db_arg = db.to_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while run(&["alerts", "list", "--db", &db_arg]).1.lines().count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no alert");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.signal("TERM");
+    let (code, log) = server.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains('\x1b') && !log.contains('\x07'), "{log}");
+    assert!(log.contains("by #033[2J#033[31mroot"), "{log}");
+
+    for command in [
+        vec!["query", "--db", &db_arg],
+        vec!["alerts", "list", "--db", &db_arg],
+        vec!["alerts", "show", "1", "--db", &db_arg],
+        vec!["hosts", "--db", &db_arg],
+    ] {
+        let (code, out, err) = run(&command);
+        assert_eq!(code, Some(0), "{command:?}: {err}");
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{command:?}: {out:?}");
+        assert!(out.contains("hsm-#033[2J1"), "{command:?}: {out}");
+    }
+    let (_, out, _) = run(&["query", "--db", &db_arg]);
+    assert!(out.contains("#033[2J#033[31mroot"), "{out}");
+    let (_, out, _) = run(&["decode", line.trim_end()]);
+    assert!(out.contains("hsm.partition") && out.contains("p#033]0;owned#007"), "{out}");
+    // JSON stays exact.
+    let events = query_json(&db, &[]);
+    assert_eq!(events[0]["user.name"], "\x1b[2J\x1b[31mroot");
+}
+
+/// `hsmwatch query | head -1`: the reader going away is no error.
+#[test]
+fn query_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("many.log");
+    let lines: String = (0..3000)
+        .map(|n| format!("<13>Mar  1 12:00:00 h app: a line long enough to fill a pipe quickly {n:06}\n"))
+        .collect();
+    std::fs::write(&log, lines).unwrap();
+    let db = dir.path().join("q.db");
+    let (code, _, err) = run(&["import", "--db", db.to_str().unwrap(), log.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["query", "--limit", "100000", "--db", db.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+    assert!(first.starts_with("TIME"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
