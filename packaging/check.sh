@@ -37,6 +37,8 @@ for expected in \
   ./etc/hsmwatch/rules/decoders/lunash.yaml \
   ./usr/share/doc/hsmwatch/README.md \
   ./usr/share/doc/hsmwatch/deployment.md \
+  ./usr/share/doc/hsmwatch/events.md \
+  ./usr/share/doc/hsmwatch/rules.md \
   ./usr/share/doc/hsmwatch/examples/rsyslog-relay.conf \
   ./usr/share/doc/hsmwatch/examples/syslog-ng-relay.conf
 do

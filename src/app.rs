@@ -81,7 +81,7 @@ impl AppError {
     }
 }
 
-/// Every notifier a rule names must be in the server config (RULES.md: a load error when the server starts).
+/// Every notifier a rule names must be in the server config (docs/rules.md: a load error when the server starts).
 fn check_notifiers(
     rules: &[Arc<crate::rules::load::Rule>],
     routing: &Routing,

@@ -1,4 +1,4 @@
-//! The event contract of `EVENTS.md`: the field names every stage uses and the [`Event`] they fill.
+//! The event contract of `docs/events.md`: the field names every stage uses and the [`Event`] they fill.
 //!
 //! Receives nothing and emits nothing: it is the leaf type that decoders build, the store writes, rules read and the
 //! query CLI prints. Field names are only ever spelled here; other modules use these constants.
@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 
-/// The dotted field names of `EVENTS.md`.
+/// The dotted field names of `docs/events.md`.
 pub mod field {
     /// Event time, UTC, RFC 3339.
     pub const TIMESTAMP: &str = "@timestamp";
@@ -91,10 +91,10 @@ pub mod field {
     pub const HSM_AUDIT_SESSION: &str = "hsm.audit.session";
     /// AWS CloudHSM audit reboot counter.
     pub const HSM_REBOOT_COUNTER: &str = "hsm.reboot_counter";
-    /// Collector metadata, not in EVENTS.md: `true` when the frame was cut at the maximum frame size.
+    /// Collector metadata, not among the decoded fields of docs/events.md: `true` when the frame was cut at the maximum frame size.
     pub const TRUNCATED: &str = "hsmwatch.truncated";
 
-    /// Every field an event may carry, in the order of `EVENTS.md`.
+    /// Every field an event may carry, in the order of `docs/events.md`.
     pub const ALL: &[&str] = &[
         TIMESTAMP,
         CREATED,
@@ -139,13 +139,13 @@ pub mod field {
         TRUNCATED,
     ];
 
-    /// The interned name of a field, or `None` when `EVENTS.md` has no such field.
+    /// The interned name of a field, or `None` when `docs/events.md` has no such field.
     pub fn lookup(name: &str) -> Option<&'static str> {
         ALL.iter().copied().find(|known| *known == name)
     }
 }
 
-/// Every `event.action` of `EVENTS.md`.
+/// Every `event.action` of `docs/events.md`.
 pub const ACTIONS: &[&str] = &[
     "appliance.login",
     "ssh.login",
@@ -212,7 +212,7 @@ pub const ACTIONS: &[&str] = &[
     "lunash.command",
 ];
 
-/// Every `event.category` of `EVENTS.md`.
+/// Every `event.category` of `docs/events.md`.
 pub const CATEGORIES: &[&str] = &[
     "authentication",
     "configuration",
@@ -322,7 +322,7 @@ pub fn intern(text: &str) -> &'static str {
     leaked
 }
 
-/// One stored line: the fields of `EVENTS.md`.
+/// One stored line: the fields of `docs/events.md`.
 ///
 /// `@timestamp` and `event.created` are kept typed (they order and filter events); every other field is a string in
 /// `fields`, absent when the line does not carry it (never `""`). Serializes as its times, its fields by name and its

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! listen ──▶ frame ──▶ parse ──▶ decode ──▶ store
-//! sockets    RFC 6587   5424/3164  EVENTS.md   SQLite, batch commit
+//! sockets    RFC 6587   5424/3164  events      SQLite, batch commit
 //!            octet/LF   Luna file
 //! ```
 //!

@@ -203,7 +203,7 @@ fn rfc3339(at: Option<DateTime<Utc>>) -> String {
     at.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)).unwrap_or_default()
 }
 
-/// The variables of RULES.md: rule, severity, status, fingerprint, event, events, count, group, first_seen,
+/// The template variables of docs/rules.md: rule, severity, status, fingerprint, event, events, count, group, first_seen,
 /// last_seen, suppressed.
 fn template_context(firing: &Firing, suppressed: u64) -> Value {
     let rule = &firing.rule;

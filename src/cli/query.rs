@@ -1,6 +1,6 @@
 //! `hsmwatch query`: stored events, newest first, as a table or as JSON Lines.
 //!
-//! JSON Lines carry one object per event with the flat, dotted field names of EVENTS.md as keys
+//! JSON Lines carry one object per event with the flat, dotted field names of docs/events.md as keys
 //! (`{"@timestamp": ..., "event.action": ..., "host.name": ...}`), every value a string, absent fields left out.
 
 use std::io::Write;
@@ -18,7 +18,7 @@ use crate::telemetry::escape_controls;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Times: a duration back from now (30m, 1h, 7d) or a UTC date/time (2026-01-01, 2026-01-01T00:00:00Z).\n\
---json prints JSON Lines: one object per event, keys are the dotted field names of EVENTS.md."
+--json prints JSON Lines: one object per event, keys are the dotted field names of docs/events.md."
 )]
 pub struct QueryArgs {
     /// Database file [default: storage.path of --config, else hsmwatch.db].

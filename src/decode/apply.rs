@@ -13,7 +13,7 @@ use crate::event::{field, Event, FieldValue};
 /// A capture or transform target: an event field, or a `_helper` value that lives only while a line is decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Name {
-    /// An EVENTS.md field.
+    /// A field of docs/events.md.
     Field(&'static str),
     /// A helper, named with a leading `_`.
     Helper(String),
@@ -406,7 +406,7 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// A field's value in the form EVENTS.md prescribes for that field, whatever the pattern wrote.
+/// A field's value in the form docs/events.md prescribes for that field, whatever the pattern wrote.
 fn canonical(name: &'static str, value: FieldValue) -> FieldValue {
     match name {
         field::HSM_RETURN_CODE_VALUE => normalize(&value, Normalize::Hex).into(),

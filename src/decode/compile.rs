@@ -105,7 +105,7 @@ impl FileContext<'_> {
         let found = field::lookup(name);
         if found.is_none() {
             let hint = did_you_mean(name, field::ALL);
-            self.error(near, format!("`{owner}`: unknown field `{name}`{hint}; fields are those of EVENTS.md"));
+            self.error(near, format!("`{owner}`: unknown field `{name}`{hint}; fields are those of docs/events.md"));
         }
         found
     }
@@ -132,7 +132,7 @@ impl FileContext<'_> {
         };
         if !known.contains(&value) {
             let hint = did_you_mean(value, known);
-            self.error(value, format!("`{owner}`: `{value}` is not one of the {field} values of EVENTS.md{hint}"));
+            self.error(value, format!("`{owner}`: `{value}` is not one of the {field} values of docs/events.md{hint}"));
         }
     }
 
@@ -332,7 +332,7 @@ mod tests {
     fn mistakes_name_file_line_and_a_suggestion() {
         let cases = [
             (GOOD.replace("user.name", "usr.name"), "d.yaml:7: `p`: unknown field `usr.name` (did you mean `user.name`?)"),
-            (GOOD.replace("hsm.login", "hsm.logn"), "d.yaml:8: `p`: `hsm.logn` is not one of the event.action values of EVENTS.md (did you mean `hsm.login`?)"),
+            (GOOD.replace("hsm.login", "hsm.logn"), "d.yaml:8: `p`: `hsm.logn` is not one of the event.action values of docs/events.md (did you mean `hsm.login`?)"),
             (GOOD.replace("'^a (?P<user.name>\\S+)'", "'^a (?P<user.name>\\S+'"), "d.yaml:7: `p`: invalid regex:"),
             (GOOD.replace("route: {appname: [x]}", "route: {}"), "d.yaml:2: `g`: `route` needs at least one `appname` or `facility`"),
             (GOOD.replace("    dataset", "    datasett"), "d.yaml:3: decoders[0]: unknown field `datasett`"),

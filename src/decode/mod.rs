@@ -1,4 +1,4 @@
-//! Decoding a parsed line into an [`Event`] with the fields of `EVENTS.md`.
+//! Decoding a parsed line into an [`Event`] with the fields of `docs/events.md`.
 //!
 //! Receives a [`SyslogMessage`] and where the line came from; emits one event. Owns the mapping of syslog header
 //! fields to event fields, the decoders that classify HSM lines (loaded from YAML decoder files, so that an operator

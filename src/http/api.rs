@@ -1,7 +1,7 @@
 //! The JSON API: `GET /api/events` (the filters of `hsmwatch query`, newest first, paginated by cursor),
 //! `GET /api/alerts`, `GET /api/alerts/{id}` and `GET /api/hosts`.
 //!
-//! Events are objects with the flat dotted field names of EVENTS.md, as `hsmwatch query --json` prints them.
+//! Events are objects with the flat dotted field names of docs/events.md, as `hsmwatch query --json` prints them.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -1,7 +1,7 @@
 //! How times that leave something out are completed: the zone of a time written without an offset (RFC 3164, the
 //! Luna file layout), and the year of an RFC 3164 time, which has none.
 //!
-//! A live line takes the year that puts it nearest to its receipt (EVENTS.md: a `Dec 31` line received on `Jan 1`
+//! A live line takes the year that puts it nearest to its receipt (docs/events.md: a `Dec 31` line received on `Jan 1`
 //! belongs to the year before). A line read from a file was written before the file was last changed, so it takes
 //! the latest year that does not put it after that time.
 

@@ -1,5 +1,5 @@
 //! The year of an RFC 3164 timestamp, which has none: the year that puts the event nearest to its receipt
-//! (EVENTS.md: a `Dec 31` line received on `Jan 1` belongs to the year before).
+//! (docs/events.md: a `Dec 31` line received on `Jan 1` belongs to the year before).
 
 use chrono::{DateTime, NaiveDate, Utc};
 

@@ -14,7 +14,7 @@ use super::selection::{self, NamedList, Selection};
 use crate::diagnostic::{line_of, FileError, FileErrors};
 use crate::event::{did_you_mean, field};
 
-/// Variables a message template may use (RULES.md, "Alerts and notifications").
+/// Variables a message template may use (docs/rules.md, "Alerts and notifications").
 pub const TEMPLATE_VARIABLES: &[&str] = &[
     "rule",
     "severity",

@@ -1,4 +1,4 @@
-//! The rule engine of RULES.md: rule files, selections and conditions, stateful detections, rule tests.
+//! The rule engine of docs/rules.md: rule files, selections and conditions, stateful detections, rule tests.
 
 pub mod condition;
 pub mod detect;

@@ -1,4 +1,4 @@
-//! The rule file format of RULES.md as read from YAML, before it is checked and compiled.
+//! The rule file format of docs/rules.md as read from YAML, before it is checked and compiled.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Selections: named sets of field tests, with the modifiers of RULES.md (Sigma's semantics).
+//! Selections: named sets of field tests, with the modifiers of docs/rules.md (Sigma's semantics).
 //!
 //! A selection is a map (keys ANDed) or a list of maps (ORed); a key is `field` or `field|modifier|...`; a list of
 //! values is ORed unless `|all` makes it AND. Without a modifier a string matches the whole field, case-insensitively.
@@ -268,7 +268,7 @@ fn compile_key(key: &str, value: &Value, lists: &dyn ListSource) -> Result<Field
     let name = parts.next().unwrap_or_default();
     let field = field::lookup(name).ok_or_else(|| {
         let hint = did_you_mean(name, field::ALL);
-        SelectionError::new(key, format!("unknown field `{name}`{hint}; fields are those of EVENTS.md"))
+        SelectionError::new(key, format!("unknown field `{name}`{hint}; fields are those of docs/events.md"))
     })?;
     let mut all = false;
     let mut cased = false;

@@ -1,4 +1,4 @@
-//! Every case of the decoder corpus (`../shared/corpus/luna.jsonl`, vendored in `tests/data/`) through exactly the
+//! Every case of the decoder corpus (`tests/data/luna.jsonl`) through exactly the
 //! path the server uses: frame → redact → parse → decode, with the shipped decoders; CloudHSM records through the
 //! import path with its sequence check. Every `expect` field, every `expect_also` event and every `must_not_contain`
 //! string is checked.
@@ -14,15 +14,8 @@ use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
 use serde_json::Value;
 
-/// The shared corpus when it is beside the checkout (the newest), else the vendored copy.
 fn corpus_path() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shared = root.join("../shared/corpus/luna.jsonl");
-    if shared.exists() {
-        shared
-    } else {
-        root.join("tests/data/luna.jsonl")
-    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/luna.jsonl")
 }
 
 fn origin(case: &Value) -> Origin {

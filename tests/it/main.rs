@@ -7,6 +7,7 @@ mod corpus;
 mod dashboard;
 mod decoders;
 mod delivery;
+mod docs;
 mod email;
 mod formats;
 mod hosts;
