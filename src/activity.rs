@@ -1,21 +1,21 @@
 //! Hourly activity: events per hour, host and category, and failed logins, kept current after each committed batch
 //! (`event_hours`), so that the dashboard's charts and 24-hour counts read a few rows instead of scanning events.
 //!
-//! Receives committed batches (beside the inventory); emits nothing downstream. Owns the `event_hours` table.
+//! Receives committed batches (beside the inventory); emits nothing downstream. Counts in memory and adds them to the
+//! store's `event_hours` table ([`crate::store::activity`]) after each batch.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use crate::event::{field, Event};
+use crate::store::activity::{self, HourCount, HOUR_MICROS};
 use crate::store::StoreError;
+
+pub use crate::store::activity::{hour_of, since, HourRow};
 
 /// The category of events no decoder classified.
 pub const UNCATEGORIZED: &str = "uncategorized";
-
-/// Microseconds in an hour.
-const HOUR_MICROS: i64 = 3_600_000_000;
 
 /// One host's counts not yet written: (hour, category) → (events, failed logins).
 type HourCounts = HashMap<(i64, &'static str), (u64, u64)>;
@@ -57,90 +57,27 @@ impl Activity {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut rows: Vec<(&str, i64, &str, u64, u64)> = Vec::new();
+        let mut rows = Vec::new();
         for (host, hours) in &self.pending {
-            rows.extend(
-                hours
-                    .iter()
-                    .map(|((hour, category), (events, failed))| (host.as_str(), *hour, *category, *events, *failed)),
-            );
+            rows.extend(hours.iter().map(|((hour, category), (events, failed))| HourCount {
+                host,
+                hour: *hour,
+                category,
+                events: *events,
+                failed_logins: *failed,
+            }));
         }
-        crate::store::in_transaction(conn, async |conn| {
-            for (host, hour, category, events, failed) in rows {
-                sqlx::query(
-                    "INSERT INTO event_hours (hour, host, category, events, failed_logins) VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (hour, host, category) DO UPDATE SET events = events + excluded.events, \
-                     failed_logins = failed_logins + excluded.failed_logins",
-                )
-                .bind(hour)
-                .bind(host)
-                .bind(category)
-                .bind(i64::try_from(events).unwrap_or(i64::MAX))
-                .bind(i64::try_from(failed).unwrap_or(i64::MAX))
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok(())
-        })
-        .await?;
+        activity::add(conn, &rows).await?;
         self.pending.clear();
         Ok(())
     }
-}
-
-/// One row of hourly activity.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct HourRow {
-    /// Hours since the epoch.
-    pub hour: i64,
-    /// Host.
-    pub host: String,
-    /// Category.
-    pub category: String,
-    /// Events.
-    pub events: i64,
-    /// Failed logins.
-    pub failed_logins: i64,
-}
-
-/// The rows from `since` on, for one host or all.
-pub async fn since(
-    conn: &mut SqliteConnection,
-    since: DateTime<Utc>,
-    host: Option<&str>,
-) -> Result<Vec<HourRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT hour, host, category, events, failed_logins FROM event_hours \
-         WHERE hour >= ?1 AND (?2 IS NULL OR host = ?2) ORDER BY hour",
-    )
-    .bind(since.timestamp_micros().div_euclid(HOUR_MICROS))
-    .bind(host)
-    .fetch_all(&mut *conn)
-    .await?)
-}
-
-/// The hour (since the epoch) of a time.
-pub fn hour_of(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros().div_euclid(HOUR_MICROS)
-}
-
-/// Removes rows older than `cutoff`: the [`crate::store::retention::DerivedPrune`] of the hourly activity.
-pub fn prune(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> crate::store::retention::PruneFuture<'_> {
-    Box::pin(prune_hours(conn, cutoff))
-}
-
-async fn prune_hours(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-    Ok(sqlx::query("DELETE FROM event_hours WHERE hour < ?")
-        .bind(hour_of(cutoff))
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::Timestamp;
+    use chrono::DateTime;
 
     #[test]
     fn batches_fold_into_hour_host_and_category() {

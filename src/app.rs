@@ -458,7 +458,6 @@ impl Server {
         let retention = tokio::spawn(crate::store::retention::run(
             store::open_writer(&config.storage.path).await?,
             policy,
-            vec![crate::activity::prune],
             shutdown.clone(),
         ));
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));

@@ -5,7 +5,6 @@
 //!
 //! Receives committed batches and timer ticks from the writer; emits alerts into the `alerts` table (and the log).
 
-use crate::telemetry::Escaped;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,17 +12,17 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 use tokio::sync::Notify;
 
-use crate::alert::{self, Alert, Alerter};
+use crate::alert::{Alert, Alerter};
 use crate::event::Event;
 use crate::metrics::Counters;
-use crate::outbox::{self, Routing};
+use crate::outbox::Routing;
 use crate::rules::engine::{Engine, Firing, StateChange};
 use crate::rules::load::Rule;
-use crate::rules::state;
-use crate::silence;
 use crate::store::query::events_after;
+use crate::store::rule_state as state;
 use crate::store::writer::{AfterCommit, HookFuture};
-use crate::store::StoreError;
+use crate::store::{outbox, StoreError};
+use crate::telemetry::Escaped;
 
 /// Attempts at writing an evaluation's results before giving up (the cursor then stays, and a restart redoes it).
 const WRITE_ATTEMPTS: u32 = 6;
@@ -72,7 +71,7 @@ const CATCH_UP_CHUNK: i64 = 2000;
 struct Results {
     alerts: Vec<Alert>,
     changes: Vec<StateChange>,
-    marks: Vec<alert::store::MarkRow>,
+    marks: Vec<crate::store::alerts::MarkRow>,
     cursor: Option<i64>,
 }
 
@@ -112,19 +111,19 @@ impl Evaluator {
         let saved = state::load(conn).await?;
         let restored = saved.iter().filter(|(rule, hash, key, json)| engine.restore(rule, *hash, key, json)).count();
         let mut alerter = Alerter::new(engine.rules());
-        for (fingerprint, last_sent, suppressed) in alert::store::load_marks(conn).await? {
+        for (fingerprint, last_sent, suppressed) in crate::store::alerts::load_marks(conn).await? {
             alerter.restore_mark(fingerprint, last_sent, suppressed);
         }
         tracing::info!(rules = engine.rules().len(), restored, discarded = saved.len() - restored, "rule engine ready");
         let cursor = state::cursor(conn).await?;
-        let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&mut *conn).await?;
-        let behind = newest.is_some_and(|newest| newest > cursor);
+        let newest = state::newest_event(conn).await?;
+        let behind = newest > cursor;
         if behind {
             // Evaluated in the background, a chunk at a time between the writer's batches: a large backlog (after an
             // import, or a long stop) must not keep the listeners closed.
             tracing::info!(
                 after = cursor,
-                events = newest.unwrap_or(cursor) - cursor,
+                events = newest - cursor,
                 "events stored before the last stop will be evaluated in the background"
             );
         }
@@ -266,7 +265,7 @@ async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: 
     crate::store::in_transaction(conn, async |conn| {
         // Silences are read here, in the transaction, so one added by `hsmwatch silence add` applies at once.
         let silences = match results.alerts.iter().any(|a| a.notify) {
-            true => silence::active(conn, Utc::now()).await?,
+            true => crate::store::silences::active(conn, Utc::now()).await?,
             false => Vec::new(),
         };
         let silenced_by: Vec<Option<i64>> = results
@@ -274,7 +273,12 @@ async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: 
             .iter()
             .map(|alert| silences.iter().find(|s| alert.notify && s.matches(alert)).map(|s| s.id))
             .collect();
-        let ids = alert::store::insert(conn, &results.alerts, &silenced_by).await?;
+        let ids = crate::store::alerts::insert(
+            conn,
+            &results.alerts.iter().map(Alert::record).collect::<Vec<_>>(),
+            &silenced_by,
+        )
+        .await?;
         // Deliveries are queued in the transaction of their alert: no alert without its jobs, no job without its alert.
         let mut queued = 0;
         for ((alert, id), silenced) in results.alerts.iter().zip(ids).zip(&silenced_by) {
@@ -287,7 +291,7 @@ async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: 
             }
         }
         state::save(conn, &results.changes).await?;
-        alert::store::save_marks(conn, &results.marks).await?;
+        crate::store::alerts::save_marks(conn, &results.marks).await?;
         if let Some(cursor) = results.cursor {
             state::set_cursor(conn, cursor).await?;
         }

@@ -1,46 +1,21 @@
 //! The HSM inventory: what HSMs report here, from where, since when, and their vital signs (heartbeat, last successful
 //! backup, last login failure, serials, installed software).
 //!
-//! Receives committed batches (after the store, beside the rule engine); emits nothing downstream. Owns the `hosts`
-//! table: changed hosts are written after each batch.
+//! Receives committed batches (after the store, beside the rule engine); emits nothing downstream. Keeps the hosts in
+//! memory and writes the changed ones after each batch (the store's `hosts` table, [`crate::store::hosts`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{Row, SqliteConnection};
+use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 
 use crate::event::{field, Event};
-use crate::store::StoreError;
+use crate::store::{alerts, hosts, StoreError};
+
+pub use crate::store::hosts::Host;
 
 /// Sender addresses kept per host at most (a host behind NAT or DHCP churn must not grow without bound).
 const MAX_ADDRESSES: usize = 32;
-
-/// What is known of one host.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Host {
-    /// `host.name`.
-    pub name: String,
-    /// First time a line from it was received.
-    pub first_seen: DateTime<Utc>,
-    /// Last time a line from it was received.
-    pub last_seen: DateTime<Utc>,
-    /// Lines received.
-    pub events: u64,
-    /// Sender addresses seen (without port).
-    pub addresses: BTreeSet<String>,
-    /// Lines by `event.dataset`.
-    pub datasets: BTreeMap<String, u64>,
-    /// HSM serial numbers seen in its audit records.
-    pub serials: BTreeSet<String>,
-    /// Appliance software packages installed (successful `package update`).
-    pub software: BTreeSet<String>,
-    /// Last daily heartbeat.
-    pub last_heartbeat: Option<DateTime<Utc>>,
-    /// Last successful partition backup.
-    pub last_backup: Option<DateTime<Utc>>,
-    /// Last failed login of any kind.
-    pub last_login_failure: Option<DateTime<Utc>>,
-}
 
 impl Host {
     fn new(name: &str, at: DateTime<Utc>) -> Host {
@@ -117,7 +92,7 @@ pub struct Inventory {
 impl Inventory {
     /// Loads every host.
     pub async fn load(conn: &mut SqliteConnection) -> Result<Inventory, StoreError> {
-        let hosts = all(conn).await?.into_iter().map(|h| (h.name.clone(), h)).collect();
+        let hosts = hosts::all(conn).await?.into_iter().map(|h| (h.name.clone(), h)).collect();
         Ok(Inventory { hosts, changed: HashSet::new() })
     }
 
@@ -143,72 +118,10 @@ impl Inventory {
             return Ok(());
         }
         let changed: Vec<&Host> = self.changed.iter().filter_map(|name| self.hosts.get(name)).collect();
-        crate::store::in_transaction(conn, async |conn| {
-            for host in changed {
-                upsert(conn, host).await?;
-            }
-            Ok(())
-        })
-        .await?;
+        hosts::save(conn, &changed).await?;
         self.changed.clear();
         Ok(())
     }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("sets and maps of strings serialize")
-}
-
-async fn upsert(conn: &mut SqliteConnection, host: &Host) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT OR REPLACE INTO hosts (name, first_seen, last_seen, events, addresses, datasets, serials, software, last_heartbeat, last_backup, last_login_failure) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&host.name)
-    .bind(host.first_seen.timestamp_micros())
-    .bind(host.last_seen.timestamp_micros())
-    .bind(i64::try_from(host.events).unwrap_or(i64::MAX))
-    .bind(json(&host.addresses))
-    .bind(json(&host.datasets))
-    .bind(json(&host.serials))
-    .bind(json(&host.software))
-    .bind(host.last_heartbeat.map(|t| t.timestamp_micros()))
-    .bind(host.last_backup.map(|t| t.timestamp_micros()))
-    .bind(host.last_login_failure.map(|t| t.timestamp_micros()))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-fn time(micros: i64) -> DateTime<Utc> {
-    Utc.timestamp_micros(micros).single().unwrap_or_default()
-}
-
-/// Every host, by name.
-pub async fn all(conn: &mut SqliteConnection) -> Result<Vec<Host>, StoreError> {
-    let rows = sqlx::query("SELECT * FROM hosts ORDER BY name").fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
-            let name: String = row.try_get("name")?;
-            let parse = |column: &str| -> Result<String, StoreError> { row.try_get(column).map_err(StoreError::from) };
-            let corrupt =
-                |e: serde_json::Error| StoreError::CorruptRow { id: 0, reason: format!("hosts row {name}: {e}") };
-            let events: i64 = row.try_get("events")?;
-            Ok(Host {
-                first_seen: time(row.try_get("first_seen")?),
-                last_seen: time(row.try_get("last_seen")?),
-                events: u64::try_from(events).unwrap_or(0),
-                addresses: serde_json::from_str(&parse("addresses")?).map_err(corrupt)?,
-                datasets: serde_json::from_str(&parse("datasets")?).map_err(corrupt)?,
-                serials: serde_json::from_str(&parse("serials")?).map_err(corrupt)?,
-                software: serde_json::from_str(&parse("software")?).map_err(corrupt)?,
-                last_heartbeat: row.try_get::<Option<i64>, _>("last_heartbeat")?.map(time),
-                last_backup: row.try_get::<Option<i64>, _>("last_backup")?.map(time),
-                last_login_failure: row.try_get::<Option<i64>, _>("last_login_failure")?.map(time),
-                name,
-            })
-        })
-        .collect()
 }
 
 /// A host as shown by `hsmwatch hosts` and `GET /api/hosts`: the inventory row, whether it is silent, its open alerts.
@@ -231,7 +144,7 @@ pub async fn views(
 ) -> Result<Vec<HostView>, StoreError> {
     let silent_after = chrono::Duration::from_std(silent_after).unwrap_or(chrono::Duration::MAX);
     let open = open_alerts(conn, now - chrono::Duration::days(7)).await?;
-    Ok(all(conn)
+    Ok(hosts::all(conn)
         .await?
         .into_iter()
         .map(|host| HostView {
@@ -242,35 +155,13 @@ pub async fn views(
         .collect())
 }
 
-/// Open alerts per host and severity (fingerprints whose latest alert since `since` is firing).
-pub async fn open_alerts_by_severity(
-    conn: &mut SqliteConnection,
-    since: DateTime<Utc>,
-) -> Result<HashMap<String, BTreeMap<String, u64>>, StoreError> {
-    // The latest alert of each fingerprint, found in one pass over the (fingerprint, fired_at) index: a correlated
-    // subquery per row was quadratic in the alerts of a busy fingerprint.
-    let rows: Vec<(Option<String>, String, String)> = sqlx::query_as(
-        "SELECT a.host, a.severity, a.status FROM alerts a \
-         JOIN (SELECT max(id) AS id FROM alerts WHERE fired_at >= ? GROUP BY fingerprint) latest ON a.id = latest.id",
-    )
-    .bind(since.timestamp_micros())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut open: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
-    for (host, severity, status) in rows {
-        if let (Some(host), "firing") = (host, status.as_str()) {
-            *open.entry(host).or_default().entry(severity).or_default() += 1;
-        }
-    }
-    Ok(open)
-}
-
 /// Open alerts per host: fingerprints whose latest alert since `since` is firing.
 pub async fn open_alerts(
     conn: &mut SqliteConnection,
     since: DateTime<Utc>,
 ) -> Result<HashMap<String, u64>, StoreError> {
-    Ok(open_alerts_by_severity(conn, since).await?.into_iter().map(|(host, by)| (host, by.values().sum())).collect())
+    let by_severity = alerts::open_alerts_by_severity(conn, since).await?;
+    Ok(by_severity.into_iter().map(|(host, by)| (host, by.values().sum())).collect())
 }
 
 #[cfg(test)]

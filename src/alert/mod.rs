@@ -5,8 +5,6 @@
 //! throttle marks and the compiled templates. Recording alerts and queueing deliveries are the store's and the
 //! outbox's.
 
-pub mod store;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -56,6 +54,27 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The alert as the store records it.
+    pub fn record(&self) -> crate::store::alerts::AlertRecord<'_> {
+        crate::store::alerts::AlertRecord {
+            rule_id: &self.rule_id,
+            fingerprint: &self.fingerprint,
+            severity: self.severity,
+            status: self.status.as_str(),
+            group: &self.group,
+            count: self.count,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            at: self.at,
+            title: &self.title,
+            body: &self.body,
+            event_ids: &self.event_ids,
+            notify: self.notify,
+            suppressed: self.suppressed,
+            host: self.host.as_deref(),
+        }
+    }
+
     /// An alert of hsmwatch's own (a test notification, a delivery given up): firing, count 1, no events, notified.
     pub fn notice(
         rule_id: &str,
@@ -127,7 +146,7 @@ impl Alerter {
     }
 
     /// The marks that changed since the last call, to save.
-    pub fn take_changed_marks(&mut self) -> Vec<store::MarkRow> {
+    pub fn take_changed_marks(&mut self) -> Vec<crate::store::alerts::MarkRow> {
         std::mem::take(&mut self.changed_marks)
             .into_iter()
             .filter_map(|f| self.marks.get(&f).map(|m| (f.clone(), m.last_sent, m.suppressed)))

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::alert::store;
+use crate::store::alerts as store;
 use crate::store::open_reader;
 
 /// Alert subcommands.
@@ -41,7 +41,7 @@ async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
     let Some(alert) = store::get(&mut conn, id).await? else {
         return Err(super::UsageError(format!("no alert {id} in {}", path.display())).into());
     };
-    let deliveries = crate::outbox::deliveries(&mut conn, id).await?;
+    let deliveries = crate::store::outbox::deliveries(&mut conn, id).await?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer(&mut out, &serde_json::json!({"id": id, "alert": alert, "deliveries": deliveries}))?;

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use sqlx::SqliteConnection;
 
 use crate::store::chain::{self, Finding};
 use crate::store::open_reader;
@@ -71,10 +70,6 @@ pub async fn verify(args: DbArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn count(conn: &mut SqliteConnection, sql: &str) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(sql).fetch_one(&mut *conn).await?)
-}
-
 fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -92,31 +87,27 @@ pub async fn run(command: DbCommand) -> anyhow::Result<()> {
     let pool = open_reader(&path).await?;
     let mut conn = pool.acquire().await?;
     let wal = PathBuf::from(format!("{}-wal", path.display()));
-    let (oldest, newest): (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT min(ts), max(ts) FROM events").fetch_one(&mut *conn).await?;
+    let counts = crate::store::stats::stats(&mut conn).await?;
     let anchor = chain::anchor(&mut conn).await?;
-    let outbox: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")
-            .fetch_all(&mut *conn)
-            .await?;
+    let outbox = &counts.outbox;
     let stats = serde_json::json!({
         "path": path.display().to_string(),
         "file_bytes": file_size(&path),
         "wal_bytes": file_size(&wal),
-        "page_size": count(&mut conn, "PRAGMA page_size").await?,
-        "pages": count(&mut conn, "PRAGMA page_count").await?,
-        "free_pages": count(&mut conn, "PRAGMA freelist_count").await?,
-        "events": count(&mut conn, "SELECT count(*) FROM events").await?,
-        "oldest_event": micros_to_text(oldest),
-        "newest_event": micros_to_text(newest),
-        "batches": count(&mut conn, "SELECT count(*) FROM event_batches").await?,
+        "page_size": counts.page_size,
+        "pages": counts.pages,
+        "free_pages": counts.free_pages,
+        "events": counts.events,
+        "oldest_event": micros_to_text(counts.oldest_event),
+        "newest_event": micros_to_text(counts.newest_event),
+        "batches": counts.batches,
         "anchor_event_id": anchor.last_event_id,
         "pruned_batches": anchor.pruned_batches,
         "pruned_events": anchor.pruned_events,
-        "alerts": count(&mut conn, "SELECT count(*) FROM alerts").await?,
-        "outbox": outbox.iter().cloned().collect::<std::collections::BTreeMap<String, i64>>(),
-        "silences": count(&mut conn, "SELECT count(*) FROM silences").await?,
-        "hosts": count(&mut conn, "SELECT count(*) FROM hosts").await?,
+        "alerts": counts.alerts,
+        "outbox": outbox,
+        "silences": counts.silences,
+        "hosts": counts.hosts,
         "retention": config.storage.retention.map(|d| humantime::format_duration(d).to_string()),
         "alert_retention": config.storage.alert_retention.map(|d| humantime::format_duration(d).to_string()),
     });

@@ -90,12 +90,12 @@ pub async fn run(command: SilenceCommand) -> anyhow::Result<()> {
             let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
             let ends = now + chrono::Duration::from_std(duration)?;
             let mut conn = connect(&database).await?;
-            let id = silence::add(&mut conn, &matchers, now, ends, reason.trim(), &by).await?;
+            let id = store::silences::add(&mut conn, &matchers, now, ends, reason.trim(), &by).await?;
             writeln!(out, "silence {id} active until {}", ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))?;
         }
         SilenceCommand::List { all, json, database } => {
             let mut conn = connect(&database).await?;
-            let silences = silence::list(&mut conn, now, all).await?;
+            let silences = store::silences::list(&mut conn, now, all).await?;
             if json {
                 for s in &silences {
                     serde_json::to_writer(&mut out, s)?;
@@ -126,7 +126,7 @@ pub async fn run(command: SilenceCommand) -> anyhow::Result<()> {
         }
         SilenceCommand::Expire { id, database } => {
             let mut conn = connect(&database).await?;
-            if !silence::expire(&mut conn, id, now).await? {
+            if !store::silences::expire(&mut conn, id, now).await? {
                 return Err(super::UsageError(format!("no active silence {id} (`hsmwatch silence list`)")).into());
             }
             writeln!(out, "silence {id} expired")?;

@@ -15,8 +15,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{Answer, Notification};
-use crate::alert::store::StoredAlert;
 use crate::config::notifiers::{DeliveryPolicy, EmailTarget, SmtpTls};
+use crate::store::alerts::StoredAlert;
 
 /// The header that carries the alert's fingerprint.
 pub const FINGERPRINT_HEADER: &str = "X-Hsmwatch-Fingerprint";

@@ -11,7 +11,6 @@ pub mod email;
 pub mod slack;
 pub mod webhook;
 
-use crate::telemetry::Escaped;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +20,13 @@ use sqlx::SqliteConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::store::StoredAlert;
 use crate::alert::Alert;
 use crate::config::notifiers::{DeliveryPolicy, RateLimit, ResolvedNotifier, Severity, Target};
 use crate::metrics::{Counters, DeliveryResult};
-use crate::outbox::{self, Job};
+use crate::store::alerts::StoredAlert;
+use crate::store::outbox::{self, Job};
 use crate::store::StoreError;
+use crate::telemetry::Escaped;
 
 /// The rule id of the self-alert raised when a delivery is given up.
 pub const DELIVERY_DEAD_RULE: &str = "hsmwatch.delivery_dead";
@@ -272,7 +272,7 @@ async fn deliver_due(
     let mut alerts = Vec::with_capacity(jobs.len());
     let mut carried = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match crate::alert::store::get(conn, job.alert_id).await? {
+        match crate::store::alerts::get(conn, job.alert_id).await? {
             Some(alert) => {
                 alerts.push(alert);
                 carried.push(job);
@@ -338,7 +338,7 @@ pub async fn attempt_alert(
     let job = outbox::job_of(conn, alert_id, &notifier.name)
         .await?
         .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no outbox job".into() })?;
-    let alert = crate::alert::store::get(conn, alert_id)
+    let alert = crate::store::alerts::get(conn, alert_id)
         .await?
         .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no alert".into() })?;
     let sender = Sender::new(notifier).map_err(|reason| StoreError::CorruptRow { id: alert_id, reason })?;
@@ -370,7 +370,7 @@ async fn record(
                 outbox::mark_dead(conn, job.id, why).await?;
                 let now = Utc::now();
                 let notice = dead_delivery_alert(&notifier.name, fallback, alert, why, now);
-                let ids = crate::alert::store::insert(conn, std::slice::from_ref(&notice), &[]).await?;
+                let ids = crate::store::alerts::insert(conn, &[notice.record()], &[]).await?;
                 outbox::enqueue(conn, ids[0], fallback, now).await
             })
             .await

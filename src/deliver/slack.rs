@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use crate::alert::store::StoredAlert;
+use crate::store::alerts::StoredAlert;
 
 /// Slack's escaping for text in mrkdwn and plain text fields.
 pub fn escape(text: &str) -> String {

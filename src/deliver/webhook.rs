@@ -18,8 +18,8 @@
 use std::time::Duration;
 
 use super::{Answer, Notification};
-use crate::alert::store::StoredAlert;
 use crate::config::notifiers::{Payload, WebhookTarget};
+use crate::store::alerts::StoredAlert;
 
 /// The header that carries the body's HMAC-SHA256, as `sha256=<lower-case hex>`.
 pub const SIGNATURE_HEADER: &str = "X-Hsmwatch-Signature";

@@ -74,18 +74,18 @@ pub async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>)
     }
     let since = time(q.since.as_deref(), "since")?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let filter = crate::alert::store::AlertFilter { status: q.status.as_deref(), since, host: None, limit };
-    let alerts = crate::alert::store::list(&state.pool, &filter).await?;
+    let filter = crate::store::alerts::AlertFilter { status: q.status.as_deref(), since, host: None, limit };
+    let alerts = crate::store::alerts::list(&state.pool, &filter).await?;
     Ok(Json(serde_json::json!({"alerts": alerts})))
 }
 
 /// `GET /api/alerts/{id}`: the alert in full with the state of each delivery.
 pub async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Answer {
     let mut conn = state.pool.acquire().await?;
-    let alert = crate::alert::store::get(&mut conn, id)
+    let alert = crate::store::alerts::get(&mut conn, id)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert {id}")))?;
-    let deliveries = crate::outbox::deliveries(&mut conn, id).await?;
+    let deliveries = crate::store::outbox::deliveries(&mut conn, id).await?;
     Ok(Json(serde_json::json!({"id": id, "alert": alert, "deliveries": deliveries})))
 }
 

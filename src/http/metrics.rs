@@ -15,34 +15,13 @@ use prometheus_client::registry::Registry;
 
 use super::AppState;
 use crate::metrics::{value, Counters, Labelled, ListenerCounters};
+use crate::store::outbox::{outbox_figures, OutboxFigures};
 
 /// Label pairs of one series.
 type Labels = Vec<(&'static str, String)>;
 
 /// Which counter of a listener a family reports.
 type Pick = fn(&ListenerCounters) -> &AtomicU64;
-
-/// Outbox figures per notifier: pending jobs and the age of the oldest, in seconds.
-#[derive(Debug, Clone, Default)]
-pub struct OutboxFigures(pub Vec<(String, u64, f64)>);
-
-/// Reads the outbox figures.
-pub async fn outbox_figures(pool: &sqlx::SqlitePool) -> Result<OutboxFigures, sqlx::Error> {
-    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT notifier, count(*), min(created_at) FROM outbox WHERE status = 'pending' GROUP BY notifier",
-    )
-    .fetch_all(pool)
-    .await?;
-    let now = chrono::Utc::now().timestamp_micros();
-    Ok(OutboxFigures(
-        rows.into_iter()
-            .map(|(notifier, n, oldest)| {
-                let age = oldest.map_or(0.0, |t| (now - t).max(0) as f64 / 1e6);
-                (notifier, u64::try_from(n).unwrap_or(0), age)
-            })
-            .collect(),
-    ))
-}
 
 /// Datagrams the kernel dropped on a UDP socket bound to `port` (its receive buffer was full), from the `drops`
 /// column of `/proc/net/udp` and `/proc/net/udp6`; `None` where those files cannot be read.

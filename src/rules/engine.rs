@@ -86,18 +86,7 @@ pub struct Engine {
 /// Key of the per-rule row that holds what is not per group (the start of a learning period).
 pub const RULE_META_KEY: &str = "";
 
-/// One changed piece of rule state, to save: a group's state as JSON, or `None` when the group is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateChange {
-    /// The rule.
-    pub rule_id: String,
-    /// Hash of the rule's source.
-    pub rule_hash: u64,
-    /// The group key ([`RULE_META_KEY`] for the rule's own row).
-    pub key: String,
-    /// The state, or `None` to delete it.
-    pub state: Option<String>,
-}
+pub use crate::store::rule_state::StateChange;
 
 /// A group as saved: field names as text.
 type SavedGroup = Vec<(String, String)>;

@@ -6,4 +6,3 @@ pub mod engine;
 pub mod load;
 pub mod schema;
 pub mod selection;
-pub mod state;

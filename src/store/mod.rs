@@ -5,12 +5,19 @@
 //! [`inserter`]), the writer's sqlx connection (what the hook writes), and the read-only connections that queries use
 //! while the server writes (WAL). The two writing connections take turns, never write at once.
 
+pub mod activity;
+pub mod alerts;
 pub mod chain;
 pub mod checkpoint;
 mod columns;
+pub mod hosts;
 pub mod inserter;
+pub mod outbox;
 pub mod query;
 pub mod retention;
+pub mod rule_state;
+pub mod silences;
+pub mod stats;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

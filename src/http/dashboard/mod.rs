@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use self::pages::{AlertLine, Filters, HostFigures};
 use super::AppState;
-use crate::alert::store::AlertFilter;
+use crate::store::alerts::AlertFilter;
 use crate::store::query;
 
 /// The policy: the page's own stylesheet, nothing else (no script at all, no inline style, no frames).
@@ -127,7 +127,7 @@ async fn overview(State(state): State<AppState>) -> Response {
         let mut conn = state.pool.acquire().await?;
         let hosts = crate::inventory::views(&mut conn, state.silent_after, now).await?;
         let hours = crate::activity::since(&mut conn, day_ago, None).await?;
-        let open = crate::inventory::open_alerts_by_severity(&mut conn, now - chrono::Duration::days(7)).await?;
+        let open = crate::store::alerts::open_alerts_by_severity(&mut conn, now - chrono::Duration::days(7)).await?;
         let mut figures: BTreeMap<String, HostFigures> = BTreeMap::new();
         for row in &hours {
             let figure = figures.entry(row.host.clone()).or_default();
@@ -168,12 +168,12 @@ async fn events(State(state): State<AppState>, Query(filters): Query<Filters>) -
 
 /// Alerts with their deliveries.
 async fn alert_lines(state: &AppState, filter: &AlertFilter<'_>) -> Result<Vec<AlertLine>, crate::store::StoreError> {
-    let rows = crate::alert::store::list(&state.pool, filter).await?;
+    let rows = crate::store::alerts::list(&state.pool, filter).await?;
     let mut conn = state.pool.acquire().await?;
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
-        if let Some(alert) = crate::alert::store::get(&mut conn, row.id).await? {
-            let deliveries = crate::outbox::deliveries(&mut conn, row.id).await?;
+        if let Some(alert) = crate::store::alerts::get(&mut conn, row.id).await? {
+            let deliveries = crate::store::outbox::deliveries(&mut conn, row.id).await?;
             lines.push(AlertLine { alert, deliveries });
         }
     }
@@ -198,8 +198,8 @@ async fn alerts(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> 
 async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
     let built = async {
         let mut conn = state.pool.acquire().await?;
-        let Some(alert) = crate::alert::store::get(&mut conn, id).await? else { return Ok(None) };
-        let deliveries = crate::outbox::deliveries(&mut conn, id).await?;
+        let Some(alert) = crate::store::alerts::get(&mut conn, id).await? else { return Ok(None) };
+        let deliveries = crate::store::outbox::deliveries(&mut conn, id).await?;
         let events = query::events_by_id(&state.pool, &alert.event_ids).await?;
         Ok::<_, crate::store::StoreError>(Some(pages::alert_page(&AlertLine { alert, deliveries }, &events)))
     };

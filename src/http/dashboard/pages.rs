@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::alert::store::StoredAlert;
 use crate::event::field;
 use crate::inventory::HostView;
-use crate::outbox::Delivery;
+use crate::store::alerts::StoredAlert;
+use crate::store::outbox::Delivery;
 use crate::store::query::{percent_encode, StoredEvent};
 
 /// The frame of every page.

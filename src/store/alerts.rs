@@ -1,18 +1,52 @@
-//! The `alerts` and `throttle_marks` tables.
+//! The `alerts` and `throttle_marks` tables: recording alerts, listing and reading them back, the throttle's marks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use super::Alert;
 use crate::store::StoreError;
+
+/// An alert to record, as the alert stage rendered it.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertRecord<'a> {
+    /// Rule id.
+    pub rule_id: &'a str,
+    /// Rule id plus group values.
+    pub fingerprint: &'a str,
+    /// Severity name.
+    pub severity: &'a str,
+    /// `firing` or `resolved`.
+    pub status: &'a str,
+    /// group_by fields and values.
+    pub group: &'a BTreeMap<String, String>,
+    /// What was counted.
+    pub count: u64,
+    /// First matching event.
+    pub first_seen: Option<DateTime<Utc>>,
+    /// Last matching event.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// When it fired.
+    pub at: DateTime<Utc>,
+    /// Rendered title.
+    pub title: &'a str,
+    /// Rendered body.
+    pub body: &'a str,
+    /// Stored ids of the triggering events.
+    pub event_ids: &'a [i64],
+    /// Whether a notification goes out.
+    pub notify: bool,
+    /// Firings held back since the last notification.
+    pub suppressed: u64,
+    /// The host it concerns.
+    pub host: Option<&'a str>,
+}
 
 /// Inserts alerts (inside the caller's transaction), each with the silence that held it back, if any (`silenced_by`
 /// may be shorter than `alerts`); returns their row ids.
 pub async fn insert(
     conn: &mut SqliteConnection,
-    alerts: &[Alert],
+    alerts: &[AlertRecord<'_>],
     silenced_by: &[Option<i64>],
 ) -> Result<Vec<i64>, StoreError> {
     let mut ids = Vec::with_capacity(alerts.len());
@@ -21,21 +55,21 @@ pub async fn insert(
             "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host, silenced_by) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&alert.rule_id)
-        .bind(&alert.fingerprint)
+        .bind(alert.rule_id)
+        .bind(alert.fingerprint)
         .bind(alert.severity)
-        .bind(alert.status.as_str())
-        .bind(serde_json::to_string(&alert.group).expect("a map of strings serializes"))
+        .bind(alert.status)
+        .bind(serde_json::to_string(alert.group).expect("a map of strings serializes"))
         .bind(i64::try_from(alert.count).unwrap_or(i64::MAX))
         .bind(alert.first_seen.map(|t| t.timestamp_micros()))
         .bind(alert.last_seen.map(|t| t.timestamp_micros()))
         .bind(alert.at.timestamp_micros())
-        .bind(&alert.title)
-        .bind(&alert.body)
-        .bind(serde_json::to_string(&alert.event_ids).expect("a list of ids serializes"))
+        .bind(alert.title)
+        .bind(alert.body)
+        .bind(serde_json::to_string(alert.event_ids).expect("a list of ids serializes"))
         .bind(alert.notify)
         .bind(i64::try_from(alert.suppressed).unwrap_or(i64::MAX))
-        .bind(alert.host.as_deref())
+        .bind(alert.host)
         .bind(silenced_by.get(i).copied().flatten())
         .execute(&mut *conn)
         .await?;
@@ -226,4 +260,27 @@ pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<StoredAl
         event_ids: serde_json::from_str(&ids).map_err(corrupt)?,
         silenced_by: row.try_get("silenced_by")?,
     }))
+}
+
+/// Open alerts per host and severity (fingerprints whose latest alert since `since` is firing).
+pub async fn open_alerts_by_severity(
+    conn: &mut SqliteConnection,
+    since: DateTime<Utc>,
+) -> Result<HashMap<String, BTreeMap<String, u64>>, StoreError> {
+    // The latest alert of each fingerprint, found in one pass over the (fingerprint, fired_at) index: a correlated
+    // subquery per row was quadratic in the alerts of a busy fingerprint.
+    let rows: Vec<(Option<String>, String, String)> = sqlx::query_as(
+        "SELECT a.host, a.severity, a.status FROM alerts a \
+         JOIN (SELECT max(id) AS id FROM alerts WHERE fired_at >= ? GROUP BY fingerprint) latest ON a.id = latest.id",
+    )
+    .bind(since.timestamp_micros())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut open: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
+    for (host, severity, status) in rows {
+        if let (Some(host), "firing") = (host, status.as_str()) {
+            *open.entry(host).or_default().entry(severity).or_default() += 1;
+        }
+    }
+    Ok(open)
 }

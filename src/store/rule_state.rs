@@ -1,9 +1,22 @@
-//! Saving and loading rule state and the evaluation cursor (`rule_state`, `rule_cursor`).
+//! The `rule_state` and `rule_cursor` tables: the rule engine's state per rule and group, and the id of the last event
+//! evaluated.
 
 use sqlx::{Row, SqliteConnection};
 
-use super::engine::StateChange;
 use crate::store::StoreError;
+
+/// One changed piece of rule state, to save: a group's state as JSON, or `None` when the group is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The rule.
+    pub rule_id: String,
+    /// Hash of the rule's source.
+    pub rule_hash: u64,
+    /// The group key (the empty key for the rule's own row).
+    pub key: String,
+    /// The state, or `None` to delete it.
+    pub state: Option<String>,
+}
 
 /// A saved row: rule id, rule hash, group key, state JSON.
 pub type SavedRow = (String, u64, String, String);
@@ -63,4 +76,10 @@ pub async fn set_cursor(conn: &mut SqliteConnection, last_event_id: i64) -> Resu
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The id of the newest stored event (0 when there is none).
+pub async fn newest_event(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&mut *conn).await?;
+    Ok(newest.unwrap_or(0))
 }

@@ -1,0 +1,94 @@
+//! The `silences` table: what an operator holds back, until when, and why.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use crate::store::StoreError;
+
+/// A silence.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Silence {
+    /// Row id.
+    pub id: i64,
+    /// What it matches.
+    pub matchers: BTreeMap<String, String>,
+    /// When it started.
+    pub starts_at: DateTime<Utc>,
+    /// When it ends.
+    pub ends_at: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// Who added it.
+    pub created_by: String,
+    /// When it was ended early.
+    pub expired_at: Option<DateTime<Utc>>,
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros).single().unwrap_or_default()
+}
+
+/// Adds a silence; its id.
+pub async fn add(
+    conn: &mut SqliteConnection,
+    matchers: &BTreeMap<String, String>,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    reason: &str,
+    created_by: &str,
+) -> Result<i64, StoreError> {
+    let done =
+        sqlx::query("INSERT INTO silences (matchers, starts_at, ends_at, reason, created_by) VALUES (?, ?, ?, ?, ?)")
+            .bind(serde_json::to_string(matchers).expect("a map of strings serializes"))
+            .bind(starts_at.timestamp_micros())
+            .bind(ends_at.timestamp_micros())
+            .bind(reason)
+            .bind(created_by)
+            .execute(&mut *conn)
+            .await?;
+    Ok(done.last_insert_rowid())
+}
+
+/// Silences, newest first: those still active at `now`, or every one.
+pub async fn list(conn: &mut SqliteConnection, now: DateTime<Utc>, all: bool) -> Result<Vec<Silence>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM silences WHERE ?1 OR (expired_at IS NULL AND ends_at > ?2) ORDER BY id DESC")
+        .bind(all)
+        .bind(now.timestamp_micros())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            let matchers: String = row.try_get("matchers")?;
+            Ok(Silence {
+                id,
+                matchers: serde_json::from_str(&matchers)
+                    .map_err(|e| StoreError::CorruptRow { id, reason: format!("silence matchers: {e}") })?,
+                starts_at: time(row.try_get("starts_at")?),
+                ends_at: time(row.try_get("ends_at")?),
+                reason: row.try_get("reason")?,
+                created_by: row.try_get("created_by")?,
+                expired_at: row.try_get::<Option<i64>, _>("expired_at")?.map(time),
+            })
+        })
+        .collect()
+}
+
+/// The silences holding back alerts at `now`.
+pub async fn active(conn: &mut SqliteConnection, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
+    let started = |s: &Silence| s.starts_at <= now;
+    Ok(list(conn, now, false).await?.into_iter().filter(started).collect())
+}
+
+/// Ends a silence now; false when there is no such active silence.
+pub async fn expire(conn: &mut SqliteConnection, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL AND ends_at > ?")
+        .bind(now.timestamp_micros())
+        .bind(id)
+        .bind(now.timestamp_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
