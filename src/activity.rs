@@ -6,11 +6,9 @@
 
 use std::collections::HashMap;
 
-use sqlx::SqliteConnection;
-
 use crate::event::{field, Event};
 use crate::store::activity::{self, HourCount, HOUR_MICROS};
-use crate::store::StoreError;
+use crate::store::{StoreError, WriteConn};
 
 pub use crate::store::activity::{hour_of, since, HourRow};
 
@@ -53,7 +51,7 @@ impl Activity {
     }
 
     /// Adds what was counted to the table.
-    pub async fn save(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    pub async fn save(&mut self, conn: &mut WriteConn) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }

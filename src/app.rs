@@ -27,7 +27,6 @@ use crate::pack::{Pack, RuleSource};
 use crate::store::writer::{self, BatchPolicy, WriterSummary};
 use crate::store::writer::{AfterCommit, HookFuture};
 use crate::store::{self, StoreError};
-use sqlx::SqliteConnection;
 use tokio::sync::Notify;
 
 /// Why the server could not start or stopped badly.
@@ -128,11 +127,11 @@ impl AfterCommit for AfterStore {
         self.evaluator.evaluate(batch, first_id);
     }
 
-    fn persist<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a> {
+    fn persist<'a>(&'a mut self, conn: &'a mut store::WriteConn) -> HookFuture<'a> {
         self.evaluator.persist(conn)
     }
 
-    fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: chrono::DateTime<chrono::Utc>) -> HookFuture<'a> {
+    fn tick<'a>(&'a mut self, conn: &'a mut store::WriteConn, now: chrono::DateTime<chrono::Utc>) -> HookFuture<'a> {
         Box::pin(async move {
             if self.evaluator.is_behind() {
                 // Catching up on a backlog: the inventory waits for the once-a-second tick's turn.
@@ -282,6 +281,7 @@ pub struct Server {
     http: Option<JoinHandle<()>>,
     retention: JoinHandle<()>,
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
+    db: store::Db,
     summary: JoinHandle<()>,
 }
 
@@ -322,7 +322,8 @@ impl Server {
             chrono::Utc::now(),
         )
         .await?;
-        let inventory = Inventory::load(&mut conn).await?;
+        let reader = store::open_reader(&config.storage.path).await?;
+        let inventory = Inventory::load(&reader).await?;
         let reloader = Arc::new(Reloader {
             pack: pack.clone(),
             decoders: decoders.clone(),
@@ -419,9 +420,11 @@ impl Server {
         let policy = BatchPolicy { rows: config.storage.batch_rows, delay: config.storage.batch_delay };
         let writer_counters = counters.clone();
         store::checkpoint::defer_to_background(&mut conn).await?;
+        // The one write connection, taken in turn by the writer's evaluation, delivery and retention.
+        let db = store::Db { writer: store::Writer::new(conn), reader: reader.clone() };
         let checkpoints = CancellationToken::new();
         let checkpointer = tokio::spawn(store::checkpoint::run(
-            store::open_writer(&config.storage.path).await?,
+            config.storage.path.clone(),
             counters.clone(),
             store::checkpoint::INTERVAL,
             checkpoints.clone(),
@@ -433,9 +436,10 @@ impl Server {
                 background_checkpoints: true,
             },
         )?)?;
+        let batch_writer = db.writer.clone();
         let writer = tokio::spawn(async move {
             let finished = writer::run(
-                conn,
+                batch_writer,
                 inserter,
                 queue_rx,
                 policy,
@@ -443,31 +447,25 @@ impl Server {
                 AfterStore { evaluator, inventory, activity: crate::activity::Activity::default() },
             )
             .await;
-            // Checkpoints go on while the writer flushes at shutdown, and stop before its connection closes.
+            // Checkpoints go on while the writer flushes at shutdown; the write connection closes after the rest stop.
             checkpoints.cancel();
             let _ = checkpointer.await;
-            let (conn, summary) = finished?;
-            store::close_writer(conn).await?;
-            Ok(summary)
+            finished
         });
         let policy = crate::store::retention::RetentionPolicy {
             events: config.storage.retention,
             alerts: config.storage.alert_retention,
             every: config.storage.prune_interval,
         };
-        let retention = tokio::spawn(crate::store::retention::run(
-            store::open_writer(&config.storage.path).await?,
-            policy,
-            shutdown.clone(),
-        ));
+        let retention = tokio::spawn(crate::store::retention::run(db.writer.clone(), policy, shutdown.clone()));
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
-        // One worker per notifier, each with its own connection, so one slow receiver never holds back another.
+        // One worker per notifier, so one slow receiver never holds back another; each takes the write connection only
+        // to record what became of a job.
         let mut deliverers = Vec::new();
         for notifier in notifiers {
-            let conn = store::open_writer(&config.storage.path).await?;
             tracing::info!(notifier = %notifier.name, "delivery worker started");
             deliverers.push(tokio::spawn(crate::deliver::run(
-                conn,
+                db.clone(),
                 notifier,
                 deliveries.clone(),
                 counters.clone(),
@@ -482,7 +480,7 @@ impl Server {
                 let bound = listener.local_addr().map_err(bind_error)?;
                 let state = crate::http::AppState {
                     counters: counters.clone(),
-                    pool: store::open_reader(&config.storage.path).await.map_err(crate::http::HttpError::from)?,
+                    pool: reader.clone(),
                     db_path: config.storage.path.clone(),
                     listeners_configured: config.listen.tcp.len() + config.listen.udp.len() + config.listen.tls.len(),
                     silent_after: config.inventory.silent_after,
@@ -506,6 +504,7 @@ impl Server {
             summary,
             deliverers,
             retention,
+            db,
         })
     }
 
@@ -536,6 +535,11 @@ impl Server {
         // Deliveries still pending stay in the outbox and resume at the next start.
         for deliverer in self.deliverers {
             let _ = deliverer.await;
+        }
+        self.db.reader.close().await;
+        // Every other user of the write connection has stopped: close it (which checkpoints the WAL).
+        if let Some(conn) = self.db.writer.into_inner() {
+            store::close_writer(conn).await?;
         }
         let totals = self.counters.snapshot();
         tracing::info!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+
 use tokio::sync::Notify;
 
 use crate::alert::{Alert, Alerter};
@@ -21,7 +21,7 @@ use crate::rules::load::Rule;
 use crate::store::query::events_after;
 use crate::store::rule_state as state;
 use crate::store::writer::{AfterCommit, HookFuture};
-use crate::store::{outbox, StoreError};
+use crate::store::{outbox, StoreError, WriteConn};
 use crate::telemetry::Escaped;
 
 /// Attempts at writing an evaluation's results before giving up (the cursor then stays, and a restart redoes it).
@@ -100,7 +100,7 @@ impl Evaluator {
     /// Builds the engine for `rules`, restores saved state and throttle marks, and evaluates the events stored after
     /// the cursor (those a crash left unevaluated).
     pub async fn start(
-        conn: &mut SqliteConnection,
+        conn: &mut WriteConn,
         rules: &[Arc<Rule>],
         routing: Routing,
         deliveries: Arc<Notify>,
@@ -148,7 +148,7 @@ impl Evaluator {
     }
 
     /// Evaluates the next chunk of stored events after the cursor, in id order.
-    async fn catch_up(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    async fn catch_up(&mut self, conn: &mut WriteConn) -> Result<(), StoreError> {
         let chunk = events_after(conn, self.cursor, CATCH_UP_CHUNK).await?;
         let Some(last) = chunk.last().map(|e| e.id) else {
             self.behind = false;
@@ -200,7 +200,7 @@ impl Evaluator {
 
     async fn write(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut WriteConn,
         firings: Vec<Firing>,
         cursor: Option<i64>,
     ) -> Result<(), StoreError> {
@@ -261,7 +261,7 @@ impl Evaluator {
     }
 }
 
-async fn write_results(conn: &mut SqliteConnection, results: &Results, routing: &Routing) -> Result<usize, StoreError> {
+async fn write_results(conn: &mut WriteConn, results: &Results, routing: &Routing) -> Result<usize, StoreError> {
     crate::store::in_transaction(conn, async |conn| {
         // Silences are read here, in the transaction, so one added by `hsmwatch silence add` applies at once.
         let silences = match results.alerts.iter().any(|a| a.notify) {
@@ -320,7 +320,7 @@ impl AfterCommit for Evaluator {
         self.unwritten.took += started.elapsed();
     }
 
-    fn persist<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a> {
+    fn persist<'a>(&'a mut self, conn: &'a mut WriteConn) -> HookFuture<'a> {
         Box::pin(async move {
             let started = std::time::Instant::now();
             let unwritten = std::mem::take(&mut self.unwritten);
@@ -334,7 +334,7 @@ impl AfterCommit for Evaluator {
         })
     }
 
-    fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a> {
+    fn tick<'a>(&'a mut self, conn: &'a mut WriteConn, now: DateTime<Utc>) -> HookFuture<'a> {
         Box::pin(async move {
             self.take_reload(now);
             if self.behind {

@@ -7,10 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
 use crate::event::{field, Event};
-use crate::store::{alerts, hosts, StoreError};
+use crate::store::{alerts, hosts, Reader, StoreError, WriteConn};
 
 pub use crate::store::hosts::Host;
 
@@ -91,8 +90,8 @@ pub struct Inventory {
 
 impl Inventory {
     /// Loads every host.
-    pub async fn load(conn: &mut SqliteConnection) -> Result<Inventory, StoreError> {
-        let hosts = hosts::all(conn).await?.into_iter().map(|h| (h.name.clone(), h)).collect();
+    pub async fn load(reader: &Reader) -> Result<Inventory, StoreError> {
+        let hosts = hosts::all(reader).await?.into_iter().map(|h| (h.name.clone(), h)).collect();
         Ok(Inventory { hosts, changed: HashSet::new() })
     }
 
@@ -113,7 +112,7 @@ impl Inventory {
     }
 
     /// Writes the hosts that changed since the last save.
-    pub async fn save(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    pub async fn save(&mut self, conn: &mut WriteConn) -> Result<(), StoreError> {
         if self.changed.is_empty() {
             return Ok(());
         }
@@ -138,13 +137,13 @@ pub struct HostView {
 
 /// Every host, by name, as shown to operators.
 pub async fn views(
-    conn: &mut SqliteConnection,
+    reader: &Reader,
     silent_after: std::time::Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<HostView>, StoreError> {
     let silent_after = chrono::Duration::from_std(silent_after).unwrap_or(chrono::Duration::MAX);
-    let open = open_alerts(conn, now - chrono::Duration::days(7)).await?;
-    Ok(hosts::all(conn)
+    let open = open_alerts(reader, now - chrono::Duration::days(7)).await?;
+    Ok(hosts::all(reader)
         .await?
         .into_iter()
         .map(|host| HostView {
@@ -156,11 +155,8 @@ pub async fn views(
 }
 
 /// Open alerts per host: fingerprints whose latest alert since `since` is firing.
-pub async fn open_alerts(
-    conn: &mut SqliteConnection,
-    since: DateTime<Utc>,
-) -> Result<HashMap<String, u64>, StoreError> {
-    let by_severity = alerts::open_alerts_by_severity(conn, since).await?;
+pub async fn open_alerts(reader: &Reader, since: DateTime<Utc>) -> Result<HashMap<String, u64>, StoreError> {
+    let by_severity = alerts::open_alerts_by_severity(reader, since).await?;
     Ok(by_severity.into_iter().map(|(host, by)| (host, by.values().sum())).collect())
 }
 

@@ -36,12 +36,11 @@ fn database(db: Option<&PathBuf>, config: Option<&PathBuf>) -> anyhow::Result<Pa
 }
 
 async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
-    let pool = open_reader(&path).await?;
-    let mut conn = pool.acquire().await?;
-    let Some(alert) = store::get(&mut conn, id).await? else {
+    let reader = open_reader(&path).await?;
+    let Some(alert) = store::get(&reader, id).await? else {
         return Err(super::UsageError(format!("no alert {id} in {}", path.display())).into());
     };
-    let deliveries = crate::store::outbox::deliveries(&mut conn, id).await?;
+    let deliveries = crate::store::outbox::deliveries(&reader, id).await?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer(&mut out, &serde_json::json!({"id": id, "alert": alert, "deliveries": deliveries}))?;
@@ -132,13 +131,13 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<()> {
         }
     };
     let path = database(args.db.as_ref(), args.config.as_ref())?;
-    let pool = open_reader(&path).await?;
+    let reader = open_reader(&path).await?;
     let status = args.status.map(|s| match s {
         StatusFilter::Firing => "firing",
         StatusFilter::Resolved => "resolved",
     });
     let alerts =
-        store::list(&pool, &store::AlertFilter { status, since: args.since, host: None, limit: args.limit }).await?;
+        store::list(&reader, &store::AlertFilter { status, since: args.since, host: None, limit: args.limit }).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         for alert in &alerts {
@@ -173,6 +172,6 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<()> {
             writeln!(out, "(no alerts match)")?;
         }
     }
-    pool.close().await;
+    reader.close().await;
     Ok(())
 }

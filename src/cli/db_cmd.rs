@@ -32,9 +32,8 @@ pub enum DbCommand {
 /// Runs `hsmwatch verify`: exit 0 when the chain is intact, 1 when it is broken (the message names the batch).
 pub async fn verify(args: DbArgs) -> anyhow::Result<()> {
     let (_, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    let pool = open_reader(&path).await?;
-    let mut conn = pool.acquire().await?;
-    let finding = chain::verify(&mut conn).await?;
+    let reader = open_reader(&path).await?;
+    let finding = chain::verify(&reader).await?;
     let mut out = std::io::stdout().lock();
     match finding {
         Finding::Intact { batches, events, head, unchained } => {
@@ -84,11 +83,10 @@ fn micros_to_text(micros: Option<i64>) -> String {
 pub async fn run(command: DbCommand) -> anyhow::Result<()> {
     let DbCommand::Stats(args) = command;
     let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    let pool = open_reader(&path).await?;
-    let mut conn = pool.acquire().await?;
+    let reader = open_reader(&path).await?;
     let wal = PathBuf::from(format!("{}-wal", path.display()));
-    let counts = crate::store::stats::stats(&mut conn).await?;
-    let anchor = chain::anchor(&mut conn).await?;
+    let counts = crate::store::stats::stats(&reader).await?;
+    let anchor = chain::anchor(&reader).await?;
     let outbox = &counts.outbox;
     let stats = serde_json::json!({
         "path": path.display().to_string(),

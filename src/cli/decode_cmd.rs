@@ -61,9 +61,7 @@ pub fn run_decode(args: DecodeArgs) -> anyhow::Result<()> {
         Some(line) => print_decoded(&mut out, &line, &origin, &decoders, args.json)?,
         None => {
             if std::io::stdin().is_terminal() {
-                {
-                    let _ = writeln!(std::io::stderr(), "reading lines to decode from standard input (Ctrl-D ends)");
-                };
+                let _ = writeln!(std::io::stderr(), "reading lines to decode from standard input (Ctrl-D ends)");
             }
             for line in std::io::stdin().lock().lines() {
                 print_decoded(&mut out, &line?, &origin, &decoders, args.json)?;

@@ -40,9 +40,8 @@ fn when(at: Option<DateTime<Utc>>) -> String {
 pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
     let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     let silent_after = args.silent_after.unwrap_or(config.inventory.silent_after);
-    let pool = open_reader(&db).await?;
-    let mut conn = pool.acquire().await?;
-    let rows = inventory::views(&mut conn, silent_after, Utc::now()).await?;
+    let reader = open_reader(&db).await?;
+    let rows = inventory::views(&reader, silent_after, Utc::now()).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         for row in &rows {

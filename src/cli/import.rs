@@ -93,7 +93,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             let (year, dating) = year_rule(&args, modified);
             let time_rules = TimeRules { zone: args.timezone, year };
             let source = Source { name: name.clone(), host: host.clone(), received: Utc::now(), time_rules };
-            let stats = import_file(reader, args.format, source, decoders.clone(), &mut conn, &inserter)
+            let stats = import_file(reader, args.format, source, decoders.clone(), &db, &mut conn, &inserter)
                 .await
                 .with_context(|| format!("importing {name}"))?;
             writeln!(std::io::stdout(), "{name}: {}; {dating}", summary(&stats))?;
@@ -182,7 +182,8 @@ async fn import_file(
     format: ImportFormat,
     source: Source,
     decoders: Arc<Decoders>,
-    conn: &mut sqlx::SqliteConnection,
+    db: &std::path::Path,
+    conn: &mut store::WriteConn,
     inserter: &Inserter,
 ) -> anyhow::Result<ImportStats> {
     let (batches, mut received) = mpsc::channel::<Vec<Event>>(4);
@@ -194,7 +195,7 @@ async fn import_file(
     let mut last_shown = Instant::now();
     let mut stored = 0u64;
     // Imported lines count in the inventory and the dashboard's hourly activity as received ones do.
-    let mut inventory = crate::inventory::Inventory::load(conn).await?;
+    let mut inventory = crate::inventory::Inventory::load(&store::open_reader(db).await?).await?;
     let mut activity = crate::activity::Activity::default();
     while let Some(batch) = received.recv().await {
         let (batch, outcome) = inserter.insert(batch).await;
@@ -203,16 +204,12 @@ async fn import_file(
         activity.observe(&batch);
         stored += batch.len() as u64;
         if show_progress && last_shown.elapsed() > Duration::from_millis(250) {
-            {
-                let _ = write!(std::io::stderr(), "\r{name}: {stored} events stored");
-            };
+            let _ = write!(std::io::stderr(), "\r{name}: {stored} events stored");
             last_shown = Instant::now();
         }
     }
     if show_progress {
-        {
-            let _ = write!(std::io::stderr(), "\r\x1b[K");
-        };
+        let _ = write!(std::io::stderr(), "\r\x1b[K");
     }
     inventory.save(conn).await?;
     activity.save(conn).await?;

@@ -56,7 +56,8 @@ pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
         Ok(ids)
     })
     .await?;
-    let outcome = deliver::attempt_alert(&mut conn, &resolved, ids[0]).await.context("delivery")?;
+    let db = store::Db { writer: store::Writer::new(conn), reader: store::open_reader(&config.storage.path).await? };
+    let outcome = deliver::attempt_alert(&db, &resolved, ids[0]).await.context("delivery")?;
     match outcome {
         deliver::Outcome::Delivered => writeln!(std::io::stdout(), "{name}: delivered (alert {})", ids[0])?,
         deliver::Outcome::RetryAt(at, why) => {

@@ -64,7 +64,7 @@ pub use crate::config::units::parse_time;
 /// Runs the query and prints the result.
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let (_, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    let pool = open_reader(&path).await?;
+    let reader = open_reader(&path).await?;
     let filter = EventFilter {
         since: args.since,
         until: args.until,
@@ -77,7 +77,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         after: None,
         limit: args.limit,
     };
-    let events = query::events(&pool, &filter).await?;
+    let events = query::events(&reader, &filter).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         for stored in &events {
@@ -87,7 +87,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     } else {
         print_table(&mut out, &events)?;
     }
-    pool.close().await;
+    reader.close().await;
     Ok(())
 }
 

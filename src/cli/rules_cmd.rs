@@ -149,8 +149,7 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
         }
     };
     let until = args.until.unwrap_or_else(Utc::now);
-    let pool = open_reader(&db).await?;
-    let mut conn = pool.acquire().await?;
+    let reader = open_reader(&db).await?;
     let mut engine = Engine::new(&rules, args.since);
     let mut alerter = Alerter::new(engine.rules());
     let (mut after, mut replayed, mut fired, mut notified) = (0i64, 0u64, 0u64, 0u64);
@@ -169,7 +168,7 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
         )
     };
     loop {
-        let page = query::events_between(&mut conn, args.since, until, after, 1000).await?;
+        let page = query::events_between(&reader, args.since, until, after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for stored in &page {

@@ -65,9 +65,13 @@ hsmwatch silence add host=hsm-02 'rule=luna.hw.*' --for 2h --reason 'fan replace
     },
 }
 
-async fn connect(database: &DatabaseArgs) -> anyhow::Result<sqlx::SqliteConnection> {
-    let (_, path) = super::config_and_database(database.config.as_deref(), database.db.as_deref())?;
-    Ok(store::open_writer(&path).await?)
+fn path_of(database: &DatabaseArgs) -> anyhow::Result<PathBuf> {
+    Ok(super::config_and_database(database.config.as_deref(), database.db.as_deref())?.1)
+}
+
+/// The write connection (creating and migrating the database: a silence may be added before the server first ran).
+async fn connect(database: &DatabaseArgs) -> anyhow::Result<store::WriteConn> {
+    Ok(store::open_writer(&path_of(database)?).await?)
 }
 
 fn describe(silence: &Silence) -> String {
@@ -94,8 +98,7 @@ pub async fn run(command: SilenceCommand) -> anyhow::Result<()> {
             writeln!(out, "silence {id} active until {}", ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))?;
         }
         SilenceCommand::List { all, json, database } => {
-            let mut conn = connect(&database).await?;
-            let silences = store::silences::list(&mut conn, now, all).await?;
+            let silences = store::silences::list(&store::open_reader(&path_of(&database)?).await?, now, all).await?;
             if json {
                 for s in &silences {
                     serde_json::to_writer(&mut out, s)?;

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +24,7 @@ use crate::config::notifiers::{DeliveryPolicy, RateLimit, ResolvedNotifier, Seve
 use crate::metrics::{Counters, DeliveryResult};
 use crate::store::alerts::StoredAlert;
 use crate::store::outbox::{self, Job};
-use crate::store::StoreError;
+use crate::store::{Db, StoreError};
 use crate::telemetry::Escaped;
 
 /// The rule id of the self-alert raised when a delivery is given up.
@@ -208,7 +207,7 @@ enum Step {
 
 /// Sends a notifier's due jobs until `shutdown`; `wake` is notified when new jobs are queued.
 pub async fn run(
-    mut conn: SqliteConnection,
+    db: Db,
     notifier: ResolvedNotifier,
     wake: Arc<Notify>,
     counters: Arc<Counters>,
@@ -224,7 +223,7 @@ pub async fn run(
     let mut guard = FloodGuard::new(notifier.policy.rate_limit);
     let mut last_error: Option<String> = None;
     loop {
-        let throttled = match deliver_due(&mut conn, &sender, &notifier, &mut guard, &mut last_error, &counters).await {
+        let throttled = match deliver_due(&db, &sender, &notifier, &mut guard, &mut last_error, &counters).await {
             Ok(Step::Sent) => continue,
             Ok(Step::Idle) => None,
             Ok(Step::Throttled(wait)) => Some(wait),
@@ -235,7 +234,7 @@ pub async fn run(
         };
         let wait = match throttled {
             Some(wait) => wait.max(Duration::from_millis(10)),
-            None => match outbox::next_due_time(&mut conn, &notifier.name).await {
+            None => match outbox::next_due_time(&db.reader, &notifier.name).await {
                 Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(Duration::from_secs(1)),
                 _ => Duration::from_secs(1),
             },
@@ -250,7 +249,7 @@ pub async fn run(
 
 /// Sends what is due: one alert, or a digest when the flood guard is down to its last place.
 async fn deliver_due(
-    conn: &mut SqliteConnection,
+    db: &Db,
     sender: &Sender,
     notifier: &ResolvedNotifier,
     guard: &mut FloodGuard,
@@ -260,24 +259,24 @@ async fn deliver_due(
     let now = Utc::now();
     let room = guard.room(Instant::now());
     if room == 0 {
-        return Ok(match outbox::due(conn, &notifier.name, now, 1).await?.is_empty() {
+        return Ok(match outbox::due(&db.reader, &notifier.name, now, 1).await?.is_empty() {
             true => Step::Idle,
             false => Step::Throttled(guard.wait(Instant::now())),
         });
     }
-    let jobs = outbox::due(conn, &notifier.name, now, batch_size(room)).await?;
+    let jobs = outbox::due(&db.reader, &notifier.name, now, batch_size(room)).await?;
     if jobs.is_empty() {
         return Ok(Step::Idle);
     }
     let mut alerts = Vec::with_capacity(jobs.len());
     let mut carried = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match crate::store::alerts::get(conn, job.alert_id).await? {
+        match crate::store::alerts::get(&db.reader, job.alert_id).await? {
             Some(alert) => {
                 alerts.push(alert);
                 carried.push(job);
             }
-            None => outbox::mark_dead(conn, job.id, "the alert row is gone").await?,
+            None => outbox::mark_dead(&mut *db.writer.lock().await, job.id, "the alert row is gone").await?,
         }
     }
     let Some(first) = carried.first() else { return Ok(Step::Sent) };
@@ -298,8 +297,9 @@ async fn deliver_due(
         guard.record(Instant::now());
     }
     let digest_size = (alerts.len() > 1).then_some(alerts.len());
+    let mut conn = db.writer.lock().await;
     for (job, alert) in carried.iter().zip(&alerts) {
-        record(conn, notifier, job, alert, &outcome, digest_size).await?;
+        record(&mut conn, notifier, job, alert, &outcome, digest_size).await?;
     }
     Ok(Step::Sent)
 }
@@ -330,27 +330,23 @@ fn log_outcome(notifier: &ResolvedNotifier, outcome: &Outcome, alerts: usize, la
 
 /// One attempt at the outbox job of `alert_id` for this notifier, now, whatever its due time and the flood guard; the
 /// job is updated as the worker would (for `hsmwatch notify test`).
-pub async fn attempt_alert(
-    conn: &mut SqliteConnection,
-    notifier: &ResolvedNotifier,
-    alert_id: i64,
-) -> Result<Outcome, StoreError> {
-    let job = outbox::job_of(conn, alert_id, &notifier.name)
+pub async fn attempt_alert(db: &Db, notifier: &ResolvedNotifier, alert_id: i64) -> Result<Outcome, StoreError> {
+    let job = outbox::job_of(&db.reader, alert_id, &notifier.name)
         .await?
         .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no outbox job".into() })?;
-    let alert = crate::store::alerts::get(conn, alert_id)
+    let alert = crate::store::alerts::get(&db.reader, alert_id)
         .await?
         .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no alert".into() })?;
     let sender = Sender::new(notifier).map_err(|reason| StoreError::CorruptRow { id: alert_id, reason })?;
     let answer = sender.send(&Notification::Alert(&alert), &job.idempotency_key).await;
     let outcome = classify(&answer, &job, &notifier.policy, Utc::now(), jitter());
-    record(conn, notifier, &job, &alert, &outcome, None).await?;
+    record(&mut *db.writer.lock().await, notifier, &job, &alert, &outcome, None).await?;
     Ok(outcome)
 }
 
 /// Writes what became of a job; a job given up raises a self-alert to the fallback notifier, in the same transaction.
 async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut crate::store::WriteConn,
     notifier: &ResolvedNotifier,
     job: &Job,
     alert: &StoredAlert,

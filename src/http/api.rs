@@ -81,17 +81,15 @@ pub async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>)
 
 /// `GET /api/alerts/{id}`: the alert in full with the state of each delivery.
 pub async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Answer {
-    let mut conn = state.pool.acquire().await?;
-    let alert = crate::store::alerts::get(&mut conn, id)
+    let alert = crate::store::alerts::get(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert {id}")))?;
-    let deliveries = crate::store::outbox::deliveries(&mut conn, id).await?;
+    let deliveries = crate::store::outbox::deliveries(&state.pool, id).await?;
     Ok(Json(serde_json::json!({"id": id, "alert": alert, "deliveries": deliveries})))
 }
 
 /// `GET /api/hosts`: `{"hosts": [...]}`, the inventory as `hsmwatch hosts --json` prints it.
 pub async fn hosts(State(state): State<AppState>) -> Answer {
-    let mut conn = state.pool.acquire().await?;
-    let hosts = crate::inventory::views(&mut conn, state.silent_after, Utc::now()).await?;
+    let hosts = crate::inventory::views(&state.pool, state.silent_after, Utc::now()).await?;
     Ok(Json(serde_json::json!({"hosts": hosts})))
 }

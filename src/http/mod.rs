@@ -20,7 +20,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::notifiers::Secret;
@@ -52,7 +51,7 @@ pub struct AppState {
     /// The server's counters.
     pub counters: Arc<Counters>,
     /// Read-only connections to the database.
-    pub pool: SqlitePool,
+    pub pool: crate::store::Reader,
     /// The database file (for its size).
     pub db_path: PathBuf,
     /// Listeners configured (ready when every one is bound).

@@ -1,9 +1,8 @@
 //! The `event_hours` table: events and failed logins per hour, host and category, for the dashboard's charts.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
-use crate::store::StoreError;
+use crate::store::{Reader, StoreError, WriteConn};
 
 /// Microseconds in an hour.
 pub const HOUR_MICROS: i64 = 3_600_000_000;
@@ -24,8 +23,9 @@ pub struct HourCount<'a> {
 }
 
 /// Adds counts to their rows, in one transaction.
-pub async fn add(conn: &mut SqliteConnection, counts: &[HourCount<'_>]) -> Result<(), StoreError> {
+pub async fn add(conn: &mut WriteConn, counts: &[HourCount<'_>]) -> Result<(), StoreError> {
     crate::store::in_transaction(conn, async |conn| {
+        let conn = &mut conn.0;
         for count in counts {
             sqlx::query(
                 "INSERT INTO event_hours (hour, host, category, events, failed_logins) VALUES (?, ?, ?, ?, ?) \
@@ -61,11 +61,9 @@ pub struct HourRow {
 }
 
 /// The rows from `since` on, for one host or all.
-pub async fn since(
-    conn: &mut SqliteConnection,
-    since: DateTime<Utc>,
-    host: Option<&str>,
-) -> Result<Vec<HourRow>, StoreError> {
+pub async fn since(reader: &Reader, since: DateTime<Utc>, host: Option<&str>) -> Result<Vec<HourRow>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     Ok(sqlx::query_as(
         "SELECT hour, host, category, events, failed_logins FROM event_hours \
          WHERE hour >= ?1 AND (?2 IS NULL OR host = ?2) ORDER BY hour",
@@ -82,7 +80,8 @@ pub fn hour_of(at: DateTime<Utc>) -> i64 {
 }
 
 /// Removes rows of hours before `cutoff` (retention: the hourly activity is kept no longer than the events).
-pub async fn prune(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+pub async fn prune(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+    let conn = &mut conn.0;
     Ok(sqlx::query("DELETE FROM event_hours WHERE hour < ?")
         .bind(hour_of(cutoff))
         .execute(&mut *conn)

@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use crate::store::StoreError;
+use crate::store::{Reader, StoreError, WriteConn};
 
 /// An alert to record, as the alert stage rendered it.
 #[derive(Debug, Clone, Copy)]
@@ -45,10 +45,11 @@ pub struct AlertRecord<'a> {
 /// Inserts alerts (inside the caller's transaction), each with the silence that held it back, if any (`silenced_by`
 /// may be shorter than `alerts`); returns their row ids.
 pub async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteConn,
     alerts: &[AlertRecord<'_>],
     silenced_by: &[Option<i64>],
 ) -> Result<Vec<i64>, StoreError> {
+    let conn = &mut conn.0;
     let mut ids = Vec::with_capacity(alerts.len());
     for (i, alert) in alerts.iter().enumerate() {
         let done = sqlx::query(
@@ -82,7 +83,8 @@ pub async fn insert(
 pub type MarkRow = (String, DateTime<Utc>, u64);
 
 /// Every throttle mark.
-pub async fn load_marks(conn: &mut SqliteConnection) -> Result<Vec<MarkRow>, StoreError> {
+pub async fn load_marks(conn: &mut WriteConn) -> Result<Vec<MarkRow>, StoreError> {
+    let conn = &mut conn.0;
     let rows =
         sqlx::query("SELECT fingerprint, last_sent, suppressed FROM throttle_marks").fetch_all(&mut *conn).await?;
     rows.iter()
@@ -99,7 +101,8 @@ pub async fn load_marks(conn: &mut SqliteConnection) -> Result<Vec<MarkRow>, Sto
 }
 
 /// Writes marks (inside the caller's transaction).
-pub async fn save_marks(conn: &mut SqliteConnection, marks: &[MarkRow]) -> Result<(), StoreError> {
+pub async fn save_marks(conn: &mut WriteConn, marks: &[MarkRow]) -> Result<(), StoreError> {
+    let conn = &mut conn.0;
     for (fingerprint, last_sent, suppressed) in marks {
         sqlx::query("INSERT OR REPLACE INTO throttle_marks (fingerprint, last_sent, suppressed) VALUES (?, ?, ?)")
             .bind(fingerprint)
@@ -154,7 +157,8 @@ pub struct AlertFilter<'a> {
 }
 
 /// Alerts newest first, optionally of one status and since a time.
-pub async fn list(pool: &sqlx::SqlitePool, filter: &AlertFilter<'_>) -> Result<Vec<AlertRow>, StoreError> {
+pub async fn list(reader: &Reader, filter: &AlertFilter<'_>) -> Result<Vec<AlertRow>, StoreError> {
+    let pool = &reader.0;
     let rows = sqlx::query(
         "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed, silenced_by, host FROM alerts \
          WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR fired_at >= ?2) AND (?3 IS NULL OR host = ?3) \
@@ -235,7 +239,9 @@ fn rfc3339(micros: i64) -> String {
 }
 
 /// One alert by id.
-pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<StoredAlert>, StoreError> {
+pub async fn get(reader: &Reader, id: i64) -> Result<Option<StoredAlert>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     let Some(row) = sqlx::query("SELECT * FROM alerts WHERE id = ?").bind(id).fetch_optional(&mut *conn).await? else {
         return Ok(None);
     };
@@ -264,9 +270,11 @@ pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<StoredAl
 
 /// Open alerts per host and severity (fingerprints whose latest alert since `since` is firing).
 pub async fn open_alerts_by_severity(
-    conn: &mut SqliteConnection,
+    reader: &Reader,
     since: DateTime<Utc>,
 ) -> Result<HashMap<String, BTreeMap<String, u64>>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     // The latest alert of each fingerprint, found in one pass over the (fingerprint, fired_at) index: a correlated
     // subquery per row was quadratic in the alerts of a busy fingerprint.
     let rows: Vec<(Option<String>, String, String)> = sqlx::query_as(

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Row, SqliteConnection};
 
 use super::columns::{SELECT_COLUMNS, TYPED_COLUMNS};
-use super::StoreError;
+use super::{Reader, StoreError, WriteConn};
 
 /// The hash the first batch of a new database links to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -183,7 +183,11 @@ pub struct Anchor {
 }
 
 /// Reads the anchor.
-pub async fn anchor(conn: &mut SqliteConnection) -> Result<Anchor, StoreError> {
+pub async fn anchor(reader: &Reader) -> Result<Anchor, StoreError> {
+    read_anchor(&mut *reader.connection().await?).await
+}
+
+async fn read_anchor(conn: &mut SqliteConnection) -> Result<Anchor, StoreError> {
     let row = sqlx::query("SELECT * FROM chain_anchor WHERE id = 1").fetch_one(&mut *conn).await?;
     Ok(Anchor {
         last_event_id: row.try_get("last_event_id")?,
@@ -218,7 +222,9 @@ pub enum Finding {
 
 /// Checks the whole chain from its anchor: every batch links to the one before, holds exactly the rows it recorded,
 /// and hashes to what it recorded; no event row lies outside the chain.
-pub async fn verify(conn: &mut SqliteConnection) -> Result<Finding, StoreError> {
+pub async fn verify(reader: &Reader) -> Result<Finding, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     // One read transaction: a consistent snapshot while the server goes on writing (WAL).
     sqlx::query("BEGIN").execute(&mut *conn).await?;
     let finding = verify_snapshot(conn).await;
@@ -227,7 +233,7 @@ pub async fn verify(conn: &mut SqliteConnection) -> Result<Finding, StoreError> 
 }
 
 async fn verify_snapshot(conn: &mut SqliteConnection) -> Result<Finding, StoreError> {
-    let anchor = anchor(conn).await?;
+    let anchor = read_anchor(conn).await?;
     let mut prev_hash = anchor.hash.clone();
     let mut expected_first = anchor.last_event_id + 1;
     let (mut batches, mut events) = (0u64, 0u64);
@@ -344,9 +350,10 @@ async fn check_batch(
 /// Prunes the oldest batch committed before `cutoff` (never the newest batch, whose ids the next batch continues
 /// from), with its events, moving the anchor to it; events stored before the chain existed and older than `cutoff` go
 /// too, in chunks. One small transaction per call, so ingest waits at most for one; false when nothing was due.
-pub async fn prune_oldest(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> Result<bool, StoreError> {
+pub async fn prune_oldest(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result<bool, StoreError> {
     super::in_transaction(conn, async |conn| {
-        let anchor = anchor(conn).await?;
+        let conn = &mut conn.0;
+        let anchor = read_anchor(conn).await?;
         let legacy = sqlx::query(
             "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ? AND created < ? ORDER BY id LIMIT 1000)",
         )

@@ -9,10 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::StoreError;
+use super::{StoreError, WriteConn};
 use crate::metrics::Counters;
 
 /// WAL size after which a writing connection checkpoints by itself: reached only when the
@@ -23,7 +22,8 @@ pub const WRITER_FALLBACK_BYTES: u64 = 64 << 20;
 pub const INTERVAL: Duration = Duration::from_millis(100);
 
 /// Makes the writer's own automatic checkpoint a fallback (see [`WRITER_FALLBACK_BYTES`]).
-pub async fn defer_to_background(writer: &mut SqliteConnection) -> Result<(), StoreError> {
+pub async fn defer_to_background(writer: &mut WriteConn) -> Result<(), StoreError> {
+    let writer = &mut writer.0;
     let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *writer).await?;
     sqlx::query(&format!("PRAGMA wal_autocheckpoint = {}", fallback_pages(page_size))).execute(&mut *writer).await?;
     Ok(())
@@ -34,9 +34,17 @@ pub fn fallback_pages(page_size: i64) -> u64 {
     super::cap_pages(WRITER_FALLBACK_BYTES, page_size)
 }
 
-/// Checkpoints every `every` while the writer stores events (`counters.stored` grows), until `stop` is cancelled; a failed checkpoint is logged and
-/// tried again at the next turn (the WAL keeps every commit meanwhile, so nothing is at risk).
-pub async fn run(mut conn: SqliteConnection, counters: Arc<Counters>, every: Duration, stop: CancellationToken) {
+/// Checkpoints the database at `path` every `every` while the writer stores events (`counters.stored` grows), from a
+/// connection of its own, until `stop` is cancelled; a failed checkpoint is logged and tried again at the next turn
+/// (the WAL keeps every commit meanwhile, so nothing is at risk).
+pub async fn run(path: std::path::PathBuf, counters: Arc<Counters>, every: Duration, stop: CancellationToken) {
+    let mut conn = match super::open_background(&path).await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the checkpointer's connection; the writer checkpoints by itself");
+            return;
+        }
+    };
     let stored = || counters.stored.load(Ordering::Relaxed);
     let mut checkpointed = stored();
     let mut ticker = tokio::time::interval(every);
@@ -55,7 +63,7 @@ pub async fn run(mut conn: SqliteConnection, counters: Arc<Counters>, every: Dur
             Err(error) => tracing::warn!(%error, "background WAL checkpoint failed; trying again"),
         }
     }
-    let _ = super::close_writer(conn).await;
+    let _ = sqlx::Connection::close(conn).await;
 }
 
 #[cfg(test)]
@@ -68,17 +76,12 @@ mod tests {
         let path = dir.path().join("t.db");
         let mut writer = super::super::open_writer(&path).await.unwrap();
         defer_to_background(&mut writer).await.unwrap();
-        sqlx::query("CREATE TABLE t (x BLOB)").execute(&mut writer).await.unwrap();
+        sqlx::query("CREATE TABLE t (x BLOB)").execute(&mut writer.0).await.unwrap();
         let counters = Arc::new(Counters::default());
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(
-            super::super::open_writer(&path).await.unwrap(),
-            counters.clone(),
-            Duration::from_millis(10),
-            stop.clone(),
-        ));
+        let task = tokio::spawn(run(path.clone(), counters.clone(), Duration::from_millis(10), stop.clone()));
         for _ in 0..20 {
-            sqlx::query("INSERT INTO t VALUES (randomblob(8000))").execute(&mut writer).await.unwrap();
+            sqlx::query("INSERT INTO t VALUES (randomblob(8000))").execute(&mut writer.0).await.unwrap();
             Counters::add(&counters.stored, 1);
         }
         // The rows reach the database file itself only through a checkpoint: the writer's own is 16k pages away.
@@ -92,7 +95,7 @@ mod tests {
         assert!(file_len() >= 20 * 8000, "the database file holds the committed rows: {} bytes", file_len());
         stop.cancel();
         task.await.unwrap();
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut writer).await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut writer.0).await.unwrap();
         assert_eq!(rows, 20);
     }
 }

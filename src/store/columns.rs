@@ -243,10 +243,14 @@ mod tests {
         }
     }
 
+    async fn reader(dir: &std::path::Path) -> crate::store::Reader {
+        crate::store::open_reader(&dir.join("t.db")).await.unwrap()
+    }
+
     /// A new database: its sqlx connection (for reading back) and an inserter connection.
     async fn database(dir: &std::path::Path) -> (sqlx::SqliteConnection, rusqlite::Connection) {
         let path = dir.join("t.db");
-        let conn = crate::store::open_writer(&path).await.unwrap();
+        let conn = crate::store::open_writer(&path).await.unwrap().0;
         let settings = crate::store::inserter::InserterSettings::default();
         (conn, crate::store::inserter::open_connection(&path, settings).unwrap())
     }
@@ -314,7 +318,7 @@ mod tests {
             ]
         );
         assert!(matches!(
-            crate::store::chain::verify(&mut conn).await.unwrap(),
+            crate::store::chain::verify(&reader(dir.path()).await).await.unwrap(),
             crate::store::chain::Finding::Intact { .. }
         ));
 
@@ -323,7 +327,7 @@ mod tests {
             .execute(&mut conn)
             .await
             .unwrap();
-        let finding = crate::store::chain::verify(&mut conn).await.unwrap();
+        let finding = crate::store::chain::verify(&reader(dir.path()).await).await.unwrap();
         assert!(matches!(finding, crate::store::chain::Finding::Broken { .. }), "{finding:?}");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use crate::store::StoreError;
+use crate::store::{Reader, StoreError, WriteConn};
 
 /// What is known of one host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -39,10 +39,10 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// Writes hosts, in one transaction.
-pub async fn save(conn: &mut SqliteConnection, hosts: &[&Host]) -> Result<(), StoreError> {
+pub async fn save(conn: &mut WriteConn, hosts: &[&Host]) -> Result<(), StoreError> {
     crate::store::in_transaction(conn, async |conn| {
         for host in hosts {
-            upsert(conn, host).await?;
+            upsert(&mut conn.0, host).await?;
         }
         Ok(())
     })
@@ -75,7 +75,9 @@ fn time(micros: i64) -> DateTime<Utc> {
 }
 
 /// Every host, by name.
-pub async fn all(conn: &mut SqliteConnection) -> Result<Vec<Host>, StoreError> {
+pub async fn all(reader: &Reader) -> Result<Vec<Host>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     let rows = sqlx::query("SELECT * FROM hosts ORDER BY name").fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {

@@ -266,7 +266,7 @@ mod tests {
 
     async fn database(dir: &Path, settings: InserterSettings) -> (sqlx::SqliteConnection, Connection) {
         let path = dir.join("t.db");
-        let reader = crate::store::open_writer(&path).await.unwrap();
+        let reader = crate::store::open_writer(&path).await.unwrap().0;
         (reader, open_connection(&path, settings).unwrap())
     }
 
@@ -342,7 +342,8 @@ mod tests {
             assert_eq!(read_id, id);
             assert_eq!(&read, expected, "row {id}");
         }
-        let finding = crate::store::chain::verify(&mut reader).await.unwrap();
+        let pool = crate::store::open_reader(&dir.path().join("t.db")).await.unwrap();
+        let finding = crate::store::chain::verify(&pool).await.unwrap();
         assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
     }
 

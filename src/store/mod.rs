@@ -1,9 +1,11 @@
-//! The SQLite store: opening and migrating the database, the batch writer, and queries.
+//! The SQLite store, the database's one owner: opening and migrating it, the batch writer, every table's SQL, queries.
 //!
 //! Receives events from the writer queue; emits committed batches to the writer's hook (the rule engine). Owns the
-//! `events` table and its schema (`migrations/`), the event inserter's connection (event rows only, see
-//! [`inserter`]), the writer's sqlx connection (what the hook writes), and the read-only connections that queries use
-//! while the server writes (WAL). The two writing connections take turns, never write at once.
+//! schema (`migrations/`) and every connection: the write connection ([`WriteConn`], shared as a [`Writer`] that the
+//! batch writer, delivery and retention take in turn), the event inserter's connection inside the batch writer (event
+//! rows only, see [`inserter`]), the background checkpointer's, and the read-only pool ([`Reader`]) that queries use
+//! while the server writes (WAL). Other stages call the typed functions of the table modules and never see a
+//! connection or a line of SQL.
 
 pub mod activity;
 pub mod alerts;
@@ -119,9 +121,60 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
         .log_statements(tracing::log::LevelFilter::Trace)
 }
 
-/// Opens (creating if needed) and migrates the database, returning a write connection: WAL, `synchronous=NORMAL`
+/// The database's write connection. Only the store's functions use what is inside.
+#[derive(Debug)]
+pub struct WriteConn(SqliteConnection);
+
+/// The write connection, shared: each writer (the batch writer, a delivery worker, retention) takes it for one
+/// transaction at a time.
+#[derive(Debug, Clone)]
+pub struct Writer(std::sync::Arc<tokio::sync::Mutex<WriteConn>>);
+
+impl Writer {
+    /// Shares `conn`.
+    pub fn new(conn: WriteConn) -> Self {
+        Writer(std::sync::Arc::new(tokio::sync::Mutex::new(conn)))
+    }
+
+    /// Waits for the connection.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, WriteConn> {
+        self.0.lock().await
+    }
+
+    /// The connection back, once no clone is left (at shutdown, to close it).
+    pub fn into_inner(self) -> Option<WriteConn> {
+        std::sync::Arc::into_inner(self.0).map(tokio::sync::Mutex::into_inner)
+    }
+}
+
+/// Read-only connections on the database, for queries that run while the server writes.
+#[derive(Debug, Clone)]
+pub struct Reader(SqlitePool);
+
+impl Reader {
+    /// A connection of the pool.
+    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+        Ok(self.0.acquire().await?)
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(&self) {
+        self.0.close().await;
+    }
+}
+
+/// One database as a stage that reads and writes uses it: the shared write connection and the read pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    /// Writes, in turn with the other writers.
+    pub writer: Writer,
+    /// Reads, beside everything else.
+    pub reader: Reader,
+}
+
+/// Opens (creating if needed) and migrates the database, returning its write connection: WAL, `synchronous=NORMAL`
 /// (a commit survives a crash of hsmwatch; only power loss may take the last commits back).
-pub async fn open_writer(path: &Path) -> Result<SqliteConnection, StoreError> {
+pub async fn open_writer(path: &Path) -> Result<WriteConn, StoreError> {
     let options = connect_options(path)
         .create_if_missing(true)
         // For a new database only (WAL fixes the page size of an existing one): fewer, larger pages make inserting
@@ -134,23 +187,30 @@ pub async fn open_writer(path: &Path) -> Result<SqliteConnection, StoreError> {
         .run(&mut conn)
         .await
         .map_err(|cause| StoreError::Migrate { path: path.to_owned(), cause })?;
-    Ok(conn)
+    Ok(WriteConn(conn))
+}
+
+/// A second connection on a database [`open_writer`] opened and migrated, for the store's own background work
+/// (checkpoints): it runs no migrations.
+async fn open_background(path: &Path) -> Result<SqliteConnection, StoreError> {
+    connect_options(path).connect().await.map_err(|cause| StoreError::Open { path: path.to_owned(), cause })
 }
 
 /// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`; when it fails the transaction is rolled back (it may already be
-/// gone: SQLITE_FULL rolls back on its own) and its error returned.
+/// gone: SQLITE_FULL rolls back on its own) and its error returned. The typed functions `work` calls join the
+/// transaction.
 pub async fn in_transaction<T>(
-    conn: &mut SqliteConnection,
-    work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    conn: &mut WriteConn,
+    work: impl AsyncFnOnce(&mut WriteConn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn.0).await?;
     match work(&mut *conn).await {
         Ok(value) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            sqlx::query("COMMIT").execute(&mut conn.0).await?;
             Ok(value)
         }
         Err(error) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            let _ = sqlx::query("ROLLBACK").execute(&mut conn.0).await;
             Err(error)
         }
     }
@@ -158,7 +218,8 @@ pub async fn in_transaction<T>(
 
 /// Caps the database at `bytes` for writes on this connection (`PRAGMA max_page_count`): past it, writes fail with
 /// SQLITE_FULL, which the writer treats like a full disk (hold, retry, slow the senders).
-pub async fn cap_size(conn: &mut SqliteConnection, bytes: u64) -> Result<(), StoreError> {
+pub async fn cap_size(conn: &mut WriteConn, bytes: u64) -> Result<(), StoreError> {
+    let conn = &mut conn.0;
     let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *conn).await?;
     sqlx::query(&format!("PRAGMA max_page_count = {}", cap_pages(bytes, page_size))).execute(&mut *conn).await?;
     Ok(())
@@ -170,20 +231,21 @@ fn cap_pages(bytes: u64, page_size: i64) -> u64 {
 }
 
 /// Opens a read-only pool on an existing database, for queries that run while the server writes.
-pub async fn open_reader(path: &Path) -> Result<SqlitePool, StoreError> {
+pub async fn open_reader(path: &Path) -> Result<Reader, StoreError> {
     if !path.exists() {
         return Err(StoreError::Missing { path: path.to_owned() });
     }
-    SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(connect_options(path).read_only(true))
         .await
-        .map_err(|cause| StoreError::Open { path: path.to_owned(), cause })
+        .map_err(|cause| StoreError::Open { path: path.to_owned(), cause })?;
+    Ok(Reader(pool))
 }
 
 /// Closes the write connection, checkpointing the WAL into the main file.
-pub async fn close_writer(conn: SqliteConnection) -> Result<(), StoreError> {
-    Ok(conn.close().await?)
+pub async fn close_writer(conn: WriteConn) -> Result<(), StoreError> {
+    Ok(conn.0.close().await?)
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -4,17 +4,18 @@
 //! when they cannot be delivered.
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use crate::store::StoreError;
+use crate::store::{Reader, StoreError, WriteConn};
 
 /// Queues a delivery (inside the caller's transaction).
 pub async fn enqueue(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteConn,
     alert_id: i64,
     notifier: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let conn = &mut conn.0;
     sqlx::query(
         "INSERT OR IGNORE INTO outbox (alert_id, notifier, status, attempts, next_attempt_at, created_at, idempotency_key) VALUES (?, ?, 'pending', 0, ?, ?, ?)",
     )
@@ -48,12 +49,9 @@ fn time(micros: i64) -> DateTime<Utc> {
 }
 
 /// Up to `limit` due pending jobs of a notifier, oldest first.
-pub async fn due(
-    conn: &mut SqliteConnection,
-    notifier: &str,
-    now: DateTime<Utc>,
-    limit: u32,
-) -> Result<Vec<Job>, StoreError> {
+pub async fn due(reader: &Reader, notifier: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<Job>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     let rows = sqlx::query(
         "SELECT id, alert_id, attempts, created_at, idempotency_key FROM outbox \
          WHERE notifier = ? AND status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
@@ -67,7 +65,9 @@ pub async fn due(
 }
 
 /// The job of an alert for a notifier.
-pub async fn job_of(conn: &mut SqliteConnection, alert_id: i64, notifier: &str) -> Result<Option<Job>, StoreError> {
+pub async fn job_of(reader: &Reader, alert_id: i64, notifier: &str) -> Result<Option<Job>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     let row = sqlx::query(
         "SELECT id, alert_id, attempts, created_at, idempotency_key FROM outbox WHERE alert_id = ? AND notifier = ?",
     )
@@ -109,7 +109,9 @@ pub struct Delivery {
 }
 
 /// Every delivery job of an alert.
-pub async fn deliveries(conn: &mut SqliteConnection, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
+pub async fn deliveries(reader: &Reader, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     let rows = sqlx::query("SELECT notifier, status, attempts, next_attempt_at, sent_at, last_error, digest_size FROM outbox WHERE alert_id = ? ORDER BY notifier")
         .bind(alert_id)
         .fetch_all(&mut *conn)
@@ -131,7 +133,9 @@ pub async fn deliveries(conn: &mut SqliteConnection, alert_id: i64) -> Result<Ve
 }
 
 /// When the notifier's next pending job becomes due, if it has one.
-pub async fn next_due_time(conn: &mut SqliteConnection, notifier: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub async fn next_due_time(reader: &Reader, notifier: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     let micros: Option<i64> =
         sqlx::query_scalar("SELECT min(next_attempt_at) FROM outbox WHERE notifier = ? AND status = 'pending'")
             .bind(notifier)
@@ -142,11 +146,12 @@ pub async fn next_due_time(conn: &mut SqliteConnection, notifier: &str) -> Resul
 
 /// The receiver accepted it, alone or inside a digest of `digest_size` alerts.
 pub async fn mark_sent(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteConn,
     id: i64,
     now: DateTime<Utc>,
     digest_size: Option<usize>,
 ) -> Result<(), StoreError> {
+    let conn = &mut conn.0;
     sqlx::query(
         "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL, digest_size = ? WHERE id = ?",
     )
@@ -159,7 +164,8 @@ pub async fn mark_sent(
 }
 
 /// Try again at `at`.
-pub async fn retry_at(conn: &mut SqliteConnection, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+pub async fn retry_at(conn: &mut WriteConn, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    let conn = &mut conn.0;
     sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
         .bind(at.timestamp_micros())
         .bind(error)
@@ -170,7 +176,8 @@ pub async fn retry_at(conn: &mut SqliteConnection, id: i64, at: DateTime<Utc>, e
 }
 
 /// Give up.
-pub async fn mark_dead(conn: &mut SqliteConnection, id: i64, error: &str) -> Result<(), StoreError> {
+pub async fn mark_dead(conn: &mut WriteConn, id: i64, error: &str) -> Result<(), StoreError> {
+    let conn = &mut conn.0;
     sqlx::query("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?")
         .bind(error)
         .bind(id)
@@ -184,7 +191,8 @@ pub async fn mark_dead(conn: &mut SqliteConnection, id: i64, error: &str) -> Res
 pub struct OutboxFigures(pub Vec<(String, u64, f64)>);
 
 /// Reads the outbox figures.
-pub async fn outbox_figures(pool: &sqlx::SqlitePool) -> Result<OutboxFigures, sqlx::Error> {
+pub async fn outbox_figures(reader: &Reader) -> Result<OutboxFigures, sqlx::Error> {
+    let pool = &reader.0;
     let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT notifier, count(*), min(created_at) FROM outbox WHERE status = 'pending' GROUP BY notifier",
     )

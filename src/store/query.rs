@@ -1,10 +1,10 @@
 //! Reading events back: the filters of `hsmwatch query` (and later `GET /api/events`), newest first.
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::columns::{event_from_row, SELECT_COLUMNS};
-use super::StoreError;
+use super::{Reader, StoreError, WriteConn};
 use crate::event::Event;
 
 /// Which events to return. Every filter is optional; text filters on fields match exactly.
@@ -148,8 +148,8 @@ pub fn percent_encode(text: &str) -> String {
 }
 
 /// One page of events for `filter` and the cursor of the next page (none when this one is not full).
-pub async fn page(pool: &SqlitePool, filter: &EventFilter) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
-    let found = events(pool, filter).await?;
+pub async fn page(reader: &Reader, filter: &EventFilter) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
+    let found = events(reader, filter).await?;
     let next =
         (found.len() == filter.limit as usize).then(|| found.last().map(|e| Cursor::of(e).to_string())).flatten();
     Ok((found, next))
@@ -165,7 +165,8 @@ pub struct StoredEvent {
 }
 
 /// Events matching `filter`, newest `@timestamp` first.
-pub async fn events(pool: &SqlitePool, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    let pool = &reader.0;
     let mut query: QueryBuilder<'_, Sqlite> =
         QueryBuilder::new(format!("SELECT {SELECT_COLUMNS} FROM events WHERE 1=1"));
     if let Some(since) = filter.since {
@@ -199,7 +200,8 @@ pub async fn events(pool: &SqlitePool, filter: &EventFilter) -> Result<Vec<Store
 }
 
 /// The events of these row ids (those that still exist), in id order.
-pub async fn events_by_id(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
+pub async fn events_by_id(reader: &Reader, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
+    let pool = &reader.0;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -215,11 +217,8 @@ pub async fn events_by_id(pool: &SqlitePool, ids: &[i64]) -> Result<Vec<StoredEv
 }
 
 /// Events stored after row `after`, oldest first, at most `limit` (for resuming evaluation after a crash).
-pub async fn events_after(
-    conn: &mut sqlx::SqliteConnection,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<StoredEvent>, StoreError> {
+pub async fn events_after(conn: &mut WriteConn, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+    let conn = &mut conn.0;
     let rows = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"))
         .bind(after)
         .bind(limit)
@@ -231,12 +230,14 @@ pub async fn events_after(
 /// Events with `@timestamp` in `[since, until)` and a row id above `after`, in row id order (the order they were
 /// stored in), at most `limit`: pages for replaying history.
 pub async fn events_between(
-    conn: &mut sqlx::SqliteConnection,
+    reader: &Reader,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     let rows = sqlx::query(&format!(
         "SELECT {SELECT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? AND id > ? ORDER BY id LIMIT ?"
     ))
@@ -254,7 +255,8 @@ fn stored_events(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<StoredEvent>, S
 }
 
 /// Number of stored events.
-pub async fn count(pool: &SqlitePool) -> Result<i64, StoreError> {
+pub async fn count(reader: &Reader) -> Result<i64, StoreError> {
+    let pool = &reader.0;
     Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)
 }
 

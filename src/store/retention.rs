@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::{chain, StoreError};
+use super::{chain, StoreError, WriteConn, Writer};
 
 /// Pause between two pruning transactions: room for the writer.
 const STEP_PAUSE: Duration = Duration::from_millis(20);
@@ -41,18 +40,19 @@ fn ago(keep: Duration) -> DateTime<Utc> {
 }
 
 /// One pass: everything due now, step by step. The hourly activity is kept as long as the events it counts.
-pub async fn prune_once(conn: &mut SqliteConnection, policy: &RetentionPolicy) -> Result<Pruned, StoreError> {
+/// Each step takes the write connection for one transaction and leaves it to the others during the pause.
+pub async fn prune_once(writer: &Writer, policy: &RetentionPolicy) -> Result<Pruned, StoreError> {
     let mut pruned = Pruned::default();
     if let Some(keep) = policy.events {
-        while chain::prune_oldest(conn, ago(keep)).await? {
+        while chain::prune_oldest(&mut *writer.lock().await, ago(keep)).await? {
             pruned.event_steps += 1;
             tokio::time::sleep(STEP_PAUSE).await;
         }
-        super::activity::prune(conn, ago(keep)).await?;
+        super::activity::prune(&mut *writer.lock().await, ago(keep)).await?;
     }
     if let Some(keep) = policy.alerts {
         loop {
-            let n = prune_alerts(conn, ago(keep)).await?;
+            let n = prune_alerts(&mut *writer.lock().await, ago(keep)).await?;
             pruned.alerts += n;
             if n < ALERT_CHUNK as u64 {
                 break;
@@ -63,8 +63,9 @@ pub async fn prune_once(conn: &mut SqliteConnection, policy: &RetentionPolicy) -
     Ok(pruned)
 }
 
-async fn prune_alerts(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+async fn prune_alerts(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
     super::in_transaction(conn, async |conn| {
+        let conn = &mut conn.0;
         let ids = "SELECT id FROM alerts WHERE fired_at < ?1 ORDER BY id LIMIT ?2";
         sqlx::query(&format!("DELETE FROM outbox WHERE alert_id IN ({ids})"))
             .bind(cutoff.timestamp_micros())
@@ -82,7 +83,7 @@ async fn prune_alerts(conn: &mut SqliteConnection, cutoff: DateTime<Utc>) -> Res
 }
 
 /// Prunes every `policy.every` until `shutdown`.
-pub async fn run(mut conn: SqliteConnection, policy: RetentionPolicy, shutdown: CancellationToken) {
+pub async fn run(writer: Writer, policy: RetentionPolicy, shutdown: CancellationToken) {
     if policy.events.is_none() && policy.alerts.is_none() {
         return;
     }
@@ -91,7 +92,7 @@ pub async fn run(mut conn: SqliteConnection, policy: RetentionPolicy, shutdown: 
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(policy.every) => {}
         }
-        match prune_once(&mut conn, &policy).await {
+        match prune_once(&writer, &policy).await {
             Ok(pruned) if pruned != Pruned::default() => {
                 tracing::info!(event_batches = pruned.event_steps, alerts = pruned.alerts, "retention pruned old data")
             }
@@ -108,22 +109,23 @@ mod tests {
     #[tokio::test]
     async fn hourly_activity_is_pruned_to_the_events_retention_and_only_when_events_are_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = crate::store::open_writer(&dir.path().join("t.db")).await.unwrap();
+        let writer = crate::store::Writer::new(crate::store::open_writer(&dir.path().join("t.db")).await.unwrap());
         let now = Utc::now();
         let count =
             |hour| super::super::activity::HourCount { host: "h", hour, category: "c", events: 1, failed_logins: 0 };
         let hours =
             [super::super::activity::hour_of(now - chrono::Duration::days(3)), super::super::activity::hour_of(now)];
-        super::super::activity::add(&mut conn, &[count(hours[0]), count(hours[1])]).await.unwrap();
-        let remaining = async |conn: &mut SqliteConnection| -> Vec<i64> {
-            sqlx::query_scalar("SELECT hour FROM event_hours ORDER BY hour").fetch_all(conn).await.unwrap()
+        super::super::activity::add(&mut *writer.lock().await, &[count(hours[0]), count(hours[1])]).await.unwrap();
+        let remaining = async |writer: &Writer| -> Vec<i64> {
+            let mut conn = writer.lock().await;
+            sqlx::query_scalar("SELECT hour FROM event_hours ORDER BY hour").fetch_all(&mut conn.0).await.unwrap()
         };
         let alerts_only =
             RetentionPolicy { events: None, alerts: Some(Duration::from_secs(86_400)), every: Duration::ZERO };
-        prune_once(&mut conn, &alerts_only).await.unwrap();
-        assert_eq!(remaining(&mut conn).await.len(), 2, "events are kept for ever: so is what counts them");
+        prune_once(&writer, &alerts_only).await.unwrap();
+        assert_eq!(remaining(&writer).await.len(), 2, "events are kept for ever: so is what counts them");
         let one_day = RetentionPolicy { events: Some(Duration::from_secs(86_400)), ..alerts_only };
-        prune_once(&mut conn, &one_day).await.unwrap();
-        assert_eq!(remaining(&mut conn).await, [hours[1]]);
+        prune_once(&writer, &one_day).await.unwrap();
+        assert_eq!(remaining(&writer).await, [hours[1]]);
     }
 }

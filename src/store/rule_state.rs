@@ -1,9 +1,9 @@
 //! The `rule_state` and `rule_cursor` tables: the rule engine's state per rule and group, and the id of the last event
 //! evaluated.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, WriteConn};
 
 /// One changed piece of rule state, to save: a group's state as JSON, or `None` when the group is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,8 @@ pub struct StateChange {
 pub type SavedRow = (String, u64, String, String);
 
 /// Every saved state row.
-pub async fn load(conn: &mut SqliteConnection) -> Result<Vec<SavedRow>, StoreError> {
+pub async fn load(conn: &mut WriteConn) -> Result<Vec<SavedRow>, StoreError> {
+    let conn = &mut conn.0;
     let rows = sqlx::query("SELECT rule_id, rule_hash, group_key, state FROM rule_state").fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
@@ -38,7 +39,8 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<Vec<SavedRow>, StoreErr
 }
 
 /// Writes changed state (inside the caller's transaction).
-pub async fn save(conn: &mut SqliteConnection, changes: &[StateChange]) -> Result<(), StoreError> {
+pub async fn save(conn: &mut WriteConn, changes: &[StateChange]) -> Result<(), StoreError> {
+    let conn = &mut conn.0;
     for change in changes {
         match &change.state {
             Some(state) => {
@@ -65,12 +67,14 @@ pub async fn save(conn: &mut SqliteConnection, changes: &[StateChange]) -> Resul
 }
 
 /// The id of the last event evaluated.
-pub async fn cursor(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+pub async fn cursor(conn: &mut WriteConn) -> Result<i64, StoreError> {
+    let conn = &mut conn.0;
     Ok(sqlx::query_scalar("SELECT last_event_id FROM rule_cursor WHERE id = 1").fetch_one(&mut *conn).await?)
 }
 
 /// Moves the cursor (inside the caller's transaction).
-pub async fn set_cursor(conn: &mut SqliteConnection, last_event_id: i64) -> Result<(), StoreError> {
+pub async fn set_cursor(conn: &mut WriteConn, last_event_id: i64) -> Result<(), StoreError> {
+    let conn = &mut conn.0;
     sqlx::query("UPDATE rule_cursor SET last_event_id = max(last_event_id, ?) WHERE id = 1")
         .bind(last_event_id)
         .execute(&mut *conn)
@@ -79,7 +83,8 @@ pub async fn set_cursor(conn: &mut SqliteConnection, last_event_id: i64) -> Resu
 }
 
 /// The id of the newest stored event (0 when there is none).
-pub async fn newest_event(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+pub async fn newest_event(conn: &mut WriteConn) -> Result<i64, StoreError> {
+    let conn = &mut conn.0;
     let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&mut *conn).await?;
     Ok(newest.unwrap_or(0))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use crate::store::StoreError;
+use crate::store::{Reader, StoreError, WriteConn};
 
 /// A silence.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,13 +32,14 @@ fn time(micros: i64) -> DateTime<Utc> {
 
 /// Adds a silence; its id.
 pub async fn add(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteConn,
     matchers: &BTreeMap<String, String>,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     reason: &str,
     created_by: &str,
 ) -> Result<i64, StoreError> {
+    let conn = &mut conn.0;
     let done =
         sqlx::query("INSERT INTO silences (matchers, starts_at, ends_at, reason, created_by) VALUES (?, ?, ?, ?, ?)")
             .bind(serde_json::to_string(matchers).expect("a map of strings serializes"))
@@ -52,7 +53,11 @@ pub async fn add(
 }
 
 /// Silences, newest first: those still active at `now`, or every one.
-pub async fn list(conn: &mut SqliteConnection, now: DateTime<Utc>, all: bool) -> Result<Vec<Silence>, StoreError> {
+pub async fn list(reader: &Reader, now: DateTime<Utc>, all: bool) -> Result<Vec<Silence>, StoreError> {
+    list_on(&mut *reader.connection().await?, now, all).await
+}
+
+async fn list_on(conn: &mut SqliteConnection, now: DateTime<Utc>, all: bool) -> Result<Vec<Silence>, StoreError> {
     let rows = sqlx::query("SELECT * FROM silences WHERE ?1 OR (expired_at IS NULL AND ends_at > ?2) ORDER BY id DESC")
         .bind(all)
         .bind(now.timestamp_micros())
@@ -77,13 +82,14 @@ pub async fn list(conn: &mut SqliteConnection, now: DateTime<Utc>, all: bool) ->
 }
 
 /// The silences holding back alerts at `now`.
-pub async fn active(conn: &mut SqliteConnection, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
+pub async fn active(conn: &mut WriteConn, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
     let started = |s: &Silence| s.starts_at <= now;
-    Ok(list(conn, now, false).await?.into_iter().filter(started).collect())
+    Ok(list_on(&mut conn.0, now, false).await?.into_iter().filter(started).collect())
 }
 
 /// Ends a silence now; false when there is no such active silence.
-pub async fn expire(conn: &mut SqliteConnection, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+pub async fn expire(conn: &mut WriteConn, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let conn = &mut conn.0;
     let done = sqlx::query("UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL AND ends_at > ?")
         .bind(now.timestamp_micros())
         .bind(id)

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::SqliteConnection;
 
-use super::StoreError;
+use super::{Reader, StoreError};
 
 /// Sizes and counts of a database.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -38,7 +38,9 @@ async fn number(conn: &mut SqliteConnection, sql: &str) -> Result<i64, StoreErro
 }
 
 /// Reads the statistics.
-pub async fn stats(conn: &mut SqliteConnection) -> Result<DbStats, StoreError> {
+pub async fn stats(reader: &Reader) -> Result<DbStats, StoreError> {
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
     let (oldest_event, newest_event): (Option<i64>, Option<i64>) =
         sqlx::query_as("SELECT min(ts), max(ts) FROM events").fetch_one(&mut *conn).await?;
     let outbox: Vec<(String, i64)> =
@@ -61,6 +63,7 @@ pub async fn stats(conn: &mut SqliteConnection) -> Result<DbStats, StoreError> {
 }
 
 /// Whether the database answers a read of the schema hsmwatch writes (`/readyz`).
-pub async fn answers(pool: &sqlx::SqlitePool) -> bool {
+pub async fn answers(reader: &Reader) -> bool {
+    let pool = &reader.0;
     sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rule_cursor").fetch_one(pool).await.is_ok()
 }

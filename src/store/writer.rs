@@ -3,7 +3,7 @@
 //! Receives events from the bounded queue; commits them in batches (flushed by size, by age, or as soon as nothing else
 //! is waiting: group commit, so a lone alert-bearing line is not held back), each batch one `BEGIN IMMEDIATE`
 //! transaction on the event inserter's connection ([`super::inserter`]), then hands the committed batch to the hook
-//! (rule evaluation), which writes on the writer's own sqlx connection. A failed commit (disk full, lock) is retried
+//! (rule evaluation), which writes on the shared write connection ([`Writer`]), taken for each write. A failed commit (disk full, lock) is retried
 //! with backoff while the queue fills up behind it, which is what slows TCP senders down instead of losing their lines.
 
 use std::future::Future;
@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use sqlx::SqliteConnection;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::inserter::Inserter;
-use super::StoreError;
+use super::{StoreError, WriteConn, Writer};
 use crate::event::Event;
 use crate::metrics::Counters;
 
@@ -41,16 +40,16 @@ pub trait AfterCommit: Send + 'static {
     /// A batch was committed; its first event has row id `first_id`.
     fn evaluate(&mut self, batch: &[Event], first_id: i64);
     /// Writes what [`AfterCommit::evaluate`] produced.
-    fn persist<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a>;
+    fn persist<'a>(&'a mut self, conn: &'a mut WriteConn) -> HookFuture<'a>;
     /// Time passed (timers that fire without new events).
-    fn tick<'a>(&'a mut self, conn: &'a mut SqliteConnection, now: DateTime<Utc>) -> HookFuture<'a>;
+    fn tick<'a>(&'a mut self, conn: &'a mut WriteConn, now: DateTime<Utc>) -> HookFuture<'a>;
     /// Whether it has work of its own (a backlog): the writer then calls [`AfterCommit::tick`] whenever no batch is
     /// waiting, instead of once a second.
     fn busy(&self) -> bool {
         false
     }
     /// The queue closed: the last chance to write what is held.
-    fn finish<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> HookFuture<'a> {
+    fn finish<'a>(&'a mut self, conn: &'a mut WriteConn) -> HookFuture<'a> {
         self.tick(conn, Utc::now())
     }
 }
@@ -61,10 +60,10 @@ pub struct NoHook;
 
 impl AfterCommit for NoHook {
     fn evaluate(&mut self, _: &[Event], _: i64) {}
-    fn persist<'a>(&'a mut self, _: &'a mut SqliteConnection) -> HookFuture<'a> {
+    fn persist<'a>(&'a mut self, _: &'a mut WriteConn) -> HookFuture<'a> {
         Box::pin(async { Ok(()) })
     }
-    fn tick<'a>(&'a mut self, _: &'a mut SqliteConnection, _: DateTime<Utc>) -> HookFuture<'a> {
+    fn tick<'a>(&'a mut self, _: &'a mut WriteConn, _: DateTime<Utc>) -> HookFuture<'a> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -99,7 +98,7 @@ enum HookSlot<H> {
 
 impl<H: AfterCommit> HookSlot<H> {
     /// Brings the hook back (persisting what it evaluated away) and returns it, with the batch it evaluated.
-    async fn settle(&mut self, conn: &mut SqliteConnection) -> (&mut H, Option<Vec<Event>>) {
+    async fn settle(&mut self, writer: &Writer) -> (&mut H, Option<Vec<Event>>) {
         let mut events = None;
         if let HookSlot::Away(task) = self {
             let (mut hook, batch) = match task.await {
@@ -107,7 +106,7 @@ impl<H: AfterCommit> HookSlot<H> {
                 // The hook's panic is the writer's, as it was when evaluation ran on the writer's own task.
                 Err(error) => std::panic::resume_unwind(error.into_panic()),
             };
-            persist(&mut hook, conn, batch.len()).await;
+            persist(&mut hook, writer, batch.len()).await;
             events = Some(batch);
             *self = HookSlot::Here(hook);
         }
@@ -133,27 +132,26 @@ impl<H: AfterCommit> HookSlot<H> {
     }
 }
 
-async fn persist<H: AfterCommit>(hook: &mut H, conn: &mut SqliteConnection, events: usize) {
-    if let Err(error) = hook.persist(conn).await {
+async fn persist<H: AfterCommit>(hook: &mut H, writer: &Writer, events: usize) {
+    if let Err(error) = hook.persist(&mut *writer.lock().await).await {
         // The events are stored; the rule cursor did not move, so the next start evaluates them again.
         tracing::error!(%error, events, "rule evaluation of a committed batch failed");
     }
 }
 
-/// Commits everything the queue delivers until every sender is gone, then stops the inserter and returns the
-/// connection.
+/// Commits everything the queue delivers until every sender is gone, then stops the inserter.
 ///
-/// Events are committed by `inserter`; `conn` is the hook's. While more events wait, a committed batch is evaluated on
+/// Events are committed by `inserter`; the hook writes on `writer`. While more events wait, a committed batch is evaluated on
 /// another thread as the next one is inserted; when the queue is empty it is evaluated at once, so that an alert never
 /// waits for traffic that may not come.
 pub async fn run<H: AfterCommit>(
-    mut conn: SqliteConnection,
+    writer: Writer,
     inserter: Inserter,
     mut queue: mpsc::Receiver<Event>,
     policy: BatchPolicy,
     counters: Arc<Counters>,
     hook: H,
-) -> Result<(SqliteConnection, WriterSummary), StoreError> {
+) -> Result<WriterSummary, StoreError> {
     let rows = policy.rows.max(1);
     let mut batch: Vec<Event> = Vec::with_capacity(rows);
     let mut summary = WriterSummary::default();
@@ -168,20 +166,20 @@ pub async fn run<H: AfterCommit>(
             batch.append(&mut carried);
         } else {
             if queue.is_empty() {
-                hook.settle(&mut conn).await;
+                hook.settle(&writer).await;
             }
             let received = tokio::select! {
                 received = queue.recv_many(&mut batch, rows) => received,
                 _ = ticker.tick() => {
-                    let (hook, _) = hook.settle(&mut conn).await;
-                    if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
+                    let (hook, _) = hook.settle(&writer).await;
+                    if let Err(error) = hook.tick(&mut *writer.lock().await, Utc::now()).await {
                         tracing::error!(%error, "timer evaluation failed");
                     }
                     continue;
                 }
                 _ = std::future::ready(()), if hook.busy() => {
-                    let (hook, _) = hook.settle(&mut conn).await;
-                    if let Err(error) = hook.tick(&mut conn, Utc::now()).await {
+                    let (hook, _) = hook.settle(&writer).await;
+                    if let Err(error) = hook.tick(&mut *writer.lock().await, Utc::now()).await {
                         tracing::error!(%error, "background evaluation failed");
                     }
                     continue;
@@ -204,7 +202,7 @@ pub async fn run<H: AfterCommit>(
         summary.stored += batch.len() as u64;
         summary.batches += 1;
         // The previous batch's results are written first: evaluation follows commit order.
-        let (here, returned) = hook.settle(&mut conn).await;
+        let (here, returned) = hook.settle(&writer).await;
         if open && !queue.is_empty() {
             let mut next = returned.unwrap_or_default();
             next.clear();
@@ -212,16 +210,16 @@ pub async fn run<H: AfterCommit>(
             hook = hook.evaluate_away(std::mem::replace(&mut batch, next), first_id);
         } else {
             here.evaluate(&batch, first_id);
-            persist(here, &mut conn, batch.len()).await;
+            persist(here, &writer, batch.len()).await;
             batch.clear();
         }
     }
-    let (hook, _) = hook.settle(&mut conn).await;
-    if let Err(error) = hook.finish(&mut conn).await {
+    let (hook, _) = hook.settle(&writer).await;
+    if let Err(error) = hook.finish(&mut *writer.lock().await).await {
         tracing::error!(%error, "final evaluation at shutdown failed");
     }
     inserter.close().await;
-    Ok((conn, summary))
+    Ok(summary)
 }
 
 /// Adds what the queue holds to `batch`, up to `rows`, until the queue is empty or `delay` has passed; returns whether

@@ -140,3 +140,21 @@ fn nothing_points_outside_the_repository() {
     }
     assert!(found.is_empty(), "references to documents outside the repository:\n{}", found.join("\n"));
 }
+
+/// The store is the database's one owner: no module outside `src/store/` names a database driver or holds SQL text.
+#[test]
+fn sql_lives_only_in_the_store() {
+    let sql = ["sqlx", "rusqlite", "SELECT ", "INSERT ", "UPDATE ", "DELETE FROM", "PRAGMA "];
+    let mut found = Vec::new();
+    for (path, text) in repository_texts() {
+        if !path.starts_with("src/") || path.starts_with("src/store/") || !path.ends_with(".rs") {
+            continue;
+        }
+        for (number, line) in text.lines().enumerate() {
+            if let Some(word) = sql.iter().find(|word| line.contains(**word)) {
+                found.push(format!("{path}:{}: {word}", number + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "database access outside src/store/:\n{}", found.join("\n"));
+}

@@ -124,10 +124,9 @@ async fn overview(State(state): State<AppState>) -> Response {
     let now = Utc::now();
     let day_ago = now - chrono::Duration::hours(24);
     let built = async {
-        let mut conn = state.pool.acquire().await?;
-        let hosts = crate::inventory::views(&mut conn, state.silent_after, now).await?;
-        let hours = crate::activity::since(&mut conn, day_ago, None).await?;
-        let open = crate::store::alerts::open_alerts_by_severity(&mut conn, now - chrono::Duration::days(7)).await?;
+        let hosts = crate::inventory::views(&state.pool, state.silent_after, now).await?;
+        let hours = crate::activity::since(&state.pool, day_ago, None).await?;
+        let open = crate::store::alerts::open_alerts_by_severity(&state.pool, now - chrono::Duration::days(7)).await?;
         let mut figures: BTreeMap<String, HostFigures> = BTreeMap::new();
         for row in &hours {
             let figure = figures.entry(row.host.clone()).or_default();
@@ -169,11 +168,10 @@ async fn events(State(state): State<AppState>, Query(filters): Query<Filters>) -
 /// Alerts with their deliveries.
 async fn alert_lines(state: &AppState, filter: &AlertFilter<'_>) -> Result<Vec<AlertLine>, crate::store::StoreError> {
     let rows = crate::store::alerts::list(&state.pool, filter).await?;
-    let mut conn = state.pool.acquire().await?;
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
-        if let Some(alert) = crate::store::alerts::get(&mut conn, row.id).await? {
-            let deliveries = crate::store::outbox::deliveries(&mut conn, row.id).await?;
+        if let Some(alert) = crate::store::alerts::get(&state.pool, row.id).await? {
+            let deliveries = crate::store::outbox::deliveries(&state.pool, row.id).await?;
             lines.push(AlertLine { alert, deliveries });
         }
     }
@@ -197,9 +195,8 @@ async fn alerts(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> 
 
 async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
     let built = async {
-        let mut conn = state.pool.acquire().await?;
-        let Some(alert) = crate::store::alerts::get(&mut conn, id).await? else { return Ok(None) };
-        let deliveries = crate::store::outbox::deliveries(&mut conn, id).await?;
+        let Some(alert) = crate::store::alerts::get(&state.pool, id).await? else { return Ok(None) };
+        let deliveries = crate::store::outbox::deliveries(&state.pool, id).await?;
         let events = query::events_by_id(&state.pool, &alert.event_ids).await?;
         Ok::<_, crate::store::StoreError>(Some(pages::alert_page(&AlertLine { alert, deliveries }, &events)))
     };
@@ -214,8 +211,7 @@ async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
 async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(filters): Query<Filters>) -> Response {
     let now = Utc::now();
     let built = async {
-        let mut conn = state.pool.acquire().await?;
-        let hours = crate::activity::since(&mut conn, now - chrono::Duration::hours(24), Some(&name)).await?;
+        let hours = crate::activity::since(&state.pool, now - chrono::Duration::hours(24), Some(&name)).await?;
         let lines =
             alert_lines(&state, &AlertFilter { status: None, since: None, host: Some(&name), limit: 50 }).await?;
         Ok::<_, crate::store::StoreError>((hours, lines))
