@@ -308,7 +308,11 @@ impl Server {
             );
         }
         counters.rules_loaded.store(running_rules(&rules.rules), std::sync::atomic::Ordering::Relaxed);
-        let routing = Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity)).collect());
+        let mut routing =
+            Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity)).collect());
+        if let Some(horizon) = config.alerts.notify_horizon {
+            routing = routing.with_horizon(horizon);
+        }
         check_notifiers(&rules.rules, &routing).map_err(AppError::Rules)?;
         let notifiers = crate::config::notifiers::resolve_all(&config.notifiers).map_err(AppError::Notifier)?;
         let token = crate::http::token(&config.http)?;

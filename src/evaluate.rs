@@ -268,21 +268,28 @@ async fn write_results(conn: &mut WriteConn, results: &Results, routing: &Routin
             true => crate::store::silences::active(conn, Utc::now()).await?,
             false => Vec::new(),
         };
-        let silenced_by: Vec<Option<i64>> = results
+        // A silence holds an alert back; so does a horizon its events are beyond (history does not page).
+        let now = Utc::now();
+        let held_back: Vec<Option<String>> = results
             .alerts
             .iter()
-            .map(|alert| silences.iter().find(|s| alert.notify && s.matches(alert)).map(|s| s.id))
+            .map(|alert| alert.notify.then(|| routing.held_back(alert.at, now)).flatten())
             .collect();
-        let ids = crate::store::alerts::insert(
-            conn,
-            &results.alerts.iter().map(Alert::record).collect::<Vec<_>>(),
-            &silenced_by,
-        )
-        .await?;
+        let records: Vec<_> = results
+            .alerts
+            .iter()
+            .zip(&held_back)
+            .map(|(alert, held_back)| crate::store::alerts::AlertRecord {
+                silenced_by: silences.iter().find(|s| alert.notify && s.matches(alert)).map(|s| s.id),
+                held_back: held_back.as_deref(),
+                ..alert.record()
+            })
+            .collect();
+        let ids = crate::store::alerts::insert(conn, &records).await?;
         // Deliveries are queued in the transaction of their alert: no alert without its jobs, no job without its alert.
         let mut queued = 0;
-        for ((alert, id), silenced) in results.alerts.iter().zip(ids).zip(&silenced_by) {
-            if !alert.notify || silenced.is_some() {
+        for ((alert, id), record) in results.alerts.iter().zip(ids).zip(&records) {
+            if !alert.notify || record.silenced_by.is_some() || record.held_back.is_some() {
                 continue;
             }
             for notifier in routing.targets(alert.notify_to.as_deref(), alert.level) {

@@ -76,7 +76,7 @@ pub struct Source {
     pub name: String,
     /// `host.name` for records that name none (CloudHSM exports).
     pub host: Option<String>,
-    /// Time of receipt for every line: the time of the import.
+    /// Time of receipt for every line: when its file was last written, if that is before the import.
     pub received: DateTime<Utc>,
     /// How its zone-less times are read: the zone, and the year of RFC 3164 times (from the file's modification
     /// time, or as the operator said).

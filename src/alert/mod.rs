@@ -72,6 +72,8 @@ impl Alert {
             notify: self.notify,
             suppressed: self.suppressed,
             host: self.host.as_deref(),
+            silenced_by: None,
+            held_back: None,
         }
     }
 

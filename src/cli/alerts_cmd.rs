@@ -64,14 +64,15 @@ async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
     writeln!(out, "events:      {:?}", alert.event_ids)?;
     let body: Vec<String> = alert.body.trim_end().lines().map(safe).collect();
     writeln!(out, "\n{}\n", body.join("\n"))?;
-    match alert.silenced_by {
-        Some(silence) => {
+    match (alert.silenced_by, &alert.held_back) {
+        (Some(silence), _) => {
             writeln!(out, "deliveries:  none: held back by silence {silence} (`hsmwatch silence list --all`)")?
         }
-        None if deliveries.is_empty() => {
+        (None, Some(why)) => writeln!(out, "deliveries:  none: not sent, {why}")?,
+        (None, None) if deliveries.is_empty() => {
             writeln!(out, "deliveries:  none (no notifier was routed, or the throttle held it back)")?
         }
-        None => {}
+        (None, None) => {}
     }
     for d in &deliveries {
         let state = match d.status.as_str() {
@@ -151,10 +152,11 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<()> {
             "ID", "FIRED", "SEVERITY", "STATUS", "RULE", "COUNT"
         )?;
         for a in &alerts {
-            let held = match (a.notify, a.silenced_by) {
-                (false, _) => "  (throttled)".to_owned(),
-                (true, Some(silence)) => format!("  (silenced by {silence})"),
-                (true, None) => String::new(),
+            let held = match (a.notify, a.silenced_by, &a.held_back) {
+                (false, _, _) => "  (throttled)".to_owned(),
+                (true, Some(silence), _) => format!("  (silenced by {silence})"),
+                (true, None, Some(_)) => "  (not sent: history)".to_owned(),
+                (true, None, None) => String::new(),
             };
             writeln!(
                 out,

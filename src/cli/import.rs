@@ -28,7 +28,8 @@ Every line goes through the same redact, parse and decode path as the network. A
 unknown (parsed, no decoder) and unparsed counts, and for CloudHSM exports the sequence gaps found.\n\n\
 RFC 3164 times carry no year. A file holds only lines written before it was last modified, so each line takes the latest \
 year that puts it no later than the file's modification time (a gzip file's own recorded time, a tar member's); \
---year or --received override that, and the summary says which was used."
+--year or --received override that, and the summary says which was used. The same time is the lines' time of receipt \
+(event.created), so alerts on an old archive are recorded but not sent (alerts.notify_horizon)."
 )]
 pub struct ImportArgs {
     /// Files to import: logs (plain or .gz), or tar archives (.tar, .tar.gz, .tgz) whose every file is imported.
@@ -92,7 +93,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         for Input { name, modified, reader } in open_inputs(file)? {
             let (year, dating) = year_rule(&args, modified);
             let time_rules = TimeRules { zone: args.timezone, year };
-            let source = Source { name: name.clone(), host: host.clone(), received: Utc::now(), time_rules };
+            // A line was received, at the latest, when its file was last written: an archive's lines count as old
+            // receipts (`event.created`), so alerts on them are recorded but do not page (alerts.notify_horizon).
+            let now = Utc::now();
+            let received = args.received.or(modified).map_or(now, |at| at.min(now));
+            let source = Source { name: name.clone(), host: host.clone(), received, time_rules };
             let stats = import_file(reader, args.format, source, decoders.clone(), &db, &mut conn, &inserter)
                 .await
                 .with_context(|| format!("importing {name}"))?;

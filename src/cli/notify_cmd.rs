@@ -50,7 +50,7 @@ pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
     sample.notify_to = Some(vec![name.clone()]);
     let mut conn = store::open_writer(&config.storage.path).await?;
     let ids = store::in_transaction(&mut conn, async |conn| {
-        let ids = crate::store::alerts::insert(conn, &[sample.record()], &[]).await?;
+        let ids = crate::store::alerts::insert(conn, &[sample.record()]).await?;
         // This command makes the first attempt itself; a running server retries it later if it fails.
         outbox::enqueue(conn, ids[0], &name, now + chrono::Duration::hours(1)).await?;
         Ok(ids)

@@ -63,6 +63,9 @@ pub struct Config {
     /// The HSM inventory.
     #[serde(default)]
     pub inventory: InventoryConfig,
+    /// What becomes of alerts.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
     /// Where alerts are delivered, by name (rules name them in `notify:`; without it a rule goes to every notifier
     /// whose `min_severity` its severity reaches).
     #[serde(default)]
@@ -103,6 +106,26 @@ fn default_http_address() -> Option<SocketAddr> {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig { address: default_http_address(), token_env: None, token_file: None }
+    }
+}
+
+/// What becomes of alerts.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// An alert whose events were received longer ago than this before the rules evaluated them (an import of
+    /// archives, a backlog after downtime) is recorded but not sent; null sends every alert, however old.
+    #[serde(default = "default_notify_horizon", with = "units::optional_duration")]
+    pub notify_horizon: Option<Duration>,
+}
+
+fn default_notify_horizon() -> Option<Duration> {
+    Some(Duration::from_secs(3600))
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { notify_horizon: default_notify_horizon() }
     }
 }
 

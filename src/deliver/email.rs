@@ -233,6 +233,7 @@ mod tests {
             suppressed: 0,
             event_ids: vec![],
             silenced_by: None,
+            held_back: None,
         }
     }
 

@@ -366,7 +366,7 @@ async fn record(
                 outbox::mark_dead(conn, job.id, why).await?;
                 let now = Utc::now();
                 let notice = dead_delivery_alert(&notifier.name, fallback, alert, why, now);
-                let ids = crate::store::alerts::insert(conn, &[notice.record()], &[]).await?;
+                let ids = crate::store::alerts::insert(conn, &[notice.record()]).await?;
                 outbox::enqueue(conn, ids[0], fallback, now).await
             })
             .await

@@ -128,6 +128,7 @@ mod tests {
             suppressed: 0,
             event_ids: vec![],
             silenced_by: None,
+            held_back: None,
         };
         let text = message(&alert).to_string();
         assert!(!text.contains("<!channel>") && !text.contains("<@U123>"), "{text}");

@@ -40,21 +40,20 @@ pub struct AlertRecord<'a> {
     pub suppressed: u64,
     /// The host it concerns.
     pub host: Option<&'a str>,
+    /// The silence that held its notification back.
+    pub silenced_by: Option<i64>,
+    /// Why it was not sent although it was due (history older than the notification horizon).
+    pub held_back: Option<&'a str>,
 }
 
-/// Inserts alerts (inside the caller's transaction), each with the silence that held it back, if any (`silenced_by`
-/// may be shorter than `alerts`); returns their row ids.
-pub async fn insert(
-    conn: &mut WriteConn,
-    alerts: &[AlertRecord<'_>],
-    silenced_by: &[Option<i64>],
-) -> Result<Vec<i64>, StoreError> {
+/// Inserts alerts (inside the caller's transaction); returns their row ids.
+pub async fn insert(conn: &mut WriteConn, alerts: &[AlertRecord<'_>]) -> Result<Vec<i64>, StoreError> {
     let conn = &mut conn.0;
     let mut ids = Vec::with_capacity(alerts.len());
-    for (i, alert) in alerts.iter().enumerate() {
+    for alert in alerts {
         let done = sqlx::query(
-            "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host, silenced_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host, silenced_by, held_back) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(alert.rule_id)
         .bind(alert.fingerprint)
@@ -71,7 +70,8 @@ pub async fn insert(
         .bind(alert.notify)
         .bind(i64::try_from(alert.suppressed).unwrap_or(i64::MAX))
         .bind(alert.host)
-        .bind(silenced_by.get(i).copied().flatten())
+        .bind(alert.silenced_by)
+        .bind(alert.held_back)
         .execute(&mut *conn)
         .await?;
         ids.push(done.last_insert_rowid());
@@ -139,6 +139,8 @@ pub struct AlertRow {
     pub suppressed: i64,
     /// The silence that held its notification back.
     pub silenced_by: Option<i64>,
+    /// Why it was not sent although it was due.
+    pub held_back: Option<String>,
     /// The host it concerns.
     pub host: Option<String>,
 }
@@ -160,7 +162,7 @@ pub struct AlertFilter<'a> {
 pub async fn list(reader: &Reader, filter: &AlertFilter<'_>) -> Result<Vec<AlertRow>, StoreError> {
     let pool = &reader.0;
     let rows = sqlx::query(
-        "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed, silenced_by, host FROM alerts \
+        "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed, silenced_by, held_back, host FROM alerts \
          WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR fired_at >= ?2) AND (?3 IS NULL OR host = ?3) \
          ORDER BY fired_at DESC, id DESC LIMIT ?4",
     )
@@ -189,6 +191,7 @@ pub async fn list(reader: &Reader, filter: &AlertFilter<'_>) -> Result<Vec<Alert
                 notify: row.try_get("notify")?,
                 suppressed: row.try_get("suppressed")?,
                 silenced_by: row.try_get("silenced_by")?,
+                held_back: row.try_get("held_back")?,
                 host: row.try_get("host")?,
             })
         })
@@ -232,6 +235,9 @@ pub struct StoredAlert {
     /// The silence that held its notification back (never set on what is delivered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub silenced_by: Option<i64>,
+    /// Why it was not sent although it was due (never set on what is delivered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
 }
 
 fn rfc3339(micros: i64) -> String {
@@ -265,6 +271,7 @@ pub async fn get(reader: &Reader, id: i64) -> Result<Option<StoredAlert>, StoreE
         suppressed: row.try_get("suppressed")?,
         event_ids: serde_json::from_str(&ids).map_err(corrupt)?,
         silenced_by: row.try_get("silenced_by")?,
+        held_back: row.try_get("held_back")?,
     }))
 }
 

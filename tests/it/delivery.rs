@@ -422,3 +422,51 @@ async fn a_body_template_shapes_the_request() {
     assert_eq!(body["n"], 1);
     assert!(body["summary"].as_str().unwrap().contains("ALM0008"), "{body}");
 }
+
+/// History does not page: alerts on an imported archive (its lines received when the file was last written, a year
+/// ago) are recorded but not sent, and say why; a live line still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_on_history_are_recorded_but_not_sent() {
+    let (address, receiver) = start_receiver(vec![(200, None)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let archive = dir.path().join("last-year.log");
+    std::fs::write(&archive, [tamper_from("hsm-archive-1"), tamper_from("hsm-archive-2")].concat()).unwrap();
+    let touched = std::process::Command::new("touch").args(["-d", "2025-11-01 12:00:00Z"]).arg(&archive).status();
+    assert!(touched.unwrap().success());
+    let (code, _, err) = crate::support::run(&["import", "--db", db.to_str().unwrap(), archive.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let yaml =
+        format!("notifiers:\n  hook:\n    type: webhook\n    url: http://{address}/hook\n    retry_initial: 100ms\n");
+    let notifiers = hsmwatch::config::Config::parse(&yaml, std::path::Path::new("t.yaml")).unwrap().notifiers;
+    let stored = db.clone();
+    let server = TestServer::start_with(64 * 1024, move |config| {
+        config.notifiers = notifiers;
+        config.storage.path = stored;
+    })
+    .await;
+    send_tcp(server.tcp, tamper_from("hsm-live").as_bytes(), false).await;
+    wait_until("the live alert", || !receiver.received.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _dir = server.stop().await;
+    let received = receiver.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].1["host"], "hsm-live");
+    // The archive's tampers, and the silences its hosts then fell into, are recorded, each with why it was not sent.
+    let rows: Vec<(String, String, Option<String>)> =
+        db_rows(&db, "SELECT host, rule_id, held_back FROM alerts ORDER BY id").await;
+    let archived: Vec<_> = rows.iter().filter(|(host, ..)| host.starts_with("hsm-archive")).collect();
+    assert_eq!(archived.iter().filter(|(_, rule, _)| rule == "luna.hsm.tamper").count(), 2, "{rows:?}");
+    for (_, _, why) in &archived {
+        let why = why.as_deref().unwrap_or_default();
+        assert!(why.starts_with("history: received 2025-11-01T12:"), "{why}");
+        assert!(why.contains("more than alerts.notify_horizon (1h) before it was evaluated"), "{why}");
+    }
+    let live: Vec<_> = rows.iter().filter(|(host, ..)| host == "hsm-live").collect();
+    assert_eq!(live, [&("hsm-live".to_owned(), "luna.hsm.tamper".to_owned(), None)]);
+    let db_arg = db.to_str().unwrap();
+    let (_, shown, _) = crate::support::run(&["alerts", "show", "1", "--db", db_arg]);
+    assert!(shown.contains("deliveries:  none: not sent, history: received 2025-11-01T12:00:00Z"), "{shown}");
+    let (_, listed, _) = crate::support::run(&["alerts", "list", "--db", db_arg]);
+    assert!(listed.contains("(not sent: history)"), "{listed}");
+}

@@ -219,6 +219,7 @@ pub fn alert_table(alerts: &[AlertLine]) -> Markup {
                         td.mono { (a.first_seen.as_deref().unwrap_or("–")) br; (a.last_seen.as_deref().unwrap_or("–")) }
                         td {
                             @if let Some(silence) = a.silenced_by { "silenced by " (silence) }
+                            @if let Some(why) = &a.held_back { "not sent: " (why) }
                             @for d in &line.deliveries { (delivery_state(d)) br; }
                         }
                     }
