@@ -280,6 +280,7 @@ pub struct Server {
     deliverers: Vec<JoinHandle<()>>,
     http: Option<JoinHandle<()>>,
     retention: JoinHandle<()>,
+    search: JoinHandle<()>,
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
     db: store::Db,
     summary: JoinHandle<()>,
@@ -462,6 +463,7 @@ impl Server {
             every: config.storage.prune_interval,
         };
         let retention = tokio::spawn(crate::store::retention::run(db.writer.clone(), policy, shutdown.clone()));
+        let search = tokio::spawn(store::search::run(db.writer.clone(), counters.clone(), shutdown.clone()));
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
         // One worker per notifier, so one slow receiver never holds back another; each takes the write connection only
         // to record what became of a job.
@@ -508,6 +510,7 @@ impl Server {
             summary,
             deliverers,
             retention,
+            search,
             db,
         })
     }
@@ -536,6 +539,7 @@ impl Server {
             let _ = http.await;
         }
         let _ = self.retention.await;
+        let _ = self.search.await;
         // Deliveries still pending stay in the outbox and resume at the next start.
         for deliverer in self.deliverers {
             let _ = deliverer.await;

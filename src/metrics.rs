@@ -104,6 +104,8 @@ pub struct Counters {
     pub store_failing: std::sync::atomic::AtomicBool,
     /// Events waiting in the writer queue (a gauge, set by the writer).
     pub queue_depth: AtomicU64,
+    /// Events in complete blocks the search index has not taken in yet (a gauge, set by the search task).
+    pub search_waiting: AtomicU64,
     /// Rules evaluated now, disabled ones left out (a gauge, set at start and by every successful reload).
     pub rules_loaded: AtomicU64,
     /// Seconds per committed batch.
@@ -130,6 +132,7 @@ impl Default for Counters {
             store_retries: AtomicU64::new(0),
             store_failing: std::sync::atomic::AtomicBool::new(false),
             queue_depth: AtomicU64::new(0),
+            search_waiting: AtomicU64::new(0),
             rules_loaded: AtomicU64::new(0),
             batch_seconds: Histogram::new(buckets()),
             datasets: Mutex::default(),

@@ -110,6 +110,19 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         writeln!(std::io::stdout(), "total: {}", summary(&total))?;
     }
     inserter.close().await;
+    // The search index covers what was imported before the command ends, so that the first search is fast.
+    loop {
+        let (_, waiting) = store::search::index_some(&mut conn, 1024).await?;
+        if waiting == 0 {
+            break;
+        }
+        if std::io::stderr().is_terminal() {
+            let _ = write!(std::io::stderr(), "\rsearch index: {waiting} blocks to go\x1b[K");
+        }
+    }
+    if std::io::stderr().is_terminal() {
+        let _ = write!(std::io::stderr(), "\r\x1b[K");
+    }
     store::close_writer(conn).await?;
     Ok(())
 }

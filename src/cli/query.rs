@@ -48,9 +48,14 @@ pub struct QueryArgs {
     /// source.ip equals this.
     #[arg(long, value_name = "IP")]
     pub source_ip: Option<String>,
-    /// The raw line (event.original) contains this text.
+    /// The raw line (event.original) contains this text, case-insensitive (found through the search index from 3
+    /// characters on).
     #[arg(long, value_name = "TEXT")]
     pub contains: Option<String>,
+    /// The raw line holds this text as whole words, case-insensitive: `--word admin` does not match `sysadmin`,
+    /// `--word "partition create"` matches the two words in that order.
+    #[arg(long, value_name = "TEXT")]
+    pub word: Option<String>,
     /// At most this many events.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
@@ -74,6 +79,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         user: args.user,
         source_ip: args.source_ip,
         contains: args.contains,
+        word: args.word,
         after: None,
         limit: args.limit,
     };

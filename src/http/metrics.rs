@@ -181,6 +181,12 @@ impl ServerCollector {
             "Events waiting for the writer.",
             &[(Labels::new(), value(&c.queue_depth) as f64)],
         )?;
+        gauge_family(
+            encoder,
+            "hsmwatch_search_index_waiting_events",
+            "Stored events not yet in the search index (contains and word searches read them directly meanwhile).",
+            &[(Labels::new(), value(&c.search_waiting) as f64)],
+        )?;
         let batch = encoder.encode_descriptor(
             "hsmwatch_writer_batch_seconds",
             "Time to commit one batch.",

@@ -386,6 +386,7 @@ pub async fn prune_oldest(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result
         .bind(i64::try_from(deleted).unwrap_or(i64::MAX))
         .execute(&mut *conn)
         .await?;
+        super::search::forget_pruned(conn, batch.last_event_id).await?;
         Ok(true)
     })
     .await

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod query;
 pub mod retention;
 pub mod rule_state;
+pub mod search;
 pub mod silences;
 pub mod stats;
 pub mod writer;

@@ -26,6 +26,8 @@ pub struct EventFilter {
     pub source_ip: Option<String>,
     /// Text anywhere in `event.original`, case-insensitive for ASCII.
     pub contains: Option<String>,
+    /// Text as whole words in `event.original` (not inside a longer word), case-insensitive for ASCII.
+    pub word: Option<String>,
     /// Only events after this one in the newest-first order (the cursor of the previous page's last event).
     pub after: Option<Cursor>,
     /// At most this many events.
@@ -85,6 +87,8 @@ pub struct EventQuery {
     pub source_ip: Option<String>,
     /// Text in event.original.
     pub contains: Option<String>,
+    /// Whole words in event.original.
+    pub word: Option<String>,
     /// Page size.
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -111,6 +115,7 @@ impl EventQuery {
             user: text(&self.user),
             source_ip: text(&self.source_ip),
             contains: text(&self.contains),
+            word: text(&self.word),
             after: given(&self.cursor).map(str::parse::<Cursor>).transpose().map_err(|e| format!("cursor: {e}"))?,
             limit: self.limit.unwrap_or(default_limit).clamp(1, max_limit),
         })
@@ -127,6 +132,7 @@ impl EventQuery {
             ("user", &self.user),
             ("source_ip", &self.source_ip),
             ("contains", &self.contains),
+            ("word", &self.word),
         ];
         let mut query: Vec<String> =
             pairs.iter().filter_map(|(k, v)| given(v).map(|v| format!("{k}={}", percent_encode(v)))).collect();
@@ -165,15 +171,39 @@ pub struct StoredEvent {
 }
 
 /// Events matching `filter`, newest `@timestamp` first.
+///
+/// A `contains` string the search index narrows to a few blocks reads only those rows (and the rows not yet
+/// indexed): they are joined by id range, and the other filters are kept off their indexes (`+column`) so that the
+/// planner walks the ranges, not an index over the whole table.
 pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
     let pool = &reader.0;
-    let mut query: QueryBuilder<'_, Sqlite> =
-        QueryBuilder::new(format!("SELECT {SELECT_COLUMNS} FROM events WHERE 1=1"));
+    let candidates = match filter.contains.as_ref().or(filter.word.as_ref()) {
+        Some(text) => super::search::candidates(reader, text).await?,
+        None => None,
+    };
+    let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new("");
+    let column = match &candidates {
+        Some(found) => {
+            query.push("WITH candidate(lo, hi) AS (VALUES (").push_bind(found.tail).push(", ").push_bind(i64::MAX);
+            for (first, last) in &found.ranges {
+                query.push("), (").push_bind(*first).push(", ").push_bind(*last);
+            }
+            query.push(format!(
+                ")) SELECT {SELECT_COLUMNS} FROM candidate JOIN events ON events.id BETWEEN candidate.lo AND candidate.hi \
+                 WHERE 1=1"
+            ));
+            |name: &str| format!("+{name}")
+        }
+        None => {
+            query.push(format!("SELECT {SELECT_COLUMNS} FROM events WHERE 1=1"));
+            |name: &str| name.to_owned()
+        }
+    };
     if let Some(since) = filter.since {
-        query.push(" AND ts >= ").push_bind(since.timestamp_micros());
+        query.push(format!(" AND {} >= ", column("ts"))).push_bind(since.timestamp_micros());
     }
     if let Some(until) = filter.until {
-        query.push(" AND ts < ").push_bind(until.timestamp_micros());
+        query.push(format!(" AND {} < ", column("ts"))).push_bind(until.timestamp_micros());
     }
     let exact = [
         ("host", &filter.host),
@@ -182,17 +212,25 @@ pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredE
         ("user_name", &filter.user),
         ("source_ip", &filter.source_ip),
     ];
-    for (column, value) in exact {
+    for (name, value) in exact {
         if let Some(value) = value {
-            query.push(format!(" AND {column} = ")).push_bind(value.as_str());
+            query.push(format!(" AND {} = ", column(name))).push_bind(value.as_str());
         }
     }
     if let Some(text) = &filter.contains {
         query.push(" AND original LIKE ").push_bind(like_pattern(text)).push(" ESCAPE '\\'");
     }
+    if let Some(text) = &filter.word {
+        query.push(" AND (' ' || lower(original) || ' ') GLOB ").push_bind(word_pattern(text));
+    }
     if let Some(after) = filter.after {
-        query.push(" AND (ts < ").push_bind(after.ts);
-        query.push(" OR (ts = ").push_bind(after.ts).push(" AND id < ").push_bind(after.id).push("))");
+        query.push(format!(" AND ({} < ", column("ts"))).push_bind(after.ts);
+        query
+            .push(format!(" OR ({} = ", column("ts")))
+            .push_bind(after.ts)
+            .push(" AND id < ")
+            .push_bind(after.id)
+            .push("))");
     }
     query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
     let rows = query.build().fetch_all(pool).await?;
@@ -254,10 +292,30 @@ fn stored_events(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<StoredEvent>, S
     rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
 }
 
+/// The id of the newest stored event (0 when there is none): cheap on any size of table, unlike a count.
+pub async fn newest_id(reader: &Reader) -> Result<i64, StoreError> {
+    let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&reader.0).await?;
+    Ok(newest.unwrap_or(0))
+}
+
 /// Number of stored events.
 pub async fn count(reader: &Reader) -> Result<i64, StoreError> {
     let pool = &reader.0;
     Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)
+}
+
+/// A GLOB pattern for `text` as whole words (ASCII letters, digits and `_` make a word) in a lower-cased line with a
+/// space added at each end; GLOB's wildcards in `text` match themselves.
+fn word_pattern(text: &str) -> String {
+    let mut pattern = String::from("*[^a-z0-9_]");
+    for c in text.to_lowercase().chars() {
+        match c {
+            '*' | '?' | '[' => pattern.extend(['[', c, ']']),
+            c => pattern.push(c),
+        }
+    }
+    pattern.push_str("[^a-z0-9_]*");
+    pattern
 }
 
 /// `%text%` with LIKE's wildcards in `text` escaped, so they match themselves.

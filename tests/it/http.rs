@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::{send_tcp, send_udp, TestServer};
+use crate::support::{query_json, send_tcp, send_udp, TestServer};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -156,6 +156,55 @@ async fn events_page_by_cursor_and_alerts_and_hosts_are_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_find_text_through_the_index_and_in_events_not_yet_indexed() {
+    let server = server_with_token().await;
+    // 600 lines: ids 1..=511 make two complete blocks the index takes in, the rest stay in the unindexed tail.
+    let line = |n: usize| {
+        let command = match n {
+            100 => "partition create -partition P12x200 : sysadmin".to_owned(),
+            580 => "partition delete -partition p12X200 : admin".to_owned(),
+            n => format!("hsm show -serial {n:05} : operator"),
+        };
+        format!("<174>Mar 21 08:00:00 hsm-search lunash [5200]: info : 0 : Command: {command} : 10.0.0.1/22\n")
+    };
+    let lines: String = (0..600).map(line).collect();
+    send_tcp(server.tcp, lines.as_bytes(), false).await;
+    let stored = |figures: &BTreeMap<String, f64>| sum(figures, "hsmwatch_events_stored_total");
+    for _ in 0..100 {
+        if stored(&samples(&get(&server, "/metrics", None).await.1)) == 600.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The search task pauses at most 500 ms between steps: after this, one has run since the last event was stored.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let figures = samples(&get(&server, "/metrics", None).await.1);
+    assert_eq!(stored(&figures), 600.0, "{figures:#?}");
+    assert_eq!(sum(&figures, "hsmwatch_search_index_waiting_events"), 0.0, "{figures:#?}");
+
+    let originals = |page: serde_json::Value| {
+        page["events"].as_array().unwrap().iter().map(|e| e["event.original"].as_str().unwrap().to_owned()).collect()
+    };
+    let found: Vec<String> = originals(api(&server, "/api/events?contains=p12x200").await);
+    assert_eq!(found.len(), 2, "one indexed, one in the tail: {found:#?}");
+    assert!(found.iter().any(|l| l.contains("P12x200")) && found.iter().any(|l| l.contains("p12X200")), "{found:#?}");
+    let admins: Vec<String> = originals(api(&server, "/api/events?word=admin").await);
+    assert_eq!(admins.len(), 1, "sysadmin is not the word admin: {admins:#?}");
+    assert!(admins[0].contains("partition delete"), "{admins:#?}");
+    let serial: Vec<String> = originals(api(&server, "/api/events?word=serial%2000042").await);
+    assert_eq!(serial.len(), 1, "{serial:#?}");
+    assert_eq!(originals(api(&server, "/api/events?word=serial%200004").await).len(), 0);
+    assert_eq!(originals(api(&server, "/api/events?contains=serial%200004&limit=100").await).len(), 10);
+    let dir = server.stop().await;
+
+    let db = dir.path().join("events.db");
+    let from_cli = query_json(&db, &["--word", "SYSADMIN"]);
+    assert_eq!(from_cli.len(), 1, "{from_cli:#?}");
+    assert!(from_cli[0]["event.original"].contains("P12x200"));
+    assert_eq!(query_json(&db, &["--contains", "x200", "--word", "admin"]).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_is_present_and_moves_with_traffic() {
     // A receiver for the deliveries counter.
     let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
@@ -198,6 +247,7 @@ async fn every_metric_is_present_and_moves_with_traffic() {
         "hsmwatch_events_stored",
         "hsmwatch_store_retries",
         "hsmwatch_writer_queue_depth",
+        "hsmwatch_search_index_waiting_events",
         "hsmwatch_writer_batch_seconds",
         "hsmwatch_events_by_dataset",
         "hsmwatch_rule_evaluated_events",

@@ -126,6 +126,7 @@ fn filter_form(action: &str, filters: &Filters, with_host: bool) -> Markup {
             (field("user", "user", &filters.user))
             (field("source_ip", "source IP", &filters.source_ip))
             (field("contains", "line contains", &filters.contains))
+            (field("word", "whole words", &filters.word))
             button type="submit" { "Search" }
         }
     }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# A year of history: N generated RFC 5424 lines (50 HSMs, 365 days, the Luna traffic mix of
+# examples/history_lines.rs) imported into a fresh database, then measured:
+#   - import lines/s;
+#   - bytes per event: the file, and per table and index (SQLite's dbstat), against the raw line;
+#   - each query of an on-call engineer, warm (median of 5) and cold (page cache dropped, as root; a fresh process);
+#   - `contains` search through the API and the dashboard of a running server;
+#   - TCP ingest into the big database against an empty one, in the same run;
+#   - TCP ingest while retention prunes a month, against the same without pruning.
+# Usage: benches/history.sh [N] [INGEST_MESSAGES]   (e.g. benches/history.sh 10000000)
+# Work files stay under target/history/ (the generated log is kept for the next run of the same N).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines=${1:-1000000}
+ingest=${2:-200000}
+work=target/history
+mkdir -p "$work"
+cargo build --release --quiet --bin hsmwatch --example history_lines --example loopback_sender
+bin=$PWD/target/release/hsmwatch
+sender=$PWD/target/release/examples/loopback_sender
+log=$work/history-$lines.log
+[ -s "$log" ] || target/release/examples/history_lines "$lines" > "$log"
+raw=$(stat -c %s "$log")
+echo "generated: $lines lines, $raw bytes, $(awk -v b="$raw" -v n="$lines" 'BEGIN { printf "%.1f", b / n }') bytes a line"
+
+db=$work/history-$lines.db
+rm -f "$db" "$db-wal" "$db-shm"
+start=$(date +%s.%N)
+"$bin" import --db "$db" "$log" > "$work/import.out"
+elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
+echo "import: $(awk -v n="$lines" -v t="$elapsed" 'BEGIN { printf "%.0f lines/s (%.1f s)", n / t, t }')"
+
+size=$(stat -c %s "$db")
+echo "database: $size bytes, $(awk -v s="$size" -v n="$lines" -v r="$raw" 'BEGIN { printf "%.0f bytes an event, %.2fx the raw line", s / n, s / r }')"
+sqlite3 "$db" "SELECT name, sum(pgsize) AS bytes, printf('%.1f', sum(pgsize) * 1.0 / $lines) AS per_event FROM dbstat GROUP BY name ORDER BY bytes DESC" |
+  awk -F'|' '{ printf "  %-32s %14d bytes  %8s per event\n", $1, $2, $3 }'
+
+# A query's time in milliseconds: a fresh process each time, as an operator runs it.
+time_ms() {
+  local start end
+  start=$(date +%s%N)
+  "$@" > /dev/null
+  end=$(date +%s%N)
+  echo $(((end - start) / 1000000))
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; }
+
+queries=(
+  "--host hsm-07 --outcome failure --since 24h"
+  "--action partition.create"
+  "--user secops"
+  "--source-ip 10.1.2.3"
+  "--contains p12x200"
+)
+can_drop=yes
+drop_caches || can_drop=no
+for q in "${queries[@]}"; do
+  # shellcheck disable=SC2086
+  cold=$( [ "$can_drop" = yes ] && drop_caches && time_ms "$bin" query --db "$db" $q || echo "-")
+  # shellcheck disable=SC2086
+  warm=$(for _ in 1 2 3 4 5; do time_ms "$bin" query --db "$db" $q; done | median)
+  printf "query %-46s warm %6s ms  cold %6s ms\n" "$q" "$warm" "$cold"
+done
+[ "$can_drop" = yes ] || echo "(cold: the page cache cannot be dropped here; run as root on a machine that allows it)"
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# serve DB CONFIG: starts a server on DB, prints "PID TCP_PORT HTTP_PORT".
+serve() {
+  local tcp http
+  tcp=$(port); http=$(port)
+  "$bin" serve --config "$2" --db "$1" --tcp "127.0.0.1:$tcp" --http "127.0.0.1:$http" 2>> "$work/serve.log" &
+  local pid=$!
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$tcp") 2>/dev/null && break; sleep 0.05; done
+  echo "$pid $tcp $http"
+}
+stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
+# Waits until the server on DB has evaluated every stored event (a fresh import is a backlog for the rules).
+caught_up() {
+  while [ "$(sqlite3 "$1" "SELECT (SELECT last_event_id FROM rule_cursor) >= (SELECT max(id) FROM events)")" != 1 ]; do
+    sleep 1
+  done
+}
+plain=$work/plain.yaml
+printf 'storage:\n  retention: null\n' > "$plain"
+
+read -r pid tcp http < <(serve "$db" "$plain")
+start=$(date +%s)
+caught_up "$db"
+echo "rules evaluated the imported backlog in $(( $(date +%s) - start )) s"
+for path in "/api/events?contains=p12x200" "/events?contains=p12x200"; do
+  warm=$(for _ in 1 2 3 4 5; do time_ms curl -sf "http://127.0.0.1:$http$path"; done | median)
+  printf "http  %-46s warm %6s ms\n" "$path" "$warm"
+done
+big=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
+stop "$pid"
+empty=$work/empty.db
+rm -f "$empty" "$empty-wal" "$empty-shm"
+read -r pid tcp http < <(serve "$empty" "$plain")
+small=$("$sender" --addr "127.0.0.1:$tcp" --db "$empty" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
+stop "$pid"
+echo "tcp ingest: into the $lines-event database $big msg/s, into an empty one $small msg/s: $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", a / b }')x"
+
+# Retention: the batches holding the oldest month are made 13 months old (an import stores every batch now), then a
+# server with a year's retention prunes them while lines arrive.
+month=$(sqlite3 "$db" "SELECT max(id) FROM events WHERE ts < (SELECT min(ts) FROM events) + 30 * 86400 * 1000000")
+sqlite3 "$db" "UPDATE event_batches SET stored_at = stored_at - 395 * 86400 * 1000000 WHERE last_event_id <= $month"
+pruning=$work/pruning.yaml
+printf 'storage:\n  retention: 365d\n  prune_interval: 1s\n' > "$pruning"
+read -r pid tcp http < <(serve "$db" "$pruning")
+sleep 1.5
+during=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
+stop "$pid"
+left=$(sqlite3 "$db" "SELECT count(*) FROM events WHERE id <= $month")
+read -r pid tcp http < <(serve "$db" "$plain")
+without=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
+stop "$pid"
+echo "tcp ingest while retention prunes a month ($month events, $left left when the run ended): $during msg/s, without pruning $without msg/s: $(awk -v a="$during" -v b="$without" 'BEGIN { printf "%.2f", a / b }')x"
