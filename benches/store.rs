@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     group.sample_size(30);
     group.bench_function("insert_batch 1000 loggen lines", |b| {
-        b.iter(|| inserter::insert_batch(&mut conn, &batch).unwrap())
+        b.iter(|| inserter::insert_batch(&mut conn, &batch).unwrap().first_id)
     });
     group.finish();
 }

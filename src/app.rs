@@ -280,7 +280,6 @@ pub struct Server {
     deliverers: Vec<JoinHandle<()>>,
     http: Option<JoinHandle<()>>,
     retention: JoinHandle<()>,
-    search: JoinHandle<()>,
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
     db: store::Db,
     summary: JoinHandle<()>,
@@ -434,13 +433,16 @@ impl Server {
             store::checkpoint::INTERVAL,
             checkpoints.clone(),
         ));
-        let inserter = store::inserter::Inserter::start(store::inserter::open_connection(
-            &config.storage.path,
-            store::inserter::InserterSettings {
-                max_size: config.storage.max_size.map(|cap| cap.0),
-                background_checkpoints: true,
-            },
-        )?)?;
+        let inserter = store::inserter::Inserter::start(
+            store::inserter::open_connection(
+                &config.storage.path,
+                store::inserter::InserterSettings {
+                    max_size: config.storage.max_size.map(|cap| cap.0),
+                    deferred_checkpoints: true,
+                },
+            )?,
+            counters.clone(),
+        )?;
         let batch_writer = db.writer.clone();
         let writer = tokio::spawn(async move {
             let finished = writer::run(
@@ -463,7 +465,6 @@ impl Server {
             every: config.storage.prune_interval,
         };
         let retention = tokio::spawn(crate::store::retention::run(db.writer.clone(), policy, shutdown.clone()));
-        let search = tokio::spawn(store::search::run(db.writer.clone(), counters.clone(), shutdown.clone()));
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
         // One worker per notifier, so one slow receiver never holds back another; each takes the write connection only
         // to record what became of a job.
@@ -510,7 +511,6 @@ impl Server {
             summary,
             deliverers,
             retention,
-            search,
             db,
         })
     }
@@ -539,7 +539,6 @@ impl Server {
             let _ = http.await;
         }
         let _ = self.retention.await;
-        let _ = self.search.await;
         // Deliveries still pending stay in the outbox and resume at the next start.
         for deliverer in self.deliverers {
             let _ = deliverer.await;

@@ -14,8 +14,11 @@ use crate::event::{field, Event, DATASET_SYSLOG};
 use crate::ingest::frame_to_event;
 use crate::parse::TimeRules;
 
-/// Events handed to the callback at a time.
-pub const BATCH: usize = 1000;
+/// Events handed to the callback at a time: each becomes one transaction, and an index page that a thousand rows
+/// would write out again and again (rows of a year land all over the host and address indexes) is written once for
+/// twenty thousand (measured: 1M lines of a year imported in 48 s at 1000 rows, 25 s at 10000; 20000 with the
+/// larger page cache and fewer checkpoints: 11.4 s).
+pub const BATCH: usize = 20_000;
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

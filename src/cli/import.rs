@@ -85,7 +85,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let pack = super::pack_of(&config.rules, args.rules.as_deref(), args.decoders)?;
     let decoders = Arc::new(Decoders::load(&pack.decoders)?);
     let mut conn = store::open_writer(&db).await?;
-    let inserter = Inserter::start(inserter::open_connection(&db, InserterSettings::default())?)?;
+    // No background checkpointer here: the import's own commits checkpoint, each after 64 MiB of WAL.
+    let settings = InserterSettings { max_size: None, deferred_checkpoints: true };
+    let inserter = Inserter::start(inserter::open_connection(&db, settings)?, Arc::default())?;
     let mut total = ImportStats::default();
     let mut inputs = 0;
     for file in &args.files {
@@ -110,19 +112,6 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         writeln!(std::io::stdout(), "total: {}", summary(&total))?;
     }
     inserter.close().await;
-    // The search index covers what was imported before the command ends, so that the first search is fast.
-    loop {
-        let (_, waiting) = store::search::index_some(&mut conn, 1024).await?;
-        if waiting == 0 {
-            break;
-        }
-        if std::io::stderr().is_terminal() {
-            let _ = write!(std::io::stderr(), "\rsearch index: {waiting} blocks to go\x1b[K");
-        }
-    }
-    if std::io::stderr().is_terminal() {
-        let _ = write!(std::io::stderr(), "\r\x1b[K");
-    }
     store::close_writer(conn).await?;
     Ok(())
 }
@@ -204,7 +193,7 @@ async fn import_file(
     conn: &mut store::WriteConn,
     inserter: &Inserter,
 ) -> anyhow::Result<ImportStats> {
-    let (batches, mut received) = mpsc::channel::<Vec<Event>>(4);
+    let (batches, mut received) = mpsc::channel::<Vec<Event>>(2);
     let name = source.name.clone();
     let reading = tokio::task::spawn_blocking(move || {
         import::read(reader, format, &source, &decoders, |batch| batches.blocking_send(batch), |_| {})
@@ -215,17 +204,24 @@ async fn import_file(
     // Imported lines count in the inventory and the dashboard's hourly activity as received ones do.
     let mut inventory = crate::inventory::Inventory::load(&store::open_reader(db).await?).await?;
     let mut activity = crate::activity::Activity::default();
+    // A batch is counted while the next one is inserted, off the inserter's path.
+    let mut committed: Vec<Event> = Vec::new();
     while let Some(batch) = received.recv().await {
-        let (batch, outcome) = inserter.insert(batch).await;
+        let count_committed = async {
+            inventory.observe(&committed);
+            activity.observe(&committed);
+        };
+        let ((batch, outcome), ()) = tokio::join!(inserter.insert(batch), count_committed);
         outcome?;
-        inventory.observe(&batch);
-        activity.observe(&batch);
-        stored += batch.len() as u64;
+        committed = batch;
+        stored += committed.len() as u64;
         if show_progress && last_shown.elapsed() > Duration::from_millis(250) {
             let _ = write!(std::io::stderr(), "\r{name}: {stored} events stored");
             last_shown = Instant::now();
         }
     }
+    inventory.observe(&committed);
+    activity.observe(&committed);
     if show_progress {
         let _ = write!(std::io::stderr(), "\r\x1b[K");
     }

@@ -11,16 +11,19 @@
 //! same time.
 
 use std::path::Path;
-use std::sync::{mpsc, LazyLock};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc, LazyLock};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::chain;
 use super::columns::{row_values, RowValues, BOUND_PER_ROW, INSERT_COLUMNS};
 use super::StoreError;
+use super::{chain, search};
 use crate::event::Event;
+use crate::metrics::Counters;
 
 /// Rows per INSERT statement: a statement of several rows spends less of SQLite's time per row on running the
 /// statement around them (measured on the events schema: 2.4 -> 1.9 us per row at 40 rows). Divides [`CHUNK_ROWS`].
@@ -44,14 +47,20 @@ fn insert_statement(rows: usize) -> String {
     format!("INSERT OR ROLLBACK INTO events (id, {INSERT_COLUMNS}) VALUES {}", vec![row; rows].join(", "))
 }
 
+/// The inserter connection's page cache. A batch dirties pages all over the indexes; with SQLite's default 2 MB they
+/// were written out to the WAL before the commit and read back within it (an import of 1M lines spent a third of its
+/// time in those reads and writes).
+const CACHE_BYTES: i64 = 64 << 20;
+
 /// How the inserter's connection is set up.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InserterSettings {
     /// Cap on the database's size in bytes (`PRAGMA max_page_count`): past it, inserts fail as on a full disk.
     pub max_size: Option<u64>,
-    /// Whether [`super::checkpoint::run`] checkpoints in the background (the server): commits then checkpoint by
-    /// themselves only past [`super::checkpoint::WRITER_FALLBACK_BYTES`] of WAL, not at SQLite's default 1000 pages.
-    pub background_checkpoints: bool,
+    /// Whether commits checkpoint by themselves only past [`super::checkpoint::WRITER_FALLBACK_BYTES`] of WAL, not
+    /// at SQLite's default 1000 pages: the server checkpoints in the background ([`super::checkpoint::run`]), and an
+    /// import checkpoints less often, copying a page it rewrote many times once.
+    pub deferred_checkpoints: bool,
 }
 
 /// Opens the inserter's connection on a database that [`super::open_writer`] has created and migrated: WAL (a
@@ -62,8 +71,10 @@ pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Connec
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(super::BUSY_TIMEOUT)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Negative: KiB, not pages.
+        conn.pragma_update(None, "cache_size", -(CACHE_BYTES >> 10))?;
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
-        if settings.background_checkpoints {
+        if settings.deferred_checkpoints {
             conn.pragma_update(None, "wal_autocheckpoint", super::checkpoint::fallback_pages(page_size))?;
         }
         if let Some(bytes) = settings.max_size {
@@ -82,14 +93,15 @@ const CHUNK_ROWS: usize = 4 * ROWS_PER_STATEMENT;
 /// more than it saves.
 const PREPARE_BESIDE_FROM: usize = 256;
 
-/// Inserts a batch in one `BEGIN IMMEDIATE` transaction, with its link in the tamper-evident chain; returns the row
-/// id of its first event (the others follow in order). On error nothing of the batch is stored.
+/// Inserts a batch in one `BEGIN IMMEDIATE` transaction, with its link in the tamper-evident chain and the search
+/// index blocks it completes; returns the row id of its first event (the others follow in order). On error nothing of
+/// the batch is stored.
 ///
 /// Turning events into row values (the JSON of their fields) and hashing them is a third of a row's cost; for large
 /// batches it runs on a second thread, a chunk ahead of SQLite, so that this serial path does little but insert.
-pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<i64, StoreError> {
+pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<Committed, StoreError> {
     if batch.is_empty() {
-        return Ok(0);
+        return Ok(Committed { first_id: 0, search_waiting: 0 });
     }
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let prev_hash = chain::head(&transaction)?;
@@ -125,8 +137,38 @@ pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<i64, Store
     };
     let last_id = first_id + batch.len() as i64 - 1;
     chain::record(&transaction, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now())?;
+    // The blocks this batch completed, and a few of any backlog.
+    let blocks = (batch.len() >> search::BLOCK_SHIFT) as i64 + 1 + BACKLOG_BLOCKS_PER_BATCH;
+    let indexed = search::index_blocks(&transaction, blocks)?;
     transaction.commit()?;
-    Ok(first_id)
+    Ok(Committed { first_id, search_waiting: indexed.waiting })
+}
+
+/// Search index blocks of a backlog (a database from before the index) indexed with each batch, besides the ones the
+/// batch completes; the rest waits for the inserter to be idle.
+const BACKLOG_BLOCKS_PER_BATCH: i64 = 4;
+
+/// Backlog blocks indexed in one step while the inserter is idle: about 10 ms of work.
+const BACKLOG_BLOCKS_PER_STEP: i64 = 16;
+
+/// How long the inserter waits for a batch before it takes the next step of a search index backlog.
+const IDLE_BEFORE_BACKLOG: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What a committed batch left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The row id of the batch's first event (the others follow in order).
+    pub first_id: i64,
+    /// Complete blocks of events the search index has not taken in yet.
+    pub search_waiting: i64,
+}
+
+/// Indexes a step of the search index's backlog in a transaction of its own; returns the blocks still waiting.
+fn index_backlog(conn: &mut Connection) -> Result<i64, StoreError> {
+    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let indexed = search::index_blocks(&transaction, BACKLOG_BLOCKS_PER_STEP)?;
+    transaction.commit()?;
+    Ok(indexed.waiting)
 }
 
 /// Row values of `batch`, hashed with ids from `first_id` on, sent chunk by chunk; returns the batch's hash (or the
@@ -199,6 +241,56 @@ fn bind_rows(statement: &mut rusqlite::Statement<'_>, first_id: i64, rows: &[Row
     Ok(())
 }
 
+/// The inserter thread's loop: commits the batches it is given, and indexes the search index's backlog (if any)
+/// whenever no batch has come for a moment.
+fn serve_jobs(conn: &mut Connection, jobs: &mpsc::Receiver<Job>, counters: &Counters) {
+    // Unknown at start: a database from before the index has one; the first idle step finds out.
+    let mut waiting = 1;
+    let mut reported = Instant::now();
+    loop {
+        let job = if waiting > 0 {
+            match jobs.recv_timeout(IDLE_BEFORE_BACKLOG) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvError) => return,
+            }
+        };
+        let before = waiting;
+        match job {
+            Some(job) => {
+                let outcome = insert_batch(conn, &job.batch);
+                if let Ok(committed) = &outcome {
+                    waiting = committed.search_waiting;
+                }
+                // The writer may be gone (shutdown after a failure): the outcome then has no one to go to.
+                let _ = job.reply.send((job.batch, outcome.map(|committed| committed.first_id)));
+            }
+            None => match index_backlog(conn) {
+                Ok(left) => waiting = left,
+                Err(error) => {
+                    tracing::warn!(%error, "indexing the search index backlog failed; trying again in a second");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            },
+        }
+        counters.search_waiting.store((waiting.max(0) as u64) << search::BLOCK_SHIFT, Ordering::Relaxed);
+        if waiting > 0 && reported.elapsed() > REPORT_BACKLOG_EVERY {
+            tracing::info!(events_waiting = waiting << search::BLOCK_SHIFT, "building the search index");
+            reported = Instant::now();
+        } else if waiting == 0 && before > BACKLOG_BLOCKS_PER_STEP {
+            tracing::info!("search index complete");
+        }
+    }
+}
+
+/// How often the progress of a search index backlog is logged.
+const REPORT_BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the inserter hands back: the batch (so its events go on to evaluation) and the outcome of its commit.
 pub type Inserted = (Vec<Event>, Result<i64, StoreError>);
 
@@ -215,18 +307,12 @@ pub struct Inserter {
 }
 
 impl Inserter {
-    /// Starts the thread on `conn` (from [`open_connection`]).
-    pub fn start(mut conn: Connection) -> Result<Inserter, StoreError> {
+    /// Starts the thread on `conn` (from [`open_connection`]); it reports the search index's backlog in `counters`.
+    pub fn start(mut conn: Connection, counters: Arc<Counters>) -> Result<Inserter, StoreError> {
         let (jobs, received) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("hsmwatch-insert".into())
-            .spawn(move || {
-                while let Ok(job) = received.recv() {
-                    let outcome = insert_batch(&mut conn, &job.batch);
-                    // The writer may be gone (shutdown after a failure): the outcome then has no one to go to.
-                    let _ = job.reply.send((job.batch, outcome));
-                }
-            })
+            .spawn(move || serve_jobs(&mut conn, &received, &counters))
             .map_err(StoreError::InserterThread)?;
         Ok(Inserter { jobs, thread })
     }
@@ -274,7 +360,7 @@ mod tests {
     async fn batches_get_consecutive_ids_after_the_newest_row_and_an_intact_chain() {
         let dir = tempfile::tempdir().unwrap();
         let (mut reader, conn) = database(dir.path(), InserterSettings::default()).await;
-        let inserter = Inserter::start(conn).unwrap();
+        let inserter = Inserter::start(conn, Arc::default()).unwrap();
         let (batch, first) = inserter.insert(vec![event("a"), event("b")]).await;
         assert_eq!((batch.len(), first.unwrap()), (2, 1));
         // A row stored by another connection (as an older version or `sqlite3` might): the next batch follows it.
@@ -294,6 +380,37 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(batches, [(1, 2, 2), (11, 11, 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_the_index_is_indexed_while_the_inserter_is_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut reader, mut conn) = database(dir.path(), InserterSettings::default()).await;
+        let batch: Vec<Event> = (0..3000).map(|n| event(&format!("line {n:05} of history"))).collect();
+        assert_eq!(insert_batch(&mut conn, &batch).unwrap(), Committed { first_id: 1, search_waiting: 0 });
+        // As the migration leaves a database that held events: nothing indexed.
+        sqlx::raw_sql("DELETE FROM event_search; UPDATE search_cursor SET next_block = 0")
+            .execute(&mut reader)
+            .await
+            .unwrap();
+        let counters = Arc::new(Counters::default());
+        let inserter = Inserter::start(conn, counters.clone()).unwrap();
+        let complete = 3001 >> search::BLOCK_SHIFT;
+        let mut next_block = 0;
+        for _ in 0..200 {
+            next_block =
+                sqlx::query_scalar("SELECT next_block FROM search_cursor").fetch_one(&mut reader).await.unwrap();
+            if next_block == complete {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(next_block, complete, "no batch came: the idle inserter indexed the backlog");
+        assert_eq!(crate::metrics::value(&counters.search_waiting), 0);
+        let pool = crate::store::open_reader(&dir.path().join("t.db")).await.unwrap();
+        let found = search::candidates(&pool, "line 00300 ").await.unwrap().unwrap();
+        assert_eq!(found.ranges, [(256, 511)]);
+        inserter.close().await;
     }
 
     /// Events that differ in every column, some columns empty, some messages the tail of their line.
@@ -332,8 +449,8 @@ mod tests {
         // Inline (under PREPARE_BESIDE_FROM) and beside the preparer; neither a multiple of ROWS_PER_STATEMENT.
         let small = varied(PREPARE_BESIDE_FROM - 1 - ROWS_PER_STATEMENT / 2);
         let large = varied(2 * CHUNK_ROWS + ROWS_PER_STATEMENT + 3);
-        assert_eq!(insert_batch(&mut conn, &small).unwrap(), 1);
-        assert_eq!(insert_batch(&mut conn, &large).unwrap(), 1 + small.len() as i64);
+        assert_eq!(insert_batch(&mut conn, &small).unwrap().first_id, 1);
+        assert_eq!(insert_batch(&mut conn, &large).unwrap().first_id, 1 + small.len() as i64);
         let select = format!("SELECT {} FROM events ORDER BY id", super::super::columns::SELECT_COLUMNS);
         let rows = sqlx::query(&select).fetch_all(&mut reader).await.unwrap();
         assert_eq!(rows.len(), small.len() + large.len());
@@ -350,7 +467,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_database_fails_the_whole_batch_retryably_and_stores_none_of_it() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = InserterSettings { max_size: Some(2 << 20), background_checkpoints: false };
+        let settings = InserterSettings { max_size: Some(2 << 20), deferred_checkpoints: false };
         let (mut reader, mut conn) = database(dir.path(), settings).await;
         let line = "x".repeat(2000);
         let batch: Vec<Event> = (0..1500).map(|_| event(&line)).collect();
@@ -360,6 +477,6 @@ mod tests {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut reader).await.unwrap();
         assert_eq!(count, 0);
         // Smaller batches still fit: the failed one left nothing behind.
-        assert_eq!(insert_batch(&mut conn, &batch[..10]).unwrap(), 1);
+        assert_eq!(insert_batch(&mut conn, &batch[..10]).unwrap().first_id, 1);
     }
 }

@@ -1,26 +1,26 @@
 //! The search index (`event_search`): which blocks of 256 consecutive events hold each trigram of their lines, so
 //! that `contains` finds a rare string among millions of rows by reading a few blocks instead of every line.
 //!
-//! A block (rowid `id >> 8`) is indexed once all its ids exist, by a background task that takes the write connection
-//! for a few blocks at a time ([`index_some`]); the events after the last indexed block are read directly by a
-//! search. Retention removes the blocks it pruned. The index is contentless and keeps no positions (about 10 bytes an
-//! event), so it only names candidate blocks: the query checks each candidate row's line itself.
+//! A block (rowid `id >> 8`) is indexed once all its ids exist, by the event inserter in the transaction of the batch
+//! that completes it ([`index_blocks`]); the events after the last indexed block are read directly by a search. A
+//! database from before the index is indexed a step at a time while the inserter is idle. Retention removes the
+//! blocks it pruned.
+//!
+//! The block's distinct trigrams are found here and handed to FTS5 as words (each a number in hex, split by its
+//! `ascii` tokenizer), not as the lines for its `trigram` tokenizer: a block repeats most of its trigrams many times,
+//! and FTS5 spent three quarters of an import's CPU merging the repeats. The index is contentless and keeps no
+//! positions (about 10 bytes an event), so it only names candidate blocks: the query checks each candidate row's line.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::fmt::Write;
 
+use rusqlite::OptionalExtension;
 use sqlx::SqliteConnection;
-use tokio_util::sync::CancellationToken;
 
-use super::{Reader, StoreError, WriteConn, Writer};
-use crate::metrics::Counters;
+use super::{Reader, StoreError};
 
 /// Events per block: `id >> BLOCK_SHIFT` is an event's block.
 pub const BLOCK_SHIFT: u32 = 8;
-
-/// Blocks indexed per transaction: short enough that ingest never waits long for the write connection.
-const BLOCKS_PER_STEP: i64 = 32;
 
 /// More candidate blocks than this and a search reads lines in time order instead (the string is common: matches
 /// are found quickly that way, and the candidate blocks would be most of the table).
@@ -35,18 +35,59 @@ pub struct Candidates {
     pub tail: i64,
 }
 
-/// The FTS5 query that finds the blocks holding every trigram of `needle` (case-folded by the tokenizer), or `None`
-/// for a needle shorter than three characters, which no trigram can find.
+/// A trigram as one number: three ASCII characters in 24 bits, any other three in 63 bits with the top bit set (so
+/// the two forms never meet). ASCII letters are folded to lower case, as `LIKE` and `lower()` fold them.
+fn trigram_key(a: char, b: char, c: char) -> u64 {
+    let [a, b, c] = [a, b, c].map(|c| u64::from(c.to_ascii_lowercase()));
+    if a < 0x80 && b < 0x80 && c < 0x80 {
+        (a << 16) | (b << 8) | c
+    } else {
+        (1 << 63) | (a << 42) | (b << 21) | c
+    }
+}
+
+/// Adds the trigrams of `text` to `keys`.
+fn add_trigrams(text: &str, keys: &mut HashSet<u64, foldhash::fast::FixedState>) {
+    if text.is_ascii() {
+        // Bytes are characters here: a rolling 24-bit window, no decoding.
+        let mut window = 0u64;
+        for (at, byte) in text.bytes().enumerate() {
+            window = ((window << 8) | u64::from(byte.to_ascii_lowercase())) & 0xff_ffff;
+            if at >= 2 {
+                keys.insert(window);
+            }
+        }
+    } else {
+        let chars: Vec<char> = text.chars().collect();
+        keys.extend(chars.windows(3).map(|w| trigram_key(w[0], w[1], w[2])));
+    }
+}
+
+/// The words FTS5 indexes for a block of lines: each distinct trigram once, in hex, separated by spaces.
+pub fn block_words<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
+    let mut keys = HashSet::with_capacity_and_hasher(8192, foldhash::fast::FixedState::default());
+    for line in lines {
+        add_trigrams(line, &mut keys);
+    }
+    let mut words = String::with_capacity(keys.len() * 8);
+    for key in keys {
+        let _ = write!(words, "{key:x} ");
+    }
+    words
+}
+
+/// The FTS5 query that finds the blocks holding every trigram of `needle`, or `None` for a needle shorter than three
+/// characters, which no trigram can find.
 pub fn match_expression(needle: &str) -> Option<String> {
     let chars: Vec<char> = needle.chars().collect();
-    if chars.len() < 3 {
+    let mut keys: Vec<u64> = chars.windows(3).map(|w| trigram_key(w[0], w[1], w[2])).collect();
+    if keys.is_empty() {
         return None;
     }
-    let mut trigrams: Vec<String> = chars.windows(3).map(|w| w.iter().collect::<String>().to_lowercase()).collect();
-    trigrams.sort();
-    trigrams.dedup();
-    let quoted: Vec<String> = trigrams.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect();
-    Some(quoted.join(" AND "))
+    keys.sort_unstable();
+    keys.dedup();
+    let words: Vec<String> = keys.iter().map(|key| format!("\"{key:x}\"")).collect();
+    Some(words.join(" AND "))
 }
 
 /// The candidates for `needle`, or `None` when the index cannot narrow the search (a short needle, or a string in
@@ -68,40 +109,43 @@ pub async fn candidates(reader: &Reader, needle: &str) -> Result<Option<Candidat
     Ok(Some(Candidates { ranges, tail: next_block << BLOCK_SHIFT }))
 }
 
-/// Indexes up to `max_blocks` complete blocks not yet indexed, in one transaction; returns how many it indexed and
-/// how many complete blocks are still waiting.
-pub async fn index_some(conn: &mut WriteConn, max_blocks: i64) -> Result<(i64, i64), StoreError> {
-    super::in_transaction(conn, async |conn| index_blocks(&mut conn.0, max_blocks).await).await
+/// What [`index_blocks`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indexed {
+    /// Blocks indexed.
+    pub blocks: i64,
+    /// Complete blocks still waiting.
+    pub waiting: i64,
 }
 
-async fn index_blocks(conn: &mut SqliteConnection, max_blocks: i64) -> Result<(i64, i64), StoreError> {
-    let next: i64 =
-        sqlx::query_scalar("SELECT next_block FROM search_cursor WHERE id = 1").fetch_one(&mut *conn).await?;
-    let (newest, pruned_up_to): (Option<i64>, i64) =
-        sqlx::query_as("SELECT (SELECT max(id) FROM events), (SELECT last_event_id FROM chain_anchor WHERE id = 1)")
-            .fetch_one(&mut *conn)
-            .await?;
+/// Indexes complete blocks not yet indexed, at most `max_blocks` of them, on the inserter's connection inside the
+/// caller's transaction.
+pub(super) fn index_blocks(conn: &rusqlite::Connection, max_blocks: i64) -> rusqlite::Result<Indexed> {
+    let next: i64 = conn.query_row("SELECT next_block FROM search_cursor WHERE id = 1", [], |row| row.get(0))?;
+    let newest: Option<i64> = conn.query_row("SELECT max(id) FROM events", [], |row| row.get(0))?;
+    let pruned_up_to: i64 = conn
+        .query_row("SELECT last_event_id FROM chain_anchor WHERE id = 1", [], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
     // Complete blocks: every id of the block exists (the newest id is past its end); blocks retention pruned whole
     // are skipped.
     let complete = (newest.unwrap_or(0) + 1) >> BLOCK_SHIFT;
     let first = next.max((pruned_up_to + 1) >> BLOCK_SHIFT);
     let last = complete.min(first + max_blocks);
+    let mut lines = conn.prepare_cached("SELECT original FROM events WHERE id BETWEEN ? AND ?")?;
+    let mut insert = conn.prepare_cached("INSERT INTO event_search (rowid, trigrams) VALUES (?, ?)")?;
     for block in first..last {
-        sqlx::query(
-            "INSERT INTO event_search (rowid, lines) \
-             SELECT ?1, group_concat(original, char(10)) FROM events WHERE id BETWEEN ?2 AND ?3 \
-             HAVING count(*) > 0",
-        )
-        .bind(block)
-        .bind(block << BLOCK_SHIFT)
-        .bind(((block + 1) << BLOCK_SHIFT) - 1)
-        .execute(&mut *conn)
-        .await?;
+        let originals: Vec<String> = lines
+            .query_map([block << BLOCK_SHIFT, ((block + 1) << BLOCK_SHIFT) - 1], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if !originals.is_empty() {
+            insert.execute(rusqlite::params![block, block_words(originals.iter().map(String::as_str))])?;
+        }
     }
     if last > next {
-        sqlx::query("UPDATE search_cursor SET next_block = ? WHERE id = 1").bind(last).execute(&mut *conn).await?;
+        conn.execute("UPDATE search_cursor SET next_block = ? WHERE id = 1", [last])?;
     }
-    Ok((last - first.min(last), complete - last))
+    Ok(Indexed { blocks: (last - first).max(0), waiting: complete - last })
 }
 
 /// Removes the blocks whose every event retention pruned (ids up to `pruned_up_to`), inside the caller's
@@ -114,58 +158,18 @@ pub(super) async fn forget_pruned(conn: &mut SqliteConnection, pruned_up_to: i64
     Ok(())
 }
 
-/// Keeps the index current until `shutdown`: indexes complete blocks a few at a time, taking the write connection for
-/// each step only; logs progress while it works through a backlog (a database from before the index, an import).
-pub async fn run(writer: Writer, counters: Arc<Counters>, shutdown: CancellationToken) {
-    let mut last_report = tokio::time::Instant::now();
-    let mut backlog_reported = false;
-    loop {
-        let step = index_some(&mut *writer.lock().await, BLOCKS_PER_STEP).await;
-        if let Ok((_, waiting)) = step {
-            counters.search_waiting.store((waiting as u64) << BLOCK_SHIFT, Ordering::Relaxed);
-        }
-        let pause = match step {
-            Ok((_, 0)) => {
-                if backlog_reported {
-                    tracing::info!("search index complete");
-                    backlog_reported = false;
-                }
-                Duration::from_millis(500)
-            }
-            Ok((_, waiting)) => {
-                if waiting > 10 * BLOCKS_PER_STEP && last_report.elapsed() > Duration::from_secs(10) {
-                    tracing::info!(
-                        blocks_waiting = waiting,
-                        events_waiting = waiting << BLOCK_SHIFT,
-                        "building the search index"
-                    );
-                    last_report = tokio::time::Instant::now();
-                    backlog_reported = true;
-                }
-                Duration::from_millis(5)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "search indexing failed; trying again");
-                Duration::from_secs(5)
-            }
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(pause) => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{field, Event, Timestamp};
     use crate::store::query::{events, EventFilter};
+    use crate::store::WriteConn;
 
-    /// A database holding `count` events, line `n` being `line(n)`; every complete block indexed.
+    /// A database holding `count` events, line `n` being `line(n)`, stored in one batch (which indexes every complete
+    /// block).
     async fn database(dir: &std::path::Path, count: usize, line: impl Fn(usize) -> String) -> (WriteConn, Reader) {
         let path = dir.join("s.db");
-        let mut conn = crate::store::open_writer(&path).await.unwrap();
+        let conn = crate::store::open_writer(&path).await.unwrap();
         let mut inserter =
             crate::store::inserter::open_connection(&path, crate::store::inserter::InserterSettings::default())
                 .unwrap();
@@ -177,8 +181,8 @@ mod tests {
                 event
             })
             .collect();
-        crate::store::inserter::insert_batch(&mut inserter, &batch).unwrap();
-        while index_some(&mut conn, 7).await.unwrap().1 > 0 {}
+        let committed = crate::store::inserter::insert_batch(&mut inserter, &batch).unwrap();
+        assert_eq!(committed.search_waiting, 0);
         (conn, crate::store::open_reader(&path).await.unwrap())
     }
 
@@ -232,16 +236,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut conn, reader) = database(dir.path(), 600, |n| format!("rare{n:04} line")).await;
         assert_eq!(candidates(&reader, "rare0010").await.unwrap().unwrap().ranges, [(0, 255)]);
-        super::super::in_transaction(&mut conn, async |conn| forget_pruned(&mut conn.0, 300).await).await.unwrap();
+        crate::store::in_transaction(&mut conn, async |conn| forget_pruned(&mut conn.0, 300).await).await.unwrap();
         assert_eq!(candidates(&reader, "rare0010").await.unwrap().unwrap().ranges, []);
         assert_eq!(candidates(&reader, "rare0400").await.unwrap().unwrap().ranges, [(256, 511)]);
     }
 
     #[test]
-    fn needles_become_the_and_of_their_trigrams() {
+    fn needles_become_the_and_of_their_trigrams_in_the_words_of_the_blocks() {
         assert_eq!(match_expression("ab"), None);
-        assert_eq!(match_expression("P12x"), Some("\"12x\" AND \"p12\"".into()));
-        assert_eq!(match_expression("a\"bc"), Some("\"\"\"bc\" AND \"a\"\"b\"".into()));
-        assert_eq!(match_expression("ääää"), Some("\"äää\"".into()));
+        // "12x" and "p12" as code points, the ASCII letters folded.
+        assert_eq!(match_expression("P12x"), Some("\"313278\" AND \"703132\"".into()));
+        assert_eq!(match_expression("a\"bc"), Some("\"226263\" AND \"612262\"".into()));
+        // Beyond ASCII: 21 bits a character, the top bit set; not folded (LIKE does not fold it either).
+        let wide = (1u64 << 63) | (0xe4 << 42) | (0xe4 << 21) | 0xe4;
+        assert_eq!(match_expression("ääää"), Some(format!("\"{wide:x}\"")));
+        assert_ne!(match_expression("ÄÄÄ"), match_expression("äää"));
+        let mut words: Vec<String> =
+            block_words(["Abcd", "bcd", "xäy", "ab"]).split_whitespace().map(String::from).collect();
+        words.sort();
+        let mut expected = vec![
+            "616263".to_owned(),
+            "626364".to_owned(),
+            format!("{:x}", (1u64 << 63) | (0x78 << 42) | (0xe4 << 21) | 0x79),
+        ];
+        expected.sort();
+        assert_eq!(words, expected, "each distinct trigram once, none across lines");
     }
 }
