@@ -29,8 +29,8 @@ pub struct RowImage<'a> {
     pub typed: [Option<&'a str>; 8],
     /// raw.
     pub raw: Option<&'a [u8]>,
-    /// fields (JSON).
-    pub fields: &'a str,
+    /// fields, as stored (packed, or the JSON of rows stored before).
+    pub fields: &'a [u8],
     /// message_at (hashed from scheme 2 on).
     pub message_at: Option<i64>,
 }
@@ -81,7 +81,7 @@ impl BatchHasher {
             feed_bytes(&mut self.hasher, text.map(str::as_bytes));
         }
         feed_bytes(&mut self.hasher, row.raw);
-        feed_bytes(&mut self.hasher, Some(row.fields.as_bytes()));
+        feed_bytes(&mut self.hasher, Some(row.fields));
         if self.scheme >= 2 {
             feed_bytes(&mut self.hasher, row.message_at.map(i64::to_le_bytes).as_ref().map(|b| b.as_slice()));
         }
@@ -312,7 +312,7 @@ async fn check_batch(
         let typed: Vec<Option<String>> =
             TYPED_COLUMNS.iter().map(|c| row.try_get::<Option<String>, _>(*c)).collect::<Result<_, _>>()?;
         let raw: Option<Vec<u8>> = row.try_get("raw")?;
-        let fields: String = row.try_get("fields")?;
+        let fields: Vec<u8> = row.try_get_unchecked("fields")?;
         let message_at: Option<i64> = row.try_get("message_at")?;
         if message_at.is_some() && batch.scheme < 2 {
             // Its hash would not cover the offset, which changes the message read back.
@@ -412,7 +412,7 @@ mod tests {
                 Some("line"),
             ],
             raw: None,
-            fields: "{}",
+            fields: b"{}",
             message_at: None,
         };
         let hash = |prev: &str, row: &RowImage| {

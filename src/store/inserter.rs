@@ -235,7 +235,7 @@ fn bind_rows(statement: &mut rusqlite::Statement<'_>, first_id: i64, rows: &[Row
         }
         let after_typed = first + integers.len() + values.typed.len();
         statement.raw_bind_parameter(after_typed, values.raw)?;
-        statement.raw_bind_parameter(after_typed + 1, values.json.as_str())?;
+        statement.raw_bind_parameter(after_typed + 1, values.fields.as_slice())?;
         statement.raw_bind_parameter(after_typed + 2, values.message_at)?;
     }
     Ok(())

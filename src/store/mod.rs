@@ -15,6 +15,7 @@ mod columns;
 pub mod hosts;
 pub mod inserter;
 pub mod outbox;
+pub mod packed;
 pub mod query;
 pub mod retention;
 pub mod rule_state;
