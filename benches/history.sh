@@ -6,7 +6,8 @@
 #   - each query of an on-call engineer, warm (median of 5) and cold (page cache dropped, as root; a fresh process);
 #   - `contains` search through the API and the dashboard of a running server;
 #   - TCP ingest into the big database against an empty one, in the same run;
-#   - TCP ingest while retention prunes a month, against the same without pruning.
+#   - TCP ingest while retention prunes a month, against the same without pruning;
+#   - import into the big database against an empty one.
 # Usage: benches/history.sh [N] [INGEST_MESSAGES]   (e.g. benches/history.sh 10000000)
 # Work files stay under target/history/ (the generated log is kept for the next run of the same N).
 set -euo pipefail
@@ -33,7 +34,7 @@ echo "import: $(awk -v n="$lines" -v t="$elapsed" 'BEGIN { printf "%.0f lines/s 
 size=$(stat -c %s "$db")
 echo "database: $size bytes, $(awk -v s="$size" -v n="$lines" -v r="$raw" 'BEGIN { printf "%.0f bytes an event, %.2fx the raw line", s / n, s / r }')"
 sqlite3 "$db" "SELECT name, sum(pgsize) AS bytes, printf('%.1f', sum(pgsize) * 1.0 / $lines) AS per_event FROM dbstat GROUP BY name ORDER BY bytes DESC" |
-  awk -F'|' '{ printf "  %-32s %14d bytes  %8s per event\n", $1, $2, $3 }'
+  awk -F'|' '{ printf "  %-32s %14.0f bytes  %8s per event\n", $1, $2, $3 }'
 
 # A query's time in milliseconds: a fresh process each time, as an operator runs it.
 time_ms() {
@@ -52,6 +53,7 @@ queries=(
   "--user secops"
   "--source-ip 10.1.2.3"
   "--contains p12x200"
+  "--word p12x200"
 )
 can_drop=yes
 drop_caches || can_drop=no
@@ -116,3 +118,19 @@ read -r pid tcp http < <(serve "$db" "$plain")
 without=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
 stop "$pid"
 echo "tcp ingest while retention prunes a month ($month events, $left left when the run ended): $during msg/s, without pruning $without msg/s: $(awk -v a="$during" -v b="$without" 'BEGIN { printf "%.2f", a / b }')x"
+
+# Import into the big database against an empty one: a tenth of the lines (at most 1M), the same file both times.
+extra=$((lines / 10 > 1000000 ? 1000000 : lines / 10))
+head -n "$extra" "$log" > "$work/extra.log"
+rate() {
+  local start elapsed
+  start=$(date +%s.%N)
+  "$bin" import --db "$1" "$work/extra.log" > /dev/null
+  elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
+  awk -v n="$extra" -v t="$elapsed" 'BEGIN { printf "%.0f", n / t }'
+}
+rm -f "$empty" "$empty-wal" "$empty-shm"
+into_empty=$(rate "$empty")
+into_big=$(rate "$db")
+echo "import of $extra lines: into the big database $into_big lines/s, into an empty one $into_empty lines/s: $(awk -v a="$into_big" -v b="$into_empty" 'BEGIN { printf "%.2f", a / b }')x"
+rm -f "$work/extra.log"
