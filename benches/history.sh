@@ -77,19 +77,13 @@ serve() {
   echo "$pid $tcp $http"
 }
 stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
-# Waits until the server on DB has evaluated every stored event (a fresh import is a backlog for the rules).
-caught_up() {
-  while [ "$(sqlite3 "$1" "SELECT (SELECT last_event_id FROM rule_cursor) >= (SELECT max(id) FROM events)")" != 1 ]; do
-    sleep 1
-  done
-}
 plain=$work/plain.yaml
 printf 'storage:\n  retention: null\n' > "$plain"
 
+# The rules' backlog (every imported event, evaluated once by a server) is not what this measures, and a year of the
+# generator's traffic mix fires about a million alerts: mark it evaluated, as if a server had run through it.
+sqlite3 "$db" "UPDATE rule_cursor SET last_event_id = (SELECT max(id) FROM events)"
 read -r pid tcp http < <(serve "$db" "$plain")
-start=$(date +%s)
-caught_up "$db"
-echo "rules evaluated the imported backlog in $(( $(date +%s) - start )) s"
 for path in "/api/events?contains=p12x200" "/events?contains=p12x200"; do
   warm=$(for _ in 1 2 3 4 5; do time_ms curl -sf "http://127.0.0.1:$http$path"; done | median)
   printf "http  %-46s warm %6s ms\n" "$path" "$warm"

@@ -32,7 +32,7 @@ fn main() {
     let path = dir.path().join("floor.db");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     drop(runtime.block_on(hsmwatch::store::open_writer(&path)).unwrap());
-    let mut conn = open_connection(&path, InserterSettings::default()).unwrap();
+    let mut conn = open_connection(&path, InserterSettings::default()).unwrap().into_sqlite();
     if !indexes {
         for name in ["events_ts", "events_host_ts", "events_action_ts", "events_user_ts", "events_source_ip_ts"] {
             conn.execute(&format!("DROP INDEX {name}"), []).unwrap();

@@ -439,6 +439,7 @@ impl Server {
                 store::inserter::InserterSettings {
                     max_size: config.storage.max_size.map(|cap| cap.0),
                     deferred_checkpoints: true,
+                    compress_after: config.storage.compress_after(),
                 },
             )?,
             counters.clone(),

@@ -86,7 +86,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let decoders = Arc::new(Decoders::load(&pack.decoders)?);
     let mut conn = store::open_writer(&db).await?;
     // No background checkpointer here: the import's own commits checkpoint, each after 64 MiB of WAL.
-    let settings = InserterSettings { max_size: None, deferred_checkpoints: true };
+    let settings = InserterSettings {
+        max_size: None,
+        deferred_checkpoints: true,
+        compress_after: config.storage.compress_after(),
+    };
     let inserter = Inserter::start(inserter::open_connection(&db, settings)?, Arc::default())?;
     let mut total = ImportStats::default();
     let mut inputs = 0;

@@ -177,6 +177,24 @@ pub struct StorageConfig {
     /// How often retention looks for what is due.
     #[serde(default = "default_prune_interval", with = "units::duration")]
     pub prune_interval: Duration,
+    /// Whether lines are stored compressed (with a dictionary trained on the database's first lines: a quarter of
+    /// their size). Off, a line stays readable by tools other than hsmwatch, such as the `sqlite3` shell.
+    #[serde(default = "default_compress")]
+    pub compress: bool,
+}
+
+fn default_compress() -> bool {
+    true
+}
+
+/// Events a database stores before its compression dictionary is trained on them.
+pub const COMPRESS_AFTER: i64 = 10_000;
+
+impl StorageConfig {
+    /// When new rows start to be compressed (see [`StorageConfig::compress`]).
+    pub fn compress_after(&self) -> Option<i64> {
+        self.compress.then_some(COMPRESS_AFTER)
+    }
 }
 
 fn default_prune_interval() -> Duration {
@@ -247,6 +265,7 @@ impl Default for StorageConfig {
             alert_retention: default_alert_retention(),
             prune_interval: default_prune_interval(),
             max_size: None,
+            compress: default_compress(),
         }
     }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqliteConnection};
 
-use super::columns::{SELECT_COLUMNS, TYPED_COLUMNS};
+use super::columns::{expander_for, line_and_fields, SELECT_COLUMNS, TYPED_COLUMNS, TYPED_ORIGINAL};
 use super::{Reader, StoreError, WriteConn};
 
 /// The hash the first batch of a new database links to.
@@ -300,6 +300,7 @@ async fn check_batch(
         .bind(batch.last_event_id)
         .fetch_all(&mut *conn)
         .await?;
+    let mut expander = expander_for(&mut *conn, &rows).await?;
     let mut hasher = BatchHasher::with_scheme(&batch.prev_hash, batch.scheme);
     let mut next_id = batch.first_event_id;
     let mut missing = None;
@@ -309,10 +310,13 @@ async fn check_batch(
             missing = Some(next_id);
         }
         next_id = id + 1;
-        let typed: Vec<Option<String>> =
-            TYPED_COLUMNS.iter().map(|c| row.try_get::<Option<String>, _>(*c)).collect::<Result<_, _>>()?;
+        let (original, fields) = line_and_fields(row, &mut expander)?;
+        let mut typed: Vec<Option<String>> = TYPED_COLUMNS[..TYPED_ORIGINAL]
+            .iter()
+            .map(|c| row.try_get::<Option<String>, _>(*c))
+            .collect::<Result<_, _>>()?;
+        typed.push(original);
         let raw: Option<Vec<u8>> = row.try_get("raw")?;
-        let fields: Vec<u8> = row.try_get_unchecked("fields")?;
         let message_at: Option<i64> = row.try_get("message_at")?;
         if message_at.is_some() && batch.scheme < 2 {
             // Its hash would not cover the offset, which changes the message read back.

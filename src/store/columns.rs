@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{Row, TypeInfo, ValueRef};
 
+use super::compressed::Expander;
 use super::StoreError;
 use crate::event::{field, Event, Timestamp};
 
@@ -41,6 +42,8 @@ pub struct RowValues<'a> {
     pub raw: Option<&'a [u8]>,
     /// fields, packed ([`super::packed`]).
     pub fields: Vec<u8>,
+    /// original and fields compressed together ([`super::compressed`]), stored in their place when set.
+    pub compressed: Option<Vec<u8>>,
     /// message_at: where the message starts in `original`, when it is its tail (and so not in `json`).
     pub message_at: Option<i64>,
 }
@@ -91,12 +94,13 @@ pub fn row_values(event: &Event) -> RowValues<'_> {
         typed,
         raw: event.raw.as_deref(),
         fields: super::packed::pack(&rest, typed[TYPED_ORIGINAL].unwrap_or_default()),
+        compressed: None,
         message_at,
     }
 }
 
 /// Position of `event.original` in [`TYPED`].
-const TYPED_ORIGINAL: usize = 7;
+pub const TYPED_ORIGINAL: usize = 7;
 
 /// The typed column a field goes to, by its position in [`TYPED`] (a match compiles to a switch on the length, where
 /// a search of `TYPED` compares strings one after the other).
@@ -140,8 +144,48 @@ fn required_default(name: &str) -> Option<&'static str> {
 /// Column list of a SELECT that [`event_from_row`] reads.
 pub const SELECT_COLUMNS: &str = "id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, original, raw, fields, message_at";
 
-/// Rebuilds the event of a row; returns it with its id.
-pub fn event_from_row(row: &SqliteRow) -> Result<(i64, Event), StoreError> {
+/// An expander with the database's compression dictionaries when one of `rows` needs them (none are read otherwise).
+pub async fn expander_for<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    rows: &[SqliteRow],
+) -> Result<Expander, StoreError> {
+    if !rows.iter().any(is_compressed) {
+        return Ok(Expander::default());
+    }
+    let dictionaries: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT id, bytes FROM text_dictionaries").fetch_all(executor).await?;
+    Ok(Expander::new(dictionaries))
+}
+
+/// Whether a row's line and fields are stored compressed (its `original` is a BLOB).
+fn is_compressed(row: &SqliteRow) -> bool {
+    row.try_get_raw("original").is_ok_and(|value| value.type_info().name() == "BLOB")
+}
+
+/// A row's `event.original` and packed (or JSON) fields, expanded when they are stored compressed.
+pub fn line_and_fields(row: &SqliteRow, expander: &mut Expander) -> Result<(Option<String>, Vec<u8>), StoreError> {
+    if is_compressed(row) {
+        let blob: Vec<u8> = row.try_get("original")?;
+        let (original, fields) = expander.expand(&blob).map_err(|error| StoreError::CorruptRow {
+            id: row.try_get("id").unwrap_or(0),
+            reason: error.to_string(),
+        })?;
+        return Ok((Some(original), fields));
+    }
+    Ok((row.try_get("original")?, row.try_get_unchecked("fields")?))
+}
+
+/// A row's `event.original` alone (for filters on the line; the row need not have `fields`), expanded when it is
+/// stored compressed.
+pub fn line(row: &SqliteRow, expander: &mut Expander) -> Result<String, StoreError> {
+    if is_compressed(row) {
+        return Ok(line_and_fields(row, expander)?.0.unwrap_or_default());
+    }
+    Ok(row.try_get::<Option<String>, _>("original")?.unwrap_or_default())
+}
+
+/// Rebuilds the event of a row (compressed ones with `expander`, from [`expander_for`]); returns it with its id.
+pub fn event_from_row(row: &SqliteRow, expander: &mut Expander) -> Result<(i64, Event), StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |reason: String| StoreError::CorruptRow { id, reason };
     let time = |micros: &str, digits: &str| -> Result<Timestamp, StoreError> {
@@ -153,14 +197,17 @@ pub fn event_from_row(row: &SqliteRow) -> Result<(i64, Event), StoreError> {
         Ok(Timestamp::new(at, u8::try_from(digits).unwrap_or(0)))
     };
     let mut event = Event::new(time("ts", "ts_digits")?, time("created", "created_digits")?);
-    for (name, column) in TYPED.iter().zip(TYPED_COLUMNS) {
+    let (original, fields) = line_and_fields(row, expander)?;
+    for (name, column) in TYPED[..TYPED_ORIGINAL].iter().zip(TYPED_COLUMNS) {
         if let Some(value) = row.try_get::<Option<String>, _>(column)? {
             event.set(name, value);
         }
     }
+    if let Some(original) = original {
+        event.set(field::ORIGINAL, original);
+    }
     event.raw = row.try_get("raw")?;
     // Packed (a BLOB) or, in rows stored before packing, a JSON object (TEXT): told apart by the first byte.
-    let fields: Vec<u8> = row.try_get_unchecked("fields")?;
     if fields.first() == Some(&super::packed::MARKER) {
         let original = event.get(field::ORIGINAL).unwrap_or_default();
         let unpacked = super::packed::unpack(&fields, original).map_err(|e| corrupt(format!("fields: {e}")))?;
@@ -202,7 +249,7 @@ mod tests {
     }
 
     /// A new database: its sqlx connection (for reading back) and an inserter connection.
-    async fn database(dir: &std::path::Path) -> (sqlx::SqliteConnection, rusqlite::Connection) {
+    async fn database(dir: &std::path::Path) -> (sqlx::SqliteConnection, crate::store::inserter::InserterConn) {
         let path = dir.join("t.db");
         let conn = crate::store::open_writer(&path).await.unwrap().0;
         let settings = crate::store::inserter::InserterSettings::default();
@@ -237,7 +284,7 @@ mod tests {
         .await
         .unwrap();
         let row = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events")).fetch_one(&mut conn).await.unwrap();
-        let (_, event) = event_from_row(&row).unwrap();
+        let (_, event) = event_from_row(&row, &mut Expander::default()).unwrap();
         assert_eq!(event.get(field::HSM_COMMAND), Some("hsm show"));
         assert_eq!(event.get(field::FACILITY_NAME), Some("local5"));
         assert_eq!(event.get(field::MESSAGE), Some("m"));
@@ -279,7 +326,7 @@ mod tests {
         assert_eq!(rows[2].0, Some("<14>1 2026-03-01T10:00:00Z hsm lunash - - - ".len() as i64));
         let read = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events ORDER BY id")).fetch_all(&mut conn).await;
         for (row, expected) in read.unwrap().iter().zip(&stored) {
-            let (_, event) = event_from_row(row).unwrap();
+            let (_, event) = event_from_row(row, &mut Expander::default()).unwrap();
             assert_eq!(event.get(field::MESSAGE), expected.get(field::MESSAGE));
             assert_eq!(event.get(field::ORIGINAL), expected.get(field::ORIGINAL));
         }

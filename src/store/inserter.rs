@@ -19,10 +19,11 @@ use std::time::Instant;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::columns::{row_values, RowValues, BOUND_PER_ROW, INSERT_COLUMNS};
+use super::columns::{row_values, RowValues, BOUND_PER_ROW, INSERT_COLUMNS, TYPED_ORIGINAL};
+use super::compressed::{self, Compressor, Dictionary, Expander};
 use super::StoreError;
 use super::{chain, search};
-use crate::event::Event;
+use crate::event::{field, Event};
 use crate::metrics::Counters;
 
 /// Rows per INSERT statement: a statement of several rows spends less of SQLite's time per row on running the
@@ -61,11 +62,38 @@ pub struct InserterSettings {
     /// at SQLite's default 1000 pages: the server checkpoints in the background ([`super::checkpoint::run`]), and an
     /// import checkpoints less often, copying a page it rewrote many times once.
     pub deferred_checkpoints: bool,
+    /// Whether new rows are compressed ([`compressed`]): once the database holds this many events a dictionary is
+    /// trained on them, and rows from then on are stored compressed. `None`: rows are stored as they are (rows
+    /// compressed before are still read).
+    pub compress_after: Option<i64>,
+}
+
+/// The inserter's connection, and what it compresses rows with.
+pub struct InserterConn {
+    conn: Connection,
+    compression: Compression,
+    /// Expands compressed lines for the search index.
+    expander: Expander,
+}
+
+impl std::fmt::Debug for InserterConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InserterConn").field("compression", &self.compression).finish_non_exhaustive()
+    }
+}
+
+/// Whether and how rows are compressed.
+#[derive(Debug)]
+struct Compression {
+    /// No dictionary yet: the newest row id from which one is trained (`None`: compression is off).
+    train_at: Option<i64>,
+    /// The newest dictionary, once trained.
+    compressor: Option<Compressor>,
 }
 
 /// Opens the inserter's connection on a database that [`super::open_writer`] has created and migrated: WAL (a
 /// property of the file), `synchronous=NORMAL` and the busy timeout as on the other connections.
-pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Connection, StoreError> {
+pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<InserterConn, StoreError> {
     let open = |path: &Path| -> rusqlite::Result<Connection> {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
@@ -82,7 +110,89 @@ pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Connec
         }
         Ok(conn)
     };
-    open(path).map_err(|cause| StoreError::OpenInserter { path: path.to_owned(), cause })
+    let conn = open(path).map_err(|cause| StoreError::OpenInserter { path: path.to_owned(), cause })?;
+    let dictionaries: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT id, bytes FROM text_dictionaries ORDER BY id")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    // New rows are compressed with the newest dictionary.
+    let compression = match (settings.compress_after, dictionaries.last()) {
+        (None, _) => Compression { train_at: None, compressor: None },
+        (Some(_), Some((id, bytes))) => {
+            Compression { train_at: None, compressor: Some(Arc::new(Dictionary::new(*id, bytes)).compressor()?) }
+        }
+        (Some(after), None) => Compression { train_at: Some(after.max(1)), compressor: None },
+    };
+    Ok(InserterConn { conn, compression, expander: Expander::new(dictionaries) })
+}
+
+/// Rows of a sample below which training waits for more: zstd finds too little to learn from a few hundred lines.
+const FEWEST_SAMPLES: usize = 1000;
+
+/// Trains a dictionary on the newest packed rows and stores it, in a transaction of its own; `None` when there are
+/// too few rows to train on yet.
+fn train_dictionary(conn: &mut Connection) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let samples: Vec<Vec<u8>> = {
+        let mut statement = transaction.prepare(
+            "SELECT original, fields FROM events WHERE typeof(original) = 'text' AND typeof(fields) = 'blob' \
+             ORDER BY id DESC LIMIT ?",
+        )?;
+        let rows = statement.query_map([compressed::SAMPLE_ROWS], |row| {
+            let (original, fields): (String, Vec<u8>) = (row.get(0)?, row.get(1)?);
+            let mut plain = Vec::new();
+            compressed::plain_bytes(&original, &fields, &mut plain);
+            Ok(plain)
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if samples.len() < FEWEST_SAMPLES {
+        return Ok(None);
+    }
+    let bytes = compressed::train(&samples)?;
+    transaction.execute(
+        "INSERT INTO text_dictionaries (trained_at, samples, bytes) VALUES (?, ?, ?)",
+        rusqlite::params![chrono::Utc::now().timestamp_micros(), samples.len() as i64, bytes],
+    )?;
+    let id = transaction.last_insert_rowid();
+    transaction.commit()?;
+    Ok(Some((id, bytes)))
+}
+
+impl InserterConn {
+    /// The bare SQLite connection, set up as the inserter's is: for measuring SQLite's own cost
+    /// (`examples/sqlite_floor.rs`), not for storing events.
+    pub fn into_sqlite(self) -> Connection {
+        self.conn
+    }
+
+    /// Trains the dictionary once the database holds enough rows (see [`InserterSettings::compress_after`]); a failure
+    /// is logged, and training tried again after as many rows again.
+    fn train_when_due(&mut self, newest_id: i64) {
+        let Some(due) = self.compression.train_at.filter(|due| newest_id >= *due) else { return };
+        let started = Instant::now();
+        let trained = train_dictionary(&mut self.conn).and_then(|dictionary| match dictionary {
+            Some((id, bytes)) => {
+                self.expander.add(id, &bytes);
+                Ok(Some(Arc::new(Dictionary::new(id, &bytes)).compressor()?))
+            }
+            None => Ok(None),
+        });
+        match trained {
+            Ok(Some(compressor)) => {
+                tracing::info!(
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "trained the compression dictionary on the newest stored lines; new rows are stored compressed"
+                );
+                self.compression = Compression { train_at: None, compressor: Some(compressor) };
+            }
+            Ok(None) => self.compression.train_at = Some(newest_id + due),
+            Err(error) => {
+                tracing::warn!(%error, "training the compression dictionary failed; rows stay uncompressed for now");
+                self.compression.train_at = Some(newest_id + due);
+            }
+        }
+    }
 }
 
 /// Rows per chunk handed from the preparing thread to the inserting one (a multiple of [`ROWS_PER_STATEMENT`], so that
@@ -99,31 +209,47 @@ const PREPARE_BESIDE_FROM: usize = 256;
 ///
 /// Turning events into row values (the JSON of their fields) and hashing them is a third of a row's cost; for large
 /// batches it runs on a second thread, a chunk ahead of SQLite, so that this serial path does little but insert.
-pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<Committed, StoreError> {
+pub fn insert_batch(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, StoreError> {
     if batch.is_empty() {
         return Ok(Committed { first_id: 0, search_waiting: 0 });
     }
+    let committed = insert_rows(conn, batch)?;
+    conn.train_when_due(committed.first_id + batch.len() as i64 - 1);
+    Ok(committed)
+}
+
+fn insert_rows(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, StoreError> {
+    let InserterConn { conn, compression, expander } = conn;
+    let compressor = &mut compression.compressor;
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let prev_hash = chain::head(&transaction)?;
     // The write lock is held from BEGIN IMMEDIATE: no other writer can take ids until the commit, so the batch's are
     // known before it is inserted, and the chain hashes exactly the ids the rows get.
     let newest: Option<i64> = transaction.query_row("SELECT max(id) FROM events", [], |row| row.get(0))?;
     let first_id = newest.unwrap_or(0) + 1;
-    let hash = {
+    let (hash, ready) = {
         let mut statements = Statements {
             several: transaction.prepare_cached(&INSERT_SEVERAL)?,
             one: transaction.prepare_cached(&INSERT_ONE)?,
         };
         if batch.len() < PREPARE_BESIDE_FROM {
             let mut hasher = chain::BatchHasher::new(&prev_hash);
-            statements.insert(first_id, &hashed_rows(batch, first_id, &mut hasher))?;
-            hasher.finish()
+            statements.insert(first_id, &hashed_rows(batch, first_id, &mut hasher, compressor.as_mut()))?;
+            (hasher.finish(), Vec::new())
         } else {
             std::thread::scope(|scope| {
                 let (chunks, prepared) = mpsc::sync_channel::<Vec<RowValues<'_>>>(2);
                 let preparer = std::thread::Builder::new()
                     .name("hsmwatch-rows".into())
-                    .spawn_scoped(scope, || prepare_rows(batch, first_id, &prev_hash, chunks))
+                    .spawn_scoped(scope, || prepare_rows(batch, first_id, &prev_hash, compressor.as_mut(), chunks))
+                    .map_err(StoreError::InserterThread)?;
+                let words = std::thread::Builder::new()
+                    .name("hsmwatch-words".into())
+                    .spawn_scoped(scope, || {
+                        let lines: Vec<&str> =
+                            batch.iter().map(|event| event.get(field::ORIGINAL).unwrap_or_default()).collect();
+                        search::whole_blocks(first_id, &lines)
+                    })
                     .map_err(StoreError::InserterThread)?;
                 // On an error `prepared` is dropped on return, which stops the preparer at its next chunk.
                 let mut id = first_id;
@@ -131,7 +257,8 @@ pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<Committed,
                     statements.insert(id, &rows)?;
                     id += rows.len() as i64;
                 }
-                preparer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                let hash = preparer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                Ok::<_, StoreError>((hash, words.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
             })?
         }
     };
@@ -139,7 +266,7 @@ pub fn insert_batch(conn: &mut Connection, batch: &[Event]) -> Result<Committed,
     chain::record(&transaction, first_id, last_id, batch.len() as u64, &prev_hash, &hash, chrono::Utc::now())?;
     // The blocks this batch completed, and a few of any backlog.
     let blocks = (batch.len() >> search::BLOCK_SHIFT) as i64 + 1 + BACKLOG_BLOCKS_PER_BATCH;
-    let indexed = search::index_blocks(&transaction, blocks)?;
+    let indexed = search::index_blocks(&transaction, blocks, expander, &ready)?;
     transaction.commit()?;
     Ok(Committed { first_id, search_waiting: indexed.waiting })
 }
@@ -164,9 +291,9 @@ pub struct Committed {
 }
 
 /// Indexes a step of the search index's backlog in a transaction of its own; returns the blocks still waiting.
-fn index_backlog(conn: &mut Connection) -> Result<i64, StoreError> {
-    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let indexed = search::index_blocks(&transaction, BACKLOG_BLOCKS_PER_STEP)?;
+fn index_backlog(conn: &mut InserterConn) -> Result<i64, StoreError> {
+    let transaction = conn.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let indexed = search::index_blocks(&transaction, BACKLOG_BLOCKS_PER_STEP, &mut conn.expander, &[])?;
     transaction.commit()?;
     Ok(indexed.waiting)
 }
@@ -177,22 +304,32 @@ fn prepare_rows<'a>(
     batch: &'a [Event],
     first_id: i64,
     prev_hash: &str,
+    mut compressor: Option<&mut Compressor>,
     chunks: mpsc::SyncSender<Vec<RowValues<'a>>>,
 ) -> Result<String, StoreError> {
     let mut hasher = chain::BatchHasher::new(prev_hash);
     for (chunk, first) in batch.chunks(CHUNK_ROWS).zip((first_id..).step_by(CHUNK_ROWS)) {
-        if chunks.send(hashed_rows(chunk, first, &mut hasher)).is_err() {
+        if chunks.send(hashed_rows(chunk, first, &mut hasher, compressor.as_deref_mut())).is_err() {
             return Err(StoreError::InserterStopped);
         }
     }
     Ok(hasher.finish())
 }
 
-/// The row values of `events`, whose ids run from `first_id`, each added to `hasher` in turn.
-fn hashed_rows<'a>(events: &'a [Event], first_id: i64, hasher: &mut chain::BatchHasher) -> Vec<RowValues<'a>> {
-    let rows: Vec<RowValues<'a>> = events.iter().map(row_values).collect();
-    for (id, values) in (first_id..).zip(&rows) {
+/// The row values of `events`, whose ids run from `first_id`, each added to `hasher` in turn (as they read back:
+/// uncompressed) and then compressed with `compressor`, if any.
+fn hashed_rows<'a>(
+    events: &'a [Event],
+    first_id: i64,
+    hasher: &mut chain::BatchHasher,
+    mut compressor: Option<&mut Compressor>,
+) -> Vec<RowValues<'a>> {
+    let mut rows: Vec<RowValues<'a>> = events.iter().map(row_values).collect();
+    for (id, values) in (first_id..).zip(&mut rows) {
         hasher.row(&values.image(id));
+        if let Some(compressor) = compressor.as_deref_mut() {
+            values.compressed = compressor.compress(values.typed[TYPED_ORIGINAL].unwrap_or_default(), &values.fields);
+        }
     }
     rows
 }
@@ -230,12 +367,21 @@ fn bind_rows(statement: &mut rusqlite::Statement<'_>, first_id: i64, rows: &[Row
         for (at, value) in (first..).zip(integers) {
             statement.raw_bind_parameter(at, value)?;
         }
-        for (at, text) in (first + integers.len()..).zip(values.typed) {
+        let after_times = first + integers.len();
+        for (at, text) in (after_times..).zip(values.typed) {
             statement.raw_bind_parameter(at, text)?;
         }
-        let after_typed = first + integers.len() + values.typed.len();
+        // A compressed row: the line and the fields in place of the line, and no fields.
+        let fields = match &values.compressed {
+            Some(compressed) => {
+                statement.raw_bind_parameter(after_times + TYPED_ORIGINAL, compressed.as_slice())?;
+                &[][..]
+            }
+            None => values.fields.as_slice(),
+        };
+        let after_typed = after_times + values.typed.len();
         statement.raw_bind_parameter(after_typed, values.raw)?;
-        statement.raw_bind_parameter(after_typed + 1, values.fields.as_slice())?;
+        statement.raw_bind_parameter(after_typed + 1, fields)?;
         statement.raw_bind_parameter(after_typed + 2, values.message_at)?;
     }
     Ok(())
@@ -243,7 +389,7 @@ fn bind_rows(statement: &mut rusqlite::Statement<'_>, first_id: i64, rows: &[Row
 
 /// The inserter thread's loop: commits the batches it is given, and indexes the search index's backlog (if any)
 /// whenever no batch has come for a moment.
-fn serve_jobs(conn: &mut Connection, jobs: &mpsc::Receiver<Job>, counters: &Counters) {
+fn serve_jobs(conn: &mut InserterConn, jobs: &mpsc::Receiver<Job>, counters: &Counters) {
     // Unknown at start: a database from before the index has one; the first idle step finds out.
     let mut waiting = 1;
     let mut reported = Instant::now();
@@ -308,7 +454,7 @@ pub struct Inserter {
 
 impl Inserter {
     /// Starts the thread on `conn` (from [`open_connection`]); it reports the search index's backlog in `counters`.
-    pub fn start(mut conn: Connection, counters: Arc<Counters>) -> Result<Inserter, StoreError> {
+    pub fn start(mut conn: InserterConn, counters: Arc<Counters>) -> Result<Inserter, StoreError> {
         let (jobs, received) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("hsmwatch-insert".into())
@@ -350,7 +496,7 @@ mod tests {
         event
     }
 
-    async fn database(dir: &Path, settings: InserterSettings) -> (sqlx::SqliteConnection, Connection) {
+    async fn database(dir: &Path, settings: InserterSettings) -> (sqlx::SqliteConnection, InserterConn) {
         let path = dir.join("t.db");
         let reader = crate::store::open_writer(&path).await.unwrap().0;
         (reader, open_connection(&path, settings).unwrap())
@@ -455,7 +601,7 @@ mod tests {
         let rows = sqlx::query(&select).fetch_all(&mut reader).await.unwrap();
         assert_eq!(rows.len(), small.len() + large.len());
         for ((row, expected), id) in rows.iter().zip(small.iter().chain(&large)).zip(1..) {
-            let (read_id, read) = super::super::columns::event_from_row(row).unwrap();
+            let (read_id, read) = super::super::columns::event_from_row(row, &mut Default::default()).unwrap();
             assert_eq!(read_id, id);
             assert_eq!(&read, expected, "row {id}");
         }
@@ -465,9 +611,81 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rows_after_the_dictionary_is_trained_are_compressed_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = InserterSettings { compress_after: Some(1000), ..InserterSettings::default() };
+        let (mut reader, mut conn) = database(dir.path(), settings).await;
+        let first = varied(1100);
+        insert_batch(&mut conn, &first).unwrap();
+        // Beside the preparer and inline, after the dictionary: compressed.
+        let second = varied(PREPARE_BESIDE_FROM + 40);
+        let third = varied(10);
+        insert_batch(&mut conn, &second).unwrap();
+        insert_batch(&mut conn, &third).unwrap();
+        let kinds: Vec<(String, i64)> =
+            sqlx::query_as("SELECT typeof(original), count(*) FROM events GROUP BY 1 ORDER BY 1")
+                .fetch_all(&mut reader)
+                .await
+                .unwrap();
+        assert_eq!(kinds, [("blob".into(), (second.len() + third.len()) as i64), ("text".into(), 1100)]);
+        // A new connection compresses with the stored dictionary; it does not train another.
+        drop(conn);
+        let mut conn = open_connection(&dir.path().join("t.db"), settings).unwrap();
+        insert_batch(&mut conn, &third).unwrap();
+        let dictionaries: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM text_dictionaries").fetch_one(&mut reader).await.unwrap();
+        let text: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE typeof(original) = 'text'")
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!((dictionaries, text), (1, 1100));
+
+        let pool = crate::store::open_reader(&dir.path().join("t.db")).await.unwrap();
+        let ids: Vec<i64> = (1..=(first.len() + second.len() + 2 * third.len()) as i64).collect();
+        let mut read = Vec::new();
+        for chunk in ids.chunks(1000) {
+            read.extend(crate::store::query::events_by_id(&pool, chunk).await.unwrap());
+        }
+        let expected: Vec<&Event> = first.iter().chain(&second).chain(&third).chain(&third).collect();
+        assert_eq!(read.len(), expected.len());
+        for (stored, expected) in read.iter().zip(expected) {
+            assert_eq!(&stored.event, expected, "row {}", stored.id);
+        }
+        let finding = crate::store::chain::verify(&pool).await.unwrap();
+        assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
+        // Found by the line, in compressed rows indexed (block 4: ids 1024..=1279) and not yet indexed (from 1280).
+        let filter = |contains: &str| crate::store::query::EventFilter {
+            contains: Some(contains.into()),
+            limit: 10,
+            ..Default::default()
+        };
+        let found = crate::store::query::events(&pool, &filter("LINE 150 \"quoted")).await.unwrap();
+        let found: Vec<i64> = found.iter().map(|stored| stored.id).collect();
+        assert_eq!(found, [1100 + 151, 151], "the compressed row and the one stored before the dictionary");
+        let tail = crate::store::query::events(&pool, &filter("line 7 \"")).await.unwrap();
+        let tail: Vec<i64> = tail.iter().map(|stored| stored.id).collect();
+        assert_eq!(tail, [ids.len() as i64 - 2, ids.len() as i64 - 12, 1100 + 8, 8]);
+    }
+
+    #[tokio::test]
+    async fn with_compression_off_every_line_stays_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut reader, mut conn) = database(dir.path(), InserterSettings::default()).await;
+        insert_batch(&mut conn, &varied(3000)).unwrap();
+        insert_batch(&mut conn, &varied(300)).unwrap();
+        let compressed: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM events WHERE typeof(original) = 'blob') + (SELECT count(*) FROM text_dictionaries)",
+        )
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+        assert_eq!(compressed, 0);
+    }
+
+    #[tokio::test]
     async fn a_full_database_fails_the_whole_batch_retryably_and_stores_none_of_it() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = InserterSettings { max_size: Some(2 << 20), deferred_checkpoints: false };
+        let settings = InserterSettings { max_size: Some(2 << 20), ..InserterSettings::default() };
         let (mut reader, mut conn) = database(dir.path(), settings).await;
         let line = "x".repeat(2000);
         let batch: Vec<Event> = (0..1500).map(|_| event(&line)).collect();

@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod chain;
 pub mod checkpoint;
 mod columns;
+pub mod compressed;
 pub mod hosts;
 pub mod inserter;
 pub mod outbox;
@@ -77,6 +78,9 @@ pub enum StoreError {
     /// A statement on the event inserter's connection failed.
     #[error("database error: {0}")]
     Insert(rusqlite::Error),
+    /// Compressing rows, or training the dictionary for it, failed.
+    #[error("compression: {0}")]
+    Compress(#[from] compressed::CompressError),
     /// The event inserter's thread could not be started.
     #[error("cannot start the event inserter thread: {0}")]
     InserterThread(std::io::Error),

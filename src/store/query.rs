@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::columns::{event_from_row, SELECT_COLUMNS};
+use sqlx::Row;
+
+use super::columns::{event_from_row, expander_for, line, SELECT_COLUMNS};
 use super::{Reader, StoreError, WriteConn};
 use crate::event::Event;
 
@@ -172,30 +174,85 @@ pub struct StoredEvent {
 
 /// Events matching `filter`, newest `@timestamp` first.
 ///
-/// A `contains` string the search index narrows to a few blocks reads only those rows (and the rows not yet
-/// indexed): they are joined by id range, and the other filters are kept off their indexes (`+column`) so that the
-/// planner walks the ranges, not an index over the whole table.
+/// The filters on the line (`contains`, `word`) run here, not in SQL (a compressed line is a BLOB to SQLite): rows
+/// passing the other filters are read a page at a time, newest first, until `limit` of them match. A string the
+/// search index narrows to a few blocks reads only those rows (and the rows not yet indexed): they are joined by id
+/// range, and the other filters are kept off their indexes (`+column`) so that the planner walks the ranges, not an
+/// index over the whole table.
 pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-    let pool = &reader.0;
+    let Some(line_filter) = LineFilter::of(filter) else {
+        let rows = select(filter, None, SELECT_COLUMNS, filter.after, i64::from(filter.limit))
+            .build()
+            .fetch_all(&reader.0)
+            .await?;
+        return stored_events(&reader.0, &rows).await;
+    };
     let candidates = match filter.contains.as_ref().or(filter.word.as_ref()) {
         Some(text) => super::search::candidates(reader, text).await?,
         None => None,
     };
-    let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new("");
-    let column = match &candidates {
+    let mut matching = Vec::new();
+    let mut after = filter.after;
+    loop {
+        let rows = select(filter, candidates.as_ref(), "id, ts, original", after, LINES_PER_PAGE)
+            .build()
+            .fetch_all(&reader.0)
+            .await?;
+        let mut expander = expander_for(&reader.0, &rows).await?;
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            after = Some(Cursor { ts: row.try_get("ts")?, id });
+            if line_filter.matches(&line(row, &mut expander)?) {
+                matching.push(id);
+                if matching.len() == filter.limit as usize {
+                    return in_order(reader, &matching).await;
+                }
+            }
+        }
+        if rows.len() < LINES_PER_PAGE as usize {
+            return in_order(reader, &matching).await;
+        }
+    }
+}
+
+/// Rows whose lines a text filter reads in one query.
+const LINES_PER_PAGE: i64 = 2000;
+
+/// The events of `ids`, in the order given.
+async fn in_order(reader: &Reader, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
+    let rank: std::collections::HashMap<i64, usize> = ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(EVENTS_BY_ID) {
+        found.extend(events_by_id(reader, chunk).await?);
+    }
+    found.sort_by_key(|stored| rank.get(&stored.id).copied());
+    Ok(found)
+}
+
+/// The SELECT of `columns` for `filter`'s filters other than those on the line, newest first, after `after`, at
+/// most `limit` rows; within `candidates` when the search index narrowed a text filter.
+fn select<'q>(
+    filter: &'q EventFilter,
+    candidates: Option<&super::search::Candidates>,
+    columns: &str,
+    after: Option<Cursor>,
+    limit: i64,
+) -> QueryBuilder<'q, Sqlite> {
+    let mut query: QueryBuilder<'q, Sqlite> = QueryBuilder::new("");
+    let column = match candidates {
         Some(found) => {
             query.push("WITH candidate(lo, hi) AS (VALUES (").push_bind(found.tail).push(", ").push_bind(i64::MAX);
             for (first, last) in &found.ranges {
                 query.push("), (").push_bind(*first).push(", ").push_bind(*last);
             }
             query.push(format!(
-                ")) SELECT {SELECT_COLUMNS} FROM candidate JOIN events ON events.id BETWEEN candidate.lo AND candidate.hi \
+                ")) SELECT {columns} FROM candidate JOIN events ON events.id BETWEEN candidate.lo AND candidate.hi \
                  WHERE 1=1"
             ));
             |name: &str| format!("+{name}")
         }
         None => {
-            query.push(format!("SELECT {SELECT_COLUMNS} FROM events WHERE 1=1"));
+            query.push(format!("SELECT {columns} FROM events WHERE 1=1"));
             |name: &str| name.to_owned()
         }
     };
@@ -217,13 +274,7 @@ pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredE
             query.push(format!(" AND {} = ", column(name))).push_bind(value.as_str());
         }
     }
-    if let Some(text) = &filter.contains {
-        query.push(" AND original LIKE ").push_bind(like_pattern(text)).push(" ESCAPE '\\'");
-    }
-    if let Some(text) = &filter.word {
-        query.push(" AND (' ' || lower(original) || ' ') GLOB ").push_bind(word_pattern(text));
-    }
-    if let Some(after) = filter.after {
+    if let Some(after) = after {
         query.push(format!(" AND ({} < ", column("ts"))).push_bind(after.ts);
         query
             .push(format!(" OR ({} = ", column("ts")))
@@ -232,12 +283,50 @@ pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredE
             .push_bind(after.id)
             .push("))");
     }
-    query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
-    let rows = query.build().fetch_all(pool).await?;
-    stored_events(&rows)
+    query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit);
+    query
 }
 
-/// The events of these row ids (those that still exist), in id order.
+/// The filters on the line, as `LIKE` and `lower()` would apply them: ASCII letters fold to lower case, nothing else
+/// does.
+#[derive(Debug)]
+struct LineFilter {
+    /// `contains`, folded.
+    contains: Option<String>,
+    /// `word`, folded.
+    word: Option<String>,
+}
+
+impl LineFilter {
+    /// The line filters of `filter`, if it has any.
+    fn of(filter: &EventFilter) -> Option<LineFilter> {
+        let folded = |text: &Option<String>| text.as_deref().map(str::to_ascii_lowercase);
+        let line_filter = LineFilter { contains: folded(&filter.contains), word: folded(&filter.word) };
+        (line_filter.contains.is_some() || line_filter.word.is_some()).then_some(line_filter)
+    }
+
+    /// Whether `line` passes both filters.
+    fn matches(&self, line: &str) -> bool {
+        let line = line.to_ascii_lowercase();
+        self.contains.as_deref().is_none_or(|text| line.contains(text))
+            && self.word.as_deref().is_none_or(|text| has_word(&line, text))
+    }
+}
+
+/// Whether `text` occurs in `line` as whole words: not preceded or followed by an ASCII letter, digit or `_`.
+fn has_word(line: &str, text: &str) -> bool {
+    let is_word_byte = |byte: Option<&u8>| byte.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    line.match_indices(text).any(|(at, _)| {
+        let bytes = line.as_bytes();
+        !is_word_byte(at.checked_sub(1).and_then(|before| bytes.get(before)))
+            && !is_word_byte(bytes.get(at + text.len()))
+    })
+}
+
+/// Ids [`events_by_id`] reads at most.
+pub const EVENTS_BY_ID: usize = 1000;
+
+/// The events of these row ids (those that still exist; at most [`EVENTS_BY_ID`] of them), in id order.
 pub async fn events_by_id(reader: &Reader, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
     let pool = &reader.0;
     if ids.is_empty() {
@@ -246,12 +335,12 @@ pub async fn events_by_id(reader: &Reader, ids: &[i64]) -> Result<Vec<StoredEven
     let mut query: QueryBuilder<'_, Sqlite> =
         QueryBuilder::new(format!("SELECT {SELECT_COLUMNS} FROM events WHERE id IN ("));
     let mut list = query.separated(", ");
-    for id in ids.iter().take(1000) {
+    for id in ids.iter().take(EVENTS_BY_ID) {
         list.push_bind(*id);
     }
     query.push(") ORDER BY id");
     let rows = query.build().fetch_all(pool).await?;
-    stored_events(&rows)
+    stored_events(pool, &rows).await
 }
 
 /// Events stored after row `after`, oldest first, at most `limit` (for resuming evaluation after a crash).
@@ -262,7 +351,7 @@ pub async fn events_after(conn: &mut WriteConn, after: i64, limit: i64) -> Resul
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-    stored_events(&rows)
+    stored_events(&mut *conn, &rows).await
 }
 
 /// Events with `@timestamp` in `[since, until)` and a row id above `after`, in row id order (the order they were
@@ -285,11 +374,16 @@ pub async fn events_between(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    stored_events(&rows)
+    stored_events(&mut *conn, &rows).await
 }
 
-fn stored_events(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<StoredEvent>, StoreError> {
-    rows.iter().map(|row| event_from_row(row).map(|(id, event)| StoredEvent { id, event })).collect()
+/// The events of `rows`, compressed ones expanded with the dictionaries read through `executor`.
+async fn stored_events<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    rows: &[sqlx::sqlite::SqliteRow],
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut expander = expander_for(executor, rows).await?;
+    rows.iter().map(|row| event_from_row(row, &mut expander).map(|(id, event)| StoredEvent { id, event })).collect()
 }
 
 /// The id of the newest stored event (0 when there is none): cheap on any size of table, unlike a count.
@@ -304,40 +398,31 @@ pub async fn count(reader: &Reader) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)
 }
 
-/// A GLOB pattern for `text` as whole words (ASCII letters, digits and `_` make a word) in a lower-cased line with a
-/// space added at each end; GLOB's wildcards in `text` match themselves.
-fn word_pattern(text: &str) -> String {
-    let mut pattern = String::from("*[^a-z0-9_]");
-    for c in text.to_lowercase().chars() {
-        match c {
-            '*' | '?' | '[' => pattern.extend(['[', c, ']']),
-            c => pattern.push(c),
-        }
-    }
-    pattern.push_str("[^a-z0-9_]*");
-    pattern
-}
-
-/// `%text%` with LIKE's wildcards in `text` escaped, so they match themselves.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    fn line_filters_fold_ascii_only_and_take_wildcards_literally() {
+        let filter = |contains: Option<&str>, word: Option<&str>| {
+            LineFilter::of(&EventFilter {
+                contains: contains.map(str::to_owned),
+                word: word.map(str::to_owned),
+                ..EventFilter::default()
+            })
+            .unwrap()
+        };
+        assert!(filter(Some("P12x200"), None).matches("partition create -partition p12X200 : admin"));
+        assert!(filter(Some("50%_a\\b"), None).matches("x 50%_A\\b y"));
+        assert!(!filter(Some("50%"), None).matches("x 500 y"));
+        assert!(!filter(Some("Ä"), None).matches("ä"), "only ASCII folds, as in LIKE");
+        assert!(filter(None, Some("Par1")).matches("-partition par1 : admin"));
+        assert!(filter(None, Some("par1")).matches("par1"));
+        assert!(!filter(None, Some("par1")).matches("-partition par10 : admin"));
+        assert!(!filter(None, Some("par1")).matches("xpar1 and par1_x"));
+        assert!(filter(None, Some("par1")).matches("xpar1 and (par1)"));
+        assert!(filter(None, Some("p*1")).matches("a p*1 b") && !filter(None, Some("p*1")).matches("a px1 b"));
+        assert!(filter(Some("create"), Some("par1")).matches("create par1"));
+        assert!(!filter(Some("delete"), Some("par1")).matches("create par1"));
     }
 }

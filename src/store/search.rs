@@ -14,9 +14,11 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
+use rusqlite::types::ValueRef;
 use rusqlite::OptionalExtension;
 use sqlx::SqliteConnection;
 
+use super::compressed::Expander;
 use super::{Reader, StoreError};
 
 /// Events per block: `id >> BLOCK_SHIFT` is an event's block.
@@ -76,6 +78,22 @@ pub fn block_words<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
     words
 }
 
+/// The words ([`block_words`]) of each block that lies whole among `lines`, whose ids run from `first_id`: a large
+/// batch's blocks are found from the lines in memory, beside the inserts, instead of read back after them.
+pub fn whole_blocks(first_id: i64, lines: &[&str]) -> Vec<(i64, String)> {
+    let size = 1i64 << BLOCK_SHIFT;
+    let last_id = first_id + lines.len() as i64 - 1;
+    // The first block that starts at or after `first_id`, up to the last that ends at or before `last_id`.
+    let first_block = (first_id + size - 1) >> BLOCK_SHIFT;
+    let end_block = (last_id + 1) >> BLOCK_SHIFT;
+    (first_block..end_block)
+        .map(|block| {
+            let start = ((block << BLOCK_SHIFT) - first_id) as usize;
+            (block, block_words(lines[start..start + size as usize].iter().copied()))
+        })
+        .collect()
+}
+
 /// The FTS5 query that finds the blocks holding every trigram of `needle`, or `None` for a needle shorter than three
 /// characters, which no trigram can find.
 pub fn match_expression(needle: &str) -> Option<String> {
@@ -119,8 +137,14 @@ pub struct Indexed {
 }
 
 /// Indexes complete blocks not yet indexed, at most `max_blocks` of them, on the inserter's connection inside the
-/// caller's transaction.
-pub(super) fn index_blocks(conn: &rusqlite::Connection, max_blocks: i64) -> rusqlite::Result<Indexed> {
+/// caller's transaction; the words of a block in `ready` (ascending, from [`whole_blocks`]) are taken from there, the
+/// others are read from the table.
+pub(super) fn index_blocks(
+    conn: &rusqlite::Connection,
+    max_blocks: i64,
+    expander: &mut Expander,
+    ready: &[(i64, String)],
+) -> Result<Indexed, StoreError> {
     let next: i64 = conn.query_row("SELECT next_block FROM search_cursor WHERE id = 1", [], |row| row.get(0))?;
     let newest: Option<i64> = conn.query_row("SELECT max(id) FROM events", [], |row| row.get(0))?;
     let pruned_up_to: i64 = conn
@@ -135,9 +159,18 @@ pub(super) fn index_blocks(conn: &rusqlite::Connection, max_blocks: i64) -> rusq
     let mut lines = conn.prepare_cached("SELECT original FROM events WHERE id BETWEEN ? AND ?")?;
     let mut insert = conn.prepare_cached("INSERT INTO event_search (rowid, trigrams) VALUES (?, ?)")?;
     for block in first..last {
-        let originals: Vec<String> = lines
-            .query_map([block << BLOCK_SHIFT, ((block + 1) << BLOCK_SHIFT) - 1], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        if let Ok(at) = ready.binary_search_by_key(&block, |(ready, _)| *ready) {
+            insert.execute(rusqlite::params![block, ready[at].1])?;
+            continue;
+        }
+        let mut originals: Vec<String> = Vec::with_capacity(1 << BLOCK_SHIFT);
+        let mut rows = lines.query([block << BLOCK_SHIFT, ((block + 1) << BLOCK_SHIFT) - 1])?;
+        while let Some(row) = rows.next()? {
+            originals.push(match row.get_ref(0)? {
+                ValueRef::Blob(compressed) => expander.expand(compressed)?.0,
+                other => other.as_str().map_err(rusqlite::Error::from)?.to_owned(),
+            });
+        }
         if !originals.is_empty() {
             insert.execute(rusqlite::params![block, block_words(originals.iter().map(String::as_str))])?;
         }
@@ -239,6 +272,24 @@ mod tests {
         crate::store::in_transaction(&mut conn, async |conn| forget_pruned(&mut conn.0, 300).await).await.unwrap();
         assert_eq!(candidates(&reader, "rare0010").await.unwrap().unwrap().ranges, []);
         assert_eq!(candidates(&reader, "rare0400").await.unwrap().unwrap().ranges, [(256, 511)]);
+    }
+
+    #[test]
+    fn a_batch_gives_the_words_of_the_blocks_it_holds_whole() {
+        let lines: Vec<String> = (200..800).map(|id| format!("event {id}")).collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        // Ids 200..=799: blocks 1 (256..=511) and 2 (512..=767) lie whole within; 0 and 3 do not.
+        let blocks = whole_blocks(200, &lines);
+        assert_eq!(blocks.iter().map(|(block, _)| *block).collect::<Vec<_>>(), [1, 2]);
+        let sorted = |words: &str| {
+            let mut words: Vec<&str> = words.split_whitespace().collect();
+            words.sort_unstable();
+            words.join(" ")
+        };
+        assert_eq!(sorted(&blocks[0].1), sorted(&block_words(lines[56..312].iter().copied())));
+        assert_eq!(sorted(&blocks[1].1), sorted(&block_words(lines[312..568].iter().copied())));
+        assert!(whole_blocks(1, &lines[..255]).is_empty(), "ids 1..=255: block 0 lacks id 0 and is read back");
+        assert_eq!(whole_blocks(256, &lines[..256]).len(), 1);
     }
 
     #[test]

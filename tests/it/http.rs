@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::{query_json, send_tcp, send_udp, TestServer};
+use crate::support::{query_json, send_tcp, send_udp, sqlite3, TestServer};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -158,35 +158,42 @@ async fn events_page_by_cursor_and_alerts_and_hosts_are_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searches_find_text_through_the_index_and_in_events_not_yet_indexed() {
     let server = server_with_token().await;
-    // 600 lines: ids 1..=511 make two complete blocks the index takes in, the rest stay in the unindexed tail.
+    // 12,600 lines: the first 10,500 stored as text, the rest compressed with the dictionary trained on those; ids up
+    // to 12,543 make complete blocks the index takes in, the rest stay in the unindexed tail.
     let line = |n: usize| {
         let command = match n {
             100 => "partition create -partition P12x200 : sysadmin".to_owned(),
-            580 => "partition delete -partition p12X200 : admin".to_owned(),
+            11_000 => "partition show -partition p12x200 : auditor".to_owned(),
+            12_580 => "partition delete -partition p12X200 : admin".to_owned(),
             n => format!("hsm show -serial {n:05} : operator"),
         };
         format!("<174>Mar 21 08:00:00 hsm-search lunash [5200]: info : 0 : Command: {command} : 10.0.0.1/22\n")
     };
-    let lines: String = (0..600).map(line).collect();
-    send_tcp(server.tcp, lines.as_bytes(), false).await;
     let stored = |figures: &BTreeMap<String, f64>| sum(figures, "hsmwatch_events_stored_total");
-    for _ in 0..100 {
-        if stored(&samples(&get(&server, "/metrics", None).await.1)) == 600.0 {
-            break;
+    for part in [0..10_500, 10_500..12_600] {
+        let end = part.end as f64;
+        let lines: String = part.map(line).collect();
+        send_tcp(server.tcp, lines.as_bytes(), false).await;
+        for _ in 0..200 {
+            if stored(&samples(&get(&server, "/metrics", None).await.1)) == end {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Each batch indexes the blocks it completes: nothing waits.
     let figures = samples(&get(&server, "/metrics", None).await.1);
-    assert_eq!(stored(&figures), 600.0, "{figures:#?}");
+    assert_eq!(stored(&figures), 12_600.0, "{figures:#?}");
     assert_eq!(sum(&figures, "hsmwatch_search_index_waiting_events"), 0.0, "{figures:#?}");
 
     let originals = |page: serde_json::Value| {
         page["events"].as_array().unwrap().iter().map(|e| e["event.original"].as_str().unwrap().to_owned()).collect()
     };
     let found: Vec<String> = originals(api(&server, "/api/events?contains=p12x200").await);
-    assert_eq!(found.len(), 2, "one indexed, one in the tail: {found:#?}");
-    assert!(found.iter().any(|l| l.contains("P12x200")) && found.iter().any(|l| l.contains("p12X200")), "{found:#?}");
+    assert_eq!(found.len(), 3, "text and compressed, indexed, and compressed in the tail: {found:#?}");
+    for command in ["create -partition P12x200", "show -partition p12x200", "delete -partition p12X200"] {
+        assert!(found.iter().any(|l| l.contains(command)), "{command}: {found:#?}");
+    }
     let admins: Vec<String> = originals(api(&server, "/api/events?word=admin").await);
     assert_eq!(admins.len(), 1, "sysadmin is not the word admin: {admins:#?}");
     assert!(admins[0].contains("partition delete"), "{admins:#?}");
@@ -194,13 +201,23 @@ async fn searches_find_text_through_the_index_and_in_events_not_yet_indexed() {
     assert_eq!(serial.len(), 1, "{serial:#?}");
     assert_eq!(originals(api(&server, "/api/events?word=serial%200004").await).len(), 0);
     assert_eq!(originals(api(&server, "/api/events?contains=serial%200004&limit=100").await).len(), 10);
+    let (status, page) = get(&server, "/events?contains=p12X200", Some(TOKEN)).await;
+    assert_eq!(status, 200, "{page}");
+    for command in ["create -partition P12x200", "show -partition p12x200", "delete -partition p12X200"] {
+        assert!(page.contains(command), "the dashboard lists {command}: {page}");
+    }
     let dir = server.stop().await;
 
     let db = dir.path().join("events.db");
+    let compressed: i64 = sqlite3(&db, "SELECT count(*) FROM events WHERE typeof(original) = 'blob'").parse().unwrap();
+    assert_eq!(compressed, 2100, "the rows after the dictionary are compressed");
     let from_cli = query_json(&db, &["--word", "SYSADMIN"]);
     assert_eq!(from_cli.len(), 1, "{from_cli:#?}");
     assert!(from_cli[0]["event.original"].contains("P12x200"));
     assert_eq!(query_json(&db, &["--contains", "x200", "--word", "admin"]).len(), 1);
+    let auditor = query_json(&db, &["--contains", "x200 : AUDITOR"]);
+    assert_eq!(auditor.len(), 1, "{auditor:#?}");
+    assert_eq!(auditor[0]["hsm.partition"], "p12x200", "the fields of a compressed row: {:#?}", auditor[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,16 +3,9 @@
 //! while ingest continues, and the chain still verifies from its moved anchor.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{require_program, run, send_tcp, TestServer};
-
-fn sqlite3(db: &Path, sql: &str) -> String {
-    let output = Command::new("sqlite3").arg(db).arg(sql).output().expect("run sqlite3");
-    assert!(output.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
+use crate::support::{require_program, run, send_tcp, sqlite3, TestServer};
 
 fn verify(db: &Path) -> (Option<i32>, String) {
     let (code, out, err) = run(&["verify", "--db", db.to_str().unwrap()]);

@@ -213,6 +213,14 @@ pub fn run(args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 /// Fails loudly when a program the tests need is not installed (`.ci/run` installs it).
+/// The output of the `sqlite3` shell running `sql` on `db` (trimmed); the test fails when it fails.
+pub fn sqlite3(db: &Path, sql: &str) -> String {
+    require_program("sqlite3");
+    let output = std::process::Command::new("sqlite3").arg(db).arg(sql).output().expect("run sqlite3");
+    assert!(output.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 pub fn require_program(name: &str) {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
