@@ -34,7 +34,7 @@ fn main() {
     drop(runtime.block_on(hsmwatch::store::open_writer(&path)).unwrap());
     let mut conn = open_connection(&path, InserterSettings::default()).unwrap().into_sqlite();
     if !indexes {
-        for name in ["events_ts", "events_host_ts", "events_action_ts", "events_user_ts", "events_source_ip_ts"] {
+        for name in ["events_ts", "events_host_ts", "events_action_ts", "events_user_day", "events_source_ip_day"] {
             conn.execute(&format!("DROP INDEX {name}"), []).unwrap();
         }
     }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite};
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::columns::{event_from_row, expander_for, line, SELECT_COLUMNS};
@@ -36,8 +37,8 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
-/// A position in the newest-first order: an event's `@timestamp` (microseconds) and row id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A position in the newest-first order: an event's `@timestamp` (microseconds) and row id (compared in that order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
     /// `@timestamp` in microseconds.
     pub ts: i64,
@@ -181,23 +182,60 @@ pub struct StoredEvent {
 /// index over the whole table.
 pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
     let Some(line_filter) = LineFilter::of(filter) else {
-        let rows = select(filter, None, SELECT_COLUMNS, filter.after, i64::from(filter.limit))
-            .build()
-            .fetch_all(&reader.0)
-            .await?;
+        let rows = newest_rows(reader, filter, SELECT_COLUMNS, filter.after, i64::from(filter.limit)).await?;
         return stored_events(&reader.0, &rows).await;
     };
     let candidates = match filter.contains.as_ref().or(filter.word.as_ref()) {
         Some(text) => super::search::candidates(reader, text).await?,
         None => None,
     };
+    let matching = match candidates {
+        Some(candidates) => matching_candidates(reader, filter, &line_filter, &candidates).await?,
+        None => matching_newest_first(reader, filter, &line_filter).await?,
+    };
+    let mut found = Vec::with_capacity(matching.len());
+    for chunk in matching.chunks(EVENTS_BY_ID) {
+        found.extend(events_by_id(reader, chunk).await?);
+    }
+    found.sort_by_key(|stored| std::cmp::Reverse(Cursor::of(stored)));
+    Ok(found)
+}
+
+/// The ids of the newest `filter.limit` events among the candidate rows the search index named whose line passes
+/// `line_filter`: every candidate row is read once (at most [`super::search::MAX_CANDIDATE_BLOCKS`] blocks and the
+/// rows not yet indexed), in no order, and the matches sorted.
+async fn matching_candidates(
+    reader: &Reader,
+    filter: &EventFilter,
+    line_filter: &LineFilter,
+    candidates: &super::search::Candidates,
+) -> Result<Vec<i64>, StoreError> {
+    let rows = select(filter, Scope::Candidates(candidates), "id, ts, original", filter.after)
+        .build()
+        .fetch_all(&reader.0)
+        .await?;
+    let mut expander = expander_for(&reader.0, &rows).await?;
+    let mut matching = Vec::new();
+    for row in &rows {
+        if line_filter.matches(&line(row, &mut expander)?) {
+            matching.push(Cursor { ts: row.try_get("ts")?, id: row.try_get("id")? });
+        }
+    }
+    matching.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(matching.iter().take(filter.limit as usize).map(|cursor| cursor.id).collect())
+}
+
+/// The ids of the newest `filter.limit` events whose line passes `line_filter`, reading rows that pass the other
+/// filters a page at a time, newest first (a common string is found in the first pages).
+async fn matching_newest_first(
+    reader: &Reader,
+    filter: &EventFilter,
+    line_filter: &LineFilter,
+) -> Result<Vec<i64>, StoreError> {
     let mut matching = Vec::new();
     let mut after = filter.after;
     loop {
-        let rows = select(filter, candidates.as_ref(), "id, ts, original", after, LINES_PER_PAGE)
-            .build()
-            .fetch_all(&reader.0)
-            .await?;
+        let rows = newest_rows(reader, filter, "id, ts, original", after, LINES_PER_PAGE).await?;
         let mut expander = expander_for(&reader.0, &rows).await?;
         for row in &rows {
             let id: i64 = row.try_get("id")?;
@@ -205,12 +243,12 @@ pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredE
             if line_filter.matches(&line(row, &mut expander)?) {
                 matching.push(id);
                 if matching.len() == filter.limit as usize {
-                    return in_order(reader, &matching).await;
+                    return Ok(matching);
                 }
             }
         }
         if rows.len() < LINES_PER_PAGE as usize {
-            return in_order(reader, &matching).await;
+            return Ok(matching);
         }
     }
 }
@@ -218,29 +256,83 @@ pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredE
 /// Rows whose lines a text filter reads in one query.
 const LINES_PER_PAGE: i64 = 2000;
 
-/// The events of `ids`, in the order given.
-async fn in_order(reader: &Reader, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
-    let rank: std::collections::HashMap<i64, usize> = ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();
-    let mut found = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(EVENTS_BY_ID) {
-        found.extend(events_by_id(reader, chunk).await?);
+/// Microseconds in a day: the day-partitioned indexes lead with `ts / 86400000000` (SQLite's integer division, which
+/// truncates toward zero as Rust's does).
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The filters whose index leads with the day (migration 0014), and the index: their values come from senders, so an
+/// index on the value alone would take each new row at a random page.
+fn day_index(filter: &EventFilter) -> Option<&'static str> {
+    if filter.source_ip.is_some() {
+        Some("events_source_ip_day")
+    } else if filter.user.is_some() {
+        Some("events_user_day")
+    } else {
+        None
     }
-    found.sort_by_key(|stored| rank.get(&stored.id).copied());
-    Ok(found)
 }
 
-/// The SELECT of `columns` for `filter`'s filters other than those on the line, newest first, after `after`, at
-/// most `limit` rows; within `candidates` when the search index narrowed a text filter.
-fn select<'q>(
-    filter: &'q EventFilter,
-    candidates: Option<&super::search::Candidates>,
+/// Days a query of a day-partitioned index names at most: the first asks for the newest day, each next one for
+/// twice as many older days, up to this.
+const MOST_DAYS_A_QUERY: i64 = 64;
+
+/// Rows passing `filter`'s filters other than those on the line, newest first from `after`, at most `limit`: one
+/// query, or for a filter on a day-partitioned index, one query per run of days, newest first, until `limit` rows
+/// are found or the oldest day is read.
+async fn newest_rows(
+    reader: &Reader,
+    filter: &EventFilter,
     columns: &str,
     after: Option<Cursor>,
     limit: i64,
+) -> Result<Vec<SqliteRow>, StoreError> {
+    let Some(index) = day_index(filter) else {
+        return Ok(select(filter, Scope::Newest(limit), columns, after).build().fetch_all(&reader.0).await?);
+    };
+    let (oldest, newest): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT min(ts), max(ts) FROM events").fetch_one(&reader.0).await?;
+    let (Some(oldest), Some(newest)) = (oldest, newest) else { return Ok(Vec::new()) };
+    let day = |micros: i64| micros / DAY_MICROS;
+    let oldest = filter.since.map_or(day(oldest), |since| day(oldest).max(day(since.timestamp_micros())));
+    let mut newest = day(newest);
+    if let Some(until) = filter.until {
+        newest = newest.min(day(until.timestamp_micros().saturating_sub(1)));
+    }
+    if let Some(after) = after {
+        newest = newest.min(day(after.ts));
+    }
+    let mut rows = Vec::new();
+    let mut width = 1;
+    while newest >= oldest && (rows.len() as i64) < limit {
+        let days: Vec<i64> = (newest.saturating_sub(width - 1).max(oldest)..=newest).rev().collect();
+        let scope = Scope::Days { index, days: &days, limit: limit - rows.len() as i64 };
+        rows.extend(select(filter, scope, columns, after).build().fetch_all(&reader.0).await?);
+        newest = newest.saturating_sub(width);
+        width = (width * 2).min(MOST_DAYS_A_QUERY);
+    }
+    Ok(rows)
+}
+
+/// Which rows a SELECT reads, and in what order.
+enum Scope<'a> {
+    /// Newest first, at most this many.
+    Newest(i64),
+    /// Newest first, at most `limit`, through a day-partitioned `index` on these `days`.
+    Days { index: &'static str, days: &'a [i64], limit: i64 },
+    /// The rows of the blocks the search index named, and those not yet indexed, in no order.
+    Candidates(&'a super::search::Candidates),
+}
+
+/// The SELECT of `columns` for `filter`'s filters other than those on the line, after `after`, in `scope`.
+fn select<'q>(
+    filter: &'q EventFilter,
+    scope: Scope<'_>,
+    columns: &str,
+    after: Option<Cursor>,
 ) -> QueryBuilder<'q, Sqlite> {
     let mut query: QueryBuilder<'q, Sqlite> = QueryBuilder::new("");
-    let column = match candidates {
-        Some(found) => {
+    let column = match &scope {
+        Scope::Candidates(found) => {
             query.push("WITH candidate(lo, hi) AS (VALUES (").push_bind(found.tail).push(", ").push_bind(i64::MAX);
             for (first, last) in &found.ranges {
                 query.push("), (").push_bind(*first).push(", ").push_bind(*last);
@@ -251,7 +343,18 @@ fn select<'q>(
             ));
             |name: &str| format!("+{name}")
         }
-        None => {
+        Scope::Days { index, days, .. } => {
+            // The planner is told: without statistics it may walk `events_ts` newest first instead, reading the
+            // whole table for a rare address.
+            query.push(format!("SELECT {columns} FROM events INDEXED BY {index} WHERE ts / {DAY_MICROS} IN ("));
+            let mut list = query.separated(", ");
+            for day in days.iter() {
+                list.push_bind(*day);
+            }
+            query.push(")");
+            |name: &str| name.to_owned()
+        }
+        Scope::Newest(_) => {
             query.push(format!("SELECT {columns} FROM events WHERE 1=1"));
             |name: &str| name.to_owned()
         }
@@ -283,7 +386,9 @@ fn select<'q>(
             .push_bind(after.id)
             .push("))");
     }
-    query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit);
+    if let Scope::Newest(limit) | Scope::Days { limit, .. } = scope {
+        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit);
+    }
     query
 }
 
@@ -401,6 +506,103 @@ pub async fn count(reader: &Reader) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{field, Timestamp};
+    use chrono::TimeZone;
+
+    /// A database of 400 days (from 1 Jan 2026) in which 10.0.0.1 sends three events a day as `alice`, others send
+    /// one event a day as other users, 10.9.9.9 sends one event on the first day, and `mallory` one on the last.
+    async fn days(dir: &std::path::Path) -> Reader {
+        let path = dir.join("d.db");
+        drop(crate::store::open_writer(&path).await.unwrap());
+        let mut inserter =
+            crate::store::inserter::open_connection(&path, crate::store::inserter::InserterSettings::default())
+                .unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut events = Vec::new();
+        let mut add = |day: i64, minute: i64, ip: String, user: &str| {
+            let at = Timestamp::from_clock(start + chrono::Duration::days(day) + chrono::Duration::minutes(minute));
+            let mut event = Event::new(at, at);
+            event.set(field::ORIGINAL, format!("day {day} minute {minute} from {ip} as {user}"));
+            event.set(field::SOURCE_IP, ip);
+            event.set(field::USER_NAME, user.to_owned());
+            events.push(event);
+        };
+        add(0, 30, "10.9.9.9".into(), "bob");
+        add(399, 30, "10.8.8.8".into(), "mallory");
+        for day in 0..400 {
+            for minute in [1, 600, 1200] {
+                add(day, minute, "10.0.0.1".into(), "alice");
+            }
+            add(day, 5, format!("10.1.{}.{}", day / 200, day % 200), "bob");
+        }
+        crate::store::inserter::insert_batch(&mut inserter, &events).unwrap();
+        crate::store::open_reader(&path).await.unwrap()
+    }
+
+    fn originals(found: &[StoredEvent]) -> Vec<&str> {
+        found.iter().map(|stored| stored.event.get(field::ORIGINAL).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn filters_on_day_partitioned_indexes_read_newest_first_across_days_and_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let reader = days(dir.path()).await;
+        let filter = |ip: Option<&str>, user: Option<&str>, limit: u32| EventFilter {
+            source_ip: ip.map(str::to_owned),
+            user: user.map(str::to_owned),
+            limit,
+            ..EventFilter::default()
+        };
+        // The oldest row of the table, and the newest: reached through every day, and at once.
+        assert_eq!(
+            originals(&events(&reader, &filter(Some("10.9.9.9"), None, 50)).await.unwrap()),
+            ["day 0 minute 30 from 10.9.9.9 as bob"]
+        );
+        assert_eq!(
+            originals(&events(&reader, &filter(None, Some("mallory"), 50)).await.unwrap()),
+            ["day 399 minute 30 from 10.8.8.8 as mallory"]
+        );
+        // 1200 rows of one address: pages of 100 newest first, each following the last, none lost or repeated.
+        let mut all = Vec::new();
+        let mut page = filter(Some("10.0.0.1"), Some("alice"), 100);
+        loop {
+            let found = events(&reader, &page).await.unwrap();
+            let Some(last) = found.last() else { break };
+            page.after = Some(Cursor::of(last));
+            all.extend(found.iter().map(|stored| (stored.event.timestamp.micros(), stored.id)));
+        }
+        assert_eq!(all.len(), 1200);
+        assert!(all.windows(2).all(|pair| pair[0] > pair[1]), "newest first");
+        // A user alone, and within since/until: days outside are not read.
+        let bob = events(&reader, &filter(None, Some("bob"), 3)).await.unwrap();
+        assert_eq!(
+            originals(&bob),
+            [
+                "day 399 minute 5 from 10.1.1.199 as bob",
+                "day 398 minute 5 from 10.1.1.198 as bob",
+                "day 397 minute 5 from 10.1.1.197 as bob"
+            ]
+        );
+        let window = EventFilter {
+            since: Some(Utc.with_ymd_and_hms(2026, 1, 3, 0, 10, 0).unwrap()),
+            until: Some(Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).unwrap()),
+            ..filter(Some("10.0.0.1"), None, 50)
+        };
+        assert_eq!(
+            originals(&events(&reader, &window).await.unwrap()),
+            [
+                "day 3 minute 1200 from 10.0.0.1 as alice",
+                "day 3 minute 600 from 10.0.0.1 as alice",
+                "day 3 minute 1 from 10.0.0.1 as alice",
+                "day 2 minute 1200 from 10.0.0.1 as alice",
+                "day 2 minute 600 from 10.0.0.1 as alice",
+            ]
+        );
+        // With a line filter, through the same walk.
+        let line = EventFilter { contains: Some("DAY 17 ".into()), ..filter(Some("10.0.0.1"), None, 50) };
+        assert_eq!(events(&reader, &line).await.unwrap().len(), 3);
+        assert!(events(&reader, &filter(Some("10.7.7.7"), None, 50)).await.unwrap().is_empty());
+    }
 
     #[test]
     fn line_filters_fold_ascii_only_and_take_wildcards_literally() {

@@ -108,13 +108,17 @@ pub fn match_expression(needle: &str) -> Option<String> {
     Some(words.join(" AND "))
 }
 
-/// The candidates for `needle`, or `None` when the index cannot narrow the search (a short needle, or a string in
-/// more than [`MAX_CANDIDATE_BLOCKS`] blocks).
+/// The candidates for `needle`, or `None` when the index cannot narrow the search (a short needle, a string in more
+/// than [`MAX_CANDIDATE_BLOCKS`] blocks, or as many blocks not yet indexed: a database from before the index).
 pub async fn candidates(reader: &Reader, needle: &str) -> Result<Option<Candidates>, StoreError> {
     let Some(expression) = match_expression(needle) else { return Ok(None) };
     let mut conn = reader.connection().await?;
     let next_block: i64 =
         sqlx::query_scalar("SELECT next_block FROM search_cursor WHERE id = 1").fetch_one(&mut *conn).await?;
+    let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&mut *conn).await?;
+    if (newest.unwrap_or(0) >> BLOCK_SHIFT) - next_block > MAX_CANDIDATE_BLOCKS as i64 {
+        return Ok(None);
+    }
     let blocks: Vec<i64> = sqlx::query_scalar("SELECT rowid FROM event_search WHERE event_search MATCH ? LIMIT ?")
         .bind(&expression)
         .bind(MAX_CANDIDATE_BLOCKS as i64 + 1)
