@@ -9,8 +9,29 @@ use tokio_util::sync::CancellationToken;
 
 use super::{chain, StoreError, WriteConn, Writer};
 
-/// Pause between two pruning transactions: room for the writer.
+/// Pause between two pruning transactions at least: room for the writer.
 const STEP_PAUSE: Duration = Duration::from_millis(20);
+
+/// After a pruning transaction, retention pauses this many times as long as it took, so that it holds the write lock
+/// a fifth of the time at most: a step deletes a whole batch (an import's are 20,000 events), and while it runs
+/// ingest waits.
+const YIELD_FACTOR: u32 = 4;
+
+/// Runs `step` on the write connection; returns its outcome and how long it held the connection.
+async fn timed<T>(
+    writer: &Writer,
+    step: impl AsyncFnOnce(&mut WriteConn) -> Result<T, StoreError>,
+) -> Result<(T, Duration), StoreError> {
+    let mut conn = writer.lock().await;
+    let started = std::time::Instant::now();
+    let outcome = step(&mut conn).await?;
+    Ok((outcome, started.elapsed()))
+}
+
+/// The pause after a step that took `took`.
+fn pause_after(took: Duration) -> Duration {
+    (took * YIELD_FACTOR).max(STEP_PAUSE)
+}
 
 /// Alerts deleted per transaction.
 const ALERT_CHUNK: i64 = 500;
@@ -44,20 +65,24 @@ fn ago(keep: Duration) -> DateTime<Utc> {
 pub async fn prune_once(writer: &Writer, policy: &RetentionPolicy) -> Result<Pruned, StoreError> {
     let mut pruned = Pruned::default();
     if let Some(keep) = policy.events {
-        while chain::prune_oldest(&mut *writer.lock().await, ago(keep)).await? {
+        loop {
+            let (more, took) = timed(writer, async |conn| chain::prune_oldest(conn, ago(keep)).await).await?;
+            if !more {
+                break;
+            }
             pruned.event_steps += 1;
-            tokio::time::sleep(STEP_PAUSE).await;
+            tokio::time::sleep(pause_after(took)).await;
         }
         super::activity::prune(&mut *writer.lock().await, ago(keep)).await?;
     }
     if let Some(keep) = policy.alerts {
         loop {
-            let n = prune_alerts(&mut *writer.lock().await, ago(keep)).await?;
+            let (n, took) = timed(writer, async |conn| prune_alerts(conn, ago(keep)).await).await?;
             pruned.alerts += n;
             if n < ALERT_CHUNK as u64 {
                 break;
             }
-            tokio::time::sleep(STEP_PAUSE).await;
+            tokio::time::sleep(pause_after(took)).await;
         }
     }
     Ok(pruned)

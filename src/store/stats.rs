@@ -42,7 +42,9 @@ pub async fn stats(reader: &Reader) -> Result<DbStats, StoreError> {
     let mut conn = reader.connection().await?;
     let conn = &mut *conn;
     let (oldest_event, newest_event): (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT min(ts), max(ts) FROM events").fetch_one(&mut *conn).await?;
+        sqlx::query_as("SELECT (SELECT min(ts) FROM events), (SELECT max(ts) FROM events)")
+            .fetch_one(&mut *conn)
+            .await?;
     let outbox: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")
             .fetch_all(&mut *conn)
