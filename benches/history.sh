@@ -76,7 +76,13 @@ serve() {
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$tcp") 2>/dev/null && break; sleep 0.05; done
   echo "$pid $tcp $http"
 }
-stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
+# stop PID: SIGTERM, then waits for the server to exit (it is not this shell's child: `wait` cannot), at most 60 s.
+stop() {
+  kill -TERM "$1"
+  for _ in $(seq 600); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  echo "server $1 did not exit within 60 s of SIGTERM" >&2
+  exit 1
+}
 plain=$work/plain.yaml
 printf 'storage:\n  retention: null\n' > "$plain"
 

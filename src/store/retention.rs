@@ -28,6 +28,14 @@ async fn timed<T>(
     Ok((outcome, started.elapsed()))
 }
 
+/// Sleeps for `duration`, or until shutdown.
+async fn pause(duration: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(duration) => {}
+    }
+}
+
 /// The pause after a step that took `took`.
 fn pause_after(took: Duration) -> Duration {
     (took * YIELD_FACTOR).max(STEP_PAUSE)
@@ -62,27 +70,37 @@ fn ago(keep: Duration) -> DateTime<Utc> {
 
 /// One pass: everything due now, step by step. The hourly activity is kept as long as the events it counts.
 /// Each step takes the write connection for one transaction and leaves it to the others during the pause.
-pub async fn prune_once(writer: &Writer, policy: &RetentionPolicy) -> Result<Pruned, StoreError> {
+pub async fn prune_once(
+    writer: &Writer,
+    policy: &RetentionPolicy,
+    shutdown: &CancellationToken,
+) -> Result<Pruned, StoreError> {
     let mut pruned = Pruned::default();
     if let Some(keep) = policy.events {
         loop {
+            if shutdown.is_cancelled() {
+                return Ok(pruned);
+            }
             let (more, took) = timed(writer, async |conn| chain::prune_oldest(conn, ago(keep)).await).await?;
             if !more {
                 break;
             }
             pruned.event_steps += 1;
-            tokio::time::sleep(pause_after(took)).await;
+            pause(pause_after(took), shutdown).await;
         }
         super::activity::prune(&mut *writer.lock().await, ago(keep)).await?;
     }
     if let Some(keep) = policy.alerts {
         loop {
+            if shutdown.is_cancelled() {
+                return Ok(pruned);
+            }
             let (n, took) = timed(writer, async |conn| prune_alerts(conn, ago(keep)).await).await?;
             pruned.alerts += n;
             if n < ALERT_CHUNK as u64 {
                 break;
             }
-            tokio::time::sleep(pause_after(took)).await;
+            pause(pause_after(took), shutdown).await;
         }
     }
     Ok(pruned)
@@ -117,7 +135,7 @@ pub async fn run(writer: Writer, policy: RetentionPolicy, shutdown: Cancellation
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(policy.every) => {}
         }
-        match prune_once(&writer, &policy).await {
+        match prune_once(&writer, &policy, &shutdown).await {
             Ok(pruned) if pruned != Pruned::default() => {
                 tracing::info!(event_batches = pruned.event_steps, alerts = pruned.alerts, "retention pruned old data")
             }
@@ -147,10 +165,39 @@ mod tests {
         };
         let alerts_only =
             RetentionPolicy { events: None, alerts: Some(Duration::from_secs(86_400)), every: Duration::ZERO };
-        prune_once(&writer, &alerts_only).await.unwrap();
+        prune_once(&writer, &alerts_only, &CancellationToken::new()).await.unwrap();
         assert_eq!(remaining(&writer).await.len(), 2, "events are kept for ever: so is what counts them");
         let one_day = RetentionPolicy { events: Some(Duration::from_secs(86_400)), ..alerts_only };
-        prune_once(&writer, &one_day).await.unwrap();
+        prune_once(&writer, &one_day, &CancellationToken::new()).await.unwrap();
         assert_eq!(remaining(&writer).await, [hours[1]]);
+    }
+
+    #[tokio::test]
+    async fn a_pass_stops_between_steps_at_shutdown() {
+        // Regression: a server told to stop went on pruning a long backlog (minutes at ten million events) first.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = crate::store::Writer::new(crate::store::open_writer(&path).await.unwrap());
+        let mut inserter =
+            crate::store::inserter::open_connection(&path, crate::store::inserter::InserterSettings::default())
+                .unwrap();
+        let now = crate::event::Timestamp::from_clock(Utc::now());
+        for _ in 0..4 {
+            crate::store::inserter::insert_batch(&mut inserter, &[crate::event::Event::new(now, now)]).unwrap();
+        }
+        {
+            let mut conn = writer.lock().await;
+            sqlx::query("UPDATE event_batches SET stored_at = stored_at - 10 * 86400 * 1000000")
+                .execute(&mut conn.0)
+                .await
+                .unwrap();
+        }
+        let policy = RetentionPolicy { events: Some(Duration::from_secs(86_400)), alerts: None, every: Duration::ZERO };
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        assert_eq!(prune_once(&writer, &policy, &stopped).await.unwrap(), Pruned::default());
+        // Not stopped: every batch but the newest (whose ids the next one continues from).
+        let pruned = prune_once(&writer, &policy, &CancellationToken::new()).await.unwrap();
+        assert_eq!(pruned.event_steps, 3);
     }
 }
