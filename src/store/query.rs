@@ -289,10 +289,12 @@ async fn newest_rows(
     let Some(index) = day_index(filter) else {
         return Ok(select(filter, Scope::Newest(limit), columns, after).build().fetch_all(&reader.0).await?);
     };
+    // One connection for the walk: each new one of the pool is opened and set up first.
+    let mut conn = reader.connection().await?;
     // Two subqueries: SQLite reads a lone min() or max() from the end of an index, but both in one SELECT scan it.
     let (oldest, newest): (Option<i64>, Option<i64>) =
         sqlx::query_as("SELECT (SELECT min(ts) FROM events), (SELECT max(ts) FROM events)")
-            .fetch_one(&reader.0)
+            .fetch_one(&mut *conn)
             .await?;
     let (Some(oldest), Some(newest)) = (oldest, newest) else { return Ok(Vec::new()) };
     let day = |micros: i64| micros / DAY_MICROS;
@@ -309,7 +311,7 @@ async fn newest_rows(
     while newest >= oldest && (rows.len() as i64) < limit {
         let days: Vec<i64> = (newest.saturating_sub(width - 1).max(oldest)..=newest).rev().collect();
         let scope = Scope::Days { index, days: &days, limit: limit - rows.len() as i64 };
-        rows.extend(select(filter, scope, columns, after).build().fetch_all(&reader.0).await?);
+        rows.extend(select(filter, scope, columns, after).build().fetch_all(&mut *conn).await?);
         newest = newest.saturating_sub(width);
         width = (width * 4).min(MOST_DAYS_A_QUERY);
     }
