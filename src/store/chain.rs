@@ -310,7 +310,13 @@ async fn check_batch(
             missing = Some(next_id);
         }
         next_id = id + 1;
-        let (original, fields) = line_and_fields(row, &mut expander)?;
+        let (original, fields) = match line_and_fields(row, &mut expander) {
+            Ok(read) => read,
+            Err(StoreError::CorruptRow { reason, .. }) => {
+                return Ok(Some(format!("event {id} cannot be read ({reason}): it was altered")));
+            }
+            Err(error) => return Err(error),
+        };
         let mut typed: Vec<Option<String>> = TYPED_COLUMNS[..TYPED_ORIGINAL]
             .iter()
             .map(|c| row.try_get::<Option<String>, _>(*c))

@@ -1,4 +1,6 @@
-//! The mapping between an [`Event`] and an `events` row: which fields have typed columns, and the JSON of the rest.
+//! The mapping between an [`Event`] and an `events` row: which fields have typed columns, the rest packed
+//! ([`super::packed`]; JSON in rows stored before), and rows whose line and fields are compressed together
+//! ([`super::compressed`]).
 
 use std::collections::BTreeMap;
 

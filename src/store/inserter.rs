@@ -207,8 +207,10 @@ const PREPARE_BESIDE_FROM: usize = 256;
 /// index blocks it completes; returns the row id of its first event (the others follow in order). On error nothing of
 /// the batch is stored.
 ///
-/// Turning events into row values (the JSON of their fields) and hashing them is a third of a row's cost; for large
-/// batches it runs on a second thread, a chunk ahead of SQLite, so that this serial path does little but insert.
+/// Turning events into row values (packing and compressing their fields) and hashing them is a third of a row's cost;
+/// for large batches it runs on a second thread, a chunk ahead of SQLite, and the search words of the blocks the batch
+/// holds whole on a third, so that this serial path does little but insert. Once the database holds enough rows, the
+/// compression dictionary is trained after the commit ([`InserterSettings::compress_after`]).
 pub fn insert_batch(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, StoreError> {
     if batch.is_empty() {
         return Ok(Committed { first_id: 0, search_waiting: 0 });
@@ -218,6 +220,7 @@ pub fn insert_batch(conn: &mut InserterConn, batch: &[Event]) -> Result<Committe
     Ok(committed)
 }
 
+/// The transaction of [`insert_batch`].
 fn insert_rows(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, StoreError> {
     let InserterConn { conn, compression, expander } = conn;
     let compressor = &mut compression.compressor;
@@ -640,6 +643,8 @@ mod tests {
             .unwrap();
         assert_eq!((dictionaries, text), (1, 1100));
 
+        let stored_blob: Vec<u8> =
+            sqlx::query_scalar("SELECT original FROM events WHERE id = 1300").fetch_one(&mut reader).await.unwrap();
         let pool = crate::store::open_reader(&dir.path().join("t.db")).await.unwrap();
         let ids: Vec<i64> = (1..=(first.len() + second.len() + 2 * third.len()) as i64).collect();
         let mut read = Vec::new();
@@ -653,6 +658,19 @@ mod tests {
         }
         let finding = crate::store::chain::verify(&pool).await.unwrap();
         assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
+        // A compressed row whose bytes no longer expand is an altered row, not an error of the check.
+        sqlx::query("UPDATE events SET original = X'01ff' WHERE id = 1300").execute(&mut reader).await.unwrap();
+        match crate::store::chain::verify(&pool).await.unwrap() {
+            crate::store::chain::Finding::Broken { reason, .. } => {
+                assert!(reason.contains("event 1300 cannot be read") && reason.contains("altered"), "{reason}")
+            }
+            intact => panic!("{intact:?}"),
+        }
+        sqlx::query("UPDATE events SET original = ? WHERE id = 1300")
+            .bind(&stored_blob)
+            .execute(&mut reader)
+            .await
+            .unwrap();
         // Found by the line, in compressed rows indexed (block 4: ids 1024..=1279) and not yet indexed (from 1280).
         let filter = |contains: &str| crate::store::query::EventFilter {
             contains: Some(contains.into()),
