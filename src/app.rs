@@ -472,7 +472,7 @@ impl Server {
         let mut deliverers = Vec::new();
         for notifier in notifiers {
             tracing::info!(notifier = %notifier.name, "delivery worker started");
-            deliverers.push(tokio::spawn(crate::deliver::run(
+            deliverers.push(tokio::spawn(crate::deliver::supervise(
                 db.clone(),
                 notifier,
                 deliveries.clone(),

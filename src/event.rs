@@ -9,6 +9,23 @@ use std::sync::{Mutex, OnceLock};
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 
+/// `at` plus `span`, or the latest time there is when that is past it. Spans come from configs and peers (a receiver's
+/// `Retry-After`), and `DateTime + TimeDelta` panics where it overflows.
+pub fn later(at: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(span)
+        .ok()
+        .and_then(|span| at.checked_add_signed(span))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at` minus `span`, or the earliest time there is when that is before it (see [`later`]).
+pub fn earlier(at: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(span)
+        .ok()
+        .and_then(|span| at.checked_sub_signed(span))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// The dotted field names of `docs/events.md`.
 pub mod field {
     /// Event time, UTC, RFC 3339.
@@ -431,6 +448,16 @@ impl Event {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spans_past_the_ends_of_time_saturate() {
+        let now = chrono::Utc::now();
+        let huge = std::time::Duration::from_secs(99_999_999_999_999);
+        assert_eq!(super::later(now, huge), chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        assert_eq!(super::earlier(now, huge), chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        assert_eq!(super::later(now, std::time::Duration::MAX), chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        assert_eq!(super::later(now, std::time::Duration::from_secs(60)), now + chrono::Duration::seconds(60));
+    }
+
     use super::*;
 
     #[test]

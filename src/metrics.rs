@@ -120,6 +120,10 @@ pub struct Counters {
     pub alerts: Mutex<BTreeMap<(String, String), u64>>,
     /// Delivery attempts per (notifier, result).
     pub deliveries: Mutex<BTreeMap<(String, DeliveryResult), u64>>,
+    /// Delivery workers started again after they died, per notifier.
+    pub worker_restarts: Mutex<BTreeMap<String, u64>>,
+    /// Notifiers whose delivery worker is not running (it could not start, or died and waits to start again).
+    pub workers_down: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Default for Counters {
@@ -140,6 +144,8 @@ impl Default for Counters {
             evaluation_seconds: Histogram::new(buckets()),
             alerts: Mutex::default(),
             deliveries: Mutex::default(),
+            worker_restarts: Mutex::default(),
+            workers_down: Mutex::default(),
         }
     }
 }
@@ -226,12 +232,33 @@ impl Counters {
         *lock(&self.deliveries).entry((notifier.to_owned(), result)).or_default() += n;
     }
 
+    /// Records whether a notifier's delivery worker runs.
+    pub fn set_worker_running(&self, notifier: &str, running: bool) {
+        let mut down = lock(&self.workers_down);
+        if running {
+            down.remove(notifier);
+        } else {
+            down.insert(notifier.to_owned());
+        }
+    }
+
+    /// Counts a delivery worker started again after it died.
+    pub fn count_worker_restart(&self, notifier: &str) {
+        *lock(&self.worker_restarts).entry(notifier.to_owned()).or_default() += 1;
+    }
+
+    /// The notifiers whose delivery worker is not running.
+    pub fn workers_down(&self) -> Vec<String> {
+        lock(&self.workers_down).iter().cloned().collect()
+    }
+
     /// A copy of the labelled counts, for encoding.
     pub fn labelled(&self) -> Labelled {
         Labelled {
             datasets: lock(&self.datasets).clone(),
             alerts: lock(&self.alerts).clone(),
             deliveries: lock(&self.deliveries).clone(),
+            worker_restarts: lock(&self.worker_restarts).clone(),
         }
     }
 
@@ -261,4 +288,6 @@ pub struct Labelled {
     pub alerts: BTreeMap<(String, String), u64>,
     /// Delivery attempts per (notifier, result).
     pub deliveries: BTreeMap<(String, DeliveryResult), u64>,
+    /// Delivery workers started again after they died, per notifier.
+    pub worker_restarts: BTreeMap<String, u64>,
 }

@@ -200,10 +200,9 @@ impl Alerter {
     /// `(notify, suppressed)`: at most one notification per fingerprint per `throttle`; what is held back is counted
     /// and reported by the next one that goes out.
     fn throttle(&mut self, fingerprint: &str, at: DateTime<Utc>, throttle: std::time::Duration) -> (bool, u64) {
-        let throttle = chrono::Duration::from_std(throttle).unwrap_or(chrono::Duration::MAX);
         self.changed_marks.insert(fingerprint.to_owned());
         match self.marks.get_mut(fingerprint) {
-            Some(mark) if at < mark.last_sent + throttle => {
+            Some(mark) if at < crate::event::later(mark.last_sent, throttle) => {
                 mark.suppressed += 1;
                 (false, mark.suppressed)
             }

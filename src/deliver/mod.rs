@@ -87,9 +87,8 @@ pub fn backoff(initial: Duration, attempts: u32, jitter: f64) -> Duration {
 /// Decides what an answer means for a job (a pure function; table-tested).
 pub fn classify(answer: &Answer, job: &Job, policy: &DeliveryPolicy, now: DateTime<Utc>, jitter: f64) -> Outcome {
     let retry = |delay: Duration, why: String| {
-        let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-        let deadline =
-            job.created_at + chrono::Duration::from_std(policy.give_up_after).unwrap_or(chrono::Duration::MAX);
+        let at = crate::event::later(now, delay);
+        let deadline = crate::event::later(job.created_at, policy.give_up_after);
         if at > deadline {
             Outcome::Dead(format!("{why}; giving up after {}", humantime::format_duration(policy.give_up_after)))
         } else {
@@ -99,8 +98,10 @@ pub fn classify(answer: &Answer, job: &Job, policy: &DeliveryPolicy, now: DateTi
     let next = backoff(policy.retry_initial, job.attempts, jitter);
     match answer {
         Answer::Status(200..=299, _) => Outcome::Delivered,
+        // A receiver's `Retry-After` is honoured up to the longest backoff: a larger one (a receiver asking for days,
+        // or a number past any date) would park the alert instead of delivering it.
         Answer::Status(status @ (429 | 503), retry_after) => {
-            retry(retry_after.unwrap_or(next), format!("HTTP {status}"))
+            retry(retry_after.map_or(next, |asked| asked.min(MAX_BACKOFF)), format!("HTTP {status}"))
         }
         Answer::Status(status @ 400..=499, _) => {
             Outcome::Dead(format!("HTTP {status}: the receiver refused the request"))
@@ -203,6 +204,52 @@ enum Step {
     Idle,
     /// Jobs are due but the flood guard is full for this long.
     Throttled(Duration),
+}
+
+/// How long a delivery worker that died waits before it starts again.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+
+/// Runs a notifier's worker ([`run`]) until `shutdown`, starting it again a moment after it dies (a panic is a bug,
+/// but it must not stop the notifier for good), counted; while the worker is not running, `/readyz` names the
+/// notifier. A worker that cannot start (its sender cannot be built) stays down.
+pub async fn supervise(
+    db: Db,
+    notifier: ResolvedNotifier,
+    wake: Arc<Notify>,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+) {
+    let name = notifier.name.clone();
+    let start = || tokio::spawn(run(db.clone(), notifier.clone(), wake.clone(), counters.clone(), shutdown.clone()));
+    keep_running(&name, start, &counters, &shutdown).await;
+}
+
+/// The loop of [`supervise`], over whatever `start` spawns.
+async fn keep_running(
+    name: &str,
+    start: impl Fn() -> tokio::task::JoinHandle<()>,
+    counters: &Counters,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        counters.set_worker_running(name, true);
+        let worker = start().await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        counters.set_worker_running(name, false);
+        match worker {
+            Ok(()) => return,
+            Err(died) => {
+                tracing::error!(notifier = %name, error = %died, "delivery worker died; starting it again");
+                counters.count_worker_restart(name);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RESTART_AFTER) => {}
+        }
+    }
 }
 
 /// Sends a notifier's due jobs until `shutdown`; `wake` is notified when new jobs are queued.

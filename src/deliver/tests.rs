@@ -34,12 +34,35 @@ fn answers_table() {
         (Answer::Status(400, None), 0, Outcome::Dead("HTTP 400: the receiver refused the request".into())),
         (Answer::Status(404, None), 5, Outcome::Dead("HTTP 404: the receiver refused the request".into())),
         (Answer::Failed("timed out".into()), 1, Outcome::RetryAt(at(4), "timed out".into())),
-        (Answer::Status(429, Some(Duration::from_secs(7200))), 0, Outcome::Dead("HTTP 429; giving up after 1h".into())),
+        // A Retry-After past the longest backoff waits that long; one past any date does not panic the worker.
+        (Answer::Status(429, Some(Duration::from_secs(7200))), 0, Outcome::RetryAt(at(600), "HTTP 429".into())),
+        (
+            Answer::Status(503, Some(Duration::from_secs(99_999_999_999_999))),
+            0,
+            Outcome::RetryAt(at(600), "HTTP 503".into()),
+        ),
+        (Answer::Status(429, Some(Duration::MAX)), 0, Outcome::RetryAt(at(600), "HTTP 429".into())),
         (Answer::Rejected("SMTP: 550 no such user".into()), 0, Outcome::Dead("SMTP: 550 no such user".into())),
     ];
     for (answer, attempts, expected) in cases {
         // Jitter 0.5 is the factor 1.0: the plain doubling.
         assert_eq!(classify(&answer, &job(attempts), &notifier(), now, 0.5), expected, "{answer:?} after {attempts}");
+    }
+}
+
+#[test]
+fn a_deadline_past_any_date_never_panics() {
+    let now = DateTime::from_timestamp(1_000_100, 0).unwrap();
+    let policy = DeliveryPolicy { give_up_after: Duration::MAX, ..notifier() };
+    let late = DeliveryPolicy { retry_initial: Duration::MAX, ..notifier() };
+    assert_eq!(
+        classify(&Answer::Status(500, None), &job(3), &policy, now, 0.5),
+        Outcome::RetryAt(now + chrono::Duration::seconds(16), "HTTP 500".into())
+    );
+    // The longest backoff, jittered: within a quarter hour.
+    match classify(&Answer::Failed("x".into()), &job(40), &late, now, 0.99) {
+        Outcome::RetryAt(at, _) => assert!(at <= now + chrono::Duration::seconds(900), "{at}"),
+        other => panic!("{other:?}"),
     }
 }
 
@@ -77,4 +100,43 @@ fn the_flood_guard_keeps_the_last_place_for_a_digest() {
     assert_eq!(guard.room(start + Duration::from_secs(3)), 0);
     assert_eq!(guard.wait(start + Duration::from_secs(3)), Duration::from_secs(57));
     assert_eq!(guard.room(start + Duration::from_secs(60)), 1, "the oldest left the window");
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_is_started_again_counted_and_reported_down_meanwhile() {
+    let counters = Counters::default();
+    let shutdown = CancellationToken::new();
+    let starts = std::sync::atomic::AtomicU32::new(0);
+    let start = || {
+        let nth = starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if nth < 2 {
+                panic!("worker {nth} dies");
+            }
+            shutdown.cancelled().await;
+        })
+    };
+    let supervisor = keep_running("hook", start, &counters, &shutdown);
+    tokio::pin!(supervisor);
+    // Died once: down, counted, and waiting to start again.
+    tokio::select! {
+        _ = &mut supervisor => panic!("the supervisor returned"),
+        _ = tokio::time::sleep(RESTART_AFTER / 2) => {}
+    }
+    assert_eq!(counters.workers_down(), ["hook"]);
+    for _ in 0..100 {
+        if starts.load(std::sync::atomic::Ordering::SeqCst) == 3 {
+            break;
+        }
+        tokio::select! {
+            _ = &mut supervisor => panic!("the supervisor returned"),
+            _ = tokio::time::sleep(RESTART_AFTER / 10) => {}
+        }
+    }
+    assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 3, "started again after each death");
+    assert!(counters.workers_down().is_empty(), "the third runs");
+    assert_eq!(counters.labelled().worker_restarts.get("hook"), Some(&2));
+    shutdown.cancel();
+    supervisor.await;
 }

@@ -244,6 +244,14 @@ impl ServerCollector {
             "Delivery attempts per notifier: sent, failed (will retry), dead (given up).",
             &deliveries,
         )?;
+        let restarts: Vec<(Labels, u64)> =
+            self.labelled.worker_restarts.iter().map(|(n, count)| (vec![("notifier", n.clone())], *count)).collect();
+        counter_family(
+            encoder,
+            "hsmwatch_delivery_worker_restarts",
+            "Delivery workers started again after they died, per notifier.",
+            &restarts,
+        )?;
         let pending: Vec<(Labels, f64)> =
             self.outbox.0.iter().map(|(n, depth, _)| (vec![("notifier", n.clone())], *depth as f64)).collect();
         gauge_family(encoder, "hsmwatch_outbox_pending", "Deliveries waiting in the outbox.", &pending)?;

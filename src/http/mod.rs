@@ -145,13 +145,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
     // A server without rules stores lines but alerts on nothing: not ready.
     let rules_loaded = crate::metrics::value(&state.counters.rules_loaded);
     let rules = rules_loaded > 0;
-    let ready = listeners && database && rules;
+    // A notifier whose worker is not running delivers nothing: alerts to it only queue.
+    let down = state.counters.workers_down();
+    let notifiers = down.is_empty();
+    let ready = listeners && database && rules && notifiers;
     let body = serde_json::json!({
         "ready": ready,
         "checks": {
             "listeners": {"ok": listeners, "bound": bound, "configured": state.listeners_configured},
             "database": {"ok": database},
             "rules": {"ok": rules, "loaded": rules_loaded},
+            "notifiers": {"ok": notifiers, "not_running": down},
         }
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

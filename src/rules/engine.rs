@@ -304,8 +304,7 @@ impl Engine {
                         fields.iter().map(|f| event_value(event, f).map(|v| v.into_owned())).collect();
                     let Some(values) = values else { continue };
                     let combination = values.join("\u{1f}");
-                    let learning = event.created.at
-                        < *first_run + chrono::Duration::from_std(*learn).unwrap_or(chrono::Duration::MAX);
+                    let learning = event.created.at < crate::event::later(*first_run, *learn);
                     let evicted = make_room_set(seen, &key, cap);
                     if seen.entry(key).or_default().insert(combination) && !learning {
                         let mut evidence = Evidence::default();
@@ -352,9 +351,8 @@ impl Engine {
         for (index, rule) in self.rules.iter().enumerate() {
             match (&mut self.states[index], &rule.detect) {
                 (State::Absence(groups), Some(Detect::Absence { silence, .. })) => {
-                    let silence = chrono::Duration::from_std(*silence).unwrap_or(chrono::Duration::MAX);
                     for (key, (group, state)) in groups.iter_mut() {
-                        let due = state.last_seen + silence;
+                        let due = crate::event::later(state.last_seen, *silence);
                         if !state.firing && due <= now {
                             self.dirty.insert((index, key.clone()));
                             state.firing = true;
@@ -370,10 +368,11 @@ impl Engine {
                 }
                 (State::Threshold(groups), Some(Detect::Threshold { window, .. })) => {
                     // A group that received nothing for a whole window holds nothing that can still count: forget it.
-                    let window = chrono::Duration::from_std(*window).unwrap_or(chrono::Duration::MAX);
                     let expired: Vec<String> = groups
                         .iter()
-                        .filter(|(_, (_, w))| w.last_received().is_none_or(|received| received + window <= now))
+                        .filter(|(_, (_, w))| {
+                            w.last_received().is_none_or(|received| crate::event::later(received, *window) <= now)
+                        })
                         .map(|(k, _)| k.clone())
                         .collect();
                     for key in expired {
@@ -382,10 +381,9 @@ impl Engine {
                     }
                 }
                 (State::Sequence(groups), Some(Detect::Sequence { steps, within })) => {
-                    let within = chrono::Duration::from_std(*within).unwrap_or(chrono::Duration::MAX);
                     let mut done = Vec::new();
                     for (key, (group, progress)) in groups.iter() {
-                        let due = progress.started + within;
+                        let due = crate::event::later(progress.started, *within);
                         if due <= now {
                             if steps[progress.step].absent {
                                 firings.push(firing(

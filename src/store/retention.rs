@@ -65,7 +65,7 @@ pub struct Pruned {
 }
 
 fn ago(keep: Duration) -> DateTime<Utc> {
-    Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX)
+    crate::event::earlier(Utc::now(), keep)
 }
 
 /// One pass: everything due now, step by step. The hourly activity is kept as long as the events it counts.

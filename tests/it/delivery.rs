@@ -117,6 +117,41 @@ async fn server_errors_are_retried_and_429_waits_for_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_past_any_date_neither_stops_the_notifier_nor_parks_the_alert() {
+    // Regression: `Retry-After: 99999999999999` overflowed the retry time and panicked the notifier's worker; later
+    // alerts to it stayed pending for good while /readyz said ready.
+    let (address, receiver) = start_receiver(vec![(429, Some("99999999999999")), (200, None)]).await;
+    let server = server_with_hook(address, "").await;
+    send_tcp(server.tcp, TAMPER, false).await;
+    wait_until("the first attempt", || receiver.received.lock().unwrap().len() == 1).await;
+    let other = b"<6>Mar  7 02:15:09 hsm-9-9-9-9 kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n";
+    send_tcp(server.tcp, other, false).await;
+    wait_until("the next alert's delivery", || receiver.received.lock().unwrap().len() == 2).await;
+    let ready: serde_json::Value = reqwest::get(format!("http://{}/readyz", server.server.http_address.unwrap()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["notifiers"]["ok"], true, "{ready}");
+    let db = server.db();
+    let _dir = server.stop().await;
+    assert_eq!(receiver.received.lock().unwrap()[1].1["host"], "hsm-9-9-9-9");
+    let mut conn =
+        sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db)).await.unwrap();
+    let (status, next, error): (String, i64, String) = sqlx::query_as(
+        "SELECT status, next_attempt_at, last_error FROM outbox WHERE status != 'sent' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), error.as_str()), ("pending", "HTTP 429"));
+    // Asked to wait past any date, it waits the longest backoff: ten minutes.
+    let wait = next - chrono::Utc::now().timestamp_micros();
+    assert!(wait > 500_000_000 && wait <= 600_000_000, "retried in {} s", wait / 1_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_is_not_retried() {
     let (address, receiver) = start_receiver(vec![(400, None)]).await;
     let server = server_with_hook(address, "").await;
