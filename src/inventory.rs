@@ -141,13 +141,12 @@ pub async fn views(
     silent_after: std::time::Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<HostView>, StoreError> {
-    let silent_after = chrono::Duration::from_std(silent_after).unwrap_or(chrono::Duration::MAX);
     let open = open_alerts(reader, now - chrono::Duration::days(7)).await?;
     Ok(hosts::all(reader)
         .await?
         .into_iter()
         .map(|host| HostView {
-            silent: host.last_seen + silent_after < now,
+            silent: crate::event::later(host.last_seen, silent_after) < now,
             open_alerts: open.get(&host.name).copied().unwrap_or(0),
             host,
         })

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use clap::{Args, Subcommand};
 
 use crate::silence::{self, Silence};
@@ -92,7 +92,11 @@ pub async fn run(command: SilenceCommand) -> anyhow::Result<()> {
                 return Err(super::UsageError("--reason must say why".into()).into());
             }
             let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
-            let ends = now + chrono::Duration::from_std(duration)?;
+            let ends = chrono::Duration::from_std(duration)
+                .ok()
+                .and_then(|span| now.checked_add_signed(span))
+                .filter(|ends| ends.year() <= 9999)
+                .ok_or_else(|| super::UsageError("--for reaches past the year 9999".into()))?;
             let mut conn = connect(&database).await?;
             let id = store::silences::add(&mut conn, &matchers, now, ends, reason.trim(), &by).await?;
             writeln!(out, "silence {id} active until {}", ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))?;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
 
 /// A size in bytes, written as a number or with a unit (`B`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
@@ -159,12 +159,22 @@ fn parse_time_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String
         return Ok(at.with_timezone(&Utc));
     }
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+        return within_years(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(), text);
     }
     let back = humantime::parse_duration(text)
         .map_err(|_| format!("`{text}` is neither a duration (30m, 1h, 7d) nor a time (2026-01-01T00:00:00Z)"))?;
-    let back = chrono::Duration::from_std(back).map_err(|_| format!("`{text}` is too long ago"))?;
-    Ok(now - back)
+    let at = chrono::Duration::from_std(back).ok().and_then(|back| now.checked_sub_signed(back));
+    within_years(at.ok_or_else(|| format!("`{text}` is too long ago"))?, text)
+}
+
+/// `at`, when it lies in the years 1 to 9999 (what RFC 3339 writes); a filter further out is a typo, and times near
+/// the ends of chrono's range overflow the arithmetic done with them.
+fn within_years(at: DateTime<Utc>, text: &str) -> Result<DateTime<Utc>, String> {
+    if (1..=9999).contains(&at.year()) {
+        Ok(at)
+    } else {
+        Err(format!("`{text}` is outside the years 1 to 9999"))
+    }
 }
 
 #[cfg(test)]
@@ -208,5 +218,11 @@ mod tests {
         assert_eq!(parse_time_at("2026-01-01", now).unwrap().to_rfc3339(), "2026-01-01T00:00:00+00:00");
         assert_eq!(parse_time_at("2026-01-01T05:00:00+01:00", now).unwrap().to_rfc3339(), "2026-01-01T04:00:00+00:00");
         assert!(parse_time_at("yesterday-ish", now).is_err());
+        // Regression: far-back durations overflowed and panicked the query (exit 101, a dropped connection).
+        assert_eq!(parse_time_at("99999999999d", now).unwrap_err(), "`99999999999d` is too long ago");
+        assert_eq!(parse_time_at("3000000y", now).unwrap_err(), "`3000000y` is too long ago");
+        assert_eq!(parse_time_at("2100y", now).unwrap_err(), "`2100y` is outside the years 1 to 9999");
+        assert!(parse_time_at("+20000-01-01", now).is_err());
+        assert!(parse_time_at("2000y", now).is_ok());
     }
 }

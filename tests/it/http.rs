@@ -221,6 +221,39 @@ async fn searches_find_text_through_the_index_and_in_events_not_yet_indexed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_filters_past_any_date_are_refused_with_the_reason() {
+    // Regression: `since=99999999999d` overflowed and panicked the handler (a dropped connection) and the CLI (101).
+    let server = server_with_token().await;
+    for path in [
+        "/api/events?since=99999999999d",
+        "/api/events?until=99999999999d",
+        "/api/alerts?since=99999999999d",
+        "/events?since=99999999999d",
+        "/hosts/hsm-a?since=3000000y",
+    ] {
+        let (status, body) = get(&server, path, Some(TOKEN)).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("too long ago"), "{path}: {body}");
+    }
+    let (status, body) = get(&server, "/api/events?since=2100y", Some(TOKEN)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("outside the years 1 to 9999"), "{body}");
+    let dir = server.stop().await;
+    let db = dir.path().join("events.db");
+    let db = db.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["query", "--db", db, "--since", "99999999999d"],
+        &["query", "--db", db, "--until", "99999999999d"],
+        &["alerts", "list", "--db", db, "--since", "99999999999d"],
+    ];
+    for args in commands {
+        let (code, _, err) = crate::support::run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains("too long ago"), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_is_present_and_moves_with_traffic() {
     // A receiver for the deliveries counter.
     let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));

@@ -222,10 +222,12 @@ async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(fil
     };
     let chart = chart::hourly(&hours, crate::activity::hour_of(now), 24);
     match search(&state, &filters, Some(&name)).await {
-        Ok((found, next)) => pages::host_page(&name, chart, &filters, &found, next.as_deref(), &lines).into_response(),
+        Ok((found, next)) => {
+            pages::host_page(&name, chart, &filters, &found, next.as_deref(), None, &lines).into_response()
+        }
         Err(error) => {
-            tracing::debug!(%error, "dashboard filters refused");
-            (StatusCode::BAD_REQUEST, pages::host_page(&name, chart, &filters, &[], None, &lines)).into_response()
+            let page = pages::host_page(&name, chart, &filters, &[], None, Some(&error), &lines);
+            (StatusCode::BAD_REQUEST, page).into_response()
         }
     }
 }

@@ -260,13 +260,14 @@ pub fn alert_page(line: &AlertLine, events: &[StoredEvent]) -> Markup {
     layout(&a.title, body)
 }
 
-/// `/hosts/{name}`: the chart, recent events with filters, and the alert history.
+/// `/hosts/{name}`: the chart, recent events with filters (or why the filters were refused), and the alert history.
 pub fn host_page(
     name: &str,
     chart: Markup,
     filters: &Filters,
     events: &[StoredEvent],
     next: Option<&str>,
+    refused: Option<&str>,
     alerts: &[AlertLine],
 ) -> Markup {
     let base = format!("/hosts/{}", percent_encode(name));
@@ -276,6 +277,7 @@ pub fn host_page(
         (chart)
         h2 { "Events" }
         (filter_form(&base, filters, false))
+        @if let Some(refused) = refused { p.silent { (refused) } }
         (event_table(events))
         (pager(&base, filters, next))
         h2 { "Alerts" }
