@@ -178,8 +178,12 @@ enum Sender {
 impl Sender {
     fn new(notifier: &ResolvedNotifier) -> Result<Sender, String> {
         match &notifier.target {
+            // No redirects: following one re-sent the body, the configured headers and the signature to wherever the
+            // receiver pointed, with a `Referer` carrying the URL (and any secret in its query string).
             Target::Webhook(target) => reqwest::Client::builder()
                 .timeout(notifier.policy.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .referer(false)
                 .build()
                 .map(|client| Sender::Http(client, target.clone()))
                 .map_err(|e| format!("HTTP client: {e}")),

@@ -130,6 +130,17 @@ pub async fn send(
         request = request.header(name.as_str(), value.0.as_str());
     }
     match request.send().await {
+        Ok(response) if response.status().is_redirection() => {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_else(|| "nowhere".into());
+            Answer::Rejected(format!(
+                "HTTP {}: the receiver redirects to {location}; hsmwatch follows no redirects (configure that URL)",
+                response.status().as_u16()
+            ))
+        }
         Ok(response) => {
             let retry_after = response
                 .headers()

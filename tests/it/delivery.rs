@@ -152,6 +152,44 @@ async fn a_retry_after_past_any_date_neither_stops_the_notifier_nor_parks_the_al
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed_and_gives_the_delivery_up_naming_where() {
+    // Regression: a 307 made hsmwatch re-send the POST, its signature and configured headers to another port, with a
+    // Referer carrying the URL's secret query string, and mark the alert delivered.
+    let (elsewhere, elsewhere_got) = start_receiver(vec![(200, None)]).await;
+    let target = format!("http://{elsewhere}/hook");
+    let app = Router::new().route(
+        "/hook",
+        post(move || {
+            let target = target.clone();
+            async move { (StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, target)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = server_with_hook(address, "").await;
+    send_tcp(server.tcp, TAMPER, false).await;
+    let db = server.db();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut conn =
+        sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db)).await.unwrap();
+    let (status, error) = loop {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, last_error FROM outbox").fetch_optional(&mut conn).await.unwrap();
+        if let Some((status, error)) = row.filter(|(status, _)| status != "pending") {
+            break (status, error.unwrap_or_default());
+        }
+        assert!(Instant::now() < deadline, "the delivery was never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(conn);
+    let _dir = server.stop().await;
+    assert_eq!(status, "dead", "{error}");
+    assert!(error.contains("HTTP 307") && error.contains(&format!("http://{elsewhere}/hook")), "{error}");
+    assert!(elsewhere_got.received.lock().unwrap().is_empty(), "nothing went where the receiver pointed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_is_not_retried() {
     let (address, receiver) = start_receiver(vec![(400, None)]).await;
     let server = server_with_hook(address, "").await;
