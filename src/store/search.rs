@@ -127,7 +127,13 @@ pub async fn candidates(reader: &Reader, needle: &str) -> Result<Option<Candidat
     if blocks.len() > MAX_CANDIDATE_BLOCKS {
         return Ok(None);
     }
-    let ranges = blocks.iter().map(|b| (b << BLOCK_SHIFT, ((b + 1) << BLOCK_SHIFT) - 1)).collect();
+    // Blocks the inserter indexed between the two reads lie in the tail already: named twice, their rows would be
+    // read (and returned) twice.
+    let ranges = blocks
+        .iter()
+        .filter(|block| **block < next_block)
+        .map(|b| (b << BLOCK_SHIFT, ((b + 1) << BLOCK_SHIFT) - 1))
+        .collect();
     Ok(Some(Candidates { ranges, tail: next_block << BLOCK_SHIFT }))
 }
 
