@@ -10,6 +10,9 @@ use super::spec::RedactSpec;
 /// What replaces a secret.
 pub const MASK: &[u8] = b"***";
 
+/// The shortest start of a secret option name taken for it: shorter ones (`-p`, `-pw`) count only when listed.
+const SHORTEST_PREFIX: usize = 3;
+
 /// The secret options, lower case and without dashes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Redactor {
@@ -34,9 +37,18 @@ impl Redactor {
         self.options.is_empty() && self.suffixes.is_empty()
     }
 
+    /// Whether an option name (without dashes) is secret: a secret option, one ending like one, or — as LunaSH takes
+    /// any unambiguous start of an option name (`-authPa` for `-authPassword`) — the start, of [`SHORTEST_PREFIX`]
+    /// letters or more, of a secret option and of no kept one.
     fn is_secret(&self, name: &[u8]) -> bool {
         let name = name.to_ascii_lowercase();
-        !self.keep.contains(&name) && (self.options.contains(&name) || self.suffixes.iter().any(|s| name.ends_with(s)))
+        if self.keep.contains(&name) {
+            return false;
+        }
+        let starts = |names: &[Vec<u8>]| names.iter().any(|known| known.starts_with(&name));
+        self.options.contains(&name)
+            || self.suffixes.iter().any(|s| name.ends_with(s))
+            || (name.len() >= SHORTEST_PREFIX && starts(&self.options) && !starts(&self.keep))
     }
 
     /// The line with the value of every secret option replaced by `***`; borrowed when there was none.
@@ -51,7 +63,7 @@ impl Redactor {
         // word of every line, most of which hold no option at all.
         while let Some(found) = memchr::memchr(b'-', &line[at..]) {
             let start = at + found;
-            if start > 0 && !line[start - 1].is_ascii_whitespace() {
+            if start > 0 && !line[start - 1].is_ascii_whitespace() && line[start - 1] != b'(' {
                 at = start + 1;
                 continue;
             }
@@ -63,7 +75,7 @@ impl Redactor {
             }
             let dashes = word.iter().take_while(|&&b| b == b'-').count();
             let name = &word[dashes..];
-            let secret = match name.iter().position(|&b| b == b'=') {
+            let secret = match name.iter().position(|&b| b == b'=' || b == b':') {
                 Some(eq) if self.is_secret(&name[..eq]) => Some((start + dashes + eq + 1, end)),
                 Some(_) => None,
                 None if self.is_secret(name) => next_value(line, end),
@@ -94,12 +106,17 @@ fn next_word(line: &[u8], from: usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// The value after an option ending at `after`: the next word, or a whole `"quoted value"`.
+/// The value after an option ending at `after`: the next word, or a whole `"quoted value"` or `'quoted value'` (a
+/// backslash escapes the next byte; an unclosed quote runs to the end of the line).
 fn next_value(line: &[u8], after: usize) -> Option<(usize, usize)> {
     let (start, end) = next_word(line, after)?;
-    if line[start] == b'"' {
-        let close = line[start + 1..].iter().position(|&b| b == b'"').map_or(line.len(), |n| start + 1 + n + 1);
-        return Some((start, close));
+    let quote = line[start];
+    if quote == b'"' || quote == b'\'' {
+        let mut at = start + 1;
+        while at < line.len() && line[at] != quote {
+            at += if line[at] == b'\\' { 2 } else { 1 };
+        }
+        return Some((start, (at + 1).min(line.len())));
     }
     Some((start, end))
 }
@@ -111,11 +128,35 @@ mod tests {
     fn redactor() -> Redactor {
         let mut r = Redactor::default();
         r.extend(&RedactSpec {
-            options: ["p", "pw", "pwd", "password", "authcode", "opw", "npw", "oldpw", "newpw"]
+            options: [
+                "p",
+                "pw",
+                "pwd",
+                "password",
+                "authcode",
+                "opw",
+                "npw",
+                "oldpw",
+                "newpw",
+                "authpassword",
+                "privpassword",
+                "passphrase",
+                "domain",
+                "cupin",
+                "userpin",
+                "authpass",
+                "privpass",
+                "community",
+                "secretkey",
+                "apikey",
+                "token",
+            ]
+            .map(String::from)
+            .to_vec(),
+            option_suffixes: ["password", "pwd", "pw"].map(String::from).to_vec(),
+            keep: ["partition", "par", "policy", "port", "protocol", "privprotocol", "authprotocol", "user"]
                 .map(String::from)
                 .to_vec(),
-            option_suffixes: ["password", "pwd", "pw"].map(String::from).to_vec(),
-            keep: vec![],
         });
         r
     }
@@ -153,6 +194,26 @@ mod tests {
             ("2026-03-01 x - - -p one -p=two --password three", "2026-03-01 x - - -p *** -p=*** --password ***"),
             ("x -password \"quoted\"-pwd y", "x -password ***-pwd y"),
             ("x -password a -password b", "x -password *** -password ***"),
+            // #21: other spellings of a value, and the starts of option names LunaSH takes.
+            ("x -password:abc y", "x -password:*** y"),
+            ("x (-password abc) y", "x (-password *** y"),
+            ("x -password 'two words' y", "x -password *** y"),
+            (r#"x -password "a \" b" y"#, "x -password *** y"),
+            ("x -password \"unclosed y", "x -password ***"),
+            (
+                "sysconf snmp user add -s m -authPa A1 -privPa P2 -authProtocol SHA",
+                "sysconf snmp user add -s m -authPa *** -privPa *** -authProtocol SHA",
+            ),
+            ("hsm init -label l -domain D0m -dom D1", "hsm init -label l -domain *** -dom ***"),
+            (
+                "x -passp pp -tok t -secretk k -apik a -communi c",
+                "x -passp *** -tok *** -secretk *** -apik *** -communi ***",
+            ),
+            ("x -cupin 1 -userpin 2 -authpass 3 -privpass 4", "x -cupin *** -userpin *** -authpass *** -privpass ***"),
+            (
+                "partition show -par p1 -parti p2 -pol 1 -priv x -auth y",
+                "partition show -par p1 -parti p2 -pol 1 -priv x -auth y",
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(redacted(line), expected, "{line}");
