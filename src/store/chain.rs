@@ -12,7 +12,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqliteConnection};
 
-use super::columns::{expander_for, line_and_fields, SELECT_COLUMNS, TYPED_COLUMNS, TYPED_ORIGINAL};
+use super::columns::{line_and_fields, load_dictionaries, SELECT_COLUMNS, TYPED_COLUMNS, TYPED_ORIGINAL};
+use super::compressed::Expander;
 use super::{Reader, StoreError, WriteConn};
 
 /// The hash the first batch of a new database links to.
@@ -238,6 +239,7 @@ async fn verify_snapshot(conn: &mut SqliteConnection) -> Result<Finding, StoreEr
     let mut expected_first = anchor.last_event_id + 1;
     let (mut batches, mut events) = (0u64, 0u64);
     let mut after = 0i64;
+    let mut expander = Expander::default();
     loop {
         let page = sqlx::query("SELECT * FROM event_batches WHERE id > ? ORDER BY id LIMIT 256")
             .bind(after)
@@ -249,7 +251,7 @@ async fn verify_snapshot(conn: &mut SqliteConnection) -> Result<Finding, StoreEr
         for row in &page {
             let batch = batch_from_row(row)?;
             after = batch.id;
-            if let Some(reason) = check_batch(conn, &batch, &prev_hash, expected_first).await? {
+            if let Some(reason) = check_batch(conn, &batch, &prev_hash, expected_first, &mut expander).await? {
                 return Ok(Finding::Broken { batch: Some(batch), reason });
             }
             prev_hash = batch.hash.clone();
@@ -283,6 +285,7 @@ async fn check_batch(
     batch: &Batch,
     prev_hash: &str,
     expected_first: i64,
+    expander: &mut Expander,
 ) -> Result<Option<String>, StoreError> {
     if batch.prev_hash != prev_hash {
         return Ok(Some(
@@ -300,7 +303,7 @@ async fn check_batch(
         .bind(batch.last_event_id)
         .fetch_all(&mut *conn)
         .await?;
-    let mut expander = expander_for(&mut *conn, &rows).await?;
+    load_dictionaries(&mut *conn, &rows, expander).await?;
     let mut hasher = BatchHasher::with_scheme(&batch.prev_hash, batch.scheme);
     let mut next_id = batch.first_event_id;
     let mut missing = None;
@@ -310,7 +313,7 @@ async fn check_batch(
             missing = Some(next_id);
         }
         next_id = id + 1;
-        let (original, fields) = match line_and_fields(row, &mut expander) {
+        let (original, fields) = match line_and_fields(row, expander) {
             Ok(read) => read,
             Err(StoreError::CorruptRow { reason, .. }) => {
                 return Ok(Some(format!("event {id} cannot be read ({reason}): it was altered")));

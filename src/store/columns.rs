@@ -146,17 +146,24 @@ fn required_default(name: &str) -> Option<&'static str> {
 /// Column list of a SELECT that [`event_from_row`] reads.
 pub const SELECT_COLUMNS: &str = "id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, original, raw, fields, message_at";
 
-/// An expander with the database's compression dictionaries when one of `rows` needs them (none are read otherwise).
-pub async fn expander_for<'e>(
+/// Gives `expander` the database's compression dictionaries when one of `rows` names one it lacks: they are read once
+/// for a reader that keeps its expander, and not at all while no row is compressed.
+pub async fn load_dictionaries<'e>(
     executor: impl sqlx::SqliteExecutor<'e>,
     rows: &[SqliteRow],
-) -> Result<Expander, StoreError> {
-    if !rows.iter().any(is_compressed) {
-        return Ok(Expander::default());
+    expander: &mut Expander,
+) -> Result<(), StoreError> {
+    let lacking = |row: &SqliteRow| {
+        is_compressed(row) && row.try_get_unchecked::<Vec<u8>, _>("original").is_ok_and(|blob| !expander.knows(&blob))
+    };
+    if rows.iter().any(lacking) {
+        let dictionaries: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, bytes FROM text_dictionaries").fetch_all(executor).await?;
+        for (id, bytes) in dictionaries {
+            expander.add(id, &bytes);
+        }
     }
-    let dictionaries: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT id, bytes FROM text_dictionaries").fetch_all(executor).await?;
-    Ok(Expander::new(dictionaries))
+    Ok(())
 }
 
 /// Whether a row's line and fields are stored compressed (its `original` is a BLOB).
@@ -186,7 +193,7 @@ pub fn line(row: &SqliteRow, expander: &mut Expander) -> Result<String, StoreErr
     Ok(row.try_get::<Option<String>, _>("original")?.unwrap_or_default())
 }
 
-/// Rebuilds the event of a row (compressed ones with `expander`, from [`expander_for`]); returns it with its id.
+/// Rebuilds the event of a row (compressed ones with `expander`, see [`load_dictionaries`]); returns it with its id.
 pub fn event_from_row(row: &SqliteRow, expander: &mut Expander) -> Result<(i64, Event), StoreError> {
     let id: i64 = row.try_get("id")?;
     let corrupt = |reason: String| StoreError::CorruptRow { id, reason };

@@ -143,6 +143,11 @@ impl Expander {
         expander
     }
 
+    /// Whether `blob` (a compressed row) names a dictionary this expander has.
+    pub fn knows(&self, blob: &[u8]) -> bool {
+        read_varint(blob, &mut 0).is_some_and(|id| self.dictionaries.contains_key(&(id as i64)))
+    }
+
     /// Adds a dictionary (a newly trained one).
     pub fn add(&mut self, id: i64, bytes: &[u8]) {
         self.dictionaries.insert(id, DDict::create(bytes));

@@ -6,7 +6,8 @@ use sqlx::{QueryBuilder, Sqlite};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::columns::{event_from_row, expander_for, line, SELECT_COLUMNS};
+use super::columns::{event_from_row, line, load_dictionaries, SELECT_COLUMNS};
+use super::compressed::Expander;
 use super::{Reader, StoreError, WriteConn};
 use crate::event::Event;
 
@@ -214,7 +215,8 @@ async fn matching_candidates(
         .build()
         .fetch_all(&reader.0)
         .await?;
-    let mut expander = expander_for(&reader.0, &rows).await?;
+    let mut expander = Expander::default();
+    load_dictionaries(&reader.0, &rows, &mut expander).await?;
     let mut matching = Vec::new();
     for row in &rows {
         if line_filter.matches(&line(row, &mut expander)?) {
@@ -234,9 +236,10 @@ async fn matching_newest_first(
 ) -> Result<Vec<i64>, StoreError> {
     let mut matching = Vec::new();
     let mut after = filter.after;
+    let mut expander = Expander::default();
     loop {
         let rows = newest_rows(reader, filter, "id, ts, original", after, LINES_PER_PAGE).await?;
-        let mut expander = expander_for(&reader.0, &rows).await?;
+        load_dictionaries(&reader.0, &rows, &mut expander).await?;
         for row in &rows {
             let id: i64 = row.try_get("id")?;
             after = Some(Cursor { ts: row.try_get("ts")?, id });
@@ -492,7 +495,8 @@ async fn stored_events<'e>(
     executor: impl sqlx::SqliteExecutor<'e>,
     rows: &[sqlx::sqlite::SqliteRow],
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut expander = expander_for(executor, rows).await?;
+    let mut expander = Expander::default();
+    load_dictionaries(executor, rows, &mut expander).await?;
     rows.iter().map(|row| event_from_row(row, &mut expander).map(|(id, event)| StoredEvent { id, event })).collect()
 }
 
