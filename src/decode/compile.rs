@@ -57,6 +57,12 @@ pub fn compile_files(files: &[(String, String)]) -> Result<Compiled, FileErrors>
             }
         }
         if let Some(redact) = &parsed.redact {
+            for positional in &redact.positional {
+                if positional.command.split_whitespace().next().is_none() || positional.argument == 0 {
+                    let message = "`redact.positional`: `command` needs a word and `argument` counts from 1".into();
+                    file.error(&positional.command, message);
+                }
+            }
             compiled.redactor.extend(redact);
         }
         if let Some(spec) = &parsed.cloudhsm {
@@ -337,6 +343,7 @@ mod tests {
             (GOOD.replace("route: {appname: [x]}", "route: {}"), "d.yaml:2: `g`: `route` needs at least one `appname` or `facility`"),
             (GOOD.replace("    dataset", "    datasett"), "d.yaml:3: decoders[0]: unknown field `datasett`"),
             (GOOD.replace("set: {event.action: hsm.login}", "set: {event.action: hsm.login}\n        session: _nope"), "d.yaml:9: `p`: `_nope` is neither a capture of this pattern nor a field"),
+            (format!("{GOOD}redact:\n  positional:\n    - {{command: user password, argument: 0}}\n"), "d.yaml:11: `redact.positional`: `command` needs a word and `argument` counts from 1"),
         ];
         for (text, expected) in cases {
             let found = errors(&text);

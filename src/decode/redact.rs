@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 
 use super::spec::RedactSpec;
+#[cfg(test)]
+use super::spec::{DecoderFile, PositionalSpec};
 
 /// What replaces a secret.
 pub const MASK: &[u8] = b"***";
@@ -13,12 +15,34 @@ pub const MASK: &[u8] = b"***";
 /// The shortest start of a secret option name taken for it: shorter ones (`-p`, `-pw`) count only when listed.
 const SHORTEST_PREFIX: usize = 3;
 
-/// The secret options, lower case and without dashes.
+/// The shortest start of a command word taken for it (`us pa bob X` for `user password bob X`).
+const SHORTEST_COMMAND_WORD: usize = 2;
+
+/// The secret options, lower case and without dashes, and the commands with a secret argument.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Redactor {
     options: Vec<Vec<u8>>,
     suffixes: Vec<Vec<u8>>,
     keep: Vec<Vec<u8>>,
+    positional: Vec<Positional>,
+}
+
+/// A command whose argument at a position is secret: `words` lower case, `argument` counted from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Positional {
+    words: Vec<Vec<u8>>,
+    argument: usize,
+}
+
+impl Positional {
+    /// Whether a word on the line stands for the command's word `index`: the word or a start of it (LunaSH takes
+    /// those) of [`SHORTEST_COMMAND_WORD`] letters or more, any case.
+    fn word_matches(&self, index: usize, word: &[u8]) -> bool {
+        let full = &self.words[index];
+        word.len() <= full.len()
+            && word.len() >= SHORTEST_COMMAND_WORD.min(full.len())
+            && full[..word.len()].eq_ignore_ascii_case(word)
+    }
 }
 
 impl Redactor {
@@ -30,11 +54,16 @@ impl Redactor {
         self.options.extend(lower(&spec.options));
         self.suffixes.extend(lower(&spec.option_suffixes));
         self.keep.extend(lower(&spec.keep));
+        self.positional.extend(spec.positional.iter().map(|p| Positional {
+            words: p.command.split_whitespace().map(|w| w.to_ascii_lowercase().into_bytes()).collect(),
+            argument: p.argument,
+        }));
+        self.positional.retain(|p| !p.words.is_empty() && p.argument > 0);
     }
 
     /// Whether no option is secret (then nothing is ever redacted).
     pub fn is_empty(&self) -> bool {
-        self.options.is_empty() && self.suffixes.is_empty()
+        self.options.is_empty() && self.suffixes.is_empty() && self.positional.is_empty()
     }
 
     /// Whether an option name (without dashes) is secret: a secret option, one ending like one, or — as LunaSH takes
@@ -51,9 +80,21 @@ impl Redactor {
             || (name.len() >= SHORTEST_PREFIX && starts(&self.options) && !starts(&self.keep))
     }
 
-    /// The line with the value of every secret option replaced by `***`; borrowed when there was none.
+    /// The line with the value of every secret option and every secret argument replaced by `***`; borrowed when there
+    /// was none.
     pub fn redact<'a>(&self, line: &'a [u8]) -> Cow<'a, [u8]> {
         if self.is_empty() {
+            return Cow::Borrowed(line);
+        }
+        match self.redact_options(line) {
+            Cow::Borrowed(line) => self.redact_arguments(line),
+            Cow::Owned(masked) => Cow::Owned(self.redact_arguments(&masked).into_owned()),
+        }
+    }
+
+    /// The line with the value of every secret option masked.
+    fn redact_options<'a>(&self, line: &'a [u8]) -> Cow<'a, [u8]> {
+        if self.options.is_empty() && self.suffixes.is_empty() {
             return Cow::Borrowed(line);
         }
         let mut out: Option<Vec<u8>> = None;
@@ -97,6 +138,71 @@ impl Redactor {
             None => Cow::Borrowed(line),
         }
     }
+
+    /// The line with every secret argument of a positional command masked: after the command's words, arguments are
+    /// counted up to the first option (`-x`) or LunaSH's ` : ` separator.
+    fn redact_arguments<'a>(&self, line: &'a [u8]) -> Cow<'a, [u8]> {
+        if self.positional.is_empty() {
+            return Cow::Borrowed(line);
+        }
+        let mut spans = Vec::new();
+        for command in &self.positional {
+            // Only a word that starts with the command's first letter can start it: jump between those (memchr).
+            let first = command.words[0][0];
+            let mut at = 0;
+            while let Some(found) = memchr::memchr2(first, first.to_ascii_uppercase(), &line[at..]) {
+                let start = at + found;
+                at = start + 1;
+                if start > 0 && !line[start - 1].is_ascii_whitespace() {
+                    continue;
+                }
+                let end = line[start..].iter().position(u8::is_ascii_whitespace).map_or(line.len(), |n| start + n);
+                spans.extend(secret_argument(line, start, end, command));
+            }
+        }
+        if spans.is_empty() {
+            return Cow::Borrowed(line);
+        }
+        spans.sort_unstable();
+        let mut out = Vec::with_capacity(line.len());
+        let mut copied = 0;
+        for (from, to) in spans {
+            if from < copied {
+                continue;
+            }
+            out.extend_from_slice(&line[copied..from]);
+            out.extend_from_slice(MASK);
+            copied = to;
+        }
+        out.extend_from_slice(&line[copied..]);
+        Cow::Owned(out)
+    }
+}
+
+/// Where the secret argument of `command` is, when the command's words start at the word `start..end`.
+fn secret_argument(line: &[u8], start: usize, end: usize, command: &Positional) -> Option<(usize, usize)> {
+    if !command.word_matches(0, &line[start..end]) {
+        return None;
+    }
+    let mut at = end;
+    for index in 1..command.words.len() {
+        let (start, end) = next_word(line, at)?;
+        if !command.word_matches(index, &line[start..end]) {
+            return None;
+        }
+        at = end;
+    }
+    for position in 1..=command.argument {
+        let (start, end) = next_value(line, at)?;
+        if line[start] == b'-' || &line[start..end] == b":" {
+            return None;
+        }
+        if position == command.argument {
+            return Some((start, end));
+        }
+        at = end;
+    }
+    None
 }
 
 /// The next run of non-whitespace at or after `from`.
@@ -157,6 +263,7 @@ mod tests {
             keep: ["partition", "par", "policy", "port", "protocol", "privprotocol", "authprotocol", "user"]
                 .map(String::from)
                 .to_vec(),
+            positional: vec![PositionalSpec { command: "user password".into(), argument: 2 }],
         });
         r
     }
@@ -217,6 +324,93 @@ mod tests {
         ];
         for (line, expected) in cases {
             assert_eq!(redacted(line), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn secret_arguments_are_masked_by_position() {
+        let cases = [
+            ("Command: user password bob X : admin : Console", "Command: user password bob *** : admin : Console"),
+            ("Command: user password bob : admin : Console", "Command: user password bob : admin : Console"),
+            ("Command: USER passw bob 'two words' : a", "Command: USER passw bob *** : a"),
+            ("Command: us pa bob X", "Command: us pa bob ***"),
+            ("Command: user password bob -x X", "Command: user password bob -x X"),
+            ("Command: user passwordx bob X", "Command: user passwordx bob X"),
+            ("Command: user u bob X", "Command: user u bob X"),
+            ("Command: user password", "Command: user password"),
+            ("user password a b user password c d", "user password a *** user password c ***"),
+            ("x -pw P user password bob Y", "x -pw *** user password bob ***"),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(redacted(line), expected, "{line}");
+        }
+    }
+
+    /// The redactor of the shipped `redaction.yaml`.
+    fn shipped() -> (RedactSpec, Redactor) {
+        let file: DecoderFile =
+            serde_yaml_ng::from_str(include_str!("../../rules/decoders/redaction.yaml")).expect("shipped file parses");
+        let spec = file.redact.expect("shipped file has redact:");
+        let mut redactor = Redactor::default();
+        redactor.extend(&spec);
+        (spec, redactor)
+    }
+
+    fn masks(redactor: &Redactor, line: &str) -> bool {
+        let out = redactor.redact(line.as_bytes());
+        !String::from_utf8_lossy(&out).contains("V4lue")
+    }
+
+    #[test]
+    fn every_shipped_option_and_every_start_of_it_is_masked_in_every_spelling() {
+        let (spec, redactor) = shipped();
+        let kept = |start: &str| spec.keep.iter().any(|k| k.to_ascii_lowercase().starts_with(start));
+        let mut checked = 0;
+        for option in &spec.options {
+            let option = option.to_ascii_lowercase();
+            let shortest = SHORTEST_PREFIX.min(option.len());
+            for end in shortest..=option.len() {
+                let start = &option[..end];
+                if end < option.len() && kept(start) {
+                    continue;
+                }
+                for spelling in [format!("-{start} V4lue"), format!("--{start}=V4lue"), format!("-{start}:V4lue")] {
+                    for line in [format!("Command: x {spelling} : admin : Console"), format!("x ({spelling}) y")] {
+                        assert!(masks(&redactor, &line), "{line}");
+                        checked += 1;
+                    }
+                }
+                let upper = format!("x -{} 'V4lue two' y", start.to_ascii_uppercase());
+                assert!(masks(&redactor, &upper), "{upper}");
+            }
+        }
+        for suffix in &spec.option_suffixes {
+            let line = format!("x -some{suffix} V4lue y");
+            assert!(masks(&redactor, &line), "{line}");
+        }
+        for keep in &spec.keep {
+            let line = format!("x -{keep} V4lue y");
+            assert!(!masks(&redactor, &line), "{keep} is kept: {line}");
+        }
+        assert!(checked > 200, "{checked} spellings checked");
+    }
+
+    #[test]
+    fn every_shipped_positional_command_and_its_shortenings_are_masked() {
+        let (spec, redactor) = shipped();
+        assert!(!spec.positional.is_empty());
+        for positional in &spec.positional {
+            let words: Vec<&str> = positional.command.split_whitespace().collect();
+            let arguments: Vec<String> = (1..=positional.argument)
+                .map(|n| if n == positional.argument { "V4lue".to_owned() } else { format!("a{n}") })
+                .collect();
+            for cut in SHORTEST_COMMAND_WORD..=words.iter().map(|w| w.len()).max().unwrap_or(0) {
+                let command: Vec<&str> = words.iter().map(|w| &w[..cut.min(w.len())]).collect();
+                let line = format!("Command: {} {} : admin : Console", command.join(" "), arguments.join(" "));
+                assert!(masks(&redactor, &line), "{line}");
+            }
+            let short = format!("Command: {} : admin : Console", words.join(" "));
+            assert_eq!(redactor.redact(short.as_bytes()).as_ref(), short.as_bytes(), "no argument, nothing masked");
         }
     }
 

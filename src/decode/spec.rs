@@ -178,6 +178,19 @@ pub struct RedactSpec {
     /// Option names that only look like secrets and are kept (`-partition`, `-policy`, `-port`...).
     #[serde(default)]
     pub keep: Vec<String>,
+    /// Commands that take a secret by position (`user password bob X`).
+    #[serde(default)]
+    pub positional: Vec<PositionalSpec>,
+}
+
+/// A command whose argument at a position is a secret.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PositionalSpec {
+    /// The command's words (`user password`); each may be shortened on the line, as LunaSH allows.
+    pub command: String,
+    /// Which argument after the command's words is secret, 1 for the first.
+    pub argument: usize,
 }
 
 /// Tables of the AWS CloudHSM audit record decoder.
