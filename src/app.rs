@@ -407,7 +407,7 @@ impl Server {
             let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
             let ingest =
                 Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
-            let admission = crate::listen::admission::Admission::new(listener.allow.clone(), 0, 0);
+            let admission = crate::listen::admission::Admission::new(listener.allow.clone(), 0, 0, 0);
             listeners.push(tokio::spawn(udp::serve(
                 socket,
                 admission,

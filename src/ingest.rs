@@ -151,6 +151,16 @@ impl StreamPipeline {
     }
 }
 
+impl StreamPipeline {
+    /// Takes the last frames at the end of the stream; a framing error then is counted and logged.
+    fn drain_last(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) {
+        if let Err(error) = self.drain(received, out) {
+            Counters::add(&self.pipeline.counters.framing_errors, 1);
+            tracing::warn!(peer = %self.peer, %error, "framing error at end of stream");
+        }
+    }
+}
+
 impl StreamSink for StreamPipeline {
     fn push(
         &mut self,
@@ -165,11 +175,17 @@ impl StreamSink for StreamPipeline {
         })
     }
 
+    fn mid_frame(&self) -> bool {
+        self.framer.mid_frame()
+    }
+
     fn finish(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) {
         self.framer.finish();
-        if let Err(error) = self.drain(received, out) {
-            Counters::add(&self.pipeline.counters.framing_errors, 1);
-            tracing::warn!(peer = %self.peer, %error, "framing error at end of stream");
-        }
+        self.drain_last(received, out);
+    }
+
+    fn cut(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) {
+        self.framer.cut();
+        self.drain_last(received, out);
     }
 }

@@ -45,6 +45,10 @@ pub struct ListenerCounters {
     pub refused_limit: AtomicU64,
     /// Connections closed after `idle_timeout` without data.
     pub idle_closed: AtomicU64,
+    /// Connections closed because a line was not complete within `line_timeout`.
+    pub line_timeout_closed: AtomicU64,
+    /// Connections closed to make room for a new one while the listener was full: the ones longest without a line.
+    pub evicted_stale: AtomicU64,
 }
 
 impl ListenerCounters {
@@ -66,6 +70,8 @@ impl ListenerCounters {
             refused_not_allowed: AtomicU64::new(0),
             refused_limit: AtomicU64::new(0),
             idle_closed: AtomicU64::new(0),
+            line_timeout_closed: AtomicU64::new(0),
+            evicted_stale: AtomicU64::new(0),
         }
     }
 }

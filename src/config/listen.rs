@@ -66,9 +66,16 @@ pub struct TlsListenerConfig {
     /// Connections open at once from one address (0: no limit).
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: usize,
+    /// Connections open at once from one network, an IPv4 /24 or an IPv6 /64 (0: no limit).
+    #[serde(default = "default_max_connections_per_net")]
+    pub max_connections_per_net: usize,
     /// A connection that sends nothing for this long is closed (null: never).
     #[serde(default = "default_idle_timeout", with = "units::optional_duration")]
     pub idle_timeout: Option<Duration>,
+    /// A connection whose line is not complete this long after it began is closed, the part received stored and
+    /// marked (null: never).
+    #[serde(default = "default_line_timeout", with = "units::optional_duration")]
+    pub line_timeout: Option<Duration>,
     /// The zone in which this listener's senders write times without an offset (RFC 3164, the Luna file layout): an
     /// IANA name such as `Europe/Berlin`. Times with an offset (RFC 5424) are read as written.
     #[serde(default = "default_zone", with = "units::zone")]
@@ -115,9 +122,16 @@ pub struct TcpListenerConfig {
     /// Connections open at once from one address (0: no limit).
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: usize,
+    /// Connections open at once from one network, an IPv4 /24 or an IPv6 /64 (0: no limit).
+    #[serde(default = "default_max_connections_per_net")]
+    pub max_connections_per_net: usize,
     /// A connection that sends nothing for this long is closed (null: never).
     #[serde(default = "default_idle_timeout", with = "units::optional_duration")]
     pub idle_timeout: Option<Duration>,
+    /// A connection whose line is not complete this long after it began is closed, the part received stored and
+    /// marked (null: never).
+    #[serde(default = "default_line_timeout", with = "units::optional_duration")]
+    pub line_timeout: Option<Duration>,
     /// The zone in which this listener's senders write times without an offset (RFC 3164, the Luna file layout): an
     /// IANA name such as `Europe/Berlin`. Times with an offset (RFC 5424) are read as written.
     #[serde(default = "default_zone", with = "units::zone")]
@@ -130,8 +144,14 @@ fn default_max_connections() -> usize {
 fn default_max_connections_per_ip() -> usize {
     64
 }
+fn default_max_connections_per_net() -> usize {
+    256
+}
 fn default_idle_timeout() -> Option<Duration> {
     Some(Duration::from_secs(3600))
+}
+fn default_line_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(30))
 }
 fn default_zone() -> Tz {
     Tz::UTC
@@ -165,7 +185,9 @@ impl TcpListenerConfig {
             allow: Vec::new(),
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
+            max_connections_per_net: default_max_connections_per_net(),
             idle_timeout: default_idle_timeout(),
+            line_timeout: default_line_timeout(),
             timezone: default_zone(),
         }
     }

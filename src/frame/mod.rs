@@ -85,6 +85,7 @@ pub struct Framer {
     state: State,
     after_counted: bool,
     eof: bool,
+    cut: bool,
 }
 
 impl Framer {
@@ -97,6 +98,7 @@ impl Framer {
             state: State::Boundary,
             after_counted: false,
             eof: false,
+            cut: false,
         }
     }
 
@@ -114,9 +116,21 @@ impl Framer {
         self.eof = true;
     }
 
+    /// Marks the end of a stream closed before its last line was complete: what is left becomes the last frame,
+    /// marked truncated.
+    pub fn cut(&mut self) {
+        self.eof = true;
+        self.cut = true;
+    }
+
     /// Bytes held that are not yet part of an emitted frame.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
+    }
+
+    /// Whether part of a frame is held or still being skipped (the rest of an oversize line), waiting for more bytes.
+    pub fn mid_frame(&self) -> bool {
+        self.buffered() > 0 || self.state == State::Discarding
     }
 
     /// The next complete frame, `None` when more bytes are needed (or, after `finish`, when the stream is done).
@@ -221,7 +235,7 @@ impl Framer {
             _ if self.eof => {
                 self.start = self.buf.len();
                 let line = trim_cr(&self.buf[begin..]);
-                Some(Frame { bytes: line, truncated: false })
+                Some(Frame { bytes: line, truncated: self.cut })
             }
             _ => None,
         }

@@ -103,3 +103,24 @@ fn four_digit_count_is_a_count_unless_a_month_follows() {
     assert_eq!(err, None);
     assert_eq!(got, vec![body.clone(), body]);
 }
+
+#[test]
+fn a_cut_stream_marks_its_unfinished_line_and_says_when_a_frame_is_pending() {
+    let mut framer = Framer::new(1024);
+    framer.push(b"<13>a\n<13>b");
+    assert_eq!(framer.next_frame().unwrap().map(|f| f.bytes.to_vec()), Some(b"<13>a".to_vec()));
+    assert_eq!(framer.next_frame().unwrap().map(|f| f.bytes.to_vec()), None);
+    assert!(framer.mid_frame(), "`<13>b` waits for its line end");
+    framer.cut();
+    let last = framer.next_frame().unwrap().expect("the unfinished line");
+    assert_eq!((last.bytes, last.truncated), (&b"<13>b"[..], true));
+    assert!(!framer.mid_frame());
+
+    let mut framer = Framer::new(4);
+    framer.push(b"<13>abcdef");
+    assert!(framer.next_frame().unwrap().is_some_and(|f| f.truncated));
+    assert!(framer.mid_frame(), "the rest of an oversize line is still to be skipped");
+    framer.push(b"gh\n");
+    assert!(framer.next_frame().unwrap().is_none());
+    assert!(!framer.mid_frame());
+}

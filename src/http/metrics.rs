@@ -91,7 +91,7 @@ impl ServerCollector {
     }
 
     fn encode_listeners(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let families: [(&str, &str, Pick, Option<&str>); 13] = [
+        let families: [(&str, &str, Pick, Option<&str>); 15] = [
             ("hsmwatch_messages_received", "Frames (TCP) and datagrams (UDP) received.", |l| &l.received, None),
             ("hsmwatch_bytes_received", "Bytes read from syslog sockets.", |l| &l.bytes, None),
             ("hsmwatch_frames_truncated", "Frames cut at max_frame (stored, marked).", |l| &l.truncated, None),
@@ -129,6 +129,18 @@ impl ServerCollector {
                 Some("stream"),
             ),
             ("hsmwatch_idle_closed", "Connections closed after idle_timeout.", |l| &l.idle_closed, Some("stream")),
+            (
+                "hsmwatch_line_timeout_closed",
+                "Connections closed: a line not complete within line_timeout.",
+                |l| &l.line_timeout_closed,
+                Some("stream"),
+            ),
+            (
+                "hsmwatch_evicted_stale",
+                "Connections closed to make room while the listener was full: those longest without a complete line.",
+                |l| &l.evicted_stale,
+                Some("stream"),
+            ),
             (
                 "hsmwatch_tls_handshake_failures",
                 "TLS handshakes that failed or timed out.",

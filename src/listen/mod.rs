@@ -80,6 +80,11 @@ pub trait StreamSink: Send + 'static {
     fn push(&mut self, data: &[u8], received: DateTime<Utc>, out: &mut Vec<Event>) -> Result<(), StreamError>;
     /// The stream ended: appends the events of what is left.
     fn finish(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>);
+    /// The stream was closed before its last frame was complete: appends the events of what is left, marked
+    /// truncated.
+    fn cut(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>);
+    /// Whether part of a frame is held, waiting for the rest.
+    fn mid_frame(&self) -> bool;
 }
 
 /// Turns received bytes into events: one [`StreamSink`] per connection, one event per datagram.

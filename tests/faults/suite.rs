@@ -237,6 +237,7 @@ async fn two_thousand_connections_with_random_disconnects() {
     let server = TestServer::start_with(64 * 1024, |config| {
         config.listen.tcp[0].max_connections = 0;
         config.listen.tcp[0].max_connections_per_ip = 0;
+        config.listen.tcp[0].max_connections_per_net = 0;
     })
     .await;
     let connections = scale(2000);
@@ -306,6 +307,7 @@ async fn a_thousand_idle_and_dribbling_connections_do_not_hold_back_a_normal_sen
     let server = TestServer::start_with(64 * 1024, |config| {
         config.listen.tcp[0].max_connections = 0;
         config.listen.tcp[0].max_connections_per_ip = 0;
+        config.listen.tcp[0].max_connections_per_net = 0;
     })
     .await;
     // Client and server share this process's descriptors: two per connection, and room for the rest.
@@ -440,4 +442,103 @@ async fn the_allowlist_and_connection_limits_refuse_before_parsing() {
     drop(held);
     let events = server.stop_and_query().await;
     assert_eq!(events.len(), 3, "{events:#?}");
+}
+
+/// One slow sender from `source`: a byte of a line now and then every second, until the server closes the connection
+/// or `stop`; how long the connection lived.
+async fn dribble_from(source: std::net::IpAddr, to: SocketAddr, stop: Arc<AtomicBool>) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).expect("bind a loopback source address");
+    let mut stream = socket.connect(to).await.expect("connect");
+    let opened = Instant::now();
+    let text = line("dribble", 0);
+    let mut bytes = text.as_bytes().iter();
+    let mut buf = [0u8; 16];
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(byte) = bytes.next() {
+            let _ = stream.write_all(std::slice::from_ref(byte)).await;
+        }
+        tokio::select! {
+            _ = stream.read(&mut buf) => return opened.elapsed(),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    opened.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_senders_from_many_addresses_cannot_take_every_slot() {
+    // 8: connections that dribble a byte a second from many loopback addresses and networks: the per-network cap
+    // refuses the excess of one /24, a full listener makes room by closing the connection longest without a line, and
+    // every unfinished line is closed at line_timeout and stored as far as it came.
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap() as usize;
+    assert!(limit >= 2000, "ulimit -n is {limit}; the test needs 2000 descriptors");
+    let server = TestServer::start_with(64 * 1024, |config| {
+        let tcp = &mut config.listen.tcp[0];
+        tcp.max_connections = 200;
+        tcp.max_connections_per_net = 80;
+        tcp.line_timeout = Some(Duration::from_secs(12));
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let address = |net: u8, host: u8| std::net::IpAddr::from([127, 0, net, host]);
+    // One /24 from three addresses first (150 connections: 80 fit under its cap), then four other /24s (160: 120 fit).
+    let mut one_net = Vec::new();
+    for host in 1..=3 {
+        for _ in 0..50 {
+            one_net.push(tokio::spawn(dribble_from(address(1, host), server.tcp, stop.clone())));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let mut other_nets = Vec::new();
+    for net in 2..=5 {
+        for _ in 0..40 {
+            other_nets.push(tokio::spawn(dribble_from(address(net, 1), server.tcp, stop.clone())));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let opened = Instant::now();
+    let deadline = opened + Duration::from_secs(10);
+    while counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.refused_limit)) < 110 {
+        assert!(Instant::now() < deadline, "the excess connections were not refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.connections_open)), 200);
+
+    // Once the slow connections have gone STALE_AFTER (5 s) without a line, a normal sender is still served.
+    tokio::time::sleep((opened + Duration::from_millis(5500)).saturating_duration_since(Instant::now())).await;
+    let count = 1000;
+    let text: String = (0..count).map(|n| line("normal", n)).collect();
+    send_tcp(server.tcp, text.as_bytes(), false).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.line_timeout_closed)) < 199 {
+        assert!(Instant::now() < deadline, "the unfinished lines were not closed at line_timeout");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let lived = |tasks: Vec<tokio::task::JoinHandle<Duration>>| async move {
+        let mut lived = Vec::new();
+        for task in tasks {
+            lived.push(task.await.unwrap());
+        }
+        lived
+    };
+    let (one_net, other_nets) = (lived(one_net).await, lived(other_nets).await);
+    let refused = |lived: &[Duration]| lived.iter().filter(|d| **d < Duration::from_secs(3)).count();
+    assert_eq!(refused(&one_net), 70, "one /24 holds at most 80: {one_net:?}");
+    assert_eq!(refused(&other_nets), 40, "the listener holds at most 200");
+    let evicted = counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.evicted_stale));
+    assert_eq!(evicted, 1, "one slow connection made room for the normal sender");
+    // The 1000 lines, and the beginning of the line each of the 200 admitted slow connections had sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.server.counters.snapshot().stored < 1200 {
+        assert!(Instant::now() < deadline, "{} of 1200 stored", server.server.counters.snapshot().stored);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let truncated = counter(&server, "tcp", |l| hsmwatch::metrics::value(&l.truncated));
+    assert_eq!(truncated, 200, "each slow connection's unfinished line is stored marked truncated");
+    let db = server.db();
+    let _dir = server.stop().await;
+    assert_eq!(stored(&db, "normal"), (0..count).collect::<Vec<_>>());
 }

@@ -66,7 +66,9 @@ async fn start(dir: &Path, server_ca: &Ca, client_ca: Option<&Ca>) -> TestServer
             allow: Vec::new(),
             max_connections: 0,
             max_connections_per_ip: 0,
+            max_connections_per_net: 0,
             idle_timeout: None,
+            line_timeout: None,
             timezone: chrono_tz::Tz::UTC,
         }];
     })
