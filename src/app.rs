@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -340,7 +339,8 @@ impl Server {
             tokio::spawn(watch_rules(dir.clone(), reloader.clone(), shutdown.clone()));
         }
 
-        let (queue, queue_rx) = mpsc::channel(config.storage.queue_capacity);
+        let (queue, queue_rx) =
+            crate::queue::channel(config.storage.queue_capacity, config.storage.queue_bytes.0, counters.clone());
         let mut listeners = Vec::new();
         let mut tcp_addresses = Vec::new();
         for listener in &config.listen.tcp {

@@ -437,6 +437,15 @@ impl Event {
         self.value(name).map(|v| v.as_ref())
     }
 
+    /// Roughly the memory the event holds: its fixed part, its fields and their text, its raw bytes.
+    pub fn approx_bytes(&self) -> usize {
+        let text: usize = self.fields.iter().map(|(_, value)| value.len()).sum();
+        std::mem::size_of::<Self>()
+            + self.fields.len() * std::mem::size_of::<(&'static str, FieldValue)>()
+            + text
+            + self.raw.as_ref().map_or(0, Vec::len)
+    }
+
     /// Every field as text, the times rendered, sorted by name: what the query CLI and the API print.
     pub fn all_fields(&self) -> BTreeMap<&'static str, String> {
         let mut all: BTreeMap<&'static str, String> = self.fields.iter().map(|(k, v)| (*k, v.to_string())).collect();

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pack;
 pub mod parse;
+pub mod queue;
 pub mod rule_tests;
 pub mod rules;
 pub mod silence;

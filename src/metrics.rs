@@ -110,6 +110,8 @@ pub struct Counters {
     pub store_failing: std::sync::atomic::AtomicBool,
     /// Events waiting in the writer queue (a gauge, set by the writer).
     pub queue_depth: AtomicU64,
+    /// Bytes held by events queued for the writer or in the batches it is writing (a gauge, kept by the queue).
+    pub queue_bytes: AtomicU64,
     /// Events in complete blocks the search index has not taken in yet (a gauge, set by the search task).
     pub search_waiting: AtomicU64,
     /// Rules evaluated now, disabled ones left out (a gauge, set at start and by every successful reload).
@@ -142,6 +144,7 @@ impl Default for Counters {
             store_retries: AtomicU64::new(0),
             store_failing: std::sync::atomic::AtomicBool::new(false),
             queue_depth: AtomicU64::new(0),
+            queue_bytes: AtomicU64::new(0),
             search_waiting: AtomicU64::new(0),
             rules_loaded: AtomicU64::new(0),
             batch_seconds: Histogram::new(buckets()),

@@ -164,6 +164,10 @@ pub struct StorageConfig {
     /// Events waiting for the writer, at most; when full, TCP reading pauses and UDP datagrams are dropped (counted).
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// Bytes the events between the listeners and the database may take, at most: those waiting and those in the
+    /// batches being written. When full, as for `queue_capacity`.
+    #[serde(default = "default_queue_bytes")]
+    pub queue_bytes: ByteSize,
     /// Events older than this (by when they were stored) are pruned in the background; null keeps everything.
     #[serde(default = "default_retention", with = "units::optional_duration")]
     pub retention: Option<Duration>,
@@ -250,6 +254,9 @@ fn default_batch_delay() -> Duration {
 fn default_queue_capacity() -> usize {
     16_384
 }
+fn default_queue_bytes() -> ByteSize {
+    ByteSize(256 * 1024 * 1024)
+}
 fn default_summary_interval() -> Duration {
     Duration::from_secs(60)
 }
@@ -261,6 +268,7 @@ impl Default for StorageConfig {
             batch_rows: default_batch_rows(),
             batch_delay: default_batch_delay(),
             queue_capacity: default_queue_capacity(),
+            queue_bytes: default_queue_bytes(),
             retention: default_retention(),
             alert_retention: default_alert_retention(),
             prune_interval: default_prune_interval(),
@@ -301,6 +309,9 @@ impl Config {
         }
         if self.storage.queue_capacity == 0 {
             return Err("storage.queue_capacity must be at least 1".into());
+        }
+        if self.storage.queue_bytes.0 < 1024 * 1024 {
+            return Err("storage.queue_bytes must be at least 1MiB".into());
         }
         if self.listen.udp.is_empty() && self.listen.tcp.is_empty() && self.listen.tls.is_empty() {
             return Err("listen: no listener configured (give at least one udp, tcp or tls address)".into());
@@ -376,6 +387,7 @@ mod tests {
         for text in [
             "storage:\n  batch_delay: soon\n",
             "storage:\n  batch_rows: 0\n",
+            "storage:\n  queue_bytes: 64KiB\n",
             "listen:\n  tcp: []\n  udp: []\n",
             "listen:\n  tcp:\n    - address: nowhere\n",
             "listen:\n  tcp:\n    - address: 127.0.0.1:1\n      max_frame: 12 parsecs\n",

@@ -195,6 +195,12 @@ impl ServerCollector {
         )?;
         gauge_family(
             encoder,
+            "hsmwatch_writer_queue_bytes",
+            "Bytes held by events waiting for the writer or in the batches it is writing (bounded by queue_bytes).",
+            &[(Labels::new(), value(&c.queue_bytes) as f64)],
+        )?;
+        gauge_family(
+            encoder,
             "hsmwatch_search_index_waiting_events",
             "Stored events not yet in the search index (contains and word searches read them directly meanwhile).",
             &[(Labels::new(), value(&c.search_waiting) as f64)],

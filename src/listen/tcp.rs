@@ -12,7 +12,6 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +20,7 @@ use super::{Drain, Ingest, StreamSink, Transport};
 use crate::config::{TcpListenerConfig, TlsListenerConfig};
 use crate::event::Event;
 use crate::metrics::{Counters, ListenerCounters};
+use crate::queue::Queue;
 
 /// Size of one socket read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -205,7 +205,7 @@ pub async fn serve<I: Ingest>(
     listener: TcpListener,
     policy: StreamPolicy,
     ingest: I,
-    queue: mpsc::Sender<Event>,
+    queue: Queue,
     counters: Arc<ListenerCounters>,
     shutdown: CancellationToken,
 ) {
@@ -218,7 +218,7 @@ pub async fn serve_with<H: Handshake, I: Ingest>(
     handshake: H,
     policy: StreamPolicy,
     ingest: I,
-    queue: mpsc::Sender<Event>,
+    queue: Queue,
     counters: Arc<ListenerCounters>,
     shutdown: CancellationToken,
 ) {
@@ -304,7 +304,7 @@ async fn until(deadline: Option<tokio::time::Instant>) {
 struct Connection<R> {
     stream: R,
     peer: SocketAddr,
-    queue: mpsc::Sender<Event>,
+    queue: Queue,
     counters: Arc<ListenerCounters>,
     timeouts: Timeouts,
     progress: Arc<Progress>,

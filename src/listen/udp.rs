@@ -6,13 +6,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::Admission;
 use super::{Drain, Ingest};
-use crate::event::Event;
 use crate::metrics::{Counters, ListenerCounters};
+use crate::queue::{NotQueued, Queue};
 
 /// Largest datagram the socket reads (the UDP maximum).
 const MAX_DATAGRAM: usize = 65_535;
@@ -36,7 +35,7 @@ pub async fn serve<I: Ingest>(
     socket: UdpSocket,
     admission: Admission,
     ingest: I,
-    queue: mpsc::Sender<Event>,
+    queue: Queue,
     counters: Arc<ListenerCounters>,
     shutdown: CancellationToken,
 ) {
@@ -65,17 +64,11 @@ pub async fn serve<I: Ingest>(
     }
 }
 
-fn accept<I: Ingest>(
-    ingest: &I,
-    datagram: &[u8],
-    peer: SocketAddr,
-    queue: &mpsc::Sender<Event>,
-    counters: &ListenerCounters,
-) {
+fn accept<I: Ingest>(ingest: &I, datagram: &[u8], peer: SocketAddr, queue: &Queue, counters: &ListenerCounters) {
     Counters::add(&counters.bytes, datagram.len() as u64);
     let event = ingest.datagram(datagram, peer, Utc::now());
     // A sender cannot be slowed over UDP: when the writer is behind, the datagram is dropped and counted.
-    if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(event) {
+    if let Err(NotQueued::Full) = queue.try_send(event) {
         Counters::add(&counters.udp_dropped, 1);
     }
 }

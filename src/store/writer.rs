@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::inserter::Inserter;
 use super::{StoreError, WriteConn, Writer};
 use crate::event::Event;
 use crate::metrics::Counters;
+use crate::queue::{ByteBudget, QueueReceiver};
 
 /// Longest wait between two attempts at a failing commit.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -98,7 +98,9 @@ enum HookSlot<H> {
 
 impl<H: AfterCommit> HookSlot<H> {
     /// Brings the hook back (persisting what it evaluated away) and returns it, with the batch it evaluated.
-    async fn settle(&mut self, writer: &Writer) -> (&mut H, Option<Vec<Event>>) {
+    /// Waits for the batch sent away, writes what its evaluation produced and gives back the bytes it held (the
+    /// caller only reuses its vector).
+    async fn settle(&mut self, writer: &Writer, budget: &ByteBudget) -> (&mut H, Option<Vec<Event>>) {
         let mut events = None;
         if let HookSlot::Away(task) = self {
             let (mut hook, batch) = match task.await {
@@ -107,6 +109,7 @@ impl<H: AfterCommit> HookSlot<H> {
                 Err(error) => std::panic::resume_unwind(error.into_panic()),
             };
             persist(&mut hook, writer, batch.len()).await;
+            budget.release(&batch);
             events = Some(batch);
             *self = HookSlot::Here(hook);
         }
@@ -147,12 +150,13 @@ async fn persist<H: AfterCommit>(hook: &mut H, writer: &Writer, events: usize) {
 pub async fn run<H: AfterCommit>(
     writer: Writer,
     inserter: Inserter,
-    mut queue: mpsc::Receiver<Event>,
+    mut queue: QueueReceiver,
     policy: BatchPolicy,
     counters: Arc<Counters>,
     hook: H,
 ) -> Result<WriterSummary, StoreError> {
     let rows = policy.rows.max(1);
+    let budget = queue.budget().clone();
     let mut batch: Vec<Event> = Vec::with_capacity(rows);
     let mut summary = WriterSummary::default();
     let mut open = true;
@@ -166,19 +170,19 @@ pub async fn run<H: AfterCommit>(
             batch.append(&mut carried);
         } else {
             if queue.is_empty() {
-                hook.settle(&writer).await;
+                hook.settle(&writer, &budget).await;
             }
             let received = tokio::select! {
                 received = queue.recv_many(&mut batch, rows) => received,
                 _ = ticker.tick() => {
-                    let (hook, _) = hook.settle(&writer).await;
+                    let (hook, _) = hook.settle(&writer, &budget).await;
                     if let Err(error) = hook.tick(&mut *writer.lock().await, Utc::now()).await {
                         tracing::error!(%error, "timer evaluation failed");
                     }
                     continue;
                 }
                 _ = std::future::ready(()), if hook.busy() => {
-                    let (hook, _) = hook.settle(&writer).await;
+                    let (hook, _) = hook.settle(&writer, &budget).await;
                     if let Err(error) = hook.tick(&mut *writer.lock().await, Utc::now()).await {
                         tracing::error!(%error, "background evaluation failed");
                     }
@@ -202,7 +206,7 @@ pub async fn run<H: AfterCommit>(
         summary.stored += batch.len() as u64;
         summary.batches += 1;
         // The previous batch's results are written first: evaluation follows commit order.
-        let (here, returned) = hook.settle(&writer).await;
+        let (here, returned) = hook.settle(&writer, &budget).await;
         if open && !queue.is_empty() {
             let mut next = returned.unwrap_or_default();
             next.clear();
@@ -211,10 +215,11 @@ pub async fn run<H: AfterCommit>(
         } else {
             here.evaluate(&batch, first_id);
             persist(here, &writer, batch.len()).await;
+            budget.release(&batch);
             batch.clear();
         }
     }
-    let (hook, _) = hook.settle(&writer).await;
+    let (hook, _) = hook.settle(&writer, &budget).await;
     if let Err(error) = hook.finish(&mut *writer.lock().await).await {
         tracing::error!(%error, "final evaluation at shutdown failed");
     }
@@ -224,7 +229,7 @@ pub async fn run<H: AfterCommit>(
 
 /// Adds what the queue holds to `batch`, up to `rows`, until the queue is empty or `delay` has passed; returns whether
 /// the queue is still open.
-async fn fill(queue: &mut mpsc::Receiver<Event>, batch: &mut Vec<Event>, rows: usize, delay: Duration) -> bool {
+async fn fill(queue: &mut QueueReceiver, batch: &mut Vec<Event>, rows: usize, delay: Duration) -> bool {
     let deadline = Instant::now() + delay;
     while batch.len() < rows {
         let room = rows - batch.len();

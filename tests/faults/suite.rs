@@ -542,3 +542,62 @@ async fn slow_senders_from_many_addresses_cannot_take_every_slot() {
     let _dir = server.stop().await;
     assert_eq!(stored(&db, "normal"), (0..count).collect::<Vec<_>>());
 }
+
+/// Peak resident memory of a process, from `/proc/PID/status` (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/PID/status");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmHWM in kB");
+    kib * 1024
+}
+
+/// A sample of the server's `/metrics`: the value of the first series whose line starts with `name` (a name and
+/// the start of its labels, `name{transport="udp"`).
+fn metric(http: u16, name: &str) -> f64 {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).expect("connect to /metrics");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    let line = body.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in /metrics"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_flood_of_large_datagrams_into_a_full_database_stays_within_queue_bytes() {
+    // 9: the writer cannot store (a 1 MiB database cap) while 64 KiB datagrams pour in: the queue fills up to
+    // queue_bytes, not to queue_capacity events (16,384 of 64 KiB would be over 1 GiB), and the rest is dropped and
+    // counted. The real binary, its memory read from /proc.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hsmwatch.yaml");
+    std::fs::write(&config, "storage:\n  max_size: 1MiB\n  queue_bytes: 32MiB\n").unwrap();
+    let (port, http) = (crate::support::free_port(), crate::support::free_port());
+    let http_address = format!("127.0.0.1:{http}");
+    let server = ServeProcess::start_with_args(
+        dir.path(),
+        port,
+        &["--config", config.to_str().unwrap(), "--http", &http_address],
+    );
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut datagram = b"<134>1 2026-03-01T12:00:00Z hsm-f flood 1 - - ".to_vec();
+    datagram.extend((0..60_000u32).map(|n| b'a' + (n.wrapping_mul(2_654_435_761) >> 27) as u8 % 26));
+    let count = scale(40_000);
+    for n in 0..count {
+        let _ = socket.send_to(&datagram, ("127.0.0.1", port));
+        if n % 16 == 0 {
+            // Room for the server to read: the point is to fill its queue, not the kernel's buffer.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let dropped = metric(http, "hsmwatch_udp_dropped_total");
+    let received = metric(http, "hsmwatch_messages_received_total{transport=\"udp\"");
+    let held = metric(http, "hsmwatch_writer_queue_bytes");
+    let peak = peak_rss(server.child.id());
+    drop(server);
+    eprintln!("{received} datagrams received, {dropped} dropped, {held} bytes held, peak RSS {} MiB", peak >> 20);
+    assert!(dropped > 0.0, "the queue filled up and datagrams were dropped, counted");
+    assert!(held <= 32.0 * 1024.0 * 1024.0, "held {held} bytes, over queue_bytes");
+    assert!(held >= 16.0 * 1024.0 * 1024.0, "held {held} bytes: the queue should be about full");
+    assert!(peak < 300 * 1024 * 1024, "peak RSS {} MiB with queue_bytes 32 MiB", peak >> 20);
+}
