@@ -282,6 +282,7 @@ pub struct Server {
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
     db: store::Db,
     summary: JoinHandle<()>,
+    chain_heads: JoinHandle<()>,
 }
 
 impl Server {
@@ -292,6 +293,9 @@ impl Server {
         let mut conn = store::open_writer(&config.storage.path).await?;
         if let Some(cap) = config.storage.max_size {
             store::cap_size(&mut conn, cap.0).await?;
+        }
+        if store::chain::adopt_anchor(&mut conn).await? {
+            tracing::info!("the chain's anchor, moved by an earlier version, is now recorded in the chain as a prune");
         }
         tracing::info!(path = %config.storage.path.display(), "database open");
         let pack = config.rules.pack();
@@ -467,6 +471,7 @@ impl Server {
         };
         let retention = tokio::spawn(crate::store::retention::run(db.writer.clone(), policy, shutdown.clone()));
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
+        let chain_heads = tokio::spawn(log_chain_heads(reader.clone(), config.chain.head_interval, shutdown.clone()));
         // One worker per notifier, so one slow receiver never holds back another; each takes the write connection only
         // to record what became of a job.
         let mut deliverers = Vec::new();
@@ -510,6 +515,7 @@ impl Server {
             listeners,
             writer,
             summary,
+            chain_heads,
             deliverers,
             retention,
             db,
@@ -536,6 +542,7 @@ impl Server {
         }
         let summary = self.writer.await.map_err(|e| AppError::Task { stage: "writer", reason: e.to_string() })??;
         self.summary.abort();
+        self.chain_heads.abort();
         if let Some(http) = self.http {
             let _ = http.await;
         }
@@ -558,6 +565,27 @@ impl Server {
             "stopped; every accepted event is stored"
         );
         Ok(summary)
+    }
+}
+
+/// Logs the chain's head at start and then every `interval` when it moved, so that a copy of it is kept outside the
+/// database (a log shipper's): a rewrite of the chain shows as a logged head that is no longer in it.
+async fn log_chain_heads(reader: store::Reader, interval: Duration, shutdown: CancellationToken) {
+    let mut last = None;
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match store::chain::head_of(&reader).await {
+            Ok(Some(head)) if last.as_ref() != Some(&head) => {
+                tracing::info!(record = head.record, hash = %head.hash, "chain head");
+                last = Some(head);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the chain's head"),
+        }
     }
 }
 

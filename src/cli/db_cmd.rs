@@ -36,14 +36,44 @@ pub async fn verify(args: DbArgs) -> anyhow::Result<()> {
     let finding = chain::verify(&reader).await?;
     let mut out = std::io::stdout().lock();
     match finding {
-        Finding::Intact { batches, events, head, unchained } => {
+        Finding::Intact { batches, events, prunes, head, anchor, unchained, anchor_unrecorded } => {
+            let (head_hash, head_record) = head.map_or((chain::GENESIS.to_owned(), None), |h| (h.hash, Some(h.record)));
             if args.json {
-                let json = serde_json::json!({"intact": true, "batches": batches, "events": events, "head": head, "unchained_events": unchained});
+                let json = serde_json::json!({
+                    "intact": true,
+                    "batches": batches,
+                    "events": events,
+                    "prunes": prunes,
+                    "head": head_hash,
+                    "head_record": head_record,
+                    "anchor": {
+                        "last_event_id": anchor.last_event_id,
+                        "hash": anchor.hash,
+                        "pruned_batches": anchor.pruned_batches,
+                        "pruned_events": anchor.pruned_events,
+                    },
+                    "unchained_events": unchained,
+                    "anchor_unrecorded": anchor_unrecorded,
+                });
                 writeln!(out, "{json}")?;
             } else {
-                writeln!(out, "intact: {batches} batches, {events} events; head {head}")?;
+                writeln!(out, "intact: {batches} batches, {events} events; head {head_hash}")?;
+                if prunes > 0 {
+                    writeln!(
+                        out,
+                        "{prunes} prune record(s); the anchor is after event {} ({} batches, {} events pruned)",
+                        anchor.last_event_id, anchor.pruned_batches, anchor.pruned_events
+                    )?;
+                }
                 if unchained > 0 {
                     writeln!(out, "note: {unchained} events were stored before the chain existed and are not covered")?;
+                }
+                if anchor_unrecorded {
+                    writeln!(
+                        out,
+                        "note: an earlier version moved the anchor without a prune record; the server records one at \
+                         its next start"
+                    )?;
                 }
             }
             Ok(())
@@ -99,9 +129,9 @@ pub async fn run(command: DbCommand) -> anyhow::Result<()> {
         "oldest_event": micros_to_text(counts.oldest_event),
         "newest_event": micros_to_text(counts.newest_event),
         "batches": counts.batches,
-        "anchor_event_id": anchor.last_event_id,
-        "pruned_batches": anchor.pruned_batches,
-        "pruned_events": anchor.pruned_events,
+        "anchor_event_id": anchor.state.last_event_id,
+        "pruned_batches": anchor.state.pruned_batches,
+        "pruned_events": anchor.state.pruned_events,
         "alerts": counts.alerts,
         "outbox": outbox,
         "silences": counts.silences,
@@ -133,7 +163,7 @@ pub async fn run(command: DbCommand) -> anyhow::Result<()> {
     writeln!(
         out,
         "chain         {} batches; anchor after event {} ({} batches, {} events pruned)",
-        stats["batches"], anchor.last_event_id, anchor.pruned_batches, anchor.pruned_events
+        stats["batches"], anchor.state.last_event_id, anchor.state.pruned_batches, anchor.state.pruned_events
     )?;
     writeln!(out, "alerts        {}", stats["alerts"])?;
     let outbox: Vec<String> = outbox.iter().map(|(status, n)| format!("{status} {n}")).collect();

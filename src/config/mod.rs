@@ -60,6 +60,9 @@ pub struct Config {
     /// Operational logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The tamper-evident chain.
+    #[serde(default)]
+    pub chain: ChainConfig,
     /// The HSM inventory.
     #[serde(default)]
     pub inventory: InventoryConfig,
@@ -240,6 +243,25 @@ pub struct LogConfig {
     /// How often a summary line (received, stored, unparsed, dropped) is logged while traffic flows.
     #[serde(default = "default_summary_interval", with = "units::duration")]
     pub summary_interval: Duration,
+}
+
+/// The tamper-evident chain.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// How often the chain's head is logged when it moved (a copy kept outside the database catches a rewrite).
+    #[serde(default = "default_head_interval", with = "units::duration")]
+    pub head_interval: Duration,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig { head_interval: default_head_interval() }
+    }
+}
+
+fn default_head_interval() -> Duration {
+    Duration::from_secs(3600)
 }
 
 fn default_db_path() -> PathBuf {

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use super::AppState;
 use crate::metrics::{value, Counters, Labelled, ListenerCounters};
+use crate::store::chain::{head_of, Head};
 use crate::store::outbox::{outbox_figures, OutboxFigures};
 
 /// Label pairs of one series.
@@ -48,6 +49,7 @@ struct ServerCollector {
     counters: std::sync::Arc<Counters>,
     labelled: Labelled,
     outbox: OutboxFigures,
+    head: Option<Head>,
 }
 
 fn counter_family(
@@ -283,18 +285,33 @@ impl Collector for ServerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_listeners(&mut encoder)?;
         self.encode_pipeline(&mut encoder)?;
-        self.encode_alerting(&mut encoder)
+        self.encode_alerting(&mut encoder)?;
+        // The head's hash is a label: a scraper that keeps history keeps a copy of the chain's head outside the
+        // database. The value is the head record's id.
+        let head: Vec<(Labels, f64)> =
+            self.head.iter().map(|head| (vec![("hash", head.hash.clone())], head.record as f64)).collect();
+        gauge_family(
+            &mut encoder,
+            "hsmwatch_chain_head",
+            "The tamper-evident chain's newest record: its id, its hash in the label.",
+            &head,
+        )
     }
 }
 
 /// The Prometheus text of the server's metrics now.
-pub fn render(counters: &std::sync::Arc<Counters>, outbox: OutboxFigures) -> Result<String, std::fmt::Error> {
+pub fn render(
+    counters: &std::sync::Arc<Counters>,
+    outbox: OutboxFigures,
+    head: Option<Head>,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(ServerCollector {
         listeners: counters.listeners(),
         counters: counters.clone(),
         labelled: counters.labelled(),
         outbox,
+        head,
     }));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)?;
@@ -308,7 +325,11 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         tracing::warn!(%error, "cannot read the outbox for /metrics");
         OutboxFigures::default()
     });
-    match render(&state.counters, outbox) {
+    let head = head_of(&state.pool).await.unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot read the chain's head for /metrics");
+        None
+    });
+    match render(&state.counters, outbox, head) {
         Ok(text) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -325,7 +346,7 @@ mod tests {
         let udp = counters.listener("udp", "127.0.0.1:5514".parse().unwrap());
         Counters::add(&udp.received, 3);
         counters.count_alert("luna.hsm.tamper", "critical");
-        let text = render(&counters, OutboxFigures(vec![("hook".into(), 2, 1.5)])).unwrap();
+        let text = render(&counters, OutboxFigures(vec![("hook".into(), 2, 1.5)]), None).unwrap();
         assert!(
             text.contains("hsmwatch_messages_received_total{transport=\"udp\",listener=\"127.0.0.1:5514\"} 3"),
             "{text}"

@@ -125,6 +125,23 @@ async fn prune_alerts(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result<u64
     .await
 }
 
+/// Logs a pass that pruned events with where it left the chain: each prune is a record in the chain, and the log
+/// line is the copy kept outside the database that tells hsmwatch's prunes from anyone else's.
+async fn log_chain_after_prune(writer: &Writer, pruned: Pruned) {
+    match chain::anchor_and_head(&mut *writer.lock().await).await {
+        Ok((anchor, head)) => tracing::info!(
+            event_steps = pruned.event_steps,
+            alerts = pruned.alerts,
+            anchor_event = anchor.last_event_id,
+            anchor_hash = %anchor.hash,
+            head_record = head.as_ref().map_or(0, |h| h.record),
+            head_hash = %head.map_or_else(String::new, |h| h.hash),
+            "retention pruned old data; chain head"
+        ),
+        Err(error) => tracing::warn!(%error, "retention pruned old data but cannot read the chain's head"),
+    }
+}
+
 /// Prunes every `policy.every` until `shutdown`.
 pub async fn run(writer: Writer, policy: RetentionPolicy, shutdown: CancellationToken) {
     if policy.events.is_none() && policy.alerts.is_none() {
@@ -136,8 +153,9 @@ pub async fn run(writer: Writer, policy: RetentionPolicy, shutdown: Cancellation
             _ = tokio::time::sleep(policy.every) => {}
         }
         match prune_once(&writer, &policy, &shutdown).await {
+            Ok(pruned) if pruned.event_steps > 0 => log_chain_after_prune(&writer, pruned).await,
             Ok(pruned) if pruned != Pruned::default() => {
-                tracing::info!(event_batches = pruned.event_steps, alerts = pruned.alerts, "retention pruned old data")
+                tracing::info!(event_steps = 0, alerts = pruned.alerts, "retention pruned old data")
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "retention pass failed; the next one tries again"),
@@ -196,8 +214,17 @@ mod tests {
         let stopped = CancellationToken::new();
         stopped.cancel();
         assert_eq!(prune_once(&writer, &policy, &stopped).await.unwrap(), Pruned::default());
-        // Not stopped: every batch but the newest (whose ids the next one continues from).
+        // Not stopped: every batch but the newest (whose ids the next one continues from), in one step, which records
+        // the prune in the chain.
         let pruned = prune_once(&writer, &policy, &CancellationToken::new()).await.unwrap();
-        assert_eq!(pruned.event_steps, 3);
+        assert_eq!(pruned.event_steps, 1);
+        let mut conn = writer.lock().await;
+        let (anchor, head) = chain::anchor_and_head(&mut conn).await.unwrap();
+        assert_eq!((anchor.last_event_id, anchor.pruned_batches, anchor.pruned_events), (3, 3, 3));
+        let kinds: Vec<i64> =
+            sqlx::query_scalar("SELECT kind FROM event_batches ORDER BY id").fetch_all(&mut conn.0).await.unwrap();
+        assert_eq!(kinds, [chain::KIND_EVENTS, chain::KIND_PRUNE]);
+        assert!(head.is_some());
+        // (Not verified here: this test aged the batches by rewriting `stored_at`, which the chain now sees.)
     }
 }

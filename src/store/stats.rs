@@ -56,7 +56,7 @@ pub async fn stats(reader: &Reader) -> Result<DbStats, StoreError> {
         events: number(conn, "SELECT count(*) FROM events").await?,
         oldest_event,
         newest_event,
-        batches: number(conn, "SELECT count(*) FROM event_batches").await?,
+        batches: number(conn, "SELECT count(*) FROM event_batches WHERE kind = 0").await?,
         alerts: number(conn, "SELECT count(*) FROM alerts").await?,
         outbox: outbox.into_iter().collect(),
         silences: number(conn, "SELECT count(*) FROM silences").await?,

@@ -299,6 +299,7 @@ async fn every_metric_is_present_and_moves_with_traffic() {
         "hsmwatch_store_retries",
         "hsmwatch_writer_queue_depth",
         "hsmwatch_writer_queue_bytes",
+        "hsmwatch_chain_head",
         "hsmwatch_search_index_waiting_events",
         "hsmwatch_writer_batch_seconds",
         "hsmwatch_events_by_dataset",

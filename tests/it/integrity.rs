@@ -80,6 +80,37 @@ async fn verify_names_the_batch_of_a_deleted_altered_or_inserted_row() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("TAMPERED: after the last batch") && out.contains("belong to no batch"), "{out}");
 
+    // A row with an id below the chain (#21): no batch holds it, and nothing was ever stored there.
+    let below = copy(&db, "below.db");
+    sqlite3(
+        &below,
+        "INSERT INTO events (id, ts, ts_digits, created, created_digits, dataset, format, original, fields) \
+         SELECT -1, ts, ts_digits, created, created_digits, dataset, format, 'forged line', '{}' FROM events LIMIT 1",
+    );
+    let (code, out) = verify(&below);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("from id -1 on lie before the chain's first batch"), "{out}");
+
+    // The batch record's own columns are hashed: moving its time (which retention reads) is tampering.
+    let moved = copy(&db, "moved.db");
+    sqlite3(&moved, &format!("UPDATE event_batches SET stored_at = stored_at - 86400000000 WHERE id = {batch}"));
+    let (code, out) = verify(&moved);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(&format!("TAMPERED: batch {batch} ")) && out.contains("record do not hash"), "{out}");
+
+    // Trimming: the oldest batch and its events deleted, the anchor moved to it. No prune recorded that.
+    let trimmed = copy(&db, "trimmed.db");
+    sqlite3(
+        &trimmed,
+        "DELETE FROM events WHERE id <= (SELECT last_event_id FROM event_batches ORDER BY id LIMIT 1); \
+         UPDATE chain_anchor SET (last_event_id, hash, pruned_batches, pruned_events) = \
+           (SELECT last_event_id, hash, 1, row_count FROM event_batches ORDER BY id LIMIT 1); \
+         DELETE FROM event_batches WHERE id = (SELECT min(id) FROM event_batches);",
+    );
+    let (code, out) = verify(&trimmed);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("the anchor was moved") && out.contains("holds no prune record"), "{out}");
+
     // Hiding a deletion by rewriting the batch record breaks the link to the next batch instead.
     let rewritten = copy(&db, "rewritten.db");
     sqlite3(&rewritten, &format!("DELETE FROM events WHERE id = {victim}; UPDATE event_batches SET row_count = row_count - 1, hash = 'x' WHERE id = {batch}"));
@@ -129,6 +160,30 @@ async fn retention_prunes_a_prefix_while_ingest_goes_on_and_the_chain_still_veri
     }
     let (code, out) = verify(&db);
     assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("prune record(s); the anchor is after event"), "{out}");
+    let (code, json, err) = run(&["verify", "--json", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let verified: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let head = sqlite3(&db, "SELECT hash FROM event_batches ORDER BY id DESC LIMIT 1");
+    assert_eq!(verified["head"].as_str(), Some(head.as_str()), "{verified}");
+    assert!(verified["prunes"].as_u64().unwrap() >= 1, "{verified}");
+    assert_eq!(verified["anchor"]["pruned_events"].as_u64(), Some(u64::from(first)), "{verified}");
+
+    // Trimming further by hand: the anchor is no longer where the newest prune record put it.
+    let trimmed = db.with_file_name("trimmed.db");
+    std::fs::copy(&db, &trimmed).unwrap();
+    sqlite3(
+        &trimmed,
+        "DELETE FROM events WHERE id <= (SELECT last_event_id FROM event_batches WHERE kind = 0 ORDER BY id LIMIT 1); \
+         UPDATE chain_anchor SET (last_event_id, hash) = \
+           (SELECT last_event_id, hash FROM event_batches WHERE kind = 0 ORDER BY id LIMIT 1); \
+         DELETE FROM event_batches WHERE id <= (SELECT min(id) FROM event_batches WHERE kind = 0);",
+    );
+    let (code, out) = verify(&trimmed);
+    assert_eq!(code, Some(1), "{out}");
+    // The newest prune record names the anchor it left, or (when it went with the trimmed records) none is left.
+    assert!(out.contains("TAMPERED") && out.contains("prune record"), "{out}");
+
     let (code, stats, err) = run(&["db", "stats", "--db", db.to_str().unwrap(), "--json"]);
     assert_eq!(code, Some(0), "{err}");
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
