@@ -74,7 +74,7 @@ impl AppError {
             AppError::Rules(_)
                 | AppError::Notifier(_)
                 | AppError::Tls(_)
-                | AppError::Http(crate::http::HttpError::Token(_))
+                | AppError::Http(crate::http::HttpError::Token(_) | crate::http::HttpError::ShortToken)
         )
     }
 }
@@ -491,6 +491,19 @@ impl Server {
                 let bind_error = |cause| crate::http::HttpError::Bind { address, cause };
                 let listener = TcpListener::bind(address).await.map_err(bind_error)?;
                 let bound = listener.local_addr().map_err(bind_error)?;
+                let listener = match (&config.http.cert_file, &config.http.key_file) {
+                    (Some(cert_file), Some(key_file)) => {
+                        let files = crate::listen::tls::TlsFiles {
+                            cert_file: cert_file.clone(),
+                            key_file: key_file.clone(),
+                            client_ca_file: None,
+                        };
+                        let tls = crate::listen::tls::server_config(&files)?;
+                        crate::http::HttpListener::Tls(crate::http::tls::listen(listener, tls).map_err(bind_error)?)
+                    }
+                    _ => crate::http::HttpListener::Plain(listener),
+                };
+                let https = matches!(listener, crate::http::HttpListener::Tls(_));
                 let state = crate::http::AppState {
                     counters: counters.clone(),
                     pool: reader.clone(),
@@ -498,8 +511,18 @@ impl Server {
                     listeners_configured: config.listen.tcp.len() + config.listen.udp.len() + config.listen.tls.len(),
                     silent_after: config.inventory.silent_after,
                     token: token.map(Arc::new),
+                    metrics_public: config.http.metrics_public,
+                    sessions: Arc::new(crate::http::session::Sessions::new(config.http.session_lifetime)),
+                    throttle: Arc::default(),
+                    https,
                 };
-                tracing::info!(address = %bound, token = state.token.is_some(), "HTTP API and metrics listening");
+                tracing::info!(
+                    address = %bound,
+                    https,
+                    token = state.token.is_some(),
+                    metrics_public = state.metrics_public || state.token.is_none(),
+                    "HTTP API, dashboard and metrics listening"
+                );
                 (Some(bound), Some(tokio::spawn(crate::http::serve(listener, state, shutdown.clone()))))
             }
         };

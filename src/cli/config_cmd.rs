@@ -41,6 +41,30 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
             }
             crate::config::notifiers::check_fallbacks(&config.notifiers)
                 .map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
+            // What serve refuses: a token it cannot read or too short, certificate files it cannot use.
+            if config.http.address.is_some() {
+                match crate::http::token(&config.http) {
+                    Ok(_) => {}
+                    // As for notifiers: the service may see a variable or file this shell cannot.
+                    Err(error @ crate::http::HttpError::Token(_)) => {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "{}: warning: {error} (here; the service may see it)",
+                            file.display()
+                        );
+                    }
+                    Err(error) => return Err(anyhow::Error::new(error).context(format!("{}", file.display()))),
+                }
+                if let (Some(cert_file), Some(key_file)) = (&config.http.cert_file, &config.http.key_file) {
+                    let files = crate::listen::tls::TlsFiles {
+                        cert_file: cert_file.clone(),
+                        key_file: key_file.clone(),
+                        client_ca_file: None,
+                    };
+                    crate::listen::tls::server_config(&files)
+                        .map_err(|e| anyhow::Error::new(e).context(format!("{}: http", file.display())))?;
+                }
+            }
             // The rules and decoders it names, as serve would load them (relative paths from here).
             let pack = config.rules.pack();
             let (rules, decoders) = crate::app::load_pack(&pack)

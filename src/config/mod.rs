@@ -81,7 +81,7 @@ pub struct Config {
 /// `http: null` is the HTTP server turned off, as `http: {address: null}` is.
 fn http_or_off<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<HttpConfig, D::Error> {
     let given = Option::<HttpConfig>::deserialize(deserializer)?;
-    Ok(given.unwrap_or(HttpConfig { address: None, token_env: None, token_file: None }))
+    Ok(given.unwrap_or(HttpConfig { address: None, ..HttpConfig::default() }))
 }
 
 /// Default address of the HTTP API: loopback only, so that no token is needed out of the box.
@@ -100,15 +100,51 @@ pub struct HttpConfig {
     /// ...or from this file. Required when `address` is not a loopback address.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM)...
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// ...and its private key (PEM). Required, with `cert_file`, when `address` is not loopback, unless
+    /// `allow_plaintext`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy on the same host, say).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// `/metrics` without the token even when one is set (a Prometheus that cannot send it).
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// How long a dashboard sign-in lasts.
+    #[serde(default = "default_session_lifetime", with = "units::duration")]
+    pub session_lifetime: Duration,
 }
 
 fn default_http_address() -> Option<SocketAddr> {
     Some(DEFAULT_HTTP_ADDRESS.parse().expect("the default HTTP address is a valid literal"))
 }
 
+fn default_session_lifetime() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { address: default_http_address(), token_env: None, token_file: None }
+        HttpConfig {
+            address: default_http_address(),
+            token_env: None,
+            token_file: None,
+            cert_file: None,
+            key_file: None,
+            allow_plaintext: false,
+            metrics_public: false,
+            session_lifetime: default_session_lifetime(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Whether it serves HTTPS.
+    pub fn tls(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
     }
 }
 
@@ -354,6 +390,19 @@ impl Config {
                      requires a bearer token (or listen on 127.0.0.1)"
                 ));
             }
+            if !address.ip().is_loopback() && !self.http.tls() && !self.http.allow_plaintext {
+                return Err(format!(
+                    "http.address {address} is not loopback: the token and the dashboard's sign-in would cross the \
+                     network in clear; set http.cert_file and http.key_file (HTTPS), or http.allow_plaintext: true \
+                     when a TLS proxy on this host fronts it"
+                ));
+            }
+        }
+        if self.http.cert_file.is_some() != self.http.key_file.is_some() {
+            return Err("http: give cert_file and key_file together".into());
+        }
+        if self.http.session_lifetime.is_zero() {
+            return Err("http.session_lifetime must be longer than zero".into());
         }
         if self.storage.retention.is_some_and(|r| r.is_zero())
             || self.storage.alert_retention.is_some_and(|r| r.is_zero())
@@ -405,11 +454,25 @@ mod tests {
     }
 
     #[test]
+    fn a_public_http_address_needs_a_token_and_https_or_an_explicit_plaintext() {
+        let base = "http:\n  address: 0.0.0.0:8514\n  token_env: T\n";
+        let error = Config::parse(base, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(error.contains("in clear") && error.contains("http.cert_file"), "{error}");
+        let https = format!("{base}  cert_file: c.pem\n  key_file: c.key\n");
+        assert!(Config::parse(&https, Path::new("c.yaml")).unwrap().http.tls());
+        let proxied = format!("{base}  allow_plaintext: true\n");
+        assert!(!Config::parse(&proxied, Path::new("c.yaml")).unwrap().http.tls());
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         for text in [
             "storage:\n  batch_delay: soon\n",
             "storage:\n  batch_rows: 0\n",
             "storage:\n  queue_bytes: 64KiB\n",
+            "http:\n  address: 0.0.0.0:8514\n  token_env: T\n",
+            "http:\n  cert_file: c.pem\n",
+            "http:\n  session_lifetime: 0s\n",
             "listen:\n  tcp: []\n  udp: []\n",
             "listen:\n  tcp:\n    - address: nowhere\n",
             "listen:\n  tcp:\n    - address: 127.0.0.1:1\n      max_frame: 12 parsecs\n",

@@ -2,12 +2,15 @@
 //! under `/api/` (events with the filters of `hsmwatch query`, alerts, hosts).
 //!
 //! Receives requests; reads the counters and the database (read-only connections, WAL, so it never blocks ingest).
-//! `/api/*` requires `Authorization: Bearer <token>` when a token is configured, which the configuration insists on
-//! for any address other than loopback.
+//! `/api/*` (and `/metrics`, unless `http.metrics_public`) requires `Authorization: Bearer <token>` when a token is
+//! configured, which the configuration insists on for any address other than loopback, together with HTTPS
+//! (`http.cert_file`, `http.key_file`) unless `http.allow_plaintext`.
 
 pub mod api;
 pub mod dashboard;
 pub mod metrics;
+pub mod session;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +35,11 @@ pub enum HttpError {
     /// The token could not be read.
     #[error("http: {0}")]
     Token(String),
+    /// The token is too short to resist guessing.
+    #[error(
+        "http: the token is shorter than {MIN_TOKEN_LENGTH} characters; use a long random string (openssl rand -hex 32)"
+    )]
+    ShortToken,
     /// The address could not be bound.
     #[error("cannot listen for HTTP on {address}: {cause}")]
     Bind {
@@ -60,6 +68,23 @@ pub struct AppState {
     pub silent_after: Duration,
     /// The bearer token of `/api/*`, when one is configured.
     pub token: Option<Arc<Secret>>,
+    /// `/metrics` without the token.
+    pub metrics_public: bool,
+    /// Dashboard sign-ins.
+    pub sessions: Arc<session::Sessions>,
+    /// Failed sign-ins per address.
+    pub throttle: Arc<session::LoginThrottle>,
+    /// Served over HTTPS: session cookies are `Secure`.
+    pub https: bool,
+}
+
+/// Where the HTTP server accepts connections.
+#[derive(Debug)]
+pub enum HttpListener {
+    /// Plain HTTP.
+    Plain(tokio::net::TcpListener),
+    /// HTTPS.
+    Tls(tls::HttpsListener),
 }
 
 /// Reads the configured token, if any.
@@ -74,12 +99,13 @@ pub fn token(config: &HttpConfig) -> Result<Option<Secret>, HttpError> {
         (None, None) => Ok(None),
     }
     .and_then(|token| match token {
-        Some(Secret(t)) if t.len() < 16 => {
-            Err(HttpError::Token("the token is shorter than 16 characters; use a long random string".into()))
-        }
+        Some(Secret(t)) if t.len() < MIN_TOKEN_LENGTH => Err(HttpError::ShortToken),
         other => Ok(other),
     })
 }
+
+/// The shortest token accepted.
+pub const MIN_TOKEN_LENGTH: usize = 16;
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
@@ -89,29 +115,48 @@ pub fn router(state: AppState) -> Router {
         .route("/api/alerts/{id}", get(api::alert))
         .route("/api/hosts", get(api::hosts))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::handler))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token_for_metrics));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::handler))
+        .merge(metrics)
         .merge(api)
         .merge(dashboard::router(state.clone()))
         .with_state(state)
 }
 
-/// Serves until `shutdown`.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: CancellationToken) {
-    let app = router(state);
-    let stopped = shutdown.clone();
-    if let Err(error) =
-        axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await }).await
-    {
+/// Serves until `shutdown`; handlers see the client's address (`ConnectInfo<SocketAddr>`).
+pub async fn serve(listener: HttpListener, state: AppState, shutdown: CancellationToken) {
+    use axum::serve::ListenerExt;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = async move { shutdown.cancelled().await };
+    let served = match listener {
+        HttpListener::Plain(listener) => {
+            axum::serve(listener.tap_io(|_| {}), app).with_graceful_shutdown(stopped).await
+        }
+        HttpListener::Tls(listener) => axum::serve(listener.tap_io(|_| {}), app).with_graceful_shutdown(stopped).await,
+    };
+    if let Err(error) = served {
         tracing::error!(%error, "the HTTP server stopped");
     }
 }
 
-/// Compares in time independent of where the first difference is.
+/// Compares in time independent of where the first difference is and of either length: digests of both are
+/// compared, so a guess learns neither the position of its first wrong byte nor the token's length.
 pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    use sha2::{Digest, Sha256};
+    let (given, expected) = (Sha256::digest(given), Sha256::digest(expected));
+    given.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// `/metrics` asks for the token as `/api/*` does, unless `http.metrics_public`.
+async fn require_token_for_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.metrics_public {
+        return next.run(request).await;
+    }
+    require_token(State(state), request, next).await
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -108,6 +108,15 @@ fn config_check_covers_notifiers_and_the_shipped_production_config() {
     );
     assert!(err.contains("warning: notifier `hook2`, url_file: cannot read /nonexistent/slack.url"), "{err}");
     assert!(out.contains(": ok ("), "{out}");
+
+    // What serve refuses, config check refuses: a token too short to resist guessing.
+    let short = dir.path().join("short.yaml");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "hunter2\n").unwrap();
+    std::fs::write(&short, format!("http:\n  token_file: {}\n", token_file.display())).unwrap();
+    let (code, _, err) = run(&["config", "check", short.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("the token is shorter than 16 characters"), "{err}");
 }
 
 #[test]

@@ -92,11 +92,54 @@ async fn the_token_rule_covers_the_pages() {
     let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains(TOKEN), "{cookie}");
     let session = cookie.split(';').next().unwrap().to_owned();
-    let page = client().get(url(&server, "/")).header("cookie", session).send().await.unwrap();
+    let page = client().get(url(&server, "/")).header("cookie", session.clone()).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.unwrap().contains("hsm-dash-1"));
     let forged = client().get(url(&server, "/")).header("cookie", "hsmwatch_session=00").send().await.unwrap();
     assert_eq!(forged.status().as_u16(), 303);
+
+    // #21: a session is a random id that expires and ends at sign-out, not a digest of the token.
+    assert!(cookie.contains("Max-Age=43200") && !cookie.contains("Secure"), "plain HTTP on loopback: {cookie}");
+    let again = client().post(url(&server, "/login")).form(&[("token", TOKEN)]).send().await.unwrap();
+    let second = again.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert_ne!(second, session, "each sign-in gets its own session");
+    let signed_out = client().post(url(&server, "/logout")).header("cookie", session.clone()).send().await.unwrap();
+    assert_eq!(signed_out.status().as_u16(), 303);
+    assert!(signed_out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let after = client().get(url(&server, "/")).header("cookie", session).send().await.unwrap();
+    assert_eq!(after.status().as_u16(), 303, "the signed-out session is gone");
+    let other = client().get(url(&server, "/")).header("cookie", second).send().await.unwrap();
+    assert_eq!(other.status().as_u16(), 200, "the other session is not");
+
+    // /metrics is behind the token too.
+    assert_eq!(client().get(url(&server, "/metrics")).send().await.unwrap().status().as_u16(), 401);
+    let metrics = client().get(url(&server, "/metrics")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+
+    // Guessing: after five failures (the sign-ins above reset the count) this address waits, even with the right
+    // token.
+    for _ in 0..5 {
+        let wrong = client().post(url(&server, "/login")).form(&[("token", "guess-0123456789")]).send().await.unwrap();
+        assert_eq!(wrong.status().as_u16(), 401);
+    }
+    let blocked = client().post(url(&server, "/login")).form(&[("token", TOKEN)]).send().await.unwrap();
+    assert_eq!(blocked.status().as_u16(), 429);
+    let wait: u64 = blocked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait > 200 && wait <= 300, "{wait}");
+    assert!(blocked.text().await.unwrap().contains("Too many failed attempts"));
+    let _ = server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_public_opens_only_metrics() {
+    std::env::set_var("HSMWATCH_TEST_DASHBOARD_TOKEN", TOKEN);
+    let server = TestServer::start_with(64 * 1024, |config| {
+        config.http.token_env = Some("HSMWATCH_TEST_DASHBOARD_TOKEN".into());
+        config.http.metrics_public = true;
+    })
+    .await;
+    assert_eq!(client().get(url(&server, "/metrics")).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(client().get(url(&server, "/api/events")).send().await.unwrap().status().as_u16(), 401);
     let _ = server.stop().await;
 }
 
@@ -139,5 +182,41 @@ async fn headless_chromium_renders_the_overview() {
     if let Ok(keep) = std::env::var("HSMWATCH_KEEP_SCREENSHOT") {
         std::fs::copy(&screenshot, keep).unwrap();
     }
+    let _ = server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_the_dashboard_with_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.path().join("http.pem"), dir.path().join("http.key"));
+    std::fs::write(&cert_file, certificate.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::env::set_var("HSMWATCH_TEST_DASHBOARD_TOKEN", TOKEN);
+    let server = TestServer::start_with(64 * 1024, |config| {
+        config.http.token_env = Some("HSMWATCH_TEST_DASHBOARD_TOKEN".into());
+        config.http.cert_file = Some(cert_file.clone());
+        config.http.key_file = Some(key_file.clone());
+    })
+    .await;
+    let https = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(reqwest::Certificate::from_pem(certificate.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let address = server.server.http_address.unwrap();
+    let at = |path: &str| format!("https://localhost:{}{path}", address.port());
+    assert_eq!(https.get(at("/healthz")).send().await.unwrap().status().as_u16(), 200);
+    let signed_in = https.post(at("/login")).form(&[("token", TOKEN)]).send().await.unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_owned();
+    assert_eq!(https.get(at("/")).header("cookie", session).send().await.unwrap().status().as_u16(), 200);
+    // Plain HTTP on the HTTPS port gets no page, and the server goes on serving.
+    assert!(client().get(format!("http://{address}/healthz")).send().await.is_err());
+    assert_eq!(https.get(at("/healthz")).send().await.unwrap().status().as_u16(), 200);
     let _ = server.stop().await;
 }

@@ -1,22 +1,23 @@
 //! The web dashboard an on-call engineer opens first: the HSMs and their last 24 hours, a host's events and alerts,
 //! the alerts with their deliveries, and event search. Server-rendered HTML (maud), charts as inline SVG, one
 //! stylesheet, no script and no CDN; read-only; behind the API's token rule (a bearer header, or a session cookie
-//! set by `/login`). Every response carries a Content-Security-Policy that allows nothing but the page's own
-//! stylesheet.
+//! set by `/login`: a random id that expires, ended by `/logout`). Every response carries a Content-Security-Policy
+//! that allows nothing but the page's own stylesheet.
 
 pub mod chart;
 pub mod pages;
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use chrono::Utc;
-use sha2::{Digest, Sha256};
 
 use self::pages::{AlertLine, Filters, HostFigures};
 use super::AppState;
@@ -45,37 +46,48 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(pages)
         .route("/login", get(login_form).post(login))
+        .route("/logout", axum::routing::post(logout))
         .route("/static/style.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
-/// The cookie value for a token: a digest, so the token itself never sits in the browser.
-fn session_of(token: &str) -> String {
-    let digest = Sha256::digest(format!("hsmwatch dashboard session\0{token}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// The session id a request's cookie carries, if any.
+fn session_cookie(request_headers: &axum::http::HeaderMap) -> Option<String> {
+    request_headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
+        cookies
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(name, _)| *name == COOKIE)
+            .map(|(_, value)| value.to_owned())
+    })
 }
 
-fn has_session(request: &Request, token: &str) -> bool {
-    let expected = session_of(token);
+fn has_session(state: &AppState, request: &Request, token: &str) -> bool {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| super::same_secret(t.trim().as_bytes(), token.as_bytes()));
-    let cookie = request.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|cookies| {
-        cookies
-            .split(';')
-            .filter_map(|c| c.trim().split_once('='))
-            .any(|(name, value)| name == COOKIE && super::same_secret(value.as_bytes(), expected.as_bytes()))
-    });
-    bearer || cookie
+    bearer || session_cookie(request.headers()).is_some_and(|id| state.sessions.is_open(&id))
 }
 
 async fn require_session(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match &state.token {
-        Some(token) if !has_session(&request, &token.0) => Redirect::to("/login").into_response(),
+        Some(token) if !has_session(&state, &request, &token.0) => Redirect::to("/login").into_response(),
         _ => next.run(request).await,
+    }
+}
+
+/// The `Set-Cookie` value of a session (`None`: the one that ends it in the browser).
+fn session_cookie_header(state: &AppState, id: Option<&str>) -> String {
+    let secure = if state.https { "; Secure" } else { "" };
+    match id {
+        Some(id) => format!(
+            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            state.sessions.lifetime().as_secs()
+        ),
+        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
     }
 }
 
@@ -94,7 +106,7 @@ async fn stylesheet() -> Response {
 }
 
 async fn login_form() -> maud::Markup {
-    pages::login_page(false)
+    pages::login_page(pages::SignIn::Form)
 }
 
 /// The sign-in form's field.
@@ -104,13 +116,36 @@ pub struct LoginForm {
     pub token: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let Some(token) = &state.token else { return Redirect::to("/").into_response() };
-    if !super::same_secret(form.token.trim().as_bytes(), token.0.as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, pages::login_page(true)).into_response();
+    if let Err(wait) = state.throttle.check(peer.ip()) {
+        tracing::warn!(%peer, "dashboard sign-in refused: too many failed attempts from this address");
+        let body = pages::login_page(pages::SignIn::Throttled(wait));
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())], body)
+            .into_response();
     }
-    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", session_of(&token.0));
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    if !super::same_secret(form.token.trim().as_bytes(), token.0.as_bytes()) {
+        state.throttle.failed(peer.ip());
+        tracing::info!(%peer, "dashboard sign-in failed");
+        return (StatusCode::UNAUTHORIZED, pages::login_page(pages::SignIn::Failed)).into_response();
+    }
+    state.throttle.succeeded(peer.ip());
+    match state.sessions.open() {
+        Ok(id) => ([(header::SET_COOKIE, session_cookie_header(&state, Some(&id)))], Redirect::to("/")).into_response(),
+        Err(error) => failure(format!("cannot open a session: {error}")),
+    }
+}
+
+/// `POST /logout`: ends the session, here and in the browser.
+async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(id) = session_cookie(&headers) {
+        state.sessions.close(&id);
+    }
+    ([(header::SET_COOKIE, session_cookie_header(&state, None))], Redirect::to("/login")).into_response()
 }
 
 /// A page that could not be built: the error, in the frame.

@@ -29,6 +29,7 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                     a href="/" { "HSMs" }
                     a href="/alerts" { "Alerts" }
                     a href="/events" { "Events" }
+                    form.signout method="post" action="/logout" { button type="submit" { "Sign out" } }
                 }
                 main { (body) }
             }
@@ -286,11 +287,28 @@ pub fn host_page(
     layout(name, body)
 }
 
+/// What the sign-in page says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    /// The form.
+    Form,
+    /// The token given was wrong.
+    Failed,
+    /// Too many wrong tokens from this address: wait this long.
+    Throttled(std::time::Duration),
+}
+
 /// `/login`.
-pub fn login_page(failed: bool) -> Markup {
+pub fn login_page(state: SignIn) -> Markup {
     let body = html! {
         h1 { "Sign in" }
-        @if failed { p.silent { "That token is not the one configured (http.token_env / http.token_file)." } }
+        @match state {
+            SignIn::Form => {},
+            SignIn::Failed => p.silent { "That token is not the one configured (http.token_env / http.token_file)." },
+            SignIn::Throttled(wait) => p.silent {
+                "Too many failed attempts from this address; try again in " (wait.as_secs().div_ceil(60)) " min."
+            },
+        }
         form method="post" action="/login" {
             label { "API token " input type="password" name="token" autocomplete="current-password"; }
             " " button type="submit" { "Sign in" }
