@@ -376,8 +376,10 @@ impl Server {
                 cert_file: listener.cert_file.clone(),
                 key_file: listener.key_file.clone(),
                 client_ca_file: listener.client_ca_file.clone(),
+                crl_file: listener.crl_file.clone(),
             };
-            let handshake = crate::listen::tls::TlsHandshake::new(files, listener_counters.clone())?;
+            let handshake =
+                crate::listen::tls::TlsHandshake::new(files, listener_counters.clone(), listener.bind_host)?;
             tracing::info!(transport = "tls", %address, mutual = listener.client_ca_file.is_some(), "listening");
             reloader.tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(handshake.clone());
             let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
@@ -497,6 +499,7 @@ impl Server {
                             cert_file: cert_file.clone(),
                             key_file: key_file.clone(),
                             client_ca_file: None,
+                            crl_file: None,
                         };
                         let tls = crate::listen::tls::server_config(&files)?;
                         crate::http::HttpListener::Tls(crate::http::tls::listen(listener, tls).map_err(bind_error)?)

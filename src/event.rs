@@ -110,6 +110,12 @@ pub mod field {
     pub const HSM_REBOOT_COUNTER: &str = "hsm.reboot_counter";
     /// Collector metadata, not among the decoded fields of docs/events.md: `true` when the frame was cut at the maximum frame size.
     pub const TRUNCATED: &str = "hsmwatch.truncated";
+    /// `tls.client.subject`: the subject of a mutual-TLS client's certificate.
+    pub const TLS_CLIENT_SUBJECT: &str = "tls.client.subject";
+    /// `tls.client.x509.alternative_names`: its DNS subject alternative names, comma-separated.
+    pub const TLS_CLIENT_ALT_NAMES: &str = "tls.client.x509.alternative_names";
+    /// `tls.client.host_mismatch`: `true` when `host.name` is none of the certificate's names (`bind_host`).
+    pub const TLS_CLIENT_HOST_MISMATCH: &str = "tls.client.host_mismatch";
 
     /// Every field an event may carry, in the order of `docs/events.md`.
     pub const ALL: &[&str] = &[
@@ -154,6 +160,9 @@ pub mod field {
         HSM_AUDIT_SESSION,
         HSM_REBOOT_COUNTER,
         TRUNCATED,
+        TLS_CLIENT_SUBJECT,
+        TLS_CLIENT_ALT_NAMES,
+        TLS_CLIENT_HOST_MISMATCH,
     ];
 
     /// The interned name of a field, or `None` when `docs/events.md` has no such field.

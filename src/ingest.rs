@@ -12,8 +12,9 @@ use chrono_tz::Tz;
 
 use crate::config::NetworkZone;
 use crate::decode::{base_event, is_unparsed, Decoders, Matched, Origin, RawFrame, SharedDecoders};
-use crate::event::Event;
+use crate::event::{field, Event};
 use crate::frame::Framer;
+use crate::listen::identity::ClientIdentity;
 use crate::listen::{Ingest, StreamSink, Transport};
 use crate::metrics::{Counters, ListenerCounters};
 use crate::parse::{frame_text, parse, TimeRules};
@@ -110,7 +111,14 @@ impl Ingest for Pipeline {
 
     fn open_stream(&self, peer: SocketAddr, _transport: Transport) -> StreamPipeline {
         let time_rules = self.zones.rules_for(peer.ip());
-        StreamPipeline { framer: Framer::new(self.max_frame), peer, time_rules, pipeline: self.clone() }
+        StreamPipeline {
+            framer: Framer::new(self.max_frame),
+            peer,
+            time_rules,
+            pipeline: self.clone(),
+            identity: None,
+            mismatch_logged: false,
+        }
     }
 
     fn datagram(&self, bytes: &[u8], peer: SocketAddr, received: DateTime<Utc>) -> Event {
@@ -136,6 +144,9 @@ pub struct StreamPipeline {
     peer: SocketAddr,
     time_rules: TimeRules,
     pipeline: Pipeline,
+    identity: Option<ClientIdentity>,
+    /// A line's host was none of the certificate's names: said once per connection.
+    mismatch_logged: bool,
 }
 
 impl StreamPipeline {
@@ -143,12 +154,37 @@ impl StreamPipeline {
         let origin = origin_of(self.peer, received, self.time_rules);
         let decoders = self.pipeline.decoders.current();
         while let Some(frame) = self.framer.next_frame()? {
-            let event = frame_to_event(frame.bytes, frame.truncated, &origin, &decoders);
+            let mut event = frame_to_event(frame.bytes, frame.truncated, &origin, &decoders);
+            if let Some(identity) = &self.identity {
+                let mismatch = mark_identity(&mut event, identity);
+                if mismatch && !self.mismatch_logged {
+                    tracing::warn!(
+                        peer = %self.peer,
+                        subject = %identity.subject,
+                        host = %crate::telemetry::Escaped(event.get(field::HOST_NAME).unwrap_or_default()),
+                        "a line names a host its client certificate does not (tls.client.host_mismatch)"
+                    );
+                    self.mismatch_logged = true;
+                }
+            }
             self.pipeline.count(&event);
             out.push(event);
         }
         Ok(())
     }
+}
+
+/// Puts a client's certificate names on its event; true when `bind_host` is set and the event's host is none of them.
+fn mark_identity(event: &mut Event, identity: &ClientIdentity) -> bool {
+    event.set(field::TLS_CLIENT_SUBJECT, identity.subject.clone());
+    if !identity.alternative_names.is_empty() {
+        event.set(field::TLS_CLIENT_ALT_NAMES, identity.alternative_names.join(","));
+    }
+    let mismatch = identity.bind_host && !identity.vouches_for(event.get(field::HOST_NAME).unwrap_or_default());
+    if mismatch {
+        event.set(field::TLS_CLIENT_HOST_MISMATCH, "true");
+    }
+    mismatch
 }
 
 impl StreamPipeline {
@@ -177,6 +213,10 @@ impl StreamSink for StreamPipeline {
 
     fn mid_frame(&self) -> bool {
         self.framer.mid_frame()
+    }
+
+    fn identify(&mut self, identity: ClientIdentity) {
+        self.identity = Some(identity);
     }
 
     fn finish(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>) {

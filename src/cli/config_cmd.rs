@@ -60,6 +60,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
                         cert_file: cert_file.clone(),
                         key_file: key_file.clone(),
                         client_ca_file: None,
+                        crl_file: None,
                     };
                     crate::listen::tls::server_config(&files)
                         .map_err(|e| anyhow::Error::new(e).context(format!("{}: http", file.display())))?;

@@ -57,6 +57,14 @@ pub struct TlsListenerConfig {
     /// Client certificates must chain to these CAs (PEM); unset: no client certificate is asked for.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// Certificate revocation lists (PEM) of those CAs: a revoked client certificate is refused. Needs
+    /// `client_ca_file`; read again on reload.
+    #[serde(default)]
+    pub crl_file: Option<PathBuf>,
+    /// An event's `host.name` must be one of its client certificate's names (common name or DNS name); one that is
+    /// not is stored marked `tls.client.host_mismatch`. Needs `client_ca_file`.
+    #[serde(default)]
+    pub bind_host: bool,
     /// Only these networks may connect (empty: any); other connections are closed unread and counted.
     #[serde(default, with = "units::networks")]
     pub allow: Vec<ipnet::IpNet>,

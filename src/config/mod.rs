@@ -398,6 +398,14 @@ impl Config {
                 ));
             }
         }
+        for tls in &self.listen.tls {
+            if tls.client_ca_file.is_none() && (tls.bind_host || tls.crl_file.is_some()) {
+                return Err(format!(
+                    "listen.tls {}: bind_host and crl_file are about client certificates: set client_ca_file",
+                    tls.address
+                ));
+            }
+        }
         if self.http.cert_file.is_some() != self.http.key_file.is_some() {
             return Err("http: give cert_file and key_file together".into());
         }

@@ -6,6 +6,7 @@
 //! this module free of the stages after it.
 
 pub mod admission;
+pub mod identity;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
@@ -85,6 +86,8 @@ pub trait StreamSink: Send + 'static {
     fn cut(&mut self, received: DateTime<Utc>, out: &mut Vec<Event>);
     /// Whether part of a frame is held, waiting for the rest.
     fn mid_frame(&self) -> bool;
+    /// The peer proved who it is (mutual TLS): every later event carries it.
+    fn identify(&mut self, identity: identity::ClientIdentity);
 }
 
 /// Turns received bytes into events: one [`StreamSink`] per connection, one event per datagram.

@@ -33,6 +33,10 @@ pub trait Handshake: Clone + Send + Sync + 'static {
     const TRANSPORT: Transport;
     /// The stream, or `None` when the peer failed the handshake (the connection is dropped).
     fn handshake(&self, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = Option<Self::Stream>> + Send;
+    /// Who the peer proved to be during the handshake (a client certificate), if anyone.
+    fn identity(&self, _stream: &Self::Stream) -> Option<super::identity::ClientIdentity> {
+        None
+    }
 }
 
 /// Plain TCP: the socket is the stream.
@@ -241,17 +245,20 @@ pub async fn serve_with<H: Handshake, I: Ingest>(
             }
         };
         Counters::add(&counters.connections_accepted, 1);
-        let sink = ingest.open_stream(peer, H::TRANSPORT);
+        let mut sink = ingest.open_stream(peer, H::TRANSPORT);
         let (handshake, queue, counters, shutdown) =
             (handshake.clone(), queue.clone(), counters.clone(), shutdown.clone());
         connections.spawn(async move {
-            let handshake = async {
+            let shaken = async {
                 tokio::select! {
                     stream = handshake.handshake(stream, peer) => stream,
                     _ = evict.cancelled() => None,
                 }
             };
-            if let Some(stream) = handshake.await {
+            if let Some(stream) = shaken.await {
+                if let Some(identity) = handshake.identity(&stream) {
+                    sink.identify(identity);
+                }
                 let connection = Connection { stream, peer, queue, counters, timeouts, progress, evict };
                 connection.run(sink, shutdown).await;
             }

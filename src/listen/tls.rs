@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::identity::ClientIdentity;
 use super::tcp::Handshake;
 use super::Transport;
 use crate::metrics::{Counters, ListenerCounters};
@@ -32,6 +33,8 @@ pub struct TlsFiles {
     pub key_file: PathBuf,
     /// CA certificates (PEM) that client certificates must chain to; none: no client certificate is asked for.
     pub client_ca_file: Option<PathBuf>,
+    /// Revocation lists (PEM) for those CAs.
+    pub crl_file: Option<PathBuf>,
 }
 
 /// Why the TLS settings cannot be used; names the file.
@@ -59,6 +62,17 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certificates)
 }
 
+fn revocation_lists(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let lists = CertificateRevocationListDer::pem_file_iter(path)
+        .map_err(|e| error(path, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(path, e.to_string()))?;
+    if lists.is_empty() {
+        return Err(error(path, "no PEM certificate revocation list (X509 CRL) in the file"));
+    }
+    Ok(lists)
+}
+
 /// Builds the server configuration from the files: TLS 1.2 and 1.3, ring's cipher suites.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -68,15 +82,20 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| error(&files.cert_file, e.to_string()))?;
     let builder = match &files.client_ca_file {
+        None if files.crl_file.is_some() => {
+            return Err(error(files.crl_file.as_deref().unwrap_or(Path::new("")), "crl_file needs client_ca_file"));
+        }
         None => builder.with_no_client_auth(),
         Some(path) => {
             let mut roots = RootCertStore::empty();
             for certificate in certificates(path)? {
                 roots.add(certificate).map_err(|e| error(path, e.to_string()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| error(path, e.to_string()))?;
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if let Some(crl_path) = &files.crl_file {
+                verifier = verifier.with_crls(revocation_lists(crl_path)?);
+            }
+            let verifier = verifier.build().map_err(|e| error(path, e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -92,13 +111,14 @@ pub struct TlsHandshake {
     files: TlsFiles,
     config: Arc<RwLock<Arc<ServerConfig>>>,
     counters: Arc<ListenerCounters>,
+    bind_host: bool,
 }
 
 impl TlsHandshake {
-    /// Loads the files.
-    pub fn new(files: TlsFiles, counters: Arc<ListenerCounters>) -> Result<Self, TlsError> {
+    /// Loads the files; with `bind_host`, events must name a host their client certificate names.
+    pub fn new(files: TlsFiles, counters: Arc<ListenerCounters>, bind_host: bool) -> Result<Self, TlsError> {
         let config = server_config(&files)?;
-        Ok(TlsHandshake { files, config: Arc::new(RwLock::new(config)), counters })
+        Ok(TlsHandshake { files, config: Arc::new(RwLock::new(config)), counters, bind_host })
     }
 
     /// Reads the files again; on error the running configuration stays.
@@ -130,5 +150,10 @@ impl Handshake for TlsHandshake {
         // A port scan or a plain-text sender on the TLS port is routine: counted, logged at debug.
         tracing::debug!(%peer, error = %failure, "TLS handshake failed");
         None
+    }
+
+    fn identity(&self, stream: &TlsStream<TcpStream>) -> Option<ClientIdentity> {
+        let certificate = stream.get_ref().1.peer_certificates()?.first()?;
+        ClientIdentity::of(certificate, self.bind_host)
     }
 }

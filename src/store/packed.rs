@@ -21,7 +21,7 @@ pub const MARKER: u8 = 1;
 const NAMED: u8 = 0xff;
 
 /// Field codes: a field's position here is the byte stored for it, so entries are only ever appended.
-const CODES: [&str; 38] = [
+const CODES: [&str; 41] = [
     field::MESSAGE,
     field::FACILITY_NAME,
     field::FACILITY_CODE,
@@ -61,6 +61,9 @@ const CODES: [&str; 38] = [
     field::USER_NAME,
     field::SOURCE_IP,
     field::FORMAT,
+    field::TLS_CLIENT_SUBJECT,
+    field::TLS_CLIENT_ALT_NAMES,
+    field::TLS_CLIENT_HOST_MISMATCH,
 ];
 
 /// What a header says follows.

@@ -39,6 +39,41 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A certificate with a common name, DNS names and a serial number, as (cert PEM, key PEM).
+    fn issue_named(&self, common_name: &str, names: &[&str], serial: u64) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::OrganizationName, "Example HSM Ops");
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A revocation list naming `serials`, written to `dir/name`.
+    fn revoke(&self, dir: &Path, name: &str, serials: &[u64]) -> PathBuf {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2026, 1, 1),
+            next_update: rcgen::date_time_ymd(2036, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*serial),
+                    revocation_time: rcgen::date_time_ymd(2026, 1, 2),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let path = dir.join(name);
+        std::fs::write(&path, params.signed_by(&self.cert, &self.key).unwrap().pem().unwrap()).unwrap();
+        path
+    }
+
     fn write(&self, dir: &Path, name: &str) -> PathBuf {
         let path = dir.join(name);
         std::fs::write(&path, self.cert.pem()).unwrap();
@@ -54,6 +89,15 @@ fn write_pair(dir: &Path, name: &str, (cert, key): (String, String)) -> (PathBuf
 }
 
 async fn start(dir: &Path, server_ca: &Ca, client_ca: Option<&Ca>) -> TestServer {
+    start_adjusted(dir, server_ca, client_ca, |_| {}).await
+}
+
+async fn start_adjusted(
+    dir: &Path,
+    server_ca: &Ca,
+    client_ca: Option<&Ca>,
+    adjust: impl FnOnce(&mut hsmwatch::config::TlsListenerConfig) + Send + 'static,
+) -> TestServer {
     let (cert_file, key_file) = write_pair(dir, "server", server_ca.issue(&["127.0.0.1", "localhost"]));
     let client_ca_file = client_ca.map(|ca| ca.write(dir, "client-ca.pem"));
     TestServer::start_with(64 * 1024, move |config| {
@@ -67,10 +111,13 @@ async fn start(dir: &Path, server_ca: &Ca, client_ca: Option<&Ca>) -> TestServer
             max_connections: 0,
             max_connections_per_ip: 0,
             max_connections_per_net: 0,
+            crl_file: None,
+            bind_host: false,
             idle_timeout: None,
             line_timeout: None,
             timezone: chrono_tz::Tz::UTC,
         }];
+        adjust(&mut config.listen.tls[0]);
     })
     .await
 }
@@ -163,6 +210,40 @@ async fn mutual_tls_admits_only_clients_the_ca_signed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let events = server.stop_and_query().await;
     assert_eq!(originals(&events), [line("the HSM")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_events_carry_the_certificate_and_a_revoked_one_or_another_host_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("server CA");
+    let hsm_ca = Ca::new("HSM client CA");
+    let crl = hsm_ca.revoke(dir.path(), "hsm-ca.crl", &[2]);
+    let server = start_adjusted(dir.path(), &server_ca, Some(&hsm_ca), move |listener| {
+        listener.crl_file = Some(crl);
+        listener.bind_host = true;
+    })
+    .await;
+    let tls = server.server.tls_addresses[0];
+    let line = |host: &str, text: &str| format!("<13>Mar  1 00:00:00 {host} app: {text}");
+    let good = hsm_ca.issue_named("hsm-m", &["hsm-m.example.net"], 1);
+    let sent = [line("hsm-m", "its own name"), line("hsm-m.example.net", "its DNS name"), line("hsm-z", "another")];
+    let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+    assert!(send_tls(tls, client_config(&server_ca, Some(good)), &sent).await);
+    let revoked = hsm_ca.issue_named("hsm-r", &["hsm-r"], 2);
+    assert!(!send_tls(tls, client_config(&server_ca, Some(revoked)), &[&line("hsm-r", "revoked")]).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = server.stop_and_query().await;
+    assert_eq!(events.len(), 3, "the revoked certificate's line is refused: {events:#?}");
+    for event in &events {
+        assert_eq!(event["tls.client.subject"], "O=Example HSM Ops, CN=hsm-m", "{event:#?}");
+        assert_eq!(event["tls.client.x509.alternative_names"], "hsm-m.example.net", "{event:#?}");
+        let other_host = event["host.name"] == "hsm-z";
+        assert_eq!(
+            event.get("tls.client.host_mismatch").map(String::as_str),
+            other_host.then_some("true"),
+            "{event:#?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
