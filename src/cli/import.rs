@@ -127,9 +127,12 @@ struct Input {
     reader: Box<dyn std::io::BufRead + Send>,
 }
 
-/// A Unix time in seconds as a time, when it is one (0 means "not recorded" in gzip and tar headers).
+/// A Unix time in seconds as a time, when it is one (0 means "not recorded" in gzip and tar headers). A time past
+/// the year 9999 is taken as not recorded: no log line has one, and year arithmetic near the end of the calendar
+/// would overflow.
 fn unix_time(seconds: u64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0).filter(|_| seconds > 0)
+    use chrono::Datelike;
+    DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0).filter(|at| seconds > 0 && at.year() <= 9999)
 }
 
 /// The modification time a gzip stream recorded for the file it compressed, else `fallback`.

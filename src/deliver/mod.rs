@@ -112,6 +112,20 @@ pub fn classify(answer: &Answer, job: &Job, policy: &DeliveryPolicy, now: DateTi
     }
 }
 
+/// How long a `Retry-After` header asks to wait (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date (`Wed, 21 Oct
+/// 2015 07:28:00 GMT`, also the obsolete RFC 850 and asctime forms chrono reads as RFC 2822) less `now`; a date in
+/// the past is no wait. `None` for anything else, which the caller treats as no header. Never panics, whatever the
+/// receiver sends: the caller caps the result at [`MAX_BACKOFF`].
+pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is "a very long time", not "no header".
+        return Some(value.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
 /// A cheap jitter source in [0, 1): delivery timing needs spread, not cryptographic randomness.
 fn jitter() -> f64 {
     let nanos = Utc::now().timestamp_subsec_nanos();

@@ -140,3 +140,24 @@ async fn a_worker_that_dies_is_started_again_counted_and_reported_down_meanwhile
     shutdown.cancel();
     supervisor.await;
 }
+
+#[test]
+fn retry_after_reads_seconds_and_http_dates_and_nothing_else() {
+    let now = DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z").unwrap().with_timezone(&chrono::Utc);
+    let cases: &[(&str, Option<Duration>)] = &[
+        ("120", Some(Duration::from_secs(120))),
+        (" 0 ", Some(Duration::ZERO)),
+        ("99999999999999999999999999", Some(Duration::MAX)),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", Some(Duration::from_secs(60))),
+        ("Wed, 21 Oct 2015 07:00:00 GMT", Some(Duration::ZERO)),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", Some(Duration::from_secs(251_956_888_379))),
+        ("-5", None),
+        ("1.5", None),
+        ("soon", None),
+        ("", None),
+        ("Wed, 32 Oct 2015 07:28:00 GMT", None),
+    ];
+    for (value, expected) in cases {
+        assert_eq!(super::retry_after(value, now), *expected, "{value:?}");
+    }
+}

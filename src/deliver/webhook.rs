@@ -15,8 +15,6 @@
 //! `alert` (absent for a digest), `alerts` (every alert carried, one for a single alert), `digest` and
 //! `idempotency_key`; filters such as `tojson` produce valid JSON from log text.
 
-use std::time::Duration;
-
 use super::{Answer, Notification};
 use crate::config::notifiers::{Payload, WebhookTarget};
 use crate::store::alerts::StoredAlert;
@@ -146,8 +144,7 @@ pub async fn send(
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(|v| super::retry_after(v, chrono::Utc::now()));
             Answer::Status(response.status().as_u16(), retry_after)
         }
         // The error text can hold the URL, which may be a secret: say what failed, not where.

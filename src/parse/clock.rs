@@ -51,7 +51,10 @@ impl TimeRules {
     pub fn year(&self, received: DateTime<Utc>, date: (u32, u32, u32, u32, u32)) -> i32 {
         match self.year {
             YearRule::NearestToReceipt => nearest_year(self.local(received), date),
-            YearRule::NotAfter(limit) => latest_year_not_after(self.local(limit + NOT_AFTER_SLACK), date),
+            YearRule::NotAfter(limit) => {
+                let limit = limit.checked_add_signed(NOT_AFTER_SLACK).unwrap_or(limit);
+                latest_year_not_after(self.local(limit), date)
+            }
             YearRule::Fixed(year) => year,
         }
     }
@@ -63,7 +66,8 @@ impl TimeRules {
             return Some(local.and_utc());
         }
         let first = |naive: NaiveDateTime| self.zone.from_local_datetime(&naive).earliest();
-        first(local).or_else(|| first(local + TimeDelta::hours(1))).map(|at| at.with_timezone(&Utc))
+        let hour_later = local.checked_add_signed(TimeDelta::hours(1));
+        first(local).or_else(|| hour_later.and_then(first)).map(|at| at.with_timezone(&Utc))
     }
 
     /// `at` as the sender's wall clock shows it, as if that wall clock were UTC (what the year rules compare).
@@ -92,6 +96,14 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn times_at_the_end_of_the_calendar_do_not_panic() {
+        let rules = TimeRules { zone: Tz::UTC, year: YearRule::NotAfter(DateTime::<Utc>::MAX_UTC) };
+        let _ = rules.year(DateTime::<Utc>::MAX_UTC, (12, 31, 23, 59, 59));
+        let berlin = TimeRules { zone: chrono_tz::Europe::Berlin, year: YearRule::NearestToReceipt };
+        let _ = berlin.to_utc(NaiveDateTime::MAX);
     }
 
     #[test]

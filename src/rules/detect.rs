@@ -70,7 +70,9 @@ impl Window {
         self.last_received = Some(self.last_received.map_or(event.created.at, |r| r.max(event.created.at)));
         let position = self.entries.iter().position(|(t, _, _)| *t > at).unwrap_or(self.entries.len());
         self.entries.insert(position, (at, distinct, id));
-        let cutoff = self.entries.back().map_or(at, |(t, _, _)| *t) - window;
+        // A window longer than the calendar reaches back to its start, not past it (which would panic).
+        let newest = self.entries.back().map_or(at, |(t, _, _)| *t);
+        let cutoff = newest.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC);
         while self.entries.front().is_some_and(|(t, _, _)| *t <= cutoff) {
             self.entries.pop_front();
         }
@@ -195,6 +197,15 @@ mod tests {
     fn event() -> Arc<Event> {
         let now = Timestamp::from_clock(t(0));
         Arc::new(Event::new(now, now))
+    }
+
+    #[test]
+    fn a_window_longer_than_the_calendar_does_not_panic() {
+        let mut window = Window::default();
+        let forever = chrono::Duration::MAX;
+        let year_five = DateTime::from_timestamp(-62_000_000_000, 0).unwrap();
+        assert!(window.push(&event(), Some(1), year_five, None, forever, 2).is_none());
+        assert!(window.push(&event(), Some(2), t(0), None, forever, 2).is_some());
     }
 
     #[test]

@@ -179,7 +179,7 @@ impl Expander {
         let mut at = 0;
         let line_len = read_varint(&plain, &mut at)
             .and_then(|len| usize::try_from(len).ok())
-            .filter(|len| at + len <= plain.len())
+            .filter(|len| at.checked_add(*len).is_some_and(|end| end <= plain.len()))
             .ok_or(CompressError::Corrupt("line length out of range"))?;
         let original = std::str::from_utf8(&plain[at..at + line_len])
             .map_err(|_| CompressError::Corrupt("line is not UTF-8"))?

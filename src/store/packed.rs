@@ -158,7 +158,7 @@ pub fn unpack(bytes: &[u8], original: &str) -> Result<Vec<(&'static str, String)
         at += 1;
         let name = if code == NAMED {
             let length = read_varint(bytes, &mut at)? as usize;
-            let text = bytes.get(at..at + length).ok_or("ends inside a field name")?;
+            let text = bytes.get(at..at.saturating_add(length)).ok_or("ends inside a field name")?;
             at += length;
             let text = std::str::from_utf8(text).map_err(|_| "a field name is not UTF-8")?;
             field::lookup(text).ok_or_else(|| format!("unknown field {text}"))?
@@ -169,14 +169,14 @@ pub fn unpack(bytes: &[u8], original: &str) -> Result<Vec<(&'static str, String)
         let length = (header >> 2) as usize;
         let value = match header & 3 {
             LITERAL => {
-                let value = bytes.get(at..at + length).ok_or("ends inside a value")?;
+                let value = bytes.get(at..at.saturating_add(length)).ok_or("ends inside a value")?;
                 at += length;
                 std::str::from_utf8(value).map_err(|_| format!("{name} is not UTF-8"))?.to_owned()
             }
             IN_ORIGINAL => {
                 let start = read_varint(bytes, &mut at)? as usize;
                 original
-                    .get(start..start + length)
+                    .get(start..start.saturating_add(length))
                     .ok_or_else(|| format!("{name} lies outside event.original"))?
                     .to_owned()
             }
@@ -204,6 +204,21 @@ pub fn unpack(bytes: &[u8], original: &str) -> Result<Vec<(&'static str, String)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_past_the_end_of_memory_are_errors() {
+        // A named field, then a literal whose length is near u64::MAX: rows come from a file anyone may edit.
+        let mut bytes = vec![MARKER, 0];
+        push_varint(&mut bytes, u64::MAX >> 2 << 2);
+        assert!(unpack(&bytes, "line").is_err());
+        let mut bytes = vec![MARKER, NAMED];
+        push_varint(&mut bytes, u64::MAX);
+        assert!(unpack(&bytes, "line").is_err());
+        let mut bytes = vec![MARKER, 0];
+        push_varint(&mut bytes, (u64::MAX >> 2 << 2) | IN_ORIGINAL);
+        push_varint(&mut bytes, u64::MAX);
+        assert!(unpack(&bytes, "line").is_err());
+    }
 
     #[test]
     fn codes_are_stable_and_cover_every_field_but_the_times_and_the_original() {
