@@ -427,7 +427,11 @@ impl Server {
         // The listeners hold the only senders now: the writer's queue closes when the last of them ends.
         drop(queue);
 
-        let policy = BatchPolicy { rows: config.storage.batch_rows, delay: config.storage.batch_delay };
+        let policy = BatchPolicy {
+            rows: config.storage.batch_rows,
+            delay: config.storage.batch_delay,
+            failing_summary: config.log.summary_interval,
+        };
         let writer_counters = counters.clone();
         store::checkpoint::defer_to_background(&mut conn).await?;
         // The one write connection, taken in turn by the writer's evaluation, delivery and retention.
@@ -446,6 +450,7 @@ impl Server {
                     max_size: config.storage.max_size.map(|cap| cap.0),
                     deferred_checkpoints: true,
                     compress_after: config.storage.compress_after(),
+                    min_free: Some(config.storage.min_free),
                 },
             )?,
             counters.clone(),

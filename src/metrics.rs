@@ -108,6 +108,10 @@ pub struct Counters {
     pub store_retries: AtomicU64,
     /// Whether the writer's last commit failed (it is retrying).
     pub store_failing: std::sync::atomic::AtomicBool,
+    /// Whether commits fail for lack of space (the disk, `storage.max_size` or `storage.min_free`).
+    pub storage_full: std::sync::atomic::AtomicBool,
+    /// Events the writer holds while its commits fail (the batch being retried and what it carries).
+    pub held_events: AtomicU64,
     /// Events waiting in the writer queue (a gauge, set by the writer).
     pub queue_depth: AtomicU64,
     /// Bytes held by events queued for the writer or in the batches it is writing (a gauge, kept by the queue).
@@ -143,6 +147,8 @@ impl Default for Counters {
             stored: AtomicU64::new(0),
             store_retries: AtomicU64::new(0),
             store_failing: std::sync::atomic::AtomicBool::new(false),
+            storage_full: std::sync::atomic::AtomicBool::new(false),
+            held_events: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             queue_bytes: AtomicU64::new(0),
             search_waiting: AtomicU64::new(0),

@@ -90,6 +90,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         max_size: None,
         deferred_checkpoints: true,
         compress_after: config.storage.compress_after(),
+        min_free: Some(config.storage.min_free),
     };
     let inserter = Inserter::start(inserter::open_connection(&db, settings)?, Arc::default())?;
     let mut total = ImportStats::default();

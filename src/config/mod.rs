@@ -207,6 +207,11 @@ pub struct StorageConfig {
     /// batches being written. When full, as for `queue_capacity`.
     #[serde(default = "default_queue_bytes")]
     pub queue_bytes: ByteSize,
+    /// Free space the writer leaves on the database's filesystem (`1%`, at most 256 MiB; or a size): below it, it
+    /// holds its batch as on a full disk, so that the WAL can always be moved into the database file once an
+    /// operator frees space.
+    #[serde(default = "default_min_free")]
+    pub min_free: units::FreeSpace,
     /// Events older than this (by when they were stored) are pruned in the background; null keeps everything.
     #[serde(default = "default_retention", with = "units::optional_duration")]
     pub retention: Option<Duration>,
@@ -312,6 +317,9 @@ fn default_batch_delay() -> Duration {
 fn default_queue_capacity() -> usize {
     16_384
 }
+fn default_min_free() -> units::FreeSpace {
+    units::FreeSpace::Percent(1.0)
+}
 fn default_queue_bytes() -> ByteSize {
     ByteSize(256 * 1024 * 1024)
 }
@@ -327,6 +335,7 @@ impl Default for StorageConfig {
             batch_delay: default_batch_delay(),
             queue_capacity: default_queue_capacity(),
             queue_bytes: default_queue_bytes(),
+            min_free: default_min_free(),
             retention: default_retention(),
             alert_retention: default_alert_retention(),
             prune_interval: default_prune_interval(),

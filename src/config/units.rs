@@ -38,6 +38,54 @@ impl ByteSize {
     }
 }
 
+/// Free space to keep on a filesystem: a size, or a percentage of the filesystem (`1%`, `256MiB`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FreeSpace {
+    /// This many bytes.
+    Bytes(u64),
+    /// This percentage of the filesystem's size, at most [`FreeSpace::PERCENT_CAP`] bytes.
+    Percent(f64),
+}
+
+impl FreeSpace {
+    /// A percentage never asks for more than this: 1% of a 100 TB volume is not a reserve, it is waste.
+    pub const PERCENT_CAP: u64 = 256 << 20;
+
+    /// Parses `1%`, `0.5%`, `256MiB`, `0`.
+    pub fn parse(text: &str) -> Result<FreeSpace, String> {
+        match text.trim().strip_suffix('%') {
+            Some(number) => match number.trim().parse::<f64>() {
+                Ok(percent) if (0.0..=50.0).contains(&percent) => Ok(FreeSpace::Percent(percent)),
+                _ => Err(format!("invalid free space `{text}`: a percentage from 0% to 50%")),
+            },
+            None => ByteSize::parse(text).map(|size| FreeSpace::Bytes(size.0)),
+        }
+    }
+
+    /// The bytes to keep free on a filesystem of `total` bytes.
+    pub fn bytes_of(self, total: u64) -> u64 {
+        match self {
+            FreeSpace::Bytes(bytes) => bytes,
+            FreeSpace::Percent(percent) => ((total as f64) * percent / 100.0).min(Self::PERCENT_CAP as f64) as u64,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FreeSpace {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(FreeSpace::Bytes(n)),
+            Raw::Text(text) => FreeSpace::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {

@@ -197,6 +197,18 @@ impl ServerCollector {
         )?;
         gauge_family(
             encoder,
+            "hsmwatch_storage_full",
+            "1 while commits fail for lack of space (disk, storage.max_size, storage.min_free), else 0.",
+            &[(Labels::new(), f64::from(u8::from(c.storage_full.load(std::sync::atomic::Ordering::Relaxed))))],
+        )?;
+        gauge_family(
+            encoder,
+            "hsmwatch_writer_held_events",
+            "Events the writer holds while its commits fail.",
+            &[(Labels::new(), value(&c.held_events) as f64)],
+        )?;
+        gauge_family(
+            encoder,
             "hsmwatch_writer_queue_bytes",
             "Bytes held by events waiting for the writer or in the batches it is writing (bounded by queue_bytes).",
             &[(Labels::new(), value(&c.queue_bytes) as f64)],

@@ -47,6 +47,8 @@ pub async fn run(path: std::path::PathBuf, counters: Arc<Counters>, every: Durat
     };
     let stored = || counters.stored.load(Ordering::Relaxed);
     let mut checkpointed = stored();
+    // Failing checkpoints are said once, and their end once: on a full disk they fail ten times a second.
+    let mut failing = false;
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -59,8 +61,17 @@ pub async fn run(path: std::path::PathBuf, counters: Arc<Counters>, every: Durat
             continue;
         }
         match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
-            Ok(_) => checkpointed = now,
-            Err(error) => tracing::warn!(%error, "background WAL checkpoint failed; trying again"),
+            Ok(_) => {
+                checkpointed = now;
+                if std::mem::take(&mut failing) {
+                    tracing::info!("background WAL checkpoints succeed again");
+                }
+            }
+            Err(error) if !failing => {
+                tracing::warn!(%error, "background WAL checkpoint failed; trying again (said once until it succeeds)");
+                failing = true;
+            }
+            Err(error) => tracing::debug!(%error, "background WAL checkpoint failed again"),
         }
     }
     let _ = sqlx::Connection::close(conn).await;

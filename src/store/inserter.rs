@@ -66,6 +66,8 @@ pub struct InserterSettings {
     /// trained on them, and rows from then on are stored compressed. `None`: rows are stored as they are (rows
     /// compressed before are still read).
     pub compress_after: Option<i64>,
+    /// Free space to leave on the database's filesystem: below it, inserts fail as on a full disk.
+    pub min_free: Option<crate::config::units::FreeSpace>,
 }
 
 /// The inserter's connection, and what it compresses rows with.
@@ -74,6 +76,13 @@ pub struct InserterConn {
     compression: Compression,
     /// Expands compressed lines for the search index.
     expander: Expander,
+    /// Where the database is (its filesystem's free space is checked before each batch).
+    path: std::path::PathBuf,
+    /// Free space to leave.
+    min_free: Option<crate::config::units::FreeSpace>,
+    /// A write failed for lack of space: the WAL must be in the database file and truncated before the next append,
+    /// or the next batch would take the space an operator freed before the WAL could be moved out of the way.
+    recovering: bool,
 }
 
 impl std::fmt::Debug for InserterConn {
@@ -123,7 +132,14 @@ pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Insert
         }
         (Some(after), None) => Compression { train_at: Some(after.max(1)), compressor: None },
     };
-    Ok(InserterConn { conn, compression, expander: Expander::new(dictionaries) })
+    Ok(InserterConn {
+        conn,
+        compression,
+        expander: Expander::new(dictionaries),
+        path: path.to_owned(),
+        min_free: settings.min_free,
+        recovering: false,
+    })
 }
 
 /// Rows of a sample below which training waits for more: zstd finds too little to learn from a few hundred lines.
@@ -215,14 +231,85 @@ pub fn insert_batch(conn: &mut InserterConn, batch: &[Event]) -> Result<Committe
     if batch.is_empty() {
         return Ok(Committed { first_id: 0, search_waiting: 0 });
     }
-    let committed = insert_rows(conn, batch)?;
+    conn.make_room(batch)?;
+    let committed = match insert_rows(conn, batch) {
+        Err(error) if error.is_full() => {
+            conn.recovering = true;
+            return Err(error);
+        }
+        other => other?,
+    };
     conn.train_when_due(committed.first_id + batch.len() as i64 - 1);
     Ok(committed)
 }
 
+/// What a batch may take on disk, at most, per byte of its lines: the row, its share of the indexes and of the search
+/// index, and their WAL frames.
+const DISK_PER_LINE_BYTE: u64 = 4;
+
+/// What any batch may take on disk besides its lines: pages of indexes and of the chain it touches.
+const DISK_PER_BATCH: u64 = 256 << 10;
+
+impl InserterConn {
+    /// `Err(NoRoom)` while `batch` may not be appended. With `min_free` set, near the floor (when the free space
+    /// would not also hold the WAL and the batch twice over) the WAL is first moved into the database file and
+    /// emptied (`wal_checkpoint(TRUNCATE)`), and the batch is appended only if the free space then holds it twice
+    /// over above the floor. So the WAL never holds more than one batch while space is short, and a checkpoint never
+    /// needs more room than there is: once an operator frees any space, the writer goes on. After a write failed for
+    /// lack of space, the same checkpoint comes first too.
+    fn make_room(&mut self, batch: &[Event]) -> Result<(), StoreError> {
+        let Some(min_free) = self.min_free else {
+            return if self.recovering { self.empty_wal() } else { Ok(()) };
+        };
+        // A filesystem that cannot say (or a database in memory) has no floor to keep.
+        let Some((free, floor)) = self.free_and_floor(min_free) else { return Ok(()) };
+        let lines: u64 = batch.iter().map(|event| event.get(field::ORIGINAL).map_or(0, str::len) as u64).sum();
+        let needed = lines.saturating_mul(DISK_PER_LINE_BYTE).saturating_add(DISK_PER_BATCH).saturating_mul(2);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = std::fs::metadata(wal).map_or(0, |m| m.len());
+        if !self.recovering && free >= floor.saturating_add(wal).saturating_add(needed) {
+            return Ok(());
+        }
+        self.empty_wal()?;
+        let (free, floor) = self.free_and_floor(min_free).unwrap_or((free, floor));
+        if free < floor.saturating_add(needed) {
+            return Err(StoreError::NoRoom(format!(
+                "the free space on the database's filesystem would fall below storage.min_free ({})",
+                crate::config::ByteSize(floor)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Free bytes on the database's filesystem and the floor `min_free` sets there.
+    fn free_and_floor(&self, min_free: crate::config::units::FreeSpace) -> Option<(u64, u64)> {
+        let stats = rustix::fs::statvfs(&self.path).ok()?;
+        let block = stats.f_frsize.max(1);
+        Some((stats.f_bavail.saturating_mul(block), min_free.bytes_of(stats.f_blocks.saturating_mul(block))))
+    }
+
+    /// Moves the WAL into the database file and empties it; `Err(NoRoom)` (and the same again before the next batch)
+    /// when it cannot yet.
+    fn empty_wal(&mut self) -> Result<(), StoreError> {
+        self.recovering = true;
+        let outcome: rusqlite::Result<(i64, i64, i64)> =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)));
+        match outcome {
+            Ok((0, _, _)) => {
+                self.recovering = false;
+                Ok(())
+            }
+            Ok(_) => Err(StoreError::NoRoom("the WAL waits for readers before it can be emptied".into())),
+            Err(_) => Err(StoreError::NoRoom("the WAL cannot be moved into the database file yet".into())),
+        }
+    }
+}
+
 /// The transaction of [`insert_batch`].
 fn insert_rows(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, StoreError> {
-    let InserterConn { conn, compression, expander } = conn;
+    let InserterConn { conn, compression, expander, .. } = conn;
     let compressor = &mut compression.compressor;
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let prev_hash = chain::head(&transaction)?;

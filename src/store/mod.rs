@@ -81,6 +81,10 @@ pub enum StoreError {
     /// Compressing rows, or training the dictionary for it, failed.
     #[error("compression: {0}")]
     Compress(#[from] compressed::CompressError),
+    /// No room to write: the filesystem's free space is below `storage.min_free`, or the WAL a full disk left behind
+    /// is not yet in the database file and truncated (nothing is appended before it is).
+    #[error("no room to write: {0}")]
+    NoRoom(String),
     /// The event inserter's thread could not be started.
     #[error("cannot start the event inserter thread: {0}")]
     InserterThread(std::io::Error),
@@ -100,7 +104,8 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the database is full: the disk, or the size cap (`storage.max_size`).
     pub fn is_full(&self) -> bool {
-        matches!(self, StoreError::Insert(rusqlite::Error::SqliteFailure(error, _)) if error.code == rusqlite::ErrorCode::DiskFull)
+        matches!(self, StoreError::NoRoom(_))
+            || matches!(self, StoreError::Insert(rusqlite::Error::SqliteFailure(error, _)) if error.code == rusqlite::ErrorCode::DiskFull)
     }
 
     /// Whether trying the same write again may succeed: a full disk, a lock, an I/O error may pass; a constraint

@@ -24,6 +24,56 @@ use crate::queue::{ByteBudget, QueueReceiver};
 /// Longest wait between two attempts at a failing commit.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
+/// A run of failing commits ends once commits have succeeded for this long: near a full disk, commits fail and succeed
+/// by turns as the writer makes room, which is one condition, said once.
+const FAILURES_END_AFTER: Duration = Duration::from_secs(10);
+
+/// What the log has said of failing commits: one warning when they start, a summary every `log.summary_interval`
+/// while they go on, one line when they have ended.
+#[derive(Debug)]
+struct FailureLog {
+    /// How often a run that goes on is summarised.
+    summary_every: Duration,
+    /// When the current run of failures began, and the last failure in it.
+    run: Option<(Instant, Instant)>,
+    /// The error last said, and when.
+    said: Option<(String, Instant)>,
+}
+
+impl FailureLog {
+    fn failed(&mut self, error: &StoreError, held: u64) {
+        let now = Instant::now();
+        let text = error.to_string();
+        match (&mut self.run, &self.said) {
+            (None, _) => {
+                tracing::warn!(%error, events = held, "cannot commit batch; holding it and retrying (TCP senders are slowed meanwhile)");
+                self.said = Some((text, now));
+            }
+            (Some(_), Some((said, at))) if *said != text || at.elapsed() >= self.summary_every => {
+                tracing::warn!(%error, events = held, "still cannot commit every batch; holding what does not fit");
+                self.said = Some((text, now));
+            }
+            _ => {}
+        }
+        let began = self.run.map_or(now, |(began, _)| began);
+        self.run = Some((began, now));
+    }
+
+    fn succeeded(&mut self) {
+        if let Some((began, last)) = self.run {
+            if last.elapsed() >= FAILURES_END_AFTER {
+                let lasted = last.duration_since(began).as_secs();
+                tracing::info!(
+                    failed_for = %humantime::format_duration(Duration::from_secs(lasted)),
+                    "database writes succeed again"
+                );
+                self.run = None;
+                self.said = None;
+            }
+        }
+    }
+}
+
 /// How often a failing commit is tried once the queue has closed (shutdown) before the batch is given up.
 const SHUTDOWN_ATTEMPTS: u32 = 10;
 
@@ -79,6 +129,8 @@ pub struct BatchPolicy {
     /// Commit when the first event of a batch has waited this long (a batch is committed earlier when the queue is
     /// empty).
     pub delay: Duration,
+    /// While commits keep failing, a warning says so this often (`log.summary_interval`).
+    pub failing_summary: Duration,
 }
 
 /// What the writer did by the time its queue closed.
@@ -165,6 +217,7 @@ pub async fn run<H: AfterCommit>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The rest of a batch too large for the space left (see `commit_with_retry`): committed before anything newer.
     let mut carried: Vec<Event> = Vec::new();
+    let mut failures = FailureLog { summary_every: policy.failing_summary, run: None, said: None };
     while open || !carried.is_empty() {
         if !carried.is_empty() {
             batch.append(&mut carried);
@@ -197,7 +250,8 @@ pub async fn run<H: AfterCommit>(
         counters.queue_depth.store(queue.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
         let closing = !open || queue.is_closed();
-        let first_id = commit_with_retry(&inserter, &mut batch, &mut carried, closing, &counters).await?;
+        let first_id =
+            commit_with_retry(&inserter, &mut batch, &mut carried, closing, &counters, &mut failures).await?;
         counters.batch_seconds.observe(started.elapsed().as_secs_f64());
         Counters::add(&counters.stored, batch.len() as u64);
         counters.count_datasets(
@@ -258,9 +312,9 @@ async fn commit_with_retry(
     carried: &mut Vec<Event>,
     closing: bool,
     counters: &Counters,
+    failures: &mut FailureLog,
 ) -> Result<i64, StoreError> {
     let mut delay = Duration::from_millis(100);
-    let mut last_error: Option<String> = None;
     let mut attempts = 0u32;
     loop {
         let attempted = batch.len();
@@ -269,20 +323,18 @@ async fn commit_with_retry(
         match outcome {
             Ok(first_id) => {
                 counters.store_failing.store(false, std::sync::atomic::Ordering::Relaxed);
-                if last_error.is_some() {
-                    tracing::info!(events = batch.len(), "database writes succeed again");
-                }
+                counters.storage_full.store(false, std::sync::atomic::Ordering::Relaxed);
+                counters.held_events.store(0, std::sync::atomic::Ordering::Relaxed);
+                failures.succeeded();
                 return Ok(first_id);
             }
             Err(error) if error.is_retryable() && !(closing && attempts + 1 >= SHUTDOWN_ATTEMPTS) => {
-                let text = error.to_string();
-                // One warning when the error changes, not one per retry.
-                if last_error.as_deref() != Some(&text) {
-                    tracing::warn!(%error, events = batch.len(), "cannot commit batch; holding it and retrying (TCP senders are slowed meanwhile)");
-                    last_error = Some(text);
-                }
+                let held = (batch.len() + carried.len()) as u64;
+                failures.failed(&error, held);
                 Counters::add(&counters.store_retries, 1);
                 counters.store_failing.store(true, std::sync::atomic::Ordering::Relaxed);
+                counters.storage_full.store(error.is_full(), std::sync::atomic::Ordering::Relaxed);
+                counters.held_events.store(held, std::sync::atomic::Ordering::Relaxed);
                 attempts += 1;
                 let halved = error.is_full() && batch.len() > 1;
                 if halved {

@@ -601,3 +601,161 @@ fn a_flood_of_large_datagrams_into_a_full_database_stays_within_queue_bytes() {
     assert!(held >= 16.0 * 1024.0 * 1024.0, "held {held} bytes: the queue should be about full");
     assert!(peak < 300 * 1024 * 1024, "peak RSS {} MiB with queue_bytes 32 MiB", peak >> 20);
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `None` (said loudly) where this process
+/// may not mount.
+struct SmallFilesystem {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFilesystem {
+    fn mount(size: &str) -> Option<SmallFilesystem> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            eprintln!("\n*** SKIPPED: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): the full-disk test did not run ***\n");
+            return None;
+        }
+        Some(SmallFilesystem { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFilesystem {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+fn file_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_filesystem_recovers_with_less_space_than_the_wal_holds() {
+    // 10 (#23): the real binary, its database on a 24 MiB tmpfs, the rest taken by ballast; TCP lines until the disk
+    // is full; then less space is freed than the WAL held. Every line is stored once, the database is sound, the
+    // gauges and readiness go and come back, and the log says it in a handful of lines.
+    let Some(fs) = SmallFilesystem::mount("24m") else { return };
+    let ballast = fs.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 16 << 20]).unwrap();
+    let db = fs.path().join("full.db");
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("hsmwatch.yaml");
+    std::fs::write(&config, format!("storage:\n  path: {}\n  queue_capacity: 512\n", db.display())).unwrap();
+    let (port, http) = (crate::support::free_port(), crate::support::free_port());
+    let http_address = format!("127.0.0.1:{http}");
+    let server = ServeProcess::start_with_args(
+        work.path(),
+        port,
+        &["--config", config.to_str().unwrap(), "--db", db.to_str().unwrap(), "--http", &http_address],
+    );
+    let full = || metric(http, "hsmwatch_storage_full") > 0.0;
+    let ready = || {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+    };
+    // Lines that compress poorly, so that the disk fills with a few tens of thousands.
+    let line = |n: usize| {
+        let noise: String =
+            (0..12).map(|i| format!("{:08x}", (n * 12 + i).wrapping_mul(2_654_435_761) as u32)).collect();
+        format!("<134>1 2026-03-01T12:00:00Z hsm-f full 1 - - seq:{n:08} {noise}\n")
+    };
+    let wal_path = db.with_file_name("full.db-wal");
+    // The sender, paced at 10,000 lines a second, until told to stop (a write blocked by backpressure finishes
+    // first, so no line is cut).
+    let (stop, slow) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sender = tokio::spawn({
+        let (stop, slow, sent) = (stop.clone(), slow.clone(), sent.clone());
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let first = sent.load(Ordering::Relaxed);
+                let chunk: String = (first..first + 50).map(line).collect();
+                stream.write_all(chunk.as_bytes()).await.unwrap();
+                sent.fetch_add(50, Ordering::Relaxed);
+                // A tenth of the pace near the end, so that little is in flight when the disk is full.
+                let pause = if slow.load(Ordering::Relaxed) { 50 } else { 5 };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            stream.shutdown().await.unwrap();
+        }
+    });
+    // Full for good: the gauge set with less than 2 MiB left on the filesystem (it also flickers while the writer
+    // makes room).
+    let available = || {
+        let stats = rustix::fs::statvfs(fs.path()).unwrap();
+        stats.f_bavail * stats.f_frsize
+    };
+    let (mut largest_wal, mut full_since) = (0, None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the disk did not fill ({} lines sent)", sent.load(Ordering::Relaxed));
+        largest_wal = largest_wal.max(file_size(&wal_path));
+        let left = available();
+        slow.store(left < 4 << 20, Ordering::Relaxed);
+        if !(left < 2 << 20 && full()) {
+            full_since = None;
+        } else if full_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(metric(http, "hsmwatch_writer_held_events") > 0.0, "the writer holds its batch");
+    assert!(!ready(), "/readyz says not ready while writes fail");
+    // Free less than the WAL held at its largest (the run this test stems from needed two thirds of the disk).
+    let free: u64 = 3 << 20;
+    assert!(free < largest_wal, "the WAL held {largest_wal} bytes at most");
+    std::fs::write(&ballast, vec![0u8; (16 << 20) - free as usize]).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(60), sender).await;
+    assert!(done.is_ok(), "the sender stays blocked after space was freed");
+    let sent = sent.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(http, "hsmwatch_events_stored_total") < sent as f64 || full() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {sent} stored, full: {}, WAL {} bytes, {} bytes available",
+            metric(http, "hsmwatch_events_stored_total"),
+            full(),
+            file_size(&wal_path),
+            available()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(http, "hsmwatch_writer_held_events"), 0.0);
+    assert!(ready(), "/readyz is ready again");
+    server.signal("TERM");
+    let (code, stderr) = server.wait();
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut numbers: Vec<usize> = query_json(&db, &["--contains", " full ", "--limit", "100000000"])
+        .iter()
+        .map(|e| e["message"].trim_start_matches("seq:").split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..sent).collect::<Vec<_>>(), "every line once");
+    assert_eq!(sqlite3(&db, "PRAGMA integrity_check"), "ok");
+    assert_eq!(
+        sqlite3(&db, "SELECT last_event_id = (SELECT max(id) FROM events) FROM rule_cursor"),
+        "1",
+        "the rules evaluated every stored event"
+    );
+    let about: Vec<&str> =
+        stderr.lines().filter(|l| l.contains("WARN") || l.contains("succeed again") || l.contains("ERROR")).collect();
+    assert!(about.len() <= 6, "a handful of lines about the full disk, not one per retry:\n{}", about.join("\n"));
+    eprintln!("{sent} lines, the WAL at most {largest_wal} bytes, {free} bytes freed; the log:\n{}", about.join("\n"));
+    drop(fs);
+}
