@@ -73,16 +73,25 @@ impl FreeSpace {
 
 impl<'de> Deserialize<'de> for FreeSpace {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Ok(FreeSpace::Bytes(n)),
-            Raw::Text(text) => FreeSpace::parse(&text).map_err(serde::de::Error::custom),
-        }
+        number_or_text(deserializer, FreeSpace::Bytes, FreeSpace::parse)
+    }
+}
+
+/// A value the config may write as a plain number or as text with a unit (`65536`, `64KiB`, `1%`).
+fn number_or_text<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    number: fn(u64) -> T,
+    text: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Number(n) => Ok(number(n)),
+        Raw::Text(written) => text(&written).map_err(serde::de::Error::custom),
     }
 }
 
@@ -98,16 +107,7 @@ impl fmt::Display for ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Ok(ByteSize(n)),
-            Raw::Text(text) => ByteSize::parse(&text).map_err(serde::de::Error::custom),
-        }
+        number_or_text(deserializer, ByteSize, ByteSize::parse)
     }
 }
 

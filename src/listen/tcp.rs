@@ -85,30 +85,21 @@ pub struct Timeouts {
 }
 
 impl StreamPolicy {
+    /// An allowlist, the limits per listener, address and network, and the timeouts.
+    fn new(allow: &[ipnet::IpNet], [listener, per_ip, per_net]: [usize; 3], timeouts: Timeouts) -> Self {
+        StreamPolicy { admission: Admission::new(allow.to_vec(), listener, per_ip, per_net), timeouts }
+    }
+
     /// The policy of a TCP listener's settings.
     pub fn of_tcp(config: &TcpListenerConfig) -> Self {
-        StreamPolicy {
-            admission: Admission::new(
-                config.allow.clone(),
-                config.max_connections,
-                config.max_connections_per_ip,
-                config.max_connections_per_net,
-            ),
-            timeouts: Timeouts { idle: config.idle_timeout, line: config.line_timeout },
-        }
+        let limits = [config.max_connections, config.max_connections_per_ip, config.max_connections_per_net];
+        Self::new(&config.allow, limits, Timeouts { idle: config.idle_timeout, line: config.line_timeout })
     }
 
     /// The policy of a TLS listener's settings.
     pub fn of_tls(config: &TlsListenerConfig) -> Self {
-        StreamPolicy {
-            admission: Admission::new(
-                config.allow.clone(),
-                config.max_connections,
-                config.max_connections_per_ip,
-                config.max_connections_per_net,
-            ),
-            timeouts: Timeouts { idle: config.idle_timeout, line: config.line_timeout },
-        }
+        let limits = [config.max_connections, config.max_connections_per_ip, config.max_connections_per_net];
+        Self::new(&config.allow, limits, Timeouts { idle: config.idle_timeout, line: config.line_timeout })
     }
 }
 
