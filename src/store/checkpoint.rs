@@ -97,11 +97,11 @@ mod tests {
         }
         // The rows reach the database file itself only through a checkpoint: the writer's own is 16k pages away.
         let file_len = || std::fs::metadata(&path).unwrap().len();
-        let mut waited = 0;
-        // Polled rather than slept for a fixed time: the machine may be slow, but the task must get there.
-        while file_len() < 20 * 8000 && waited < 500 {
+        // Polled rather than slept for a fixed time: the machine may be slow (a shared CI host), but the task must get
+        // there within a generous deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while file_len() < 20 * 8000 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            waited += 1;
         }
         assert!(file_len() >= 20 * 8000, "the database file holds the committed rows: {} bytes", file_len());
         stop.cancel();

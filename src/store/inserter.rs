@@ -258,11 +258,10 @@ impl InserterConn {
     /// needs more room than there is: once an operator frees any space, the writer goes on. After a write failed for
     /// lack of space, the same checkpoint comes first too.
     fn make_room(&mut self, batch: &[Event]) -> Result<(), StoreError> {
-        let Some(min_free) = self.min_free else {
+        // Without a floor, or on a filesystem that cannot say its free space, only the checkpoint after a failure.
+        let Some((free, floor)) = self.min_free.and_then(|min_free| self.free_and_floor(min_free)) else {
             return if self.recovering { self.empty_wal() } else { Ok(()) };
         };
-        // A filesystem that cannot say (or a database in memory) has no floor to keep.
-        let Some((free, floor)) = self.free_and_floor(min_free) else { return Ok(()) };
         let lines: u64 = batch.iter().map(|event| event.get(field::ORIGINAL).map_or(0, str::len) as u64).sum();
         let needed = lines.saturating_mul(DISK_PER_LINE_BYTE).saturating_add(DISK_PER_BATCH).saturating_mul(2);
         let mut wal = self.path.clone().into_os_string();
@@ -272,7 +271,7 @@ impl InserterConn {
             return Ok(());
         }
         self.empty_wal()?;
-        let (free, floor) = self.free_and_floor(min_free).unwrap_or((free, floor));
+        let (free, floor) = self.min_free.and_then(|min_free| self.free_and_floor(min_free)).unwrap_or((free, floor));
         if free < floor.saturating_add(needed) {
             return Err(StoreError::NoRoom(format!(
                 "the free space on the database's filesystem would fall below storage.min_free ({})",
