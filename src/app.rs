@@ -69,13 +69,8 @@ pub enum AppError {
 impl AppError {
     /// Whether the configuration is at fault (exit code 2), rather than the machine or the network.
     pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
-            AppError::Rules(_)
-                | AppError::Notifier(_)
-                | AppError::Tls(_)
-                | AppError::Http(crate::http::HttpError::Token(_) | crate::http::HttpError::ShortToken)
-        )
+        matches!(self, AppError::Rules(_) | AppError::Notifier(_) | AppError::Tls(_))
+            || matches!(self, AppError::Http(error) if error.is_configuration())
     }
 }
 
@@ -498,18 +493,11 @@ impl Server {
                 let bind_error = |cause| crate::http::HttpError::Bind { address, cause };
                 let listener = TcpListener::bind(address).await.map_err(bind_error)?;
                 let bound = listener.local_addr().map_err(bind_error)?;
-                let listener = match (&config.http.cert_file, &config.http.key_file) {
-                    (Some(cert_file), Some(key_file)) => {
-                        let files = crate::listen::tls::TlsFiles {
-                            cert_file: cert_file.clone(),
-                            key_file: key_file.clone(),
-                            client_ca_file: None,
-                            crl_file: None,
-                        };
-                        let tls = crate::listen::tls::server_config(&files)?;
+                let listener = match crate::http::tls::server_config(&config.http)? {
+                    Some(tls) => {
                         crate::http::HttpListener::Tls(crate::http::tls::listen(listener, tls).map_err(bind_error)?)
                     }
-                    _ => crate::http::HttpListener::Plain(listener),
+                    None => crate::http::HttpListener::Plain(listener),
                 };
                 let https = matches!(listener, crate::http::HttpListener::Tls(_));
                 let state = crate::http::AppState {

@@ -55,16 +55,8 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
                     }
                     Err(error) => return Err(anyhow::Error::new(error).context(format!("{}", file.display()))),
                 }
-                if let (Some(cert_file), Some(key_file)) = (&config.http.cert_file, &config.http.key_file) {
-                    let files = crate::listen::tls::TlsFiles {
-                        cert_file: cert_file.clone(),
-                        key_file: key_file.clone(),
-                        client_ca_file: None,
-                        crl_file: None,
-                    };
-                    crate::listen::tls::server_config(&files)
-                        .map_err(|e| anyhow::Error::new(e).context(format!("{}: http", file.display())))?;
-                }
+                crate::http::tls::server_config(&config.http)
+                    .map_err(|e| anyhow::Error::new(e).context(format!("{}: http", file.display())))?;
             }
             // The rules and decoders it names, as serve would load them (relative paths from here).
             let pack = config.rules.pack();

@@ -114,7 +114,7 @@ pub async fn run(command: DbCommand) -> anyhow::Result<()> {
     let DbCommand::Stats(args) = command;
     let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     let reader = open_reader(&path).await?;
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let wal = crate::store::wal_path(&path);
     let counts = crate::store::stats::stats(&reader).await?;
     let anchor = chain::anchor(&reader).await?;
     let outbox = &counts.outbox;

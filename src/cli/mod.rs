@@ -120,9 +120,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::config::notifiers::NotifierError>()
             || cause.is::<UsageError>()
             || cause.is::<crate::listen::tls::TlsError>()
-            || cause
-                .downcast_ref::<crate::http::HttpError>()
-                .is_some_and(|e| matches!(e, crate::http::HttpError::Token(_) | crate::http::HttpError::ShortToken))
+            || cause.downcast_ref::<crate::http::HttpError>().is_some_and(crate::http::HttpError::is_configuration)
             || cause.downcast_ref::<crate::app::AppError>().is_some_and(crate::app::AppError::is_configuration)
     });
     if usage {

@@ -53,6 +53,13 @@ pub enum HttpError {
     Store(#[from] crate::store::StoreError),
 }
 
+impl HttpError {
+    /// Whether the configuration is at fault (a token missing or too short), not the machine.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, HttpError::Token(_) | HttpError::ShortToken)
+    }
+}
+
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {

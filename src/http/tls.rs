@@ -11,7 +11,8 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::listen::tls::HANDSHAKE_TIMEOUT;
+use crate::config::HttpConfig;
+use crate::listen::tls::{TlsError, TlsFiles, HANDSHAKE_TIMEOUT};
 
 /// Handshakes in progress at once, at most: more connections wait in the kernel's backlog.
 const HANDSHAKES_AT_ONCE: usize = 256;
@@ -21,6 +22,14 @@ const HANDSHAKES_AT_ONCE: usize = 256;
 pub struct HttpsListener {
     sessions: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
+}
+
+/// The HTTPS configuration of `http.cert_file` and `http.key_file`; `None` when they are not set (plain HTTP).
+pub fn server_config(config: &HttpConfig) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+    let (Some(cert_file), Some(key_file)) = (&config.cert_file, &config.key_file) else { return Ok(None) };
+    let files =
+        TlsFiles { cert_file: cert_file.clone(), key_file: key_file.clone(), client_ca_file: None, crl_file: None };
+    crate::listen::tls::server_config(&files).map(Some)
 }
 
 /// Accepts on `listener` and runs the handshakes with `config`; the task ends when the returned listener is dropped.

@@ -76,8 +76,9 @@ pub struct InserterConn {
     compression: Compression,
     /// Expands compressed lines for the search index.
     expander: Expander,
-    /// Where the database is (its filesystem's free space is checked before each batch).
+    /// Where the database is (its filesystem's free space is checked before each batch), and its WAL.
     path: std::path::PathBuf,
+    wal_path: std::path::PathBuf,
     /// Free space to leave.
     min_free: Option<crate::config::units::FreeSpace>,
     /// A write failed for lack of space: the WAL must be in the database file and truncated before the next append,
@@ -137,6 +138,7 @@ pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Insert
         compression,
         expander: Expander::new(dictionaries),
         path: path.to_owned(),
+        wal_path: super::wal_path(path),
         min_free: settings.min_free,
         recovering: false,
     })
@@ -264,9 +266,7 @@ impl InserterConn {
         };
         let lines: u64 = batch.iter().map(|event| event.get(field::ORIGINAL).map_or(0, str::len) as u64).sum();
         let needed = lines.saturating_mul(DISK_PER_LINE_BYTE).saturating_add(DISK_PER_BATCH).saturating_mul(2);
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        let wal = std::fs::metadata(wal).map_or(0, |m| m.len());
+        let wal = std::fs::metadata(&self.wal_path).map_or(0, |m| m.len());
         if !self.recovering && free >= floor.saturating_add(wal).saturating_add(needed) {
             return Ok(());
         }

@@ -124,6 +124,13 @@ impl StoreError {
     }
 }
 
+/// The write-ahead log beside a database file (SQLite names it by appending `-wal`).
+pub fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
 fn connect_options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::from_str("sqlite://")
         .expect("a bare sqlite URL parses")
