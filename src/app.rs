@@ -311,8 +311,12 @@ impl Server {
         if let Some(horizon) = config.alerts.notify_horizon {
             routing = routing.with_horizon(horizon);
         }
+        if !config.alerts.notify_changes {
+            routing = routing.with_quiet_changes();
+        }
         check_notifiers(&rules.rules, &routing).map_err(AppError::Rules)?;
-        let notifiers = crate::config::notifiers::resolve_all(&config.notifiers).map_err(AppError::Notifier)?;
+        let notifiers = crate::config::notifiers::resolve_all(&config.notifiers, config.http.external_url.as_deref())
+            .map_err(AppError::Notifier)?;
         let token = crate::http::token(&config.http)?;
         let deliveries = Arc::new(Notify::new());
         let evaluator = Evaluator::start(
@@ -506,11 +510,18 @@ impl Server {
                     db_path: config.storage.path.clone(),
                     listeners_configured: config.listen.tcp.len() + config.listen.udp.len() + config.listen.tls.len(),
                     silent_after: config.inventory.silent_after,
-                    token: token.map(Arc::new),
+                    token: token.clone().map(Arc::new),
                     metrics_public: config.http.metrics_public,
-                    sessions: Arc::new(crate::http::session::Sessions::new(config.http.session_lifetime)),
+                    sessions: Arc::new(
+                        crate::http::session::Sessions::new(config.http.session_lifetime)
+                            .map_err(|cause| crate::http::HttpError::Bind { address, cause })?,
+                    ),
                     throttle: Arc::default(),
                     https,
+                    writer: db.writer.clone(),
+                    changes_allowed: token.is_some() || address.ip().is_loopback(),
+                    notify_changes: config.alerts.notify_changes,
+                    deliveries: deliveries.clone(),
                 };
                 tracing::info!(
                     address = %bound,

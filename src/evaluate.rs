@@ -51,7 +51,12 @@ pub struct Evaluator {
     behind: bool,
     /// What `evaluate` produced and `persist` has not written yet.
     unwritten: Unwritten,
+    /// When open alerts were last checked against their rule's `resolve_after`.
+    last_sweep: Option<DateTime<Utc>>,
 }
+
+/// How often open alerts are checked against their rule's `resolve_after`.
+const SWEEP_EVERY: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Firings of evaluated batches, before they are written.
 #[derive(Debug, Default)]
@@ -139,6 +144,7 @@ impl Evaluator {
             cursor,
             behind,
             unwritten: Unwritten::default(),
+            last_sweep: None,
         })
     }
 
@@ -159,6 +165,29 @@ impl Evaluator {
         Counters::add(&self.counters.events_evaluated, chunk.len() as u64);
         self.cursor = last;
         self.write(conn, firings, Some(last)).await
+    }
+
+    /// Resolves open alerts that have not fired for their rule's `resolve_after` (at most every [`SWEEP_EVERY`]).
+    /// Alerts of rules no longer loaded get the default.
+    async fn resolve_expired(&mut self, conn: &mut WriteConn, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if self.last_sweep.is_some_and(|last| now - last < SWEEP_EVERY) {
+            return Ok(());
+        }
+        self.last_sweep = Some(now);
+        let rules = self.engine.rules();
+        let after = |rule_id: &str| match rules.iter().find(|r| r.id == rule_id) {
+            Some(rule) => rule.resolve_after,
+            None => Some(crate::rules::load::DEFAULT_RESOLVE_AFTER),
+        };
+        let notify = self.routing.notifies_changes();
+        let resolved = crate::store::alerts::resolve_expired(conn, now, after, notify).await?;
+        if !resolved.is_empty() {
+            tracing::info!(alerts = ?resolved, "alerts resolved after resolve_after without a firing");
+            if notify {
+                self.deliveries.notify_waiters();
+            }
+        }
+        Ok(())
     }
 
     /// Where a reload puts new rules for this evaluator.
@@ -285,15 +314,16 @@ async fn write_results(conn: &mut WriteConn, results: &Results, routing: &Routin
                 ..alert.record()
             })
             .collect();
-        let ids = crate::store::alerts::insert(conn, &records).await?;
+        let recorded = crate::store::alerts::insert(conn, &records).await?;
         // Deliveries are queued in the transaction of their alert: no alert without its jobs, no job without its alert.
+        // An acknowledged alert's firings are recorded but not sent (the store says so in `held_back`).
         let mut queued = 0;
-        for ((alert, id), record) in results.alerts.iter().zip(ids).zip(&records) {
-            if !alert.notify || record.silenced_by.is_some() || record.held_back.is_some() {
+        for ((alert, recorded), record) in results.alerts.iter().zip(recorded).zip(&records) {
+            if !alert.notify || record.silenced_by.is_some() || recorded.held_back.is_some() {
                 continue;
             }
             for notifier in routing.targets(alert.notify_to.as_deref(), alert.level) {
-                outbox::enqueue(conn, id, &notifier, alert.at).await?;
+                outbox::enqueue(conn, recorded.id, &notifier, alert.at).await?;
                 queued += 1;
             }
         }
@@ -348,7 +378,8 @@ impl AfterCommit for Evaluator {
                 return self.catch_up(conn).await;
             }
             let firings = self.engine.advance(now);
-            self.write(conn, firings, None).await
+            self.write(conn, firings, None).await?;
+            self.resolve_expired(conn, now).await
         })
     }
 

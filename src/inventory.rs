@@ -131,7 +131,7 @@ pub struct HostView {
     pub host: Host,
     /// Nothing received for longer than the silence threshold.
     pub silent: bool,
-    /// Fingerprints whose latest alert (of the last 7 days) is firing.
+    /// Alerts open on it (firing or acknowledged).
     pub open_alerts: u64,
 }
 
@@ -141,7 +141,7 @@ pub async fn views(
     silent_after: std::time::Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<HostView>, StoreError> {
-    let open = open_alerts(reader, now - chrono::Duration::days(7)).await?;
+    let open = open_alerts(reader).await?;
     Ok(hosts::all(reader)
         .await?
         .into_iter()
@@ -153,9 +153,9 @@ pub async fn views(
         .collect())
 }
 
-/// Open alerts per host: fingerprints whose latest alert since `since` is firing.
-pub async fn open_alerts(reader: &Reader, since: DateTime<Utc>) -> Result<HashMap<String, u64>, StoreError> {
-    let by_severity = alerts::open_alerts_by_severity(reader, since).await?;
+/// Open alerts per host (firing or acknowledged).
+pub async fn open_alerts(reader: &Reader) -> Result<HashMap<String, u64>, StoreError> {
+    let by_severity = alerts::open_alerts_by_severity(reader).await?;
     Ok(by_severity.into_iter().map(|(host, by)| (host, by.values().sum())).collect())
 }
 

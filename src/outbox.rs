@@ -11,12 +11,25 @@ use crate::config::notifiers::Severity;
 pub struct Routing {
     notifiers: Vec<(String, Severity)>,
     horizon: Option<std::time::Duration>,
+    /// Changes of an alert's state are not sent (`alerts.notify_changes: false`).
+    quiet_changes: bool,
 }
 
 impl Routing {
     /// Routing over the configured notifiers and their minimum severities.
     pub fn new(notifiers: Vec<(String, Severity)>) -> Self {
-        Routing { notifiers, horizon: None }
+        Routing { notifiers, horizon: None, quiet_changes: false }
+    }
+
+    /// Acknowledgements and resolutions are recorded but not sent (`alerts.notify_changes: false`).
+    pub fn with_quiet_changes(mut self) -> Self {
+        self.quiet_changes = true;
+        self
+    }
+
+    /// Whether a change of an alert's state is sent to the notifiers the alert went to.
+    pub fn notifies_changes(&self) -> bool {
+        !self.quiet_changes
     }
 
     /// Alerts whose events were received longer ago than `horizon` before they are evaluated are not sent

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::deliver;
 use crate::event::did_you_mean;
 use crate::store;
+use crate::store::alerts::{AlertChange, Change};
 use crate::store::outbox;
 
 /// Notifier subcommands.
@@ -38,6 +39,8 @@ pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
         return Err(UsageError(format!("no notifier `{name}` in the config{}", did_you_mean(&name, &known))).into());
     };
     let resolved = notifier.resolve(&name)?;
+    let resolved =
+        crate::config::notifiers::ResolvedNotifier { alert_links: config.http.external_url.clone(), ..resolved };
     let now = Utc::now();
     let mut sample = Alert::notice(
         "hsmwatch.notify_test",
@@ -49,17 +52,25 @@ pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
     );
     sample.notify_to = Some(vec![name.clone()]);
     let mut conn = store::open_writer(&config.storage.path).await?;
-    let ids = store::in_transaction(&mut conn, async |conn| {
-        let ids = crate::store::alerts::insert(conn, &[sample.record()]).await?;
+    let id = store::in_transaction(&mut conn, async |conn| {
+        let recorded = crate::store::alerts::insert(conn, &[sample.record()]).await?;
         // This command makes the first attempt itself; a running server retries it later if it fails.
-        outbox::enqueue(conn, ids[0], &name, now + chrono::Duration::hours(1)).await?;
-        Ok(ids)
+        outbox::enqueue(conn, recorded[0].id, &name, now + chrono::Duration::hours(1)).await?;
+        Ok(recorded[0].id)
     })
     .await?;
     let db = store::Db { writer: store::Writer::new(conn), reader: store::open_reader(&config.storage.path).await? };
-    let outcome = deliver::attempt_alert(&db, &resolved, ids[0]).await.context("delivery")?;
+    let outcome = deliver::attempt_alert(&db, &resolved, id).await.context("delivery")?;
+    // A test leaves nothing open behind it, whatever the receiver answered (a failed attempt stays queued).
+    let resolution = AlertChange {
+        change: Change::Resolve,
+        actor: "hsmwatch notify test",
+        note: Some("test notification sent"),
+        at: Utc::now(),
+    };
+    crate::store::alerts::change_state(&mut *db.writer.lock().await, id, &resolution, false).await?;
     match outcome {
-        deliver::Outcome::Delivered => writeln!(std::io::stdout(), "{name}: delivered (alert {})", ids[0])?,
+        deliver::Outcome::Delivered => writeln!(std::io::stdout(), "{name}: delivered (alert {id}, now resolved)")?,
         deliver::Outcome::RetryAt(at, why) => {
             return Err(anyhow::anyhow!("{name}: not delivered: {why}; queued for another attempt at {at}"));
         }

@@ -116,6 +116,10 @@ pub struct HttpConfig {
     /// How long a dashboard sign-in lasts.
     #[serde(default = "default_session_lifetime", with = "units::duration")]
     pub session_lifetime: Duration,
+    /// The dashboard's address as people reach it (`https://hsmwatch.example.net`): every notification links to its
+    /// alert's page under it.
+    #[serde(default, deserialize_with = "units::external_url")]
+    pub external_url: Option<String>,
 }
 
 fn default_http_address() -> Option<SocketAddr> {
@@ -137,6 +141,7 @@ impl Default for HttpConfig {
             allow_plaintext: false,
             metrics_public: false,
             session_lifetime: default_session_lifetime(),
+            external_url: None,
         }
     }
 }
@@ -156,6 +161,14 @@ pub struct AlertsConfig {
     /// archives, a backlog after downtime) is recorded but not sent; null sends every alert, however old.
     #[serde(default = "default_notify_horizon", with = "units::optional_duration")]
     pub notify_horizon: Option<Duration>,
+    /// Acknowledging or resolving an alert (by a person, or by resolve_after) notifies the notifiers the alert went
+    /// to; false records the change without telling them.
+    #[serde(default = "notify_changes_by_default")]
+    pub notify_changes: bool,
+}
+
+fn notify_changes_by_default() -> bool {
+    true
 }
 
 fn default_notify_horizon() -> Option<Duration> {
@@ -164,7 +177,7 @@ fn default_notify_horizon() -> Option<Duration> {
 
 impl Default for AlertsConfig {
     fn default() -> Self {
-        AlertsConfig { notify_horizon: default_notify_horizon() }
+        AlertsConfig { notify_horizon: default_notify_horizon(), notify_changes: true }
     }
 }
 

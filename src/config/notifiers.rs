@@ -290,6 +290,8 @@ pub struct ResolvedNotifier {
     pub policy: DeliveryPolicy,
     /// Where it delivers.
     pub target: Target,
+    /// The dashboard's address (`http.external_url`): notifications link to their alert's page under it.
+    pub alert_links: Option<String>,
 }
 
 /// Why a notifier cannot be used; names the notifier and the field.
@@ -357,6 +359,7 @@ impl NotifierConfig {
                 rate_limit: self.rate_limit,
             },
             target,
+            alert_links: None,
         })
     }
 
@@ -495,9 +498,18 @@ impl NotifierConfig {
 }
 
 /// Resolves every notifier and checks that each `fallback` names another one.
-pub fn resolve_all(notifiers: &BTreeMap<String, NotifierConfig>) -> Result<Vec<ResolvedNotifier>, NotifierError> {
+pub fn resolve_all(
+    notifiers: &BTreeMap<String, NotifierConfig>,
+    alert_links: Option<&str>,
+) -> Result<Vec<ResolvedNotifier>, NotifierError> {
     check_fallbacks(notifiers)?;
-    notifiers.iter().map(|(name, notifier)| notifier.resolve(name)).collect()
+    notifiers
+        .iter()
+        .map(|(name, notifier)| {
+            let resolved = notifier.resolve(name)?;
+            Ok(ResolvedNotifier { alert_links: alert_links.map(str::to_owned), ..resolved })
+        })
+        .collect()
 }
 
 /// Every `fallback` names another configured notifier.

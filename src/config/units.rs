@@ -225,6 +225,24 @@ fn within_years(at: DateTime<Utc>, text: &str) -> Result<DateTime<Utc>, String> 
     }
 }
 
+/// `deserialize_with = "units::external_url"`: an `http://` or `https://` address without a query or fragment, kept
+/// without its trailing slash.
+pub fn external_url<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize;
+    let Some(text) = Option::<String>::deserialize(deserializer)? else { return Ok(None) };
+    let url = reqwest::Url::parse(text.trim())
+        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not an address: {e}")))?;
+    if !["http", "https"].contains(&url.scheme()) || url.host_str().is_none() {
+        return Err(serde::de::Error::custom(format!("`{text}` is not an http:// or https:// address")));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(serde::de::Error::custom(format!(
+            "`{text}`: give the dashboard's address only (no user, query or fragment)"
+        )));
+    }
+    Ok(Some(url.as_str().trim_end_matches('/').to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,7 +84,8 @@ pub fn escape_html(text: &str) -> String {
 fn subject(notification: &Notification) -> String {
     match notification {
         Notification::Alert(alert) => {
-            let status = if alert.status == "resolved" { "RESOLVED".to_owned() } else { alert.severity.to_uppercase() };
+            let status =
+                if alert.status == "firing" { alert.severity.to_uppercase() } else { alert.status.to_uppercase() };
             format!("[hsmwatch] {status} {}", alert.title)
         }
         Notification::Digest(alerts) => {
@@ -99,13 +100,18 @@ fn facts(alert: &StoredAlert) -> Vec<(String, String)> {
         ("Rule".to_owned(), alert.rule.clone()),
         ("Severity".to_owned(), alert.severity.clone()),
         ("Status".to_owned(), alert.status.clone()),
-        ("Host".to_owned(), alert.host.clone().unwrap_or_else(|| "-".into())),
+    ];
+    rows.extend(alert.key_fields().into_iter().map(|(label, value)| (label.to_owned(), value.to_owned())));
+    rows.extend([
         ("Count".to_owned(), alert.count.to_string()),
         ("First seen".to_owned(), alert.first_seen.clone().unwrap_or_default()),
         ("Last seen".to_owned(), alert.last_seen.clone().unwrap_or_default()),
         ("Fired".to_owned(), alert.fired_at.clone()),
-    ];
+    ]);
     rows.extend(alert.group.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(url) = &alert.url {
+        rows.push(("Alert".to_owned(), url.clone()));
+    }
     if alert.suppressed > 0 {
         rows.push(("Held back before".to_owned(), alert.suppressed.to_string()));
     }
@@ -128,6 +134,9 @@ fn html_alert(out: &mut String, alert: &StoredAlert) {
             writeln!(out, "<tr><th align=\"left\">{}</th><td>{}</td></tr>", escape_html(&label), escape_html(&value));
     }
     let _ = write!(out, "</table>\n<pre>{}</pre>\n", escape_html(alert.body.trim_end()));
+    if let Some(url) = &alert.url {
+        let _ = writeln!(out, "<p><a href=\"{0}\">{0}</a></p>", escape_html(url));
+    }
 }
 
 /// The plain-text and HTML bodies.
@@ -234,6 +243,10 @@ mod tests {
             event_ids: vec![],
             silenced_by: None,
             held_back: None,
+            alert_id: Some(7),
+            url: Some("https://hsmwatch.example.net/alerts/7".into()),
+            event: [("user.name".to_owned(), user.to_owned()), ("source.ip".to_owned(), "203.0.113.9".to_owned())]
+                .into(),
         }
     }
 
@@ -266,7 +279,9 @@ mod tests {
         assert!(!headers.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{headers}");
         assert!(headers.contains("Message-ID: <hsmwatch-7-mail@example.com>"), "{headers}");
         assert!(headers.contains("X-Hsmwatch-Fingerprint:"), "{headers}");
-        let (_, html) = bodies(&Notification::Alert(&hostile));
+        let (plain, html) = bodies(&Notification::Alert(&hostile));
         assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("<a href=\"https://hsmwatch.example.net/alerts/7\">"), "{html}");
+        assert!(plain.contains("Source address: 203.0.113.9"), "the key fields of the last event: {plain}");
     }
 }

@@ -336,7 +336,7 @@ async fn deliver_due(
     let mut alerts = Vec::with_capacity(jobs.len());
     let mut carried = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match crate::store::alerts::get(&db.reader, job.alert_id).await? {
+        match outgoing_alert(db, notifier, job.alert_id).await? {
             Some(alert) => {
                 alerts.push(alert);
                 carried.push(job);
@@ -399,7 +399,7 @@ pub async fn attempt_alert(db: &Db, notifier: &ResolvedNotifier, alert_id: i64) 
     let job = outbox::job_of(&db.reader, alert_id, &notifier.name)
         .await?
         .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no outbox job".into() })?;
-    let alert = crate::store::alerts::get(&db.reader, alert_id)
+    let alert = outgoing_alert(db, notifier, alert_id)
         .await?
         .ok_or_else(|| StoreError::CorruptRow { id: alert_id, reason: "no alert".into() })?;
     let sender = Sender::new(notifier).map_err(|reason| StoreError::CorruptRow { id: alert_id, reason })?;
@@ -407,6 +407,21 @@ pub async fn attempt_alert(db: &Db, notifier: &ResolvedNotifier, alert_id: i64) 
     let outcome = classify(&answer, &job, &notifier.policy, Utc::now(), jitter());
     record(&mut *db.writer.lock().await, notifier, &job, &alert, &outcome, None).await?;
     Ok(outcome)
+}
+
+/// An alert as notifiers receive it: as stored, with the link to its page and the fields of its last event.
+async fn outgoing_alert(db: &Db, notifier: &ResolvedNotifier, id: i64) -> Result<Option<StoredAlert>, StoreError> {
+    let Some(mut alert) = crate::store::alerts::get(&db.reader, id).await? else { return Ok(None) };
+    if let Some(base) = &notifier.alert_links {
+        alert.url = Some(format!("{base}/alerts/{}", alert.alert_id.unwrap_or(alert.id)));
+    }
+    if let Some(last) = alert.event_ids.last() {
+        let found = crate::store::query::events_by_id(&db.reader, std::slice::from_ref(last)).await?;
+        if let Some(stored) = found.first() {
+            alert.event = stored.event.all_fields().into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+        }
+    }
+    Ok(Some(alert))
 }
 
 /// Writes what became of a job; a job given up raises a self-alert to the fallback notifier, in the same transaction.
@@ -431,8 +446,12 @@ async fn record(
                 outbox::mark_dead(conn, job.id, why).await?;
                 let now = Utc::now();
                 let notice = dead_delivery_alert(&notifier.name, fallback, alert, why, now);
-                let ids = crate::store::alerts::insert(conn, &[notice.record()]).await?;
-                outbox::enqueue(conn, ids[0], fallback, now).await
+                let recorded = crate::store::alerts::insert(conn, &[notice.record()]).await?;
+                match &recorded[0].held_back {
+                    // Its alert is acknowledged: someone is on it already.
+                    Some(_) => Ok(()),
+                    None => outbox::enqueue(conn, recorded[0].id, fallback, now).await,
+                }
             })
             .await
         }

@@ -38,7 +38,7 @@ const MAX_BODY: usize = 2500;
 
 /// The Block Kit message of an alert.
 pub fn message(alert: &StoredAlert) -> Value {
-    let status = if alert.status == "resolved" { "RESOLVED" } else { "FIRING" };
+    let status = alert.status.to_uppercase();
     let headline = format!(
         "{} *{}* {} — {}",
         emoji(&alert.severity),
@@ -46,20 +46,26 @@ pub fn message(alert: &StoredAlert) -> Value {
         status,
         escape(&alert.title)
     );
-    let mut fields = vec![
-        json!({"type": "mrkdwn", "text": format!("*Rule*\n{}", escape(&alert.rule))}),
-        json!({"type": "mrkdwn", "text": format!("*Host*\n{}", escape(alert.host.as_deref().unwrap_or("-")))}),
-        json!({"type": "mrkdwn", "text": format!("*Count*\n{}", alert.count)}),
-        json!({"type": "mrkdwn", "text": format!("*Fired*\n{}", escape(&alert.fired_at))}),
-    ];
-    for (name, value) in alert.group.iter().filter(|(name, _)| *name != "host.name").take(6) {
+    let mut fields = vec![json!({"type": "mrkdwn", "text": format!("*Rule*\n{}", escape(&alert.rule))})];
+    let key = alert.key_fields();
+    for (label, value) in &key {
+        fields.push(json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", escape(value))}));
+    }
+    fields.push(json!({"type": "mrkdwn", "text": format!("*Count*\n{}", alert.count)}));
+    fields.push(json!({"type": "mrkdwn", "text": format!("*Fired*\n{}", escape(&alert.fired_at))}));
+    let shown: Vec<&str> = key.iter().map(|(_, v)| *v).collect();
+    // Slack shows at most ten fields in a section.
+    for (name, value) in alert.group.iter().filter(|(_, value)| !shown.contains(&value.as_str())) {
+        if fields.len() >= 10 {
+            break;
+        }
         fields.push(json!({"type": "mrkdwn", "text": format!("*{}*\n{}", escape(name), escape(value))}));
     }
     let body: String = alert.body.chars().take(MAX_BODY).collect();
     // Inside a code block the text is still parsed for <...> and & by Slack, so it is escaped too; backticks are
     // replaced so the line cannot close the block.
     let code = format!("```{}```", escape(&body).replace("```", "'''"));
-    json!({
+    let mut message = json!({
         "text": format!("{} {} — {}", status, escape(&alert.severity), escape(&alert.title)),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
@@ -67,7 +73,13 @@ pub fn message(alert: &StoredAlert) -> Value {
             {"type": "section", "text": {"type": "mrkdwn", "text": code}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("fingerprint `{}`", escape(&alert.fingerprint))}]},
         ]
-    })
+    });
+    if let (Some(url), Some(blocks)) = (&alert.url, message["blocks"].as_array_mut()) {
+        // The address is the operator's (http.external_url) plus a number: no text from the network.
+        let link = format!("<{url}|Open alert {} in hsmwatch>", alert.alert_id.unwrap_or(alert.id));
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": link}}));
+    }
+    message
 }
 
 /// Alerts listed one per line in a digest; the rest are counted.
@@ -129,9 +141,18 @@ mod tests {
             event_ids: vec![],
             silenced_by: None,
             held_back: None,
+            alert_id: Some(1),
+            url: Some("https://hsmwatch.example.net/alerts/1".into()),
+            event: [
+                ("user.name".to_owned(), "<!channel>".to_owned()),
+                ("hsm.partition".to_owned(), "<@U1>".to_owned()),
+            ]
+            .into(),
         };
         let text = message(&alert).to_string();
-        assert!(!text.contains("<!channel>") && !text.contains("<@U123>"), "{text}");
+        assert!(!text.contains("<!channel>") && !text.contains("<@U123>") && !text.contains("<@U1>"), "{text}");
         assert!(text.contains("&lt;!channel&gt;"));
+        assert!(text.contains("*Partition*\\n&lt;@U1&gt;"), "the key fields of the last event: {text}");
+        assert!(text.contains("<https://hsmwatch.example.net/alerts/1|Open alert 1 in hsmwatch>"), "{text}");
     }
 }

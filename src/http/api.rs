@@ -1,5 +1,5 @@
 //! The JSON API: `GET /api/events` (the filters of `hsmwatch query`, newest first, paginated by cursor),
-//! `GET /api/alerts`, `GET /api/alerts/{id}` and `GET /api/hosts`.
+//! `GET /api/alerts`, `GET /api/alerts/{id}`, `POST /api/alerts/{id}/{ack|unack|resolve}` and `GET /api/hosts`.
 //!
 //! Events are objects with the flat dotted field names of docs/events.md, as `hsmwatch query --json` prints them.
 
@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AppState;
+use crate::store::alerts::{AlertChange, AlertFilter, Change, ChangeOutcome, StateFilter};
 use crate::store::query::{self, EventQuery};
 
 /// Most events or alerts one page returns.
@@ -19,6 +20,13 @@ pub const MAX_PAGE: u32 = 1000;
 /// An API error: a status and a message, answered as `{"error": "..."}`.
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    /// The status and the message.
+    pub fn parts(&self) -> (StatusCode, &str) {
+        (self.0, &self.1)
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -59,33 +67,108 @@ pub async fn events(State(state): State<AppState>, Query(q): Query<EventQuery>) 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsQuery {
-    /// `firing` or `resolved`.
-    pub status: Option<String>,
-    /// At or after.
+    /// `open`, `firing`, `acknowledged` or `resolved` (`status` is the older name).
+    #[serde(alias = "status")]
+    pub state: Option<String>,
+    /// Fired last at or after.
     pub since: Option<String>,
+    /// Concerning this host.
+    pub host: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<u32>,
 }
 
-/// `GET /api/alerts`: `{"alerts": [...]}`, newest first.
+/// `GET /api/alerts`: `{"alerts": [...]}`, open ones first (firing, then acknowledged), then resolved, newest first.
 pub async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>) -> Answer {
-    if let Some(status) = q.status.as_deref().filter(|s| !["firing", "resolved"].contains(s)) {
-        return Err(bad_request(format!("status: `{status}` is neither firing nor resolved")));
-    }
+    let wanted = q
+        .state
+        .as_deref()
+        .map(str::parse::<StateFilter>)
+        .transpose()
+        .map_err(|e| bad_request(format!("state: {e}")))?;
     let since = time(q.since.as_deref(), "since")?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let filter = crate::store::alerts::AlertFilter { status: q.status.as_deref(), since, host: None, limit };
+    let filter = AlertFilter { state: wanted, since, host: q.host.as_deref(), limit };
     let alerts = crate::store::alerts::list(&state.pool, &filter).await?;
     Ok(Json(serde_json::json!({"alerts": alerts})))
 }
 
-/// `GET /api/alerts/{id}`: the alert in full with the state of each delivery.
+/// `GET /api/alerts/{id}`: the alert (`summary`: state, firings; `alert`: its latest firing in full), who changed
+/// it, its rows, and the state of each delivery of its latest firing. Any of its rows' ids will do.
 pub async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Answer {
-    let alert = crate::store::alerts::get(&state.pool, id)
+    let detail = crate::store::alerts::detail(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert {id}")))?;
-    let deliveries = crate::store::outbox::deliveries(&state.pool, id).await?;
-    Ok(Json(serde_json::json!({"id": id, "alert": alert, "deliveries": deliveries})))
+    let deliveries = crate::store::outbox::deliveries(&state.pool, detail.latest.id).await?;
+    Ok(Json(serde_json::json!({
+        "id": detail.summary.id,
+        "summary": detail.summary,
+        "alert": detail.latest,
+        "changes": detail.changes,
+        "rows": detail.rows,
+        "deliveries": deliveries,
+    })))
+}
+
+/// The body of `POST /api/alerts/{id}/{ack|unack|resolve}` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBody {
+    /// Why.
+    pub note: Option<String>,
+    /// Who (default `api`).
+    pub by: Option<String>,
+}
+
+/// Longest note or name accepted, in bytes.
+pub const MAX_NOTE: usize = 2000;
+
+/// `POST /api/alerts/{id}/{ack|unack|resolve}`: `{"id": ALERT, "state": "...", "notified": [...]}`; 404 for no such
+/// alert, 409 when its state does not allow the change.
+pub async fn change(
+    State(state): State<AppState>,
+    Path((id, change)): Path<(i64, String)>,
+    body: Option<Json<ChangeBody>>,
+) -> Answer {
+    let change: Change = change.parse().map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+    let Json(body) = body.unwrap_or_default();
+    let actor = body.by.as_deref().map(str::trim).filter(|b| !b.is_empty()).unwrap_or("api");
+    let outcome = apply_change(&state, id, change, actor, body.note.as_deref()).await?;
+    Ok(Json(outcome))
+}
+
+/// Makes a change for the API or the dashboard: refused unless changes are allowed here; the answer as JSON.
+pub async fn apply_change(
+    state: &AppState,
+    id: i64,
+    change: Change,
+    actor: &str,
+    note: Option<&str>,
+) -> Result<serde_json::Value, ApiError> {
+    if !state.changes_allowed {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "changing alerts needs http.token_env or http.token_file, or a loopback-only listener".into(),
+        ));
+    }
+    if actor.len() > MAX_NOTE || note.is_some_and(|n| n.len() > MAX_NOTE) {
+        return Err(bad_request(format!("a name or note is at most {MAX_NOTE} bytes")));
+    }
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    let request = AlertChange { change, actor, note, at: Utc::now() };
+    let outcome =
+        crate::store::alerts::change_state(&mut *state.writer.lock().await, id, &request, state.notify_changes).await?;
+    match outcome {
+        ChangeOutcome::Changed { alert_id, queued, .. } => {
+            if !queued.is_empty() {
+                state.deliveries.notify_waiters();
+            }
+            tracing::info!(alert = alert_id, change = change.as_str(), actor = %crate::telemetry::Escaped(actor), "alert changed");
+            Ok(serde_json::json!({"id": alert_id, "state": change.state(), "by": actor, "notified": queued}))
+        }
+        ChangeOutcome::NoSuchAlert => Err(ApiError(StatusCode::NOT_FOUND, format!("no alert {id}"))),
+        ChangeOutcome::Refused(why) => Err(ApiError(StatusCode::CONFLICT, why)),
+    }
 }
 
 /// `GET /api/hosts`: `{"hosts": [...]}`, the inventory as `hsmwatch hosts --json` prints it.

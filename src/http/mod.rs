@@ -83,6 +83,14 @@ pub struct AppState {
     pub throttle: Arc<session::LoginThrottle>,
     /// Served over HTTPS: session cookies are `Secure`.
     pub https: bool,
+    /// Acknowledging and resolving alerts: the shared write connection.
+    pub writer: crate::store::Writer,
+    /// Whether changes are allowed: a token is configured, or the listener is loopback-only.
+    pub changes_allowed: bool,
+    /// Whether a change notifies the alert's notifiers (`alerts.notify_changes`).
+    pub notify_changes: bool,
+    /// Woken when a change queued notices.
+    pub deliveries: Arc<tokio::sync::Notify>,
 }
 
 /// Where the HTTP server accepts connections.
@@ -120,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(api::events))
         .route("/api/alerts", get(api::alerts))
         .route("/api/alerts/{id}", get(api::alert))
+        .route("/api/alerts/{id}/{change}", axum::routing::post(api::change))
         .route("/api/hosts", get(api::hosts))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     let metrics = Router::new()

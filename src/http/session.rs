@@ -1,6 +1,8 @@
 //! Dashboard sign-in: a session is a random id the browser holds in a cookie, valid for `http.session_lifetime` or
 //! until sign-out (the token itself never sits in the browser, and a copied cookie dies); failed sign-ins are limited
-//! per client address, so the token cannot be guessed at the speed of the network.
+//! per client address, so the token cannot be guessed at the speed of the network. A session carries the name its
+//! holder gave at sign-in (who acknowledged an alert), and every form that changes something carries a token derived
+//! from the session and a key of this process (CSRF), which another site's page cannot read.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,29 +23,46 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 /// Addresses whose failures are remembered at once, at most (a spray from many addresses cannot grow the table).
 const MAX_TRACKED: usize = 10_000;
 
+/// An open session: when it expires, and who holds it.
+#[derive(Debug, Clone)]
+struct Session {
+    expires: Instant,
+    name: String,
+}
+
 /// The open sessions.
 #[derive(Debug)]
 pub struct Sessions {
     lifetime: Duration,
     /// Keyed by the digest of the id, so that the table holds nothing a browser could present.
-    open: Mutex<HashMap<[u8; 32], Instant>>,
+    open: Mutex<HashMap<[u8; 32], Session>>,
+    /// The key form tokens are derived with: random per process, so a restart ends every form in flight.
+    form_key: [u8; 32],
 }
 
 fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
-/// A new random session id: 32 bytes from the operating system, hex.
-fn random_id() -> std::io::Result<String> {
+fn random_bytes() -> std::io::Result<[u8; 32]> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(|error| std::io::Error::other(error.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random session id: 32 bytes from the operating system, hex.
+fn random_id() -> std::io::Result<String> {
+    Ok(hex(&random_bytes()?))
 }
 
 impl Sessions {
     /// No sessions; each lasts `lifetime`.
-    pub fn new(lifetime: Duration) -> Self {
-        Sessions { lifetime, open: Mutex::default() }
+    pub fn new(lifetime: Duration) -> std::io::Result<Self> {
+        Ok(Sessions { lifetime, open: Mutex::default(), form_key: random_bytes()? })
     }
 
     /// How long a session lasts.
@@ -51,25 +70,38 @@ impl Sessions {
         self.lifetime
     }
 
-    /// Opens a session; its id, for the cookie.
-    pub fn open(&self) -> std::io::Result<String> {
+    /// Opens a session for `name`; its id, for the cookie.
+    pub fn open(&self, name: &str) -> std::io::Result<String> {
         let id = random_id()?;
         let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        open.retain(|_, expires| *expires > now);
+        open.retain(|_, session| session.expires > now);
         if open.len() >= MAX_SESSIONS {
-            if let Some(oldest) = open.iter().min_by_key(|(_, expires)| **expires).map(|(key, _)| *key) {
+            if let Some(oldest) = open.iter().min_by_key(|(_, session)| session.expires).map(|(key, _)| *key) {
                 open.remove(&oldest);
             }
         }
-        open.insert(digest(&id), now + self.lifetime);
+        open.insert(digest(&id), Session { expires: now + self.lifetime, name: name.to_owned() });
         Ok(id)
     }
 
     /// Whether `id` is an open session that has not expired.
     pub fn is_open(&self, id: &str) -> bool {
+        self.name(id).is_some()
+    }
+
+    /// The name the holder of session `id` gave, while it is open.
+    pub fn name(&self, id: &str) -> Option<String> {
         let open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        open.get(&digest(id)).is_some_and(|expires| *expires > Instant::now())
+        open.get(&digest(id)).filter(|session| session.expires > Instant::now()).map(|session| session.name.clone())
+    }
+
+    /// The form token of session `id` (`None`: no session, on a loopback listener without a token).
+    pub fn form_token(&self, id: Option<&str>) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.form_key);
+        hasher.update(id.unwrap_or("").as_bytes());
+        hex(&hasher.finalize())
     }
 
     /// Ends a session (sign-out).
@@ -127,11 +159,15 @@ mod tests {
 
     #[test]
     fn sessions_are_random_expire_and_close() {
-        let sessions = Sessions::new(Duration::from_millis(50));
-        let (a, b) = (sessions.open().unwrap(), sessions.open().unwrap());
+        let sessions = Sessions::new(Duration::from_millis(50)).unwrap();
+        let (a, b) = (sessions.open("alice").unwrap(), sessions.open("bob").unwrap());
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert!(sessions.is_open(&a) && sessions.is_open(&b));
+        assert_eq!(sessions.name(&b).as_deref(), Some("bob"));
+        assert_ne!(sessions.form_token(Some(&a)), sessions.form_token(Some(&b)));
+        let other = Sessions::new(Duration::from_millis(50)).unwrap();
+        assert_ne!(sessions.form_token(None), other.form_token(None), "each process has its own key");
         assert!(!sessions.is_open("not a session"));
         sessions.close(&a);
         assert!(!sessions.is_open(&a), "signed out");

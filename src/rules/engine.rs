@@ -263,6 +263,12 @@ impl Engine {
                 State::Stateless => {
                     let mut evidence = Evidence::default();
                     evidence.add(&share(), id, event.created.at);
+                    // Without group_by, each HSM's events are alerts of their own: one appliance's partition change
+                    // is not another's to acknowledge.
+                    let group = match (group.is_empty(), event.get(crate::event::field::HOST_NAME)) {
+                        (true, Some(host)) => vec![(crate::event::field::HOST_NAME, host.to_owned())],
+                        _ => group,
+                    };
                     firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
                     None
                 }

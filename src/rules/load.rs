@@ -14,6 +14,8 @@ use super::selection::{self, NamedList, Selection};
 use crate::diagnostic::{line_of, FileError, FileErrors};
 use crate::event::{did_you_mean, field};
 
+/// How long an alert of a rule without a natural end (a threshold, a single event) stays open without firing.
+pub const DEFAULT_RESOLVE_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Variables a message template may use (docs/rules.md, "Alerts and notifications").
 pub const TEMPLATE_VARIABLES: &[&str] = &[
     "rule",
@@ -109,6 +111,8 @@ pub struct Rule {
     pub group_by: Vec<&'static str>,
     /// Notification throttle per fingerprint.
     pub throttle: Duration,
+    /// An open alert with no firing for this long is resolved; `None`: the rule resolves its alerts itself.
+    pub resolve_after: Option<Duration>,
     /// Title template source.
     pub title_template: String,
     /// Body template source.
@@ -455,6 +459,10 @@ impl RuleContext<'_> {
         if self.errors.len() > errors_before {
             return None;
         }
+        let resolve_after = spec.resolve_after.or(match detect {
+            Some(Detect::Absence { .. }) => None,
+            _ => Some(DEFAULT_RESOLVE_AFTER),
+        });
         Some(Rule {
             id: spec.id,
             title: spec.title,
@@ -468,6 +476,7 @@ impl RuleContext<'_> {
             detect,
             group_by,
             throttle: spec.throttle.unwrap_or(Duration::ZERO),
+            resolve_after,
             title_template: title,
             body_template: body,
             notify: spec.notify,

@@ -38,6 +38,10 @@ pub struct RuleSpec {
     /// At most one notification per fingerprint per this long.
     #[serde(default, with = "crate::config::units::optional_duration")]
     pub throttle: Option<Duration>,
+    /// An open alert of this rule with no firing for this long is resolved (default 24h; absence rules resolve
+    /// their alerts themselves and default to never).
+    #[serde(default, with = "crate::config::units::optional_duration")]
+    pub resolve_after: Option<Duration>,
     /// Alert title and body templates.
     #[serde(default)]
     pub message: Option<MessageSpec>,

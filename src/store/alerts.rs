@@ -46,37 +46,364 @@ pub struct AlertRecord<'a> {
     pub held_back: Option<&'a str>,
 }
 
-/// Inserts alerts (inside the caller's transaction); returns their row ids.
-pub async fn insert(conn: &mut WriteConn, alerts: &[AlertRecord<'_>]) -> Result<Vec<i64>, StoreError> {
-    let conn = &mut conn.0;
-    let mut ids = Vec::with_capacity(alerts.len());
+/// What recording an alert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The row's id.
+    pub id: i64,
+    /// The alert it opened or joined (its opening row's id).
+    pub alert_id: i64,
+    /// Why it is not notified although it was due: the record's own reason, the alert being acknowledged, or a
+    /// resolution of an alert that was already resolved.
+    pub held_back: Option<String>,
+}
+
+/// The open alert of a fingerprint: its id, state and who set it.
+async fn open_alert(
+    conn: &mut WriteConn,
+    fingerprint: &str,
+) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, state, state_by FROM alerts WHERE fingerprint = ? AND state IN ('firing', 'acknowledged') \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(fingerprint)
+    .fetch_optional(&mut conn.0)
+    .await?)
+}
+
+/// Inserts alerts (inside the caller's transaction). A firing joins the open alert of its fingerprint or opens a
+/// new one; a resolution joins and resolves it. Returns what each became.
+pub async fn insert(conn: &mut WriteConn, alerts: &[AlertRecord<'_>]) -> Result<Vec<Recorded>, StoreError> {
+    let mut recorded = Vec::with_capacity(alerts.len());
     for alert in alerts {
-        let done = sqlx::query(
-            "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host, silenced_by, held_back) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(alert.rule_id)
-        .bind(alert.fingerprint)
-        .bind(alert.severity)
-        .bind(alert.status)
-        .bind(serde_json::to_string(alert.group).expect("a map of strings serializes"))
-        .bind(i64::try_from(alert.count).unwrap_or(i64::MAX))
-        .bind(alert.first_seen.map(|t| t.timestamp_micros()))
-        .bind(alert.last_seen.map(|t| t.timestamp_micros()))
-        .bind(alert.at.timestamp_micros())
-        .bind(alert.title)
-        .bind(alert.body)
-        .bind(serde_json::to_string(alert.event_ids).expect("a list of ids serializes"))
-        .bind(alert.notify)
-        .bind(i64::try_from(alert.suppressed).unwrap_or(i64::MAX))
-        .bind(alert.host)
-        .bind(alert.silenced_by)
-        .bind(alert.held_back)
-        .execute(&mut *conn)
-        .await?;
-        ids.push(done.last_insert_rowid());
+        let open = open_alert(conn, alert.fingerprint).await?;
+        let held_back = match (&open, alert.status) {
+            _ if !alert.notify || alert.held_back.is_some() => alert.held_back.map(str::to_owned),
+            (Some((_, state, by)), "firing") if state == "acknowledged" => {
+                Some(format!("acknowledged by {}", by.as_deref().unwrap_or("someone")))
+            }
+            (None, "resolved") => Some("the alert was already resolved".to_owned()),
+            _ => None,
+        };
+        let id = insert_row(conn, alert, open.as_ref().map(|(id, ..)| *id), held_back.as_deref()).await?;
+        let at = alert.at.timestamp_micros();
+        let alert_id = match (open, alert.status) {
+            (Some((open, ..)), "firing") => {
+                sqlx::query("UPDATE alerts SET firings = firings + 1, last_id = ?, last_fired_at = ? WHERE id = ?")
+                    .bind(id)
+                    .bind(at)
+                    .bind(open)
+                    .execute(&mut conn.0)
+                    .await?;
+                open
+            }
+            (Some((open, ..)), _) => {
+                let change = AlertChange {
+                    change: Change::Resolve,
+                    actor: "rule",
+                    note: Some(&format!("rule {} ended the condition", alert.rule_id)),
+                    at: alert.at,
+                };
+                record_change(conn, open, &change).await?;
+                open
+            }
+            (None, status) => {
+                // A firing opens an alert; a resolution of one already resolved joins the latest of its fingerprint.
+                let latest: Option<i64> =
+                    match status {
+                        "firing" => None,
+                        _ => sqlx::query_scalar(
+                            "SELECT alert_id FROM alerts WHERE fingerprint = ? AND id < ? AND alert_id IS NOT NULL \
+                         ORDER BY id DESC LIMIT 1",
+                        )
+                        .bind(alert.fingerprint)
+                        .bind(id)
+                        .fetch_optional(&mut conn.0)
+                        .await?,
+                    };
+                match latest {
+                    Some(latest) => {
+                        sqlx::query("UPDATE alerts SET alert_id = ? WHERE id = ?")
+                            .bind(latest)
+                            .bind(id)
+                            .execute(&mut conn.0)
+                            .await?;
+                        latest
+                    }
+                    None => {
+                        let state = if status == "firing" { "firing" } else { "resolved" };
+                        sqlx::query(
+                            "UPDATE alerts SET alert_id = id, state = ?, state_at = ?, firings = 1, last_id = id, \
+                             last_fired_at = ? WHERE id = ?",
+                        )
+                        .bind(state)
+                        .bind(at)
+                        .bind(at)
+                        .bind(id)
+                        .execute(&mut conn.0)
+                        .await?;
+                        id
+                    }
+                }
+            }
+        };
+        recorded.push(Recorded { id, alert_id, held_back });
     }
-    Ok(ids)
+    Ok(recorded)
+}
+
+async fn insert_row(
+    conn: &mut WriteConn,
+    alert: &AlertRecord<'_>,
+    alert_id: Option<i64>,
+    held_back: Option<&str>,
+) -> Result<i64, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host, silenced_by, held_back, alert_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(alert.rule_id)
+    .bind(alert.fingerprint)
+    .bind(alert.severity)
+    .bind(alert.status)
+    .bind(serde_json::to_string(alert.group).expect("a map of strings serializes"))
+    .bind(i64::try_from(alert.count).unwrap_or(i64::MAX))
+    .bind(alert.first_seen.map(|t| t.timestamp_micros()))
+    .bind(alert.last_seen.map(|t| t.timestamp_micros()))
+    .bind(alert.at.timestamp_micros())
+    .bind(alert.title)
+    .bind(alert.body)
+    .bind(serde_json::to_string(alert.event_ids).expect("a list of ids serializes"))
+    .bind(alert.notify)
+    .bind(i64::try_from(alert.suppressed).unwrap_or(i64::MAX))
+    .bind(alert.host)
+    .bind(alert.silenced_by)
+    .bind(held_back)
+    .bind(alert_id)
+    .execute(&mut conn.0)
+    .await?;
+    Ok(done.last_insert_rowid())
+}
+
+/// A change a person (or hsmwatch) makes to an alert's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// "I have this": no notifications while acknowledged.
+    Acknowledge,
+    /// Back to firing.
+    Unacknowledge,
+    /// Closed: a new firing of its fingerprint opens a new alert.
+    Resolve,
+}
+
+impl Change {
+    /// The state it leads to.
+    pub fn state(self) -> &'static str {
+        match self {
+            Change::Acknowledge => "acknowledged",
+            Change::Unacknowledge => "firing",
+            Change::Resolve => "resolved",
+        }
+    }
+
+    /// How the change is recorded and named (`acknowledged`, `unacknowledged`, `resolved`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Acknowledge => "acknowledged",
+            Change::Unacknowledge => "unacknowledged",
+            Change::Resolve => "resolved",
+        }
+    }
+
+    /// The states it can be made from.
+    fn allowed_from(self) -> &'static [&'static str] {
+        match self {
+            Change::Acknowledge => &["firing"],
+            Change::Unacknowledge => &["acknowledged"],
+            Change::Resolve => &["firing", "acknowledged"],
+        }
+    }
+}
+
+impl std::str::FromStr for Change {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "ack" | "acknowledge" => Ok(Change::Acknowledge),
+            "unack" | "unacknowledge" => Ok(Change::Unacknowledge),
+            "resolve" => Ok(Change::Resolve),
+            other => Err(format!("`{other}` is not a change of an alert (ack, unack or resolve)")),
+        }
+    }
+}
+
+/// Who changes an alert, how, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertChange<'a> {
+    /// The change.
+    pub change: Change,
+    /// A person's name, `rule`, or `hsmwatch (...)`.
+    pub actor: &'a str,
+    /// Why, in their words.
+    pub note: Option<&'a str>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What became of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// Made; the notice row recorded and the notifiers it was queued for.
+    Changed {
+        /// The alert (its opening row's id).
+        alert_id: i64,
+        /// The row that tells of the change (notified like a firing).
+        notice_id: Option<i64>,
+        /// The notifiers the notice was queued for.
+        queued: Vec<String>,
+    },
+    /// No alert has this id.
+    NoSuchAlert,
+    /// The alert's state does not allow it (`alert 4 is resolved`).
+    Refused(String),
+}
+
+/// Sets the alert's state and records who did it (inside the caller's transaction).
+async fn record_change(conn: &mut WriteConn, alert_id: i64, change: &AlertChange<'_>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE alerts SET state = ?, state_at = ?, state_by = ? WHERE id = ?")
+        .bind(change.change.state())
+        .bind(change.at.timestamp_micros())
+        .bind(change.actor)
+        .bind(alert_id)
+        .execute(&mut conn.0)
+        .await?;
+    sqlx::query("INSERT INTO alert_changes (alert_id, at, actor, change, note) VALUES (?, ?, ?, ?, ?)")
+        .bind(alert_id)
+        .bind(change.at.timestamp_micros())
+        .bind(change.actor)
+        .bind(change.change.as_str())
+        .bind(change.note)
+        .execute(&mut conn.0)
+        .await?;
+    Ok(())
+}
+
+/// Changes the state of the alert `id` belongs to (any of its rows' ids will do), in one transaction: the state, a
+/// record of the change, and, for an acknowledgement or a resolution when `notify` is set, a notice row queued to
+/// every notifier the alert went to.
+pub async fn change_state(
+    conn: &mut WriteConn,
+    id: i64,
+    change: &AlertChange<'_>,
+    notify: bool,
+) -> Result<ChangeOutcome, StoreError> {
+    super::in_transaction(conn, async |conn| change_in_transaction(conn, id, change, notify).await).await
+}
+
+async fn change_in_transaction(
+    conn: &mut WriteConn,
+    id: i64,
+    change: &AlertChange<'_>,
+    notify: bool,
+) -> Result<ChangeOutcome, StoreError> {
+    let found: Option<(i64, Option<String>)> =
+        sqlx::query_as("SELECT a.id, a.state FROM alerts r JOIN alerts a ON a.id = r.alert_id WHERE r.id = ?")
+            .bind(id)
+            .fetch_optional(&mut conn.0)
+            .await?;
+    let Some((alert_id, state)) = found else { return Ok(ChangeOutcome::NoSuchAlert) };
+    let state = state.unwrap_or_default();
+    if !change.change.allowed_from().contains(&state.as_str()) {
+        return Ok(ChangeOutcome::Refused(format!(
+            "alert {alert_id} is {state}; it cannot be {}",
+            change.change.as_str()
+        )));
+    }
+    record_change(conn, alert_id, change).await?;
+    if change.change == Change::Unacknowledge {
+        return Ok(ChangeOutcome::Changed { alert_id, notice_id: None, queued: Vec::new() });
+    }
+    let notice_id = insert_notice(conn, alert_id, change, notify).await?;
+    let queued: Vec<String> = match notify {
+        true => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT o.notifier FROM alerts r JOIN outbox o ON o.alert_id = r.id \
+             WHERE r.alert_id = ? AND r.status = 'firing' ORDER BY o.notifier",
+            )
+            .bind(alert_id)
+            .fetch_all(&mut conn.0)
+            .await?
+        }
+        false => Vec::new(),
+    };
+    for notifier in &queued {
+        super::outbox::enqueue(conn, notice_id, notifier, change.at).await?;
+    }
+    Ok(ChangeOutcome::Changed { alert_id, notice_id: Some(notice_id), queued })
+}
+
+/// The row that tells of a change: the alert's latest firing, with the change as its status and title.
+async fn insert_notice(
+    conn: &mut WriteConn,
+    alert_id: i64,
+    change: &AlertChange<'_>,
+    notify: bool,
+) -> Result<i64, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, \
+         title, body, event_ids, notify, suppressed, host, alert_id, held_back) \
+         SELECT l.rule_id, l.fingerprint, l.severity, ?1, l.group_json, l.count, l.first_seen, l.last_seen, ?2, \
+         ?3 || ': ' || l.title, ?4, l.event_ids, ?5, 0, l.host, a.id, ?6 \
+         FROM alerts a JOIN alerts l ON l.id = a.last_id WHERE a.id = ?7",
+    )
+    .bind(change.change.as_str())
+    .bind(change.at.timestamp_micros())
+    .bind(format!("{} by {}", capitalised(change.change.as_str()), change.actor))
+    .bind(change.note.unwrap_or(""))
+    .bind(notify)
+    .bind((!notify).then_some("notices of changes are off (alerts.notify_changes)"))
+    .bind(alert_id)
+    .execute(&mut conn.0)
+    .await?;
+    Ok(done.last_insert_rowid())
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// Resolves open alerts whose last firing is older than their rule's `resolve_after` (`None`: the rule resolves its
+/// alerts itself); returns the alerts resolved.
+pub async fn resolve_expired(
+    conn: &mut WriteConn,
+    now: DateTime<Utc>,
+    resolve_after: impl Fn(&str) -> Option<std::time::Duration>,
+    notify: bool,
+) -> Result<Vec<i64>, StoreError> {
+    let open: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT id, rule_id, last_fired_at FROM alerts WHERE state IN ('firing', 'acknowledged') AND alert_id = id",
+    )
+    .fetch_all(&mut conn.0)
+    .await?;
+    let mut resolved = Vec::new();
+    for (id, rule_id, last_fired_at) in open {
+        let Some(after) = resolve_after(&rule_id) else { continue };
+        let after_micros = i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
+        if last_fired_at.saturating_add(after_micros) > now.timestamp_micros() {
+            continue;
+        }
+        let note = format!("no firing for {}", humantime::format_duration(after));
+        let change =
+            AlertChange { change: Change::Resolve, actor: "hsmwatch (resolve_after)", note: Some(&note), at: now };
+        if let ChangeOutcome::Changed { .. } = change_state(conn, id, &change, notify).await? {
+            resolved.push(id);
+        }
+    }
+    Ok(resolved)
 }
 
 /// A throttle mark: when the fingerprint was last notified and how many firings were held back since.
@@ -114,26 +441,36 @@ pub async fn save_marks(conn: &mut WriteConn, marks: &[MarkRow]) -> Result<(), S
     Ok(())
 }
 
-/// A recorded alert, as listed.
+/// An alert as listed: its opening row with its state, and the title and count of its latest firing.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AlertRow {
-    /// Row id.
+    /// The alert's id (its opening row's).
     pub id: i64,
-    /// When it fired (RFC 3339).
+    /// When it opened (RFC 3339).
     pub fired_at: String,
     /// Rule id.
     pub rule_id: String,
     /// Severity.
     pub severity: String,
-    /// `firing` or `resolved`.
+    /// `firing`, `acknowledged` or `resolved`.
+    pub state: String,
+    /// When the state last changed.
+    pub state_at: Option<String>,
+    /// Who changed it last (a person, `rule`, `hsmwatch (...)`).
+    pub state_by: Option<String>,
+    /// Firings joined so far.
+    pub firings: i64,
+    /// When the latest firing was.
+    pub last_fired_at: String,
+    /// `firing` or `resolved`: the latest firing's status.
     pub status: String,
     /// Fingerprint.
     pub fingerprint: String,
-    /// Count.
+    /// The latest firing's count.
     pub count: i64,
-    /// Title.
+    /// The latest firing's title.
     pub title: String,
-    /// Whether a notification was due (false when throttled).
+    /// Whether the latest firing was due a notification (false when throttled).
     pub notify: bool,
     /// Firings held back before it.
     pub suppressed: i64,
@@ -145,12 +482,51 @@ pub struct AlertRow {
     pub host: Option<String>,
 }
 
+/// Which alerts, by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateFilter {
+    /// Firing or acknowledged.
+    Open,
+    /// Firing.
+    Firing,
+    /// Acknowledged.
+    Acknowledged,
+    /// Resolved.
+    Resolved,
+}
+
+impl std::str::FromStr for StateFilter {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "open" => Ok(StateFilter::Open),
+            "firing" => Ok(StateFilter::Firing),
+            "acknowledged" => Ok(StateFilter::Acknowledged),
+            "resolved" => Ok(StateFilter::Resolved),
+            other => Err(format!("`{other}` is not a state (open, firing, acknowledged, resolved)")),
+        }
+    }
+}
+
+impl StateFilter {
+    fn admits(self, state: &str) -> bool {
+        match self {
+            StateFilter::Open => state == "firing" || state == "acknowledged",
+            StateFilter::Firing => state == "firing",
+            StateFilter::Acknowledged => state == "acknowledged",
+            StateFilter::Resolved => state == "resolved",
+        }
+    }
+}
+
 /// Which alerts to list.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AlertFilter<'a> {
-    /// `firing` or `resolved`.
-    pub status: Option<&'a str>,
-    /// Fired at or after.
+    /// In this state.
+    pub state: Option<StateFilter>,
+    /// Fired last at or after.
     pub since: Option<DateTime<Utc>>,
     /// Concerning this host.
     pub host: Option<&'a str>,
@@ -158,44 +534,195 @@ pub struct AlertFilter<'a> {
     pub limit: u32,
 }
 
-/// Alerts newest first, optionally of one status and since a time.
+const ALERT_COLUMNS: &str = "SELECT a.id, a.fired_at, a.rule_id, a.severity, a.state, a.state_at, a.state_by, \
+     a.firings, a.last_fired_at, l.status, a.fingerprint, l.count, l.title, l.notify, l.suppressed, l.silenced_by, \
+     l.held_back, a.host FROM alerts a JOIN alerts l ON l.id = a.last_id";
+
+fn seconds(micros: i64) -> String {
+    Utc.timestamp_micros(micros).single().unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn alert_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlertRow, StoreError> {
+    Ok(AlertRow {
+        id: row.try_get("id")?,
+        fired_at: seconds(row.try_get("fired_at")?),
+        rule_id: row.try_get("rule_id")?,
+        severity: row.try_get("severity")?,
+        state: row.try_get::<Option<String>, _>("state")?.unwrap_or_default(),
+        state_at: row.try_get::<Option<i64>, _>("state_at")?.map(seconds),
+        state_by: row.try_get("state_by")?,
+        firings: row.try_get::<Option<i64>, _>("firings")?.unwrap_or(1),
+        last_fired_at: seconds(row.try_get::<Option<i64>, _>("last_fired_at")?.unwrap_or_default()),
+        status: row.try_get("status")?,
+        fingerprint: row.try_get("fingerprint")?,
+        count: row.try_get("count")?,
+        title: row.try_get("title")?,
+        notify: row.try_get("notify")?,
+        suppressed: row.try_get("suppressed")?,
+        silenced_by: row.try_get("silenced_by")?,
+        held_back: row.try_get("held_back")?,
+        host: row.try_get("host")?,
+    })
+}
+
+/// Alerts as a triage queue: open ones first (firing, then acknowledged, each by latest firing, newest first), then
+/// resolved ones, newest first.
 pub async fn list(reader: &Reader, filter: &AlertFilter<'_>) -> Result<Vec<AlertRow>, StoreError> {
-    let pool = &reader.0;
-    let rows = sqlx::query(
-        "SELECT id, fired_at, rule_id, severity, status, fingerprint, count, title, notify, suppressed, silenced_by, held_back, host FROM alerts \
-         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR fired_at >= ?2) AND (?3 IS NULL OR host = ?3) \
-         ORDER BY fired_at DESC, id DESC LIMIT ?4",
-    )
-    .bind(filter.status)
-    .bind(filter.since.map(|t| t.timestamp_micros()))
-    .bind(filter.host)
-    .bind(i64::from(filter.limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let mut conn = reader.connection().await?;
+    let conn = &mut *conn;
+    let since = filter.since.map(|t| t.timestamp_micros());
+    let limit = i64::from(filter.limit);
+    let mut found = Vec::new();
+    if filter.state.is_none_or(|s| s != StateFilter::Resolved) {
+        // The open ones are few (the partial index holds only them): all are read and ordered here.
+        let rows = sqlx::query(&format!(
+            "{ALERT_COLUMNS} WHERE a.state IN ('firing', 'acknowledged') AND a.alert_id = a.id \
+             AND (?1 IS NULL OR a.last_fired_at >= ?1) AND (?2 IS NULL OR a.host = ?2)"
+        ))
+        .bind(since)
+        .bind(filter.host)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut open = rows.iter().map(alert_row).collect::<Result<Vec<_>, _>>()?;
+        open.retain(|a| filter.state.is_none_or(|s| s.admits(&a.state)));
+        open.sort_by(|a, b| {
+            (a.state != "firing", std::cmp::Reverse(&a.last_fired_at), std::cmp::Reverse(a.id)).cmp(&(
+                b.state != "firing",
+                std::cmp::Reverse(&b.last_fired_at),
+                std::cmp::Reverse(b.id),
+            ))
+        });
+        found.extend(open);
+    }
+    let left = limit - found.len() as i64;
+    if filter.state.is_none_or(|s| s == StateFilter::Resolved) && left > 0 {
+        let rows = sqlx::query(&format!(
+            "{ALERT_COLUMNS} WHERE a.state = 'resolved' AND a.alert_id = a.id \
+             AND (?1 IS NULL OR a.last_fired_at >= ?1) AND (?2 IS NULL OR a.host = ?2) ORDER BY a.id DESC LIMIT ?3"
+        ))
+        .bind(since)
+        .bind(filter.host)
+        .bind(left)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &rows {
+            found.push(alert_row(row)?);
+        }
+    }
+    found.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
+    Ok(found)
+}
+
+/// A change of an alert's state, as recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChangeRow {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// `acknowledged`, `unacknowledged` or `resolved`.
+    pub change: String,
+    /// Why.
+    pub note: Option<String>,
+}
+
+/// A row of an alert's history: a firing, a resolution, or the notice of a change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EntryRow {
+    /// Row id.
+    pub id: i64,
+    /// When (RFC 3339).
+    pub fired_at: String,
+    /// `firing`, `resolved`, `acknowledged`...
+    pub status: String,
+    /// Title.
+    pub title: String,
+    /// Count.
+    pub count: i64,
+    /// Whether a notification was due (false when throttled).
+    pub notify: bool,
+    /// The silence that held its notification back.
+    pub silenced_by: Option<i64>,
+    /// Why it was not sent although it was due.
+    pub held_back: Option<String>,
+}
+
+/// One alert in full: as listed, its latest firing as stored, who changed it, and its rows (newest first).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertDetail {
+    /// As listed.
+    pub summary: AlertRow,
+    /// The latest firing, with its body and events.
+    pub latest: StoredAlert,
+    /// Every change of its state, oldest first.
+    pub changes: Vec<ChangeRow>,
+    /// Its rows, newest first (at most [`DETAIL_ROWS`]).
+    pub rows: Vec<EntryRow>,
+}
+
+/// Rows of an alert shown with it, at most.
+pub const DETAIL_ROWS: i64 = 200;
+
+/// The alert row `id` belongs to (any of its rows' ids will do), in full.
+pub async fn detail(reader: &Reader, id: i64) -> Result<Option<AlertDetail>, StoreError> {
+    let alert_id: Option<i64> = {
+        let mut conn = reader.connection().await?;
+        sqlx::query_scalar("SELECT alert_id FROM alerts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten()
+    };
+    let Some(alert_id) = alert_id else { return Ok(None) };
+    let mut pooled = reader.connection().await?;
+    let conn = &mut *pooled;
+    let Some(row) =
+        sqlx::query(&format!("{ALERT_COLUMNS} WHERE a.id = ?")).bind(alert_id).fetch_optional(&mut *conn).await?
+    else {
+        return Ok(None);
+    };
+    let summary = alert_row(&row)?;
+    let last_id: i64 =
+        sqlx::query_scalar("SELECT last_id FROM alerts WHERE id = ?").bind(alert_id).fetch_one(&mut *conn).await?;
+    let changes = sqlx::query("SELECT at, actor, change, note FROM alert_changes WHERE alert_id = ? ORDER BY id")
+        .bind(alert_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
         .map(|row| {
-            let micros: i64 = row.try_get("fired_at")?;
-            Ok(AlertRow {
-                id: row.try_get("id")?,
-                fired_at: Utc
-                    .timestamp_micros(micros)
-                    .single()
-                    .unwrap_or_default()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                rule_id: row.try_get("rule_id")?,
-                severity: row.try_get("severity")?,
-                status: row.try_get("status")?,
-                fingerprint: row.try_get("fingerprint")?,
-                count: row.try_get("count")?,
-                title: row.try_get("title")?,
-                notify: row.try_get("notify")?,
-                suppressed: row.try_get("suppressed")?,
-                silenced_by: row.try_get("silenced_by")?,
-                held_back: row.try_get("held_back")?,
-                host: row.try_get("host")?,
+            Ok(ChangeRow {
+                at: seconds(row.try_get("at")?),
+                actor: row.try_get("actor")?,
+                change: row.try_get("change")?,
+                note: row.try_get("note")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let rows = sqlx::query(
+        "SELECT id, fired_at, status, title, count, notify, silenced_by, held_back FROM alerts \
+         WHERE alert_id = ? ORDER BY id DESC LIMIT ?",
+    )
+    .bind(alert_id)
+    .bind(DETAIL_ROWS)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(EntryRow {
+            id: row.try_get("id")?,
+            fired_at: seconds(row.try_get("fired_at")?),
+            status: row.try_get("status")?,
+            title: row.try_get("title")?,
+            count: row.try_get("count")?,
+            notify: row.try_get("notify")?,
+            silenced_by: row.try_get("silenced_by")?,
+            held_back: row.try_get("held_back")?,
+        })
+    })
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    drop(pooled);
+    let Some(latest) = get(reader, last_id).await? else { return Ok(None) };
+    Ok(Some(AlertDetail { summary, latest, changes, rows }))
 }
 
 /// An alert as stored, for delivery.
@@ -238,6 +765,41 @@ pub struct StoredAlert {
     /// Why it was not sent although it was due (never set on what is delivered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_back: Option<String>,
+    /// The alert this row belongs to (its opening row's id).
+    pub alert_id: Option<i64>,
+    /// The alert's page (`http.external_url` + `/alerts/ID`), set by delivery when that is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The fields of the last triggering event, set by delivery.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub event: BTreeMap<String, String>,
+}
+
+/// The fields of an alert's last event a person looks at first, with their labels.
+const KEY_FIELDS: [(&str, &str); 5] = [
+    ("Host", crate::event::field::HOST_NAME),
+    ("User", crate::event::field::USER_NAME),
+    ("Source address", crate::event::field::SOURCE_IP),
+    ("Partition", crate::event::field::HSM_PARTITION),
+    ("Client", crate::event::field::HSM_CLIENT),
+];
+
+impl StoredAlert {
+    /// The key fields of the last event (host, user, source address, partition, client) that it has, labelled; the
+    /// host from the alert itself when the event is not at hand.
+    pub fn key_fields(&self) -> Vec<(&'static str, &str)> {
+        KEY_FIELDS
+            .iter()
+            .filter_map(|(label, name)| {
+                let value = self.event.get(*name).map(String::as_str);
+                let value = match *name {
+                    crate::event::field::HOST_NAME => value.or(self.host.as_deref()),
+                    _ => value,
+                };
+                value.filter(|v| !v.is_empty()).map(|v| (*label, v))
+            })
+            .collect()
+    }
 }
 
 fn rfc3339(micros: i64) -> String {
@@ -272,30 +834,187 @@ pub async fn get(reader: &Reader, id: i64) -> Result<Option<StoredAlert>, StoreE
         event_ids: serde_json::from_str(&ids).map_err(corrupt)?,
         silenced_by: row.try_get("silenced_by")?,
         held_back: row.try_get("held_back")?,
+        alert_id: row.try_get("alert_id")?,
+        url: None,
+        event: BTreeMap::new(),
     }))
 }
 
-/// Open alerts per host and severity (fingerprints whose latest alert since `since` is firing).
-pub async fn open_alerts_by_severity(
-    reader: &Reader,
-    since: DateTime<Utc>,
-) -> Result<HashMap<String, BTreeMap<String, u64>>, StoreError> {
+/// Open alerts (firing or acknowledged) per host and severity.
+pub async fn open_alerts_by_severity(reader: &Reader) -> Result<HashMap<String, BTreeMap<String, u64>>, StoreError> {
     let mut conn = reader.connection().await?;
-    let conn = &mut *conn;
-    // The latest alert of each fingerprint, found in one pass over the (fingerprint, fired_at) index: a correlated
-    // subquery per row was quadratic in the alerts of a busy fingerprint.
-    let rows: Vec<(Option<String>, String, String)> = sqlx::query_as(
-        "SELECT a.host, a.severity, a.status FROM alerts a \
-         JOIN (SELECT max(id) AS id FROM alerts WHERE fired_at >= ? GROUP BY fingerprint) latest ON a.id = latest.id",
-    )
-    .bind(since.timestamp_micros())
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT host, severity FROM alerts WHERE state IN ('firing', 'acknowledged') AND alert_id = id")
+            .fetch_all(&mut *conn)
+            .await?;
     let mut open: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
-    for (host, severity, status) in rows {
-        if let (Some(host), "firing") = (host, status.as_str()) {
+    for (host, severity) in rows {
+        if let Some(host) = host {
             *open.entry(host).or_default().entry(severity).or_default() += 1;
         }
     }
     Ok(open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(
+        fingerprint: &'a str,
+        status: &'a str,
+        at: DateTime<Utc>,
+        group: &'a BTreeMap<String, String>,
+    ) -> AlertRecord<'a> {
+        AlertRecord {
+            rule_id: "r",
+            fingerprint,
+            severity: "high",
+            status,
+            group,
+            count: 1,
+            first_seen: Some(at),
+            last_seen: Some(at),
+            at,
+            title: "t",
+            body: "b",
+            event_ids: &[],
+            notify: true,
+            suppressed: 0,
+            host: Some("hsm-1"),
+            silenced_by: None,
+            held_back: None,
+        }
+    }
+
+    async fn open() -> (tempfile::TempDir, WriteConn, Reader) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let conn = crate::store::open_writer(&path).await.unwrap();
+        let reader = crate::store::open_reader(&path).await.unwrap();
+        (dir, conn, reader)
+    }
+
+    async fn state(reader: &Reader, id: i64) -> (String, i64) {
+        let detail = detail(reader, id).await.unwrap().unwrap();
+        (detail.summary.state, detail.summary.firings)
+    }
+
+    #[tokio::test]
+    async fn firings_join_the_open_alert_and_a_change_is_recorded_and_held() {
+        let (_dir, mut conn, reader) = open().await;
+        let group = BTreeMap::new();
+        let now = Utc::now();
+        let first = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
+        let second = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
+        let other = insert(&mut conn, &[record("r|h=2", "firing", now, &group)]).await.unwrap();
+        let alert = first[0].alert_id;
+        assert_eq!((first[0].id, second[0].alert_id), (alert, alert), "the second firing joins the first");
+        assert_ne!(other[0].alert_id, alert, "another fingerprint is another alert");
+        assert_eq!(state(&reader, second[0].id).await, ("firing".into(), 2));
+
+        let ack = AlertChange { change: Change::Acknowledge, actor: "alice", note: Some("on it"), at: now };
+        let changed = change_state(&mut conn, second[0].id, &ack, true).await.unwrap();
+        assert!(matches!(changed, ChangeOutcome::Changed { alert_id, .. } if alert_id == alert), "{changed:?}");
+        let again = change_state(&mut conn, alert, &ack, true).await.unwrap();
+        assert_eq!(again, ChangeOutcome::Refused(format!("alert {alert} is acknowledged; it cannot be acknowledged")));
+        assert_eq!(change_state(&mut conn, 999, &ack, true).await.unwrap(), ChangeOutcome::NoSuchAlert);
+
+        let held = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
+        assert_eq!(held[0].held_back.as_deref(), Some("acknowledged by alice"), "no notification while acknowledged");
+        assert_eq!(state(&reader, alert).await, ("acknowledged".into(), 3));
+
+        let resolve = AlertChange { change: Change::Resolve, actor: "bob", note: None, at: now };
+        assert!(matches!(change_state(&mut conn, alert, &resolve, true).await.unwrap(), ChangeOutcome::Changed { .. }));
+        let reopened = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
+        assert_ne!(reopened[0].alert_id, alert, "a firing after resolution opens a new alert");
+        assert_eq!(reopened[0].held_back, None);
+
+        let detail = detail(&reader, alert).await.unwrap().unwrap();
+        let changes: Vec<(&str, &str)> = detail.changes.iter().map(|c| (c.change.as_str(), c.actor.as_str())).collect();
+        assert_eq!(changes, [("acknowledged", "alice"), ("resolved", "bob")]);
+        assert_eq!(detail.changes[0].note.as_deref(), Some("on it"));
+        let statuses: Vec<&str> = detail.rows.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(
+            statuses,
+            ["resolved", "firing", "acknowledged", "firing", "firing"],
+            "newest first, notices included"
+        );
+
+        let open = list(&reader, &AlertFilter { state: Some(StateFilter::Open), limit: 10, ..AlertFilter::default() })
+            .await
+            .unwrap();
+        let open: Vec<i64> = open.iter().map(|a| a.id).collect();
+        assert_eq!(open.len(), 2);
+        assert!(open.contains(&other[0].alert_id) && open.contains(&reopened[0].alert_id));
+        let all = list(&reader, &AlertFilter { limit: 10, ..AlertFilter::default() }).await.unwrap();
+        assert_eq!(all.last().map(|a| (a.id, a.state.as_str())), Some((alert, "resolved")), "open ones first");
+    }
+
+    #[tokio::test]
+    async fn a_notice_goes_to_the_notifiers_the_alert_went_to() {
+        let (_dir, mut conn, _reader) = open().await;
+        let group = BTreeMap::new();
+        let now = Utc::now();
+        let fired = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
+        crate::store::outbox::enqueue(&mut conn, fired[0].id, "pager", now).await.unwrap();
+        let ack = AlertChange { change: Change::Acknowledge, actor: "alice", note: None, at: now };
+        let ChangeOutcome::Changed { notice_id, queued, .. } =
+            change_state(&mut conn, fired[0].id, &ack, true).await.unwrap()
+        else {
+            panic!("not changed")
+        };
+        assert_eq!(queued, ["pager"]);
+        let unack = AlertChange { change: Change::Unacknowledge, ..ack };
+        assert!(matches!(
+            change_state(&mut conn, fired[0].id, &unack, true).await.unwrap(),
+            ChangeOutcome::Changed { notice_id: None, .. }
+        ));
+        let quiet = AlertChange { change: Change::Resolve, ..ack };
+        let ChangeOutcome::Changed { queued, notice_id: quiet_notice, .. } =
+            change_state(&mut conn, fired[0].id, &quiet, false).await.unwrap()
+        else {
+            panic!("not changed")
+        };
+        assert!(queued.is_empty(), "alerts.notify_changes: false");
+        let title: String = sqlx::query_scalar("SELECT title FROM alerts WHERE id = ?")
+            .bind(notice_id)
+            .fetch_one(&mut conn.0)
+            .await
+            .unwrap();
+        assert_eq!(title, "Acknowledged by alice: t");
+        let held: Option<String> = sqlx::query_scalar("SELECT held_back FROM alerts WHERE id = ?")
+            .bind(quiet_notice)
+            .fetch_one(&mut conn.0)
+            .await
+            .unwrap();
+        assert!(held.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_rule_resolves_its_alert_and_resolve_after_closes_a_quiet_one() {
+        let (_dir, mut conn, reader) = open().await;
+        let group = BTreeMap::new();
+        let now = Utc::now();
+        let absence = insert(&mut conn, &[record("absent|h=1", "firing", now, &group)]).await.unwrap();
+        let resolution = insert(&mut conn, &[record("absent|h=1", "resolved", now, &group)]).await.unwrap();
+        assert_eq!((resolution[0].alert_id, resolution[0].held_back.as_deref()), (absence[0].alert_id, None));
+        assert_eq!(state(&reader, absence[0].id).await.0, "resolved");
+        let late = insert(&mut conn, &[record("absent|h=1", "resolved", now, &group)]).await.unwrap();
+        assert_eq!(late[0].held_back.as_deref(), Some("the alert was already resolved"));
+
+        let old =
+            insert(&mut conn, &[record("r|h=1", "firing", now - chrono::Duration::hours(25), &group)]).await.unwrap();
+        let fresh =
+            insert(&mut conn, &[record("r|h=2", "firing", now - chrono::Duration::hours(1), &group)]).await.unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let resolved = resolve_expired(&mut conn, now, |_| Some(day), true).await.unwrap();
+        assert_eq!(resolved, [old[0].alert_id]);
+        assert_eq!(state(&reader, fresh[0].id).await.0, "firing");
+        let never = resolve_expired(&mut conn, now + chrono::Duration::days(9), |_| None, true).await.unwrap();
+        assert!(never.is_empty(), "rules that resolve their own alerts are left to them");
+        let changes = detail(&reader, old[0].id).await.unwrap().unwrap().changes;
+        assert_eq!(changes[0].actor, "hsmwatch (resolve_after)");
+        assert_eq!(changes[0].note.as_deref(), Some("no firing for 1day"));
+    }
 }

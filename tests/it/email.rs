@@ -118,6 +118,7 @@ async fn mail_arrives_over_starttls_with_auth_both_parts_and_hostile_text_neutra
     let server = TestServer::start_with(64 * 1024, move |config| {
         config.notifiers = notifiers;
         config.rules.dir = Some(rules);
+        config.http.external_url = Some("https://hsmwatch.example.net".into());
     })
     .await;
     // Octet counting carries a CR LF inside the line: the user name tries to add a Bcc header.
@@ -151,6 +152,8 @@ async fn mail_arrives_over_starttls_with_auth_both_parts_and_hostile_text_neutra
         assert!(header("subject").is_some_and(|s| s.contains("SSH login failure")), "{headers:#?}");
         assert!(data.contains("Content-Type: multipart/alternative"), "{data}");
         assert!(data.contains("Content-Type: text/plain") && data.contains("Content-Type: text/html"), "{data}");
+        // The link to the alert (the HTML part is quoted-printable: the plain part is looked at).
+        assert!(data.contains("Alert: https://hsmwatch.example.net/alerts/"), "{data}");
     }
     let injected = mails
         .iter()
@@ -162,6 +165,7 @@ async fn mail_arrives_over_starttls_with_auth_both_parts_and_hostile_text_neutra
         .map(|m| m["data"].as_str().unwrap())
         .find(|d| d.contains("203.0.113.46"))
         .expect("the second mail");
+    assert!(with_script.contains("Source address: 203.0.113.46"), "the key fields of the last event: {with_script}");
     let html = with_script.split("Content-Type: text/html").nth(1).unwrap();
     assert!(!html.contains("<script>"), "{html}");
     assert!(html.contains("&lt;script&gt;"), "{html}");

@@ -7,22 +7,25 @@ use maud::{html, Markup};
 
 use crate::activity::HourRow;
 
+/// The categories with a colour of their own, and their colours: Okabe and Ito's eight, then Paul Tol's muted
+/// palette, chosen to stay apart for the common kinds of colour blindness. Anything else is grey.
+const COLOURS: [(&str, &str); 11] = [
+    ("authentication", "#D55E00"),
+    ("configuration", "#0072B2"),
+    ("integrity", "#CC79A7"),
+    ("hardware", "#E69F00"),
+    ("availability", "#009E73"),
+    ("network", "#56B4E9"),
+    ("intrusion_detection", "#000000"),
+    ("audit", "#332288"),
+    ("key_management", "#DDCC77"),
+    ("session", "#882255"),
+    ("process", "#44AA99"),
+];
+
 /// The colour of each category (and of anything else), fixed so that charts read the same on every page.
 pub fn colour(category: &str) -> &'static str {
-    match category {
-        "authentication" => "#d9480f",
-        "configuration" => "#1971c2",
-        "integrity" => "#c2255c",
-        "hardware" => "#e67700",
-        "availability" => "#2f9e44",
-        "network" => "#0c8599",
-        "audit" => "#6741d9",
-        "key_management" => "#5c940d",
-        "session" => "#862e9c",
-        "intrusion_detection" => "#a61e4d",
-        "process" => "#1098ad",
-        _ => "#868e96",
-    }
+    COLOURS.iter().find(|(name, _)| *name == category).map_or("#BBBBBB", |(_, colour)| colour)
 }
 
 const WIDTH: f64 = 720.0;
@@ -86,6 +89,14 @@ mod tests {
 
     fn row(hour: i64, category: &str, events: i64) -> HourRow {
         HourRow { hour, host: "h".into(), category: category.into(), events, failed_logins: 0 }
+    }
+
+    #[test]
+    fn every_category_has_a_colour_of_its_own() {
+        let mut colours: Vec<&str> = COLOURS.iter().map(|(_, c)| *c).chain([colour("anything else")]).collect();
+        colours.sort_unstable();
+        colours.dedup();
+        assert_eq!(colours.len(), COLOURS.len() + 1);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The web dashboard an on-call engineer opens first: the HSMs and their last 24 hours, a host's events and alerts,
-//! the alerts with their deliveries, and event search. Server-rendered HTML (maud), charts as inline SVG, one
-//! stylesheet, no script and no CDN; read-only; behind the API's token rule (a bearer header, or a session cookie
-//! set by `/login`: a random id that expires, ended by `/logout`). Every response carries a Content-Security-Policy
-//! that allows nothing but the page's own stylesheet.
+//! the alerts as a triage queue, and event search. Server-rendered HTML (maud), charts as inline SVG, one
+//! stylesheet, no script and no CDN; behind the API's token rule (a bearer header, or a session cookie set by
+//! `/login`: a random id that expires, ended by `/logout`). Alerts are acknowledged and resolved with plain forms
+//! that carry a token of the session (CSRF). Every response carries a Content-Security-Policy that allows nothing but
+//! the page's own stylesheet.
 
 pub mod chart;
 pub mod pages;
@@ -19,9 +20,9 @@ use axum::routing::get;
 use axum::{Form, Router};
 use chrono::Utc;
 
-use self::pages::{AlertLine, Filters, HostFigures};
+use self::pages::{Filters, HostFigures};
 use super::AppState;
-use crate::store::alerts::AlertFilter;
+use crate::store::alerts::{AlertFilter, StateFilter};
 use crate::store::query;
 
 /// The policy: the page's own stylesheet, nothing else (no script at all, no inline style, no frames).
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/hosts/{name}", get(host))
         .route("/alerts", get(alerts))
         .route("/alerts/{id}", get(alert))
+        .route("/alerts/{id}/{change}", axum::routing::post(change_alert))
         .route("/events", get(events))
         .route_layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
@@ -109,12 +111,18 @@ async fn login_form() -> maud::Markup {
     pages::login_page(pages::SignIn::Form)
 }
 
-/// The sign-in form's field.
+/// The sign-in form's fields.
 #[derive(Debug, serde::Deserialize)]
 pub struct LoginForm {
     /// The API token.
     pub token: String,
+    /// Who signs in: recorded on the alerts they acknowledge or resolve.
+    #[serde(default)]
+    pub name: String,
 }
+
+/// The longest name a sign-in keeps, in characters.
+const MAX_NAME: usize = 64;
 
 async fn login(
     State(state): State<AppState>,
@@ -134,7 +142,9 @@ async fn login(
         return (StatusCode::UNAUTHORIZED, pages::login_page(pages::SignIn::Failed)).into_response();
     }
     state.throttle.succeeded(peer.ip());
-    match state.sessions.open() {
+    let name: String = form.name.trim().chars().filter(|c| !c.is_control()).take(MAX_NAME).collect();
+    let name = if name.is_empty() { format!("dashboard user at {}", peer.ip()) } else { name };
+    match state.sessions.open(&name) {
         Ok(id) => ([(header::SET_COOKIE, session_cookie_header(&state, Some(&id)))], Redirect::to("/")).into_response(),
         Err(error) => failure(format!("cannot open a session: {error}")),
     }
@@ -161,7 +171,7 @@ async fn overview(State(state): State<AppState>) -> Response {
     let built = async {
         let hosts = crate::inventory::views(&state.pool, state.silent_after, now).await?;
         let hours = crate::activity::since(&state.pool, day_ago, None).await?;
-        let open = crate::store::alerts::open_alerts_by_severity(&state.pool, now - chrono::Duration::days(7)).await?;
+        let open = crate::store::alerts::open_alerts_by_severity(&state.pool).await?;
         let mut figures: BTreeMap<String, HostFigures> = BTreeMap::new();
         for row in &hours {
             let figure = figures.entry(row.host.clone()).or_default();
@@ -200,40 +210,52 @@ async fn events(State(state): State<AppState>, Query(filters): Query<Filters>) -
     }
 }
 
-/// Alerts with their deliveries.
-async fn alert_lines(state: &AppState, filter: &AlertFilter<'_>) -> Result<Vec<AlertLine>, crate::store::StoreError> {
-    let rows = crate::store::alerts::list(&state.pool, filter).await?;
-    let mut lines = Vec::with_capacity(rows.len());
-    for row in rows {
-        if let Some(alert) = crate::store::alerts::get(&state.pool, row.id).await? {
-            let deliveries = crate::store::outbox::deliveries(&state.pool, row.id).await?;
-            lines.push(AlertLine { alert, deliveries });
-        }
-    }
-    Ok(lines)
-}
-
-/// `?status=` of the alerts page.
+/// `?state=` of the alerts page.
 #[derive(Debug, serde::Deserialize)]
-pub struct StatusQuery {
-    /// `firing` or `resolved`.
-    pub status: Option<String>,
+pub struct StateQuery {
+    /// `open`, `firing`, `acknowledged`, `resolved`, or `all` (`status` is the older name).
+    #[serde(alias = "status")]
+    pub state: Option<String>,
 }
 
-async fn alerts(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> Response {
-    let status = q.status.as_deref().filter(|s| ["firing", "resolved"].contains(s));
-    match alert_lines(&state, &AlertFilter { status, since: None, host: None, limit: 100 }).await {
-        Ok(lines) => pages::alerts_page(status, &lines).into_response(),
+async fn alerts(State(state): State<AppState>, Query(q): Query<StateQuery>) -> Response {
+    let wanted = match q.state.as_deref() {
+        None | Some("open") => Some(StateFilter::Open),
+        Some(text) => text.parse::<StateFilter>().ok(),
+    };
+    let filter = AlertFilter { state: wanted, since: None, host: None, limit: 200 };
+    match crate::store::alerts::list(&state.pool, &filter).await {
+        Ok(rows) => pages::alerts_page(wanted, &rows, Utc::now()).into_response(),
         Err(error) => failure(error),
     }
 }
 
-async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+/// Who is signed in to the request's session, and that session's id.
+fn signed_in(state: &AppState, headers: &axum::http::HeaderMap) -> (Option<String>, Option<String>) {
+    let id = session_cookie(headers).filter(|id| state.sessions.is_open(id));
+    let name = id.as_deref().and_then(|id| state.sessions.name(id));
+    (id, name)
+}
+
+/// What the forms of an alert's page need: whether changes are allowed, and the form token of this session.
+fn change_form(state: &AppState, session: Option<&str>) -> Option<String> {
+    state.changes_allowed.then(|| state.sessions.form_token(session))
+}
+
+async fn alert(State(state): State<AppState>, Path(id): Path<i64>, headers: axum::http::HeaderMap) -> Response {
+    let (session, _) = signed_in(&state, &headers);
     let built = async {
-        let Some(alert) = crate::store::alerts::get(&state.pool, id).await? else { return Ok(None) };
-        let deliveries = crate::store::outbox::deliveries(&state.pool, id).await?;
-        let events = query::events_by_id(&state.pool, &alert.event_ids).await?;
-        Ok::<_, crate::store::StoreError>(Some(pages::alert_page(&AlertLine { alert, deliveries }, &events)))
+        let Some(detail) = crate::store::alerts::detail(&state.pool, id).await? else { return Ok(None) };
+        let deliveries = crate::store::outbox::deliveries(&state.pool, detail.latest.id).await?;
+        let events = query::events_by_id(&state.pool, &detail.latest.event_ids).await?;
+        let form = change_form(&state, session.as_deref());
+        Ok::<_, crate::store::StoreError>(Some(pages::alert_page(
+            &detail,
+            &deliveries,
+            &events,
+            form.as_deref(),
+            Utc::now(),
+        )))
     };
     match built.await {
         Ok(Some(page)) => page.into_response(),
@@ -243,12 +265,62 @@ async fn alert(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
     }
 }
 
+/// The fields of an alert's change forms.
+#[derive(Debug, serde::Deserialize)]
+pub struct ChangeForm {
+    /// The session's form token.
+    pub csrf: String,
+    /// Why, in the person's words.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /alerts/{id}/{ack|unack|resolve}`: the change, by the signed-in name; back to the alert's page.
+async fn change_alert(
+    State(state): State<AppState>,
+    Path((id, change)): Path<(i64, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<ChangeForm>,
+) -> Response {
+    let refused = |status: StatusCode, why: String| {
+        let body = maud::html! { h1 { "Not changed" } p.silent { (why) } p { a href=(format!("/alerts/{id}")) { "Back to the alert" } } };
+        (status, pages::layout("Not changed", body)).into_response()
+    };
+    let Ok(change) = change.parse::<crate::store::alerts::Change>() else {
+        return refused(StatusCode::NOT_FOUND, format!("`{change}` is not a change of an alert"));
+    };
+    let (session, name) = signed_in(&state, &headers);
+    let expected = state.sessions.form_token(session.as_deref());
+    if !super::same_secret(form.csrf.as_bytes(), expected.as_bytes()) {
+        tracing::warn!(%peer, "alert change refused: the form token does not match the session");
+        return refused(
+            StatusCode::FORBIDDEN,
+            "The form has expired or did not come from this dashboard; reload the alert and try again.".into(),
+        );
+    }
+    let actor = name.unwrap_or_else(|| format!("dashboard user at {}", peer.ip()));
+    match super::api::apply_change(&state, id, change, &actor, Some(&form.note)).await {
+        Ok(answer) => {
+            let alert = answer["id"].as_i64().unwrap_or(id);
+            Redirect::to(&format!("/alerts/{alert}")).into_response()
+        }
+        Err(error) => {
+            let (status, why) = error.parts();
+            refused(status, why.to_owned())
+        }
+    }
+}
+
 async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(filters): Query<Filters>) -> Response {
     let now = Utc::now();
     let built = async {
         let hours = crate::activity::since(&state.pool, now - chrono::Duration::hours(24), Some(&name)).await?;
-        let lines =
-            alert_lines(&state, &AlertFilter { status: None, since: None, host: Some(&name), limit: 50 }).await?;
+        let lines = crate::store::alerts::list(
+            &state.pool,
+            &AlertFilter { state: None, since: None, host: Some(&name), limit: 50 },
+        )
+        .await?;
         Ok::<_, crate::store::StoreError>((hours, lines))
     };
     let (hours, lines) = match built.await {
@@ -258,11 +330,12 @@ async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(fil
     let chart = chart::hourly(&hours, crate::activity::hour_of(now), 24);
     match search(&state, &filters, Some(&name)).await {
         Ok((found, next)) => {
-            pages::host_page(&name, chart, &filters, &found, next.as_deref(), None, &lines).into_response()
+            let page = pages::EventPage { filters: &filters, events: &found, next: next.as_deref(), refused: None };
+            pages::host_page(&name, chart, page, &lines, now).into_response()
         }
         Err(error) => {
-            let page = pages::host_page(&name, chart, &filters, &[], None, Some(&error), &lines);
-            (StatusCode::BAD_REQUEST, page).into_response()
+            let page = pages::EventPage { filters: &filters, events: &[], next: None, refused: Some(&error) };
+            (StatusCode::BAD_REQUEST, pages::host_page(&name, chart, page, &lines, now)).into_response()
         }
     }
 }

@@ -8,17 +8,26 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::event::field;
 use crate::inventory::HostView;
-use crate::store::alerts::StoredAlert;
+use crate::store::alerts::{AlertDetail, AlertRow, StateFilter};
 use crate::store::outbox::Delivery;
 use crate::store::query::{percent_encode, StoredEvent};
 
 /// The frame of every page.
 pub fn layout(title: &str, body: Markup) -> Markup {
+    layout_refreshed(title, body, None)
+}
+
+/// How often lists reload themselves, in seconds.
+pub const REFRESH_SECONDS: u32 = 30;
+
+/// The frame of a page that reloads itself every `refresh` seconds (no script: `<meta http-equiv="refresh">`).
+pub fn layout_refreshed(title: &str, body: Markup, refresh: Option<u32>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
+                @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · hsmwatch" }
                 link rel="stylesheet" href="/static/style.css";
@@ -40,6 +49,24 @@ pub fn layout(title: &str, body: Markup) -> Markup {
 /// A time, or a dash.
 pub fn when(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(|| "–".to_owned(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// How long ago `at` was, as a person says it ("4 min ago"); the text itself when it is not a time.
+pub fn ago(at: &str, now: DateTime<Utc>) -> String {
+    let Ok(then) = DateTime::parse_from_rfc3339(at) else { return at.to_owned() };
+    let seconds = (now - then.with_timezone(&Utc)).num_seconds();
+    match seconds {
+        i64::MIN..=-60 => "in the future".to_owned(),
+        -59..=59 => "just now".to_owned(),
+        60..=3599 => format!("{} min ago", seconds / 60),
+        3600..=86_399 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} days ago", seconds / 86_400),
+    }
+}
+
+/// A time shown as its age, with the exact time on hover.
+fn age(at: &str, now: DateTime<Utc>) -> Markup {
+    html! { time datetime=(at) title=(at) { (ago(at, now)) } }
 }
 
 fn severity_badge(severity: &str) -> Markup {
@@ -107,7 +134,7 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
             }
         }
     };
-    layout("HSMs", body)
+    layout_refreshed("HSMs", body, Some(REFRESH_SECONDS))
 }
 
 /// The filters of `hsmwatch query`, as the forms send them.
@@ -143,7 +170,8 @@ pub fn event_table(events: &[StoredEvent]) -> Markup {
                     @let e = &stored.event;
                     @let get = |name| e.get(name).unwrap_or("–");
                     tr {
-                        td.mono { (e.timestamp.to_rfc3339()) }
+                        @let exact = e.timestamp.to_rfc3339();
+                        td.mono.time title=(exact) { (e.timestamp.at.to_rfc3339_opts(SecondsFormat::Secs, true)) }
                         td { (get(field::HOST_NAME)) }
                         td { (e.get(field::ACTION).unwrap_or_else(|| get(field::DATASET))) }
                         td { (get(field::OUTCOME)) }
@@ -183,14 +211,6 @@ pub fn events_page(filters: &Filters, events: &[StoredEvent], next: Option<&str>
     layout("Events", body)
 }
 
-/// An alert row of the alerts tables.
-pub struct AlertLine {
-    /// The alert.
-    pub alert: StoredAlert,
-    /// Its deliveries.
-    pub deliveries: Vec<Delivery>,
-}
-
 fn delivery_state(d: &Delivery) -> String {
     match d.status.as_str() {
         "sent" if d.digest_size.is_some() => format!("{}: sent (digest)", d.notifier),
@@ -199,30 +219,41 @@ fn delivery_state(d: &Delivery) -> String {
     }
 }
 
-/// A table of alerts with their delivery state.
-pub fn alert_table(alerts: &[AlertLine]) -> Markup {
+/// A CSS-safe class suffix for an alert's state.
+fn state_class(state: &str) -> &'static str {
+    match state {
+        "firing" => "firing",
+        "acknowledged" => "acknowledged",
+        _ => "resolved",
+    }
+}
+
+fn state_badge(state: &str) -> Markup {
+    html! { span class=(format!("state state-{}", state_class(state))) { (state) } }
+}
+
+/// The triage queue: open alerts first (firing, then acknowledged), with host, rule, severity, firings, age and who
+/// acknowledged.
+pub fn alert_queue(alerts: &[AlertRow], now: DateTime<Utc>) -> Markup {
     html! {
-        table {
+        table.alerts {
             thead { tr {
-                th { "Fired" } th { "Severity" } th { "Status" } th { "Rule" } th { "Title" } th { "Group" }
-                th.num { "Count" } th { "First / last seen" } th { "Deliveries" }
+                th { "State" } th { "Severity" } th { "Host" } th { "Alert" } th { "Rule" } th.num { "Firings" }
+                th { "Last fired" } th { "Opened" } th { "Acknowledged by" }
             } }
             tbody {
-                @for line in alerts {
-                    @let a = &line.alert;
-                    tr {
-                        td.mono { (a.fired_at) }
+                @for a in alerts {
+                    tr class=(format!("row-{}", state_class(&a.state))) {
+                        td { (state_badge(&a.state)) }
                         td { (severity_badge(&a.severity)) }
-                        td { (a.status) }
-                        td.mono { (a.rule) }
-                        td { a href=(format!("/alerts/{}", a.id)) { (a.title) } }
-                        td { @for (k, v) in &a.group { span.mono { (k) "=" (v) } " " } }
-                        td.num { (a.count) }
-                        td.mono { (a.first_seen.as_deref().unwrap_or("–")) br; (a.last_seen.as_deref().unwrap_or("–")) }
+                        td { @if let Some(host) = &a.host { a href=(host_link(host)) { (host) } } @else { "–" } }
+                        td.wrap { a href=(format!("/alerts/{}", a.id)) { (a.title) } }
+                        td.mono { (a.rule_id) }
+                        td.num { (a.firings) }
+                        td { (age(&a.last_fired_at, now)) }
+                        td { (age(&a.fired_at, now)) }
                         td {
-                            @if let Some(silence) = a.silenced_by { "silenced by " (silence) }
-                            @if let Some(why) = &a.held_back { "not sent: " (why) }
-                            @for d in &line.deliveries { (delivery_state(d)) br; }
+                            @if a.state == "acknowledged" { (a.state_by.as_deref().unwrap_or("–")) }
                         }
                     }
                 }
@@ -232,57 +263,140 @@ pub fn alert_table(alerts: &[AlertLine]) -> Markup {
     }
 }
 
-/// `/alerts`.
-pub fn alerts_page(status: Option<&str>, alerts: &[AlertLine]) -> Markup {
+/// `/alerts`: the triage queue, refreshed every [`REFRESH_SECONDS`].
+pub fn alerts_page(wanted: Option<StateFilter>, alerts: &[AlertRow], now: DateTime<Utc>) -> Markup {
+    let choices = [
+        ("open", Some(StateFilter::Open)),
+        ("firing", Some(StateFilter::Firing)),
+        ("acknowledged", Some(StateFilter::Acknowledged)),
+        ("resolved", Some(StateFilter::Resolved)),
+        ("all", None),
+    ];
     let body = html! {
         h1 { "Alerts" }
-        p {
-            a href="/alerts" { "all" } " · " a href="/alerts?status=firing" { "firing" } " · "
-            a href="/alerts?status=resolved" { "resolved" }
-            @if let Some(status) = status { span.muted { " (showing " (status) ")" } }
+        p.choices {
+            @for (name, filter) in choices {
+                @if filter == wanted { strong { (name) } } @else { a href=(format!("/alerts?state={name}")) { (name) } }
+                " "
+            }
         }
-        (alert_table(alerts))
+        (alert_queue(alerts, now))
     };
-    layout("Alerts", body)
+    layout_refreshed("Alerts", body, Some(REFRESH_SECONDS))
 }
 
-/// `/alerts/{id}`: the alert, its deliveries and its triggering events.
-pub fn alert_page(line: &AlertLine, events: &[StoredEvent]) -> Markup {
-    let a = &line.alert;
+fn change_button(id: i64, change: &str, label: &str, csrf: &str) -> Markup {
+    html! {
+        form.change method="post" action=(format!("/alerts/{id}/{change}")) {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Note " input type="text" name="note" maxlength="2000"; }
+            " " button type="submit" { (label) }
+        }
+    }
+}
+
+/// `/alerts/{id}`: the alert's state with the buttons that change it (when `csrf` is given: changes are allowed),
+/// who changed it, its firings, the latest one's deliveries and its triggering events.
+pub fn alert_page(
+    detail: &AlertDetail,
+    deliveries: &[Delivery],
+    events: &[StoredEvent],
+    csrf: Option<&str>,
+    now: DateTime<Utc>,
+) -> Markup {
+    let a = &detail.summary;
+    let latest = &detail.latest;
     let body = html! {
-        h1 { (severity_badge(&a.severity)) " " (a.title) }
-        p.muted { "Rule " span.mono { (a.rule) } " · " (a.status) " · fingerprint " span.mono { (a.fingerprint) } }
-        (alert_table(std::slice::from_ref(line)))
-        h2 { "Body" }
-        pre.mono { (a.body) }
+        h1.wrap { (severity_badge(&a.severity)) " " (latest.title) }
+        p {
+            (state_badge(&a.state))
+            @if let (Some(by), Some(at)) = (&a.state_by, &a.state_at) { " by " (by) " " (age(at, now)) }
+            " · rule " span.mono { (a.rule_id) } " · host " (a.host.as_deref().unwrap_or("–"))
+            " · opened " (age(&a.fired_at, now)) " · " (a.firings) " firing(s), last " (age(&a.last_fired_at, now))
+        }
+        @if let Some(csrf) = csrf {
+            div.actions {
+                @match a.state.as_str() {
+                    "firing" => {
+                        (change_button(a.id, "ack", "Acknowledge", csrf))
+                        (change_button(a.id, "resolve", "Resolve", csrf))
+                    },
+                    "acknowledged" => {
+                        (change_button(a.id, "unack", "Unacknowledge", csrf))
+                        (change_button(a.id, "resolve", "Resolve", csrf))
+                    },
+                    _ => { p.muted { "Resolved: a new firing of this rule and group opens a new alert." } },
+                }
+            }
+        }
+        h2 { "History" }
+        table {
+            thead { tr { th { "When" } th { "Change" } th { "By" } th { "Note" } } }
+            tbody {
+                tr { td { (age(&a.fired_at, now)) } td { "opened" } td { "rule " (a.rule_id) } td {} }
+                @for change in &detail.changes {
+                    tr { td { (age(&change.at, now)) } td { (change.change) } td { (change.actor) } td.wrap { (change.note.as_deref().unwrap_or("")) } }
+                }
+            }
+        }
+        h2 { "Latest firing" }
+        p.muted { "Fingerprint " span.mono.wrap { (latest.fingerprint) } }
+        pre.mono.wrap { (latest.body) }
+        p { @for d in deliveries { (delivery_state(d)) br; } }
         h2 { "Triggering events" }
         (event_table(events))
+        h2 { "Rows of this alert" }
+        table {
+            thead { tr { th { "Row" } th { "When" } th { "Status" } th { "Title" } th.num { "Count" } th { "Notified" } } }
+            tbody {
+                @for row in &detail.rows {
+                    tr {
+                        td.num { (row.id) }
+                        td { (age(&row.fired_at, now)) }
+                        td { (row.status) }
+                        td.wrap { (row.title) }
+                        td.num { (row.count) }
+                        td {
+                            @if let Some(silence) = row.silenced_by { "silenced by " (silence) }
+                            @else if let Some(why) = &row.held_back { "not sent: " (why) }
+                            @else if !row.notify { "throttled" }
+                            @else { "yes" }
+                        }
+                    }
+                }
+            }
+        }
     };
-    layout(&a.title, body)
+    layout(&latest.title, body)
 }
 
-/// `/hosts/{name}`: the chart, recent events with filters (or why the filters were refused), and the alert history.
-pub fn host_page(
-    name: &str,
-    chart: Markup,
-    filters: &Filters,
-    events: &[StoredEvent],
-    next: Option<&str>,
-    refused: Option<&str>,
-    alerts: &[AlertLine],
-) -> Markup {
+/// One page of events as a search found them.
+#[derive(Debug, Clone, Copy)]
+pub struct EventPage<'a> {
+    /// The filters given.
+    pub filters: &'a Filters,
+    /// The events found, newest first.
+    pub events: &'a [StoredEvent],
+    /// The cursor of the next page.
+    pub next: Option<&'a str>,
+    /// Why the filters were refused.
+    pub refused: Option<&'a str>,
+}
+
+/// `/hosts/{name}`: the chart, recent events with filters (or why the filters were refused), and the host's alerts.
+pub fn host_page(name: &str, chart: Markup, found: EventPage<'_>, alerts: &[AlertRow], now: DateTime<Utc>) -> Markup {
     let base = format!("/hosts/{}", percent_encode(name));
     let body = html! {
         h1 { (name) }
+        h2 { "Alerts" }
+        (alert_queue(alerts, now))
         h2 { "Events per hour, last 24 hours (UTC)" }
         (chart)
         h2 { "Events" }
-        (filter_form(&base, filters, false))
-        @if let Some(refused) = refused { p.silent { (refused) } }
-        (event_table(events))
-        (pager(&base, filters, next))
-        h2 { "Alerts" }
-        (alert_table(alerts))
+        (filter_form(&base, found.filters, false))
+        @if let Some(refused) = found.refused { p.silent { (refused) } }
+        (event_table(found.events))
+        (pager(&base, found.filters, found.next))
     };
     layout(name, body)
 }
@@ -310,6 +424,8 @@ pub fn login_page(state: SignIn) -> Markup {
             },
         }
         form method="post" action="/login" {
+            label { "Your name " input type="text" name="name" autocomplete="username" maxlength="64"; }
+            " "
             label { "API token " input type="password" name="token" autocomplete="current-password"; }
             " " button type="submit" { "Sign in" }
         }
