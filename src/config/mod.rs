@@ -506,8 +506,17 @@ mod tests {
             "listen:\n  tcp: []\n  udp: []\n",
             "listen:\n  tcp:\n    - address: nowhere\n",
             "listen:\n  tcp:\n    - address: 127.0.0.1:1\n      max_frame: 12 parsecs\n",
+            "http:\n  external_url: ftp://hsmwatch.example.net\n",
+            "http:\n  external_url: https://hsmwatch.example.net/?token=x\n",
+            "http:\n  external_url: hsmwatch.example.net\n",
         ] {
             assert!(Config::parse(text, Path::new("c.yaml")).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn the_external_url_is_kept_without_its_trailing_slash() {
+        let config = Config::parse("http:\n  external_url: https://hsmwatch.example.net/ops/\n", Path::new("c.yaml"));
+        assert_eq!(config.unwrap().http.external_url.as_deref(), Some("https://hsmwatch.example.net/ops"));
     }
 }

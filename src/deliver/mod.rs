@@ -413,7 +413,7 @@ pub async fn attempt_alert(db: &Db, notifier: &ResolvedNotifier, alert_id: i64) 
 async fn outgoing_alert(db: &Db, notifier: &ResolvedNotifier, id: i64) -> Result<Option<StoredAlert>, StoreError> {
     let Some(mut alert) = crate::store::alerts::get(&db.reader, id).await? else { return Ok(None) };
     if let Some(base) = &notifier.alert_links {
-        alert.url = Some(format!("{base}/alerts/{}", alert.alert_id.unwrap_or(alert.id)));
+        alert.url = Some(format!("{}/alerts/{}", base.trim_end_matches('/'), alert.alert_id.unwrap_or(alert.id)));
     }
     if let Some(last) = alert.event_ids.last() {
         let found = crate::store::query::events_by_id(&db.reader, std::slice::from_ref(last)).await?;

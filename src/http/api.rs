@@ -67,7 +67,7 @@ pub async fn events(State(state): State<AppState>, Query(q): Query<EventQuery>) 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsQuery {
-    /// `open`, `firing`, `acknowledged` or `resolved` (`status` is the older name).
+    /// `open`, `firing`, `acknowledged`, `resolved` or `all`, the default (`status` is the older name).
     #[serde(alias = "status")]
     pub state: Option<String>,
     /// Fired last at or after.
@@ -80,12 +80,10 @@ pub struct AlertsQuery {
 
 /// `GET /api/alerts`: `{"alerts": [...]}`, open ones first (firing, then acknowledged), then resolved, newest first.
 pub async fn alerts(State(state): State<AppState>, Query(q): Query<AlertsQuery>) -> Answer {
-    let wanted = q
-        .state
-        .as_deref()
-        .map(str::parse::<StateFilter>)
-        .transpose()
-        .map_err(|e| bad_request(format!("state: {e}")))?;
+    let wanted = match q.state.as_deref() {
+        None | Some("all") => None,
+        Some(text) => Some(text.parse::<StateFilter>().map_err(|e| bad_request(format!("state: {e}, or all")))?),
+    };
     let since = time(q.since.as_deref(), "since")?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let filter = AlertFilter { state: wanted, since, host: q.host.as_deref(), limit };

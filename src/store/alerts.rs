@@ -952,6 +952,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_upgrade_keeps_the_latest_firing_of_each_fingerprint_open_and_resolves_the_rest() {
+        let (_dir, mut conn, reader) = open().await;
+        let group = BTreeMap::new();
+        let now = Utc::now();
+        // Rows as they were before alerts had states: no alert, no state.
+        for (fingerprint, status) in
+            [("r|h=1", "firing"), ("r|h=1", "firing"), ("r|h=2", "firing"), ("r|h=3", "firing"), ("r|h=3", "resolved")]
+        {
+            let id = insert(&mut conn, &[record(fingerprint, status, now, &group)]).await.unwrap()[0].id;
+            sqlx::query("UPDATE alerts SET alert_id = NULL, state = NULL, state_at = NULL, state_by = NULL, firings = NULL, last_id = NULL, last_fired_at = NULL WHERE id = ?")
+                .bind(id)
+                .execute(&mut conn.0)
+                .await
+                .unwrap();
+        }
+        sqlx::query("DELETE FROM alert_changes").execute(&mut conn.0).await.unwrap();
+        let migration = include_str!("../../migrations/0016_alert_triage.sql");
+        let upgrade = &migration[migration.find("UPDATE alerts SET alert_id = id").unwrap()..];
+        sqlx::raw_sql(upgrade).execute(&mut conn.0).await.unwrap();
+        let states: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, state FROM alerts ORDER BY id").fetch_all(&mut conn.0).await.unwrap();
+        let states: Vec<(i64, &str)> = states.iter().map(|(id, state)| (*id, state.as_str())).collect();
+        assert_eq!(states, [(1, "resolved"), (2, "firing"), (3, "firing"), (4, "resolved"), (5, "resolved")]);
+        let open = list(&reader, &AlertFilter { state: Some(StateFilter::Open), limit: 10, ..AlertFilter::default() })
+            .await
+            .unwrap();
+        assert_eq!(open.iter().map(|a| a.id).collect::<Vec<_>>(), [3, 2]);
+        let joined = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
+        assert_eq!(joined[0].alert_id, 2, "a firing after the upgrade joins the open alert");
+    }
+
+    #[tokio::test]
     async fn a_notice_goes_to_the_notifiers_the_alert_went_to() {
         let (_dir, mut conn, _reader) = open().await;
         let group = BTreeMap::new();

@@ -23,4 +23,5 @@ mod shutdown;
 mod support;
 mod tcp;
 mod tls;
+mod triage;
 mod udp;

@@ -34,6 +34,20 @@ fn stateless_rules_fire_on_every_match_and_only_candidates_are_evaluated() {
 }
 
 #[test]
+fn single_event_rules_without_group_by_fire_per_host() {
+    let mut engine = engine_for(&format!("id: any\ntitle: T\nseverity: low\n{FAILED}"));
+    let fail = |host| event(0, &[(field::ACTION, "ssh.login"), (field::OUTCOME, "failure"), (field::HOST_NAME, host)]);
+    let fingerprints: Vec<String> = ["hsm-1", "hsm-2"]
+        .into_iter()
+        .flat_map(|host| engine.process(&fail(host), Some(1)))
+        .map(|firing| firing.fingerprint)
+        .collect();
+    assert_eq!(fingerprints, ["any|host.name=hsm-1", "any|host.name=hsm-2"]);
+    let hostless = engine.process(&event(0, &[(field::ACTION, "ssh.login"), (field::OUTCOME, "failure")]), Some(2));
+    assert_eq!(hostless[0].fingerprint, "any", "a line without a host keeps the rule's own fingerprint");
+}
+
+#[test]
 fn thresholds_count_per_group_in_a_sliding_window() {
     let mut engine = engine_for(&format!(
         "id: brute\ntitle: T\nseverity: high\n{FAILED}detect: {{type: threshold, count: 3, window: 5m, group_by: [host.name]}}\n"
