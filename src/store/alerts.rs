@@ -87,70 +87,61 @@ pub async fn insert(conn: &mut WriteConn, alerts: &[AlertRecord<'_>]) -> Result<
             _ => None,
         };
         let id = insert_row(conn, alert, open.as_ref().map(|(id, ..)| *id), held_back.as_deref()).await?;
-        let at = alert.at.timestamp_micros();
         let alert_id = match (open, alert.status) {
-            (Some((open, ..)), "firing") => {
-                sqlx::query("UPDATE alerts SET firings = firings + 1, last_id = ?, last_fired_at = ? WHERE id = ?")
-                    .bind(id)
-                    .bind(at)
-                    .bind(open)
-                    .execute(&mut conn.0)
-                    .await?;
-                open
-            }
+            (Some((open, ..)), "firing") => join(conn, open, id, alert.at).await?,
             (Some((open, ..)), _) => {
-                let change = AlertChange {
-                    change: Change::Resolve,
-                    actor: "rule",
-                    note: Some(&format!("rule {} ended the condition", alert.rule_id)),
-                    at: alert.at,
-                };
+                let note = format!("rule {} ended the condition", alert.rule_id);
+                let change = AlertChange { change: Change::Resolve, actor: "rule", note: Some(&note), at: alert.at };
                 record_change(conn, open, &change).await?;
                 open
             }
-            (None, status) => {
-                // A firing opens an alert; a resolution of one already resolved joins the latest of its fingerprint.
-                let latest: Option<i64> =
-                    match status {
-                        "firing" => None,
-                        _ => sqlx::query_scalar(
-                            "SELECT alert_id FROM alerts WHERE fingerprint = ? AND id < ? AND alert_id IS NOT NULL \
-                         ORDER BY id DESC LIMIT 1",
-                        )
-                        .bind(alert.fingerprint)
-                        .bind(id)
-                        .fetch_optional(&mut conn.0)
-                        .await?,
-                    };
-                match latest {
-                    Some(latest) => {
-                        sqlx::query("UPDATE alerts SET alert_id = ? WHERE id = ?")
-                            .bind(latest)
-                            .bind(id)
-                            .execute(&mut conn.0)
-                            .await?;
-                        latest
-                    }
-                    None => {
-                        let state = if status == "firing" { "firing" } else { "resolved" };
-                        sqlx::query(
-                            "UPDATE alerts SET alert_id = id, state = ?, state_at = ?, firings = 1, last_id = id, \
-                             last_fired_at = ? WHERE id = ?",
-                        )
-                        .bind(state)
-                        .bind(at)
-                        .bind(at)
-                        .bind(id)
-                        .execute(&mut conn.0)
-                        .await?;
-                        id
-                    }
-                }
-            }
+            (None, "firing") => open_new(conn, id, "firing", alert.at).await?,
+            (None, _) => join_latest(conn, id, alert).await?,
         };
         recorded.push(Recorded { id, alert_id, held_back });
     }
     Ok(recorded)
+}
+
+/// Row `id`, a firing, joins the open alert `alert_id`.
+async fn join(conn: &mut WriteConn, alert_id: i64, id: i64, at: DateTime<Utc>) -> Result<i64, StoreError> {
+    sqlx::query("UPDATE alerts SET firings = firings + 1, last_id = ?, last_fired_at = ? WHERE id = ?")
+        .bind(id)
+        .bind(at.timestamp_micros())
+        .bind(alert_id)
+        .execute(&mut conn.0)
+        .await?;
+    Ok(alert_id)
+}
+
+/// Row `id` opens an alert of its own, in `state`.
+async fn open_new(conn: &mut WriteConn, id: i64, state: &str, at: DateTime<Utc>) -> Result<i64, StoreError> {
+    sqlx::query(
+        "UPDATE alerts SET alert_id = id, state = ?, state_at = ?, firings = 1, last_id = id, last_fired_at = ? \
+         WHERE id = ?",
+    )
+    .bind(state)
+    .bind(at.timestamp_micros())
+    .bind(at.timestamp_micros())
+    .bind(id)
+    .execute(&mut conn.0)
+    .await?;
+    Ok(id)
+}
+
+/// Row `id`, a resolution with no open alert (a person resolved it first), joins the latest alert of its fingerprint,
+/// or stands as a resolved alert of its own when there is none.
+async fn join_latest(conn: &mut WriteConn, id: i64, alert: &AlertRecord<'_>) -> Result<i64, StoreError> {
+    let latest: Option<i64> = sqlx::query_scalar(
+        "SELECT alert_id FROM alerts WHERE fingerprint = ? AND id < ? AND alert_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .bind(alert.fingerprint)
+    .bind(id)
+    .fetch_optional(&mut conn.0)
+    .await?;
+    let Some(latest) = latest else { return open_new(conn, id, "resolved", alert.at).await };
+    sqlx::query("UPDATE alerts SET alert_id = ? WHERE id = ?").bind(latest).bind(id).execute(&mut conn.0).await?;
+    Ok(latest)
 }
 
 async fn insert_row(

@@ -1,6 +1,6 @@
 //! Retention: a background task prunes events older than `storage.retention` (whole batches of the tamper-evident
-//! chain, oldest first, moving its anchor) and alerts older than `storage.alert_retention` with their delivery
-//! records. Each step is one small transaction with a pause after it, so ingest never waits long for the lock.
+//! chain, oldest first, moving its anchor) and alert rows older than `storage.alert_retention` with their delivery
+//! records and history (an open alert is kept whole). Each step is one small transaction with a pause after it, so ingest never waits long for the lock.
 
 use std::time::Duration;
 
@@ -109,12 +109,16 @@ pub async fn prune_once(
 async fn prune_alerts(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
     super::in_transaction(conn, async |conn| {
         let conn = &mut conn.0;
-        let ids = "SELECT id FROM alerts WHERE fired_at < ?1 ORDER BY id LIMIT ?2";
-        sqlx::query(&format!("DELETE FROM outbox WHERE alert_id IN ({ids})"))
-            .bind(cutoff.timestamp_micros())
-            .bind(ALERT_CHUNK)
-            .execute(&mut *conn)
-            .await?;
+        // An open alert is kept whole however old it is; the history of one that goes goes with it.
+        let ids = "SELECT r.id FROM alerts r LEFT JOIN alerts a ON a.id = r.alert_id \
+                   WHERE r.fired_at < ?1 AND (a.state IS NULL OR a.state = 'resolved') ORDER BY r.id LIMIT ?2";
+        for dependent in ["DELETE FROM outbox WHERE alert_id IN", "DELETE FROM alert_changes WHERE alert_id IN"] {
+            sqlx::query(&format!("{dependent} ({ids})"))
+                .bind(cutoff.timestamp_micros())
+                .bind(ALERT_CHUNK)
+                .execute(&mut *conn)
+                .await?;
+        }
         let done = sqlx::query(&format!("DELETE FROM alerts WHERE id IN ({ids})"))
             .bind(cutoff.timestamp_micros())
             .bind(ALERT_CHUNK)
@@ -188,6 +192,53 @@ mod tests {
         let one_day = RetentionPolicy { events: Some(Duration::from_secs(86_400)), ..alerts_only };
         prune_once(&writer, &one_day, &CancellationToken::new()).await.unwrap();
         assert_eq!(remaining(&writer).await, [hours[1]]);
+    }
+
+    #[tokio::test]
+    async fn old_alerts_go_with_their_history_and_open_ones_stay() {
+        use crate::store::alerts::{insert, AlertChange, AlertRecord, Change};
+        let dir = tempfile::tempdir().unwrap();
+        let writer = crate::store::Writer::new(crate::store::open_writer(&dir.path().join("t.db")).await.unwrap());
+        let group = std::collections::BTreeMap::new();
+        let old = Utc::now() - chrono::Duration::days(3);
+        let record = |fingerprint| AlertRecord {
+            rule_id: "r",
+            fingerprint,
+            severity: "high",
+            status: "firing",
+            group: &group,
+            count: 1,
+            first_seen: None,
+            last_seen: None,
+            at: old,
+            title: "t",
+            body: "",
+            event_ids: &[],
+            notify: true,
+            suppressed: 0,
+            host: None,
+            silenced_by: None,
+            held_back: None,
+        };
+        let mut conn = writer.lock().await;
+        let done = insert(&mut conn, &[record("r|h=done")]).await.unwrap()[0].id;
+        let open = insert(&mut conn, &[record("r|h=open")]).await.unwrap()[0].id;
+        for change in [Change::Acknowledge, Change::Resolve] {
+            let change = AlertChange { change, actor: "alice", note: None, at: old };
+            crate::store::alerts::change_state(&mut conn, done, &change, false).await.unwrap();
+        }
+        let ack = AlertChange { change: Change::Acknowledge, actor: "bob", note: None, at: old };
+        crate::store::alerts::change_state(&mut conn, open, &ack, false).await.unwrap();
+        drop(conn);
+        let policy = RetentionPolicy { events: None, alerts: Some(Duration::from_secs(86_400)), every: Duration::ZERO };
+        prune_once(&writer, &policy, &CancellationToken::new()).await.unwrap();
+        let mut conn = writer.lock().await;
+        let alerts: Vec<i64> =
+            sqlx::query_scalar("SELECT DISTINCT alert_id FROM alerts").fetch_all(&mut conn.0).await.unwrap();
+        assert_eq!(alerts, [open], "the resolved alert and its notices went; the open one stays");
+        let changes: Vec<String> =
+            sqlx::query_scalar("SELECT actor FROM alert_changes").fetch_all(&mut conn.0).await.unwrap();
+        assert_eq!(changes, ["bob"]);
     }
 
     #[tokio::test]
