@@ -232,6 +232,19 @@ async fn an_alert_is_acknowledged_held_resolved_and_reopened_from_the_api_the_da
     let reopened_id = reopened["id"].as_i64().unwrap();
     assert!(reopened_id > a_id, "{reopened}");
     assert_eq!(receiver.bodies()[5]["alert_id"], reopened_id);
+    // The CLI acknowledges and unacknowledges too (several ids at once; one that does not exist fails the command).
+    let reopened_arg = reopened_id.to_string();
+    let (code, out, err) = crate::support::run(&["alerts", "ack", &reopened_arg, "--by", "frank", "--db", &db_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&format!("alert {reopened_id}: acknowledged by frank")), "{out}");
+    let (code, out, err) =
+        crate::support::run(&["alerts", "unack", &reopened_arg, "999999", "--by", "frank", "--db", &db_arg]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains(&format!("alert {reopened_id}: unacknowledged by frank")), "{out}");
+    assert!(err.contains("no alert 999999"), "{err}");
+    let detail = http.api(&format!("/api/alerts/{reopened_id}")).await;
+    assert_eq!(detail["summary"]["state"], "firing");
+    assert_eq!(actors(&detail), [pair("acknowledged", "frank"), pair("unacknowledged", "frank")]);
 
     // The dashboard: sign in with a name; the queue lists open alerts first and refreshes itself.
     let cookie = http.sign_in("erin").await;
