@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{require_program, send_tcp, TestServer};
+use crate::support::{chromium, send_tcp, TestServer};
 
 const TOKEN: &str = "dashboard-token-0123456789";
 
@@ -145,37 +145,17 @@ async fn metrics_public_opens_only_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chromium_renders_the_overview() {
-    require_program("chromium");
     let server = with_traffic(false).await;
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("profile");
     let screenshot = dir.path().join("overview.png");
     let target = url(&server, "/");
-    let run = |extra: Vec<String>| {
-        let profile = profile.clone();
-        let target = target.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new("chromium")
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--no-first-run",
-                ])
-                .arg(format!("--user-data-dir={}", profile.display()))
-                .args(extra)
-                .arg(target)
-                .output()
-                .expect("run chromium")
-        })
-    };
-    let dom = run(vec!["--dump-dom".into()]).await.unwrap();
+    let dom = chromium(&profile, &target, vec!["--dump-dom".into()]).await;
     let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
     assert!(dom.contains("hsm-dash-1") && dom.contains("hsm-dash-2"), "the HSM rows render: {dom}");
     assert!(dom.contains("<svg") && dom.contains("<rect"), "the chart renders");
-    let shot =
-        run(vec![format!("--screenshot={}", screenshot.display()), "--window-size=1280,800".into()]).await.unwrap();
+    let options = vec![format!("--screenshot={}", screenshot.display()), "--window-size=1280,800".into()];
+    let shot = chromium(&profile, &target, options).await;
     assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
     let png = std::fs::read(&screenshot).expect("a screenshot was written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());

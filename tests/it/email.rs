@@ -64,20 +64,10 @@ fn start_smtp(dir: &Path) -> (SmtpServer, PathBuf) {
 
 /// A rules directory with the shipped decoders and one rule whose title and body carry the raw line.
 fn rules_dir(dir: &Path) -> PathBuf {
-    let rules = dir.join("rules");
-    let decoders = rules.join("decoders");
-    std::fs::create_dir_all(&decoders).unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/decoders");
-    for entry in std::fs::read_dir(shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, decoders.join(path.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(
-        rules.join("mail.yaml"),
+    crate::support::rules_dir_with(
+        dir,
         "id: test.ssh_failure\ntitle: SSH login failure\nseverity: high\nthrottle: 0s\nselect:\n  sshd:\n    log.syslog.appname: sshd\nmessage:\n  title: \"SSH login failure: {{ event['message'] }}\"\n  body: \"User {{ event['user.name'] }} from {{ event['source.ip'] }}\"\n",
     )
-    .unwrap();
-    rules
 }
 
 fn wait_for_mail(out: &Path, count: usize) -> Vec<serde_json::Value> {

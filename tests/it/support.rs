@@ -212,7 +212,6 @@ pub fn run(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-/// Fails loudly when a program the tests need is not installed (`.ci/run` installs it).
 /// The output of the `sqlite3` shell running `sql` on `db` (trimmed); the test fails when it fails.
 pub fn sqlite3(db: &Path, sql: &str) -> String {
     require_program("sqlite3");
@@ -221,6 +220,7 @@ pub fn sqlite3(db: &Path, sql: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// Fails loudly when a program the tests need is not installed (`.ci/run` installs it).
 pub fn require_program(name: &str) {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
@@ -228,4 +228,35 @@ pub fn require_program(name: &str) {
         .map(|o| o.status.success())
         .unwrap_or(false);
     assert!(found, "{name} is not installed: the tests need it (.ci/run installs it with apt-get)");
+}
+
+/// Headless Chromium on `url`, with its profile in `profile` and `extra` options (`--dump-dom`, `--screenshot=F`).
+pub async fn chromium(profile: &Path, url: &str, extra: Vec<String>) -> std::process::Output {
+    require_program("chromium");
+    let (profile, url) = (profile.to_owned(), url.to_owned());
+    tokio::task::spawn_blocking(move || {
+        Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("run chromium")
+    })
+    .await
+    .unwrap()
+}
+
+/// A rules directory in `dir` with the shipped decoders and `rule` as its one rule file.
+pub fn rules_dir_with(dir: &Path, rule: &str) -> PathBuf {
+    let rules = dir.join("rules");
+    let decoders = rules.join("decoders");
+    std::fs::create_dir_all(&decoders).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/decoders");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, decoders.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(rules.join("rule.yaml"), rule).unwrap();
+    rules
 }

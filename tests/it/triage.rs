@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 
-use crate::support::{require_program, send_tcp, TestServer};
+use crate::support::{chromium, send_tcp, TestServer};
 
 const TOKEN: &str = "triage-token-0123456789abcdef";
 const EXTERNAL: &str = "https://hsmwatch.example.net";
@@ -306,20 +306,10 @@ fn futures_lite_poll<T>(future: impl std::future::Future<Output = T>) -> T {
 
 /// A rules directory with the shipped decoders and one rule that closes its alerts after a second without firing.
 fn quiet_rules(dir: &Path) -> PathBuf {
-    let rules = dir.join("rules");
-    let decoders = rules.join("decoders");
-    std::fs::create_dir_all(&decoders).unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/decoders");
-    for entry in std::fs::read_dir(shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, decoders.join(path.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(
-        rules.join("quiet.yaml"),
+    crate::support::rules_dir_with(
+        dir,
         "id: test.tamper\ntitle: Tamper\nseverity: high\nresolve_after: 1s\nselect:\n  t:\n    event.action: hsm.tamper\n",
     )
-    .unwrap();
-    rules
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,7 +334,6 @@ async fn resolve_after_closes_an_alert_that_stopped_firing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chromium_renders_the_queue_and_an_alert_with_its_forms() {
-    require_program("chromium");
     // Loopback without a token: the pages open without signing in, and changes are still allowed.
     let server = TestServer::start().await;
     send_tcp(server.tcp, [tamper("hsm-c"), tamper("hsm-d")].concat().as_bytes(), false).await;
@@ -360,31 +349,13 @@ async fn headless_chromium_renders_the_queue_and_an_alert_with_its_forms() {
         let target = format!("{}{path}", http.base);
         let profile = dir.path().join(format!("profile-{name}"));
         let screenshot = dir.path().join(format!("{name}.png"));
-        let run = |extra: Vec<String>| {
-            let (profile, target) = (profile.clone(), target.clone());
-            tokio::task::spawn_blocking(move || {
-                std::process::Command::new("chromium")
-                    .args([
-                        "--headless",
-                        "--no-sandbox",
-                        "--disable-gpu",
-                        "--disable-background-networking",
-                        "--no-first-run",
-                    ])
-                    .arg(format!("--user-data-dir={}", profile.display()))
-                    .args(extra)
-                    .arg(target)
-                    .output()
-                    .expect("run chromium")
-            })
-        };
-        let dom = run(vec!["--dump-dom".into()]).await.unwrap();
+        let dom = chromium(&profile, &target, vec!["--dump-dom".into()]).await;
         let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
         for text in expected {
             assert!(dom.contains(text), "{name}: `{text}` renders: {dom}");
         }
-        let shot =
-            run(vec![format!("--screenshot={}", screenshot.display()), "--window-size=1280,800".into()]).await.unwrap();
+        let options = vec![format!("--screenshot={}", screenshot.display()), "--window-size=1280,800".into()];
+        let shot = chromium(&profile, &target, options).await;
         assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
         let png = std::fs::read(&screenshot).expect("a screenshot was written");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}: {} bytes", png.len());
