@@ -56,6 +56,9 @@ pub enum AppError {
     /// The HTTP server cannot start.
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    /// An SNMP target cannot be polled as configured.
+    #[error(transparent)]
+    Snmp(#[from] crate::config::snmp::SnmpConfigError),
     /// A stage panicked.
     #[error("internal error: the {stage} task failed: {reason}")]
     Task {
@@ -69,7 +72,7 @@ pub enum AppError {
 impl AppError {
     /// Whether the configuration is at fault (exit code 2), rather than the machine or the network.
     pub fn is_configuration(&self) -> bool {
-        matches!(self, AppError::Rules(_) | AppError::Notifier(_) | AppError::Tls(_))
+        matches!(self, AppError::Rules(_) | AppError::Notifier(_) | AppError::Tls(_) | AppError::Snmp(_))
             || matches!(self, AppError::Http(error) if error.is_configuration())
     }
 }
@@ -271,6 +274,8 @@ pub struct Server {
     pub reloader: Arc<Reloader>,
     shutdown: CancellationToken,
     listeners: Vec<JoinHandle<()>>,
+    /// SNMP pollers: they send to the writer queue, so they stop before the writer drains it.
+    pollers: Vec<JoinHandle<()>>,
     deliverers: Vec<JoinHandle<()>>,
     http: Option<JoinHandle<()>>,
     retention: JoinHandle<()>,
@@ -295,6 +300,11 @@ impl Server {
         tracing::info!(path = %config.storage.path.display(), "database open");
         let pack = config.rules.pack();
         let (rules, loaded_decoders) = load_pack(&pack).map_err(AppError::Rules)?;
+        let snmp_targets = config.snmp.resolve()?;
+        let snmp_objects = match snmp_targets.is_empty() {
+            true => None,
+            false => Some(Arc::new(crate::snmp::objects::load(&pack.decoders).map_err(AppError::Rules)?)),
+        };
         let (files, groups, patterns) = loaded_decoders.counts();
         let decoders = Arc::new(SharedDecoders::new(loaded_decoders));
         tracing::info!(source = %pack.decoders.describe(), files, groups, patterns, "decoders loaded");
@@ -423,7 +433,9 @@ impl Server {
             )));
             udp_addresses.push(address);
         }
-        // The listeners hold the only senders now: the writer's queue closes when the last of them ends.
+        // The listeners and the SNMP pollers hold the only senders now: the writer's queue closes when the last of
+        // them ends.
+        let snmp_queue = snmp_objects.as_ref().map(|_| queue.clone());
         drop(queue);
 
         let policy = BatchPolicy {
@@ -476,6 +488,21 @@ impl Server {
             every: config.storage.prune_interval,
         };
         let retention = tokio::spawn(crate::store::retention::run(db.writer.clone(), policy, shutdown.clone()));
+        let mut pollers = Vec::new();
+        if let (Some(objects), Some(queue)) = (snmp_objects, snmp_queue) {
+            let mut saved = crate::snmp::saved_states(&db.writer).await?;
+            let context = crate::snmp::PollerContext {
+                objects,
+                queue,
+                writer: db.writer.clone(),
+                counters: counters.clone(),
+                shutdown: shutdown.clone(),
+            };
+            for target in snmp_targets {
+                let state = saved.remove(&target.name).unwrap_or_default();
+                pollers.push(tokio::spawn(crate::snmp::run(target, state, context.clone())));
+            }
+        }
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
         let chain_heads = tokio::spawn(log_chain_heads(reader.clone(), config.chain.head_interval, shutdown.clone()));
         // One worker per notifier, so one slow receiver never holds back another; each takes the write connection only
@@ -543,6 +570,7 @@ impl Server {
             reloader,
             shutdown,
             listeners,
+            pollers,
             writer,
             summary,
             chain_heads,
@@ -569,6 +597,9 @@ impl Server {
         self.shutdown.cancel();
         for listener in self.listeners {
             listener.await.map_err(|e| AppError::Task { stage: "listener", reason: e.to_string() })?;
+        }
+        for poller in self.pollers {
+            poller.await.map_err(|e| AppError::Task { stage: "SNMP poller", reason: e.to_string() })?;
         }
         let summary = self.writer.await.map_err(|e| AppError::Task { stage: "writer", reason: e.to_string() })??;
         self.summary.abort();

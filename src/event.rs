@@ -116,6 +116,34 @@ pub mod field {
     pub const TLS_CLIENT_ALT_NAMES: &str = "tls.client.x509.alternative_names";
     /// `tls.client.host_mismatch`: `true` when `host.name` is none of the certificate's names (`bind_host`).
     pub const TLS_CLIENT_HOST_MISMATCH: &str = "tls.client.host_mismatch";
+    /// HSM model, from the HSM table (SNMP).
+    pub const HSM_MODEL: &str = "hsm.model";
+    /// HSM firmware version.
+    pub const HSM_FIRMWARE: &str = "hsm.firmware";
+    /// Whether the HSM is in FIPS mode (`true`/`false`).
+    pub const HSM_FIPS_MODE: &str = "hsm.fips_mode";
+    /// HSM label.
+    pub const HSM_LABEL: &str = "hsm.label";
+    /// Share of storage in use, in percent.
+    pub const HSM_STORAGE_USED_PCT: &str = "hsm.storage.used_pct";
+    /// NTLS state (`up`, `down`, `unknown`).
+    pub const NTLS_STATUS: &str = "ntls.status";
+    /// Clients connected over NTLS.
+    pub const NTLS_CLIENTS: &str = "ntls.clients";
+    /// When the NTLS server certificate expires (RFC 3339).
+    pub const NTLS_CERT_NOT_AFTER: &str = "ntls.cert.not_after";
+    /// A trap's OID.
+    pub const SNMP_TRAP_OID: &str = "snmp.trap.oid";
+    /// A trap's short name, when known (`fan`).
+    pub const SNMP_TRAP_NAME: &str = "snmp.trap.name";
+    /// A trap's variables, as text.
+    pub const SNMP_VARBINDS: &str = "snmp.varbinds";
+    /// For a change: the value before.
+    pub const PREVIOUS_VALUE: &str = "previous.value";
+    /// For a change: the value after.
+    pub const CURRENT_VALUE: &str = "current.value";
+    /// Why a poll or a read failed.
+    pub const ERROR_MESSAGE: &str = "error.message";
 
     /// Every field an event may carry, in the order of `docs/events.md`.
     pub const ALL: &[&str] = &[
@@ -163,6 +191,20 @@ pub mod field {
         TLS_CLIENT_SUBJECT,
         TLS_CLIENT_ALT_NAMES,
         TLS_CLIENT_HOST_MISMATCH,
+        HSM_MODEL,
+        HSM_FIRMWARE,
+        HSM_FIPS_MODE,
+        HSM_LABEL,
+        HSM_STORAGE_USED_PCT,
+        NTLS_STATUS,
+        NTLS_CLIENTS,
+        NTLS_CERT_NOT_AFTER,
+        SNMP_TRAP_OID,
+        SNMP_TRAP_NAME,
+        SNMP_VARBINDS,
+        PREVIOUS_VALUE,
+        CURRENT_VALUE,
+        ERROR_MESSAGE,
     ];
 
     /// The interned name of a field, or `None` when `docs/events.md` has no such field.
@@ -236,6 +278,12 @@ pub const ACTIONS: &[&str] = &[
     "heartbeat",
     "audit.sequence_gap",
     "lunash.command",
+    "snmp.poll",
+    "hsm.state_change",
+    "ntls.state_change",
+    "ntls.cert_expiring",
+    "hsm.storage_high",
+    "snmp.trap",
 ];
 
 /// Every `event.category` of `docs/events.md`.

@@ -35,6 +35,7 @@ pub mod queue;
 pub mod rule_tests;
 pub mod rules;
 pub mod silence;
+pub mod snmp;
 pub mod store;
 pub mod telemetry;
 

@@ -136,6 +136,29 @@ pub struct Counters {
     pub worker_restarts: Mutex<BTreeMap<String, u64>>,
     /// Notifiers whose delivery worker is not running (it could not start, or died and waits to start again).
     pub workers_down: Mutex<std::collections::BTreeSet<String>>,
+    /// What the SNMP poller last learned of each target, by name.
+    pub snmp: Mutex<BTreeMap<String, SnmpFigures>>,
+}
+
+/// The figures of one SNMP target, as its last poll left them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnmpFigures {
+    /// The last poll succeeded.
+    pub up: bool,
+    /// How long the last poll took, in seconds.
+    pub poll_seconds: f64,
+    /// Polls that succeeded.
+    pub polls_ok: u64,
+    /// Polls that failed.
+    pub polls_failed: u64,
+    /// Clients connected over NTLS.
+    pub ntls_clients: Option<f64>,
+    /// The highest storage use of its HSMs and partitions, in percent.
+    pub storage_used_pct: Option<f64>,
+    /// The appliance's own count of HSM operations requested.
+    pub operation_requests: Option<f64>,
+    /// The appliance's own count of HSM operations that failed.
+    pub operation_errors: Option<f64>,
 }
 
 impl Default for Counters {
@@ -161,6 +184,7 @@ impl Default for Counters {
             deliveries: Mutex::default(),
             worker_restarts: Mutex::default(),
             workers_down: Mutex::default(),
+            snmp: Mutex::default(),
         }
     }
 }

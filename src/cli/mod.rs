@@ -11,6 +11,7 @@ mod query;
 mod rules_cmd;
 mod serve;
 mod silence_cmd;
+mod snmp_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -69,6 +70,9 @@ pub enum Command {
     /// Work with notifiers.
     #[command(subcommand)]
     Notify(notify_cmd::NotifyCommand),
+    /// Poll Luna appliances over SNMPv3 by hand.
+    #[command(subcommand)]
+    Snmp(snmp_cmd::SnmpCommand),
     /// Hold back notifications for a while (maintenance); alerts are still recorded.
     #[command(subcommand)]
     Silence(silence_cmd::SilenceCommand),
@@ -105,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alerts(command) => alerts_cmd::run(command).await,
         Command::Hosts(args) => hosts_cmd::run(args).await,
         Command::Notify(command) => notify_cmd::run(command).await,
+        Command::Snmp(command) => snmp_cmd::run(command).await,
         Command::Silence(command) => silence_cmd::run(command).await,
         Command::Config(command) => config_cmd::run(command),
         Command::Verify(args) => db_cmd::verify(args).await,
@@ -120,6 +125,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::config::notifiers::NotifierError>()
             || cause.is::<UsageError>()
             || cause.is::<crate::listen::tls::TlsError>()
+            || cause.is::<crate::config::snmp::SnmpConfigError>()
             || cause.downcast_ref::<crate::http::HttpError>().is_some_and(crate::http::HttpError::is_configuration)
             || cause.downcast_ref::<crate::app::AppError>().is_some_and(crate::app::AppError::is_configuration)
     });

@@ -5,6 +5,7 @@
 
 mod listen;
 pub mod notifiers;
+pub mod snmp;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -76,6 +77,9 @@ pub struct Config {
     /// The HTTP API, metrics and health endpoints; `http: null` turns the server off.
     #[serde(default, deserialize_with = "http_or_off")]
     pub http: HttpConfig,
+    /// Luna appliances polled over SNMPv3.
+    #[serde(default)]
+    pub snmp: snmp::SnmpConfig,
 }
 
 /// `http: null` is the HTTP server turned off, as `http: {address: null}` is.

@@ -293,11 +293,67 @@ impl ServerCollector {
     }
 }
 
+impl ServerCollector {
+    /// Per SNMP target: up, the last poll's duration, polls by outcome, and what the appliance said.
+    fn encode_snmp(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let targets = self.counters.snmp.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let label = |name: &String| vec![("target", name.clone())];
+        let gauge = |pick: fn(&crate::metrics::SnmpFigures) -> Option<f64>| -> Vec<(Labels, f64)> {
+            targets.iter().filter_map(|(name, f)| pick(f).map(|v| (label(name), v))).collect()
+        };
+        gauge_family(
+            encoder,
+            "hsmwatch_snmp_up",
+            "1 when the last SNMP poll of the target succeeded.",
+            &gauge(|f| Some(f64::from(u8::from(f.up)))),
+        )?;
+        gauge_family(
+            encoder,
+            "hsmwatch_snmp_poll_seconds",
+            "How long the last SNMP poll of the target took.",
+            &gauge(|f| Some(f.poll_seconds)),
+        )?;
+        let polls: Vec<(Labels, u64)> = targets
+            .iter()
+            .flat_map(|(name, f)| {
+                [("success", f.polls_ok), ("failure", f.polls_failed)]
+                    .map(|(outcome, n)| (vec![("target", name.clone()), ("outcome", outcome.to_owned())], n))
+            })
+            .collect();
+        counter_family(encoder, "hsmwatch_snmp_polls", "SNMP polls of the target, by outcome.", &polls)?;
+        gauge_family(
+            encoder,
+            "hsmwatch_snmp_ntls_clients",
+            "Clients connected over NTLS (ntlsConnectedClients).",
+            &gauge(|f| f.ntls_clients),
+        )?;
+        gauge_family(
+            encoder,
+            "hsmwatch_snmp_storage_used_percent",
+            "The highest storage use of the target's HSMs and partitions, in percent.",
+            &gauge(|f| f.storage_used_pct),
+        )?;
+        gauge_family(
+            encoder,
+            "hsmwatch_snmp_hsm_operation_requests",
+            "HSM operations requested, as the appliance counts them (hsmOperationRequests; falls when it restarts).",
+            &gauge(|f| f.operation_requests),
+        )?;
+        gauge_family(
+            encoder,
+            "hsmwatch_snmp_hsm_operation_errors",
+            "HSM operations that failed, as the appliance counts them (hsmOperationErrors).",
+            &gauge(|f| f.operation_errors),
+        )
+    }
+}
+
 impl Collector for ServerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_listeners(&mut encoder)?;
         self.encode_pipeline(&mut encoder)?;
         self.encode_alerting(&mut encoder)?;
+        self.encode_snmp(&mut encoder)?;
         // The head's hash is a label: a scraper that keeps history keeps a copy of the chain's head outside the
         // database. The value is the head record's id.
         let head: Vec<(Labels, f64)> =

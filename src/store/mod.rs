@@ -22,6 +22,7 @@ pub mod retention;
 pub mod rule_state;
 pub mod search;
 pub mod silences;
+pub mod snmp;
 pub mod stats;
 pub mod writer;
 

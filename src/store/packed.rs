@@ -21,7 +21,7 @@ pub const MARKER: u8 = 1;
 const NAMED: u8 = 0xff;
 
 /// Field codes: a field's position here is the byte stored for it, so entries are only ever appended.
-const CODES: [&str; 41] = [
+const CODES: [&str; 55] = [
     field::MESSAGE,
     field::FACILITY_NAME,
     field::FACILITY_CODE,
@@ -64,6 +64,20 @@ const CODES: [&str; 41] = [
     field::TLS_CLIENT_SUBJECT,
     field::TLS_CLIENT_ALT_NAMES,
     field::TLS_CLIENT_HOST_MISMATCH,
+    field::HSM_MODEL,
+    field::HSM_FIRMWARE,
+    field::HSM_FIPS_MODE,
+    field::HSM_LABEL,
+    field::HSM_STORAGE_USED_PCT,
+    field::NTLS_STATUS,
+    field::NTLS_CLIENTS,
+    field::NTLS_CERT_NOT_AFTER,
+    field::SNMP_TRAP_OID,
+    field::SNMP_TRAP_NAME,
+    field::SNMP_VARBINDS,
+    field::PREVIOUS_VALUE,
+    field::CURRENT_VALUE,
+    field::ERROR_MESSAGE,
 ];
 
 /// What a header says follows.
