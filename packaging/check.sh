@@ -35,6 +35,7 @@ for expected in \
   ./etc/hsmwatch/hsmwatch.yaml \
   ./etc/hsmwatch/rules/authentication.yaml \
   ./etc/hsmwatch/rules/decoders/lunash.yaml \
+  ./etc/hsmwatch/rules/snmp/luna.yaml \
   ./usr/share/doc/hsmwatch/README.md \
   ./usr/share/doc/hsmwatch/deployment.md \
   ./usr/share/doc/hsmwatch/events.md \

@@ -179,8 +179,20 @@ fn run_one(rule: &Arc<Rule>, test: &TestSpec, decoders: &Decoders) -> TestOutcom
         None => last + chrono::Duration::from_std(rule.longest_duration()).unwrap_or_default(),
     };
     firings.extend(engine.advance(end));
-    let notified: Vec<Alert> =
-        firings.iter().map(|f| alerter.alert(f)).filter(|a| a.notify || a.status == Status::Resolved).collect();
+    // As the store does: a resolution is sent only for an alert that is open (its fingerprint fired since the last
+    // resolution).
+    let mut open = std::collections::HashSet::new();
+    let notified: Vec<Alert> = firings
+        .iter()
+        .map(|f| alerter.alert(f))
+        .filter(|a| match a.status {
+            Status::Firing => {
+                open.insert(a.fingerprint.clone());
+                a.notify
+            }
+            Status::Resolved => open.remove(&a.fingerprint),
+        })
+        .collect();
     let mut problems = Vec::new();
     if notified.len() != test.expect.len() {
         problems.push(format!("{} notification(s) instead of {}", notified.len(), test.expect.len()));

@@ -68,6 +68,10 @@ pub struct TargetConfig {
     /// How long before the NTLS certificate expires a `ntls.cert_expiring` event is made.
     #[serde(default, with = "units::optional_duration")]
     pub cert_warning: Option<Duration>,
+    /// How long a target must go on failing before a `snmp.poll` failure event is made (one lost datagram is not an
+    /// outage).
+    #[serde(default, with = "units::optional_duration")]
+    pub down_after: Option<Duration>,
 }
 
 /// SNMPv3 authentication protocols.
@@ -110,6 +114,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_RETRIES: u32 = 1;
 /// Default storage share that counts as high.
 pub const DEFAULT_STORAGE_HIGH_PCT: f64 = 90.0;
+/// Default time a target fails before its failure is an event.
+pub const DEFAULT_DOWN_AFTER: Duration = Duration::from_secs(300);
 /// Default warning before the NTLS certificate expires.
 pub const DEFAULT_CERT_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
@@ -136,6 +142,8 @@ pub struct ResolvedTarget {
     pub storage_high_pct: f64,
     /// Warning before the certificate expires.
     pub cert_warning: Duration,
+    /// Failing this long makes the failure event.
+    pub down_after: Duration,
 }
 
 impl fmt::Debug for ResolvedTarget {
@@ -298,6 +306,7 @@ impl TargetConfig {
             retries: own.retries.or(defaults.retries).unwrap_or(DEFAULT_RETRIES),
             storage_high_pct,
             cert_warning: own.cert_warning.or(defaults.cert_warning).unwrap_or(DEFAULT_CERT_WARNING),
+            down_after: own.down_after.or(defaults.down_after).unwrap_or(DEFAULT_DOWN_AFTER),
         })
     }
 }

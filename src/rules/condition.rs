@@ -27,14 +27,6 @@ impl Condition {
         }
     }
 
-    /// The default condition: the only selection, or all of them ANDed.
-    pub fn all_of(count: usize) -> Condition {
-        match count {
-            1 => Condition::Selection(0),
-            n => Condition::And((0..n).map(Condition::Selection).collect()),
-        }
-    }
-
     /// Selections of which at least one must match for the condition to hold (`None`: no such set, e.g. under
     /// `not`), for indexing rules by action.
     pub fn required(&self) -> Option<Vec<usize>> {

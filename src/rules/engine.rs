@@ -249,6 +249,13 @@ impl Engine {
         for index in self.candidates(event) {
             let rule = self.rules[index].clone();
             let selected: Vec<bool> = rule.selections.iter().map(|s| s.matches(event)).collect();
+            if rule.resolve_when.is_some_and(|at| selected[at]) {
+                let mut evidence = Evidence::default();
+                evidence.add(&share(), id, event.created.at);
+                let group = alert_group(&rule, event);
+                firings.push(firing(&rule, Status::Resolved, group, evidence, event.created.at));
+                continue;
+            }
             let is_sequence = matches!(rule.detect, Some(Detect::Sequence { .. }));
             if !is_sequence && !rule.condition.eval(&selected) {
                 continue;
@@ -263,12 +270,7 @@ impl Engine {
                 State::Stateless => {
                     let mut evidence = Evidence::default();
                     evidence.add(&share(), id, event.created.at);
-                    // Without group_by, each HSM's events are alerts of their own: one appliance's partition change
-                    // is not another's to acknowledge.
-                    let group = match (group.is_empty(), event.get(crate::event::field::HOST_NAME)) {
-                        (true, Some(host)) => vec![(crate::event::field::HOST_NAME, host.to_owned())],
-                        _ => group,
-                    };
+                    let group = alert_group(&rule, event);
                     firings.push(firing(&rule, Status::Firing, group, evidence, event.created.at));
                     None
                 }
@@ -472,6 +474,16 @@ fn make_room_set(groups: &mut HashMap<String, HashSet<String>>, key: &str, cap: 
 /// The event's values of the rule's group_by fields (absent fields as empty strings).
 fn group_values(rule: &Rule, event: &Event) -> Vec<(&'static str, String)> {
     rule.group_by.iter().map(|f| (*f, event_value(event, f).map(|v| v.into_owned()).unwrap_or_default())).collect()
+}
+
+/// The group of a single-event alert: the rule's group_by values, or, without group_by, the event's host: each HSM's
+/// events are alerts of their own (one appliance's partition change is not another's to acknowledge).
+fn alert_group(rule: &Rule, event: &Event) -> Vec<(&'static str, String)> {
+    let group = group_values(rule, event);
+    match (group.is_empty(), event.get(crate::event::field::HOST_NAME)) {
+        (true, Some(host)) => vec![(crate::event::field::HOST_NAME, host.to_owned())],
+        _ => group,
+    }
 }
 
 fn group_key(group: &[(&'static str, String)]) -> String {

@@ -113,6 +113,8 @@ pub struct Rule {
     pub throttle: Duration,
     /// An open alert with no firing for this long is resolved; `None`: the rule resolves its alerts itself.
     pub resolve_after: Option<Duration>,
+    /// The selection (by index) whose match resolves the open alert of the event's group.
+    pub resolve_when: Option<usize>,
     /// Title template source.
     pub title_template: String,
     /// Body template source.
@@ -137,7 +139,11 @@ impl Rule {
             Some(Detect::Sequence { steps, .. }) => steps.iter().map(|s| s.selection).collect(),
             _ => self.condition.required()?,
         };
+        let resolving = self.resolve_when.filter(|s| !selections.contains(s));
         let mut actions = Vec::new();
+        if let Some(index) = resolving {
+            actions.extend(self.selections[index].possible_actions()?);
+        }
         for index in selections {
             actions.extend(self.selections[index].possible_actions()?);
         }
@@ -440,8 +446,22 @@ impl RuleContext<'_> {
             Some(text) => {
                 condition::parse(text, &names).map_err(|e| self.error("condition:", format!("condition: {e}"))).ok()
             }
-            None => Some(Condition::all_of(names.len())),
+            // Without a condition: every selection ANDed, but for the one that resolves.
+            None => {
+                let resolving = spec.resolve_when.as_ref().and_then(|r| names.iter().position(|n| n == r));
+                let mut all: Vec<Condition> =
+                    (0..names.len()).filter(|i| Some(*i) != resolving).map(Condition::Selection).collect();
+                Some(if all.len() == 1 { all.remove(0) } else { Condition::And(all) })
+            }
         };
+        let resolve_when = spec.resolve_when.as_ref().and_then(|name| {
+            let found = names.iter().position(|n| n == name);
+            if found.is_none() {
+                let known: Vec<&str> = names.iter().map(String::as_str).collect();
+                self.error(name, format!("resolve_when: no selection `{name}`{}", did_you_mean(name, &known)));
+            }
+            found
+        });
         let group_by = self.group_by(&spec);
         let detect = spec.detect.as_ref().and_then(|d| self.detect(d, &names, group_by.len()));
         let (title, body) = match &spec.message {
@@ -459,8 +479,9 @@ impl RuleContext<'_> {
         if self.errors.len() > errors_before {
             return None;
         }
-        let resolve_after = spec.resolve_after.or(match detect {
-            Some(Detect::Absence { .. }) => None,
+        // A rule whose alerts end by themselves (an absence that ends, a selection that resolves) needs no timer.
+        let resolve_after = spec.resolve_after.or(match (&detect, resolve_when) {
+            (Some(Detect::Absence { .. }), _) | (_, Some(_)) => None,
             _ => Some(DEFAULT_RESOLVE_AFTER),
         });
         Some(Rule {
@@ -477,6 +498,7 @@ impl RuleContext<'_> {
             group_by,
             throttle: spec.throttle.unwrap_or(Duration::ZERO),
             resolve_after,
+            resolve_when,
             title_template: title,
             body_template: body,
             notify: spec.notify,

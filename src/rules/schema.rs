@@ -38,6 +38,9 @@ pub struct RuleSpec {
     /// At most one notification per fingerprint per this long.
     #[serde(default, with = "crate::config::units::optional_duration")]
     pub throttle: Option<Duration>,
+    /// A selection whose match resolves the open alert of the event's group (`snmp.poll` success after failures).
+    #[serde(default)]
+    pub resolve_when: Option<String>,
     /// An open alert of this rule with no firing for this long is resolved (default 24h; absence rules resolve
     /// their alerts themselves and default to never).
     #[serde(default, with = "crate::config::units::optional_duration")]

@@ -25,8 +25,11 @@ const WATCHED_HSM_VALUES: [(&str, &str); 5] = [
 /// What is known of a target between polls.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetState {
-    /// The last poll failed, and why (the failure was reported once).
+    /// The failure reported (once), while polls go on failing.
     pub failing: Option<String>,
+    /// When the current run of failed polls began (RFC 3339), reported or not yet.
+    #[serde(default)]
+    pub failing_since: Option<String>,
     /// The last successful poll.
     pub reading: Option<Reading>,
     /// When that was (RFC 3339).
@@ -68,14 +71,22 @@ impl Watcher<'_> {
         event
     }
 
-    /// A poll failed: one event when the failures start (the state remembers them).
+    /// A poll failed: one event once the failures have lasted the target's `down_after` (the state remembers them).
     pub fn failed(&self, state: &mut TargetState, error: &str) -> Vec<Event> {
+        let now_text = self.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let since_text = state.failing_since.get_or_insert(now_text).clone();
         if state.failing.is_some() {
             state.failing = Some(error.to_owned());
             return Vec::new();
         }
+        let since = DateTime::parse_from_rfc3339(&since_text).map_or(self.now, |t| t.with_timezone(&Utc));
+        let down_for = (self.now - since).to_std().unwrap_or_default();
+        if down_for < self.target.down_after {
+            return Vec::new();
+        }
         state.failing = Some(error.to_owned());
-        let mut event = self.event("snmp.poll", "network", "failure", format!("poll failed: {error}"));
+        let text = format!("not answering since {since_text}: {error}");
+        let mut event = self.event("snmp.poll", "network", "failure", text);
         event.set(field::ERROR_MESSAGE, error.to_owned());
         vec![event]
     }
@@ -84,6 +95,7 @@ impl Watcher<'_> {
     /// storage above its limit and a certificate about to expire, which are states worth telling at once).
     pub fn succeeded(&self, state: &mut TargetState, reading: Reading) -> Vec<Event> {
         let mut events = Vec::new();
+        state.failing_since = None;
         if let Some(error) = state.failing.take() {
             let mut event = self.event("snmp.poll", "network", "success", format!("answers again (was: {error})"));
             event.set(field::PREVIOUS_VALUE, error);
@@ -243,6 +255,7 @@ mod tests {
             retries: 0,
             storage_high_pct: 90.0,
             cert_warning: std::time::Duration::from_secs(30 * 86_400),
+            down_after: std::time::Duration::ZERO,
         }
     }
 
@@ -309,6 +322,26 @@ mod tests {
         assert!(again.is_empty(), "the certificate is warned about once");
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<TargetState>(&json).unwrap(), state, "the state survives a restart");
+    }
+
+    #[test]
+    fn a_failure_is_an_event_only_once_it_lasted_down_after() {
+        let objects = super::super::objects::load(&crate::pack::RuleSource::Embedded).unwrap();
+        let target = ResolvedTarget { down_after: std::time::Duration::from_secs(300), ..target() };
+        let at = |minute: i64| DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap();
+        let mut state = TargetState::default();
+        for minute in 0..5 {
+            let watcher = Watcher { target: &target, objects: &objects, now: at(minute) };
+            assert!(watcher.failed(&mut state, "timeout").is_empty(), "minute {minute}");
+        }
+        let watcher = Watcher { target: &target, objects: &objects, now: at(5) };
+        let down = watcher.failed(&mut state, "timeout");
+        assert_eq!(actions(&down), [("snmp.poll".into(), "failure".into())]);
+        assert!(down[0].get(field::MESSAGE).unwrap().starts_with("not answering since 2027-01-15T08:00:00Z"));
+        let blip = Watcher { target: &target, objects: &objects, now: at(6) };
+        assert_eq!(actions(&blip.succeeded(&mut state, Reading::default())), [("snmp.poll".into(), "success".into())]);
+        assert!(blip.failed(&mut state, "timeout").is_empty(), "a single lost answer is no outage");
+        assert!(blip.succeeded(&mut state, Reading::default()).is_empty(), "nor is its recovery");
     }
 
     #[test]
