@@ -20,6 +20,7 @@ mod relays;
 mod rules;
 mod senders;
 mod shutdown;
+mod snmp;
 mod support;
 mod tcp;
 mod tls;

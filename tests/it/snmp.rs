@@ -1,0 +1,289 @@
+//! SNMP polling against net-snmp's real agent: `snmpd` in the foreground on a loopback port with a v3 authPriv user,
+//! serving the Luna objects through `pass_persist` from a fixture script whose data file the test rewrites (NTLS
+//! down, FIPS flipped, storage), and stopped and started again (poll failures, recovery). Changes become events and
+//! alerts; the state survives a restart of hsmwatch; wrong passphrases and an unknown user are named.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{free_port, query_json, require_program, run, TestServer};
+
+const AUTH: &str = "authPass123";
+const PRIV: &str = "privPass123";
+
+/// The objects of a healthy appliance: NTLS up, FIPS on, one HSM at 3 % and one partition at 94.7 %.
+fn luna_objects(ntls: u8, fips: u8) -> String {
+    let serial = ".5.54.54.51.51.49";
+    let partition = format!("{serial}.4.49.50.51.52");
+    [
+        ".1.3.6.1.4.1.12383.3.1.1.1.0 counter64 3858380".to_owned(),
+        ".1.3.6.1.4.1.12383.3.1.1.2.0 counter64 385838".to_owned(),
+        format!(".1.3.6.1.4.1.12383.3.1.2.1.0 integer {ntls}"),
+        ".1.3.6.1.4.1.12383.3.1.2.2.0 gauge 3".to_owned(),
+        ".1.3.6.1.4.1.12383.3.1.2.6.0 string Feb 22 15:19:21 2040 GMT".to_owned(),
+        format!(".1.3.6.1.4.1.23629.1.5.1.2.1.1{serial} string 66331"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.2.1.2{serial} string 7.3.0"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.2.1.4{serial} string Luna K7"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.2.1.7{serial} integer {fips}"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.2.1.9{serial} unsigned 33554432"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.2.1.10{serial} unsigned 1048576"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.4.1.1{partition} string 1234"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.4.1.2{partition} string par1"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.4.1.4{partition} unsigned 102400"),
+        format!(".1.3.6.1.4.1.23629.1.5.1.4.1.5{partition} unsigned 97000"),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+/// net-snmp's agent as a fake Luna appliance, stopped (by its process) when dropped.
+struct FakeLuna {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl FakeLuna {
+    fn start(dir: &Path) -> FakeLuna {
+        require_program("snmpd");
+        let mut luna = FakeLuna { dir: dir.to_owned(), port: free_port(), child: None };
+        std::fs::create_dir_all(dir.join("persist")).unwrap();
+        luna.set(&luna_objects(1, 1));
+        let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/luna_snmp.py");
+        let data = dir.join("luna.data");
+        let pass = |prefix: &str| {
+            format!("pass_persist {prefix} /usr/bin/python3 {} {} {prefix}\n", helper.display(), data.display())
+        };
+        let conf = format!(
+            "agentaddress udp:127.0.0.1:{}\n[snmp] persistentDir {}\nengineID hsmwatch-fake-luna\n\
+             createUser monitorhsm SHA {AUTH} AES {PRIV}\nrouser monitorhsm priv\nsysName fake-luna\n{}{}",
+            luna.port,
+            dir.join("persist").display(),
+            pass(".1.3.6.1.4.1.23629.1.5"),
+            pass(".1.3.6.1.4.1.12383.3.1"),
+        );
+        std::fs::write(dir.join("snmpd.conf"), conf).unwrap();
+        luna.resume();
+        luna
+    }
+
+    /// Rewrites what the agent serves (the helper reads the file again when it changes).
+    fn set(&self, objects: &str) {
+        let path = self.dir.join("luna.data");
+        let staged = self.dir.join("luna.data.new");
+        std::fs::write(&staged, objects).unwrap();
+        std::fs::rename(staged, path).unwrap();
+    }
+
+    /// Starts the agent and waits until it answers.
+    fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.join("snmpd.log")).unwrap();
+        let child = Command::new("snmpd")
+            .args(["-f", "-Lo", "-C", "-c"])
+            .arg(self.dir.join("snmpd.conf"))
+            .env("SNMP_PERSISTENT_DIR", self.dir.join("persist"))
+            .env("MIBS", "")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start snmpd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answered = Command::new("snmpget")
+                .args(["-m", "", "-v3", "-l", "authPriv", "-u", "monitorhsm", "-a", "SHA", "-A", AUTH, "-x", "AES"])
+                .args(["-X", PRIV, "-t", "0.3", "-r", "0", &format!("127.0.0.1:{}", self.port), ".1.3.6.1.2.1.1.5.0"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if answered {
+                return;
+            }
+            let log = std::fs::read_to_string(self.dir.join("snmpd.log")).unwrap_or_default();
+            assert!(Instant::now() < deadline, "snmpd did not answer within 10 s:\n{log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the agent (by its process id).
+    fn pause(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FakeLuna {
+    fn drop(&mut self) {
+        self.pause();
+    }
+}
+
+fn target_yaml(luna: &FakeLuna) -> String {
+    std::env::set_var("HSMWATCH_TEST_SNMP_AUTH", AUTH);
+    std::env::set_var("HSMWATCH_TEST_SNMP_PRIV", PRIV);
+    std::env::set_var("HSMWATCH_TEST_SNMP_WRONG", "wrongPass123");
+    format!(
+        "snmp:\n  defaults:\n    user: monitorhsm\n    auth_passphrase_env: HSMWATCH_TEST_SNMP_AUTH\n    priv_passphrase_env: HSMWATCH_TEST_SNMP_PRIV\n    interval: 1s\n    timeout: 300ms\n    retries: 0\n    down_after: 1s\n  targets:\n    - address: {0}\n      name: fake-luna\n    - address: {0}\n      name: wrong-auth\n      auth_passphrase_env: HSMWATCH_TEST_SNMP_WRONG\n",
+        luna.address()
+    )
+}
+
+async fn start_server(yaml: &str, db: Option<PathBuf>) -> TestServer {
+    let snmp = hsmwatch::config::Config::parse(yaml, Path::new("t.yaml")).unwrap().snmp;
+    TestServer::start_with(64 * 1024, move |config| {
+        config.snmp = snmp;
+        if let Some(db) = db {
+            config.storage.path = db;
+        }
+    })
+    .await
+}
+
+fn events(db: &Path, action: &str) -> Vec<crate::support::Fields> {
+    query_json(db, &["--action", action])
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The state of the latest alert of `rule` on `host`, from `alerts list --json`.
+fn alert_state(db: &Path, rule: &str, host: &str) -> Option<String> {
+    let (_, out, _) = run(&["alerts", "list", "--json", "--db", db.to_str().unwrap()]);
+    out.lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|a| a["rule_id"] == rule && a["host"] == host)
+        .map(|a| a["state"].as_str().unwrap_or_default().to_owned())
+}
+
+fn metric(server: &TestServer, name: &str) -> Option<f64> {
+    let address = server.server.http_address.unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_turn_changes_into_events_and_alerts_and_a_restart_repeats_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut luna = FakeLuna::start(&dir.path().join("luna"));
+    let yaml = target_yaml(&luna);
+    let server = start_server(&yaml, None).await;
+    let db = server.db();
+
+    // The first reading is a baseline: only what is wrong already (a partition at 94.7 %) is told.
+    wait_for("the storage event", || !events(&db, "hsm.storage_high").is_empty()).await;
+    let storage = &events(&db, "hsm.storage_high")[0];
+    assert_eq!(storage["host.name"], "fake-luna");
+    assert_eq!((storage["hsm.partition"].as_str(), storage["hsm.storage.used_pct"].as_str()), ("par1", "94.7"));
+    assert_eq!(storage["event.dataset"], "luna.snmp");
+    // A user the agent does not accept is named as such.
+    wait_for("the wrong passphrase's failure", || {
+        events(&db, "snmp.poll").iter().any(|e| e["host.name"] == "wrong-auth")
+    })
+    .await;
+    let refused = events(&db, "snmp.poll").into_iter().find(|e| e["host.name"] == "wrong-auth").unwrap();
+    assert!(refused["error.message"].starts_with("authentication:"), "{refused:?}");
+
+    // NTLS goes down, then FIPS mode is switched off: each a change, an event and an alert.
+    luna.set(&luna_objects(2, 1));
+    wait_for("NTLS down", || !events(&db, "ntls.state_change").is_empty()).await;
+    let down = &events(&db, "ntls.state_change")[0];
+    assert_eq!(down["event.original"], "snmp fake-luna ntlsOperStatus=down(2) was up(1)");
+    assert_eq!((down["event.outcome"].as_str(), down["ntls.status"].as_str()), ("failure", "down"));
+    wait_for("the NTLS alert", || alert_state(&db, "luna.ntls.down", "fake-luna").as_deref() == Some("firing")).await;
+    luna.set(&luna_objects(2, 2));
+    wait_for("FIPS switched off", || !events(&db, "hsm.state_change").is_empty()).await;
+    let fips = &events(&db, "hsm.state_change")[0];
+    assert_eq!((fips["previous.value"].as_str(), fips["current.value"].as_str()), ("true", "false"));
+    assert_eq!(fips["hsm.serial"], "66331");
+    wait_for("the FIPS alert", || alert_state(&db, "luna.hsm.security_setting_changed", "fake-luna").is_some()).await;
+
+    // The agent stops: after down_after the failure is an event and an alert; back, it resolves.
+    luna.pause();
+    wait_for("the outage", || events(&db, "snmp.poll").iter().any(|e| e["host.name"] == "fake-luna")).await;
+    let outage = events(&db, "snmp.poll").into_iter().find(|e| e["host.name"] == "fake-luna").unwrap();
+    assert_eq!(outage["event.outcome"], "failure");
+    assert!(outage["error.message"].starts_with("unreachable:") || outage["error.message"].starts_with("timeout:"));
+    wait_for("the outage alert", || {
+        alert_state(&db, "luna.snmp.unreachable", "fake-luna").as_deref() == Some("firing")
+    })
+    .await;
+    assert_eq!(metric(&server, "hsmwatch_snmp_up{target=\"fake-luna\"}"), Some(0.0));
+    luna.resume();
+    wait_for("the recovery", || alert_state(&db, "luna.snmp.unreachable", "fake-luna").as_deref() == Some("resolved"))
+        .await;
+    assert_eq!(metric(&server, "hsmwatch_snmp_up{target=\"fake-luna\"}"), Some(1.0));
+    assert_eq!(metric(&server, "hsmwatch_snmp_ntls_clients{target=\"fake-luna\"}"), Some(3.0));
+    assert_eq!(metric(&server, "hsmwatch_snmp_hsm_operation_errors{target=\"fake-luna\"}"), Some(385838.0));
+
+    // A restart of hsmwatch knows what it knew: several polls later, no event repeats.
+    let count = || query_json(&db, &["--host", "fake-luna"]).len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = count();
+    let _dir = server.stop().await;
+    let server = start_server(&yaml, Some(db.clone())).await;
+    wait_for("three polls after the restart", || {
+        metric(&server, "hsmwatch_snmp_polls_total{target=\"fake-luna\",outcome=\"success\"}").unwrap_or(0.0) >= 3.0
+    })
+    .await;
+    assert_eq!(count(), before, "{:#?}", query_json(&db, &["--host", "fake-luna"]));
+    let _dir = server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snmp_test_prints_the_reading_and_names_each_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let luna = FakeLuna::start(&dir.path().join("luna"));
+    let mut yaml = target_yaml(&luna);
+    yaml.push_str(&format!(
+        "    - address: {}\n      name: wrong-priv\n      priv_passphrase_env: HSMWATCH_TEST_SNMP_WRONG\n    - address: {}\n      name: stranger\n      user: stranger\n    - address: 127.0.0.1:{}\n      name: nobody\n",
+        luna.address(),
+        luna.address(),
+        free_port()
+    ));
+    let config = dir.path().join("hsmwatch.yaml");
+    std::fs::write(&config, &yaml).unwrap();
+    let config = config.to_str().unwrap();
+    let (code, out, err) = run(&["snmp", "test", "fake-luna", "--config", config]);
+    assert_eq!(code, Some(0), "{err}");
+    for expected in [
+        "fake-luna (127.0.0.1:",
+        "ntls.status",
+        "up(1)",
+        "hsm 66331:",
+        "fips_mode",
+        "true(1)",
+        "partition 1234:",
+        "94.7%",
+    ] {
+        assert!(out.contains(expected), "`{expected}` in:\n{out}");
+    }
+    for (target, said) in [
+        ("wrong-auth", "authentication: the agent did not accept the user or the authentication passphrase"),
+        ("stranger", "authentication: the agent did not accept the user"),
+        ("wrong-priv", "answered engine discovery but not the encrypted request"),
+        ("nobody", "no SNMP agent answers at 127.0.0.1:"),
+    ] {
+        let (code, _, err) = run(&["snmp", "test", target, "--config", config]);
+        assert_eq!(code, Some(1), "{target}: {err}");
+        assert!(err.contains(said), "{target}: {err}");
+    }
+    let (code, _, err) = run(&["snmp", "test", "fake-lune", "--config", config]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no SNMP target `fake-lune` in the config (did you mean `fake-luna`?)"), "{err}");
+    drop(luna);
+}
