@@ -133,6 +133,38 @@ pub struct HostView {
     pub silent: bool,
     /// Alerts open on it (firing or acknowledged).
     pub open_alerts: u64,
+    /// What polling it over SNMP says, when it is an SNMP target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snmp: Option<SnmpView>,
+}
+
+/// An SNMP target's side of the inventory.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnmpView {
+    /// The last successful poll (RFC 3339).
+    pub last_poll: Option<String>,
+    /// Why polls fail now, when they do (after `down_after`).
+    pub poll_error: Option<String>,
+    /// What the last successful poll said.
+    #[serde(flatten)]
+    pub summary: crate::snmp::watch::Summary,
+}
+
+/// The SNMP side of every target, by name; a state that does not read is left out (the poller says why).
+async fn snmp_views(reader: &Reader) -> Result<HashMap<String, SnmpView>, StoreError> {
+    let states = crate::store::snmp::read_states(reader).await?;
+    Ok(states
+        .into_iter()
+        .filter_map(|(name, json)| {
+            let state: crate::snmp::watch::TargetState = serde_json::from_str(&json).ok()?;
+            let view = SnmpView {
+                last_poll: state.last_success,
+                poll_error: state.failing,
+                summary: state.summary.unwrap_or_default(),
+            };
+            Some((name, view))
+        })
+        .collect())
 }
 
 /// Every host, by name, as shown to operators.
@@ -142,15 +174,32 @@ pub async fn views(
     now: DateTime<Utc>,
 ) -> Result<Vec<HostView>, StoreError> {
     let open = open_alerts(reader).await?;
-    Ok(hosts::all(reader)
+    let mut snmp = snmp_views(reader).await?;
+    let mut views: Vec<HostView> = hosts::all(reader)
         .await?
         .into_iter()
         .map(|host| HostView {
             silent: crate::event::later(host.last_seen, silent_after) < now,
             open_alerts: open.get(&host.name).copied().unwrap_or(0),
+            snmp: snmp.remove(&host.name),
             host,
         })
-        .collect())
+        .collect();
+    // Targets polled over SNMP that have sent nothing yet are in the inventory too: an appliance that answers SNMP
+    // but does not log is exactly what should show.
+    for (name, view) in snmp {
+        let seen =
+            view.last_poll.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+        let host = Host::new(&name, seen.unwrap_or(now));
+        views.push(HostView {
+            silent: crate::event::later(host.last_seen, silent_after) < now,
+            open_alerts: open.get(&name).copied().unwrap_or(0),
+            snmp: Some(view),
+            host,
+        });
+    }
+    views.sort_by(|a, b| a.host.name.cmp(&b.host.name));
+    Ok(views)
 }
 
 /// Open alerts per host (firing or acknowledged).

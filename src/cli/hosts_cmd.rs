@@ -52,18 +52,53 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} ADDRESSES",
-        "HOST", "LAST SEEN", "EVENTS", "OPEN", "LAST HEARTBEAT", "LAST BACKUP", "LAST LOGIN FAILURE", "SERIALS",
+        "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} ADDRESSES",
+        "HOST",
+        "LAST SEEN",
+        "EVENTS",
+        "OPEN",
+        "LAST HEARTBEAT",
+        "LAST BACKUP",
+        "LAST LOGIN FAILURE",
+        "SERIALS",
+        "NTLS",
+        "FIPS",
+        "FIRMWARE",
+        "LAST POLL",
     )?;
+    let list = |values: &mut dyn Iterator<Item = &String>| {
+        let all: Vec<&str> =
+            values.map(String::as_str).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        if all.is_empty() {
+            "-".to_owned()
+        } else {
+            all.join(",")
+        }
+    };
     for row in &rows {
         let h = &row.host;
         let seen = if row.silent { format!("{} SILENT", when(Some(h.last_seen))) } else { when(Some(h.last_seen)) };
-        let serials: Vec<&str> = h.serials.iter().map(String::as_str).collect();
+        let snmp = row.snmp.as_ref();
+        let summary = snmp.map(|s| &s.summary);
+        let serials = list(&mut h.serials.iter().chain(summary.into_iter().flat_map(|s| &s.serials)));
+        let ntls = summary.and_then(|s| s.ntls_status.as_ref()).map_or_else(
+            || "-".to_owned(),
+            |status| format!("{status}/{}", summary.and_then(|s| s.ntls_clients.as_deref()).unwrap_or("?")),
+        );
+        let fips = list(&mut summary.into_iter().flat_map(|s| &s.fips_mode));
+        let firmware = list(&mut summary.into_iter().flat_map(|s| &s.firmware));
+        let last_poll = match snmp {
+            None => "-".to_owned(),
+            Some(view) if view.poll_error.is_some() => {
+                format!("{} FAILING", view.last_poll.as_deref().unwrap_or("never"))
+            }
+            Some(view) => view.last_poll.clone().unwrap_or_else(|| "never".to_owned()),
+        };
         let addresses: Vec<&str> = h.addresses.iter().map(String::as_str).collect();
         writeln!(
             out,
-            "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {}",
-            // Host names, serials and addresses come from log lines.
+            "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} {}",
+            // Host names, serials, addresses and what an appliance answers come from the network.
             escape_controls(&h.name),
             seen,
             h.events,
@@ -71,7 +106,11 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
             when(h.last_heartbeat),
             when(h.last_backup),
             when(h.last_login_failure),
-            escape_controls(&if serials.is_empty() { "-".to_owned() } else { serials.join(",") }),
+            escape_controls(&serials),
+            escape_controls(&ntls),
+            escape_controls(&fips),
+            escape_controls(&firmware),
+            last_poll,
             escape_controls(&addresses.join(","))
         )?;
     }

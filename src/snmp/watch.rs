@@ -38,6 +38,55 @@ pub struct TargetState {
     pub storage_high: BTreeSet<String>,
     /// The certificate expiry already warned about.
     pub cert_warned: Option<String>,
+    /// What the last successful poll says of the appliance, for the inventory.
+    #[serde(default)]
+    pub summary: Option<Summary>,
+}
+
+/// What the inventory shows of an appliance polled over SNMP, its values named.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// HSM serial numbers.
+    pub serials: Vec<String>,
+    /// HSM models.
+    pub models: Vec<String>,
+    /// HSM firmware versions.
+    pub firmware: Vec<String>,
+    /// FIPS mode of each HSM (`true`/`false`).
+    pub fips_mode: Vec<String>,
+    /// NTLS state (`up`, `down`, `unknown`).
+    pub ntls_status: Option<String>,
+    /// Clients connected over NTLS.
+    pub ntls_clients: Option<String>,
+    /// When the NTLS certificate ends, as the appliance says it.
+    pub ntls_cert_expiry: Option<String>,
+    /// The highest storage use of its HSMs and partitions, in percent.
+    pub storage_used_pct: Option<f64>,
+}
+
+impl Summary {
+    /// The summary of a reading, its numbers named from the table.
+    pub fn of(reading: &Reading, objects: &Objects) -> Summary {
+        let column = |name: &str| -> Vec<String> {
+            let role = format!("hsm.{name}");
+            reading.hsms.iter().filter_map(|row| row.get(name)).map(|v| name_only(objects, &role, v)).collect()
+        };
+        Summary {
+            serials: column("serial"),
+            models: column("model"),
+            firmware: column("firmware"),
+            fips_mode: column("fips_mode"),
+            ntls_status: reading.scalar("ntls.status").map(|v| name_only(objects, "ntls.status", v)),
+            ntls_clients: reading.scalar("ntls.clients").map(str::to_owned),
+            ntls_cert_expiry: reading.scalar("ntls.cert_expiry").map(str::to_owned),
+            storage_used_pct: reading
+                .hsms
+                .iter()
+                .chain(&reading.partitions)
+                .filter_map(Reading::storage_pct)
+                .reduce(f64::max),
+        }
+    }
 }
 
 /// Reads `Nov 17 11:38:50 2024 GMT` (how Luna states the NTLS certificate's end).
@@ -107,6 +156,7 @@ impl Watcher<'_> {
         }
         events.extend(self.storage_crossings(state, &reading));
         events.extend(self.certificate(state, &reading));
+        state.summary = Some(Summary::of(&reading, self.objects));
         state.reading = Some(reading);
         state.last_success = Some(self.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         events

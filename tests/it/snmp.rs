@@ -230,6 +230,24 @@ async fn polls_turn_changes_into_events_and_alerts_and_a_restart_repeats_none() 
     assert_eq!(metric(&server, "hsmwatch_snmp_ntls_clients{target=\"fake-luna\"}"), Some(3.0));
     assert_eq!(metric(&server, "hsmwatch_snmp_hsm_operation_errors{target=\"fake-luna\"}"), Some(385838.0));
 
+    // The inventory shows what polling says: the API, the CLI and the dashboard (NTLS is still down, FIPS off).
+    let base = format!("http://{}", server.server.http_address.unwrap());
+    let hosts: serde_json::Value = reqwest::get(format!("{base}/api/hosts")).await.unwrap().json().await.unwrap();
+    let luna_host =
+        hosts["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "fake-luna").expect("in the inventory");
+    let snmp = &luna_host["snmp"];
+    assert_eq!((snmp["serials"][0].as_str(), snmp["models"][0].as_str()), (Some("66331"), Some("Luna K7")));
+    assert_eq!((snmp["ntls_status"].as_str(), snmp["ntls_clients"].as_str()), (Some("down"), Some("3")));
+    assert_eq!((snmp["fips_mode"][0].as_str(), snmp["firmware"][0].as_str()), (Some("false"), Some("7.3.0")));
+    assert!(snmp["last_poll"].is_string() && snmp["poll_error"].is_null(), "{snmp}");
+    let (_, table, _) = run(&["hosts", "--db", db.to_str().unwrap()]);
+    let row = table.lines().find(|l| l.starts_with("fake-luna")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("66331") && row.contains("down/3") && row.contains("false") && row.contains("7.3.0"), "{row}");
+    let overview = reqwest::get(format!("{base}/")).await.unwrap().text().await.unwrap();
+    assert!(overview.contains("down (3 clients)"), "{overview}");
+    let page = reqwest::get(format!("{base}/hosts/fake-luna")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("Appliance (SNMP)") && page.contains("Luna K7") && page.contains("94.7 %"), "{page}");
+
     // A restart of hsmwatch knows what it knew: several polls later, no event repeats.
     let count = || query_json(&db, &["--host", "fake-luna"]).len();
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -321,9 +321,11 @@ async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(fil
             &AlertFilter { state: None, since: None, host: Some(&name), limit: 50 },
         )
         .await?;
-        Ok::<_, crate::store::StoreError>((hours, lines))
+        let views = crate::inventory::views(&state.pool, state.silent_after, now).await?;
+        let snmp = views.into_iter().find(|v| v.host.name == name).and_then(|v| v.snmp);
+        Ok::<_, crate::store::StoreError>((hours, lines, snmp))
     };
-    let (hours, lines) = match built.await {
+    let (hours, lines, snmp) = match built.await {
         Ok(built) => built,
         Err(error) => return failure(error),
     };
@@ -331,11 +333,11 @@ async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(fil
     match search(&state, &filters, Some(&name)).await {
         Ok((found, next)) => {
             let page = pages::EventPage { filters: &filters, events: &found, next: next.as_deref(), refused: None };
-            pages::host_page(&name, chart, page, &lines, now).into_response()
+            pages::host_page(&name, snmp.as_ref(), chart, page, &lines, now).into_response()
         }
         Err(error) => {
             let page = pages::EventPage { filters: &filters, events: &[], next: None, refused: Some(&error) };
-            (StatusCode::BAD_REQUEST, pages::host_page(&name, chart, page, &lines, now)).into_response()
+            (StatusCode::BAD_REQUEST, pages::host_page(&name, snmp.as_ref(), chart, page, &lines, now)).into_response()
         }
     }
 }

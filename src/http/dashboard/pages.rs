@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use crate::event::field;
-use crate::inventory::HostView;
+use crate::inventory::{HostView, SnmpView};
 use crate::store::alerts::{AlertDetail, AlertRow, StateFilter};
 use crate::store::outbox::Delivery;
 use crate::store::query::{percent_encode, StoredEvent};
@@ -108,7 +108,8 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
         table {
             thead { tr {
                 th { "HSM" } th { "Last seen" } th.num { "Events 24 h" } th.num { "Failed logins 24 h" }
-                th { "Open alerts" } th { "Last heartbeat" } th { "Last backup" }
+                th { "Open alerts" } th { "Last heartbeat" } th { "Last backup" } th { "NTLS" } th { "FIPS" }
+                th { "Firmware" } th { "Last poll" }
             } }
             tbody {
                 @for view in hosts {
@@ -128,13 +129,55 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
                         }
                         td { (when(host.last_heartbeat)) }
                         td { (when(host.last_backup)) }
+                        (snmp_cells(view.snmp.as_ref()))
                     }
                 }
-                @if hosts.is_empty() { tr { td colspan="7" .muted { "No HSM has reported yet." } } }
+                @if hosts.is_empty() { tr { td colspan="11" .muted { "No HSM has reported yet." } } }
             }
         }
     };
     layout_refreshed("HSMs", body, Some(REFRESH_SECONDS))
+}
+
+/// The SNMP columns of a host's row: NTLS state and clients, FIPS mode, firmware, last poll (red when failing).
+fn snmp_cells(snmp: Option<&SnmpView>) -> Markup {
+    let Some(view) = snmp else {
+        return html! { td.muted { "–" } td.muted { "–" } td.muted { "–" } td.muted { "not polled" } };
+    };
+    let s = &view.summary;
+    let ntls_down = s.ntls_status.as_deref().is_some_and(|status| status != "up");
+    html! {
+        td class=[ntls_down.then_some("silent")] {
+            (s.ntls_status.as_deref().unwrap_or("–"))
+            @if let Some(clients) = &s.ntls_clients { " (" (clients) " clients)" }
+        }
+        td { (s.fips_mode.join(", ")) }
+        td { (s.firmware.join(", ")) }
+        td class=[view.poll_error.is_some().then_some("silent")] {
+            (view.last_poll.as_deref().unwrap_or("never"))
+            @if let Some(error) = &view.poll_error { br; span.wrap { (error) } }
+        }
+    }
+}
+
+/// `/hosts/{name}`'s appliance section: what polling it over SNMP says.
+fn appliance_section(snmp: Option<&SnmpView>) -> Markup {
+    let Some(view) = snmp else { return html! {} };
+    let s = &view.summary;
+    html! {
+        h2 { "Appliance (SNMP)" }
+        dl.facts {
+            dt { "Last poll" } dd { (view.last_poll.as_deref().unwrap_or("never")) }
+            @if let Some(error) = &view.poll_error { dt { "Failing" } dd.silent.wrap { (error) } }
+            dt { "HSM serials" } dd { (s.serials.join(", ")) }
+            dt { "Models" } dd { (s.models.join(", ")) }
+            dt { "Firmware" } dd { (s.firmware.join(", ")) }
+            dt { "FIPS mode" } dd { (s.fips_mode.join(", ")) }
+            dt { "NTLS" } dd { (s.ntls_status.as_deref().unwrap_or("–")) @if let Some(c) = &s.ntls_clients { ", " (c) " clients" } }
+            dt { "NTLS certificate ends" } dd { (s.ntls_cert_expiry.as_deref().unwrap_or("–")) }
+            dt { "Storage used (highest)" } dd { @if let Some(pct) = s.storage_used_pct { (format!("{pct:.1} %")) } @else { "–" } }
+        }
+    }
 }
 
 /// The filters of `hsmwatch query`, as the forms send them.
@@ -384,10 +427,18 @@ pub struct EventPage<'a> {
 }
 
 /// `/hosts/{name}`: the chart, recent events with filters (or why the filters were refused), and the host's alerts.
-pub fn host_page(name: &str, chart: Markup, found: EventPage<'_>, alerts: &[AlertRow], now: DateTime<Utc>) -> Markup {
+pub fn host_page(
+    name: &str,
+    snmp: Option<&SnmpView>,
+    chart: Markup,
+    found: EventPage<'_>,
+    alerts: &[AlertRow],
+    now: DateTime<Utc>,
+) -> Markup {
     let base = format!("/hosts/{}", percent_encode(name));
     let body = html! {
         h1 { (name) }
+        (appliance_section(snmp))
         h2 { "Alerts" }
         (alert_queue(alerts, now))
         h2 { "Events per hour, last 24 hours (UTC)" }
