@@ -266,6 +266,8 @@ pub struct Server {
     pub udp_addresses: Vec<SocketAddr>,
     /// Bound TLS addresses, in config order.
     pub tls_addresses: Vec<SocketAddr>,
+    /// The bound SNMP trap address, when `listen.snmp_traps` is given.
+    pub snmp_trap_address: Option<SocketAddr>,
     /// The bound HTTP address, when the HTTP server runs.
     pub http_address: Option<SocketAddr>,
     /// The server's counters.
@@ -301,7 +303,11 @@ impl Server {
         let pack = config.rules.pack();
         let (rules, loaded_decoders) = load_pack(&pack).map_err(AppError::Rules)?;
         let snmp_targets = config.snmp.resolve()?;
-        let snmp_objects = match snmp_targets.is_empty() {
+        let traps = match &config.listen.snmp_traps {
+            Some(traps) => Some((traps.socket_address()?, traps.communities()?, traps.allow.clone())),
+            None => None,
+        };
+        let snmp_objects = match snmp_targets.is_empty() && traps.is_none() {
             true => None,
             false => Some(Arc::new(crate::snmp::objects::load(&pack.decoders).map_err(AppError::Rules)?)),
         };
@@ -433,6 +439,28 @@ impl Server {
             )));
             udp_addresses.push(address);
         }
+        let mut snmp_trap_address = None;
+        if let (Some((address, communities, allow)), Some(objects)) = (traps, &snmp_objects) {
+            let bind_error = |cause| AppError::Bind { transport: "snmp-trap", address, cause };
+            let socket = tokio::net::UdpSocket::bind(address).await.map_err(bind_error)?;
+            let bound = socket.local_addr().map_err(bind_error)?;
+            tracing::info!(transport = "snmp-trap", address = %bound, "listening");
+            let names = snmp_targets
+                .iter()
+                .filter_map(|t| t.address.parse::<SocketAddr>().ok().map(|a| (a.ip(), t.name.clone())))
+                .collect();
+            let listener = crate::snmp::traps::TrapListener {
+                socket,
+                communities,
+                allow,
+                objects: objects.clone(),
+                names,
+                queue: queue.clone(),
+                counters: counters.listener("snmp-trap", bound),
+            };
+            listeners.push(tokio::spawn(listener.serve(shutdown.clone())));
+            snmp_trap_address = Some(bound);
+        }
         // The listeners and the SNMP pollers hold the only senders now: the writer's queue closes when the last of
         // them ends.
         let snmp_queue = snmp_objects.as_ref().map(|_| queue.clone());
@@ -535,7 +563,10 @@ impl Server {
                     counters: counters.clone(),
                     pool: reader.clone(),
                     db_path: config.storage.path.clone(),
-                    listeners_configured: config.listen.tcp.len() + config.listen.udp.len() + config.listen.tls.len(),
+                    listeners_configured: config.listen.tcp.len()
+                        + config.listen.udp.len()
+                        + config.listen.tls.len()
+                        + usize::from(config.listen.snmp_traps.is_some()),
                     silent_after: config.inventory.silent_after,
                     token: token.clone().map(Arc::new),
                     metrics_public: config.http.metrics_public,
@@ -566,6 +597,7 @@ impl Server {
             tcp_addresses,
             udp_addresses,
             tls_addresses,
+            snmp_trap_address,
             counters,
             reloader,
             shutdown,

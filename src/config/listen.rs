@@ -27,6 +27,9 @@ pub struct ListenConfig {
     /// The zone of senders by network, over their listener's `timezone`; the most specific network wins.
     #[serde(default)]
     pub timezones: Vec<NetworkZone>,
+    /// SNMP traps and informs from appliances (off unless given).
+    #[serde(default)]
+    pub snmp_traps: Option<super::snmp::TrapsConfig>,
 }
 
 /// The zone in which the senders of one network write times without an offset.
@@ -209,6 +212,7 @@ impl Default for ListenConfig {
             tcp: vec![TcpListenerConfig::on(address)],
             tls: Vec::new(),
             timezones: Vec::new(),
+            snmp_traps: None,
         }
     }
 }

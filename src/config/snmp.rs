@@ -311,6 +311,70 @@ impl TargetConfig {
     }
 }
 
+/// The SNMP trap listener (`listen.snmp_traps`; off unless given).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapsConfig {
+    /// `host:port` or `host` (port 162, which needs privileges: 1162 and a port redirect is the usual way).
+    pub address: String,
+    /// Senders allowed: networks or addresses; empty lets any sender in.
+    #[serde(default, with = "units::networks")]
+    pub allow: Vec<ipnet::IpNet>,
+    /// The v1/v2c communities accepted, comma-separated, from this environment variable...
+    #[serde(default)]
+    pub communities_env: Option<String>,
+    /// ...or from this file, one a line.
+    #[serde(default)]
+    pub communities_file: Option<std::path::PathBuf>,
+}
+
+/// Default port of the trap listener.
+pub const TRAP_PORT: u16 = 162;
+
+impl TrapsConfig {
+    /// The address to bind.
+    pub fn socket_address(&self) -> Result<std::net::SocketAddr, SnmpConfigError> {
+        let error =
+            |message: String| SnmpConfigError { target: "listen.snmp_traps".into(), field: "address".into(), message };
+        let with_port = match with_port(&self.address).strip_suffix(":161") {
+            Some(host) => format!("{host}:{TRAP_PORT}"),
+            None => with_port(&self.address),
+        };
+        with_port.parse().map_err(|_| error(format!("`{}` is not an address (127.0.0.1:1162)", self.address)))
+    }
+
+    /// The communities accepted, read from the environment or the file.
+    pub fn communities(&self) -> Result<Vec<Secret>, SnmpConfigError> {
+        let error = |field: &str, message: String| SnmpConfigError {
+            target: "listen.snmp_traps".into(),
+            field: field.to_owned(),
+            message,
+        };
+        let text = match (&self.communities_env, &self.communities_file) {
+            (Some(_), Some(_)) => {
+                return Err(error("communities_env", "give communities_env or communities_file, not both".into()))
+            }
+            (Some(variable), None) => std::env::var(variable)
+                .map_err(|_| error("communities_env", format!("environment variable {variable} is not set")))?
+                .replace(',', "\n"),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| error("communities_file", format!("cannot read {}: {e}", path.display())))?,
+            (None, None) => {
+                return Err(error(
+                    "communities_env",
+                    "a trap listener needs its communities (communities_env or communities_file)".into(),
+                ))
+            }
+        };
+        let communities: Vec<Secret> =
+            text.lines().map(str::trim).filter(|c| !c.is_empty()).map(|c| Secret(c.to_owned())).collect();
+        if communities.is_empty() {
+            return Err(error("communities_env", "no community given".into()));
+        }
+        Ok(communities)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

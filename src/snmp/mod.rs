@@ -9,6 +9,7 @@
 pub mod client;
 pub mod objects;
 pub mod reading;
+pub mod traps;
 pub mod watch;
 
 use std::sync::Arc;

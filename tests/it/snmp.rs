@@ -305,3 +305,157 @@ async fn snmp_test_prints_the_reading_and_names_each_failure() {
     assert!(err.contains("no SNMP target `fake-lune` in the config (did you mean `fake-luna`?)"), "{err}");
     drop(luna);
 }
+
+/// Sends with net-snmp's `snmptrap`/`snmpinform` (`-m ''`: no MIB files); its exit status and error output.
+fn send_trap(args: &[&str]) -> (bool, String) {
+    require_program("snmptrap");
+    let output = Command::new(args[0]).args(["-m", ""]).args(&args[1..]).output().expect("run snmptrap");
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traps_and_informs_become_events_and_junk_changes_nothing() {
+    std::env::set_var("HSMWATCH_TEST_TRAP_COMMUNITIES", "public,luna-ops");
+    let yaml = "listen:\n  tcp: [{address: 127.0.0.1:0}]\n  snmp_traps:\n    address: 127.0.0.1:0\n    communities_env: HSMWATCH_TEST_TRAP_COMMUNITIES\n";
+    let listen = hsmwatch::config::Config::parse(yaml, Path::new("t.yaml")).unwrap().listen;
+    let server = TestServer::start_with(64 * 1024, move |config| config.listen.snmp_traps = listen.snmp_traps).await;
+    let trap_address = server.server.snmp_trap_address.expect("the trap listener is bound").to_string();
+    let db = server.db();
+    let reference = ".1.3.6.1.4.1.23629.1.5.2.2.1";
+
+    // A v2c trap (a power supply asserted), a v2c inform (NTLS) that must be acknowledged, a v1 coldStart.
+    let psu = "[myLuna:192.168.0.101 / messages / 2012 Feb 29 12:05:01 / ipmievd[1234] / 1]";
+    let (sent, err) = send_trap(&[
+        "snmptrap",
+        "-v",
+        "2c",
+        "-c",
+        "public",
+        &trap_address,
+        "",
+        ".1.3.6.1.4.1.23629.1.5.2.2.3",
+        reference,
+        "s",
+        psu,
+    ]);
+    assert!(sent, "{err}");
+    let ntls = "[hsm01:10.200.0.164 / messages / 2021 Sep  1 11:07:09 / NTLS[2345] / 1]";
+    let (acknowledged, err) = send_trap(&[
+        "snmpinform",
+        "-v",
+        "2c",
+        "-c",
+        "luna-ops",
+        "-r",
+        "1",
+        "-t",
+        "2",
+        &trap_address,
+        "",
+        ".1.3.6.1.4.1.23629.1.5.2.2.6",
+        reference,
+        "s",
+        ntls,
+    ]);
+    assert!(acknowledged, "the inform was acknowledged: {err}");
+    let (sent, err) = send_trap(&[
+        "snmptrap",
+        "-v",
+        "1",
+        "-c",
+        "public",
+        &trap_address,
+        ".1.3.6.1.4.1.8072.3.2.10",
+        "127.0.0.1",
+        "0",
+        "0",
+        "",
+    ]);
+    assert!(sent, "{err}");
+
+    // Junk: a wrong community, an SNMPv3 trap, and datagrams that are not SNMP (cut traps, random bytes).
+    let (sent, _) =
+        send_trap(&["snmptrap", "-v", "2c", "-c", "guess", &trap_address, "", ".1.3.6.1.4.1.23629.1.5.2.2.2"]);
+    assert!(sent);
+    let (sent, _) = send_trap(&[
+        "snmptrap",
+        "-v",
+        "3",
+        "-e",
+        "0x8000000001020304",
+        "-u",
+        "monitorhsm",
+        "-l",
+        "authPriv",
+        "-a",
+        "SHA",
+        "-A",
+        AUTH,
+        "-x",
+        "AES",
+        "-X",
+        PRIV,
+        &trap_address,
+        "",
+        ".1.3.6.1.4.1.23629.1.5.2.2.6",
+    ]);
+    assert!(sent);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let valid = b"\x30\x2c\x02\x01\x01\x04\x06public\xa7\x1f\x02\x01\x01\x02\x01\x00\x02\x01\x00\x30\x14\x30\x12\x06\x0a\x2b\x06\x01\x06\x03\x01\x01\x04\x01\x00\x06\x04\x2b\x06\x01\x04";
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut junk = 0;
+    for cut in 0..valid.len() {
+        socket.send_to(&valid[..cut], &trap_address).unwrap();
+        junk += 1;
+    }
+    for _ in 0..500 {
+        let length = (seed % 200) as usize;
+        let bytes: Vec<u8> = (0..length)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        socket.send_to(&bytes, &trap_address).unwrap();
+        junk += 1;
+    }
+    // Still serving: another inform is acknowledged after all of it.
+    let (acknowledged, err) = send_trap(&[
+        "snmpinform",
+        "-v",
+        "2c",
+        "-c",
+        "public",
+        "-r",
+        "1",
+        "-t",
+        "2",
+        &trap_address,
+        "",
+        ".1.3.6.1.4.1.23629.1.5.2.2.7",
+        reference,
+        "s",
+        "[hsm / messages / x / kernel / 0]",
+    ]);
+    assert!(acknowledged, "{err}");
+
+    wait_for("four trap events", || events(&db, "snmp.trap").len() >= 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let traps = events(&db, "snmp.trap");
+    assert_eq!(traps.len(), 4, "{traps:#?}");
+    let named = |name: &str| traps.iter().find(|e| e.get("snmp.trap.name").map(String::as_str) == Some(name)).cloned();
+    let power = named("power").expect("the PSU trap");
+    assert_eq!((power["event.outcome"].as_str(), power["host.name"].as_str()), ("failure", "127.0.0.1"));
+    assert_eq!(power["snmp.trap.oid"], "1.3.6.1.4.1.23629.1.5.2.2.3");
+    assert!(power["snmp.varbinds"].contains(psu), "{power:?}");
+    assert_eq!(power["event.dataset"], "luna.snmp");
+    assert_eq!(named("ntls").expect("the NTLS inform")["event.category"], "network");
+    assert_eq!(named("cold_start").expect("the v1 coldStart")["snmp.trap.oid"], "1.3.6.1.6.3.1.1.5.1");
+    assert_eq!(named("crypto").expect("the de-assert")["event.outcome"], "success");
+    // Every datagram that became no event is counted: the junk, the wrong community and the SNMPv3 trap.
+    let unparsed = metric(&server, "hsmwatch_lines_unparsed_total{transport=\"snmp-trap\"");
+    assert_eq!(unparsed, Some(f64::from(junk + 2)));
+    let _dir = server.stop().await;
+}

@@ -1,0 +1,340 @@
+//! The SNMP trap listener: SNMPv1 and v2c traps and v2c informs (acknowledged) become `snmp.trap` events, named from
+//! the SNMP table (`fan`, `power`, `ntls`...) when it knows their OID. A datagram from an address outside the
+//! allowlist, with an unknown community, or that does not parse is counted (and the first of each kind logged), never
+//! stored half-read and never able to stop the listener. SNMPv3 traps are counted as not accepted yet.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use snmp2::{MessageType, Pdu, Value};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::objects::{oid_text, Arcs, Objects};
+use crate::config::notifiers::Secret;
+use crate::event::{field, Event, Timestamp};
+use crate::metrics::ListenerCounters;
+use crate::queue::Queue;
+
+/// `snmpTrapOID.0`: the varbind that names a v2 trap.
+const SNMP_TRAP_OID: [u64; 11] = [1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
+/// `sysUpTime.0`: the first varbind of a v2 trap.
+const SYS_UP_TIME: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 3, 0];
+/// The generic v1 traps (coldStart...) as v2 OIDs (RFC 3584): this prefix and the generic number plus one.
+const GENERIC_TRAPS: [u64; 9] = [1, 3, 6, 1, 6, 3, 1, 1, 5];
+/// BER tags of the PDUs answered or read.
+const INFORM_TAG: u8 = 0xA6;
+const RESPONSE_TAG: u8 = 0xA2;
+/// The longest varbind text kept on an event.
+const MAX_VARBINDS_TEXT: usize = 4000;
+
+/// What the listener needs.
+pub struct TrapListener {
+    /// The bound socket.
+    pub socket: UdpSocket,
+    /// v2c (and v1) communities accepted.
+    pub communities: Vec<Secret>,
+    /// Senders allowed (empty: any).
+    pub allow: Vec<ipnet::IpNet>,
+    /// Trap names.
+    pub objects: Arc<Objects>,
+    /// Appliance names by address (the SNMP targets), for `host.name`.
+    pub names: HashMap<IpAddr, String>,
+    /// Where events go.
+    pub queue: Queue,
+    /// Its counters (received, unparsed = malformed or refused community, refused_not_allowed).
+    pub counters: Arc<ListenerCounters>,
+}
+
+/// Why a datagram became no event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrapError {
+    /// Not SNMP, or cut short.
+    #[error("not an SNMP message: {0}")]
+    Malformed(String),
+    /// A community not configured.
+    #[error("unknown community")]
+    Community,
+    /// SNMPv3 (USM) is not accepted by this listener yet.
+    #[error("SNMPv3 traps are not accepted yet (configure the appliance's notification as v2c, or poll it)")]
+    Version3,
+    /// A PDU that is not a trap or an inform.
+    #[error("a {0:?} PDU is not a trap")]
+    NotATrap(MessageType),
+}
+
+/// A datagram understood: the event, and the answer to send back (for an inform).
+#[derive(Debug)]
+pub struct Received {
+    /// The `snmp.trap` event.
+    pub event: Event,
+    /// The Response PDU acknowledging an inform.
+    pub reply: Option<Vec<u8>>,
+}
+
+fn arcs(oid: &snmp2::Oid<'_>) -> Option<Arcs> {
+    oid.iter().map(Iterator::collect)
+}
+
+fn value_text(value: &Value<'_>) -> String {
+    match value {
+        Value::Integer(n) => n.to_string(),
+        Value::Counter32(n) | Value::Unsigned32(n) | Value::Timeticks(n) => n.to_string(),
+        Value::Counter64(n) => n.to_string(),
+        Value::OctetString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::IpAddress(ip) => std::net::Ipv4Addr::from(*ip).to_string(),
+        Value::ObjectIdentifier(oid) => arcs(oid).map(|a| oid_text(&a)).unwrap_or_default(),
+        Value::Null => "null".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The offset of the PDU's tag in a v1/v2c message: after the message's SEQUENCE header, its version and community.
+fn pdu_offset(bytes: &[u8]) -> Option<usize> {
+    fn header(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+        let first = *bytes.get(at + 1)?;
+        if first < 0x80 {
+            return Some((at + 2, usize::from(first)));
+        }
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let length = bytes.get(at + 2..at + 2 + count)?.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
+        Some((at + 2 + count, length))
+    }
+    let (inside, _) = header(bytes, 0)?;
+    let (version, version_len) = header(bytes, inside)?;
+    let (community, community_len) = header(bytes, version.checked_add(version_len)?)?;
+    let pdu = community.checked_add(community_len)?;
+    (pdu < bytes.len()).then_some(pdu)
+}
+
+/// The acknowledgement of a v2c inform: the same message as a Response (RFC 3416: the same request-id and varbinds,
+/// error-status and error-index zero, which an inform already carries).
+fn inform_reply(bytes: &[u8]) -> Option<Vec<u8>> {
+    let at = pdu_offset(bytes)?;
+    (bytes[at] == INFORM_TAG).then(|| {
+        let mut reply = bytes.to_vec();
+        reply[at] = RESPONSE_TAG;
+        reply
+    })
+}
+
+impl TrapListener {
+    /// Reads one datagram from `peer`.
+    pub fn read(
+        &self,
+        bytes: &[u8],
+        peer: SocketAddr,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Received, TrapError> {
+        let pdu = match Pdu::from_bytes(bytes) {
+            Ok(pdu) => pdu,
+            Err(snmp2::Error::AuthFailure(_)) => return Err(TrapError::Version3),
+            Err(error) => return Err(TrapError::Malformed(error.to_string())),
+        };
+        let community_ok = self.communities.iter().any(|c| crate::http::same_secret(pdu.community, c.0.as_bytes()));
+        if !community_ok {
+            return Err(TrapError::Community);
+        }
+        let mut trap_oid: Option<Arcs> = match (&pdu.message_type, &pdu.v1_trap_info) {
+            (MessageType::TrapV1, Some(info)) if info.generic_trap == 6 => arcs(&info.enterprise).map(|mut a| {
+                a.extend([0, u64::try_from(info.specific_trap).unwrap_or(0)]);
+                a
+            }),
+            (MessageType::TrapV1, Some(info)) => {
+                let mut a = GENERIC_TRAPS.to_vec();
+                a.push(u64::try_from(info.generic_trap).unwrap_or(0) + 1);
+                Some(a)
+            }
+            (MessageType::Trap | MessageType::InformRequest, _) => None,
+            (other, _) => return Err(TrapError::NotATrap(*other)),
+        };
+        let mut varbinds = Vec::new();
+        let mut log_reference = None;
+        for (oid, value) in pdu.varbinds.clone() {
+            let Some(oid) = arcs(&oid) else { continue };
+            match (oid.as_slice(), &value) {
+                (o, Value::ObjectIdentifier(named)) if o == SNMP_TRAP_OID => trap_oid = arcs(named),
+                (o, _) if o == SYS_UP_TIME => {}
+                _ => {
+                    let text = value_text(&value);
+                    if oid.starts_with(&[1, 3, 6, 1, 4, 1, 23629, 1, 5, 2, 2, 1]) {
+                        log_reference = Some(text.clone());
+                    }
+                    varbinds.push(format!("{}={text}", oid_text(&oid)));
+                }
+            }
+        }
+        let Some(trap_oid) = trap_oid else { return Err(TrapError::Malformed("no snmpTrapOID.0".into())) };
+        let reply = match pdu.message_type {
+            MessageType::InformRequest => {
+                Some(inform_reply(bytes).ok_or_else(|| TrapError::Malformed("inform".into()))?)
+            }
+            _ => None,
+        };
+        Ok(Received { event: self.event(&trap_oid, &varbinds, log_reference.as_deref(), peer, now), reply })
+    }
+
+    fn event(
+        &self,
+        oid: &[u64],
+        varbinds: &[String],
+        log_reference: Option<&str>,
+        peer: SocketAddr,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Event {
+        let at = Timestamp::from_clock(now);
+        let mut event = Event::new(at, at);
+        let host = self.names.get(&peer.ip()).cloned().unwrap_or_else(|| peer.ip().to_string());
+        let oid_string = oid_text(oid);
+        let name = self.objects.trap_name(oid).map(str::to_owned);
+        let mut text: String = varbinds.join(" ");
+        if text.len() > MAX_VARBINDS_TEXT {
+            let mut cut = MAX_VARBINDS_TEXT;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        event.set(field::ORIGINAL, format!("snmp trap {peer} {oid_string} {text}").trim_end().to_owned());
+        event.set(field::MESSAGE, format!("trap {} from {host}: {text}", name.as_deref().unwrap_or(&oid_string)));
+        event.set(field::SOURCE_ADDRESS, peer.to_string());
+        event.set(field::HOST_NAME, host);
+        event.set(field::DATASET, "luna.snmp");
+        event.set(field::ACTION, "snmp.trap");
+        event.set(field::CATEGORY, if name.as_deref() == Some("ntls") { "network" } else { "hardware" });
+        // A Luna trap points at a log line ending in `/ 1]` (assert) or `/ 0]` (de-assert, a clear).
+        let outcome = match log_reference.map(|r| r.trim_end_matches(']').trim_end()) {
+            Some(r) if r.ends_with("/ 1") || r.ends_with("/1") => "failure",
+            Some(r) if r.ends_with("/ 0") || r.ends_with("/0") => "success",
+            _ => "unknown",
+        };
+        event.set(field::OUTCOME, outcome);
+        event.set(field::SNMP_TRAP_OID, oid_string);
+        if let Some(name) = name {
+            event.set(field::SNMP_TRAP_NAME, name);
+        }
+        if !text.is_empty() {
+            event.set(field::SNMP_VARBINDS, text);
+        }
+        event
+    }
+
+    /// Receives until `shutdown`.
+    pub async fn serve(self, shutdown: CancellationToken) {
+        let mut buffer = vec![0u8; 65_535];
+        let mut told = std::collections::HashSet::new();
+        loop {
+            let (length, peer) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                received = self.socket.recv_from(&mut buffer) => match received {
+                    Ok(received) => received,
+                    Err(error) => {
+                        tracing::warn!(%error, "SNMP trap listener: receive failed");
+                        continue;
+                    }
+                },
+            };
+            crate::metrics::Counters::add(&self.counters.received, 1);
+            crate::metrics::Counters::add(&self.counters.bytes, length as u64);
+            if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&peer.ip())) {
+                crate::metrics::Counters::add(&self.counters.refused_not_allowed, 1);
+                continue;
+            }
+            match self.read(&buffer[..length], peer, chrono::Utc::now()) {
+                Ok(received) => {
+                    if let Some(reply) = received.reply {
+                        if let Err(error) = self.socket.send_to(&reply, peer).await {
+                            tracing::warn!(%peer, %error, "cannot acknowledge an SNMP inform");
+                        }
+                    }
+                    if self.queue.send(received.event).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    crate::metrics::Counters::add(&self.counters.unparsed, 1);
+                    // Said once per kind and sender: a flood of junk must not flood the log.
+                    if told.len() < 1000 && told.insert((peer.ip(), std::mem::discriminant(&error))) {
+                        tracing::warn!(%peer, %error, "SNMP datagram not taken as a trap (counted in hsmwatch_lines_unparsed)");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn listener() -> TrapListener {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let address = socket.local_addr().unwrap();
+        let counters = Arc::new(crate::metrics::Counters::default());
+        let (queue, _receiver) = crate::queue::channel(16, 1 << 20, counters.clone());
+        TrapListener {
+            socket,
+            communities: vec![Secret("public".into())],
+            allow: Vec::new(),
+            objects: Arc::new(super::super::objects::load(&crate::pack::RuleSource::Embedded).unwrap()),
+            names: HashMap::new(),
+            queue,
+            counters: counters.listener("snmp-trap", address),
+        }
+    }
+
+    /// A v2c inform of `1.3.6.1.4.1.23629.1.5.2.2.6` with community `public`, as net-snmp's snmpinform sends it.
+    const INFORM: &[u8] = b"\x30\x2c\x02\x01\x01\x04\x06public\xa6\x1f\x02\x01\x07\x02\x01\x00\x02\x01\x00\x30\x14\x30\x12\x06\x0a\x2b\x06\x01\x06\x03\x01\x01\x04\x01\x00\x06\x04\x2b\x06\x01\x04";
+
+    #[tokio::test]
+    async fn an_inform_is_answered_with_the_same_message_as_a_response() {
+        let listener = listener().await;
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let received = listener.read(INFORM, peer, chrono::Utc::now()).unwrap();
+        let reply = received.reply.expect("an inform is acknowledged");
+        assert_eq!(reply.len(), INFORM.len());
+        assert_eq!(reply[13], RESPONSE_TAG);
+        assert_eq!((&reply[..13], &reply[14..]), (&INFORM[..13], &INFORM[14..]));
+        assert_eq!(received.event.get(field::SNMP_TRAP_OID), Some("1.3.6.1.4"));
+        let mut trap = INFORM.to_vec();
+        trap[13] = 0xA7;
+        assert!(listener.read(&trap, peer, chrono::Utc::now()).unwrap().reply.is_none(), "a trap is not answered");
+    }
+
+    #[tokio::test]
+    async fn hostile_bytes_are_errors_never_panics() {
+        let listener = listener().await;
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        for cut in 0..INFORM.len() {
+            assert!(listener.read(&INFORM[..cut], peer, chrono::Utc::now()).is_err(), "cut at {cut}");
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for round in 0..20_000 {
+            let mut bytes = INFORM.to_vec();
+            // Flip a few bytes of a valid message, or make one up.
+            let flips = 1 + (seed % 4) as usize;
+            for _ in 0..flips {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed as usize) % bytes.len();
+                bytes[at] = (seed >> 32) as u8;
+            }
+            if round % 2 == 0 {
+                bytes.truncate((seed as usize) % (bytes.len() + 1));
+            }
+            let _ = listener.read(&bytes, peer, chrono::Utc::now());
+            let _ = inform_reply(&bytes);
+        }
+        assert_eq!(
+            listener.read(b"", peer, chrono::Utc::now()).unwrap_err().to_string().split(':').next(),
+            Some("not an SNMP message")
+        );
+        let wrong = INFORM.iter().map(|b| if *b == b'p' { b'P' } else { *b }).collect::<Vec<_>>();
+        assert_eq!(listener.read(&wrong, peer, chrono::Utc::now()).unwrap_err(), TrapError::Community);
+    }
+}
