@@ -304,7 +304,9 @@ impl Server {
         let (rules, loaded_decoders) = load_pack(&pack).map_err(AppError::Rules)?;
         let snmp_targets = config.snmp.resolve()?;
         let traps = match &config.listen.snmp_traps {
-            Some(traps) => Some((traps.socket_address()?, traps.communities()?, traps.allow.clone())),
+            Some(traps) => {
+                Some((traps.socket_address()?, traps.communities()?, traps.trap_users()?, traps.allow.clone()))
+            }
             None => None,
         };
         let snmp_objects = match snmp_targets.is_empty() && traps.is_none() {
@@ -440,7 +442,7 @@ impl Server {
             udp_addresses.push(address);
         }
         let mut snmp_trap_address = None;
-        if let (Some((address, communities, allow)), Some(objects)) = (traps, &snmp_objects) {
+        if let (Some((address, communities, users, allow)), Some(objects)) = (traps, &snmp_objects) {
             let bind_error = |cause| AppError::Bind { transport: "snmp-trap", address, cause };
             let socket = tokio::net::UdpSocket::bind(address).await.map_err(bind_error)?;
             let bound = socket.local_addr().map_err(bind_error)?;
@@ -452,6 +454,8 @@ impl Server {
             let listener = crate::snmp::traps::TrapListener {
                 socket,
                 communities,
+                users,
+                keys: std::collections::HashMap::new(),
                 allow,
                 objects: objects.clone(),
                 names,

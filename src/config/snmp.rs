@@ -326,6 +326,27 @@ pub struct TrapsConfig {
     /// ...or from this file, one a line.
     #[serde(default)]
     pub communities_file: Option<std::path::PathBuf>,
+    /// SNMPv3 users whose traps are accepted (the user, protocols and passphrases the appliance sends with;
+    /// `address` and the poll settings do not apply).
+    #[serde(default)]
+    pub users: Vec<TargetConfig>,
+}
+
+/// An SNMPv3 user a trap may come from.
+#[derive(Clone, PartialEq)]
+pub struct TrapUser {
+    /// The security name.
+    pub user: String,
+    /// Authentication protocol and passphrase.
+    pub auth: (AuthProtocol, Secret),
+    /// Privacy protocol and passphrase, when the user has privacy.
+    pub privacy: Option<(PrivProtocol, Secret)>,
+}
+
+impl fmt::Debug for TrapUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrapUser").field("user", &self.user).field("auth", &self.auth.0).finish_non_exhaustive()
+    }
 }
 
 /// Default port of the trap listener.
@@ -341,6 +362,19 @@ impl TrapsConfig {
             None => with_port(&self.address),
         };
         with_port.parse().map_err(|_| error(format!("`{}` is not an address (127.0.0.1:1162)", self.address)))
+    }
+
+    /// The SNMPv3 users, their passphrases read.
+    pub fn trap_users(&self) -> Result<Vec<TrapUser>, SnmpConfigError> {
+        self.users
+            .iter()
+            .map(|user| {
+                // Resolved as a target would be (the same checks and messages), on a placeholder address.
+                let as_target = TargetConfig { address: Some("listen.snmp_traps".into()), ..user.clone() };
+                let resolved = as_target.resolve(&TargetConfig::default())?;
+                Ok(TrapUser { user: resolved.user, auth: resolved.auth, privacy: resolved.privacy })
+            })
+            .collect()
     }
 
     /// The communities accepted, read from the environment or the file.
@@ -359,10 +393,12 @@ impl TrapsConfig {
                 .replace(',', "\n"),
             (None, Some(path)) => std::fs::read_to_string(path)
                 .map_err(|e| error("communities_file", format!("cannot read {}: {e}", path.display())))?,
+            // SNMPv3 users alone are enough.
+            (None, None) if !self.users.is_empty() => return Ok(Vec::new()),
             (None, None) => {
                 return Err(error(
                     "communities_env",
-                    "a trap listener needs its communities (communities_env or communities_file)".into(),
+                    "a trap listener needs communities (communities_env or communities_file) or SNMPv3 users".into(),
                 ))
             }
         };
@@ -419,5 +455,28 @@ mod tests {
         assert!(short.message.contains("at least 8"), "{short}");
         assert!(serde_yaml_ng::from_str::<SnmpConfig>("targets:\n  - address: h\n    auth_passphrase: x\n").is_err());
         assert!(serde_yaml_ng::from_str::<SnmpConfig>("targets:\n  - address: h\n    auth: sha3\n").is_err());
+    }
+
+    #[test]
+    fn the_trap_listener_reads_its_communities_and_users() {
+        std::env::set_var("HSMWATCH_TEST_TRAP_SET", "public, ops-ro ,");
+        std::env::set_var("HSMWATCH_TEST_TRAP_AUTH", "authPass123");
+        let traps: TrapsConfig = serde_yaml_ng::from_str(
+            "address: 127.0.0.1\ncommunities_env: HSMWATCH_TEST_TRAP_SET\nusers:\n  - {user: monitorhsm, auth_passphrase_env: HSMWATCH_TEST_TRAP_AUTH}\n",
+        )
+        .unwrap();
+        assert_eq!(traps.socket_address().unwrap().to_string(), "127.0.0.1:162");
+        let communities: Vec<String> = traps.communities().unwrap().into_iter().map(|c| c.0).collect();
+        assert_eq!(communities, ["public", "ops-ro"]);
+        let users = traps.trap_users().unwrap();
+        assert_eq!(
+            (users[0].user.as_str(), users[0].auth.0, users[0].privacy.is_none()),
+            ("monitorhsm", AuthProtocol::Sha, true)
+        );
+        let bare: TrapsConfig = serde_yaml_ng::from_str("address: 127.0.0.1:1162\n").unwrap();
+        assert!(bare.communities().unwrap_err().message.contains("needs communities"));
+        let bad: TrapsConfig =
+            serde_yaml_ng::from_str("address: nowhere:x\ncommunities_env: HSMWATCH_TEST_TRAP_SET\n").unwrap();
+        assert!(bad.socket_address().is_err());
     }
 }

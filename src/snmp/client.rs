@@ -8,6 +8,7 @@ use snmp2::v3::{Auth, AuthErrorKind, Cipher, KeyExtension, Security};
 use snmp2::{AsyncSession, Oid, Value};
 
 use super::objects::{oid_text, Arcs};
+use crate::config::notifiers::Secret;
 use crate::config::snmp::{AuthProtocol, PrivProtocol, ResolvedTarget};
 
 /// Rows a GETBULK asks for at once.
@@ -85,7 +86,12 @@ fn to_oid(arcs: &[u64]) -> Result<Oid<'static>, PollError> {
 }
 
 fn security(target: &ResolvedTarget) -> Security {
-    let (protocol, passphrase) = &target.auth;
+    security_for(&target.user, &target.auth, target.privacy.as_ref())
+}
+
+/// The USM security of a user: its authentication and, when given, its privacy.
+pub fn security_for(user: &str, auth: &(AuthProtocol, Secret), privacy: Option<&(PrivProtocol, Secret)>) -> Security {
+    let (protocol, passphrase) = auth;
     let protocol = match protocol {
         AuthProtocol::Md5 => snmp2::v3::AuthProtocol::Md5,
         AuthProtocol::Sha => snmp2::v3::AuthProtocol::Sha1,
@@ -94,8 +100,8 @@ fn security(target: &ResolvedTarget) -> Security {
         AuthProtocol::Sha384 => snmp2::v3::AuthProtocol::Sha384,
         AuthProtocol::Sha512 => snmp2::v3::AuthProtocol::Sha512,
     };
-    let security = Security::new(target.user.as_bytes(), passphrase.0.as_bytes()).with_auth_protocol(protocol);
-    match &target.privacy {
+    let security = Security::new(user.as_bytes(), passphrase.0.as_bytes()).with_auth_protocol(protocol);
+    match privacy {
         None => security.with_auth(Auth::AuthNoPriv),
         Some((privacy, passphrase)) => {
             let cipher = match privacy {

@@ -1,7 +1,9 @@
-//! The SNMP trap listener: SNMPv1 and v2c traps and v2c informs (acknowledged) become `snmp.trap` events, named from
+//! The SNMP trap listener: SNMPv1, v2c and v3 traps and v2c informs (acknowledged) become `snmp.trap` events, named from
 //! the SNMP table (`fan`, `power`, `ntls`...) when it knows their OID. A datagram from an address outside the
-//! allowlist, with an unknown community, or that does not parse is counted (and the first of each kind logged), never
-//! stored half-read and never able to stop the listener. SNMPv3 traps are counted as not accepted yet.
+//! allowlist, with an unknown community or user, that does not authenticate, or that does not parse is counted (and
+//! the first of each kind logged), never stored half-read and never able to stop the listener. SNMPv3 traps are read
+//! with the configured users' keys, localized to each sending engine (snmp2's USM); SNMPv3 informs are counted as not
+//! accepted yet.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,8 +23,12 @@ use crate::queue::Queue;
 const SNMP_TRAP_OID: [u64; 11] = [1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
 /// `sysUpTime.0`: the first varbind of a v2 trap.
 const SYS_UP_TIME: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 3, 0];
+/// SAFENET-APPLIANCE-MIB `ssLogReference`: a Luna trap's pointer to its log line (with or without `.0`).
+const LOG_REFERENCE: [u64; 12] = [1, 3, 6, 1, 4, 1, 23629, 1, 5, 2, 2, 1];
 /// The generic v1 traps (coldStart...) as v2 OIDs (RFC 3584): this prefix and the generic number plus one.
 const GENERIC_TRAPS: [u64; 9] = [1, 3, 6, 1, 6, 3, 1, 1, 5];
+/// Engine keys kept at most (users × sending engines).
+const MAX_KEYS: usize = 1024;
 /// BER tags of the PDUs answered or read.
 const INFORM_TAG: u8 = 0xA6;
 const RESPONSE_TAG: u8 = 0xA2;
@@ -35,6 +41,10 @@ pub struct TrapListener {
     pub socket: UdpSocket,
     /// v2c (and v1) communities accepted.
     pub communities: Vec<Secret>,
+    /// SNMPv3 users accepted.
+    pub users: Vec<crate::config::snmp::TrapUser>,
+    /// Their keys, localized to each sender's engine (costly to make: kept).
+    pub keys: HashMap<(String, Vec<u8>), snmp2::v3::Security>,
     /// Senders allowed (empty: any).
     pub allow: Vec<ipnet::IpNet>,
     /// Trap names.
@@ -56,9 +66,15 @@ pub enum TrapError {
     /// A community not configured.
     #[error("unknown community")]
     Community,
-    /// SNMPv3 (USM) is not accepted by this listener yet.
-    #[error("SNMPv3 traps are not accepted yet (configure the appliance's notification as v2c, or poll it)")]
-    Version3,
+    /// An SNMPv3 user that is not configured.
+    #[error("SNMPv3 user not configured under listen.snmp_traps.users")]
+    UnknownUser,
+    /// An SNMPv3 message that did not authenticate or decrypt with its user's passphrases.
+    #[error("SNMPv3 authentication: {0}")]
+    Auth(String),
+    /// SNMPv3 informs need this listener to act as an engine of its own, which it does not yet.
+    #[error("SNMPv3 informs are not accepted yet (send v3 traps, or v2c informs)")]
+    Version3Inform,
     /// A PDU that is not a trap or an inform.
     #[error("a {0:?} PDU is not a trap")]
     NotATrap(MessageType),
@@ -88,6 +104,68 @@ fn value_text(value: &Value<'_>) -> String {
         Value::Null => "null".to_owned(),
         other => format!("{other:?}"),
     }
+}
+
+/// Whether the message is SNMPv3 (its version field is 3).
+fn is_v3(bytes: &[u8]) -> bool {
+    let mut reader = snmp2::AsnReader::from_bytes(bytes);
+    reader
+        .read_raw(snmp2::asn1::TYPE_SEQUENCE)
+        .ok()
+        .and_then(|inside| snmp2::AsnReader::from_bytes(inside).read_asn_integer().ok())
+        == Some(3)
+}
+
+/// The sending engine's ID and the user name of an SNMPv3 message (RFC 3412 header, RFC 3414 security parameters).
+fn v3_sender(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let inside = snmp2::AsnReader::from_bytes(bytes).read_raw(snmp2::asn1::TYPE_SEQUENCE).ok()?;
+    let mut message = snmp2::AsnReader::from_bytes(inside);
+    message.read_asn_integer().ok()?;
+    message.read_raw(snmp2::asn1::TYPE_SEQUENCE).ok()?;
+    let parameters = message.read_asn_octetstring().ok()?;
+    let sequence = snmp2::AsnReader::from_bytes(parameters).read_raw(snmp2::asn1::TYPE_SEQUENCE).ok()?;
+    let mut usm = snmp2::AsnReader::from_bytes(sequence);
+    let engine_id = usm.read_asn_octetstring().ok()?.to_vec();
+    usm.read_asn_integer().ok()?;
+    usm.read_asn_integer().ok()?;
+    let user = usm.read_asn_octetstring().ok()?.to_vec();
+    Some((engine_id, user))
+}
+
+/// The trap OID, the varbinds as text (without sysUpTime and snmpTrapOID) and a Luna log reference, of a trap or
+/// inform PDU.
+fn trap_of(pdu: &Pdu<'_>) -> Result<(Arcs, Vec<String>, Option<String>), TrapError> {
+    let mut trap_oid: Option<Arcs> = match (&pdu.message_type, &pdu.v1_trap_info) {
+        (MessageType::TrapV1, Some(info)) if info.generic_trap == 6 => arcs(&info.enterprise).map(|mut a| {
+            a.extend([0, u64::try_from(info.specific_trap).unwrap_or(0)]);
+            a
+        }),
+        (MessageType::TrapV1, Some(info)) => {
+            let mut a = GENERIC_TRAPS.to_vec();
+            a.push(u64::try_from(info.generic_trap).unwrap_or(0) + 1);
+            Some(a)
+        }
+        (MessageType::Trap | MessageType::InformRequest, _) => None,
+        (other, _) => return Err(TrapError::NotATrap(*other)),
+    };
+    let mut varbinds = Vec::new();
+    let mut log_reference = None;
+    for (oid, value) in pdu.varbinds.clone() {
+        let Some(oid) = arcs(&oid) else { continue };
+        match (oid.as_slice(), &value) {
+            (o, Value::ObjectIdentifier(named)) if o == SNMP_TRAP_OID => trap_oid = arcs(named),
+            (o, _) if o == SYS_UP_TIME => {}
+            _ => {
+                let text = value_text(&value);
+                if oid.starts_with(&LOG_REFERENCE) {
+                    log_reference = Some(text.clone());
+                }
+                varbinds.push(format!("{}={text}", oid_text(&oid)));
+            }
+        }
+    }
+    let oid = trap_oid.ok_or_else(|| TrapError::Malformed("no snmpTrapOID.0".into()))?;
+    Ok((oid, varbinds, log_reference))
 }
 
 /// The offset of the PDU's tag in a v1/v2c message: after the message's SEQUENCE header, its version and community.
@@ -125,57 +203,63 @@ fn inform_reply(bytes: &[u8]) -> Option<Vec<u8>> {
 impl TrapListener {
     /// Reads one datagram from `peer`.
     pub fn read(
-        &self,
+        &mut self,
         bytes: &[u8],
         peer: SocketAddr,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Received, TrapError> {
-        let pdu = match Pdu::from_bytes(bytes) {
-            Ok(pdu) => pdu,
-            Err(snmp2::Error::AuthFailure(_)) => return Err(TrapError::Version3),
-            Err(error) => return Err(TrapError::Malformed(error.to_string())),
-        };
+        if is_v3(bytes) {
+            return self.read_v3(bytes, peer, now);
+        }
+        let pdu = Pdu::from_bytes(bytes).map_err(|error| TrapError::Malformed(error.to_string()))?;
         let community_ok = self.communities.iter().any(|c| crate::http::same_secret(pdu.community, c.0.as_bytes()));
         if !community_ok {
             return Err(TrapError::Community);
         }
-        let mut trap_oid: Option<Arcs> = match (&pdu.message_type, &pdu.v1_trap_info) {
-            (MessageType::TrapV1, Some(info)) if info.generic_trap == 6 => arcs(&info.enterprise).map(|mut a| {
-                a.extend([0, u64::try_from(info.specific_trap).unwrap_or(0)]);
-                a
-            }),
-            (MessageType::TrapV1, Some(info)) => {
-                let mut a = GENERIC_TRAPS.to_vec();
-                a.push(u64::try_from(info.generic_trap).unwrap_or(0) + 1);
-                Some(a)
-            }
-            (MessageType::Trap | MessageType::InformRequest, _) => None,
-            (other, _) => return Err(TrapError::NotATrap(*other)),
-        };
-        let mut varbinds = Vec::new();
-        let mut log_reference = None;
-        for (oid, value) in pdu.varbinds.clone() {
-            let Some(oid) = arcs(&oid) else { continue };
-            match (oid.as_slice(), &value) {
-                (o, Value::ObjectIdentifier(named)) if o == SNMP_TRAP_OID => trap_oid = arcs(named),
-                (o, _) if o == SYS_UP_TIME => {}
-                _ => {
-                    let text = value_text(&value);
-                    if oid.starts_with(&[1, 3, 6, 1, 4, 1, 23629, 1, 5, 2, 2, 1]) {
-                        log_reference = Some(text.clone());
-                    }
-                    varbinds.push(format!("{}={text}", oid_text(&oid)));
-                }
-            }
-        }
-        let Some(trap_oid) = trap_oid else { return Err(TrapError::Malformed("no snmpTrapOID.0".into())) };
+        let (oid, varbinds, reference) = trap_of(&pdu)?;
         let reply = match pdu.message_type {
             MessageType::InformRequest => {
                 Some(inform_reply(bytes).ok_or_else(|| TrapError::Malformed("inform".into()))?)
             }
             _ => None,
         };
-        Ok(Received { event: self.event(&trap_oid, &varbinds, log_reference.as_deref(), peer, now), reply })
+        Ok(Received { event: self.event(&oid, &varbinds, reference.as_deref(), peer, now), reply })
+    }
+
+    /// An SNMPv3 trap: its user's keys, localized to the sending engine, authenticate and decrypt it.
+    fn read_v3(
+        &mut self,
+        bytes: &[u8],
+        peer: SocketAddr,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Received, TrapError> {
+        let (engine_id, user_name) = v3_sender(bytes).ok_or_else(|| TrapError::Malformed("SNMPv3 header".into()))?;
+        let Some(user) = self.users.iter().find(|u| u.user.as_bytes() == user_name.as_slice()) else {
+            return Err(TrapError::UnknownUser);
+        };
+        let key = (user.user.clone(), engine_id.clone());
+        if !self.keys.contains_key(&key) {
+            if self.keys.len() >= MAX_KEYS {
+                self.keys.clear();
+            }
+            let security = super::client::security_for(&user.user, &user.auth, user.privacy.as_ref())
+                .with_engine_id(&engine_id)
+                .map_err(|e| TrapError::Auth(e.to_string()))?;
+            self.keys.insert(key.clone(), security);
+        }
+        let mut security = self.keys.get(&key).cloned().ok_or(TrapError::UnknownUser)?;
+        // The crate writes into the message while it checks the digest: it gets a copy.
+        let copy = bytes.to_vec();
+        let pdu = Pdu::from_bytes_with_security(&copy, Some(&mut security)).map_err(|error| match error {
+            snmp2::Error::AuthFailure(kind) => TrapError::Auth(kind.to_string()),
+            snmp2::Error::Crypto(message) => TrapError::Auth(message),
+            other => TrapError::Malformed(other.to_string()),
+        })?;
+        if pdu.message_type == MessageType::InformRequest {
+            return Err(TrapError::Version3Inform);
+        }
+        let (oid, varbinds, reference) = trap_of(&pdu)?;
+        Ok(Received { event: self.event(&oid, &varbinds, reference.as_deref(), peer, now), reply: None })
     }
 
     fn event(
@@ -224,7 +308,7 @@ impl TrapListener {
     }
 
     /// Receives until `shutdown`.
-    pub async fn serve(self, shutdown: CancellationToken) {
+    pub async fn serve(mut self, shutdown: CancellationToken) {
         let mut buffer = vec![0u8; 65_535];
         let mut told = std::collections::HashSet::new();
         loop {
@@ -279,6 +363,8 @@ mod tests {
         TrapListener {
             socket,
             communities: vec![Secret("public".into())],
+            users: Vec::new(),
+            keys: HashMap::new(),
             allow: Vec::new(),
             objects: Arc::new(super::super::objects::load(&crate::pack::RuleSource::Embedded).unwrap()),
             names: HashMap::new(),
@@ -292,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_inform_is_answered_with_the_same_message_as_a_response() {
-        let listener = listener().await;
+        let mut listener = listener().await;
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let received = listener.read(INFORM, peer, chrono::Utc::now()).unwrap();
         let reply = received.reply.expect("an inform is acknowledged");
@@ -307,7 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn hostile_bytes_are_errors_never_panics() {
-        let listener = listener().await;
+        let mut listener = listener().await;
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         for cut in 0..INFORM.len() {
             assert!(listener.read(&INFORM[..cut], peer, chrono::Utc::now()).is_err(), "cut at {cut}");
