@@ -136,6 +136,15 @@ fn classify(error: &snmp2::Error, address: &str) -> PollError {
     }
 }
 
+/// What one request asks.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    /// These objects.
+    Get(&'a [&'a Oid<'a>]),
+    /// The rows after this one.
+    Bulk(&'a Oid<'a>),
+}
+
 /// A session with one appliance, for one poll.
 pub struct Session {
     session: AsyncSession,
@@ -182,8 +191,21 @@ impl Session {
     pub async fn get(&mut self, oids: &[Arcs]) -> Result<Vec<Read>, PollError> {
         let encoded: Vec<Oid<'static>> = oids.iter().map(|a| to_oid(a)).collect::<Result<_, _>>()?;
         let refs: Vec<&Oid<'_>> = encoded.iter().collect();
+        let mut found: std::collections::HashMap<Arcs, Read> =
+            self.ask(Request::Get(&refs)).await?.into_iter().filter_map(|(oid, read)| Some((oid, read?))).collect();
+        Ok(oids.iter().map(|oid| found.remove(oid).unwrap_or(Read::Missing)).collect())
+    }
+
+    /// One request, sent again after a timeout as configured: each varbind of the answer (`None`: end of the MIB).
+    async fn ask(&mut self, request: Request<'_>) -> Result<Vec<(Arcs, Option<Read>)>, PollError> {
         for attempt in 0..self.attempts {
-            let answer = match tokio::time::timeout(self.timeout, self.session.get_many(&refs)).await {
+            let sent = async {
+                match request {
+                    Request::Get(oids) => self.session.get_many(oids).await,
+                    Request::Bulk(oid) => self.session.getbulk(&[oid], 0, BULK_ROWS).await,
+                }
+            };
+            let answer = match tokio::time::timeout(self.timeout, sent).await {
                 Ok(answer) => answer,
                 Err(_) if attempt + 1 < self.attempts => continue,
                 Err(_) => break,
@@ -194,13 +216,14 @@ impl Session {
                 Err(snmp2::Error::AuthUpdated) => continue,
                 Err(error) => return Err(classify(&error, &self.address)),
             };
-            let mut found: std::collections::HashMap<Arcs, Read> = std::collections::HashMap::new();
+            let mut varbinds = Vec::new();
             for (oid, value) in pdu.varbinds.by_ref() {
+                let read = (!matches!(value, Value::EndOfMibView)).then(|| Read::of(&value));
                 if let Some(arcs) = arcs_of(&oid) {
-                    found.insert(arcs, Read::of(&value));
+                    varbinds.push((arcs, read));
                 }
             }
-            return Ok(oids.iter().map(|oid| found.remove(oid).unwrap_or(Read::Missing)).collect());
+            return Ok(varbinds);
         }
         Err(self.unanswered_after_discovery())
     }
@@ -235,28 +258,7 @@ impl Session {
 
     async fn next_rows(&mut self, from: &[u64]) -> Result<Vec<(Arcs, Read)>, PollError> {
         let oid = to_oid(from)?;
-        for attempt in 0..self.attempts {
-            let answer = match tokio::time::timeout(self.timeout, self.session.getbulk(&[&oid], 0, BULK_ROWS)).await {
-                Ok(answer) => answer,
-                Err(_) if attempt + 1 < self.attempts => continue,
-                Err(_) => break,
-            };
-            let mut pdu = match answer {
-                Ok(pdu) => pdu,
-                Err(snmp2::Error::AuthUpdated) => continue,
-                Err(error) => return Err(classify(&error, &self.address)),
-            };
-            let mut rows = Vec::new();
-            for (oid, value) in pdu.varbinds.by_ref() {
-                if matches!(value, Value::EndOfMibView) {
-                    break;
-                }
-                if let Some(arcs) = arcs_of(&oid) {
-                    rows.push((arcs, Read::of(&value)));
-                }
-            }
-            return Ok(rows);
-        }
-        Err(self.unanswered_after_discovery())
+        let varbinds = self.ask(Request::Bulk(&oid)).await?;
+        Ok(varbinds.into_iter().map_while(|(oid, read)| Some((oid, read?))).collect())
     }
 }
