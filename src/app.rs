@@ -456,6 +456,7 @@ impl Server {
                 communities,
                 users,
                 keys: std::collections::HashMap::new(),
+                new_keys: crate::snmp::traps::KeyBudget::new(std::time::Instant::now()),
                 allow,
                 objects: objects.clone(),
                 names,

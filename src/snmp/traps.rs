@@ -29,11 +29,39 @@ const LOG_REFERENCE: [u64; 12] = [1, 3, 6, 1, 4, 1, 23629, 1, 5, 2, 2, 1];
 const GENERIC_TRAPS: [u64; 9] = [1, 3, 6, 1, 6, 3, 1, 1, 5];
 /// Engine keys kept at most (users × sending engines).
 const MAX_KEYS: usize = 1024;
+/// New engine keys made per minute at most; traps from further new engines are refused until the minute ends.
+const NEW_KEYS_PER_MINUTE: u32 = 60;
 /// BER tags of the PDUs answered or read.
 const INFORM_TAG: u8 = 0xA6;
 const RESPONSE_TAG: u8 = 0xA2;
 /// The longest varbind text kept on an event.
 const MAX_VARBINDS_TEXT: usize = 4000;
+
+/// New engine keys allowed per minute.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBudget {
+    since: std::time::Instant,
+    made: u32,
+}
+
+impl KeyBudget {
+    /// A full budget from `now`.
+    pub fn new(now: std::time::Instant) -> Self {
+        KeyBudget { since: now, made: 0 }
+    }
+
+    /// Whether one more key may be made at `now` (and counts it).
+    pub fn take(&mut self, now: std::time::Instant) -> bool {
+        if now.saturating_duration_since(self.since) >= std::time::Duration::from_secs(60) {
+            *self = KeyBudget::new(now);
+        }
+        if self.made >= NEW_KEYS_PER_MINUTE {
+            return false;
+        }
+        self.made += 1;
+        true
+    }
+}
 
 /// What the listener needs.
 pub struct TrapListener {
@@ -45,6 +73,8 @@ pub struct TrapListener {
     pub users: Vec<crate::config::snmp::TrapUser>,
     /// Their keys, localized to each sender's engine (costly to make: kept).
     pub keys: HashMap<(String, Vec<u8>), snmp2::v3::Security>,
+    /// New keys allowed: a sender cannot make the listener hash a megabyte for every engine ID it invents.
+    pub new_keys: KeyBudget,
     /// Senders allowed (empty: any).
     pub allow: Vec<ipnet::IpNet>,
     /// Trap names.
@@ -239,6 +269,9 @@ impl TrapListener {
         };
         let key = (user.user.clone(), engine_id.clone());
         if !self.keys.contains_key(&key) {
+            if !self.new_keys.take(std::time::Instant::now()) {
+                return Err(TrapError::Auth("too many new sending engines this minute; refused until it ends".into()));
+            }
             if self.keys.len() >= MAX_KEYS {
                 self.keys.clear();
             }
@@ -365,6 +398,7 @@ mod tests {
             communities: vec![Secret("public".into())],
             users: Vec::new(),
             keys: HashMap::new(),
+            new_keys: KeyBudget::new(std::time::Instant::now()),
             allow: Vec::new(),
             objects: Arc::new(super::super::objects::load(&crate::pack::RuleSource::Embedded).unwrap()),
             names: HashMap::new(),
@@ -389,6 +423,15 @@ mod tests {
         let mut trap = INFORM.to_vec();
         trap[13] = 0xA7;
         assert!(listener.read(&trap, peer, chrono::Utc::now()).unwrap().reply.is_none(), "a trap is not answered");
+    }
+
+    #[test]
+    fn new_engine_keys_are_limited_per_minute() {
+        let start = std::time::Instant::now();
+        let mut budget = KeyBudget::new(start);
+        assert!((0..NEW_KEYS_PER_MINUTE).all(|_| budget.take(start)));
+        assert!(!budget.take(start + std::time::Duration::from_secs(59)));
+        assert!(budget.take(start + std::time::Duration::from_secs(60)), "a new minute, a new budget");
     }
 
     #[tokio::test]
