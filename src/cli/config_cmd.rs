@@ -58,11 +58,39 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
                 crate::http::tls::server_config(&config.http)
                     .map_err(|e| anyhow::Error::new(e).context(format!("{}: http", file.display())))?;
             }
+            // SNMP targets and the trap listener, each on its own; a passphrase this shell cannot read is a warning.
+            let defaults = &config.snmp.defaults;
+            let traps = config.listen.snmp_traps.iter().flat_map(|t| {
+                [t.socket_address().map(|_| ()), t.communities().map(|_| ()), t.trap_users().map(|_| ())]
+            });
+            let mut secrets_unread = false;
+            for checked in config.snmp.targets.iter().map(|t| t.resolve(defaults).map(|_| ())).chain(traps) {
+                match checked {
+                    Ok(()) => {}
+                    Err(error) if error.missing_secret => {
+                        secrets_unread = true;
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "{}: warning: {error} (here; the service may see it)",
+                            file.display()
+                        );
+                    }
+                    Err(error) => return Err(anyhow::Error::new(error).context(format!("{}", file.display()))),
+                }
+            }
+            // What only all targets together can get wrong (two with one name).
+            if !secrets_unread {
+                config.snmp.resolve().map_err(|e| anyhow::Error::new(e).context(format!("{}", file.display())))?;
+            }
             // The rules and decoders it names, as serve would load them (relative paths from here).
             let pack = config.rules.pack();
             let (rules, decoders) = crate::app::load_pack(&pack)
                 .map_err(|e| anyhow::Error::new(e).context(format!("{}: rules", file.display())))?;
             let (_, _, patterns) = decoders.counts();
+            if !config.snmp.targets.is_empty() || config.listen.snmp_traps.is_some() {
+                crate::snmp::objects::load(&pack.decoders)
+                    .map_err(|e| anyhow::Error::new(e).context(format!("{}: rules (snmp/)", file.display())))?;
+            }
             writeln!(
                 std::io::stdout(),
                 "{}: ok ({}: {} rules, {patterns} decoder patterns)",

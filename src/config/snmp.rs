@@ -168,6 +168,16 @@ pub struct SnmpConfigError {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// The setting is right but its secret cannot be read here (an unset variable, an unreadable file): the service
+    /// may still see it (`config check` warns instead of failing).
+    pub missing_secret: bool,
+}
+
+impl SnmpConfigError {
+    /// The same error, marked as a secret that cannot be read here.
+    fn secret_unreadable(self) -> Self {
+        SnmpConfigError { missing_secret: true, ..self }
+    }
 }
 
 impl SnmpConfig {
@@ -175,7 +185,12 @@ impl SnmpConfig {
     pub fn resolve(&self) -> Result<Vec<ResolvedTarget>, SnmpConfigError> {
         if self.defaults.address.is_some() || self.defaults.name.is_some() {
             let message = "`address` and `name` belong to each target, not to the defaults".into();
-            return Err(SnmpConfigError { target: "defaults".into(), field: "address".into(), message });
+            return Err(SnmpConfigError {
+                target: "defaults".into(),
+                field: "address".into(),
+                message,
+                missing_secret: false,
+            });
         }
         let mut names = std::collections::HashSet::new();
         let mut resolved = Vec::with_capacity(self.targets.len());
@@ -183,7 +198,12 @@ impl SnmpConfig {
             let one = target.resolve(&self.defaults)?;
             if !names.insert(one.name.clone()) {
                 let message = format!("the name `{}` is given to two targets", one.name);
-                return Err(SnmpConfigError { target: one.address, field: "name".into(), message });
+                return Err(SnmpConfigError {
+                    target: one.address,
+                    field: "name".into(),
+                    message,
+                    missing_secret: false,
+                });
             }
             resolved.push(one);
         }
@@ -228,10 +248,10 @@ fn passphrase(
         (Some(_), Some(_)) => return Err(error(fields.0, format!("give {} or {}, not both", fields.0, fields.1))),
         (Some(variable), None) => std::env::var(variable)
             .map(Secret)
-            .map_err(|_| error(fields.0, format!("environment variable {variable} is not set")))?,
+            .map_err(|_| error(fields.0, format!("environment variable {variable} is not set")).secret_unreadable())?,
         (None, Some(path)) => std::fs::read_to_string(path)
             .map(|text| Secret(text.trim().to_owned()))
-            .map_err(|e| error(fields.1, format!("cannot read {}: {e}", path.display())))?,
+            .map_err(|e| error(fields.1, format!("cannot read {}: {e}", path.display())).secret_unreadable())?,
         (None, None) => return Ok(None),
     };
     // RFC 3414 and net-snmp: a passphrase has at least 8 characters.
@@ -251,8 +271,12 @@ impl TargetConfig {
             (None, false) => address.clone(),
             (None, true) => "(no address)".to_owned(),
         };
-        let error =
-            |field: &str, message: String| SnmpConfigError { target: label.clone(), field: field.to_owned(), message };
+        let error = |field: &str, message: String| SnmpConfigError {
+            target: label.clone(),
+            field: field.to_owned(),
+            message,
+            missing_secret: false,
+        };
         if address.trim().is_empty() {
             return Err(error("address", "every target needs an address (host or host:port)".into()));
         }
@@ -355,8 +379,12 @@ pub const TRAP_PORT: u16 = 162;
 impl TrapsConfig {
     /// The address to bind.
     pub fn socket_address(&self) -> Result<std::net::SocketAddr, SnmpConfigError> {
-        let error =
-            |message: String| SnmpConfigError { target: "listen.snmp_traps".into(), field: "address".into(), message };
+        let error = |message: String| SnmpConfigError {
+            target: "listen.snmp_traps".into(),
+            field: "address".into(),
+            message,
+            missing_secret: false,
+        };
         let with_port = match with_port(&self.address).strip_suffix(":161") {
             Some(host) => format!("{host}:{TRAP_PORT}"),
             None => with_port(&self.address),
@@ -383,16 +411,20 @@ impl TrapsConfig {
             target: "listen.snmp_traps".into(),
             field: field.to_owned(),
             message,
+            missing_secret: false,
         };
         let text = match (&self.communities_env, &self.communities_file) {
             (Some(_), Some(_)) => {
                 return Err(error("communities_env", "give communities_env or communities_file, not both".into()))
             }
             (Some(variable), None) => std::env::var(variable)
-                .map_err(|_| error("communities_env", format!("environment variable {variable} is not set")))?
+                .map_err(|_| {
+                    error("communities_env", format!("environment variable {variable} is not set")).secret_unreadable()
+                })?
                 .replace(',', "\n"),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| error("communities_file", format!("cannot read {}: {e}", path.display())))?,
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                error("communities_file", format!("cannot read {}: {e}", path.display())).secret_unreadable()
+            })?,
             // SNMPv3 users alone are enough.
             (None, None) if !self.users.is_empty() => return Ok(Vec::new()),
             (None, None) => {

@@ -117,6 +117,30 @@ fn config_check_covers_notifiers_and_the_shipped_production_config() {
     let (code, _, err) = run(&["config", "check", short.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("the token is shorter than 16 characters"), "{err}");
+
+    std::env::set_var("HSMWATCH_TEST_CLI_SNMP_AUTH", "authPass123");
+    // SNMP: a passphrase this shell cannot read is a warning; two targets with one name, or a trap listener without
+    // communities or users, are refused.
+    let snmp = dir.path().join("snmp.yaml");
+    let target = "snmp:\n  defaults: {user: monitorhsm, auth_passphrase_env: HSMWATCH_TEST_NEVER_SET}\n  targets:\n    - {address: 10.0.0.5, name: hsm-5}\n";
+    std::fs::write(&snmp, target).unwrap();
+    let (code, _, err) = run(&["config", "check", snmp.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("warning: snmp target `hsm-5 (10.0.0.5)`, auth_passphrase_env: environment variable HSMWATCH_TEST_NEVER_SET is not set"), "{err}");
+    std::fs::write(
+        &snmp,
+        format!("{target}    - {{address: 10.0.0.6, name: hsm-5}}\n")
+            .replace("HSMWATCH_TEST_NEVER_SET", "HSMWATCH_TEST_CLI_SNMP_AUTH"),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["config", "check", snmp.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("the name `hsm-5` is given to two targets"), "{err}");
+    std::fs::write(&snmp, "listen:\n  tcp: [{address: 127.0.0.1:0}]\n  snmp_traps: {address: 127.0.0.1:1162}\n")
+        .unwrap();
+    let (code, _, err) = run(&["config", "check", snmp.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("a trap listener needs communities"), "{err}");
 }
 
 #[test]
