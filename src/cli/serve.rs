@@ -15,6 +15,8 @@ Without --config it runs on embedded defaults: UDP and TCP syslog on 0.0.0.0:551
 (created and migrated on start), rules from ./rules when that directory exists, else the pack built into the binary, \
 and the dashboard, /metrics, /healthz, /readyz and the JSON API on http://127.0.0.1:8514/. \
 `hsmwatch config example` prints every default as a commented file.\n\n\
+With a configuration it also polls Luna appliances over SNMPv3 (`snmp.targets`) and receives SNMP traps \
+(`listen.snmp_traps`); `hsmwatch snmp test NAME` polls one by hand.\n\n\
 SIGHUP (or any change to a rules directory on disk) reloads rules and decoders; a reload with errors keeps the \
 running ones and logs what is wrong. SIGINT or SIGTERM stop the listeners, store every accepted message, close the \
 database and exit 0.";
