@@ -146,12 +146,23 @@ async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A `--state`: one state, or `all`.
+#[derive(Debug, Clone, Copy)]
+pub struct StateArg(pub Option<StateFilter>);
+
+fn parse_state(text: &str) -> Result<StateArg, String> {
+    match text {
+        "all" => Ok(StateArg(None)),
+        text => text.parse::<StateFilter>().map(|s| StateArg(Some(s))).map_err(|e| format!("{e}, or all")),
+    }
+}
+
 /// Options of `hsmwatch alerts list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only alerts in this state: open (firing or acknowledged), firing, acknowledged, resolved.
-    #[arg(long, alias = "status", value_parser = |s: &str| s.parse::<StateFilter>())]
-    pub state: Option<StateFilter>,
+    /// Only alerts in this state: open (firing or acknowledged), firing, acknowledged, resolved, or all (the default).
+    #[arg(long, alias = "status", value_parser = parse_state)]
+    pub state: Option<StateArg>,
     /// Alerts that fired last at or after this time (30m, 7d, or a UTC time).
     #[arg(long, value_parser = super::query::parse_time)]
     pub since: Option<DateTime<Utc>>,
@@ -224,7 +235,8 @@ async fn change_alerts(change: Change, args: ChangeArgs) -> anyhow::Result<()> {
 async fn list(args: ListArgs) -> anyhow::Result<()> {
     let path = database(args.db.as_ref(), args.config.as_ref())?;
     let reader = open_reader(&path).await?;
-    let filter = store::AlertFilter { state: args.state, since: args.since, host: None, limit: args.limit };
+    let state = args.state.and_then(|s| s.0);
+    let filter = store::AlertFilter { state, since: args.since, host: None, limit: args.limit };
     let alerts = store::list(&reader, &filter).await?;
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -160,7 +160,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 /// The state of the latest alert of `rule` on `host`, from `alerts list --json`.
 fn alert_state(db: &Path, rule: &str, host: &str) -> Option<String> {
-    let (_, out, _) = run(&["alerts", "list", "--json", "--db", db.to_str().unwrap()]);
+    let (_, out, _) = run(&["alerts", "list", "--json", "--state", "all", "--db", db.to_str().unwrap()]);
     out.lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
         .find(|a| a["rule_id"] == rule && a["host"] == host)
