@@ -481,3 +481,26 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
     assert_eq!(unparsed, Some(f64::from(junk + 4)));
     let _dir = server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_from_outside_the_allowlist_is_refused_and_counted() {
+    std::env::set_var("HSMWATCH_TEST_TRAP_ALLOW_COMMUNITIES", "public");
+    let yaml = "listen:\n  tcp: [{address: 127.0.0.1:0}]\n  snmp_traps:\n    address: 127.0.0.1:0\n    allow: [10.0.0.0/8]\n    communities_env: HSMWATCH_TEST_TRAP_ALLOW_COMMUNITIES\n";
+    let listen = hsmwatch::config::Config::parse(yaml, Path::new("t.yaml")).unwrap().listen;
+    let server = TestServer::start_with(64 * 1024, move |config| config.listen.snmp_traps = listen.snmp_traps).await;
+    let trap_address = server.server.snmp_trap_address.unwrap().to_string();
+    let mut args = vec!["snmptrap", "-v", "2c", "-c", "public", &trap_address, "", ".1.3.6.1.4.1.23629.1.5.2.2.2"];
+    for _ in 0..3 {
+        assert!(send_trap(&args).0);
+    }
+    // An inform from outside is not acknowledged either.
+    args[0] = "snmpinform";
+    args.splice(5..5, ["-r", "0", "-t", "1"]);
+    assert!(!send_trap(&args).0, "no answer to a sender outside the allowlist");
+    let refused = "hsmwatch_refused_not_allowed_total{transport=\"snmp-trap\"";
+    wait_for("four refusals", || metric(&server, refused) == Some(4.0)).await;
+    assert_eq!(metric(&server, "hsmwatch_lines_unparsed_total{transport=\"snmp-trap\""), Some(0.0));
+    let db = server.db();
+    assert!(events(&db, "snmp.trap").is_empty());
+    let _dir = server.stop().await;
+}
