@@ -150,6 +150,11 @@ pub struct SnmpView {
     pub summary: crate::snmp::watch::Summary,
 }
 
+/// The SNMP side of one host, when it is an SNMP target.
+pub async fn snmp_view(reader: &Reader, name: &str) -> Result<Option<SnmpView>, StoreError> {
+    Ok(snmp_views(reader).await?.remove(name))
+}
+
 /// The SNMP side of every target, by name; a state that does not read is left out (the poller says why).
 async fn snmp_views(reader: &Reader) -> Result<HashMap<String, SnmpView>, StoreError> {
     let states = crate::store::snmp::read_states(reader).await?;

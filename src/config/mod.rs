@@ -5,6 +5,7 @@
 
 mod listen;
 pub mod notifiers;
+pub mod secret;
 pub mod snmp;
 pub mod units;
 

@@ -7,8 +7,8 @@
 //!
 //! [`resolve`]: NotifierConfig::resolve
 
+pub use super::secret::Secret;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -195,16 +195,6 @@ fn default_rate_limit() -> RateLimit {
     RateLimit { max: 30, per: Duration::from_secs(60) }
 }
 
-/// A secret string: usable, but never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 /// What a resolved webhook sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
@@ -313,20 +303,13 @@ pub struct NotifierError {
 fn secret_from(
     variable: Option<&String>,
     path: Option<&PathBuf>,
-    (env_field, file_field): (&str, &str),
+    fields: (&str, &str),
     error: &dyn Fn(&str, String) -> NotifierError,
 ) -> Result<Option<Secret>, NotifierError> {
-    let missing = |field: &str, message: String| NotifierError { missing_secret: true, ..error(field, message) };
-    match (variable, path) {
-        (None, None) => Ok(None),
-        (Some(variable), None) => std::env::var(variable)
-            .map(|v| Some(Secret(v)))
-            .map_err(|_| missing(env_field, format!("environment variable {variable} is not set"))),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|s| Some(Secret(s.trim().to_owned())))
-            .map_err(|e| missing(file_field, format!("cannot read {}: {e}", path.display()))),
-        (Some(_), Some(_)) => Err(error(env_field, format!("give {env_field} or {file_field}, not both"))),
-    }
+    super::secret::read(variable, path, fields).map_err(|problem| NotifierError {
+        missing_secret: problem.unreadable,
+        ..error(&problem.field, problem.message)
+    })
 }
 
 impl NotifierConfig {

@@ -173,13 +173,6 @@ pub struct SnmpConfigError {
     pub missing_secret: bool,
 }
 
-impl SnmpConfigError {
-    /// The same error, marked as a secret that cannot be read here.
-    fn secret_unreadable(self) -> Self {
-        SnmpConfigError { missing_secret: true, ..self }
-    }
-}
-
 impl SnmpConfig {
     /// Every target with its settings decided and its passphrases read.
     pub fn resolve(&self) -> Result<Vec<ResolvedTarget>, SnmpConfigError> {
@@ -244,21 +237,15 @@ fn passphrase(
     fields: (&str, &str),
     error: &dyn Fn(&str, String) -> SnmpConfigError,
 ) -> Result<Option<Secret>, SnmpConfigError> {
-    let secret = match (env, file) {
-        (Some(_), Some(_)) => return Err(error(fields.0, format!("give {} or {}, not both", fields.0, fields.1))),
-        (Some(variable), None) => std::env::var(variable)
-            .map(Secret)
-            .map_err(|_| error(fields.0, format!("environment variable {variable} is not set")).secret_unreadable())?,
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|text| Secret(text.trim().to_owned()))
-            .map_err(|e| error(fields.1, format!("cannot read {}: {e}", path.display())).secret_unreadable())?,
-        (None, None) => return Ok(None),
-    };
+    let secret = super::secret::read(env, file, fields).map_err(|problem| SnmpConfigError {
+        missing_secret: problem.unreadable,
+        ..error(&problem.field, problem.message)
+    })?;
     // RFC 3414 and net-snmp: a passphrase has at least 8 characters.
-    if secret.0.len() < 8 {
+    if secret.as_ref().is_some_and(|s| s.0.len() < 8) {
         return Err(error(fields.0, "a passphrase has at least 8 characters".into()));
     }
-    Ok(Some(secret))
+    Ok(secret)
 }
 
 impl TargetConfig {
@@ -281,35 +268,7 @@ impl TargetConfig {
             return Err(error("address", "every target needs an address (host or host:port)".into()));
         }
         let own = self;
-        let user = own
-            .user
-            .clone()
-            .or_else(|| defaults.user.clone())
-            .ok_or_else(|| error("user", "no SNMPv3 user: set `user` on the target or in snmp.defaults".into()))?;
-        let (auth_env, auth_file) = match (&own.auth_passphrase_env, &own.auth_passphrase_file) {
-            (None, None) => (defaults.auth_passphrase_env.as_ref(), defaults.auth_passphrase_file.as_ref()),
-            (env, file) => (env.as_ref(), file.as_ref()),
-        };
-        let auth_secret = passphrase(auth_env, auth_file, ("auth_passphrase_env", "auth_passphrase_file"), &error)?
-            .ok_or_else(|| {
-                error(
-                    "auth_passphrase_env",
-                    "SNMPv3 needs an authentication passphrase (auth_passphrase_env or auth_passphrase_file)".into(),
-                )
-            })?;
-        let (priv_env, priv_file) = match (&own.priv_passphrase_env, &own.priv_passphrase_file) {
-            (None, None) => (defaults.priv_passphrase_env.as_ref(), defaults.priv_passphrase_file.as_ref()),
-            (env, file) => (env.as_ref(), file.as_ref()),
-        };
-        let priv_secret = passphrase(priv_env, priv_file, ("priv_passphrase_env", "priv_passphrase_file"), &error)?;
-        let privacy = match (own.privacy.or(defaults.privacy), priv_secret) {
-            (Some(protocol), Some(secret)) => Some((protocol, secret)),
-            (None, Some(secret)) => Some((PrivProtocol::Aes, secret)),
-            (Some(_), None) => {
-                return Err(error("priv_passphrase_env", "`privacy` is set but no privacy passphrase is given".into()))
-            }
-            (None, None) => None,
-        };
+        let Credentials { user, auth, privacy } = own.credentials(defaults, &error)?;
         let storage_high_pct = own.storage_high_pct.or(defaults.storage_high_pct).unwrap_or(DEFAULT_STORAGE_HIGH_PCT);
         if !(0.0..=100.0).contains(&storage_high_pct) {
             return Err(error("storage_high_pct", format!("{storage_high_pct} is not a share between 0 and 100")));
@@ -323,7 +282,7 @@ impl TargetConfig {
             address: with_port(&address),
             name: self.name.clone().unwrap_or_else(|| host_of(&address).to_owned()),
             user,
-            auth: (own.auth.or(defaults.auth).unwrap_or(AuthProtocol::Sha), auth_secret),
+            auth,
             privacy,
             interval,
             timeout,
@@ -332,6 +291,45 @@ impl TargetConfig {
             cert_warning: own.cert_warning.or(defaults.cert_warning).unwrap_or(DEFAULT_CERT_WARNING),
             down_after: own.down_after.or(defaults.down_after).unwrap_or(DEFAULT_DOWN_AFTER),
         })
+    }
+
+    /// The SNMPv3 user of this target (or trap sender) over `defaults`, its passphrases read.
+    fn credentials(
+        &self,
+        defaults: &TargetConfig,
+        error: &dyn Fn(&str, String) -> SnmpConfigError,
+    ) -> Result<Credentials, SnmpConfigError> {
+        let user = self
+            .user
+            .clone()
+            .or_else(|| defaults.user.clone())
+            .ok_or_else(|| error("user", "no SNMPv3 user: set `user` on the target or in snmp.defaults".into()))?;
+        let (auth_env, auth_file) = match (&self.auth_passphrase_env, &self.auth_passphrase_file) {
+            (None, None) => (defaults.auth_passphrase_env.as_ref(), defaults.auth_passphrase_file.as_ref()),
+            (env, file) => (env.as_ref(), file.as_ref()),
+        };
+        let auth_secret = passphrase(auth_env, auth_file, ("auth_passphrase_env", "auth_passphrase_file"), error)?
+            .ok_or_else(|| {
+                error(
+                    "auth_passphrase_env",
+                    "SNMPv3 needs an authentication passphrase (auth_passphrase_env or auth_passphrase_file)".into(),
+                )
+            })?;
+        let (priv_env, priv_file) = match (&self.priv_passphrase_env, &self.priv_passphrase_file) {
+            (None, None) => (defaults.priv_passphrase_env.as_ref(), defaults.priv_passphrase_file.as_ref()),
+            (env, file) => (env.as_ref(), file.as_ref()),
+        };
+        let priv_secret = passphrase(priv_env, priv_file, ("priv_passphrase_env", "priv_passphrase_file"), error)?;
+        let privacy = match (self.privacy.or(defaults.privacy), priv_secret) {
+            (Some(protocol), Some(secret)) => Some((protocol, secret)),
+            (None, Some(secret)) => Some((PrivProtocol::Aes, secret)),
+            (Some(_), None) => {
+                return Err(error("priv_passphrase_env", "`privacy` is set but no privacy passphrase is given".into()))
+            }
+            (None, None) => None,
+        };
+        let auth = (self.auth.or(defaults.auth).unwrap_or(AuthProtocol::Sha), auth_secret);
+        Ok(Credentials { user, auth, privacy })
     }
 }
 
@@ -356,9 +354,9 @@ pub struct TrapsConfig {
     pub users: Vec<TargetConfig>,
 }
 
-/// An SNMPv3 user a trap may come from.
+/// An SNMPv3 user with its passphrases: a target's, or one a trap may come from.
 #[derive(Clone, PartialEq)]
-pub struct TrapUser {
+pub struct Credentials {
     /// The security name.
     pub user: String,
     /// Authentication protocol and passphrase.
@@ -367,9 +365,9 @@ pub struct TrapUser {
     pub privacy: Option<(PrivProtocol, Secret)>,
 }
 
-impl fmt::Debug for TrapUser {
+impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrapUser").field("user", &self.user).field("auth", &self.auth.0).finish_non_exhaustive()
+        f.debug_struct("Credentials").field("user", &self.user).field("auth", &self.auth.0).finish_non_exhaustive()
     }
 }
 
@@ -393,14 +391,17 @@ impl TrapsConfig {
     }
 
     /// The SNMPv3 users, their passphrases read.
-    pub fn trap_users(&self) -> Result<Vec<TrapUser>, SnmpConfigError> {
+    pub fn trap_users(&self) -> Result<Vec<Credentials>, SnmpConfigError> {
         self.users
             .iter()
             .map(|user| {
-                // Resolved as a target would be (the same checks and messages), on a placeholder address.
-                let as_target = TargetConfig { address: Some("listen.snmp_traps".into()), ..user.clone() };
-                let resolved = as_target.resolve(&TargetConfig::default())?;
-                Ok(TrapUser { user: resolved.user, auth: resolved.auth, privacy: resolved.privacy })
+                let error = |field: &str, message: String| SnmpConfigError {
+                    target: format!("listen.snmp_traps user {}", user.user.as_deref().unwrap_or("?")),
+                    field: field.to_owned(),
+                    message,
+                    missing_secret: false,
+                };
+                user.credentials(&TargetConfig::default(), &error)
             })
             .collect()
     }
@@ -413,21 +414,17 @@ impl TrapsConfig {
             message,
             missing_secret: false,
         };
-        let text = match (&self.communities_env, &self.communities_file) {
-            (Some(_), Some(_)) => {
-                return Err(error("communities_env", "give communities_env or communities_file, not both".into()))
-            }
-            (Some(variable), None) => std::env::var(variable)
-                .map_err(|_| {
-                    error("communities_env", format!("environment variable {variable} is not set")).secret_unreadable()
-                })?
-                .replace(',', "\n"),
-            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-                error("communities_file", format!("cannot read {}: {e}", path.display())).secret_unreadable()
-            })?,
+        let fields = ("communities_env", "communities_file");
+        let read = super::secret::read(self.communities_env.as_ref(), self.communities_file.as_ref(), fields).map_err(
+            |problem| SnmpConfigError { missing_secret: problem.unreadable, ..error(&problem.field, problem.message) },
+        )?;
+        let text = match read {
+            // A variable holds them comma-separated, a file one a line.
+            Some(secret) if self.communities_env.is_some() => secret.0.replace(',', "\n"),
+            Some(secret) => secret.0,
             // SNMPv3 users alone are enough.
-            (None, None) if !self.users.is_empty() => return Ok(Vec::new()),
-            (None, None) => {
+            None if !self.users.is_empty() => return Ok(Vec::new()),
+            None => {
                 return Err(error(
                     "communities_env",
                     "a trap listener needs communities (communities_env or communities_file) or SNMPv3 users".into(),

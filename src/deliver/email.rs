@@ -101,7 +101,7 @@ fn facts(alert: &StoredAlert) -> Vec<(String, String)> {
         ("Severity".to_owned(), alert.severity.clone()),
         ("Status".to_owned(), alert.status.clone()),
     ];
-    rows.extend(alert.key_fields().into_iter().map(|(label, value)| (label.to_owned(), value.to_owned())));
+    rows.extend(super::key_fields(alert).into_iter().map(|(label, value)| (label.to_owned(), value.to_owned())));
     rows.extend([
         ("Count".to_owned(), alert.count.to_string()),
         ("First seen".to_owned(), alert.first_seen.clone().unwrap_or_default()),

@@ -409,6 +409,31 @@ pub async fn attempt_alert(db: &Db, notifier: &ResolvedNotifier, alert_id: i64) 
     Ok(outcome)
 }
 
+/// The fields of an alert's last event a person looks at first, with their labels.
+const KEY_FIELDS: [(&str, &str); 5] = [
+    ("Host", crate::event::field::HOST_NAME),
+    ("User", crate::event::field::USER_NAME),
+    ("Source address", crate::event::field::SOURCE_IP),
+    ("Partition", crate::event::field::HSM_PARTITION),
+    ("Client", crate::event::field::HSM_CLIENT),
+];
+
+/// The key fields of the alert's last event (host, user, source address, partition, client) that it has, labelled for
+/// a notification; the host from the alert itself when the event is not at hand.
+pub fn key_fields(alert: &StoredAlert) -> Vec<(&'static str, &str)> {
+    KEY_FIELDS
+        .iter()
+        .filter_map(|(label, name)| {
+            let value = alert.event.get(*name).map(String::as_str);
+            let value = match *name {
+                crate::event::field::HOST_NAME => value.or(alert.host.as_deref()),
+                _ => value,
+            };
+            value.filter(|v| !v.is_empty()).map(|v| (*label, v))
+        })
+        .collect()
+}
+
 /// An alert as notifiers receive it: as stored, with the link to its page and the fields of its last event.
 async fn outgoing_alert(db: &Db, notifier: &ResolvedNotifier, id: i64) -> Result<Option<StoredAlert>, StoreError> {
     let Some(mut alert) = crate::store::alerts::get(&db.reader, id).await? else { return Ok(None) };

@@ -47,7 +47,7 @@ pub fn message(alert: &StoredAlert) -> Value {
         escape(&alert.title)
     );
     let mut fields = vec![json!({"type": "mrkdwn", "text": format!("*Rule*\n{}", escape(&alert.rule))})];
-    let key = alert.key_fields();
+    let key = super::key_fields(alert);
     for (label, value) in &key {
         fields.push(json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", escape(value))}));
     }

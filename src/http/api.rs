@@ -131,18 +131,32 @@ pub async fn change(
     let change: Change = change.parse().map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
     let Json(body) = body.unwrap_or_default();
     let actor = body.by.as_deref().map(str::trim).filter(|b| !b.is_empty()).unwrap_or("api");
-    let outcome = apply_change(&state, id, change, actor, body.note.as_deref()).await?;
-    Ok(Json(outcome))
+    let changed = apply_change(&state, id, change, actor, body.note.as_deref()).await?;
+    Ok(Json(serde_json::json!({
+        "id": changed.alert_id,
+        "state": change.state(),
+        "by": actor,
+        "notified": changed.notified,
+    })))
 }
 
-/// Makes a change for the API or the dashboard: refused unless changes are allowed here; the answer as JSON.
+/// A change made: the alert (its opening row's id) and the notifiers told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The alert.
+    pub alert_id: i64,
+    /// The notifiers its notice was queued for.
+    pub notified: Vec<String>,
+}
+
+/// Makes a change for the API or the dashboard: refused unless changes are allowed here.
 pub async fn apply_change(
     state: &AppState,
     id: i64,
     change: Change,
     actor: &str,
     note: Option<&str>,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Changed, ApiError> {
     if !state.changes_allowed {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -162,7 +176,7 @@ pub async fn apply_change(
                 state.deliveries.notify_waiters();
             }
             tracing::info!(alert = alert_id, change = change.as_str(), actor = %crate::telemetry::Escaped(actor), "alert changed");
-            Ok(serde_json::json!({"id": alert_id, "state": change.state(), "by": actor, "notified": queued}))
+            Ok(Changed { alert_id, notified: queued })
         }
         ChangeOutcome::NoSuchAlert => Err(ApiError(StatusCode::NOT_FOUND, format!("no alert {id}"))),
         ChangeOutcome::Refused(why) => Err(ApiError(StatusCode::CONFLICT, why)),

@@ -159,13 +159,7 @@ pub async fn serve(listener: HttpListener, state: AppState, shutdown: Cancellati
     }
 }
 
-/// Compares in time independent of where the first difference is and of either length: digests of both are
-/// compared, so a guess learns neither the position of its first wrong byte nor the token's length.
-pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    let (given, expected) = (Sha256::digest(given), Sha256::digest(expected));
-    given.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-}
+pub use crate::config::secret::same_secret;
 
 /// `/metrics` asks for the token as `/api/*` does, unless `http.metrics_public`.
 async fn require_token_for_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -221,16 +215,4 @@ async fn readyz(State(state): State<AppState>) -> Response {
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret(b"0123456789abcdef", b"0123456789abcdef"));
-        assert!(!same_secret(b"0123456789abcdeX", b"0123456789abcdef"));
-        assert!(!same_secret(b"0123456789abcde", b"0123456789abcdef"));
-    }
 }

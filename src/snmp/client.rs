@@ -61,7 +61,17 @@ pub enum Read {
 }
 
 impl Read {
-    fn of(value: &Value<'_>) -> Read {
+    /// The value as text (numbers in decimal), `None` when the agent has no such object.
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Read::Number(n) => Some(n.to_string()),
+            Read::Text(t) => Some(t),
+            Read::Missing => None,
+        }
+    }
+
+    /// What a value read says.
+    pub fn of(value: &Value<'_>) -> Read {
         match value {
             Value::Integer(n) => Read::Number(i128::from(*n)),
             Value::Counter32(n) | Value::Unsigned32(n) | Value::Timeticks(n) => Read::Number(i128::from(*n)),
@@ -77,7 +87,8 @@ impl Read {
     }
 }
 
-fn arcs_of(oid: &Oid<'_>) -> Option<Arcs> {
+/// An OID's arcs, when it has any.
+pub fn arcs_of(oid: &Oid<'_>) -> Option<Arcs> {
     oid.iter().map(Iterator::collect)
 }
 

@@ -128,8 +128,7 @@ fn record_figures(counters: &Counters, name: &str, outcome: &Result<Reading, cli
     figures.ntls_clients = number("ntls.clients");
     figures.operation_requests = number("hsm.operation_requests");
     figures.operation_errors = number("hsm.operation_errors");
-    figures.storage_used_pct =
-        reading.hsms.iter().chain(&reading.partitions).filter_map(Reading::storage_pct).reduce(f64::max);
+    figures.storage_used_pct = reading.highest_storage_pct();
 }
 
 #[cfg(test)]

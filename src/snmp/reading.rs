@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{PollError, Read, Session};
+use super::client::{PollError, Session};
 use super::objects::{Arcs, Object, Objects};
 use crate::config::snmp::ResolvedTarget;
 
@@ -23,21 +23,13 @@ pub struct Reading {
     pub partitions: Vec<Row>,
 }
 
-fn text(read: Read) -> Option<String> {
-    match read {
-        Read::Number(n) => Some(n.to_string()),
-        Read::Text(t) => Some(t),
-        Read::Missing => None,
-    }
-}
-
 /// Polls `target` once for every object of the table.
 pub async fn poll(target: &ResolvedTarget, objects: &Objects) -> Result<Reading, PollError> {
     let mut session = Session::open(target).await?;
     let oids: Vec<Arcs> = objects.scalars.iter().map(|o| o.oid.clone()).collect();
     let mut reading = Reading::default();
     for (object, read) in objects.scalars.iter().zip(session.get(&oids).await?) {
-        if let Some(value) = text(read) {
+        if let Some(value) = read.into_text() {
             reading.scalars.insert(object.role.to_owned(), value);
         }
     }
@@ -52,7 +44,7 @@ async fn walk_table(session: &mut Session, columns: &[Object], table: &str) -> R
     for column in columns.iter().filter(|c| c.role.starts_with(table)) {
         let name = column.role.trim_start_matches(table).to_owned();
         for (index, read) in session.walk(&column.oid).await? {
-            if let Some(value) = text(read) {
+            if let Some(value) = read.into_text() {
                 rows.entry(index).or_default().insert(name.clone(), value);
             }
         }
@@ -76,6 +68,11 @@ impl Reading {
         row.get("serial").or_else(|| row.get("label")).map_or("?", String::as_str)
     }
 
+    /// The highest storage use of the HSMs and partitions, in percent.
+    pub fn highest_storage_pct(&self) -> Option<f64> {
+        self.hsms.iter().chain(&self.partitions).filter_map(Reading::storage_pct).reduce(f64::max)
+    }
+
     /// Storage in use of a row, in percent, when it has both sizes and a total above zero.
     pub fn storage_pct(row: &Row) -> Option<f64> {
         let total: f64 = row.get("storage_total")?.parse().ok()?;
@@ -84,10 +81,14 @@ impl Reading {
     }
 }
 
+/// The name the table gives a role's number (`2` of `ntls.status`: `down`).
+fn value_name<'a>(objects: &'a Objects, role: &str, value: &str) -> Option<&'a String> {
+    objects.object(role).and_then(|o| value.parse::<i64>().ok().and_then(|n| o.values.get(&n)))
+}
+
 /// A value with its name from the table's `values` (`down(2)`), or as read.
 pub fn named(objects: &Objects, role: &str, value: &str) -> String {
-    let name = objects.object(role).and_then(|o| value.parse::<i64>().ok().and_then(|n| o.values.get(&n)));
-    match name {
+    match value_name(objects, role, value) {
         Some(name) => format!("{name}({value})"),
         None => value.to_owned(),
     }
@@ -95,9 +96,5 @@ pub fn named(objects: &Objects, role: &str, value: &str) -> String {
 
 /// Only the name of a value (`down`), or the value as read.
 pub fn name_only(objects: &Objects, role: &str, value: &str) -> String {
-    objects
-        .object(role)
-        .and_then(|o| value.parse::<i64>().ok().and_then(|n| o.values.get(&n)))
-        .cloned()
-        .unwrap_or_else(|| value.to_owned())
+    value_name(objects, role, value).cloned().unwrap_or_else(|| value.to_owned())
 }

@@ -13,6 +13,7 @@ use snmp2::{MessageType, Pdu, Value};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
+use super::client::{arcs_of, Read};
 use super::objects::{oid_text, Arcs, Objects};
 use crate::config::notifiers::Secret;
 use crate::event::{field, Event, Timestamp};
@@ -70,7 +71,7 @@ pub struct TrapListener {
     /// v2c (and v1) communities accepted.
     pub communities: Vec<Secret>,
     /// SNMPv3 users accepted.
-    pub users: Vec<crate::config::snmp::TrapUser>,
+    pub users: Vec<crate::config::snmp::Credentials>,
     /// Their keys, localized to each sender's engine (costly to make: kept).
     pub keys: HashMap<(String, Vec<u8>), snmp2::v3::Security>,
     /// New keys allowed: a sender cannot make the listener hash a megabyte for every engine ID it invents.
@@ -119,20 +120,10 @@ pub struct Received {
     pub reply: Option<Vec<u8>>,
 }
 
-fn arcs(oid: &snmp2::Oid<'_>) -> Option<Arcs> {
-    oid.iter().map(Iterator::collect)
-}
-
 fn value_text(value: &Value<'_>) -> String {
     match value {
-        Value::Integer(n) => n.to_string(),
-        Value::Counter32(n) | Value::Unsigned32(n) | Value::Timeticks(n) => n.to_string(),
-        Value::Counter64(n) => n.to_string(),
-        Value::OctetString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Value::IpAddress(ip) => std::net::Ipv4Addr::from(*ip).to_string(),
-        Value::ObjectIdentifier(oid) => arcs(oid).map(|a| oid_text(&a)).unwrap_or_default(),
         Value::Null => "null".to_owned(),
-        other => format!("{other:?}"),
+        other => Read::of(other).into_text().unwrap_or_else(|| format!("{other:?}")),
     }
 }
 
@@ -166,7 +157,7 @@ fn v3_sender(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 /// inform PDU.
 fn trap_of(pdu: &Pdu<'_>) -> Result<(Arcs, Vec<String>, Option<String>), TrapError> {
     let mut trap_oid: Option<Arcs> = match (&pdu.message_type, &pdu.v1_trap_info) {
-        (MessageType::TrapV1, Some(info)) if info.generic_trap == 6 => arcs(&info.enterprise).map(|mut a| {
+        (MessageType::TrapV1, Some(info)) if info.generic_trap == 6 => arcs_of(&info.enterprise).map(|mut a| {
             a.extend([0, u64::try_from(info.specific_trap).unwrap_or(0)]);
             a
         }),
@@ -181,9 +172,9 @@ fn trap_of(pdu: &Pdu<'_>) -> Result<(Arcs, Vec<String>, Option<String>), TrapErr
     let mut varbinds = Vec::new();
     let mut log_reference = None;
     for (oid, value) in pdu.varbinds.clone() {
-        let Some(oid) = arcs(&oid) else { continue };
+        let Some(oid) = arcs_of(&oid) else { continue };
         match (oid.as_slice(), &value) {
-            (o, Value::ObjectIdentifier(named)) if o == SNMP_TRAP_OID => trap_oid = arcs(named),
+            (o, Value::ObjectIdentifier(named)) if o == SNMP_TRAP_OID => trap_oid = arcs_of(named),
             (o, _) if o == SYS_UP_TIME => {}
             _ => {
                 let text = value_text(&value);
@@ -242,7 +233,8 @@ impl TrapListener {
             return self.read_v3(bytes, peer, now);
         }
         let pdu = Pdu::from_bytes(bytes).map_err(|error| TrapError::Malformed(error.to_string()))?;
-        let community_ok = self.communities.iter().any(|c| crate::http::same_secret(pdu.community, c.0.as_bytes()));
+        let community_ok =
+            self.communities.iter().any(|c| crate::config::secret::same_secret(pdu.community, c.0.as_bytes()));
         if !community_ok {
             return Err(TrapError::Community);
         }

@@ -79,12 +79,7 @@ impl Summary {
             ntls_status: reading.scalar("ntls.status").map(|v| name_only(objects, "ntls.status", v)),
             ntls_clients: reading.scalar("ntls.clients").map(str::to_owned),
             ntls_cert_expiry: reading.scalar("ntls.cert_expiry").map(str::to_owned),
-            storage_used_pct: reading
-                .hsms
-                .iter()
-                .chain(&reading.partitions)
-                .filter_map(Reading::storage_pct)
-                .reduce(f64::max),
+            storage_used_pct: reading.highest_storage_pct(),
         }
     }
 }

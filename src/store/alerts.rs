@@ -656,17 +656,11 @@ pub const DETAIL_ROWS: i64 = 200;
 
 /// The alert row `id` belongs to (any of its rows' ids will do), in full.
 pub async fn detail(reader: &Reader, id: i64) -> Result<Option<AlertDetail>, StoreError> {
-    let alert_id: Option<i64> = {
-        let mut conn = reader.connection().await?;
-        sqlx::query_scalar("SELECT alert_id FROM alerts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .flatten()
-    };
-    let Some(alert_id) = alert_id else { return Ok(None) };
     let mut pooled = reader.connection().await?;
     let conn = &mut *pooled;
+    let alert_id: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT alert_id FROM alerts WHERE id = ?").bind(id).fetch_optional(&mut *conn).await?;
+    let Some(alert_id) = alert_id.flatten() else { return Ok(None) };
     let Some(row) =
         sqlx::query(&format!("{ALERT_COLUMNS} WHERE a.id = ?")).bind(alert_id).fetch_optional(&mut *conn).await?
     else {
@@ -764,33 +758,6 @@ pub struct StoredAlert {
     /// The fields of the last triggering event, set by delivery.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub event: BTreeMap<String, String>,
-}
-
-/// The fields of an alert's last event a person looks at first, with their labels.
-const KEY_FIELDS: [(&str, &str); 5] = [
-    ("Host", crate::event::field::HOST_NAME),
-    ("User", crate::event::field::USER_NAME),
-    ("Source address", crate::event::field::SOURCE_IP),
-    ("Partition", crate::event::field::HSM_PARTITION),
-    ("Client", crate::event::field::HSM_CLIENT),
-];
-
-impl StoredAlert {
-    /// The key fields of the last event (host, user, source address, partition, client) that it has, labelled; the
-    /// host from the alert itself when the event is not at hand.
-    pub fn key_fields(&self) -> Vec<(&'static str, &str)> {
-        KEY_FIELDS
-            .iter()
-            .filter_map(|(label, name)| {
-                let value = self.event.get(*name).map(String::as_str);
-                let value = match *name {
-                    crate::event::field::HOST_NAME => value.or(self.host.as_deref()),
-                    _ => value,
-                };
-                value.filter(|v| !v.is_empty()).map(|v| (*label, v))
-            })
-            .collect()
-    }
 }
 
 fn rfc3339(micros: i64) -> String {

@@ -324,41 +324,22 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
     let trap_address = server.server.snmp_trap_address.expect("the trap listener is bound").to_string();
     let db = server.db();
     let reference = ".1.3.6.1.4.1.23629.1.5.2.2.1";
+    // A v2c trap (`snmptrap`) or inform (`snmpinform`, one retry after 2 s) of `oid` with a Luna log reference.
+    let v2c = |tool: &str, community: &str, oid: &str, log_line: &str| {
+        let mut args = vec![tool, "-v", "2c", "-c", community];
+        if tool == "snmpinform" {
+            args.extend(["-r", "1", "-t", "2"]);
+        }
+        args.extend([trap_address.as_str(), "", oid, reference, "s", log_line]);
+        send_trap(&args)
+    };
 
     // A v2c trap (a power supply asserted), a v2c inform (NTLS) that must be acknowledged, a v1 coldStart.
     let psu = "[myLuna:192.168.0.101 / messages / 2012 Feb 29 12:05:01 / ipmievd[1234] / 1]";
-    let (sent, err) = send_trap(&[
-        "snmptrap",
-        "-v",
-        "2c",
-        "-c",
-        "public",
-        &trap_address,
-        "",
-        ".1.3.6.1.4.1.23629.1.5.2.2.3",
-        reference,
-        "s",
-        psu,
-    ]);
+    let (sent, err) = v2c("snmptrap", "public", ".1.3.6.1.4.1.23629.1.5.2.2.3", psu);
     assert!(sent, "{err}");
     let ntls = "[hsm01:10.200.0.164 / messages / 2021 Sep  1 11:07:09 / NTLS[2345] / 1]";
-    let (acknowledged, err) = send_trap(&[
-        "snmpinform",
-        "-v",
-        "2c",
-        "-c",
-        "luna-ops",
-        "-r",
-        "1",
-        "-t",
-        "2",
-        &trap_address,
-        "",
-        ".1.3.6.1.4.1.23629.1.5.2.2.6",
-        reference,
-        "s",
-        ntls,
-    ]);
+    let (acknowledged, err) = v2c("snmpinform", "luna-ops", ".1.3.6.1.4.1.23629.1.5.2.2.6", ntls);
     assert!(acknowledged, "the inform was acknowledged: {err}");
     let (sent, err) = send_trap(&[
         "snmptrap",
@@ -441,23 +422,8 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
         }
     }
     // Still serving: another inform is acknowledged after all of it.
-    let (acknowledged, err) = send_trap(&[
-        "snmpinform",
-        "-v",
-        "2c",
-        "-c",
-        "public",
-        "-r",
-        "1",
-        "-t",
-        "2",
-        &trap_address,
-        "",
-        ".1.3.6.1.4.1.23629.1.5.2.2.7",
-        reference,
-        "s",
-        "[hsm / messages / x / kernel / 0]",
-    ]);
+    let clear = "[hsm / messages / x / kernel / 0]";
+    let (acknowledged, err) = v2c("snmpinform", "public", ".1.3.6.1.4.1.23629.1.5.2.2.7", clear);
     assert!(acknowledged, "{err}");
 
     wait_for("five trap events", || events(&db, "snmp.trap").len() >= 5).await;

@@ -301,10 +301,7 @@ async fn change_alert(
     }
     let actor = name.unwrap_or_else(|| format!("dashboard user at {}", peer.ip()));
     match super::api::apply_change(&state, id, change, &actor, Some(&form.note)).await {
-        Ok(answer) => {
-            let alert = answer["id"].as_i64().unwrap_or(id);
-            Redirect::to(&format!("/alerts/{alert}")).into_response()
-        }
+        Ok(changed) => Redirect::to(&format!("/alerts/{}", changed.alert_id)).into_response(),
         Err(error) => {
             let (status, why) = error.parts();
             refused(status, why.to_owned())
@@ -321,8 +318,7 @@ async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(fil
             &AlertFilter { state: None, since: None, host: Some(&name), limit: 50 },
         )
         .await?;
-        let views = crate::inventory::views(&state.pool, state.silent_after, now).await?;
-        let snmp = views.into_iter().find(|v| v.host.name == name).and_then(|v| v.snmp);
+        let snmp = crate::inventory::snmp_view(&state.pool, &name).await?;
         Ok::<_, crate::store::StoreError>((hours, lines, snmp))
     };
     let (hours, lines, snmp) = match built.await {
