@@ -121,13 +121,21 @@ pub struct ChangeBody {
 /// Longest note or name accepted, in bytes.
 pub const MAX_NOTE: usize = 2000;
 
-/// `POST /api/alerts/{id}/{ack|unack|resolve}`: `{"id": ALERT, "state": "...", "notified": [...]}`; 404 for no such
-/// alert, 409 when its state does not allow the change.
+/// `POST /api/alerts/{id}/{ack|unack|resolve}` (token required): `{"id": ALERT, "state": "...", "notified": [...]}`;
+/// 403 without a configured token, 404 for no such alert, 409 when its state does not allow the change.
 pub async fn change(
     State(state): State<AppState>,
     Path((id, change)): Path<(i64, String)>,
     body: Option<Json<ChangeBody>>,
 ) -> Answer {
+    // A change through the API always carries the token: without one configured there is none to carry (the CLI
+    // and, on a loopback-only listener, the dashboard's forms still work).
+    if state.token.is_none() {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "changing alerts through the API needs a token (http.token_env or http.token_file)".into(),
+        ));
+    }
     let change: Change = change.parse().map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
     let Json(body) = body.unwrap_or_default();
     let actor = body.by.as_deref().map(str::trim).filter(|b| !b.is_empty()).unwrap_or("api");

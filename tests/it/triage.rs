@@ -341,6 +341,9 @@ async fn headless_chromium_renders_the_queue_and_an_alert_with_its_forms() {
     wait_until("two alerts", || futures_lite_poll(http.api("/api/alerts"))["alerts"].as_array().unwrap().len() == 2)
         .await;
     let id = http.open_alert_of("hsm-c").await["id"].as_i64().unwrap();
+    // Without a token configured the API changes nothing (the dashboard's forms below still can, on loopback).
+    let (status, answer) = http.post_api(&format!("/api/alerts/{id}/ack"), None, serde_json::json!({})).await;
+    assert_eq!(status, 403, "{answer}");
     let dir = tempfile::tempdir().unwrap();
     for (name, path, expected) in [
         ("queue", "/alerts".to_owned(), vec!["hsm-c", "hsm-d", "luna.hsm.tamper", "firing"]),
