@@ -276,7 +276,8 @@ pub struct Server {
     pub reloader: Arc<Reloader>,
     shutdown: CancellationToken,
     listeners: Vec<JoinHandle<()>>,
-    /// SNMP pollers: they send to the writer queue, so they stop before the writer drains it.
+    /// SNMP pollers, the cloud inventory and the recovery check: they send to the writer queue, so they stop before the
+    /// writer drains it.
     pollers: Vec<JoinHandle<()>>,
     deliverers: Vec<JoinHandle<()>>,
     http: Option<JoinHandle<()>>,
@@ -469,6 +470,8 @@ impl Server {
         // The listeners and the SNMP pollers hold the only senders now: the writer's queue closes when the last of
         // them ends.
         let snmp_queue = snmp_objects.as_ref().map(|_| queue.clone());
+        let cloud_queue = config.cloud.aws.as_ref().map(|aws| (aws.clone(), queue.clone()));
+        let recovery_queue = queue.clone();
         drop(queue);
 
         let policy = BatchPolicy {
@@ -536,6 +539,30 @@ impl Server {
                 pollers.push(tokio::spawn(crate::snmp::run(target, state, context.clone())));
             }
         }
+        let wake_recovery = Arc::new(tokio::sync::Notify::new());
+        if let Some((aws, queue)) = cloud_queue {
+            let context = crate::cloud::CloudContext {
+                queue,
+                writer: db.writer.clone(),
+                reader: reader.clone(),
+                counters: counters.clone(),
+                silent_after: config.inventory.silent_after,
+                wake: wake_recovery.clone(),
+                shutdown: shutdown.clone(),
+            };
+            pollers.push(tokio::spawn(crate::cloud::run(aws, context)));
+        }
+        pollers.push(tokio::spawn(crate::recovery::run(crate::recovery::RecoveryContext {
+            queue: recovery_queue,
+            writer: db.writer.clone(),
+            reader: reader.clone(),
+            limits: crate::recovery::Limits {
+                backup: config.inventory.backup_max_age,
+                restore: config.inventory.restore_max_age,
+            },
+            wake: wake_recovery,
+            shutdown: shutdown.clone(),
+        })));
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
         let chain_heads = tokio::spawn(log_chain_heads(reader.clone(), config.chain.head_interval, shutdown.clone()));
         // One worker per notifier, so one slow receiver never holds back another; each takes the write connection only
@@ -636,7 +663,7 @@ impl Server {
             listener.await.map_err(|e| AppError::Task { stage: "listener", reason: e.to_string() })?;
         }
         for poller in self.pollers {
-            poller.await.map_err(|e| AppError::Task { stage: "SNMP poller", reason: e.to_string() })?;
+            poller.await.map_err(|e| AppError::Task { stage: "poller", reason: e.to_string() })?;
         }
         let summary = self.writer.await.map_err(|e| AppError::Task { stage: "writer", reason: e.to_string() })??;
         self.summary.abort();

@@ -144,6 +144,22 @@ pub mod field {
     pub const CURRENT_VALUE: &str = "current.value";
     /// Why a poll or a read failed.
     pub const ERROR_MESSAGE: &str = "error.message";
+    /// The cloud provider of an event read from a cloud's API (`aws`).
+    pub const CLOUD_PROVIDER: &str = "cloud.provider";
+    /// The cloud account.
+    pub const CLOUD_ACCOUNT_ID: &str = "cloud.account.id";
+    /// The cloud region.
+    pub const CLOUD_REGION: &str = "cloud.region";
+    /// The availability zone.
+    pub const CLOUD_AVAILABILITY_ZONE: &str = "cloud.availability_zone";
+    /// A CloudHSM cluster id.
+    pub const AWS_CLUSTER_ID: &str = "aws.cloudhsm.cluster_id";
+    /// A CloudHSM HSM id.
+    pub const AWS_HSM_ID: &str = "aws.cloudhsm.hsm_id";
+    /// A CloudHSM backup id.
+    pub const AWS_BACKUP_ID: &str = "aws.cloudhsm.backup_id";
+    /// An HSM's address as its cloud knows it (its network interface).
+    pub const HOST_IP: &str = "host.ip";
 
     /// Every field an event may carry, in the order of `docs/events.md`.
     pub const ALL: &[&str] = &[
@@ -205,6 +221,14 @@ pub mod field {
         PREVIOUS_VALUE,
         CURRENT_VALUE,
         ERROR_MESSAGE,
+        CLOUD_PROVIDER,
+        CLOUD_ACCOUNT_ID,
+        CLOUD_REGION,
+        CLOUD_AVAILABILITY_ZONE,
+        AWS_CLUSTER_ID,
+        AWS_HSM_ID,
+        AWS_BACKUP_ID,
+        HOST_IP,
     ];
 
     /// The interned name of a field, or `None` when `docs/events.md` has no such field.
@@ -284,6 +308,15 @@ pub const ACTIONS: &[&str] = &[
     "ntls.cert_expiring",
     "hsm.storage_high",
     "snmp.trap",
+    "cloud.cluster_state",
+    "cloud.hsm_state",
+    "cloud.hsm_added",
+    "cloud.hsm_removed",
+    "cloud.backup",
+    "cloud.inventory",
+    "cloud.hsm_silent",
+    "backup.overdue",
+    "restore.overdue",
 ];
 
 /// Every `event.category` of `docs/events.md`.

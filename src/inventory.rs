@@ -13,6 +13,9 @@ use crate::store::{alerts, hosts, Reader, StoreError, WriteConn};
 
 pub use crate::store::hosts::Host;
 
+/// Datasets of events that hsmwatch makes about a host rather than receives from it.
+pub const MADE_ABOUT_HOSTS: [&str; 2] = ["aws.cloudhsm", "hsmwatch.recovery"];
+
 /// Sender addresses kept per host at most (a host behind NAT or DHCP churn must not grow without bound).
 const MAX_ADDRESSES: usize = 32;
 
@@ -29,6 +32,7 @@ impl Host {
             software: BTreeSet::new(),
             last_heartbeat: None,
             last_backup: None,
+            last_restore: None,
             last_login_failure: None,
         }
     }
@@ -61,6 +65,7 @@ impl Host {
         match event.get(field::ACTION) {
             Some("heartbeat") => latest(&mut self.last_heartbeat),
             Some("partition.backup") if success => latest(&mut self.last_backup),
+            Some("partition.restore") if success => latest(&mut self.last_restore),
             Some("appliance.software_update") if success => {
                 if let Some(package) = event.get(field::HSM_COMMAND).and_then(|c| c.split_whitespace().nth(2)) {
                     self.software.insert(package.to_owned());
@@ -99,6 +104,10 @@ impl Inventory {
     pub fn observe(&mut self, events: &[Event]) {
         for event in events {
             let Some(name) = event.get(field::HOST_NAME) else { continue };
+            // What hsmwatch concludes about a host (an HSM gone dark, a backup overdue) is not the host speaking.
+            if event.get(field::DATASET).is_some_and(|d| MADE_ABOUT_HOSTS.contains(&d)) {
+                continue;
+            }
             if !self.hosts.contains_key(name) {
                 self.hosts.insert(name.to_owned(), Host::new(name, event.created.at));
             }
@@ -136,6 +145,9 @@ pub struct HostView {
     /// What polling it over SNMP says, when it is an SNMP target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snmp: Option<SnmpView>,
+    /// What AWS says of it, when it is a CloudHSM HSM the cloud inventory lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<crate::cloud::view::CloudHsmView>,
 }
 
 /// An SNMP target's side of the inventory.
@@ -180,6 +192,11 @@ pub async fn views(
 ) -> Result<Vec<HostView>, StoreError> {
     let open = open_alerts(reader).await?;
     let mut snmp = snmp_views(reader).await?;
+    let (mut cloud, unheard): (HashMap<String, _>, Vec<_>) = {
+        let listed = crate::cloud::view::hsms(&crate::cloud::view::views(reader).await?);
+        let (heard, unheard): (Vec<_>, Vec<_>) = listed.into_iter().partition(|h| h.hsm.host.is_some());
+        (heard.into_iter().map(|h| (h.hsm.host.clone().unwrap_or_default(), h)).collect(), unheard)
+    };
     let mut views: Vec<HostView> = hosts::all(reader)
         .await?
         .into_iter()
@@ -187,9 +204,21 @@ pub async fn views(
             silent: crate::event::later(host.last_seen, silent_after) < now,
             open_alerts: open.get(&host.name).copied().unwrap_or(0),
             snmp: snmp.remove(&host.name),
+            cloud: cloud.remove(&host.name),
             host,
         })
         .collect();
+    // HSMs that AWS lists and nothing is heard from are in the inventory too, by their id: the dark ones.
+    for listed in unheard {
+        let host = Host::new(&listed.hsm.id, DateTime::UNIX_EPOCH);
+        views.push(HostView {
+            silent: true,
+            open_alerts: open.get(&listed.hsm.id).copied().unwrap_or(0),
+            snmp: None,
+            cloud: Some(listed),
+            host,
+        });
+    }
     // Targets polled over SNMP that have sent nothing yet are in the inventory too: an appliance that answers SNMP
     // but does not log is exactly what should show.
     for (name, view) in snmp {
@@ -200,6 +229,7 @@ pub async fn views(
             silent: crate::event::later(host.last_seen, silent_after) < now,
             open_alerts: open.get(&name).copied().unwrap_or(0),
             snmp: Some(view),
+            cloud: None,
             host,
         });
     }

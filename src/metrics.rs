@@ -138,6 +138,27 @@ pub struct Counters {
     pub workers_down: Mutex<std::collections::BTreeSet<String>>,
     /// What the SNMP poller last learned of each target, by name.
     pub snmp: Mutex<BTreeMap<String, SnmpFigures>>,
+    /// What the cloud inventory last read of each (account, region).
+    pub cloud: Mutex<BTreeMap<(String, String), CloudFigures>>,
+}
+
+/// The figures of one account's region, as its last read left them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudFigures {
+    /// The last read succeeded.
+    pub up: bool,
+    /// How long the last read took, in seconds.
+    pub read_seconds: f64,
+    /// Reads that succeeded.
+    pub reads_ok: u64,
+    /// Reads that failed.
+    pub reads_failed: u64,
+    /// Clusters per state, as last read.
+    pub clusters: BTreeMap<String, u64>,
+    /// HSMs per state, as last read.
+    pub hsms: BTreeMap<String, u64>,
+    /// Each cluster's newest READY backup, as last read.
+    pub newest_backup: BTreeMap<String, Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 /// The figures of one SNMP target, as its last poll left them.
@@ -185,6 +206,7 @@ impl Default for Counters {
             worker_restarts: Mutex::default(),
             workers_down: Mutex::default(),
             snmp: Mutex::default(),
+            cloud: Mutex::default(),
         }
     }
 }

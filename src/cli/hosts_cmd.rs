@@ -52,7 +52,7 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} ADDRESSES",
+        "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} {:<32} ADDRESSES",
         "HOST",
         "LAST SEEN",
         "EVENTS",
@@ -65,6 +65,7 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
         "FIPS",
         "FIRMWARE",
         "LAST POLL",
+        "AWS (HSM STATE CLUSTER REGION)",
     )?;
     let list = |values: &mut dyn Iterator<Item = &String>| {
         let all: Vec<&str> =
@@ -77,7 +78,12 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
     };
     for row in &rows {
         let h = &row.host;
-        let seen = if row.silent { format!("{} SILENT", when(Some(h.last_seen))) } else { when(Some(h.last_seen)) };
+        let last = if h.events == 0 { "never".to_owned() } else { when(Some(h.last_seen)) };
+        let seen = if row.silent { format!("{last} SILENT") } else { last };
+        let aws = row
+            .cloud
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |c| format!("{} {} {} {}", c.hsm.id, c.hsm.state, c.cluster, c.region));
         let snmp = row.snmp.as_ref();
         let summary = snmp.map(|s| &s.summary);
         let serials = list(&mut h.serials.iter().chain(summary.into_iter().flat_map(|s| &s.serials)));
@@ -97,7 +103,7 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
         let addresses: Vec<&str> = h.addresses.iter().map(String::as_str).collect();
         writeln!(
             out,
-            "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} {}",
+            "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} {:<32} {}",
             // Host names, serials, addresses and what an appliance answers come from the network.
             escape_controls(&h.name),
             seen,
@@ -111,6 +117,7 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
             escape_controls(&fips),
             escape_controls(&firmware),
             last_poll,
+            escape_controls(&aws),
             escape_controls(&addresses.join(","))
         )?;
     }

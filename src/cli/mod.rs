@@ -1,6 +1,7 @@
 //! The command line: clap types and one file per subcommand.
 
 mod alerts_cmd;
+mod cloud_cmd;
 mod config_cmd;
 mod db_cmd;
 mod decode_cmd;
@@ -67,6 +68,8 @@ pub enum Command {
     Alerts(alerts_cmd::AlertsCommand),
     /// The HSM inventory: every host that reports, its last signs of life and open alerts.
     Hosts(hosts_cmd::HostsArgs),
+    /// The AWS CloudHSM inventory: accounts, regions, clusters, HSMs and backups with their ages.
+    Cloud(cloud_cmd::CloudArgs),
     /// Work with notifiers.
     #[command(subcommand)]
     Notify(notify_cmd::NotifyCommand),
@@ -108,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(command) => rules_cmd::run(command).await,
         Command::Alerts(command) => alerts_cmd::run(command).await,
         Command::Hosts(args) => hosts_cmd::run(args).await,
+        Command::Cloud(args) => cloud_cmd::run(args).await,
         Command::Notify(command) => notify_cmd::run(command).await,
         Command::Snmp(command) => snmp_cmd::run(command).await,
         Command::Silence(command) => silence_cmd::run(command).await,

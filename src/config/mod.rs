@@ -3,6 +3,7 @@
 //! Every key has a default, unknown keys are errors that name the file, line and key, and `hsmwatch config example`
 //! prints [`EXAMPLE`], a commented file that a test keeps equal to the defaults.
 
+pub mod cloud;
 mod listen;
 pub mod notifiers;
 pub mod secret;
@@ -81,6 +82,9 @@ pub struct Config {
     /// Luna appliances polled over SNMPv3.
     #[serde(default)]
     pub snmp: snmp::SnmpConfig,
+    /// AWS CloudHSM clusters, HSMs and backups read from the cloud's API.
+    #[serde(default)]
+    pub cloud: cloud::CloudConfig,
 }
 
 /// `http: null` is the HTTP server turned off, as `http: {address: null}` is.
@@ -193,15 +197,33 @@ pub struct InventoryConfig {
     /// A host that sent nothing for this long is shown as silent by `hsmwatch hosts`.
     #[serde(default = "default_silent_after", with = "units::duration")]
     pub silent_after: Duration,
+    /// An HSM or cluster whose last successful backup is older than this is overdue (`backup.overdue`).
+    #[serde(default = "default_backup_max_age", with = "units::duration")]
+    pub backup_max_age: Duration,
+    /// An HSM or cluster with no restore exercised for this long is overdue (`restore.overdue`).
+    #[serde(default = "default_restore_max_age", with = "units::duration")]
+    pub restore_max_age: Duration,
 }
 
 fn default_silent_after() -> Duration {
     Duration::from_secs(15 * 60)
 }
 
+fn default_backup_max_age() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+
+fn default_restore_max_age() -> Duration {
+    Duration::from_secs(90 * 86_400)
+}
+
 impl Default for InventoryConfig {
     fn default() -> Self {
-        InventoryConfig { silent_after: default_silent_after() }
+        InventoryConfig {
+            silent_after: default_silent_after(),
+            backup_max_age: default_backup_max_age(),
+            restore_max_age: default_restore_max_age(),
+        }
     }
 }
 
@@ -443,6 +465,12 @@ impl Config {
             || self.storage.alert_retention.is_some_and(|r| r.is_zero())
         {
             return Err("storage: a retention of zero would delete everything; use null to keep everything".into());
+        }
+        if self.inventory.backup_max_age.is_zero() || self.inventory.restore_max_age.is_zero() {
+            return Err("inventory: backup_max_age and restore_max_age must be longer than zero".into());
+        }
+        if let Some(aws) = &self.cloud.aws {
+            aws.resolve()?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! The JSON API: `GET /api/events` (the filters of `hsmwatch query`, newest first, paginated by cursor),
-//! `GET /api/alerts`, `GET /api/alerts/{id}`, `POST /api/alerts/{id}/{ack|unack|resolve}` and `GET /api/hosts`.
+//! `GET /api/alerts`, `GET /api/alerts/{id}`, `POST /api/alerts/{id}/{ack|unack|resolve}`, `GET /api/hosts` and `GET /api/cloud`.
 //!
 //! Events are objects with the flat dotted field names of docs/events.md, as `hsmwatch query --json` prints them.
 
@@ -195,4 +195,10 @@ pub async fn apply_change(
 pub async fn hosts(State(state): State<AppState>) -> Answer {
     let hosts = crate::inventory::views(&state.pool, state.silent_after, Utc::now()).await?;
     Ok(Json(serde_json::json!({"hosts": hosts})))
+}
+
+/// `GET /api/cloud`: `{"regions": [...]}`, the cloud inventory as `hsmwatch cloud --json` prints it.
+pub async fn cloud(State(state): State<AppState>) -> Answer {
+    let regions = crate::cloud::view::views(&state.pool).await?;
+    Ok(Json(serde_json::json!({"regions": regions})))
 }

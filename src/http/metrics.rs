@@ -1,6 +1,7 @@
 //! `GET /metrics`: every counter in Prometheus text format, encoded by `prometheus-client` (a collector that reads the
 //! server's counters, the outbox and the kernel's UDP drop counts at scrape time).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
@@ -348,12 +349,74 @@ impl ServerCollector {
     }
 }
 
+impl ServerCollector {
+    /// Per account and region: read up, duration and outcomes; clusters and HSMs per state; each cluster's newest
+    /// READY backup's age.
+    fn encode_cloud(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let regions = self.counters.cloud.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let label =
+            |(account, region): &(String, String)| vec![("account", account.clone()), ("region", region.clone())];
+        let up: Vec<(Labels, f64)> = regions.iter().map(|(k, f)| (label(k), f64::from(u8::from(f.up)))).collect();
+        gauge_family(
+            encoder,
+            "hsmwatch_cloud_read_up",
+            "1 when the last read of the account's region succeeded.",
+            &up,
+        )?;
+        let took: Vec<(Labels, f64)> = regions.iter().map(|(k, f)| (label(k), f.read_seconds)).collect();
+        gauge_family(encoder, "hsmwatch_cloud_read_seconds", "How long the last read of the region took.", &took)?;
+        let reads: Vec<(Labels, u64)> = regions
+            .iter()
+            .flat_map(|(k, f)| {
+                [("success", f.reads_ok), ("failure", f.reads_failed)].map(|(outcome, n)| {
+                    let mut labels = label(k);
+                    labels.push(("outcome", outcome.to_owned()));
+                    (labels, n)
+                })
+            })
+            .collect();
+        counter_family(encoder, "hsmwatch_cloud_reads", "Reads of the account's region, by outcome.", &reads)?;
+        let per_state = |pick: fn(&crate::metrics::CloudFigures) -> &BTreeMap<String, u64>| -> Vec<(Labels, f64)> {
+            regions
+                .iter()
+                .flat_map(|(k, f)| {
+                    pick(f).iter().map(move |(state, n)| {
+                        let mut labels = label(k);
+                        labels.push(("state", state.clone()));
+                        (labels, *n as f64)
+                    })
+                })
+                .collect()
+        };
+        gauge_family(encoder, "hsmwatch_cloud_clusters", "CloudHSM clusters per state.", &per_state(|f| &f.clusters))?;
+        gauge_family(encoder, "hsmwatch_cloud_hsms", "CloudHSM HSMs per state.", &per_state(|f| &f.hsms))?;
+        let now = chrono::Utc::now();
+        let ages: Vec<(Labels, f64)> = regions
+            .iter()
+            .flat_map(|(k, f)| {
+                f.newest_backup.iter().filter_map(move |(cluster, at)| {
+                    let mut labels = label(k);
+                    labels.push(("cluster", cluster.clone()));
+                    at.map(|at| (labels, (now - at).num_milliseconds() as f64 / 1000.0))
+                })
+            })
+            .collect();
+        gauge_family(
+            encoder,
+            "hsmwatch_cloud_newest_backup_age_seconds",
+            "Age of the cluster's newest READY backup (absent: none).",
+            &ages,
+        )
+    }
+}
+
 impl Collector for ServerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_listeners(&mut encoder)?;
         self.encode_pipeline(&mut encoder)?;
         self.encode_alerting(&mut encoder)?;
         self.encode_snmp(&mut encoder)?;
+        self.encode_cloud(&mut encoder)?;
         // The head's hash is a label: a scraper that keeps history keeps a copy of the chain's head outside the
         // database. The value is the head record's id.
         let head: Vec<(Labels, f64)> =

@@ -130,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/alerts/{id}", get(api::alert))
         .route("/api/alerts/{id}/{change}", axum::routing::post(api::change))
         .route("/api/hosts", get(api::hosts))
+        .route("/api/cloud", get(api::cloud))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     let metrics = Router::new()
         .route("/metrics", get(metrics::handler))

@@ -249,14 +249,17 @@ impl Engine {
         for index in self.candidates(event) {
             let rule = self.rules[index].clone();
             let selected: Vec<bool> = rule.selections.iter().map(|s| s.matches(event)).collect();
+            let is_sequence = matches!(rule.detect, Some(Detect::Sequence { .. }));
             if rule.resolve_when.is_some_and(|at| selected[at]) {
                 let mut evidence = Evidence::default();
                 evidence.add(&share(), id, event.created.at);
                 let group = alert_group(&rule, event);
                 firings.push(firing(&rule, Status::Resolved, group, evidence, event.created.at));
-                continue;
+                // A sequence's steps may wait for this very event ("failing, not followed by readable").
+                if !is_sequence {
+                    continue;
+                }
             }
-            let is_sequence = matches!(rule.detect, Some(Detect::Sequence { .. }));
             if !is_sequence && !rule.condition.eval(&selected) {
                 continue;
             }

@@ -138,7 +138,8 @@ fn required_default(name: &str) -> Option<&'static str> {
     match name {
         field::ORIGINAL => Some(""),
         field::DATASET => Some(crate::event::DATASET_SYSLOG),
-        field::FORMAT => Some("unparsed"),
+        // Events hsmwatch makes itself (SNMP, the cloud inventory) have no syslog format: stored empty, read as absent.
+        field::FORMAT => Some(""),
         _ => None,
     }
 }
@@ -209,7 +210,9 @@ pub fn event_from_row(row: &SqliteRow, expander: &mut Expander) -> Result<(i64, 
     let (original, fields) = line_and_fields(row, expander)?;
     for (name, column) in TYPED[..TYPED_ORIGINAL].iter().zip(TYPED_COLUMNS) {
         if let Some(value) = row.try_get::<Option<String>, _>(column)? {
-            event.set(name, value);
+            if !(value.is_empty() && *name == field::FORMAT) {
+                event.set(name, value);
+            }
         }
     }
     if let Some(original) = original {
@@ -273,11 +276,14 @@ mod tests {
         let now = Timestamp::from_clock(Utc::now());
         let event = Event::new(now, now);
         crate::store::inserter::insert_batch(&mut inserter, &[event]).unwrap();
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE original = '' AND format = 'unparsed'")
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE original = '' AND format = ''")
             .fetch_one(&mut conn)
             .await
             .unwrap();
         assert_eq!(count, 1);
+        let row = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events")).fetch_one(&mut conn).await.unwrap();
+        let (_, back) = event_from_row(&row, &mut Expander::default()).unwrap();
+        assert_eq!(back.get(field::FORMAT), None, "an event without a syslog format reads back without one");
     }
 
     #[tokio::test]

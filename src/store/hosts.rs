@@ -30,6 +30,8 @@ pub struct Host {
     pub last_heartbeat: Option<DateTime<Utc>>,
     /// Last successful partition backup.
     pub last_backup: Option<DateTime<Utc>>,
+    /// Last successful partition restore (a restore exercised).
+    pub last_restore: Option<DateTime<Utc>>,
     /// Last failed login of any kind.
     pub last_login_failure: Option<DateTime<Utc>>,
 }
@@ -51,8 +53,8 @@ pub async fn save(conn: &mut WriteConn, hosts: &[&Host]) -> Result<(), StoreErro
 
 async fn upsert(conn: &mut SqliteConnection, host: &Host) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT OR REPLACE INTO hosts (name, first_seen, last_seen, events, addresses, datasets, serials, software, last_heartbeat, last_backup, last_login_failure) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO hosts (name, first_seen, last_seen, events, addresses, datasets, serials, software, last_heartbeat, last_backup, last_login_failure, last_restore) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&host.name)
     .bind(host.first_seen.timestamp_micros())
@@ -65,6 +67,7 @@ async fn upsert(conn: &mut SqliteConnection, host: &Host) -> Result<(), StoreErr
     .bind(host.last_heartbeat.map(|t| t.timestamp_micros()))
     .bind(host.last_backup.map(|t| t.timestamp_micros()))
     .bind(host.last_login_failure.map(|t| t.timestamp_micros()))
+    .bind(host.last_restore.map(|t| t.timestamp_micros()))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -97,6 +100,7 @@ pub async fn all(reader: &Reader) -> Result<Vec<Host>, StoreError> {
                 last_heartbeat: row.try_get::<Option<i64>, _>("last_heartbeat")?.map(time),
                 last_backup: row.try_get::<Option<i64>, _>("last_backup")?.map(time),
                 last_login_failure: row.try_get::<Option<i64>, _>("last_login_failure")?.map(time),
+                last_restore: row.try_get::<Option<i64>, _>("last_restore")?.map(time),
                 name,
             })
         })

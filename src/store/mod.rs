@@ -11,6 +11,7 @@ pub mod activity;
 pub mod alerts;
 pub mod chain;
 pub mod checkpoint;
+pub mod cloud;
 mod columns;
 pub mod compressed;
 pub mod hosts;

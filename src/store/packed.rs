@@ -21,7 +21,7 @@ pub const MARKER: u8 = 1;
 const NAMED: u8 = 0xff;
 
 /// Field codes: a field's position here is the byte stored for it, so entries are only ever appended.
-const CODES: [&str; 55] = [
+const CODES: [&str; 63] = [
     field::MESSAGE,
     field::FACILITY_NAME,
     field::FACILITY_CODE,
@@ -78,6 +78,14 @@ const CODES: [&str; 55] = [
     field::PREVIOUS_VALUE,
     field::CURRENT_VALUE,
     field::ERROR_MESSAGE,
+    field::CLOUD_PROVIDER,
+    field::CLOUD_ACCOUNT_ID,
+    field::CLOUD_REGION,
+    field::CLOUD_AVAILABILITY_ZONE,
+    field::AWS_CLUSTER_ID,
+    field::AWS_HSM_ID,
+    field::AWS_BACKUP_ID,
+    field::HOST_IP,
 ];
 
 /// What a header says follows.

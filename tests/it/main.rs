@@ -3,6 +3,7 @@
 mod alerts;
 mod backpressure;
 mod cli;
+mod cloud;
 mod corpus;
 mod dashboard;
 mod decoders;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs the tests run as real peers (run as root; .ci/run runs it): util-linux logger, sqlite3,
 # rsyslog, openssl, Chromium, Debian's Python with aiosmtpd, systemd-analyze, net-snmp's agent (snmpd) and tools
-# (snmpget, snmptrap); and syslog-ng, which conflicts with
+# (snmpget, snmptrap), moto's AWS server (pip); and syslog-ng, which conflicts with
 # rsyslog as a Debian package, unpacked with dpkg -x under target/peers/syslog-ng (HSMWATCH_SYSLOG_NG overrides where).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,4 +32,15 @@ if [ ! -x "$sng/usr/sbin/syslog-ng" ]; then
   mkdir -p "$sng"
   dpkg -x "$download"/syslog-ng-core_*.deb "$sng"
   rm -rf "$download"
+fi
+
+# moto's AWS server (the stand-in for AWS in the cloud inventory's tests): the image's Python may have it already;
+# else a virtual environment under target/peers/moto, which the tests look for (HSMWATCH_MOTO_PYTHON overrides).
+if ! python3 -c 'import moto, boto3' >/dev/null 2>&1 && [ ! -x target/peers/moto/bin/python3 ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  fi
+  python3 -m venv target/peers/moto
+  target/peers/moto/bin/pip install --quiet 'moto[server]>=5.1,<6' boto3
 fi

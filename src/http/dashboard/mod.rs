@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/alerts/{id}", get(alert))
         .route("/alerts/{id}/{change}", axum::routing::post(change_alert))
         .route("/events", get(events))
+        .route("/cloud", get(cloud))
         .route_layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
         .merge(pages)
@@ -226,6 +227,13 @@ async fn alerts(State(state): State<AppState>, Query(q): Query<StateQuery>) -> R
     let filter = AlertFilter { state: wanted, since: None, host: None, limit: 200 };
     match crate::store::alerts::list(&state.pool, &filter).await {
         Ok(rows) => pages::alerts_page(wanted, &rows, Utc::now()).into_response(),
+        Err(error) => failure(error),
+    }
+}
+
+async fn cloud(State(state): State<AppState>) -> Response {
+    match crate::cloud::view::views(&state.pool).await {
+        Ok(regions) => pages::cloud_page(&regions, Utc::now()).into_response(),
         Err(error) => failure(error),
     }
 }

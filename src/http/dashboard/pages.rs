@@ -38,6 +38,7 @@ pub fn layout_refreshed(title: &str, body: Markup, refresh: Option<u32>) -> Mark
                     a href="/" { "HSMs" }
                     a href="/alerts" { "Alerts" }
                     a href="/events" { "Events" }
+                    a href="/cloud" { "Cloud" }
                     form.signout method="post" action="/logout" { button type="submit" { "Sign out" } }
                 }
                 main { (body) }
@@ -118,7 +119,9 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
                     tr {
                         td { a href=(host_link(&host.name)) { (host.name) } }
                         td class=[view.silent.then_some("silent")] {
-                            (when(Some(host.last_seen))) @if view.silent { " (silent)" }
+                            @if host.events == 0 { "never" } @else { (when(Some(host.last_seen))) }
+                            @if view.silent { " (silent)" }
+                            @if let Some(aws) = &view.cloud { br; span.muted { "AWS " (aws.hsm.id) " " (aws.hsm.state) } }
                         }
                         td.num { (figure.events) }
                         td.num { (figure.failed_logins) }
@@ -178,6 +181,89 @@ fn appliance_section(snmp: Option<&SnmpView>) -> Markup {
             dt { "Storage used (highest)" } dd { @if let Some(pct) = s.storage_used_pct { (format!("{pct:.1} %")) } @else { "–" } }
         }
     }
+}
+
+/// `/cloud`: accounts and regions with their last read, clusters with backups and restores, HSMs with their hosts.
+pub fn cloud_page(regions: &[crate::cloud::view::RegionView], now: DateTime<Utc>) -> Markup {
+    let stamp = |at: Option<DateTime<Utc>>| -> Markup {
+        match at {
+            Some(at) => age(&at.to_rfc3339_opts(SecondsFormat::Secs, true), now),
+            None => html! { "never" },
+        }
+    };
+    let body = html! {
+        h1 { "AWS CloudHSM" }
+        @if regions.is_empty() {
+            p.muted { "Nothing read yet: configure cloud.aws (see the configuration reference) and wait for the first read." }
+        }
+        h2 { "Accounts and regions" }
+        table {
+            thead { tr { th { "Account" } th { "Region" } th { "Last read" } th.num { "Seconds" } th { "Status" } } }
+            tbody {
+                @for r in regions {
+                    tr {
+                        td { (r.account) @if let Some(name) = &r.account_name { " (" (name) ")" } }
+                        td { (r.region) }
+                        td { (stamp(r.last_success)) }
+                        td.num { (format!("{:.2}", r.read_seconds.unwrap_or(0.0))) }
+                        @match &r.error {
+                            Some(error) => td.silent.wrap { "failing since " (stamp(r.failing_since)) ": " (error) },
+                            None => td { "ok" },
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Clusters" }
+        table {
+            thead { tr {
+                th { "Account / region" } th { "Cluster" } th { "State" } th.num { "HSMs" } th { "Last backup" }
+                th { "Last restore" } th { "Backups in progress" }
+            } }
+            tbody {
+                @for r in regions { @for c in &r.clusters {
+                    tr {
+                        td { (r.account) " " (r.region) }
+                        td { (c.id) br; span.muted { (c.hsm_type.as_deref().unwrap_or("")) " " (c.mode.as_deref().unwrap_or("")) } }
+                        td class=[(c.state != "ACTIVE").then_some("silent")] {
+                            (c.state) @if let Some(m) = c.state_message.as_ref().filter(|_| c.state != "ACTIVE") { br; span.wrap { (m) } }
+                        }
+                        td.num { (c.hsms.len()) }
+                        @match &c.last_backup {
+                            Some(b) => td { (stamp(b.created)) br; span.muted { (b.id) } },
+                            None => td.silent { "none READY" },
+                        }
+                        @match &c.restored_from {
+                            Some(source) => td { (stamp(c.created)) br; span.muted { "from " (source) } },
+                            None => td.muted { "never" },
+                        }
+                        td { @for b in &c.backups_in_progress { (b.id) " " (b.state) " " (stamp(b.created)) br; } }
+                    }
+                } }
+            }
+        }
+        h2 { "HSMs" }
+        table {
+            thead { tr {
+                th { "Cluster" } th { "HSM" } th { "State" } th { "ENI address" } th { "Zone" } th { "Heard as" }
+            } }
+            tbody {
+                @for r in regions { @for c in &r.clusters { @for h in &c.hsms {
+                    tr {
+                        td { (c.id) } td { (h.id) }
+                        td class=[(h.state != "ACTIVE").then_some("silent")] { (h.state) }
+                        td { (h.eni_ip.as_deref().unwrap_or("–")) }
+                        td { (h.availability_zone.as_deref().unwrap_or("–")) }
+                        td class=[h.silent.then_some("silent")] {
+                            @match &h.host { Some(host) => a href=(host_link(host)) { (host) }, None => "never heard" }
+                            @if h.silent { " (dark)" }
+                        }
+                    }
+                } } }
+            }
+        }
+    };
+    layout_refreshed("Cloud", body, Some(REFRESH_SECONDS))
 }
 
 /// The filters of `hsmwatch query`, as the forms send them.
