@@ -167,6 +167,12 @@ pub async fn snmp_view(reader: &Reader, name: &str) -> Result<Option<SnmpView>, 
     Ok(snmp_views(reader).await?.remove(name))
 }
 
+/// The AWS side of one host: the listed HSM heard as `name`, or whose id is `name` (a dark one).
+pub async fn cloud_view(reader: &Reader, name: &str) -> Result<Option<crate::cloud::view::CloudHsmView>, StoreError> {
+    let listed = crate::cloud::view::hsms(&crate::cloud::view::views(reader).await?);
+    Ok(listed.into_iter().find(|h| h.hsm.host.as_deref() == Some(name) || h.hsm.id == name))
+}
+
 /// The SNMP side of every target, by name; a state that does not read is left out (the poller says why).
 async fn snmp_views(reader: &Reader) -> Result<HashMap<String, SnmpView>, StoreError> {
     let states = crate::store::snmp::read_states(reader).await?;

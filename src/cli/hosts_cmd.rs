@@ -52,13 +52,14 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} {:<32} ADDRESSES",
+        "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} {:<32} ADDRESSES",
         "HOST",
         "LAST SEEN",
         "EVENTS",
         "OPEN",
         "LAST HEARTBEAT",
         "LAST BACKUP",
+        "LAST RESTORE",
         "LAST LOGIN FAILURE",
         "SERIALS",
         "NTLS",
@@ -103,7 +104,7 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
         let addresses: Vec<&str> = h.addresses.iter().map(String::as_str).collect();
         writeln!(
             out,
-            "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} {:<32} {}",
+            "{:<18} {:<28} {:>8} {:>5}  {:<20} {:<20} {:<20} {:<20} {:<16} {:<10} {:<6} {:<10} {:<20} {:<32} {}",
             // Host names, serials, addresses and what an appliance answers come from the network.
             escape_controls(&h.name),
             seen,
@@ -111,6 +112,7 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
             row.open_alerts,
             when(h.last_heartbeat),
             when(h.last_backup),
+            when(h.last_restore),
             when(h.last_login_failure),
             escape_controls(&serials),
             escape_controls(&ntls),

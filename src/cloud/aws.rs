@@ -32,7 +32,24 @@ pub struct ReadError {
 }
 
 impl ReadError {
-    fn of(error: impl std::error::Error + 'static) -> ReadError {
+    /// An SDK error, named by its kind first: a malformed answer and a timeout say so, before the SDK's own words.
+    fn of<E, R>(error: cloudhsm::error::SdkError<E, R>) -> ReadError
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        use cloudhsm::error::SdkError;
+        let kind = match &error {
+            SdkError::ResponseError(_) => "malformed answer: ",
+            SdkError::TimeoutError(_) => "timeout: ",
+            _ => "",
+        };
+        let mut read = ReadError::from_chain(error);
+        read.message.insert_str(0, kind);
+        read
+    }
+
+    fn from_chain(error: impl std::error::Error + 'static) -> ReadError {
         // The SDK's display of an error is its outermost layer ("service error"); what AWS said is further down.
         let mut layers: Vec<String> = Vec::new();
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&error);

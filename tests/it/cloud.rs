@@ -355,6 +355,17 @@ async fn the_inventory_reads_two_accounts_and_turns_changes_into_events_and_aler
     let (_, hosts, _) = run(&["hosts", "--db", db.to_str().unwrap()]);
     let row = hosts.lines().find(|l| l.starts_with("cloudhsm-a")).unwrap_or_else(|| panic!("{hosts}"));
     assert!(row.contains("hsm-heard234567 ACTIVE cluster-healthy2345 eu-west-1"), "{row}");
+    let dark_row = hosts.lines().find(|l| l.starts_with("hsm-new23456789")).unwrap_or_else(|| panic!("{hosts}"));
+    assert!(dark_row.contains("never SILENT"), "a listed HSM never heard is in the inventory: {dark_row}");
+    let api: serde_json::Value =
+        serde_json::from_str(&get(&format!("http://{}/api/hosts", server.http)).await).unwrap();
+    let heard = api["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "cloudhsm-a").unwrap();
+    assert_eq!(
+        (heard["cloud"]["id"].as_str(), heard["cloud"]["cluster"].as_str()),
+        (Some("hsm-heard234567"), Some("cluster-healthy2345"))
+    );
+    let host_page = get(&format!("http://{}/hosts/cloudhsm-a", server.http)).await;
+    assert!(host_page.contains("AWS CloudHSM") && host_page.contains("hsm-heard234567"), "{host_page}");
     let page = get(&format!("http://{}/cloud", server.http)).await;
     assert!(page.contains("cluster-healthy2345") && page.contains("backup-making2345") && page.contains("cloudhsm-a"));
     let metrics = get(&format!("http://{}/metrics", server.http)).await;
@@ -409,11 +420,15 @@ fn metric(text: &str, name: &str) -> f64 {
 fn cloud_read_names_the_account_that_fails_and_reads_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let mut moto = Moto::start();
-    moto.send(cluster(ONE, "eu-west-1", "cluster-readnow2345", "ACTIVE", serde_json::json!([])));
+    for region in ["eu-west-1", "us-east-1"] {
+        moto.send(cluster(ONE, region, "cluster-readnow2345", "ACTIVE", serde_json::json!([])));
+    }
     moto.send(serde_json::json!({"op": "deny", "account": TWO}));
+    // One of account one's two regions gets a broken answer; the other is read all the same.
+    moto.send(serde_json::json!({"op": "malformed", "count": 1}));
     let config = dir.path().join("hsmwatch.yaml");
     let yaml = format!(
-        "cloud:\n  aws:\n    regions: [eu-west-1]\n    endpoint_url: http://127.0.0.1:{}\n    accounts:\n      - role_arn: 'arn:aws:iam::{ONE}:role/ro'\n      - role_arn: 'arn:aws:iam::{TWO}:role/ro'\n",
+        "cloud:\n  aws:\n    regions: [eu-west-1, us-east-1]\n    endpoint_url: http://127.0.0.1:{}\n    accounts:\n      - role_arn: 'arn:aws:iam::{ONE}:role/ro'\n      - role_arn: 'arn:aws:iam::{TWO}:role/ro'\n",
         moto.port
     );
     std::fs::write(&config, yaml).unwrap();
@@ -421,13 +436,19 @@ fn cloud_read_names_the_account_that_fails_and_reads_the_rest() {
         Command::new(BIN).args(["cloud", "--read", "--config"]).arg(&config).envs(aws_environment()).output().unwrap();
     let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert_eq!(output.status.code(), Some(1), "{out}\n{err}");
-    assert!(out.contains(&format!("account {ONE}  region eu-west-1  read")), "{out}");
-    assert!(out.contains("cluster cluster-readnow2345  ACTIVE"), "{out}");
-    assert!(
-        out.contains(&format!("account {TWO}  region eu-west-1  FAILING")) && out.contains("AccessDenied"),
-        "{out}"
-    );
-    assert!(err.contains("1 of 2 account regions could not be read"), "{err}");
+    let line = |account: &str, region: &str| {
+        let start = format!("account {account}  region {region}  ");
+        out.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("{start} in:\n{out}")).to_owned()
+    };
+    let (broken, read): (Vec<String>, Vec<String>) =
+        ["eu-west-1", "us-east-1"].map(|region| line(ONE, region)).into_iter().partition(|l| l.contains("FAILING"));
+    assert_eq!((broken.len(), read.len()), (1, 1), "{out}");
+    assert!(broken[0].contains("malformed answer: response error"), "{out}");
+    assert_eq!(out.matches("cluster cluster-readnow2345  ACTIVE").count(), 1, "{out}");
+    for region in ["eu-west-1", "us-east-1"] {
+        assert!(line(TWO, region).contains("FAILING") && line(TWO, region).contains("AccessDenied"), "{out}");
+    }
+    assert!(err.contains("3 of 4 account regions could not be read"), "{err}");
     // Without a cloud section, --read says what is missing.
     std::fs::write(&config, "storage: {path: x.db}\n").unwrap();
     let (code, _, err) = run(&["cloud", "--read", "--config", config.to_str().unwrap()]);

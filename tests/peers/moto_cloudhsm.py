@@ -16,9 +16,10 @@ JSON object a line on stdin, each answered by one line on stdout:
                                                with its keys CloudHsmAccessDeniedException -> "ok"
   {"op": "allow", "account": "222222222222"}   -> "ok"
   {"op": "throttle", "count": 2}    the next N CloudHSM calls answer ThrottlingException -> "ok"
+  {"op": "malformed", "count": 1}   the next N CloudHSM calls answer 200 with broken JSON -> "ok"
   {"op": "bulk", "accounts": [...], "regions": [...], "clusters": 20, "hsms": 2}
                                     N clusters of (by default) 2 HSMs and a backup each -> "ok"
-  {"op": "stats"}                   -> {"cloudhsm_calls": N, "throttled": N, "denied": N}
+  {"op": "stats"}                   -> {"cloudhsm_calls": N, "throttled": N, "denied": N, "malformed": N}
 
 It prints "READY <port>" once listening on 127.0.0.1, and stops on SIGTERM or when stdin closes.
 """
@@ -51,7 +52,12 @@ class EpochEncoder(json.JSONEncoder):
 responses.DateTimeEncoder = EpochEncoder
 
 LOCK = threading.Lock()
-FAULTS = {"denied": set(), "throttle": 0, "stats": {"cloudhsm_calls": 0, "throttled": 0, "denied": 0}}
+FAULTS = {
+    "denied": set(),
+    "throttle": 0,
+    "malformed": 0,
+    "stats": {"cloudhsm_calls": 0, "throttled": 0, "denied": 0, "malformed": 0},
+}
 
 
 def faults(app):
@@ -73,6 +79,11 @@ def faults(app):
                         b'{"__type":"CloudHsmAccessDeniedException","message":"User is not authorized to perform '
                         b'cloudhsm:DescribeClusters"}'
                     ]
+                if FAULTS["malformed"] > 0:
+                    FAULTS["malformed"] -= 1
+                    FAULTS["stats"]["malformed"] += 1
+                    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1")])
+                    return [b'{"Clusters": [{"ClusterId": 42, "Hsms": "none"']
                 if FAULTS["throttle"] > 0:
                     FAULTS["throttle"] -= 1
                     FAULTS["stats"]["throttled"] += 1
@@ -175,6 +186,8 @@ def handle(command):
             FAULTS["denied"].discard(command["account"])
         elif op == "throttle":
             FAULTS["throttle"] = command["count"]
+        elif op == "malformed":
+            FAULTS["malformed"] = command["count"]
         elif op == "bulk":
             bulk(command)
         elif op == "stats":

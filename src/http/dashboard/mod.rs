@@ -327,9 +327,10 @@ async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(fil
         )
         .await?;
         let snmp = crate::inventory::snmp_view(&state.pool, &name).await?;
-        Ok::<_, crate::store::StoreError>((hours, lines, snmp))
+        let cloud = crate::inventory::cloud_view(&state.pool, &name).await?;
+        Ok::<_, crate::store::StoreError>((hours, lines, pages::HostSides { snmp, cloud }))
     };
-    let (hours, lines, snmp) = match built.await {
+    let (hours, lines, sides) = match built.await {
         Ok(built) => built,
         Err(error) => return failure(error),
     };
@@ -337,11 +338,11 @@ async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(fil
     match search(&state, &filters, Some(&name)).await {
         Ok((found, next)) => {
             let page = pages::EventPage { filters: &filters, events: &found, next: next.as_deref(), refused: None };
-            pages::host_page(&name, snmp.as_ref(), chart, page, &lines, now).into_response()
+            pages::host_page(&name, &sides, chart, page, &lines, now).into_response()
         }
         Err(error) => {
             let page = pages::EventPage { filters: &filters, events: &[], next: None, refused: Some(&error) };
-            (StatusCode::BAD_REQUEST, pages::host_page(&name, snmp.as_ref(), chart, page, &lines, now)).into_response()
+            (StatusCode::BAD_REQUEST, pages::host_page(&name, &sides, chart, page, &lines, now)).into_response()
         }
     }
 }

@@ -109,7 +109,7 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
         table {
             thead { tr {
                 th { "HSM" } th { "Last seen" } th.num { "Events 24 h" } th.num { "Failed logins 24 h" }
-                th { "Open alerts" } th { "Last heartbeat" } th { "Last backup" } th { "NTLS" } th { "FIPS" }
+                th { "Open alerts" } th { "Last heartbeat" } th { "Last backup" } th { "Last restore" } th { "NTLS" } th { "FIPS" }
                 th { "Firmware" } th { "Last poll" }
             } }
             tbody {
@@ -132,10 +132,11 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
                         }
                         td { (when(host.last_heartbeat)) }
                         td { (when(host.last_backup)) }
+                        td { (when(host.last_restore)) }
                         (snmp_cells(view.snmp.as_ref()))
                     }
                 }
-                @if hosts.is_empty() { tr { td colspan="11" .muted { "No HSM has reported yet." } } }
+                @if hosts.is_empty() { tr { td colspan="12" .muted { "No HSM has reported yet." } } }
             }
         }
     };
@@ -512,10 +513,36 @@ pub struct EventPage<'a> {
     pub refused: Option<&'a str>,
 }
 
+/// What polling and the cloud say of a host, for its page.
+#[derive(Debug, Default)]
+pub struct HostSides {
+    /// Its SNMP view, when it is polled.
+    pub snmp: Option<SnmpView>,
+    /// Its AWS view, when AWS lists it.
+    pub cloud: Option<crate::cloud::view::CloudHsmView>,
+}
+
+/// `/hosts/{name}`'s AWS section: the HSM as AWS lists it.
+fn cloud_section(cloud: Option<&crate::cloud::view::CloudHsmView>) -> Markup {
+    let Some(view) = cloud else { return html! {} };
+    html! {
+        h2 { "AWS CloudHSM" }
+        dl.facts {
+            dt { "HSM" } dd { (view.hsm.id) }
+            dt { "State" } dd class=[(view.hsm.state != "ACTIVE").then_some("silent")] { (view.hsm.state) }
+            dt { "Cluster" } dd { (view.cluster) }
+            dt { "Account, region" } dd { (view.account) ", " (view.region) }
+            dt { "Zone" } dd { (view.hsm.availability_zone.as_deref().unwrap_or("–")) }
+            dt { "ENI address" } dd { (view.hsm.eni_ip.as_deref().unwrap_or("–")) }
+            @if view.hsm.silent { dt { "Heard" } dd.silent { "dark: nothing received for the silence threshold" } }
+        }
+    }
+}
+
 /// `/hosts/{name}`: the chart, recent events with filters (or why the filters were refused), and the host's alerts.
 pub fn host_page(
     name: &str,
-    snmp: Option<&SnmpView>,
+    sides: &HostSides,
     chart: Markup,
     found: EventPage<'_>,
     alerts: &[AlertRow],
@@ -524,7 +551,8 @@ pub fn host_page(
     let base = format!("/hosts/{}", percent_encode(name));
     let body = html! {
         h1 { (name) }
-        (appliance_section(snmp))
+        (appliance_section(sides.snmp.as_ref()))
+        (cloud_section(sides.cloud.as_ref()))
         h2 { "Alerts" }
         (alert_queue(alerts, now))
         h2 { "Events per hour, last 24 hours (UTC)" }
