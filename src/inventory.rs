@@ -20,7 +20,8 @@ pub const MADE_ABOUT_HOSTS: [&str; 2] = ["aws.cloudhsm", "hsmwatch.recovery"];
 const MAX_ADDRESSES: usize = 32;
 
 impl Host {
-    fn new(name: &str, at: DateTime<Utc>) -> Host {
+    /// A host first heard at `at`, with nothing counted yet.
+    pub fn new(name: &str, at: DateTime<Utc>) -> Host {
         Host {
             name: name.to_owned(),
             first_seen: at,

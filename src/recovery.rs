@@ -232,7 +232,7 @@ async fn check_once(context: &RecoveryContext) -> Result<Vec<Event>, StoreError>
 mod tests {
     use super::*;
     use crate::cloud::view::{BackupView, ClusterView};
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     const DAY: i64 = 86_400;
 
@@ -241,20 +241,12 @@ mod tests {
     }
 
     fn appliance(name: &str, first_seen: i64, backup: Option<i64>, restore: Option<i64>) -> Host {
-        Host {
-            name: name.into(),
-            first_seen: at(first_seen),
-            last_seen: at(100),
-            events: 1,
-            addresses: BTreeSet::new(),
-            datasets: BTreeMap::from([("luna.lunash".to_owned(), 1)]),
-            serials: BTreeSet::new(),
-            software: BTreeSet::new(),
-            last_heartbeat: None,
-            last_backup: backup.map(at),
-            last_restore: restore.map(at),
-            last_login_failure: None,
-        }
+        let mut host = Host::new(name, at(first_seen));
+        host.last_seen = at(100);
+        host.datasets.insert("luna.lunash".to_owned(), 1);
+        host.last_backup = backup.map(at);
+        host.last_restore = restore.map(at);
+        host
     }
 
     const LIMITS: Limits =

@@ -75,7 +75,7 @@ async fn read_now(aws: &crate::config::cloud::AwsConfig) -> anyhow::Result<(Vec<
         .into_iter()
         .map(|read| {
             let mut state = RegionState::default();
-            crate::cloud::apply(&mut state, &read, now, |_| None, Duration::MAX);
+            crate::cloud::apply(&mut state, &read, now, None, Duration::MAX);
             failed += usize::from(read.result.is_err());
             region_view(read.account, read.region, &state)
         })

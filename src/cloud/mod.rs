@@ -59,6 +59,8 @@ pub struct RegionRead {
     pub account_name: Option<String>,
     /// The region.
     pub region: String,
+    /// It is the collector's own account (read with its credentials as they are).
+    pub own: bool,
     /// What was read, or why not.
     pub result: Result<Snapshot, aws::ReadError>,
     /// How long it took.
@@ -91,6 +93,7 @@ impl Accounts {
     ) -> Vec<RegionRead> {
         let mut reads = Vec::new();
         let mut jobs = tokio::task::JoinSet::new();
+        let mut pending = HashMap::new();
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
         for (configured, built) in self.configured.iter().zip(self.built.iter_mut()) {
             if built.is_none() {
@@ -103,6 +106,7 @@ impl Accounts {
                                 account: key.clone(),
                                 account_name: configured.name.clone(),
                                 region: region.clone(),
+                                own: configured.role_arn.is_none(),
                                 result: Err(error.clone()),
                                 took: Duration::ZERO,
                             });
@@ -112,23 +116,39 @@ impl Accounts {
                 }
             }
             let Some(account) = built else { continue };
+            let own = configured.role_arn.is_none();
             for (region, client) in &account.regions {
-                let (client, region, id, name) =
-                    (client.clone(), region.clone(), account.id.clone(), account.name.clone());
-                let watched = watched.get(&(id.clone(), region.clone())).cloned().unwrap_or_default();
+                let read = RegionRead {
+                    account: account.id.clone(),
+                    account_name: account.name.clone(),
+                    region: region.clone(),
+                    own,
+                    result: Ok(Snapshot::default()),
+                    took: Duration::ZERO,
+                };
+                let client = client.clone();
+                let watched = watched.get(&(read.account.clone(), read.region.clone())).cloned().unwrap_or_default();
                 let permits = permits.clone();
-                jobs.spawn(async move {
+                let task = jobs.spawn(async move {
                     let _permit = permits.acquire_owned().await;
                     let started = Instant::now();
                     let result = aws::read_region(&client, &watched).await;
-                    RegionRead { account: id, account_name: name, region, result, took: started.elapsed() }
+                    RegionRead { result, took: started.elapsed(), ..read }
                 });
+                pending.insert(task.id(), (account.id.clone(), account.name.clone(), region.clone(), own));
             }
         }
-        while let Some(done) = jobs.join_next().await {
+        while let Some(done) = jobs.join_next_with_id().await {
             match done {
-                Ok(read) => reads.push(read),
-                Err(error) => tracing::error!(%error, "a cloud inventory read panicked"),
+                Ok((_, read)) => reads.push(read),
+                Err(error) => {
+                    // A read that panicked is a failed read of its region, not a region that vanished.
+                    let Some((account, account_name, region, own)) = pending.remove(&error.id()) else { continue };
+                    let message = format!("the read failed inside hsmwatch: {error}");
+                    tracing::error!(%account, %region, %message, "cloud inventory read");
+                    let result = Err(aws::ReadError { message });
+                    reads.push(RegionRead { account, account_name, region, own, result, took: Duration::ZERO });
+                }
             }
         }
         reads.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
@@ -183,18 +203,21 @@ pub async fn run(config: AwsConfig, context: CloudContext) {
             reads = accounts.read_all(config.concurrency, &watched) => reads,
         };
         let hosts = match crate::store::hosts::all(&context.reader).await {
-            Ok(hosts) => hosts,
+            Ok(hosts) => Some(hosts),
             Err(error) => {
                 tracing::warn!(%error, "cannot read the inventory's hosts; dark HSMs are checked next round");
-                Vec::new()
+                None
             }
         };
-        let join = Join::new(&hosts, &config.hosts);
+        let join = hosts.as_deref().map(|hosts| Join::new(hosts, &config.hosts));
         let now = Utc::now();
         for read in reads {
-            let key = (read.account.clone(), read.region.clone());
-            let state = states.entry(key).or_default();
-            let events = apply(state, &read, now, |hsm| join.heard(hsm), context.silent_after);
+            let mut events = Vec::new();
+            if read.own && read.account != OWN_ACCOUNT {
+                events.extend(forget_unnamed(&mut states, &context.writer, &read.region, now).await);
+            }
+            let state = states.entry((read.account.clone(), read.region.clone())).or_default();
+            events.extend(apply(state, &read, now, join.as_ref(), context.silent_after));
             record_figures(&context.counters, &read, state);
             for event in events {
                 if context.queue.send(event).await.is_err() {
@@ -209,13 +232,28 @@ pub async fn run(config: AwsConfig, context: CloudContext) {
     }
 }
 
-/// The events of one read against its region's state, and the state updated (dark HSMs checked only when hosts
-/// could be read, so an unreadable inventory does not make every HSM dark).
+/// The collector's own account was read under [`OWN_ACCOUNT`] while STS could not name it; now that it can, that
+/// state goes, and a failure it told is told to be over (its alert resolves).
+async fn forget_unnamed(
+    states: &mut HashMap<(String, String), RegionState>,
+    writer: &Writer,
+    region: &str,
+    now: DateTime<Utc>,
+) -> Vec<Event> {
+    let Some(mut unnamed) = states.remove(&(OWN_ACCOUNT.to_owned(), region.to_owned())) else { return Vec::new() };
+    if let Err(error) = crate::store::cloud::forget(&mut *writer.lock().await, OWN_ACCOUNT, region).await {
+        tracing::warn!(%region, %error, "cannot forget the unnamed account's state");
+    }
+    Watcher { account: OWN_ACCOUNT, region, now }.recovered(&mut unnamed).into_iter().collect()
+}
+
+/// The events of one read against its region's state, and the state updated; dark HSMs are checked against `join`
+/// only when the inventory's hosts could be read (an unreadable inventory must not make every HSM dark).
 pub fn apply(
     state: &mut RegionState,
     read: &RegionRead,
     now: DateTime<Utc>,
-    heard: impl Fn(&Hsm) -> Option<Heard>,
+    join: Option<&Join<'_>>,
     silent_after: Duration,
 ) -> Vec<Event> {
     let watcher = Watcher { account: &read.account, region: &read.region, now };
@@ -228,7 +266,9 @@ pub fn apply(
             watcher.failed(state, &error.message)
         }
     };
-    events.extend(watcher.darkness(state, silent_after, heard));
+    if let Some(join) = join {
+        events.extend(watcher.darkness(state, silent_after, |hsm| join.heard(hsm)));
+    }
     events
 }
 
@@ -297,24 +337,11 @@ fn record_figures(counters: &Counters, read: &RegionRead, state: &RegionState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     fn host(name: &str, address: &str) -> Host {
-        let at = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        Host {
-            name: name.into(),
-            first_seen: at,
-            last_seen: at,
-            events: 1,
-            addresses: BTreeSet::from([address.to_owned()]),
-            datasets: BTreeMap::new(),
-            serials: BTreeSet::new(),
-            software: BTreeSet::new(),
-            last_heartbeat: None,
-            last_backup: None,
-            last_restore: None,
-            last_login_failure: None,
-        }
+        let mut host = Host::new(name, DateTime::from_timestamp(1_767_225_600, 0).unwrap());
+        host.addresses.insert(address.to_owned());
+        host
     }
 
     fn hsm(id: &str, ip: &str) -> Hsm {

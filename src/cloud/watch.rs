@@ -126,15 +126,18 @@ impl Watcher<'_> {
         vec![event]
     }
 
+    /// The end of a run of failures, when there was one.
+    pub fn recovered(&self, state: &mut RegionState) -> Option<Event> {
+        state.failing_since = None;
+        let error = state.failing.take()?;
+        let mut event = self.event("cloud.inventory", "network", "success", "can be read again".into());
+        event.set(field::PREVIOUS_VALUE, error);
+        Some(event)
+    }
+
     /// A read succeeded: the events of what changed since the last one, and the state updated.
     pub fn succeeded(&self, state: &mut RegionState, snapshot: Snapshot) -> Vec<Event> {
-        let mut events = Vec::new();
-        if let Some(error) = state.failing.take() {
-            let mut event = self.event("cloud.inventory", "network", "success", "can be read again".into());
-            event.set(field::PREVIOUS_VALUE, error);
-            events.push(event);
-        }
-        state.failing_since = None;
+        let mut events: Vec<Event> = self.recovered(state).into_iter().collect();
         match &state.snapshot {
             Some(previous) => {
                 self.compare_clusters(previous, &snapshot, &mut events);

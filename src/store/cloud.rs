@@ -28,6 +28,16 @@ pub async fn save(
     Ok(())
 }
 
+/// Forgets a region's state (the collector's own account, saved before STS named it).
+pub async fn forget(conn: &mut WriteConn, account: &str, region: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM cloud_state WHERE account = ? AND region = ?")
+        .bind(account)
+        .bind(region)
+        .execute(&mut conn.0)
+        .await?;
+    Ok(())
+}
+
 /// Every region's saved state, read beside the server (the inventory, `hsmwatch cloud` and the dashboard show it).
 pub async fn read_states(reader: &Reader) -> Result<Vec<(String, String, String)>, StoreError> {
     let mut conn = reader.connection().await?;

@@ -88,11 +88,13 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(dir: &Path, moto: &Moto) -> Serve {
-        let (tcp, http) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    /// Starts the server on `addresses` (TCP, HTTP), or on free ports.
+    fn start(dir: &Path, moto: &Moto, addresses: Option<(String, String)>) -> Serve {
+        let (tcp, http) =
+            addresses.unwrap_or_else(|| (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port())));
         let config = format!(
             "listen: {{tcp: [{{address: '{tcp}'}}]}}\nhttp: {{address: '{http}'}}\nstorage: {{path: {db}}}\n\
-             inventory: {{silent_after: 3s}}\ncloud:\n  aws:\n    regions: [eu-west-1, us-east-1]\n    interval: 1s\n    \
+             inventory: {{silent_after: 5s}}\ncloud:\n  aws:\n    regions: [eu-west-1, us-east-1]\n    interval: 1s\n    \
              endpoint_url: http://127.0.0.1:{port}\n    accounts:\n      - {{role_arn: 'arn:aws:iam::{ONE}:role/hsmwatch-readonly', name: payments}}\n      \
              - {{role_arn: 'arn:aws:iam::{TWO}:role/hsmwatch-readonly', external_id: hsmwatch, regions: [us-east-1]}}\n",
             db = dir.join("cloud.db").display(),
@@ -109,7 +111,7 @@ impl Serve {
             .spawn()
             .expect("start hsmwatch serve");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&tcp).is_err() {
+        while std::net::TcpStream::connect(&tcp).is_err() || std::net::TcpStream::connect(&http).is_err() {
             assert!(Instant::now() < deadline, "hsmwatch serve did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -176,18 +178,31 @@ async fn get(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
-/// Sends a line as `cloudhsm-a` from 127.0.0.1 (the ENI address seeded for hsm-aaaaaaaaaa1), over TCP.
-fn log_line(tcp: &str) {
-    let mut stream = std::net::TcpStream::connect(tcp).unwrap();
-    stream
-        .write_all(b"<134>1 2026-12-05T07:00:00Z cloudhsm-a cloudhsm - - - heartbeat from the HSM's own address\n")
-        .unwrap();
+/// Sends a line with util-linux `logger` over TCP from 127.0.0.1 (the ENI address seeded for hsm-heard234567): its
+/// host.name is this machine's name.
+fn log_line(tcp: &str) -> bool {
+    let (host, port) = tcp.rsplit_once(':').unwrap();
+    let status = Command::new("logger")
+        .args(["-T", "-n", host, "-P", port, "--rfc5424", "-t", "lunash", "-p", "local5.info"])
+        .arg("info : 0 : Command: hsm show : admin : 10.1.2.3/51234")
+        .stderr(Stdio::null())
+        .status()
+        .expect("run logger");
+    status.success()
+}
+
+/// The name `logger` puts in its lines.
+fn this_host() -> String {
+    let output = Command::new("hostname").output().expect("run hostname");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inventory_reads_two_accounts_and_turns_changes_into_events_and_alerts() {
+    crate::support::require_program("logger");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cloud.db");
+    let me = this_host();
     let mut moto = Moto::start();
     // Account one, eu-west-1: healthy, two HSMs (one heard from 127.0.0.1, one never heard), a backup a day old.
     let mut healthy = cluster(
@@ -219,12 +234,13 @@ async fn the_inventory_reads_two_accounts_and_turns_changes_into_events_and_aler
                                              {"id": "backup-making2345", "state": "CREATE_IN_PROGRESS"}]);
     degraded["created_days_ago"] = serde_json::json!(120);
     moto.send(degraded.clone());
-    let server = Serve::start(dir.path(), &moto);
-    // cloudhsm-a logs twice a second from 127.0.0.1 (the ENI address of hsm-heard234567) while the test runs.
+    let server = Serve::start(dir.path(), &moto, None);
+    // This host logs twice a second from 127.0.0.1 (the ENI address of hsm-heard234567) while the test runs.
     let talking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let talker = {
         let (talking, tcp) = (talking.clone(), server.tcp.clone());
         std::thread::spawn(move || {
+            // While the server restarts, a line or two cannot be sent: the HSM is heard again a moment later.
             while talking.load(std::sync::atomic::Ordering::Relaxed) {
                 log_line(&tcp);
                 std::thread::sleep(Duration::from_millis(500));
@@ -270,7 +286,7 @@ async fn the_inventory_reads_two_accounts_and_turns_changes_into_events_and_aler
     let healthy_view = &region(ONE, "eu-west-1")["clusters"][0];
     assert_eq!(healthy_view["last_backup"]["id"], "backup-daily23456");
     assert_eq!(healthy_view["restored_from"], "backup-oldprod2345");
-    assert_eq!(healthy_view["hsms"][0]["host"], "cloudhsm-a", "joined by its ENI address");
+    assert_eq!(healthy_view["hsms"][0]["host"], me.as_str(), "joined by its ENI address");
     assert_eq!(region(TWO, "us-east-1")["clusters"][0]["backups_in_progress"][0]["id"], "backup-making2345");
 
     // AccessDenied on account two: one event, account one still read; allowed again, it recovers.
@@ -347,27 +363,27 @@ async fn the_inventory_reads_two_accounts_and_turns_changes_into_events_and_aler
         &format!("account {ONE} (payments)  region eu-west-1"),
         "cluster cluster-healthy2345  DEGRADED  hsm2m.medium FIPS  HSMs 2  last backup backup-daily23456",
         "last restore created from backup-oldprod2345",
-        "hsm hsm-heard234567  ACTIVE  127.0.0.1  eu-west-1a  host cloudhsm-a",
+        &format!("hsm hsm-heard234567  ACTIVE  127.0.0.1  eu-west-1a  host {me}"),
         "hsm hsm-new23456789  ACTIVE  10.0.3.17  eu-west-1c",
     ] {
         assert!(out.contains(expected), "`{expected}` in:\n{out}");
     }
     let (_, hosts, _) = run(&["hosts", "--db", db.to_str().unwrap()]);
-    let row = hosts.lines().find(|l| l.starts_with("cloudhsm-a")).unwrap_or_else(|| panic!("{hosts}"));
+    let row = hosts.lines().find(|l| l.starts_with(&me)).unwrap_or_else(|| panic!("{hosts}"));
     assert!(row.contains("hsm-heard234567 ACTIVE cluster-healthy2345 eu-west-1"), "{row}");
     let dark_row = hosts.lines().find(|l| l.starts_with("hsm-new23456789")).unwrap_or_else(|| panic!("{hosts}"));
     assert!(dark_row.contains("never SILENT"), "a listed HSM never heard is in the inventory: {dark_row}");
     let api: serde_json::Value =
         serde_json::from_str(&get(&format!("http://{}/api/hosts", server.http)).await).unwrap();
-    let heard = api["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "cloudhsm-a").unwrap();
+    let heard = api["hosts"].as_array().unwrap().iter().find(|h| h["name"] == me.as_str()).unwrap();
     assert_eq!(
         (heard["cloud"]["id"].as_str(), heard["cloud"]["cluster"].as_str()),
         (Some("hsm-heard234567"), Some("cluster-healthy2345"))
     );
-    let host_page = get(&format!("http://{}/hosts/cloudhsm-a", server.http)).await;
+    let host_page = get(&format!("http://{}/hosts/{me}", server.http)).await;
     assert!(host_page.contains("AWS CloudHSM") && host_page.contains("hsm-heard234567"), "{host_page}");
     let page = get(&format!("http://{}/cloud", server.http)).await;
-    assert!(page.contains("cluster-healthy2345") && page.contains("backup-making2345") && page.contains("cloudhsm-a"));
+    assert!(page.contains("cluster-healthy2345") && page.contains("backup-making2345") && page.contains(&me));
     let metrics = get(&format!("http://{}/metrics", server.http)).await;
     assert_eq!(
         metric(
@@ -377,16 +393,16 @@ async fn the_inventory_reads_two_accounts_and_turns_changes_into_events_and_aler
         30.0
     );
     assert!(metric(&metrics, &format!("hsmwatch_cloud_newest_backup_age_seconds{{account=\"{ONE}\",region=\"eu-west-1\",cluster=\"cluster-healthy2345\"}}")) > 86_000.0);
-    // The credentials never reach the log.
-    talking.store(false, std::sync::atomic::Ordering::Relaxed);
-    talker.join().unwrap();
+    // The HSM added a moment ago goes dark too, once listed for silent_after: the last new fact before the restart.
+    wait_for("the new HSM dark", || has_alert(&db, "cloud.hsm.dark", "firing", "hsm hsm-new23456789")).await;
     let cloud_events = || query_json(&db, &[]).into_iter().filter(|e| e["event.dataset"] == "aws.cloudhsm").count();
     let count = cloud_events();
+    let addresses = (server.tcp.clone(), server.http.clone());
     let stderr = server.stop();
-    assert!(!stderr.contains("hsmwatch-test-secret"), "{stderr}");
+    assert!(!stderr.contains("hsmwatch-test-secret"), "the credentials never reach the log: {stderr}");
 
-    // A restart knows what it knew: several reads later, no cloud event repeats.
-    let server = Serve::start(dir.path(), &moto);
+    // A restart knows what it knew: several reads later, no cloud event repeats (the heard HSM is still heard).
+    let server = Serve::start(dir.path(), &moto, Some(addresses));
     let reads = || {
         let metrics = scrape(&server.http);
         metric(
@@ -396,6 +412,8 @@ async fn the_inventory_reads_two_accounts_and_turns_changes_into_events_and_aler
     };
     wait_for("three reads after the restart", || reads() >= 3.0).await;
     assert_eq!(cloud_events(), count, "{:#?}", query_json(&db, &["--since", "1m"]));
+    talking.store(false, std::sync::atomic::Ordering::Relaxed);
+    talker.join().unwrap();
     server.stop();
 }
 
