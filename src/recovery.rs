@@ -63,8 +63,8 @@ fn is_luna_appliance(host: &Host) -> bool {
 /// The subjects: Luna appliances of the inventory heard within `heard_within` of `now`, and the clusters of the cloud
 /// inventory (deleted ones left out).
 pub fn subjects(hosts: &[Host], regions: &[RegionView], heard_within: Duration, now: DateTime<Utc>) -> Vec<Subject> {
-    let heard = move |host: &Host| crate::event::later(host.last_seen, heard_within) >= now;
-    let appliances = hosts.iter().filter(move |h| is_luna_appliance(h) && heard(h)).map(|host| Subject {
+    let heard = |host: &Host| crate::event::later(host.last_seen, heard_within) >= now;
+    let appliances = hosts.iter().filter(|h| is_luna_appliance(h) && heard(h)).map(|host| Subject {
         key: format!("host:{}", host.name),
         label: host.name.clone(),
         last_backup: host.last_backup,
@@ -72,25 +72,9 @@ pub fn subjects(hosts: &[Host], regions: &[RegionView], heard_within: Duration, 
         watched_since: host.first_seen,
         fields: vec![(field::HOST_NAME, host.name.clone())],
     });
-    // A cluster created from a backup is a restore exercised, for itself and for the cluster the backup came from.
-    let mut restored: HashMap<(&str, &str, &str), DateTime<Utc>> = HashMap::new();
-    for region in regions {
-        for cluster in &region.clusters {
-            let (Some(source), Some(created)) = (&cluster.restored_from, cluster.created) else { continue };
-            let origin = regions.iter().flat_map(|r| r.clusters.iter().map(move |c| (r, c))).find(|(_, c)| {
-                c.last_backup.as_ref().is_some_and(|b| &b.id == source)
-                    || c.backups_in_progress.iter().any(|b| &b.id == source)
-            });
-            let origin = origin.map(|(r, c)| (r.account.as_str(), r.region.as_str(), c.id.as_str()));
-            let own = (region.account.as_str(), region.region.as_str(), cluster.id.as_str());
-            for key in std::iter::once(own).chain(origin) {
-                let latest = restored.entry(key).or_insert(created);
-                *latest = (*latest).max(created);
-            }
-        }
-    }
-    let restored = &restored;
-    let clusters = regions.iter().flat_map(move |region| {
+    let restored = restores(regions);
+    let clusters = regions.iter().flat_map(|region| {
+        let restored = &restored;
         region.clusters.iter().filter(|c| !c.state.starts_with("DELETE")).map(move |cluster| Subject {
             key: format!("cluster:{}/{}/{}", region.account, region.region, cluster.id),
             label: format!("cluster {} ({} {})", cluster.id, region.account, region.region),
@@ -108,6 +92,32 @@ pub fn subjects(hosts: &[Host], regions: &[RegionView], heard_within: Duration, 
         })
     });
     appliances.chain(clusters).collect()
+}
+
+/// A cluster's key: (account, region, cluster id).
+type ClusterKey<'a> = (&'a str, &'a str, &'a str);
+
+/// The last restore exercised per cluster: a cluster created from a backup is one, for itself and for the cluster the
+/// backup came from (when that backup is one the inventory read).
+fn restores(regions: &[RegionView]) -> HashMap<ClusterKey<'_>, DateTime<Utc>> {
+    let all = || regions.iter().flat_map(|r| r.clusters.iter().map(move |c| (r, c)));
+    let source_of = |backup: &str| {
+        all().find(|(_, c)| {
+            c.last_backup.as_ref().is_some_and(|b| b.id == backup)
+                || c.backups_in_progress.iter().any(|b| b.id == backup)
+        })
+    };
+    let mut restored = HashMap::new();
+    for (region, cluster) in all() {
+        let (Some(source), Some(created)) = (&cluster.restored_from, cluster.created) else { continue };
+        let own = (region.account.as_str(), region.region.as_str(), cluster.id.as_str());
+        let origin = source_of(source).map(|(r, c)| (r.account.as_str(), r.region.as_str(), c.id.as_str()));
+        for key in std::iter::once(own).chain(origin) {
+            let latest = restored.entry(key).or_insert(created);
+            *latest = (*latest).max(created);
+        }
+    }
+    restored
 }
 
 /// What a check found: the events, the state keys that became overdue and those that ended.

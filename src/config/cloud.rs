@@ -96,7 +96,7 @@ impl AwsConfig {
     /// Every account with its regions decided; an error names the account and the setting.
     pub fn resolve(&self) -> Result<Vec<ResolvedAccount>, String> {
         for region in &self.regions {
-            check_region(region)?;
+            check_region(region).map_err(|e| format!("cloud.aws.regions: {e}"))?;
         }
         if self.interval < Duration::from_secs(1) {
             return Err("cloud.aws.interval: at least 1s (the API is rate-limited: minutes are right)".into());
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn mistakes_name_the_setting() {
         let cases = [
-            ("regions: [Europe]", "`Europe` is not a region name"),
+            ("regions: [Europe]", "cloud.aws.regions: `Europe` is not a region name"),
             ("regions: [eu-west-1]\naccounts: [{role_arn: 'arn:aws:iam::1234:role/x'}]", "accounts[0].role_arn"),
             ("regions: [eu-west-1]\naccounts: [{external_id: x}]", "goes with a role_arn"),
             ("regions: []\naccounts: [{}]", "no region to read"),

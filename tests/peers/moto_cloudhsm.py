@@ -16,7 +16,10 @@ JSON object a line on stdin, each answered by one line on stdout:
                                                with its keys CloudHsmAccessDeniedException -> "ok"
   {"op": "allow", "account": "222222222222"}   -> "ok"
   {"op": "throttle", "count": 2}    the next N CloudHSM calls answer ThrottlingException -> "ok"
-  {"op": "malformed", "count": 1}   the next N CloudHSM calls answer 200 with broken JSON -> "ok"
+  {"op": "malformed", "region": "eu-west-1", "count": 1}
+                                    the next N CloudHSM calls to that region answer 200 with broken JSON -> "ok"
+  {"op": "stall", "region": "us-east-1", "seconds": 3}
+                                    every CloudHSM call to that region waits that long before its answer -> "ok"
   {"op": "bulk", "accounts": [...], "regions": [...], "clusters": 20, "hsms": 2}
                                     N clusters of (by default) 2 HSMs and a backup each -> "ok"
   {"op": "stats"}                   -> {"cloudhsm_calls": N, "throttled": N, "denied": N, "malformed": N}
@@ -27,6 +30,7 @@ import datetime
 import io
 import json
 import signal
+import time
 import sys
 import threading
 import urllib.parse
@@ -55,7 +59,8 @@ LOCK = threading.Lock()
 FAULTS = {
     "denied": set(),
     "throttle": 0,
-    "malformed": 0,
+    "malformed": {},
+    "stalled": {},
     "stats": {"cloudhsm_calls": 0, "throttled": 0, "denied": 0, "malformed": 0},
 }
 
@@ -68,6 +73,7 @@ def faults(app):
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        stall = 0
         with LOCK:
             if target.startswith("BaldrApiService."):
                 FAULTS["stats"]["cloudhsm_calls"] += 1
@@ -79,11 +85,14 @@ def faults(app):
                         b'{"__type":"CloudHsmAccessDeniedException","message":"User is not authorized to perform '
                         b'cloudhsm:DescribeClusters"}'
                     ]
-                if FAULTS["malformed"] > 0:
-                    FAULTS["malformed"] -= 1
+                region = environ.get("HTTP_AUTHORIZATION", "").partition("Credential=")[2].split("/")[2:3]
+                region = region[0] if region else ""
+                if FAULTS["malformed"].get(region, 0) > 0:
+                    FAULTS["malformed"][region] -= 1
                     FAULTS["stats"]["malformed"] += 1
                     start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1")])
                     return [b'{"Clusters": [{"ClusterId": 42, "Hsms": "none"']
+                stall = FAULTS["stalled"].get(region, 0)
                 if FAULTS["throttle"] > 0:
                     FAULTS["throttle"] -= 1
                     FAULTS["stats"]["throttled"] += 1
@@ -104,6 +113,8 @@ def faults(app):
                             "<RequestId>c0ffee00-0000-4000-8000-000000000000</RequestId></ErrorResponse>"
                         ).encode()
                     ]
+        if stall:
+            time.sleep(stall)
         return app(environ, start_response)
 
     return wrapped
@@ -187,7 +198,9 @@ def handle(command):
         elif op == "throttle":
             FAULTS["throttle"] = command["count"]
         elif op == "malformed":
-            FAULTS["malformed"] = command["count"]
+            FAULTS["malformed"][command["region"]] = command["count"]
+        elif op == "stall":
+            FAULTS["stalled"][command["region"]] = command["seconds"]
         elif op == "bulk":
             bulk(command)
         elif op == "stats":
