@@ -9,7 +9,7 @@
 //! nothing for `backup_max_age` (decommissioned, or known only from an imported archive) is not, since its silence
 //! says nothing of its backups (`luna.host.silent` tells of the silence).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,16 +72,12 @@ pub fn subjects(hosts: &[Host], regions: &[RegionView], heard_within: Duration, 
         watched_since: host.first_seen,
         fields: vec![(field::HOST_NAME, host.name.clone())],
     });
-    let restored = restores(regions);
     let clusters = regions.iter().flat_map(|region| {
-        let restored = &restored;
         region.clusters.iter().filter(|c| !c.state.starts_with("DELETE")).map(move |cluster| Subject {
             key: format!("cluster:{}/{}/{}", region.account, region.region, cluster.id),
             label: format!("cluster {} ({} {})", cluster.id, region.account, region.region),
             last_backup: cluster.last_backup.as_ref().and_then(|b| b.created),
-            last_restore: restored
-                .get(&(region.account.as_str(), region.region.as_str(), cluster.id.as_str()))
-                .copied(),
+            last_restore: cluster.last_restore.as_ref().map(|r| r.at),
             watched_since: cluster.created.or(region.last_success).unwrap_or_else(Utc::now),
             fields: vec![
                 (field::CLOUD_PROVIDER, "aws".to_owned()),
@@ -92,32 +88,6 @@ pub fn subjects(hosts: &[Host], regions: &[RegionView], heard_within: Duration, 
         })
     });
     appliances.chain(clusters).collect()
-}
-
-/// A cluster's key: (account, region, cluster id).
-type ClusterKey<'a> = (&'a str, &'a str, &'a str);
-
-/// The last restore exercised per cluster: a cluster created from a backup is one, for itself and for the cluster the
-/// backup came from (when that backup is one the inventory read).
-fn restores(regions: &[RegionView]) -> HashMap<ClusterKey<'_>, DateTime<Utc>> {
-    let all = || regions.iter().flat_map(|r| r.clusters.iter().map(move |c| (r, c)));
-    let source_of = |backup: &str| {
-        all().find(|(_, c)| {
-            c.last_backup.as_ref().is_some_and(|b| b.id == backup)
-                || c.backups_in_progress.iter().any(|b| b.id == backup)
-        })
-    };
-    let mut restored = HashMap::new();
-    for (region, cluster) in all() {
-        let (Some(source), Some(created)) = (&cluster.restored_from, cluster.created) else { continue };
-        let own = (region.account.as_str(), region.region.as_str(), cluster.id.as_str());
-        let origin = source_of(source).map(|(r, c)| (r.account.as_str(), r.region.as_str(), c.id.as_str()));
-        for key in std::iter::once(own).chain(origin) {
-            let latest = restored.entry(key).or_insert(created);
-            *latest = (*latest).max(created);
-        }
-    }
-    restored
 }
 
 /// What a check found: the events, the state keys that became overdue and those that ended.
@@ -300,6 +270,7 @@ mod tests {
             mode: None,
             created: Some(at(created)),
             restored_from: restored_from.map(str::to_owned),
+            last_restore: None,
             last_backup: last_backup.map(|b| BackupView { id: b.into(), state: "READY".into(), created: Some(at(99)) }),
             backups_in_progress: Vec::new(),
             hsms: Vec::new(),
@@ -323,7 +294,9 @@ mod tests {
                 cluster("cluster-other", 0, Some("backup-3"), None),
             ],
         };
-        let found = subjects(&[], &[region], LIMITS.backup, at(100));
+        let mut regions = [region];
+        crate::cloud::view::credit_restores(&mut regions);
+        let found = subjects(&[], &regions, LIMITS.backup, at(100));
         let restore = |key: &str| found.iter().find(|s| s.key.ends_with(key)).unwrap().last_restore;
         assert_eq!(restore("/cluster-prod"), Some(at(95)));
         assert_eq!(restore("/cluster-drill"), Some(at(95)));

@@ -79,7 +79,9 @@ async fn read_now(aws: &crate::config::cloud::AwsConfig) -> anyhow::Result<(Vec<
             failed += usize::from(read.result.is_err());
             region_view(read.account, read.region, &state)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut views = views;
+    crate::cloud::view::credit_restores(&mut views);
     Ok((views, failed))
 }
 
@@ -119,8 +121,11 @@ fn print(out: &mut impl Write, regions: &[RegionView], now: DateTime<Utc>) -> st
                 Some(b) => format!("{} {}", e(&b.id), when(b.created, now)),
                 None => "NONE READY".to_owned(),
             };
-            let restore = match &cluster.restored_from {
-                Some(source) => format!("created from {} {}", e(source), when(cluster.created, now)),
+            let restore = match &cluster.last_restore {
+                Some(r) if r.cluster == cluster.id => {
+                    format!("created from {} {}", e(&r.backup), when(Some(r.at), now))
+                }
+                Some(r) => format!("{} made from {} {}", e(&r.cluster), e(&r.backup), when(Some(r.at), now)),
                 None => "never".to_owned(),
             };
             writeln!(

@@ -49,12 +49,25 @@ pub struct ClusterView {
     pub created: Option<DateTime<Utc>>,
     /// The backup it was restored from: a restore exercised when it was created.
     pub restored_from: Option<String>,
+    /// The last restore exercised: its own creation from a backup, or a cluster made from one of its backups.
+    pub last_restore: Option<Restore>,
     /// Its newest READY backup.
     pub last_backup: Option<BackupView>,
     /// Backups being made.
     pub backups_in_progress: Vec<BackupView>,
     /// Its HSMs.
     pub hsms: Vec<HsmView>,
+}
+
+/// A restore exercised: a cluster created from a backup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Restore {
+    /// When (the new cluster's creation).
+    pub at: DateTime<Utc>,
+    /// The cluster it made.
+    pub cluster: String,
+    /// The backup it read.
+    pub backup: String,
 }
 
 /// One backup.
@@ -105,6 +118,7 @@ pub fn region_view(account: String, region: String, state: &RegionState) -> Regi
                 mode: cluster.mode.clone(),
                 created: cluster.created,
                 restored_from: cluster.source_backup_id.clone(),
+                last_restore: None,
                 last_backup: snapshot.newest_ready(&cluster.id).map(BackupView::from),
                 backups_in_progress: snapshot
                     .backups
@@ -140,10 +154,51 @@ pub fn region_view(account: String, region: String, state: &RegionState) -> Regi
     }
 }
 
-/// Every account's regions, as last read, ordered by account and region.
+/// Every account's regions, as last read, ordered by account and region, their restores credited.
 pub async fn views(reader: &Reader) -> Result<Vec<RegionView>, StoreError> {
     let states = super::read_states(reader).await?;
-    Ok(states.into_iter().map(|(account, region, state)| region_view(account, region, &state)).collect())
+    let mut views: Vec<RegionView> =
+        states.into_iter().map(|(account, region, state)| region_view(account, region, &state)).collect();
+    credit_restores(&mut views);
+    Ok(views)
+}
+
+/// Sets each cluster's last restore: a cluster created from a backup is a restore exercised, for itself and for the
+/// cluster the backup came from (when that backup is one the inventory read: its newest, or one in progress).
+pub fn credit_restores(regions: &mut [RegionView]) {
+    let mut credits: Vec<((String, String, String), Restore)> = Vec::new();
+    for region in regions.iter() {
+        for cluster in &region.clusters {
+            let (Some(backup), Some(at)) = (&cluster.restored_from, cluster.created) else { continue };
+            let restore = Restore { at, cluster: cluster.id.clone(), backup: backup.clone() };
+            let own = (region.account.clone(), region.region.clone(), cluster.id.clone());
+            credits.push((own, restore.clone()));
+            if let Some(origin) = origin_of(regions, backup) {
+                credits.push((origin, restore));
+            }
+        }
+    }
+    for region in regions.iter_mut() {
+        for cluster in &mut region.clusters {
+            let key = (region.account.clone(), region.region.clone(), cluster.id.clone());
+            let latest = credits.iter().filter(|(k, _)| *k == key).map(|(_, r)| r).max_by_key(|r| r.at);
+            cluster.last_restore = latest.cloned();
+        }
+    }
+}
+
+/// The (account, region, cluster) a backup belongs to, among the backups read.
+fn origin_of(regions: &[RegionView], backup: &str) -> Option<(String, String, String)> {
+    regions.iter().find_map(|region| {
+        region
+            .clusters
+            .iter()
+            .find(|c| {
+                c.last_backup.as_ref().is_some_and(|b| b.id == backup)
+                    || c.backups_in_progress.iter().any(|b| b.id == backup)
+            })
+            .map(|c| (region.account.clone(), region.region.clone(), c.id.clone()))
+    })
 }
 
 /// The cloud side of an HSM the inventory hears: its cluster, id, state, account and region.

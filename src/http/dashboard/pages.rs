@@ -61,6 +61,7 @@ pub fn ago(at: &str, now: DateTime<Utc>) -> String {
         -59..=59 => "just now".to_owned(),
         60..=3599 => format!("{} min ago", seconds / 60),
         3600..=86_399 => format!("{} h ago", seconds / 3600),
+        86_400..=172_799 => "1 day ago".to_owned(),
         _ => format!("{} days ago", seconds / 86_400),
     }
 }
@@ -234,8 +235,11 @@ pub fn cloud_page(regions: &[crate::cloud::view::RegionView], now: DateTime<Utc>
                             Some(b) => td { (stamp(b.created)) br; span.muted { (b.id) } },
                             None => td.silent { "none READY" },
                         }
-                        @match &c.restored_from {
-                            Some(source) => td { (stamp(c.created)) br; span.muted { "from " (source) } },
+                        @match &c.last_restore {
+                            Some(r) => td {
+                                (stamp(Some(r.at))) br;
+                                span.muted { @if r.cluster != c.id { (r.cluster) " " } "from " (r.backup) }
+                            },
                             None => td.muted { "never" },
                         }
                         td { @for b in &c.backups_in_progress { (b.id) " " (b.state) " " (stamp(b.created)) br; } }
@@ -596,4 +600,20 @@ pub fn login_page(state: SignIn) -> Markup {
         }
     };
     layout("Sign in", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_a_person_says_them() {
+        let now = DateTime::parse_from_rfc3339("2026-12-05T12:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(ago("2026-12-05T11:59:30Z", now), "just now");
+        assert_eq!(ago("2026-12-05T11:15:00Z", now), "45 min ago");
+        assert_eq!(ago("2026-12-05T07:00:00Z", now), "5 h ago");
+        assert_eq!(ago("2026-12-04T07:00:00Z", now), "1 day ago");
+        assert_eq!(ago("2026-11-23T12:00:00Z", now), "12 days ago");
+        assert_eq!(ago("not a time", now), "not a time");
+    }
 }
