@@ -304,7 +304,10 @@ impl Watcher<'_> {
                     continue;
                 }
                 let text = match (dark, &source) {
-                    (true, Some(host)) => format!("hsm {} ({}) silent since {}", hsm.id, host.host, host.last_seen),
+                    (true, Some(host)) => {
+                        let since = host.last_seen.format("%Y-%m-%d %H:%M:%S UTC");
+                        format!("hsm {} ({}) silent since {since}", hsm.id, host.host)
+                    }
                     (true, None) => format!("hsm {} never heard from", hsm.id),
                     (false, _) => format!("hsm {} heard from again", hsm.id),
                 };
