@@ -14,7 +14,7 @@ use crate::store::{alerts, hosts, Reader, StoreError, WriteConn};
 pub use crate::store::hosts::Host;
 
 /// Datasets of events that hsmwatch makes about a host rather than receives from it.
-pub const MADE_ABOUT_HOSTS: [&str; 2] = ["aws.cloudhsm", "hsmwatch.recovery"];
+pub const MADE_ABOUT_HOSTS: [&str; 2] = [crate::cloud::DATASET, crate::recovery::DATASET];
 
 /// Sender addresses kept per host at most (a host behind NAT or DHCP churn must not grow without bound).
 const MAX_ADDRESSES: usize = 32;

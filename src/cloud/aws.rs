@@ -164,7 +164,7 @@ pub async fn read_region(client: &cloudhsm::Client, watched: &HashSet<String>) -
             let backup = backup_of(backup)?;
             unseen.remove(backup.id.as_str());
             let first_ready = backup.ready() && without_ready.remove(backup.cluster_id.as_str());
-            if first_ready || watched.contains(&backup.id) || (!backup.ready() && !backup.gone()) {
+            if first_ready || watched.contains(&backup.id) || backup.in_progress() {
                 snapshot.backups.push(backup);
             }
         }

@@ -28,6 +28,9 @@ use crate::queue::Queue;
 use crate::store::hosts::Host;
 use crate::store::{Reader, StoreError, Writer};
 
+/// The `event.dataset` of the events this stage makes.
+pub const DATASET: &str = "aws.cloudhsm";
+
 /// The account key of the collector's own account while STS has not yet named it.
 pub const OWN_ACCOUNT: &str = "own";
 
@@ -96,59 +99,53 @@ impl Accounts {
         let mut pending = HashMap::new();
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
         for (configured, built) in self.configured.iter().zip(self.built.iter_mut()) {
+            let own = configured.role_arn.is_none();
+            let read_of = |account: &str, name: &Option<String>, region: &str, result| RegionRead {
+                account: account.to_owned(),
+                account_name: name.clone(),
+                region: region.to_owned(),
+                own,
+                result,
+                took: Duration::ZERO,
+            };
             if built.is_none() {
                 match aws::account(&self.base, configured).await {
                     Ok(account) => *built = Some(account),
                     Err(error) => {
-                        let key = configured.id.clone().unwrap_or_else(|| OWN_ACCOUNT.to_owned());
-                        for region in &configured.regions {
-                            reads.push(RegionRead {
-                                account: key.clone(),
-                                account_name: configured.name.clone(),
-                                region: region.clone(),
-                                own: configured.role_arn.is_none(),
-                                result: Err(error.clone()),
-                                took: Duration::ZERO,
-                            });
-                        }
+                        let key = configured.id.as_deref().unwrap_or(OWN_ACCOUNT);
+                        let failed = |region: &String| read_of(key, &configured.name, region, Err(error.clone()));
+                        reads.extend(configured.regions.iter().map(failed));
                         continue;
                     }
                 }
             }
             let Some(account) = built else { continue };
-            let own = configured.role_arn.is_none();
             for (region, client) in &account.regions {
-                let read = RegionRead {
-                    account: account.id.clone(),
-                    account_name: account.name.clone(),
-                    region: region.clone(),
-                    own,
-                    result: Ok(Snapshot::default()),
-                    took: Duration::ZERO,
-                };
                 let client = client.clone();
-                let watched = watched.get(&(read.account.clone(), read.region.clone())).cloned().unwrap_or_default();
+                let watched = watched.get(&(account.id.clone(), region.clone())).cloned().unwrap_or_default();
                 let permits = permits.clone();
                 let task = jobs.spawn(async move {
                     let _permit = permits.acquire_owned().await;
                     let started = Instant::now();
-                    let result = aws::read_region(&client, &watched).await;
-                    RegionRead { result, took: started.elapsed(), ..read }
+                    (aws::read_region(&client, &watched).await, started.elapsed())
                 });
-                pending.insert(task.id(), (account.id.clone(), account.name.clone(), region.clone(), own));
+                // What the task's outcome is about, filled in when it ends.
+                let read = read_of(&account.id, &account.name, region, Ok(Snapshot::default()));
+                pending.insert(task.id(), read);
             }
         }
         while let Some(done) = jobs.join_next_with_id().await {
-            match done {
-                Ok((_, read)) => reads.push(read),
+            let (id, result, took) = match done {
+                Ok((id, (result, took))) => (id, result, took),
                 Err(error) => {
                     // A read that panicked is a failed read of its region, not a region that vanished.
-                    let Some((account, account_name, region, own)) = pending.remove(&error.id()) else { continue };
                     let message = format!("the read failed inside hsmwatch: {error}");
-                    tracing::error!(%account, %region, %message, "cloud inventory read");
-                    let result = Err(aws::ReadError { message });
-                    reads.push(RegionRead { account, account_name, region, own, result, took: Duration::ZERO });
+                    tracing::error!(%message, "cloud inventory read");
+                    (error.id(), Err(aws::ReadError { message }), Duration::ZERO)
                 }
+            };
+            if let Some(read) = pending.remove(&id) {
+                reads.push(RegionRead { result, took, ..read });
             }
         }
         reads.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));

@@ -78,6 +78,11 @@ impl Backup {
     pub fn gone(&self) -> bool {
         matches!(self.state.as_str(), "DELETED" | "PENDING_DELETION")
     }
+
+    /// It is still being made.
+    pub fn in_progress(&self) -> bool {
+        !self.ready() && !self.gone()
+    }
 }
 
 impl Snapshot {

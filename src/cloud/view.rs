@@ -123,7 +123,7 @@ pub fn region_view(account: String, region: String, state: &RegionState) -> Regi
                 backups_in_progress: snapshot
                     .backups
                     .iter()
-                    .filter(|b| b.cluster_id == cluster.id && !b.ready() && !b.gone())
+                    .filter(|b| b.cluster_id == cluster.id && b.in_progress())
                     .map(BackupView::from)
                     .collect(),
                 hsms: cluster

@@ -45,7 +45,7 @@ impl RegionState {
     /// Backups last seen being made: the next read looks for each of them.
     pub fn watched_backups(&self) -> HashSet<String> {
         let Some(snapshot) = &self.snapshot else { return HashSet::new() };
-        snapshot.backups.iter().filter(|b| !b.ready() && !b.gone()).map(|b| b.id.clone()).collect()
+        snapshot.backups.iter().filter(|b| b.in_progress()).map(|b| b.id.clone()).collect()
     }
 }
 
@@ -77,13 +77,21 @@ fn outcome_of(state: &str) -> &'static str {
     }
 }
 
+/// A change's fields: the state after, and before when there was one.
+fn set_change(event: &mut Event, current: &str, previous: Option<&str>) {
+    event.set(field::CURRENT_VALUE, current.to_owned());
+    if let Some(before) = previous {
+        event.set(field::PREVIOUS_VALUE, before.to_owned());
+    }
+}
+
 impl Watcher<'_> {
     fn event(&self, action: &'static str, category: &'static str, outcome: &'static str, text: String) -> Event {
         let at = Timestamp::from_clock(self.now);
         let mut event = Event::new(at, at);
         event.set(field::ORIGINAL, format!("aws {} {} {text}", self.account, self.region));
         event.set(field::MESSAGE, text);
-        event.set(field::DATASET, "aws.cloudhsm");
+        event.set(field::DATASET, super::DATASET);
         event.set(field::ACTION, action);
         event.set(field::OUTCOME, outcome);
         event.set(field::CATEGORY, category);
@@ -177,10 +185,7 @@ impl Watcher<'_> {
         };
         let mut event = self.event("cloud.cluster_state", "configuration", outcome_of(&cluster.state), text);
         event.set(field::AWS_CLUSTER_ID, cluster.id.clone());
-        event.set(field::CURRENT_VALUE, cluster.state.clone());
-        if let Some(before) = previous {
-            event.set(field::PREVIOUS_VALUE, before.to_owned());
-        }
+        set_change(&mut event, &cluster.state, previous);
         if let Some(message) = &cluster.state_message {
             event.set(field::ERROR_MESSAGE, message.clone());
         }
@@ -193,10 +198,7 @@ impl Watcher<'_> {
             None => format!("hsm {} of cluster {} {}", hsm.id, cluster.id, hsm.state),
         };
         let mut event = self.hsm_event("cloud.hsm_state", cluster, hsm, outcome_of(&hsm.state), text);
-        event.set(field::CURRENT_VALUE, hsm.state.clone());
-        if let Some(before) = previous {
-            event.set(field::PREVIOUS_VALUE, before.to_owned());
-        }
+        set_change(&mut event, &hsm.state, previous);
         event
     }
 
@@ -235,7 +237,7 @@ impl Watcher<'_> {
     fn hsm_added(&self, cluster: &Cluster, hsm: &Hsm) -> Event {
         let text = format!("hsm {} added to cluster {} ({})", hsm.id, cluster.id, hsm.state);
         let mut event = self.hsm_event("cloud.hsm_added", cluster, hsm, outcome_of(&hsm.state), text);
-        event.set(field::CURRENT_VALUE, hsm.state.clone());
+        set_change(&mut event, &hsm.state, None);
         event
     }
 
@@ -249,7 +251,7 @@ impl Watcher<'_> {
                 events.push(self.backup(newest, "success", "READY"));
             }
         }
-        for was in previous.backups.iter().filter(|b| !b.ready() && !b.gone()) {
+        for was in previous.backups.iter().filter(|b| b.in_progress()) {
             match now.backups.iter().find(|b| b.id == was.id) {
                 Some(backup) if backup.ready() && !told.contains(&backup.id) => {
                     events.push(self.backup(backup, "success", "READY"));

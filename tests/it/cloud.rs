@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, query_json, run, BIN};
+use crate::support::{free_port, query_json, run, scrape, BIN};
 
 /// The Python that has moto: `HSMWATCH_MOTO_PYTHON`, else the virtual environment `.ci/run` makes, else `python3`.
 fn moto_python() -> String {
@@ -150,12 +150,8 @@ fn events(db: &Path, action: &str) -> Vec<crate::support::Fields> {
     query_json(db, &["--action", action])
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+async fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    crate::support::wait_until(what, Duration::from_secs(40), done).await
 }
 
 /// The states of the alerts of `rule`, from `alerts list --json`, with their titles.
@@ -417,21 +413,9 @@ async fn the_inventory_reads_two_accounts_and_turns_changes_into_events_and_aler
     server.stop();
 }
 
-/// `/metrics` of the server at `http`, read with a plain HTTP/1.0 request (the waits poll it from sync closures).
-fn scrape(http: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(http).unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
-    text
-}
-
+/// A sample's value, 0 when absent (a counter not yet counted).
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    crate::support::metric_value(text, name).unwrap_or(0.0)
 }
 
 #[test]

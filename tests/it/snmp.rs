@@ -150,12 +150,8 @@ fn events(db: &Path, action: &str) -> Vec<crate::support::Fields> {
     query_json(db, &["--action", action])
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    crate::support::wait_until(what, Duration::from_secs(30), done).await
 }
 
 /// The state of the latest alert of `rule` on `host`, from `alerts list --json`.
@@ -168,12 +164,8 @@ fn alert_state(db: &Path, rule: &str, host: &str) -> Option<String> {
 }
 
 fn metric(server: &TestServer, name: &str) -> Option<f64> {
-    let address = server.server.http_address.unwrap();
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
-    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    let address = server.server.http_address.unwrap().to_string();
+    crate::support::metric_value(&crate::support::scrape(&address), name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -260,3 +260,26 @@ pub fn rules_dir_with(dir: &Path, rule: &str) -> PathBuf {
     std::fs::write(rules.join("rule.yaml"), rule).unwrap();
     rules
 }
+
+/// Polls `done` until it holds, failing the test after `timeout` with what it waited for.
+pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `GET /metrics` of the server at `http` (`host:port`), with a plain HTTP/1.0 request, so that sync closures can poll it.
+pub fn scrape(http: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(http).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+    text
+}
+
+/// The value of the first sample of Prometheus text that starts with `name` (labels included).
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
