@@ -195,10 +195,21 @@ impl ServeProcess {
 }
 
 impl Drop for ServeProcess {
-    /// A test that fails before it stops its server leaves none behind.
+    /// A test that fails before it stops its server leaves none behind, and shows what the server said: a server that
+    /// died (a port taken between `free_port` and its bind, a crash) is then told apart from one that misbehaved.
     fn drop(&mut self) {
+        let exited = matches!(self.child.try_wait(), Ok(Some(_)));
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let mut said = String::new();
+            if let Some(mut pipe) = self.child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut said);
+            }
+            let tail: Vec<&str> = said.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+            let how = if exited { "had exited" } else { "was still running" };
+            eprintln!("hsmwatch serve {how} when the test failed; the end of its log:\n{}", tail.join("\n"));
+        }
     }
 }
 
