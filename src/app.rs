@@ -447,7 +447,20 @@ impl Server {
             let bind_error = |cause| AppError::Bind { transport: "snmp-trap", address, cause };
             let socket = tokio::net::UdpSocket::bind(address).await.map_err(bind_error)?;
             let bound = socket.local_addr().map_err(bind_error)?;
-            tracing::info!(transport = "snmp-trap", address = %bound, "listening");
+            let new_id = crate::snmp::engine::LocalEngine::new_id().map_err(|error| AppError::Bind {
+                transport: "snmp-trap",
+                address,
+                cause: std::io::Error::other(error.to_string()),
+            })?;
+            let (engine_id, boots) = store::snmp::engine_boot(&mut conn, &new_id).await?;
+            let engine = crate::snmp::engine::LocalEngine::new(engine_id, boots);
+            tracing::info!(
+                transport = "snmp-trap",
+                address = %bound,
+                engine_id = %crate::snmp::engine::hex(&engine.id),
+                boots,
+                "listening"
+            );
             let names = snmp_targets
                 .iter()
                 .filter_map(|t| t.address.parse::<SocketAddr>().ok().map(|a| (a.ip(), t.name.clone())))
@@ -458,6 +471,8 @@ impl Server {
                 users,
                 keys: std::collections::HashMap::new(),
                 new_keys: crate::snmp::traps::KeyBudget::new(std::time::Instant::now()),
+                engine,
+                inform_keys: std::collections::HashMap::new(),
                 allow,
                 objects: objects.clone(),
                 names,

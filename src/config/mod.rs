@@ -420,8 +420,9 @@ impl Config {
         if self.storage.queue_bytes.0 < 1024 * 1024 {
             return Err("storage.queue_bytes must be at least 1MiB".into());
         }
-        if self.listen.udp.is_empty() && self.listen.tcp.is_empty() && self.listen.tls.is_empty() {
-            return Err("listen: no listener configured (give at least one udp, tcp or tls address)".into());
+        let syslog = !(self.listen.udp.is_empty() && self.listen.tcp.is_empty() && self.listen.tls.is_empty());
+        if !syslog && self.listen.snmp_traps.is_none() {
+            return Err("listen: no listener configured (give at least one udp, tcp, tls or snmp_traps address)".into());
         }
         let frames = self.listen.udp.iter().map(|l| l.max_frame).chain(self.listen.tcp.iter().map(|l| l.max_frame));
         let frames = frames.chain(self.listen.tls.iter().map(|l| l.max_frame));
@@ -514,6 +515,14 @@ mod tests {
         let config = Config::parse("listen:\n  tcp:\n    - address: 127.0.0.1:6000\n", Path::new("c.yaml")).unwrap();
         assert!(config.listen.udp.is_empty());
         assert_eq!(config.listen.tcp[0].max_frame, ByteSize(65536));
+    }
+
+    #[test]
+    fn a_trap_listener_alone_is_a_listener_and_nothing_at_all_is_an_error() {
+        let traps = "listen:\n  snmp_traps: {address: 127.0.0.1:1162, communities_env: C}\n";
+        assert!(Config::parse(traps, Path::new("c.yaml")).unwrap().listen.udp.is_empty());
+        let error = Config::parse("listen: {}\n", Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(error.contains("no listener configured"), "{error}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! ([`objects`], `rules/snmp/*.yaml`); the SNMP client is the `snmp2` crate ([`client`]).
 
 pub mod client;
+pub mod engine;
 pub mod objects;
 pub mod reading;
 pub mod traps;

@@ -1,9 +1,9 @@
-//! The SNMP trap listener: SNMPv1, v2c and v3 traps and v2c informs (acknowledged) become `snmp.trap` events, named from
+//! The SNMP trap listener: SNMPv1, v2c and v3 traps and informs (acknowledged) become `snmp.trap` events, named from
 //! the SNMP table (`fan`, `power`, `ntls`...) when it knows their OID. A datagram from an address outside the
 //! allowlist, with an unknown community or user, that does not authenticate, or that does not parse is counted (and
 //! the first of each kind logged), never stored half-read and never able to stop the listener. SNMPv3 traps are read
-//! with the configured users' keys, localized to each sending engine (snmp2's USM); SNMPv3 informs are counted as not
-//! accepted yet.
+//! with the configured users' keys, localized to each sending engine (snmp2's USM); SNMPv3 informs are sent to the
+//! listener's own engine ([`super::engine`]), which answers the sender's discovery and acknowledges them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{arcs_of, Read};
+use super::engine::{hex, LocalEngine, V3Header};
 use super::objects::{oid_text, Arcs, Objects};
 use crate::config::notifiers::Secret;
 use crate::event::{field, Event, Timestamp};
@@ -76,6 +77,10 @@ pub struct TrapListener {
     pub keys: HashMap<(String, Vec<u8>), snmp2::v3::Security>,
     /// New keys allowed: a sender cannot make the listener hash a megabyte for every engine ID it invents.
     pub new_keys: KeyBudget,
+    /// The listener's own engine, which SNMPv3 informs are sent to.
+    pub engine: LocalEngine,
+    /// Each user's keys localized to that engine: with the user's privacy, and without (for reports).
+    pub inform_keys: HashMap<String, (snmp2::v3::Security, snmp2::v3::Security)>,
     /// Senders allowed (empty: any).
     pub allow: Vec<ipnet::IpNet>,
     /// Trap names.
@@ -103,20 +108,20 @@ pub enum TrapError {
     /// An SNMPv3 message that did not authenticate or decrypt with its user's passphrases.
     #[error("SNMPv3 authentication: {0}")]
     Auth(String),
-    /// SNMPv3 informs need this listener to act as an engine of its own, which it does not yet.
-    #[error("SNMPv3 informs are not accepted yet (send v3 traps, or v2c informs)")]
-    Version3Inform,
+    /// An SNMPv3 message for an engine that is neither its sender's nor this listener's.
+    #[error("SNMPv3 message for another engine ({0}): not a trap from its sender, nor sent to this listener")]
+    ForeignEngine(String),
     /// A PDU that is not a trap or an inform.
     #[error("a {0:?} PDU is not a trap")]
     NotATrap(MessageType),
 }
 
-/// A datagram understood: the event, and the answer to send back (for an inform).
+/// A datagram understood: the event, and the answer to send back.
 #[derive(Debug)]
 pub struct Received {
-    /// The `snmp.trap` event.
-    pub event: Event,
-    /// The Response PDU acknowledging an inform.
+    /// The `snmp.trap` event; none for an SNMPv3 sender's discovery of this listener's engine.
+    pub event: Option<Event>,
+    /// The Response acknowledging an inform, or the report answering a discovery step.
     pub reply: Option<Vec<u8>>,
 }
 
@@ -135,22 +140,6 @@ fn is_v3(bytes: &[u8]) -> bool {
         .ok()
         .and_then(|inside| snmp2::AsnReader::from_bytes(inside).read_asn_integer().ok())
         == Some(3)
-}
-
-/// The sending engine's ID and the user name of an SNMPv3 message (RFC 3412 header, RFC 3414 security parameters).
-fn v3_sender(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let inside = snmp2::AsnReader::from_bytes(bytes).read_raw(snmp2::asn1::TYPE_SEQUENCE).ok()?;
-    let mut message = snmp2::AsnReader::from_bytes(inside);
-    message.read_asn_integer().ok()?;
-    message.read_raw(snmp2::asn1::TYPE_SEQUENCE).ok()?;
-    let parameters = message.read_asn_octetstring().ok()?;
-    let sequence = snmp2::AsnReader::from_bytes(parameters).read_raw(snmp2::asn1::TYPE_SEQUENCE).ok()?;
-    let mut usm = snmp2::AsnReader::from_bytes(sequence);
-    let engine_id = usm.read_asn_octetstring().ok()?.to_vec();
-    usm.read_asn_integer().ok()?;
-    usm.read_asn_integer().ok()?;
-    let user = usm.read_asn_octetstring().ok()?.to_vec();
-    Some((engine_id, user))
 }
 
 /// The trap OID, the varbinds as text (without sysUpTime and snmpTrapOID) and a Luna log reference, of a trap or
@@ -221,6 +210,23 @@ fn inform_reply(bytes: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// The configured SNMPv3 user a message names.
+fn configured_user<'a>(
+    users: &'a [crate::config::snmp::Credentials],
+    name: &[u8],
+) -> Result<&'a crate::config::snmp::Credentials, TrapError> {
+    users.iter().find(|u| u.user.as_bytes() == name).ok_or(TrapError::UnknownUser)
+}
+
+/// What a failed USM check or encoding means to the operator.
+fn auth_error(error: snmp2::Error) -> TrapError {
+    match error {
+        snmp2::Error::AuthFailure(kind) => TrapError::Auth(kind.to_string()),
+        snmp2::Error::Crypto(message) => TrapError::Auth(message),
+        other => TrapError::Malformed(other.to_string()),
+    }
+}
+
 impl TrapListener {
     /// Reads one datagram from `peer`.
     pub fn read(
@@ -245,20 +251,92 @@ impl TrapListener {
             }
             _ => None,
         };
-        Ok(Received { event: self.event(&oid, &varbinds, reference.as_deref(), peer, now), reply })
+        Ok(Received { event: Some(self.event(&oid, &varbinds, reference.as_deref(), peer, now)), reply })
     }
 
-    /// An SNMPv3 trap: its user's keys, localized to the sending engine, authenticate and decrypt it.
+    /// An SNMPv3 message: a discovery probe, a message for this listener's engine (an inform), or a trap from its
+    /// sender's engine.
     fn read_v3(
         &mut self,
         bytes: &[u8],
         peer: SocketAddr,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Received, TrapError> {
-        let (engine_id, user_name) = v3_sender(bytes).ok_or_else(|| TrapError::Malformed("SNMPv3 header".into()))?;
-        let Some(user) = self.users.iter().find(|u| u.user.as_bytes() == user_name.as_slice()) else {
-            return Err(TrapError::UnknownUser);
+        let header = V3Header::read(bytes).ok_or_else(|| TrapError::Malformed("SNMPv3 header".into()))?;
+        if header.engine_id.is_empty() {
+            let report = self
+                .engine
+                .discovery_report(&header)
+                .ok_or_else(|| TrapError::Malformed("SNMPv3 message without an engine ID".into()))?
+                .map_err(|error| TrapError::Malformed(error.to_string()))?;
+            return Ok(Received { event: None, reply: Some(report) });
+        }
+        if header.engine_id == self.engine.id {
+            return self.read_for_this_engine(bytes, &header, peer, now);
+        }
+        self.read_trap_v3(bytes, &header, peer, now)
+    }
+
+    /// A message sent to this listener's engine: an inform, acknowledged, or a sender learning the engine's time.
+    fn read_for_this_engine(
+        &mut self,
+        bytes: &[u8],
+        header: &V3Header,
+        peer: SocketAddr,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Received, TrapError> {
+        let (keys, auth_only) = self.inform_keys(&header.user)?;
+        // The crate writes into the message while it checks the digest: it gets a copy.
+        let copy = bytes.to_vec();
+        if !self.engine.in_time(header) {
+            // A sender with an old idea of this engine's time (from before a restart) or none yet: once the message
+            // authenticates, it is told the time, and sends again.
+            let mut as_sent = self.engine.as_sent(header, &keys, &auth_only);
+            match Pdu::from_bytes_with_security(&copy, Some(&mut as_sent)) {
+                Ok(_) => {}
+                Err(error) if super::engine::out_of_time(&error, header) => {}
+                Err(error) => return Err(auth_error(error)),
+            }
+            let report = self.engine.time_report(header, &auth_only).map_err(auth_error)?;
+            return Ok(Received { event: None, reply: Some(report) });
+        }
+        let mut judged = self.engine.now(&keys);
+        let pdu = Pdu::from_bytes_with_security(&copy, Some(&mut judged)).map_err(auth_error)?;
+        let (oid, varbinds, reference) = trap_of(&pdu)?;
+        let reply = match pdu.message_type {
+            MessageType::InformRequest => Some(self.engine.inform_response(&pdu, &keys).map_err(auth_error)?),
+            _ => None,
         };
+        Ok(Received { event: Some(self.event(&oid, &varbinds, reference.as_deref(), peer, now)), reply })
+    }
+
+    /// A user's keys localized to this listener's engine, with and without privacy: made on the user's first
+    /// inform (a megabyte of hashing each), then kept.
+    fn inform_keys(&mut self, user_name: &[u8]) -> Result<(snmp2::v3::Security, snmp2::v3::Security), TrapError> {
+        let user = configured_user(&self.users, user_name)?;
+        if let Some(keys) = self.inform_keys.get(&user.user) {
+            return Ok(keys.clone());
+        }
+        let localized = |privacy| {
+            super::client::security_for(&user.user, &user.auth, privacy)
+                .with_engine_id(&self.engine.id)
+                .map_err(|e| TrapError::Auth(e.to_string()))
+        };
+        let keys = (localized(user.privacy.as_ref())?, localized(None)?);
+        self.inform_keys.insert(user.user.clone(), keys.clone());
+        Ok(keys)
+    }
+
+    /// An SNMPv3 trap: its user's keys, localized to the sending engine, authenticate and decrypt it.
+    fn read_trap_v3(
+        &mut self,
+        bytes: &[u8],
+        header: &V3Header,
+        peer: SocketAddr,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Received, TrapError> {
+        let engine_id = &header.engine_id;
+        let user = configured_user(&self.users, &header.user)?;
         let key = (user.user.clone(), engine_id.clone());
         if !self.keys.contains_key(&key) {
             if !self.new_keys.take(std::time::Instant::now()) {
@@ -268,23 +346,20 @@ impl TrapListener {
                 self.keys.clear();
             }
             let security = super::client::security_for(&user.user, &user.auth, user.privacy.as_ref())
-                .with_engine_id(&engine_id)
+                .with_engine_id(engine_id)
                 .map_err(|e| TrapError::Auth(e.to_string()))?;
             self.keys.insert(key.clone(), security);
         }
         let mut security = self.keys.get(&key).cloned().ok_or(TrapError::UnknownUser)?;
         // The crate writes into the message while it checks the digest: it gets a copy.
         let copy = bytes.to_vec();
-        let pdu = Pdu::from_bytes_with_security(&copy, Some(&mut security)).map_err(|error| match error {
-            snmp2::Error::AuthFailure(kind) => TrapError::Auth(kind.to_string()),
-            snmp2::Error::Crypto(message) => TrapError::Auth(message),
-            other => TrapError::Malformed(other.to_string()),
-        })?;
+        let pdu = Pdu::from_bytes_with_security(&copy, Some(&mut security)).map_err(auth_error)?;
         if pdu.message_type == MessageType::InformRequest {
-            return Err(TrapError::Version3Inform);
+            // An inform is answered by the engine it is sent to; one sent to its sender's engine is misaddressed.
+            return Err(TrapError::ForeignEngine(hex(engine_id)));
         }
         let (oid, varbinds, reference) = trap_of(&pdu)?;
-        Ok(Received { event: self.event(&oid, &varbinds, reference.as_deref(), peer, now), reply: None })
+        Ok(Received { event: Some(self.event(&oid, &varbinds, reference.as_deref(), peer, now)), reply: None })
     }
 
     fn event(
@@ -357,11 +432,13 @@ impl TrapListener {
                 Ok(received) => {
                     if let Some(reply) = received.reply {
                         if let Err(error) = self.socket.send_to(&reply, peer).await {
-                            tracing::warn!(%peer, %error, "cannot acknowledge an SNMP inform");
+                            tracing::warn!(%peer, %error, "cannot answer an SNMP inform or discovery");
                         }
                     }
-                    if self.queue.send(received.event).await.is_err() {
-                        return;
+                    if let Some(event) = received.event {
+                        if self.queue.send(event).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(error) => {
@@ -391,6 +468,8 @@ mod tests {
             users: Vec::new(),
             keys: HashMap::new(),
             new_keys: KeyBudget::new(std::time::Instant::now()),
+            engine: LocalEngine::new(LocalEngine::new_id().unwrap(), 1),
+            inform_keys: HashMap::new(),
             allow: Vec::new(),
             objects: Arc::new(super::super::objects::load(&crate::pack::RuleSource::Embedded).unwrap()),
             names: HashMap::new(),
@@ -411,7 +490,7 @@ mod tests {
         assert_eq!(reply.len(), INFORM.len());
         assert_eq!(reply[13], RESPONSE_TAG);
         assert_eq!((&reply[..13], &reply[14..]), (&INFORM[..13], &INFORM[14..]));
-        assert_eq!(received.event.get(field::SNMP_TRAP_OID), Some("1.3.6.1.4"));
+        assert_eq!(received.event.expect("an event").get(field::SNMP_TRAP_OID), Some("1.3.6.1.4"));
         let mut trap = INFORM.to_vec();
         trap[13] = 0xA7;
         assert!(listener.read(&trap, peer, chrono::Utc::now()).unwrap().reply.is_none(), "a trap is not answered");
@@ -435,7 +514,9 @@ mod tests {
         }
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         for round in 0..20_000 {
-            let mut bytes = INFORM.to_vec();
+            // The v2c path, and the SNMPv3 one (a discovery probe).
+            let valid = if round % 3 == 0 { super::super::engine::NET_SNMP_PROBE } else { INFORM };
+            let mut bytes = valid.to_vec();
             // Flip a few bytes of a valid message, or make one up.
             let flips = 1 + (seed % 4) as usize;
             for _ in 0..flips {

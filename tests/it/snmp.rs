@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, query_json, require_program, run, TestServer};
+use crate::support::{free_port, query_json, require_program, run, ServeProcess, TestServer};
 
 const AUTH: &str = "authPass123";
 const PRIV: &str = "privPass123";
@@ -78,18 +78,7 @@ impl FakeLuna {
 
     /// Starts the agent and waits until it answers.
     fn resume(&mut self) {
-        let log = std::fs::File::create(self.dir.join("snmpd.log")).unwrap();
-        let child = Command::new("snmpd")
-            .args(["-f", "-Lo", "-C", "-c"])
-            .arg(self.dir.join("snmpd.conf"))
-            .env("SNMP_PERSISTENT_DIR", self.dir.join("persist"))
-            .env("MIBS", "")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start snmpd");
-        self.child = Some(child);
+        self.child = Some(spawn_snmpd(&self.dir));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let answered = Command::new("snmpget")
@@ -117,6 +106,21 @@ impl FakeLuna {
     fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// net-snmp's agent in the foreground with `dir`'s `snmpd.conf` and persistent directory, logging to `snmpd.log`.
+fn spawn_snmpd(dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("snmpd.log")).unwrap();
+    Command::new("snmpd")
+        .args(["-f", "-Lo", "-C", "-c"])
+        .arg(dir.join("snmpd.conf"))
+        .env("SNMP_PERSISTENT_DIR", dir.join("persist"))
+        .env("MIBS", "")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start snmpd")
 }
 
 impl Drop for FakeLuna {
@@ -377,16 +381,25 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
     wait_for("the SNMPv3 trap", || events(&db, "snmp.trap").iter().any(|e| e["snmp.trap.oid"].ends_with(".2.2.5")))
         .await;
 
-    // Junk: a wrong community, a v3 trap with a wrong passphrase or from an unknown user, a v3 inform, and datagrams
-    // that are not SNMP (cut traps, random bytes).
+    // An SNMPv3 authPriv inform: net-snmp discovers the listener's engine (ID, then boots and time), sends the inform
+    // with keys localized to it, and exits 0 only once the listener acknowledges it.
+    let v3_inform = |auth: &str, oid: &str| {
+        let mut args = vec!["snmpinform", "-v", "3", "-u", "monitorhsm", "-l", "authPriv", "-a", "SHA", "-A", auth];
+        args.extend(["-x", "AES", "-X", PRIV, "-r", "0", "-t", "3", &trap_address, "", oid, reference, "s", psu]);
+        send_trap(&args)
+    };
+    let (acknowledged, err) = v3_inform(AUTH, ".1.3.6.1.4.1.23629.1.5.2.2.4");
+    assert!(acknowledged, "the SNMPv3 inform was acknowledged: {err}");
+
+    // Junk: a wrong community, a v3 trap or inform with a wrong passphrase, a v3 trap from an unknown user, and
+    // datagrams that are not SNMP (cut traps, random bytes).
     let (sent, _) =
         send_trap(&["snmptrap", "-v", "2c", "-c", "guess", &trap_address, "", ".1.3.6.1.4.1.23629.1.5.2.2.2"]);
     assert!(sent);
     assert!(v3("wrongPass123", "monitorhsm", ".1.3.6.1.4.1.23629.1.5.2.2.2").0);
     assert!(v3(AUTH, "stranger", ".1.3.6.1.4.1.23629.1.5.2.2.2").0);
-    let mut inform = vec!["snmpinform", "-v", "3", "-u", "monitorhsm", "-l", "authPriv", "-a", "SHA", "-A", AUTH];
-    inform.extend(["-x", "AES", "-X", PRIV, "-r", "0", "-t", "1", &trap_address, "", ".1.3.6.1.4.1.23629.1.5.2.2.2"]);
-    assert!(!send_trap(&inform).0, "SNMPv3 informs are not acknowledged yet");
+    let (acknowledged, _) = v3_inform("wrongPass123", ".1.3.6.1.4.1.23629.1.5.2.2.2");
+    assert!(!acknowledged, "an inform that does not authenticate is not acknowledged");
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let valid = b"\x30\x2c\x02\x01\x01\x04\x06public\xa7\x1f\x02\x01\x01\x02\x01\x00\x02\x01\x00\x30\x14\x30\x12\x06\x0a\x2b\x06\x01\x06\x03\x01\x01\x04\x01\x00\x06\x04\x2b\x06\x01\x04";
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
@@ -418,10 +431,10 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
     let (acknowledged, err) = v2c("snmpinform", "public", ".1.3.6.1.4.1.23629.1.5.2.2.7", clear);
     assert!(acknowledged, "{err}");
 
-    wait_for("five trap events", || events(&db, "snmp.trap").len() >= 5).await;
+    wait_for("six trap events", || events(&db, "snmp.trap").len() >= 6).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let traps = events(&db, "snmp.trap");
-    assert_eq!(traps.len(), 5, "{traps:#?}");
+    assert_eq!(traps.len(), 6, "{traps:#?}");
     let named = |name: &str| traps.iter().find(|e| e.get("snmp.trap.name").map(String::as_str) == Some(name)).cloned();
     let power = named("power").expect("the PSU trap");
     assert_eq!((power["event.outcome"].as_str(), power["host.name"].as_str()), ("failure", "127.0.0.1"));
@@ -433,8 +446,11 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
     assert_eq!(named("crypto").expect("the de-assert")["event.outcome"], "success");
     let disk = named("disk").expect("the SNMPv3 trap");
     assert!(disk["snmp.varbinds"].contains("smartd[12532] / 1]") && disk["event.outcome"] == "failure", "{disk:?}");
+    let inform_v3 = traps.iter().find(|e| e["snmp.trap.oid"].ends_with(".2.2.4")).expect("the SNMPv3 inform");
+    assert!(inform_v3["snmp.varbinds"].contains(psu), "{inform_v3:?}");
     // Every datagram that became no event is counted: the junk, the wrong community, the two refused v3 traps and the
-    // v3 inform (net-snmp's engine discovery probe, which gets no report: the inform is never sent).
+    // inform with the wrong passphrase (its discovery steps are answered, not counted; the time step does not
+    // authenticate either, so net-snmp never sends the inform itself).
     let unparsed = metric(&server, "hsmwatch_lines_unparsed_total{transport=\"snmp-trap\"");
     assert_eq!(unparsed, Some(f64::from(junk + 4)));
     let _dir = server.stop().await;
@@ -461,4 +477,81 @@ async fn a_trap_from_outside_the_allowlist_is_refused_and_counted() {
     let db = server.db();
     assert!(events(&db, "snmp.trap").is_empty());
     let _dir = server.stop().await;
+}
+
+/// net-snmp's agent as an appliance that sends SNMPv3 informs (`trapsess -Ci`, as Luna's `sysconf snmp trap` sets
+/// up): its coldStart at start, and an authenticationFailure for each request with a wrong community.
+fn start_inform_sender(dir: &Path, trap_port: u16) -> (Child, u16) {
+    require_program("snmpd");
+    std::fs::create_dir_all(dir.join("persist")).unwrap();
+    let port = free_port();
+    let conf = format!(
+        "agentaddress udp:127.0.0.1:{port}\n[snmp] persistentDir {}\nengineID hsmwatch-inform-sender\n\
+         rocommunity public 127.0.0.1\nauthtrapenable 1\n\
+         trapsess -v 3 -Ci -r 3 -t 2 -u monitorhsm -l authPriv -a SHA -A {AUTH} -x AES -X {PRIV} 127.0.0.1:{trap_port}\n",
+        dir.join("persist").display()
+    );
+    std::fs::write(dir.join("snmpd.conf"), conf).unwrap();
+    (spawn_snmpd(dir), port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_lived_sender_s_v3_informs_are_acknowledged_across_a_restart_of_the_listener() {
+    std::env::set_var("HSMWATCH_TEST_INFORM_AUTH", AUTH);
+    std::env::set_var("HSMWATCH_TEST_INFORM_PRIV", PRIV);
+    let dir = tempfile::tempdir().unwrap();
+    let trap_port = free_port();
+    let config = dir.path().join("hsmwatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen:\n  snmp_traps:\n    address: 127.0.0.1:{trap_port}\n    users:\n      - {{user: monitorhsm, auth: sha, \
+             auth_passphrase_env: HSMWATCH_TEST_INFORM_AUTH, privacy: aes, priv_passphrase_env: HSMWATCH_TEST_INFORM_PRIV}}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let serve = || ServeProcess::start_with_args(dir.path(), port, &["--config", config.to_str().unwrap()]);
+    let server = serve();
+    let db = server.db.clone();
+    let oids = || -> Vec<String> { events(&db, "snmp.trap").iter().map(|e| e["snmp.trap.oid"].clone()).collect() };
+    let sender_dir = dir.path().join("sender");
+    let (mut sender, agent_port) = start_inform_sender(&sender_dir, trap_port);
+    // The agent's coldStart inform: it discovers the listener's engine and is acknowledged.
+    wait_for("the coldStart inform", || oids().iter().any(|o| o == "1.3.6.1.6.3.1.1.5.1")).await;
+
+    // The listener restarts: it is the same engine, booted once more; the agent still holds its old boots and time,
+    // is told the new ones (a notInTimeWindows report) and sends its next inform again.
+    server.signal("TERM");
+    let (_, said) = server.wait();
+    assert!(said.contains("boots=1"), "{said}");
+    let server = serve();
+    let wrong_community = Command::new("snmpget")
+        .args([
+            "-m",
+            "",
+            "-v2c",
+            "-c",
+            "guess",
+            "-t",
+            "0.5",
+            "-r",
+            "0",
+            &format!("127.0.0.1:{agent_port}"),
+            ".1.3.6.1.2.1.1.3.0",
+        ])
+        .output()
+        .expect("run snmpget");
+    assert!(!wrong_community.status.success(), "the agent refuses the wrong community");
+    wait_for("the authenticationFailure inform", || oids().iter().any(|o| o == "1.3.6.1.6.3.1.1.5.5")).await;
+    // Acknowledged: the agent sends neither again (it would, up to three times, two seconds apart, if it were not).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut sent = oids();
+    sent.sort();
+    assert_eq!(sent, ["1.3.6.1.6.3.1.1.5.1", "1.3.6.1.6.3.1.1.5.5"], "each inform stored once");
+    let _ = sender.kill();
+    let _ = sender.wait();
+    server.signal("TERM");
+    let (_, said) = server.wait();
+    assert!(said.contains("boots=2"), "{said}");
 }
