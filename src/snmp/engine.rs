@@ -11,10 +11,29 @@ use std::time::Instant;
 use snmp2::v3::{Answered, Auth, Security};
 use snmp2::{AsnReader, Oid, Pdu, Value};
 
-/// `usmStatsNotInTimeWindows.0`: reported to a sender whose engine boots or time are not this engine's.
-const NOT_IN_TIME_WINDOWS: [u64; 11] = [1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0];
-/// `usmStatsUnknownEngineIDs.0`: reported to a discovery probe.
-const UNKNOWN_ENGINE_IDS: [u64; 11] = [1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0];
+/// The `usmStats` counters this engine reports (RFC 3414, 5): what went wrong with a message sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsmReport {
+    /// `usmStatsUnsupportedSecLevels`: a user with privacy sent a message without.
+    UnsupportedSecLevel = 1,
+    /// `usmStatsNotInTimeWindows`: the sender's idea of the engine's boots or time is wrong.
+    NotInTimeWindow = 2,
+    /// `usmStatsUnknownUserNames`: no such user here.
+    UnknownUserName = 3,
+    /// `usmStatsUnknownEngineIDs`: a discovery probe.
+    UnknownEngineId = 4,
+    /// `usmStatsWrongDigests`: the authentication passphrase differs.
+    WrongDigest = 5,
+    /// `usmStatsDecryptionErrors`: the privacy passphrase (or protocol) differs.
+    DecryptionError = 6,
+}
+
+impl UsmReport {
+    /// The counter's OID, `usmStats.N.0`.
+    fn oid(self) -> [u64; 11] {
+        [1, 3, 6, 1, 6, 3, 15, 1, 1, self as u64, 0]
+    }
+}
 /// How far a message's time may be from this engine's (RFC 3414, 3.2 step 7).
 const TIME_WINDOW: i64 = 150;
 /// msgFlags bits (RFC 3412).
@@ -31,15 +50,14 @@ pub struct LocalEngine {
     pub boots: i64,
     /// When this start began: snmpEngineTime counts seconds from it.
     started: Instant,
-    /// usmStatsUnknownEngineIDs and usmStatsNotInTimeWindows, as reported.
-    probes_answered: u32,
-    out_of_time: u32,
+    /// Each `usmStats` counter, as reported (indexed by [`UsmReport`]).
+    reported: [u32; 7],
 }
 
 impl LocalEngine {
     /// The engine with its stored ID and this start's boot count.
     pub fn new(id: Vec<u8>, boots: i64) -> Self {
-        LocalEngine { id, boots, started: Instant::now(), probes_answered: 0, out_of_time: 0 }
+        LocalEngine { id, boots, started: Instant::now(), reported: [0; 7] }
     }
 
     /// A new engine ID: RFC 3411's format 5 (octets) under enterprise 0, as hsmwatch has no enterprise number of its
@@ -79,40 +97,46 @@ impl LocalEngine {
     /// The report answering a discovery probe (an unauthenticated, reportable message with no engine ID), or `None`
     /// for a message that asks for none.
     pub fn discovery_report(&mut self, header: &V3Header) -> Option<Result<Vec<u8>, snmp2::Error>> {
-        if header.flags & FLAG_REPORTABLE == 0 || header.flags & FLAG_PRIVACY != 0 {
+        self.refusal_report(header, UsmReport::UnknownEngineId)
+    }
+
+    /// The unauthenticated report telling the sender of a reportable message what was wrong with it (RFC 3414, 3.2),
+    /// or `None` when it asks for none. Its request-id is the message's when that is in clear, else 0.
+    pub fn refusal_report(&mut self, header: &V3Header, what: UsmReport) -> Option<Result<Vec<u8>, snmp2::Error>> {
+        if header.flags & FLAG_REPORTABLE == 0 {
             return None;
         }
-        self.probes_answered = self.probes_answered.wrapping_add(1);
         let security = match Security::new(&header.user, b"").with_auth(Auth::NoAuthNoPriv).with_engine_id(&self.id) {
             Ok(security) => self.now(&security),
             Err(error) => return Some(Err(error)),
         };
         let request_id = header.plain_request_id.unwrap_or(0);
-        Some(self.report(&UNKNOWN_ENGINE_IDS, self.probes_answered, request_id, header.msg_id, &security))
+        Some(self.report(what, request_id, header.msg_id, &security))
     }
 
     /// The report telling an authenticated sender this engine's boots and time, with its user's keys without
     /// privacy (RFC 3414, 3.2 step 7a).
     pub fn time_report(&mut self, header: &V3Header, auth_only: &Security) -> Result<Vec<u8>, snmp2::Error> {
-        self.out_of_time = self.out_of_time.wrapping_add(1);
         let security = self.now(auth_only);
-        self.report(&NOT_IN_TIME_WINDOWS, self.out_of_time, 0, header.msg_id, &security)
+        self.report(UsmReport::NotInTimeWindow, 0, header.msg_id, &security)
     }
 
+    /// A Report of `what`'s counter, counting this one.
     fn report(
-        &self,
-        counter: &[u64],
-        count: u32,
+        &mut self,
+        what: UsmReport,
         request_id: i32,
         msg_id: i32,
         security: &Security,
     ) -> Result<Vec<u8>, snmp2::Error> {
-        let oid = Oid::from(counter).map_err(|_| snmp2::Error::AsnInvalidLen)?;
+        let count = &mut self.reported[what as usize];
+        *count = count.wrapping_add(1);
+        let oid = Oid::from(&what.oid()).map_err(|_| snmp2::Error::AsnInvalidLen)?;
         let answered = Answered { msg_id, context_engine_id: &self.id };
         snmp2::v3::build_answer(
             snmp2::snmp::MSG_REPORT,
             request_id,
-            &[(&oid, Value::Counter32(count))],
+            &[(&oid, Value::Counter32(*count))],
             answered,
             security,
         )
@@ -131,6 +155,21 @@ impl LocalEngine {
 /// An engine ID as net-snmp prints and takes it (`0x8000...`).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold("0x".to_owned(), |text, byte| text + &format!("{byte:02x}"))
+}
+
+/// The report a message sent to this engine earns when it fails to authenticate or decrypt, if any. An encrypted
+/// message that authenticated but does not read is one decrypted with the wrong key: what a wrong privacy passphrase
+/// gives.
+pub fn refusal_of(error: &snmp2::Error, header: &V3Header) -> Option<UsmReport> {
+    use snmp2::v3::AuthErrorKind;
+    match error {
+        snmp2::Error::AuthFailure(AuthErrorKind::SignatureMismatch) => Some(UsmReport::WrongDigest),
+        snmp2::Error::AuthFailure(AuthErrorKind::ReplyNotEncrypted) => Some(UsmReport::UnsupportedSecLevel),
+        snmp2::Error::AuthFailure(_) | snmp2::Error::AuthUpdated => None,
+        snmp2::Error::Crypto(_) => Some(UsmReport::DecryptionError),
+        _ if header.flags & FLAG_PRIVACY != 0 => Some(UsmReport::DecryptionError),
+        _ => None,
+    }
 }
 
 /// Whether an SNMPv3 message failed only because its boots or time are not this engine's (it authenticated).

@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{arcs_of, Read};
-use super::engine::{hex, LocalEngine, V3Header};
+use super::engine::{hex, LocalEngine, UsmReport, V3Header};
 use super::objects::{oid_text, Arcs, Objects};
 use crate::config::notifiers::Secret;
 use crate::event::{field, Event, Timestamp};
@@ -114,6 +114,21 @@ pub enum TrapError {
     /// A PDU that is not a trap or an inform.
     #[error("a {0:?} PDU is not a trap")]
     NotATrap(MessageType),
+}
+
+/// A datagram refused: why, and the report that tells an SNMPv3 sender (of an inform) what was wrong.
+#[derive(Debug)]
+pub struct Refused {
+    /// Why.
+    pub error: TrapError,
+    /// The unauthenticated report to send back.
+    pub report: Option<Vec<u8>>,
+}
+
+impl From<TrapError> for Refused {
+    fn from(error: TrapError) -> Self {
+        Refused { error, report: None }
+    }
 }
 
 /// A datagram understood: the event, and the answer to send back.
@@ -234,7 +249,7 @@ impl TrapListener {
         bytes: &[u8],
         peer: SocketAddr,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Received, TrapError> {
+    ) -> Result<Received, Refused> {
         if is_v3(bytes) {
             return self.read_v3(bytes, peer, now);
         }
@@ -242,7 +257,7 @@ impl TrapListener {
         let community_ok =
             self.communities.iter().any(|c| crate::config::secret::same_secret(pdu.community, c.0.as_bytes()));
         if !community_ok {
-            return Err(TrapError::Community);
+            return Err(TrapError::Community.into());
         }
         let (oid, varbinds, reference) = trap_of(&pdu)?;
         let reply = match pdu.message_type {
@@ -261,7 +276,7 @@ impl TrapListener {
         bytes: &[u8],
         peer: SocketAddr,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Received, TrapError> {
+    ) -> Result<Received, Refused> {
         let header = V3Header::read(bytes).ok_or_else(|| TrapError::Malformed("SNMPv3 header".into()))?;
         if header.engine_id.is_empty() {
             let report = self
@@ -274,18 +289,22 @@ impl TrapListener {
         if header.engine_id == self.engine.id {
             return self.read_for_this_engine(bytes, &header, peer, now);
         }
-        self.read_trap_v3(bytes, &header, peer, now)
+        Ok(self.read_trap_v3(bytes, &header, peer, now)?)
     }
 
-    /// A message sent to this listener's engine: an inform, acknowledged, or a sender learning the engine's time.
+    /// A message sent to this listener's engine: an inform, acknowledged, or a sender learning the engine's time. One
+    /// that does not authenticate or decrypt is refused with the report that tells the sender why.
     fn read_for_this_engine(
         &mut self,
         bytes: &[u8],
         header: &V3Header,
         peer: SocketAddr,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Received, TrapError> {
-        let (keys, auth_only) = self.inform_keys(&header.user)?;
+    ) -> Result<Received, Refused> {
+        let (keys, auth_only) = match self.inform_keys(&header.user) {
+            Ok(keys) => keys,
+            Err(error) => return Err(self.refused(error, header, Some(UsmReport::UnknownUserName))),
+        };
         // The crate writes into the message while it checks the digest: it gets a copy.
         let copy = bytes.to_vec();
         if !self.engine.in_time(header) {
@@ -295,19 +314,34 @@ impl TrapListener {
             match Pdu::from_bytes_with_security(&copy, Some(&mut as_sent)) {
                 Ok(_) => {}
                 Err(error) if super::engine::out_of_time(&error, header) => {}
-                Err(error) => return Err(auth_error(error)),
+                Err(error) => {
+                    let report = super::engine::refusal_of(&error, header);
+                    return Err(self.refused(auth_error(error), header, report));
+                }
             }
             let report = self.engine.time_report(header, &auth_only).map_err(auth_error)?;
             return Ok(Received { event: None, reply: Some(report) });
         }
         let mut judged = self.engine.now(&keys);
-        let pdu = Pdu::from_bytes_with_security(&copy, Some(&mut judged)).map_err(auth_error)?;
+        let pdu = match Pdu::from_bytes_with_security(&copy, Some(&mut judged)) {
+            Ok(pdu) => pdu,
+            Err(error) => {
+                let report = super::engine::refusal_of(&error, header);
+                return Err(self.refused(auth_error(error), header, report));
+            }
+        };
         let (oid, varbinds, reference) = trap_of(&pdu)?;
         let reply = match pdu.message_type {
             MessageType::InformRequest => Some(self.engine.inform_response(&pdu, &keys).map_err(auth_error)?),
             _ => None,
         };
         Ok(Received { event: Some(self.event(&oid, &varbinds, reference.as_deref(), peer, now)), reply })
+    }
+
+    /// `error`, with the report of `what` when the sender asked for reports.
+    fn refused(&mut self, error: TrapError, header: &V3Header, what: Option<UsmReport>) -> Refused {
+        let report = what.and_then(|what| self.engine.refusal_report(header, what)).and_then(Result::ok);
+        Refused { error, report }
     }
 
     /// A user's keys localized to this listener's engine, with and without privacy: made on the user's first
@@ -441,8 +475,13 @@ impl TrapListener {
                         }
                     }
                 }
-                Err(error) => {
+                Err(Refused { error, report }) => {
                     crate::metrics::Counters::add(&self.counters.unparsed, 1);
+                    if let Some(report) = report {
+                        if let Err(error) = self.socket.send_to(&report, peer).await {
+                            tracing::warn!(%peer, %error, "cannot send an SNMP report");
+                        }
+                    }
                     // Said once per kind and sender: a flood of junk must not flood the log.
                     if told.len() < 1000 && told.insert((peer.ip(), std::mem::discriminant(&error))) {
                         tracing::warn!(%peer, %error, "SNMP datagram not taken as a trap (counted in hsmwatch_lines_unparsed)");
@@ -533,10 +572,10 @@ mod tests {
             let _ = inform_reply(&bytes);
         }
         assert_eq!(
-            listener.read(b"", peer, chrono::Utc::now()).unwrap_err().to_string().split(':').next(),
+            listener.read(b"", peer, chrono::Utc::now()).unwrap_err().error.to_string().split(':').next(),
             Some("not an SNMP message")
         );
         let wrong = INFORM.iter().map(|b| if *b == b'p' { b'P' } else { *b }).collect::<Vec<_>>();
-        assert_eq!(listener.read(&wrong, peer, chrono::Utc::now()).unwrap_err(), TrapError::Community);
+        assert_eq!(listener.read(&wrong, peer, chrono::Utc::now()).unwrap_err().error, TrapError::Community);
     }
 }

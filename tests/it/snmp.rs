@@ -383,12 +383,12 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
 
     // An SNMPv3 authPriv inform: net-snmp discovers the listener's engine (ID, then boots and time), sends the inform
     // with keys localized to it, and exits 0 only once the listener acknowledges it.
-    let v3_inform = |auth: &str, oid: &str| {
-        let mut args = vec!["snmpinform", "-v", "3", "-u", "monitorhsm", "-l", "authPriv", "-a", "SHA", "-A", auth];
-        args.extend(["-x", "AES", "-X", PRIV, "-r", "0", "-t", "3", &trap_address, "", oid, reference, "s", psu]);
+    let v3_inform = |user: &str, auth: &str, privacy: &str, oid: &str| {
+        let mut args = vec!["snmpinform", "-v", "3", "-u", user, "-l", "authPriv", "-a", "SHA", "-A", auth];
+        args.extend(["-x", "AES", "-X", privacy, "-r", "0", "-t", "3", &trap_address, "", oid, reference, "s", psu]);
         send_trap(&args)
     };
-    let (acknowledged, err) = v3_inform(AUTH, ".1.3.6.1.4.1.23629.1.5.2.2.4");
+    let (acknowledged, err) = v3_inform("monitorhsm", AUTH, PRIV, ".1.3.6.1.4.1.23629.1.5.2.2.4");
     assert!(acknowledged, "the SNMPv3 inform was acknowledged: {err}");
 
     // Junk: a wrong community, a v3 trap or inform with a wrong passphrase, a v3 trap from an unknown user, and
@@ -398,8 +398,16 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
     assert!(sent);
     assert!(v3("wrongPass123", "monitorhsm", ".1.3.6.1.4.1.23629.1.5.2.2.2").0);
     assert!(v3(AUTH, "stranger", ".1.3.6.1.4.1.23629.1.5.2.2.2").0);
-    let (acknowledged, _) = v3_inform("wrongPass123", ".1.3.6.1.4.1.23629.1.5.2.2.2");
-    assert!(!acknowledged, "an inform that does not authenticate is not acknowledged");
+    // An inform that does not authenticate, does not decrypt, or names an unknown user is refused, and the sender is
+    // told why (RFC 3414's reports), as net-snmp's own agent would tell it.
+    for (user, auth, privacy, said) in [
+        ("monitorhsm", "wrongPass123", PRIV, "Authentication failure"),
+        ("monitorhsm", AUTH, "wrongPriv123", "Decryption error"),
+        ("stranger", AUTH, PRIV, "Unknown user name"),
+    ] {
+        let (acknowledged, err) = v3_inform(user, auth, privacy, ".1.3.6.1.4.1.23629.1.5.2.2.2");
+        assert!(!acknowledged && err.contains(said), "{user}/{auth}/{privacy}: {err}");
+    }
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let valid = b"\x30\x2c\x02\x01\x01\x04\x06public\xa7\x1f\x02\x01\x01\x02\x01\x00\x02\x01\x00\x30\x14\x30\x12\x06\x0a\x2b\x06\x01\x06\x03\x01\x01\x04\x01\x00\x06\x04\x2b\x06\x01\x04";
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
@@ -449,10 +457,9 @@ async fn traps_and_informs_become_events_and_junk_changes_nothing() {
     let inform_v3 = traps.iter().find(|e| e["snmp.trap.oid"].ends_with(".2.2.4")).expect("the SNMPv3 inform");
     assert!(inform_v3["snmp.varbinds"].contains(psu), "{inform_v3:?}");
     // Every datagram that became no event is counted: the junk, the wrong community, the two refused v3 traps and the
-    // inform with the wrong passphrase (its discovery steps are answered, not counted; the time step does not
-    // authenticate either, so net-snmp never sends the inform itself).
+    // three refused informs (their discovery probes are answered, not counted).
     let unparsed = metric(&server, "hsmwatch_lines_unparsed_total{transport=\"snmp-trap\"");
-    assert_eq!(unparsed, Some(f64::from(junk + 4)));
+    assert_eq!(unparsed, Some(f64::from(junk + 6)));
     let _dir = server.stop().await;
 }
 
