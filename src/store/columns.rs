@@ -197,29 +197,64 @@ pub fn line(row: &SqliteRow, expander: &mut Expander) -> Result<String, StoreErr
 /// Rebuilds the event of a row (compressed ones with `expander`, see [`load_dictionaries`]); returns it with its id.
 pub fn event_from_row(row: &SqliteRow, expander: &mut Expander) -> Result<(i64, Event), StoreError> {
     let id: i64 = row.try_get("id")?;
+    let (original, fields) = line_and_fields(row, expander)?;
+    let mut typed: [Option<String>; TYPED_ORIGINAL] = Default::default();
+    for (value, column) in typed.iter_mut().zip(TYPED_COLUMNS) {
+        *value = row.try_get(column)?;
+    }
+    let parts = RowParts {
+        id,
+        times: [row.try_get("ts")?, row.try_get("ts_digits")?, row.try_get("created")?, row.try_get("created_digits")?],
+        typed,
+        original,
+        raw: row.try_get("raw")?,
+        fields,
+        message_at: row.try_get("message_at")?,
+    };
+    Ok((id, event_from_parts(parts)?))
+}
+
+/// The columns of a row as either backend reads them, the line expanded.
+pub struct RowParts {
+    /// id.
+    pub id: i64,
+    /// ts, ts_digits, created, created_digits.
+    pub times: [i64; 4],
+    /// host, dataset, action, outcome, user_name, source_ip, format.
+    pub typed: [Option<String>; TYPED_ORIGINAL],
+    /// original.
+    pub original: Option<String>,
+    /// raw.
+    pub raw: Option<Vec<u8>>,
+    /// fields: packed, or JSON in rows stored before packing.
+    pub fields: Vec<u8>,
+    /// message_at.
+    pub message_at: Option<i64>,
+}
+
+/// Rebuilds the event of a row's columns.
+pub fn event_from_parts(parts: RowParts) -> Result<Event, StoreError> {
+    let id = parts.id;
     let corrupt = |reason: String| StoreError::CorruptRow { id, reason };
-    let time = |micros: &str, digits: &str| -> Result<Timestamp, StoreError> {
-        let at = Utc
-            .timestamp_micros(row.try_get(micros)?)
-            .single()
-            .ok_or_else(|| corrupt(format!("{micros} out of range")))?;
-        let digits: i64 = row.try_get(digits)?;
+    let time = |micros: i64, digits: i64, name: &str| -> Result<Timestamp, StoreError> {
+        let at = Utc.timestamp_micros(micros).single().ok_or_else(|| corrupt(format!("{name} out of range")))?;
         Ok(Timestamp::new(at, u8::try_from(digits).unwrap_or(0)))
     };
-    let mut event = Event::new(time("ts", "ts_digits")?, time("created", "created_digits")?);
-    let (original, fields) = line_and_fields(row, expander)?;
-    for (name, column) in TYPED[..TYPED_ORIGINAL].iter().zip(TYPED_COLUMNS) {
-        if let Some(value) = row.try_get::<Option<String>, _>(column)? {
+    let [ts, ts_digits, created, created_digits] = parts.times;
+    let mut event = Event::new(time(ts, ts_digits, "ts")?, time(created, created_digits, "created")?);
+    for (name, value) in TYPED[..TYPED_ORIGINAL].iter().zip(parts.typed) {
+        if let Some(value) = value {
             if !(value.is_empty() && *name == field::FORMAT) {
                 event.set(name, value);
             }
         }
     }
-    if let Some(original) = original {
+    if let Some(original) = parts.original {
         event.set(field::ORIGINAL, original);
     }
-    event.raw = row.try_get("raw")?;
+    event.raw = parts.raw;
     // Packed (a BLOB) or, in rows stored before packing, a JSON object (TEXT): told apart by the first byte.
+    let fields = parts.fields;
     if fields.first() == Some(&super::packed::MARKER) {
         let original = event.get(field::ORIGINAL).unwrap_or_default();
         let unpacked = super::packed::unpack(&fields, original).map_err(|e| corrupt(format!("fields: {e}")))?;
@@ -234,14 +269,14 @@ pub fn event_from_row(row: &SqliteRow, expander: &mut Expander) -> Result<(i64, 
             event.set(known, value);
         }
     }
-    if let Some(at) = row.try_get::<Option<i64>, _>("message_at")? {
+    if let Some(at) = parts.message_at {
         let message = usize::try_from(at)
             .ok()
             .and_then(|at| event.get(field::ORIGINAL).and_then(|original| message_from(original, at)))
             .ok_or_else(|| corrupt(format!("message_at {at} is not a character boundary of original")))?;
         event.set(field::MESSAGE, message.to_owned());
     }
-    Ok((id, event))
+    Ok(event)
 }
 
 #[cfg(test)]

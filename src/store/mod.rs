@@ -18,6 +18,7 @@ pub mod hosts;
 pub mod inserter;
 pub mod outbox;
 pub mod packed;
+pub mod postgres;
 pub mod query;
 pub mod retention;
 pub mod rule_state;
@@ -69,6 +70,22 @@ pub enum StoreError {
     /// A statement failed.
     #[error("database error: {0}")]
     Sql(sqlx::Error),
+    /// The PostgreSQL database could not be reached or logged in to.
+    #[error("cannot connect to PostgreSQL at {server}: {cause}")]
+    OpenPostgres {
+        /// Host, port and database (never the password).
+        server: String,
+        /// The driver's error.
+        cause: sqlx::Error,
+    },
+    /// The PostgreSQL schema could not be brought up to date.
+    #[error("cannot migrate PostgreSQL database {server}: {cause}")]
+    MigratePostgres {
+        /// Host, port and database.
+        server: String,
+        /// The migration error.
+        cause: sqlx::migrate::MigrateError,
+    },
     /// The event inserter's connection could not be opened.
     #[error("cannot open database {path} for inserting events: {cause}")]
     OpenInserter {

@@ -15,6 +15,7 @@ mod hosts;
 mod http;
 mod integrity;
 mod logger;
+mod postgres;
 mod properties;
 mod relay_peers;
 mod relays;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs the tests run as real peers (run as root; .ci/run runs it): util-linux logger, sqlite3,
 # rsyslog, openssl, Chromium, Debian's Python with aiosmtpd, systemd-analyze, net-snmp's agent (snmpd) and tools
-# (snmpget, snmptrap), moto's AWS server (pip); and syslog-ng, which conflicts with
+# (snmpget, snmptrap), PostgreSQL's server (initdb, postgres) with pg_trgm, moto's AWS server (pip); and syslog-ng, which conflicts with
 # rsyslog as a Debian package, unpacked with dpkg -x under target/peers/syslog-ng (HSMWATCH_SYSLOG_NG overrides where).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +15,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v snmpd >/dev/null 2>&1 || need_apt+=(snmpd)
 command -v snmptrap >/dev/null 2>&1 || need_apt+=(snmp)
+# Debian's server package keeps initdb and postgres under /usr/lib/postgresql/VERSION/bin; pg_trgm comes with it.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_apt+=(python3-aiosmtpd)
 # syslog-ng's own libraries (the unpacked package brings only itself).
 for lib in libivykis0 libnet1 libpcre3 libwrap0 libjson-c5; do

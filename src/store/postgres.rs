@@ -1,0 +1,352 @@
+//! PostgreSQL, the database several collectors share: its schema (`migrations_postgres/`) and, so far, its events:
+//! batches stored once however many collectors receive them, read back in id order, searched by substring, and
+//! retention by whole months. Each collector stores what it receives tagged with its name (`observer.name`); a copy
+//! of a line another collector stored already (same host, time and line, and the same occurrence: a second identical
+//! line in the same second is a second event) only adds the collector to the row's observers.
+//!
+//! Batches are written one at a time across all collectors (a transaction-scoped advisory lock), so that event ids
+//! are assigned in commit order: a reader that has seen id N has seen every event below it, which a single evaluator
+//! following the table by id needs. The same lock makes the month partitions one collector creates safe from another.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row};
+
+use super::columns::{self, RowParts, TYPED_COLUMNS, TYPED_ORIGINAL};
+use super::StoreError;
+use crate::event::Event;
+
+/// The advisory lock that orders batch commits (and partition changes) across collectors: "hsmwatch" in ASCII.
+const WRITE_LOCK: i64 = 0x6873_6d77_6174_6368;
+
+/// How long a collector remembers the lines it stored, to number identical ones (the dedupe window's default).
+pub const DEFAULT_COPY_WINDOW: Duration = Duration::from_secs(600);
+
+/// A PostgreSQL store, as one collector uses it.
+pub struct PgStore {
+    pool: PgPool,
+    /// This collector's name (`observer.name`).
+    collector: String,
+    /// Host, port and database, for messages (never the password).
+    server: String,
+    /// The month partitions known to exist.
+    months: HashSet<(i32, u32)>,
+    /// The lines stored lately, to number identical ones.
+    copies: Copies,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchStored {
+    /// Events new to the database.
+    pub stored: usize,
+    /// Copies of events another collector had stored: this collector was added to their observers.
+    pub copies: usize,
+}
+
+/// An event read back, with its id and the collectors that received it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Its id: ids follow commit order.
+    pub id: i64,
+    /// The event.
+    pub event: Event,
+    /// The collectors that received it, first the one that stored it.
+    pub observers: Vec<String>,
+}
+
+/// Where `options` point, without the password.
+fn describe(options: &PgConnectOptions) -> String {
+    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""))
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/database`, with `sslmode` and `sslrootcert` for TLS) as
+    /// `collector`, and brings the schema up to date (collectors starting together take turns).
+    pub async fn open(url: &str, collector: &str, copy_window: Duration) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions =
+            url.parse().map_err(|cause| StoreError::OpenPostgres { server: "the database URL".into(), cause })?;
+        let server = describe(&options);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|cause| StoreError::OpenPostgres { server: server.clone(), cause })?;
+        sqlx::migrate!("./migrations_postgres")
+            .run(&pool)
+            .await
+            .map_err(|cause| StoreError::MigratePostgres { server: server.clone(), cause })?;
+        Ok(PgStore {
+            pool,
+            collector: collector.to_owned(),
+            server,
+            months: HashSet::new(),
+            copies: Copies::new(copy_window),
+        })
+    }
+
+    /// Host, port and database.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Stores `events` as received by this collector, in one transaction.
+    pub async fn insert_batch(&mut self, events: &[Event]) -> Result<BatchStored, StoreError> {
+        let rows: Vec<columns::RowValues<'_>> = events.iter().map(columns::row_values).collect();
+        let keys: Vec<CopyKey> = rows.iter().map(CopyKey::of).collect();
+        let occurrences = self.copies.number(&keys, Instant::now());
+        let mut conn = self.pool.acquire().await?;
+        let mut transaction = conn.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
+        let months: HashSet<(i32, u32)> = rows.iter().filter_map(|row| month_of(row.times[0])).collect();
+        for month in months.difference(&self.months) {
+            create_partition(&mut transaction, *month).await?;
+        }
+        let column = |index: usize| rows.iter().map(|row| row.times[index]).collect::<Vec<i64>>();
+        let digits = |index: usize| rows.iter().map(|row| row.times[index] as i16).collect::<Vec<i16>>();
+        let typed = |index: usize| rows.iter().map(|row| row.typed[index].map(str::to_owned)).collect::<Vec<_>>();
+        let hosts: Vec<String> = rows.iter().map(|row| row.typed[0].unwrap_or_default().to_owned()).collect();
+        let inserted: Vec<bool> = sqlx::query_scalar(INSERT)
+            .bind(column(0))
+            .bind(digits(1))
+            .bind(column(2))
+            .bind(digits(3))
+            .bind(hosts)
+            .bind(typed(1))
+            .bind(typed(2))
+            .bind(typed(3))
+            .bind(typed(4))
+            .bind(typed(5))
+            .bind(typed(6))
+            .bind(typed(TYPED_ORIGINAL))
+            .bind(rows.iter().map(|row| row.raw.map(<[u8]>::to_vec)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|row| row.fields.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|row| row.message_at.map(|at| at as i32)).collect::<Vec<_>>())
+            .bind(keys.iter().map(|key| key.line_hash.to_vec()).collect::<Vec<_>>())
+            .bind(occurrences)
+            .bind(&self.collector)
+            .fetch_all(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        self.months.extend(months);
+        let stored = inserted.iter().filter(|new| **new).count();
+        Ok(BatchStored { stored, copies: inserted.len() - stored })
+    }
+
+    /// Up to `limit` events after id `after`, in id order.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!("SELECT {SELECT}, observers FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(stored_event).collect()
+    }
+
+    /// Up to `limit` events whose line holds `needle` (case-insensitive), newest first: the trigram index finds them.
+    pub async fn search(&self, needle: &str, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let pattern = format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let sql = format!(
+            "SELECT {SELECT}, observers FROM events WHERE original ILIKE $1 ORDER BY ts DESC, id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(pattern).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(stored_event).collect()
+    }
+
+    /// Drops the month partitions that end at or before `cutoff` (retention by whole months); returns their names.
+    pub async fn drop_months_before(&mut self, cutoff: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut transaction = conn.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
+        let partitions: Vec<String> = sqlx::query_scalar(
+            "SELECT child.relname::text FROM pg_inherits JOIN pg_class child ON child.oid = inhrelid \
+             JOIN pg_class parent ON parent.oid = inhparent WHERE parent.relname = 'events'",
+        )
+        .fetch_all(&mut *transaction)
+        .await?;
+        let mut dropped = Vec::new();
+        for name in partitions {
+            let Some(month) = month_of_partition(&name) else { continue };
+            if month_end(month).is_some_and(|end| end <= cutoff.timestamp_micros()) {
+                sqlx::query(&format!("DROP TABLE {name}")).execute(&mut *transaction).await?;
+                self.months.remove(&month);
+                dropped.push(name);
+            }
+        }
+        transaction.commit().await?;
+        dropped.sort();
+        Ok(dropped)
+    }
+}
+
+/// The columns read back, in the order [`stored_event`] expects.
+const SELECT: &str = "id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, \
+                      source_ip, format, original, raw, fields, message_at";
+
+/// One batch, as arrays: a copy of an event already stored (same host, time, line and occurrence) only adds this
+/// collector to its observers, once; what it returns tells new rows (one observer) from copies (PostgreSQL 15 cannot
+/// return `xmax` from a partitioned table). A copy this collector has already sent (a batch retried after an unknown
+/// commit) changes nothing and returns no row.
+const INSERT: &str = "INSERT INTO events (ts, ts_digits, created, created_digits, host, dataset, action, outcome, \
+     user_name, source_ip, format, original, raw, fields, message_at, line_hash, occurrence, observers) \
+     SELECT ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, \
+     original, raw, fields, message_at, line_hash, occurrence, ARRAY[$18::text] \
+     FROM UNNEST($1::int8[], $2::int2[], $3::int8[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], \
+     $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[], $15::int4[], $16::bytea[], \
+     $17::int2[]) AS batch(ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, \
+     source_ip, format, original, raw, fields, message_at, line_hash, occurrence) \
+     ON CONFLICT (host, ts, line_hash, occurrence) DO UPDATE SET observers = events.observers || $18::text \
+     WHERE NOT ($18::text = ANY (events.observers)) \
+     RETURNING cardinality(observers) = 1";
+
+/// An event of a row read with [`SELECT`] and `observers`.
+fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let mut typed: [Option<String>; TYPED_ORIGINAL] = Default::default();
+    for (value, column) in typed.iter_mut().zip(TYPED_COLUMNS) {
+        *value = row.try_get(column)?;
+    }
+    // The dedupe key needs a host: '' stands for none.
+    typed[0] = typed[0].take().filter(|host| !host.is_empty());
+    let parts = RowParts {
+        id,
+        times: [
+            row.try_get("ts")?,
+            i64::from(row.try_get::<i16, _>("ts_digits")?),
+            row.try_get("created")?,
+            i64::from(row.try_get::<i16, _>("created_digits")?),
+        ],
+        typed,
+        original: row.try_get("original")?,
+        raw: row.try_get("raw")?,
+        fields: row.try_get("fields")?,
+        message_at: row.try_get::<Option<i32>, _>("message_at")?.map(i64::from),
+    };
+    Ok(StoredEvent { id, event: columns::event_from_parts(parts)?, observers: row.try_get("observers")? })
+}
+
+/// Year and month of a time in microseconds.
+fn month_of(micros: i64) -> Option<(i32, u32)> {
+    Utc.timestamp_micros(micros).single().map(|at| (at.year(), at.month()))
+}
+
+/// The first microsecond of a month.
+fn month_start((year, month): (i32, u32)) -> Option<i64> {
+    Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single().map(|at| at.timestamp_micros())
+}
+
+/// The first microsecond after a month.
+fn month_end((year, month): (i32, u32)) -> Option<i64> {
+    month_start(if month == 12 { (year + 1, 1) } else { (year, month + 1) })
+}
+
+/// A month partition's name.
+fn partition_name((year, month): (i32, u32)) -> String {
+    format!("events_{year:04}_{month:02}")
+}
+
+/// The month of a partition's name.
+fn month_of_partition(name: &str) -> Option<(i32, u32)> {
+    let (year, month) = name.strip_prefix("events_")?.split_once('_')?;
+    let month: u32 = month.parse().ok()?;
+    (1..=12).contains(&month).then_some((year.parse().ok()?, month))
+}
+
+/// Creates a month's partition unless it exists (inside the write lock: no other collector races it).
+async fn create_partition(conn: &mut sqlx::PgConnection, month: (i32, u32)) -> Result<(), StoreError> {
+    let (Some(start), Some(end)) = (month_start(month), month_end(month)) else {
+        return Ok(());
+    };
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ({start}) TO ({end})",
+        partition_name(month)
+    );
+    sqlx::query(&sql).execute(conn).await?;
+    Ok(())
+}
+
+/// What makes two received lines copies of one event: host, time and the line's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CopyKey {
+    host: String,
+    ts: i64,
+    line_hash: [u8; 32],
+}
+
+impl CopyKey {
+    fn of(row: &columns::RowValues<'_>) -> CopyKey {
+        let mut hash = Sha256::new();
+        hash.update(row.typed[TYPED_ORIGINAL].unwrap_or_default().as_bytes());
+        if let Some(raw) = row.raw {
+            hash.update(raw);
+        }
+        CopyKey {
+            host: row.typed[0].unwrap_or_default().to_owned(),
+            ts: row.times[0],
+            line_hash: hash.finalize().into(),
+        }
+    }
+}
+
+/// The lines a collector stored lately, with how many of each: the second identical line in the same second is
+/// occurrence 2, which matches another collector's occurrence 2 of it.
+struct Copies {
+    window: Duration,
+    seen: HashMap<CopyKey, i16>,
+    order: VecDeque<(Instant, CopyKey)>,
+}
+
+impl Copies {
+    fn new(window: Duration) -> Self {
+        Copies { window, seen: HashMap::new(), order: VecDeque::new() }
+    }
+
+    /// The occurrence of each key, counting them.
+    fn number(&mut self, keys: &[CopyKey], now: Instant) -> Vec<i16> {
+        while self.order.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.window) {
+            if let Some((_, key)) = self.order.pop_front() {
+                self.seen.remove(&key);
+            }
+        }
+        keys.iter()
+            .map(|key| {
+                let count = self.seen.entry(key.clone()).or_insert(0);
+                *count = count.saturating_add(1);
+                if *count == 1 {
+                    self.order.push_back((now, key.clone()));
+                }
+                *count
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(line: &str) -> CopyKey {
+        CopyKey { host: "hsm1".into(), ts: 1, line_hash: Sha256::digest(line.as_bytes()).into() }
+    }
+
+    #[test]
+    fn identical_lines_are_numbered_until_the_window_forgets_them() {
+        let start = Instant::now();
+        let mut copies = Copies::new(Duration::from_secs(600));
+        assert_eq!(copies.number(&[key("a"), key("b"), key("a")], start), [1, 1, 2]);
+        assert_eq!(copies.number(&[key("a")], start + Duration::from_secs(599)), [3]);
+        assert_eq!(copies.number(&[key("a")], start + Duration::from_secs(601)), [1], "forgotten after the window");
+    }
+
+    #[test]
+    fn partitions_are_named_by_month_and_read_back() {
+        let micros = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap().timestamp_micros();
+        let month = month_of(micros).unwrap();
+        assert_eq!(partition_name(month), "events_2026_12");
+        assert_eq!(month_of_partition("events_2026_12"), Some((2026, 12)));
+        assert_eq!(month_of_partition("events_copy"), None);
+        assert_eq!(month_end(month), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap().timestamp_micros()));
+        assert!(month_start(month).unwrap() <= micros && micros < month_end(month).unwrap());
+    }
+}

@@ -1,0 +1,239 @@
+//! The PostgreSQL store against a real PostgreSQL: a cluster of the test's own (`initdb` in a temporary directory,
+//! `postgres` on a loopback port, stopped by its process id), two collectors writing the same Luna lines into it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use hsmwatch::decode::{Decoders, Origin};
+use hsmwatch::ingest::frame_to_event;
+use hsmwatch::pack::RuleSource;
+use hsmwatch::store::postgres::{BatchStored, PgStore, DEFAULT_COPY_WINDOW};
+
+use crate::support::free_port;
+
+/// A PostgreSQL server of the test's own. The server refuses to run as root: when the tests do, it runs as the
+/// `postgres` user Debian's package makes.
+pub struct PgPeer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// Its loopback port.
+    pub port: u16,
+}
+
+/// The directory of Debian's PostgreSQL programs (the newest version installed); the test fails when there is none.
+fn postgres_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    found.retain(|bin| bin.join("initdb").exists());
+    found.sort_by_key(|bin| bin.parent().and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok()).unwrap_or(0));
+    found.pop().expect("PostgreSQL's server is not installed: the tests need it (.ci/run installs it with apt-get)")
+}
+
+/// Whether the tests run as root.
+fn as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `program` from PostgreSQL's directory, as the `postgres` user when the tests run as root (setpriv replaces itself
+/// with the program, so the child's process id is the server's).
+fn postgres_command(program: &str) -> Command {
+    let path = postgres_bin().join(program);
+    if as_root() {
+        let mut command = Command::new("setpriv");
+        command.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]).arg(path);
+        command
+    } else {
+        Command::new(path)
+    }
+}
+
+impl PgPeer {
+    /// Makes a cluster (superuser `hsmwatch`, trusted on loopback) and starts it.
+    pub fn start() -> PgPeer {
+        let dir = tempfile::tempdir().unwrap();
+        if as_root() {
+            let status = Command::new("chown").args(["-R", "postgres:"]).arg(dir.path()).status().unwrap();
+            assert!(status.success(), "chown the cluster's directory to postgres");
+        }
+        let output = postgres_command("initdb")
+            .args(["-U", "hsmwatch", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-N", "-D"])
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("run initdb");
+        assert!(output.status.success(), "initdb: {}", String::from_utf8_lossy(&output.stderr));
+        let mut peer = PgPeer { child: None, dir, port: free_port() };
+        peer.resume();
+        peer
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("postgres.log")).unwrap();
+        let child = postgres_command("postgres")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start postgres");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let log = std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default();
+            assert!(Instant::now() < deadline, "postgres did not listen within 20 s:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://hsmwatch@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Its log, for failures.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PgPeer {
+    /// A fast shutdown (SIGINT) by process id, then the cluster's directory goes with the temporary directory.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("postgres in {} said:\n{}", self.dir().display(), self.log());
+        }
+    }
+}
+
+/// Luna lines of `host` at `at` (seconds into 2026-11-30 and 2026-12-01), decoded as a collector does.
+fn luna_events(lines: &[(u32, &str, &str)]) -> Vec<hsmwatch::event::Event> {
+    let decoders = Decoders::load(&RuleSource::Embedded).expect("shipped decoders");
+    let origin = Origin {
+        received: Utc::now(),
+        source_address: "127.0.0.1:41822".into(),
+        peer_ip: Some("127.0.0.1".parse().unwrap()),
+        default_host: None,
+        time_rules: Default::default(),
+    };
+    lines
+        .iter()
+        .map(|(at, host, message)| {
+            let time =
+                Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap() + chrono::Duration::seconds(i64::from(*at));
+            let line = format!("<38>1 {} {host} NTLS 2345 - - {message}\n", time.format("%Y-%m-%dT%H:%M:%S+00:00"));
+            frame_to_event(line.as_bytes(), false, &origin, &decoders)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
+    let peer = PgPeer::start();
+    let mut first = PgStore::open(&peer.url(), "collector-a", DEFAULT_COPY_WINDOW).await.unwrap();
+    let mut second = PgStore::open(&peer.url(), "collector-b", DEFAULT_COPY_WINDOW).await.unwrap();
+    let failed = "Failed to authenticate client 10.0.0.7 (certificate mismatch)";
+    let mut lines: Vec<(u32, String, String)> = (0..500)
+        .map(|i| {
+            (
+                i * 300,
+                format!("hsm{}", i % 5),
+                format!("Info: client 10.0.{}.{} connected to partition p{i}", i % 7, i % 200),
+            )
+        })
+        .collect();
+    // Two identical failed logins in the same second from one appliance: two events, not a copy.
+    lines.push((100, "hsm1".into(), failed.into()));
+    lines.push((100, "hsm1".into(), failed.into()));
+    lines.push((200, "hsm2".into(), "Info: partition P12X200 created".into()));
+    let borrowed: Vec<(u32, &str, &str)> = lines.iter().map(|(at, h, m)| (*at, h.as_str(), m.as_str())).collect();
+    let events = luna_events(&borrowed);
+
+    // The appliances send to both collectors: whichever stores first stores, the other adds itself.
+    assert_eq!(first.insert_batch(&events).await.unwrap(), BatchStored { stored: 503, copies: 0 });
+    assert_eq!(second.insert_batch(&events).await.unwrap(), BatchStored { stored: 0, copies: 503 });
+    // A batch sent again by the same collector (its commit's answer lost) changes nothing.
+    let mut again = PgStore::open(&peer.url(), "collector-a", DEFAULT_COPY_WINDOW).await.unwrap();
+    assert_eq!(again.insert_batch(&events).await.unwrap(), BatchStored { stored: 0, copies: 0 });
+
+    let stored = first.events_after(0, 10_000).await.unwrap();
+    assert_eq!(stored.len(), 503);
+    assert!(stored.windows(2).all(|pair| pair[0].id < pair[1].id));
+    assert!(stored.iter().all(|e| e.observers == ["collector-a", "collector-b"]), "{:?}", stored[0].observers);
+    // Read back as stored: every field of every event.
+    for (read, sent) in stored.iter().zip(&events) {
+        let fields =
+            |event: &hsmwatch::event::Event| event.fields().map(|(n, v)| (n, v.to_owned())).collect::<Vec<_>>();
+        assert_eq!(fields(&read.event), fields(sent));
+        assert_eq!(read.event.timestamp, sent.timestamp);
+    }
+    let logins = stored.iter().filter(|e| e.event.get("event.original").is_some_and(|l| l.contains(failed))).count();
+    assert_eq!(logins, 2, "identical lines in one second stay two events");
+
+    // Search: case-insensitive, by the trigram index; `%` and `_` are literal.
+    let found = second.search("p12x200", 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(found[0].event.get("event.original").unwrap().contains("P12X200"));
+    assert!(second.search("10.0.1%", 10).await.unwrap().is_empty());
+
+    // A line only the second collector heard is its alone.
+    let only = luna_events(&[(301, "hsm3", "Info: heard once")]);
+    assert_eq!(second.insert_batch(&only).await.unwrap(), BatchStored { stored: 1, copies: 0 });
+    let last = first.events_after(stored.last().unwrap().id, 10).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].observers, ["collector-b"]);
+
+    // Retention drops whole months: the lines span 2026-11-30 and the first days of December.
+    let december = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let dropped = first.drop_months_before(december).await.unwrap();
+    assert_eq!(dropped, ["events_2026_11"]);
+    let left = first.events_after(0, 10_000).await.unwrap();
+    let december = december.timestamp_micros();
+    assert!(!left.is_empty() && left.iter().all(|e| e.event.timestamp.micros() >= december), "{}", left.len());
+    drop(peer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collectors_writing_at_once_store_every_line_once() {
+    let peer = PgPeer::start();
+    let lines: Vec<(u32, String, String)> =
+        (0..2000).map(|i| (i, format!("hsm{}", i % 3), format!("Info: line {i} of the burst"))).collect();
+    let borrowed: Vec<(u32, &str, &str)> = lines.iter().map(|(at, h, m)| (*at, h.as_str(), m.as_str())).collect();
+    let events = luna_events(&borrowed);
+    let write = |name: &'static str| {
+        let (url, events) = (peer.url(), events.clone());
+        tokio::spawn(async move {
+            let mut store = PgStore::open(&url, name, DEFAULT_COPY_WINDOW).await.unwrap();
+            let mut total = BatchStored::default();
+            for batch in events.chunks(100) {
+                let done = store.insert_batch(batch).await.unwrap();
+                (total.stored, total.copies) = (total.stored + done.stored, total.copies + done.copies);
+            }
+            total
+        })
+    };
+    let (a, b) = (write("collector-a"), write("collector-b"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!((a.stored + b.stored, a.copies + b.copies), (2000, 2000), "{a:?} {b:?}");
+    let reader = PgStore::open(&peer.url(), "reader", DEFAULT_COPY_WINDOW).await.unwrap();
+    let stored = reader.events_after(0, 10_000).await.unwrap();
+    assert_eq!(stored.len(), 2000);
+    assert!(stored.iter().all(|e| {
+        let mut observers = e.observers.clone();
+        observers.sort();
+        observers == ["collector-a", "collector-b"]
+    }));
+}
