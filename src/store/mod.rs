@@ -78,6 +78,12 @@ pub enum StoreError {
         /// The driver's error.
         cause: sqlx::Error,
     },
+    /// A leader's write in a term whose lease it no longer holds (another collector leads now).
+    #[error("no longer the leader of term {term}: another collector took the lead")]
+    NotLeader {
+        /// The term the write was made in.
+        term: i64,
+    },
     /// The PostgreSQL schema could not be brought up to date.
     #[error("cannot migrate PostgreSQL database {server}: {cause}")]
     MigratePostgres {

@@ -9,7 +9,8 @@ use chrono::{TimeZone, Utc};
 use hsmwatch::decode::{Decoders, Origin};
 use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
-use hsmwatch::store::postgres::{BatchStored, PgStore, DEFAULT_COPY_WINDOW};
+use hsmwatch::store::postgres::{BatchStored, Lead, PgStore, DEFAULT_COPY_WINDOW};
+use hsmwatch::store::StoreError;
 
 use crate::support::free_port;
 
@@ -236,4 +237,44 @@ async fn collectors_writing_at_once_store_every_line_once() {
         observers.sort();
         observers == ["collector-a", "collector-b"]
     }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_collector_leads_and_another_takes_over_once_its_lease_runs_out() {
+    let peer = PgPeer::start();
+    let lease = Duration::from_secs(2);
+    let first = PgStore::open(&peer.url(), "collector-a", DEFAULT_COPY_WINDOW).await.unwrap();
+    let second = PgStore::open(&peer.url(), "collector-b", DEFAULT_COPY_WINDOW).await.unwrap();
+    let Lead::Leading { term, .. } = first.try_lead(lease).await.unwrap() else { panic!("the first to ask leads") };
+    assert_eq!(term, 1);
+    let Lead::Following { holder, .. } = second.try_lead(lease).await.unwrap() else { panic!("one leader at a time") };
+    assert!(holder.starts_with("collector-a "), "{holder}");
+    // Renewing keeps the term; the leader's cursor moves.
+    assert!(matches!(first.try_lead(lease).await.unwrap(), Lead::Leading { term: 1, .. }));
+    first.advance_rule_cursor(1, 40).await.unwrap();
+
+    // The leader stops renewing (killed, cut off): the other takes the lead once the lease has run out, not before,
+    // with the next term, and continues from the shared cursor.
+    let stopped = Instant::now();
+    let term = loop {
+        if let Lead::Leading { term, .. } = second.try_lead(lease).await.unwrap() {
+            break term;
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(10), "no takeover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(stopped.elapsed() >= Duration::from_millis(1500), "taken over after {:?}", stopped.elapsed());
+    assert_eq!(term, 2);
+    assert_eq!(second.rule_cursor().await.unwrap(), 40);
+    second.advance_rule_cursor(2, 45).await.unwrap();
+
+    // The old leader wakes up: its writes in its old term are refused, and it follows.
+    let refused = first.advance_rule_cursor(1, 41).await.unwrap_err();
+    assert!(matches!(refused, StoreError::NotLeader { term: 1 }), "{refused}");
+    assert_eq!(first.rule_cursor().await.unwrap(), 45);
+    assert!(matches!(first.try_lead(lease).await.unwrap(), Lead::Following { .. }));
+
+    // A leader that stops cleanly resigns: the next takes over at once.
+    second.resign().await.unwrap();
+    assert!(matches!(first.try_lead(lease).await.unwrap(), Lead::Leading { term: 3, .. }));
 }

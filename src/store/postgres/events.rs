@@ -1,8 +1,8 @@
-//! PostgreSQL, the database several collectors share: its schema (`migrations_postgres/`) and, so far, its events:
-//! batches stored once however many collectors receive them, read back in id order, searched by substring, and
-//! retention by whole months. Each collector stores what it receives tagged with its name (`observer.name`); a copy
-//! of a line another collector stored already (same host, time and line, and the same occurrence: a second identical
-//! line in the same second is a second event) only adds the collector to the row's observers.
+//! Events in PostgreSQL: batches stored once however many collectors receive them, read back in id order, searched
+//! by substring, and retention by whole months. Each collector stores what it receives tagged with its name
+//! (`observer.name`); a copy of a line another collector stored already (same host, time and line, and the same
+//! occurrence: a second identical line in the same second is a second event) only adds the collector to the row's
+//! observers.
 //!
 //! Batches are written one at a time across all collectors (a transaction-scoped advisory lock), so that event ids
 //! are assigned in commit order: a reader that has seen id N has seen every event below it, which a single evaluator
@@ -13,31 +13,19 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{Connection, Row};
 
-use super::columns::{self, RowParts, TYPED_COLUMNS, TYPED_ORIGINAL};
-use super::StoreError;
+use super::PgStore;
 use crate::event::Event;
+use crate::store::columns::{self, RowParts, TYPED_COLUMNS, TYPED_ORIGINAL};
+use crate::store::StoreError;
 
 /// The advisory lock that orders batch commits (and partition changes) across collectors: "hsmwatch" in ASCII.
 const WRITE_LOCK: i64 = 0x6873_6d77_6174_6368;
 
 /// How long a collector remembers the lines it stored, to number identical ones (the dedupe window's default).
 pub const DEFAULT_COPY_WINDOW: Duration = Duration::from_secs(600);
-
-/// A PostgreSQL store, as one collector uses it.
-pub struct PgStore {
-    pool: PgPool,
-    /// This collector's name (`observer.name`).
-    collector: String,
-    /// Host, port and database, for messages (never the password).
-    server: String,
-    /// The month partitions known to exist.
-    months: HashSet<(i32, u32)>,
-    /// The lines stored lately, to number identical ones.
-    copies: Copies,
-}
 
 /// What a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,41 +47,7 @@ pub struct StoredEvent {
     pub observers: Vec<String>,
 }
 
-/// Where `options` point, without the password.
-fn describe(options: &PgConnectOptions) -> String {
-    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""))
-}
-
 impl PgStore {
-    /// Connects to `url` (`postgres://user@host:port/database`, with `sslmode` and `sslrootcert` for TLS) as
-    /// `collector`, and brings the schema up to date (collectors starting together take turns).
-    pub async fn open(url: &str, collector: &str, copy_window: Duration) -> Result<PgStore, StoreError> {
-        let options: PgConnectOptions =
-            url.parse().map_err(|cause| StoreError::OpenPostgres { server: "the database URL".into(), cause })?;
-        let server = describe(&options);
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|cause| StoreError::OpenPostgres { server: server.clone(), cause })?;
-        sqlx::migrate!("./migrations_postgres")
-            .run(&pool)
-            .await
-            .map_err(|cause| StoreError::MigratePostgres { server: server.clone(), cause })?;
-        Ok(PgStore {
-            pool,
-            collector: collector.to_owned(),
-            server,
-            months: HashSet::new(),
-            copies: Copies::new(copy_window),
-        })
-    }
-
-    /// Host, port and database.
-    pub fn server(&self) -> &str {
-        &self.server
-    }
-
     /// Stores `events` as received by this collector, in one transaction.
     pub async fn insert_batch(&mut self, events: &[Event]) -> Result<BatchStored, StoreError> {
         let rows: Vec<columns::RowValues<'_>> = events.iter().map(columns::row_values).collect();
@@ -291,14 +245,14 @@ impl CopyKey {
 
 /// The lines a collector stored lately, with how many of each: the second identical line in the same second is
 /// occurrence 2, which matches another collector's occurrence 2 of it.
-struct Copies {
+pub(super) struct Copies {
     window: Duration,
     seen: HashMap<CopyKey, i16>,
     order: VecDeque<(Instant, CopyKey)>,
 }
 
 impl Copies {
-    fn new(window: Duration) -> Self {
+    pub(super) fn new(window: Duration) -> Self {
         Copies { window, seen: HashMap::new(), order: VecDeque::new() }
     }
 

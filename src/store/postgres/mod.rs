@@ -1,0 +1,83 @@
+//! PostgreSQL, the database several collectors share (`migrations_postgres/`): its events ([`events`]: each line
+//! stored once however many collectors receive it) and which collector leads ([`leadership`]: evaluates rules,
+//! records and delivers alerts), so far; not yet selectable in the configuration.
+
+pub mod events;
+pub mod leadership;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::StoreError;
+
+pub use events::{BatchStored, StoredEvent, DEFAULT_COPY_WINDOW};
+pub use leadership::Lead;
+
+/// A PostgreSQL store, as one collector uses it.
+pub struct PgStore {
+    pool: PgPool,
+    /// This collector's name (`observer.name`).
+    collector: String,
+    /// Host, port and database, for messages (never the password).
+    server: String,
+    /// The month partitions known to exist.
+    months: HashSet<(i32, u32)>,
+    /// The lines stored lately, to number identical ones.
+    copies: events::Copies,
+    /// This process among collectors of the same name: the lease's holder is both.
+    instance: String,
+}
+
+/// Where `options` point, without the password.
+fn describe(options: &PgConnectOptions) -> String {
+    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""))
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/database`, with `sslmode` and `sslrootcert` for TLS) as
+    /// `collector`, and brings the schema up to date (collectors starting together take turns).
+    pub async fn open(url: &str, collector: &str, copy_window: Duration) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions =
+            url.parse().map_err(|cause| StoreError::OpenPostgres { server: "the database URL".into(), cause })?;
+        let server = describe(&options);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|cause| StoreError::OpenPostgres { server: server.clone(), cause })?;
+        sqlx::migrate!("./migrations_postgres")
+            .run(&pool)
+            .await
+            .map_err(|cause| StoreError::MigratePostgres { server: server.clone(), cause })?;
+        Ok(PgStore {
+            pool,
+            collector: collector.to_owned(),
+            server,
+            months: HashSet::new(),
+            copies: events::Copies::new(copy_window),
+            instance: instance()?,
+        })
+    }
+
+    /// Host, port and database.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The lease holder this process is: its collector's name and its instance.
+    fn holder(&self) -> String {
+        format!("{} {}", self.collector, self.instance)
+    }
+}
+
+/// A random instance name: two processes given the same collector name never both hold the lease.
+fn instance() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 4];
+    getrandom::getrandom(&mut bytes).map_err(|error| StoreError::OpenPostgres {
+        server: "this host".into(),
+        cause: sqlx::Error::Io(std::io::Error::other(error.to_string())),
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
