@@ -19,6 +19,8 @@ use crate::support::free_port;
 pub struct PgPeer {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// More `-c name=value` settings for the server.
+    settings: Vec<String>,
     /// Its loopback port.
     pub port: u16,
 }
@@ -54,7 +56,14 @@ fn postgres_command(program: &str) -> Command {
 impl PgPeer {
     /// Makes a cluster (superuser `hsmwatch`, trusted on loopback) and starts it.
     pub fn start() -> PgPeer {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// Makes a cluster and starts it with the settings `settings` gives, from the cluster's directory (where it may
+    /// write files the server reads: they are handed to the server's user with the directory).
+    pub fn start_with(settings: impl FnOnce(&Path) -> Vec<String>) -> PgPeer {
         let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
         if as_root() {
             let status = Command::new("chown").args(["-R", "postgres:"]).arg(dir.path()).status().unwrap();
             assert!(status.success(), "chown the cluster's directory to postgres");
@@ -65,7 +74,7 @@ impl PgPeer {
             .output()
             .expect("run initdb");
         assert!(output.status.success(), "initdb: {}", String::from_utf8_lossy(&output.stderr));
-        let mut peer = PgPeer { child: None, dir, port: free_port() };
+        let mut peer = PgPeer { child: None, dir, settings, port: free_port() };
         peer.resume();
         peer
     }
@@ -78,6 +87,7 @@ impl PgPeer {
             .arg(self.dir.path().join("data"))
             .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
             .arg(self.dir.path())
+            .args(self.settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -277,4 +287,44 @@ async fn one_collector_leads_and_another_takes_over_once_its_lease_runs_out() {
     // A leader that stops cleanly resigns: the next takes over at once.
     second.resign().await.unwrap();
     assert!(matches!(first.try_lead(lease).await.unwrap(), Lead::Leading { term: 3, .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_is_tls_verified_against_the_given_root_and_the_password_never_shows() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().self_signed(&key).unwrap();
+    let peer = PgPeer::start_with(|dir| {
+        std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+        std::fs::set_permissions(dir.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        ["ssl=on", "log_connections=on"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                format!("ssl_cert_file={}/server.pem", dir.display()),
+                format!("ssl_key_file={}/server.key", dir.display()),
+            ])
+            .collect()
+    });
+    let roots = tempfile::tempdir().unwrap();
+    std::fs::write(roots.path().join("right.pem"), cert.pem()).unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let other = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().self_signed(&other_key).unwrap();
+    std::fs::write(roots.path().join("wrong.pem"), other.pem()).unwrap();
+    let url = |root: &str| {
+        format!(
+            "postgres://hsmwatch:s3cret-passw0rd@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+            peer.port,
+            roots.path().join(root).display()
+        )
+    };
+
+    let store = PgStore::open(&url("right.pem"), "collector-a", DEFAULT_COPY_WINDOW).await.unwrap();
+    assert_eq!(store.server(), format!("127.0.0.1:{}/postgres", peer.port));
+    assert!(peer.log().contains("SSL enabled"), "{}", peer.log());
+
+    let refused = PgStore::open(&url("wrong.pem"), "collector-a", DEFAULT_COPY_WINDOW).await.err().expect("refused");
+    let said = refused.to_string();
+    assert!(said.starts_with(&format!("cannot connect to PostgreSQL at 127.0.0.1:{}/postgres", peer.port)), "{said}");
+    assert!(!said.contains("s3cret"), "{said}");
 }
