@@ -1,4 +1,5 @@
-//! Puts the git revision into `hsmwatch --version` (HSMWATCH_GIT_REV), or "unknown" outside a git checkout.
+//! Puts the git revision into `hsmwatch --version` (HSMWATCH_GIT_REV), or "unknown" outside a git checkout; and
+//! rebuilds when a migration is added, which sqlx's `migrate!` embeds but does not watch for.
 
 use std::process::Command;
 
@@ -20,8 +21,8 @@ fn main() {
         _ => "unknown".to_owned(),
     };
     println!("cargo:rustc-env=HSMWATCH_GIT_REV={revision}");
-    // Rebuilt when HEAD moves or the index changes (a commit, a checkout, a staged edit).
-    for path in [".git/HEAD", ".git/index"] {
+    // Rebuilt when HEAD moves or the index changes (a commit, a checkout, a staged edit), or a migration comes or goes.
+    for path in [".git/HEAD", ".git/index", "migrations", "migrations_postgres"] {
         if std::path::Path::new(path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }

@@ -10,6 +10,7 @@ use hsmwatch::decode::{Decoders, Origin};
 use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
 use hsmwatch::store::postgres::{BatchStored, Lead, PgStore, DEFAULT_COPY_WINDOW};
+use hsmwatch::store::rule_state::StateChange;
 use hsmwatch::store::StoreError;
 
 use crate::support::free_port;
@@ -259,9 +260,15 @@ async fn one_collector_leads_and_another_takes_over_once_its_lease_runs_out() {
     assert_eq!(term, 1);
     let Lead::Following { holder, .. } = second.try_lead(lease).await.unwrap() else { panic!("one leader at a time") };
     assert!(holder.starts_with("collector-a "), "{holder}");
-    // Renewing keeps the term; the leader's cursor moves.
+    // Renewing keeps the term; the leader's evaluation moves the cursor and keeps a threshold's half-full window.
     assert!(matches!(first.try_lead(lease).await.unwrap(), Lead::Leading { term: 1, .. }));
-    first.advance_rule_cursor(1, 40).await.unwrap();
+    let window = |state: Option<&str>| StateChange {
+        rule_id: "luna.login.bruteforce".into(),
+        rule_hash: 0xfeed,
+        key: "hsm1|10.0.0.7".into(),
+        state: state.map(str::to_owned),
+    };
+    first.save_evaluation(1, 40, &[window(Some(r#"{"count":3}"#))]).await.unwrap();
 
     // The leader stops renewing (killed, cut off): the other takes the lead once the lease has run out, not before,
     // with the next term, and continues from the shared cursor.
@@ -276,12 +283,16 @@ async fn one_collector_leads_and_another_takes_over_once_its_lease_runs_out() {
     assert!(stopped.elapsed() >= Duration::from_millis(1500), "taken over after {:?}", stopped.elapsed());
     assert_eq!(term, 2);
     assert_eq!(second.rule_cursor().await.unwrap(), 40);
-    second.advance_rule_cursor(2, 45).await.unwrap();
+    let saved = second.rule_state().await.unwrap();
+    assert_eq!(saved, [("luna.login.bruteforce".into(), 0xfeed, "hsm1|10.0.0.7".into(), r#"{"count":3}"#.into())]);
+    second.save_evaluation(2, 45, &[window(Some(r#"{"count":4}"#))]).await.unwrap();
 
-    // The old leader wakes up: its writes in its old term are refused, and it follows.
-    let refused = first.advance_rule_cursor(1, 41).await.unwrap_err();
+    // The old leader wakes up: its writes in its old term are refused (the state and cursor stay its successor's),
+    // and it follows.
+    let refused = first.save_evaluation(1, 41, &[window(None)]).await.unwrap_err();
     assert!(matches!(refused, StoreError::NotLeader { term: 1 }), "{refused}");
     assert_eq!(first.rule_cursor().await.unwrap(), 45);
+    assert_eq!(first.rule_state().await.unwrap()[0].3, r#"{"count":4}"#);
     assert!(matches!(first.try_lead(lease).await.unwrap(), Lead::Following { .. }));
 
     // A leader that stops cleanly resigns: the next takes over at once.

@@ -1,13 +1,12 @@
 //! Which collector leads: evaluates rules, records alerts and delivers them. The leader holds a lease in the
 //! database (the database's clock, not the collectors'), renews it well within its length, and loses it when it
-//! stops renewing: another collector takes it once it has run out, with the next term. The leader's writes (the rule
-//! cursor here) name their term and fail in the same transaction when the lease is no longer theirs, so a leader
+//! stops renewing: another collector takes it once it has run out, with the next term. The leader's writes (see
+//! [`super::evaluation`]) name their term and fail in the same transaction when the lease is no longer theirs, so a leader
 //! that paused past its lease cannot undo its successor's work.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::Connection;
 
 use super::PgStore;
 use crate::store::StoreError;
@@ -72,29 +71,9 @@ impl PgStore {
         Ok(())
     }
 
-    /// How far rule evaluation has gone: the last event id evaluated.
-    pub async fn rule_cursor(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT last_event_id FROM rule_cursor").fetch_one(&self.pool).await?)
-    }
-
-    /// Moves the rule cursor to `last_event_id`, as the leader of `term`: refused ([`StoreError::NotLeader`]) when
-    /// this process no longer holds the lease in that term.
-    pub async fn advance_rule_cursor(&self, term: i64, last_event_id: i64) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut transaction = conn.begin().await?;
-        self.hold_term(&mut transaction, term).await?;
-        sqlx::query("UPDATE rule_cursor SET last_event_id = $1, term = $2")
-            .bind(last_event_id)
-            .bind(term)
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
     /// Fails unless this process holds a live lease in `term`; the lease row stays locked (shared) until the
     /// transaction ends, so no successor's term begins in between.
-    async fn hold_term(&self, conn: &mut sqlx::PgConnection, term: i64) -> Result<(), StoreError> {
+    pub(super) async fn hold_term(&self, conn: &mut sqlx::PgConnection, term: i64) -> Result<(), StoreError> {
         let held: Option<i64> = sqlx::query_scalar(
             "SELECT term FROM leadership WHERE holder = $1 AND term = $2 AND lease_until > now() FOR SHARE",
         )

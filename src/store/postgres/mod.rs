@@ -1,7 +1,9 @@
 //! PostgreSQL, the database several collectors share (`migrations_postgres/`): its events ([`events`]: each line
-//! stored once however many collectors receive it) and which collector leads ([`leadership`]: evaluates rules,
-//! records and delivers alerts), so far; not yet selectable in the configuration.
+//! stored once however many collectors receive it), which collector leads ([`leadership`]: evaluates rules, records
+//! and delivers alerts) and what the leader's evaluation keeps ([`evaluation`]: the rule cursor and rule state), so
+//! far; not yet selectable in the configuration.
 
+pub mod evaluation;
 pub mod events;
 pub mod leadership;
 
