@@ -10,6 +10,7 @@ use hsmwatch::decode::{Decoders, Origin};
 use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
 use hsmwatch::store::postgres::{BatchStored, Lead, PgStore, DEFAULT_COPY_WINDOW};
+use hsmwatch::store::query::{Cursor, EventFilter};
 use hsmwatch::store::rule_state::StateChange;
 use hsmwatch::store::StoreError;
 
@@ -195,11 +196,29 @@ async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
     let logins = stored.iter().filter(|e| e.event.get("event.original").is_some_and(|l| l.contains(failed))).count();
     assert_eq!(logins, 2, "identical lines in one second stay two events");
 
-    // Search: case-insensitive, by the trigram index; `%` and `_` are literal.
-    let found = second.search("p12x200", 10).await.unwrap();
+    // Queries as `hsmwatch query` asks them: substring and whole-word search (case-insensitive; `%` is literal), typed
+    // filters, newest first, a page after a cursor.
+    let query = |adjust: fn(&mut EventFilter)| {
+        let mut filter = EventFilter { limit: 1000, ..EventFilter::default() };
+        adjust(&mut filter);
+        filter
+    };
+    let found = second.events(&query(|f| f.contains = Some("p12x200".into()))).await.unwrap();
     assert_eq!(found.len(), 1);
     assert!(found[0].event.get("event.original").unwrap().contains("P12X200"));
-    assert!(second.search("10.0.1%", 10).await.unwrap().is_empty());
+    assert!(second.events(&query(|f| f.contains = Some("10.0.1%".into()))).await.unwrap().is_empty());
+    assert_eq!(second.events(&query(|f| f.word = Some("p12x200".into()))).await.unwrap().len(), 1);
+    assert!(second.events(&query(|f| f.word = Some("p12x20".into()))).await.unwrap().is_empty());
+    let hsm1 = second.events(&query(|f| f.host = Some("hsm1".into()))).await.unwrap();
+    assert_eq!(hsm1.len(), 102, "100 connections and the two failed logins");
+    assert!(hsm1
+        .windows(2)
+        .all(|p| (p[0].event.timestamp.micros(), p[0].id) > (p[1].event.timestamp.micros(), p[1].id)));
+    let mut page = query(|f| f.host = Some("hsm1".into()));
+    page.limit = 10;
+    page.after = Some(Cursor { ts: hsm1[9].event.timestamp.micros(), id: hsm1[9].id });
+    let next: Vec<i64> = second.events(&page).await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(next, hsm1[10..20].iter().map(|e| e.id).collect::<Vec<_>>());
 
     // A line only the second collector heard is its alone.
     let only = luna_events(&[(301, "hsm3", "Info: heard once")]);

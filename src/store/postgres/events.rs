@@ -1,5 +1,5 @@
-//! Events in PostgreSQL: batches stored once however many collectors receive them, read back in id order, searched
-//! by substring, and retention by whole months. Each collector stores what it receives tagged with its name
+//! Events in PostgreSQL: batches stored once however many collectors receive them, read back in id order, queried as
+//! `hsmwatch query` does (typed filters, substring and whole-word search), and retention by whole months. Each collector stores what it receives tagged with its name
 //! (`observer.name`); a copy of a line another collector stored already (same host, time and line, and the same
 //! occurrence: a second identical line in the same second is a second event) only adds the collector to the row's
 //! observers.
@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgRow;
-use sqlx::{Connection, Row};
+use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
 use crate::event::Event;
 use crate::store::columns::{self, RowParts, TYPED_COLUMNS, TYPED_ORIGINAL};
+use crate::store::query::EventFilter;
 use crate::store::StoreError;
 
 /// The advisory lock that orders batch commits (and partition changes) across collectors: "hsmwatch" in ASCII.
@@ -98,13 +99,42 @@ impl PgStore {
         rows.iter().map(stored_event).collect()
     }
 
-    /// Up to `limit` events whose line holds `needle` (case-insensitive), newest first: the trigram index finds them.
-    pub async fn search(&self, needle: &str, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        let pattern = format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        let sql = format!(
-            "SELECT {SELECT}, observers FROM events WHERE original ILIKE $1 ORDER BY ts DESC, id DESC LIMIT $2"
-        );
-        let rows = sqlx::query(&sql).bind(pattern).bind(limit).fetch_all(&self.pool).await?;
+    /// The events `filter` selects, newest first (by time, then id), as `hsmwatch query` and the API ask: the typed
+    /// filters through their indexes, `contains` and `word` (case-insensitive) through the trigram index.
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT}, observers FROM events WHERE true"));
+        if let Some(since) = filter.since {
+            query.push(" AND ts >= ").push_bind(since.timestamp_micros());
+        }
+        if let Some(until) = filter.until {
+            query.push(" AND ts < ").push_bind(until.timestamp_micros());
+        }
+        if let Some(host) = &filter.host {
+            query.push(" AND host = ").push_bind(host.clone());
+        }
+        for (column, value) in [
+            ("action", &filter.action),
+            ("outcome", &filter.outcome),
+            ("user_name", &filter.user),
+            ("source_ip", &filter.source_ip),
+        ] {
+            if let Some(value) = value {
+                query.push(format!(" AND {column} = ")).push_bind(value.clone());
+            }
+        }
+        if let Some(text) = &filter.contains {
+            query.push(" AND original ILIKE ").push_bind(like_pattern(text));
+        }
+        if let Some(text) = &filter.word {
+            // Not preceded or followed by an ASCII letter, digit or `_`, as SQLite's store has it.
+            let pattern = format!("(^|[^A-Za-z0-9_]){}([^A-Za-z0-9_]|$)", regex_literal(text));
+            query.push(" AND original ~* ").push_bind(pattern);
+        }
+        if let Some(after) = filter.after {
+            query.push(" AND (ts, id) < (").push_bind(after.ts).push(", ").push_bind(after.id).push(")");
+        }
+        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
+        let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(stored_event).collect()
     }
 
@@ -153,6 +183,22 @@ const INSERT: &str = "INSERT INTO events (ts, ts_digits, created, created_digits
      ON CONFLICT (host, ts, line_hash, occurrence) DO UPDATE SET observers = events.observers || $18::text \
      WHERE NOT ($18::text = ANY (events.observers)) \
      RETURNING cardinality(observers) = 1";
+
+/// `text` as an ILIKE pattern matching it anywhere: `%`, `_` and `\` in it are literal.
+fn like_pattern(text: &str) -> String {
+    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+/// `text` as a regular expression matching itself.
+fn regex_literal(text: &str) -> String {
+    text.chars().fold(String::with_capacity(text.len()), |mut out, c| {
+        if "\\.^$*+?()[]{}|".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
 
 /// An event of a row read with [`SELECT`] and `observers`.
 fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
@@ -291,6 +337,12 @@ mod tests {
         assert_eq!(copies.number(&[key("a"), key("b"), key("a")], start), [1, 1, 2]);
         assert_eq!(copies.number(&[key("a")], start + Duration::from_secs(599)), [3]);
         assert_eq!(copies.number(&[key("a")], start + Duration::from_secs(601)), [1], "forgotten after the window");
+    }
+
+    #[test]
+    fn search_text_is_literal_in_patterns() {
+        assert_eq!(like_pattern(r"50%_a\b"), r"%50\%\_a\\b%");
+        assert_eq!(regex_literal("p12.x(2)"), r"p12\.x\(2\)");
     }
 
     #[test]
