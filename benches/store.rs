@@ -6,7 +6,6 @@
 
 #![allow(missing_docs)]
 
-use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hsmwatch::decode::{Decoders, Origin};
 use hsmwatch::ingest::frame_to_event;
@@ -17,13 +16,7 @@ const BATCH: usize = 1000;
 
 fn bench(c: &mut Criterion) {
     let decoders = Decoders::load(&RuleSource::Embedded).expect("shipped decoders");
-    let origin = Origin {
-        received: Utc::now(),
-        source_address: "127.0.0.1:41822".into(),
-        peer_ip: Some("127.0.0.1".parse().unwrap()),
-        default_host: None,
-        time_rules: Default::default(),
-    };
+    let origin = Origin::from_peer("127.0.0.1:41822".parse().unwrap());
     let batch: Vec<_> = (0..BATCH)
         .map(|i| {
             let line = format!(

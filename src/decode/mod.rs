@@ -141,6 +141,20 @@ pub struct Origin {
     pub time_rules: TimeRules,
 }
 
+impl Origin {
+    /// A line received now from a sender at `peer` (its address becomes `log.source.address`, its IP the host when
+    /// the header names none), with no default host and the default time rules.
+    pub fn from_peer(peer: std::net::SocketAddr) -> Origin {
+        Origin {
+            received: Utc::now(),
+            source_address: peer.to_string(),
+            peer_ip: Some(peer.ip()),
+            default_host: None,
+            time_rules: TimeRules::default(),
+        }
+    }
+}
+
 /// The frame a message was parsed from.
 #[derive(Debug, Clone, Copy)]
 pub struct RawFrame<'a> {

@@ -135,13 +135,7 @@ impl Drop for PgPeer {
 /// Luna lines of `host` at `at` (seconds into 2026-11-30 and 2026-12-01), decoded as a collector does.
 fn luna_events(lines: &[(u32, &str, &str)]) -> Vec<hsmwatch::event::Event> {
     let decoders = Decoders::load(&RuleSource::Embedded).expect("shipped decoders");
-    let origin = Origin {
-        received: Utc::now(),
-        source_address: "127.0.0.1:41822".into(),
-        peer_ip: Some("127.0.0.1".parse().unwrap()),
-        default_host: None,
-        time_rules: Default::default(),
-    };
+    let origin = Origin::from_peer("127.0.0.1:41822".parse().unwrap());
     lines
         .iter()
         .map(|(at, host, message)| {
