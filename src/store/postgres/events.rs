@@ -53,7 +53,8 @@ impl PgStore {
     pub async fn insert_batch(&mut self, events: &[Event]) -> Result<BatchStored, StoreError> {
         let rows: Vec<columns::RowValues<'_>> = events.iter().map(columns::row_values).collect();
         let keys: Vec<CopyKey> = rows.iter().map(CopyKey::of).collect();
-        let occurrences = self.copies.number(&keys, Instant::now());
+        let now = Instant::now();
+        let occurrences = self.copies.number(&keys, now);
         let mut conn = self.pool.acquire().await?;
         let mut transaction = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
@@ -82,12 +83,13 @@ impl PgStore {
             .bind(rows.iter().map(|row| row.fields.clone()).collect::<Vec<_>>())
             .bind(rows.iter().map(|row| row.message_at.map(|at| at as i32)).collect::<Vec<_>>())
             .bind(keys.iter().map(|key| key.line_hash.to_vec()).collect::<Vec<_>>())
-            .bind(occurrences)
+            .bind(&occurrences)
             .bind(&self.collector)
             .fetch_all(&mut *transaction)
             .await?;
         transaction.commit().await?;
         self.months.extend(months);
+        self.copies.remember(keys, &occurrences, now);
         let stored = inserted.iter().filter(|new| **new).count();
         Ok(BatchStored { stored, copies: inserted.len() - stored })
     }
@@ -302,23 +304,33 @@ impl Copies {
         Copies { window, seen: HashMap::new(), order: VecDeque::new() }
     }
 
-    /// The occurrence of each key, counting them.
+    /// The occurrence of each key: after those already stored, and those before it in `keys`. Nothing is counted
+    /// until [`Copies::remember`]: a batch that fails to commit is numbered the same when it is sent again.
     fn number(&mut self, keys: &[CopyKey], now: Instant) -> Vec<i16> {
         while self.order.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.window) {
             if let Some((_, key)) = self.order.pop_front() {
                 self.seen.remove(&key);
             }
         }
+        let mut in_batch: HashMap<&CopyKey, i16> = HashMap::new();
         keys.iter()
             .map(|key| {
-                let count = self.seen.entry(key.clone()).or_insert(0);
+                let count = in_batch.entry(key).or_insert_with(|| self.seen.get(key).copied().unwrap_or(0));
                 *count = count.saturating_add(1);
-                if *count == 1 {
-                    self.order.push_back((now, key.clone()));
-                }
                 *count
             })
             .collect()
+    }
+
+    /// Counts a committed batch's keys with the occurrences [`Copies::number`] gave them.
+    fn remember(&mut self, keys: Vec<CopyKey>, occurrences: &[i16], now: Instant) {
+        for (key, occurrence) in keys.into_iter().zip(occurrences) {
+            if !self.seen.contains_key(&key) {
+                self.order.push_back((now, key.clone()));
+            }
+            let count = self.seen.entry(key).or_insert(0);
+            *count = (*count).max(*occurrence);
+        }
     }
 }
 
@@ -334,7 +346,10 @@ mod tests {
     fn identical_lines_are_numbered_until_the_window_forgets_them() {
         let start = Instant::now();
         let mut copies = Copies::new(Duration::from_secs(600));
-        assert_eq!(copies.number(&[key("a"), key("b"), key("a")], start), [1, 1, 2]);
+        let batch = [key("a"), key("b"), key("a")];
+        assert_eq!(copies.number(&batch, start), [1, 1, 2]);
+        assert_eq!(copies.number(&batch, start), [1, 1, 2], "a batch that did not commit is numbered the same again");
+        copies.remember(batch.to_vec(), &[1, 1, 2], start);
         assert_eq!(copies.number(&[key("a")], start + Duration::from_secs(599)), [3]);
         assert_eq!(copies.number(&[key("a")], start + Duration::from_secs(601)), [1], "forgotten after the window");
     }
