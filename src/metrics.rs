@@ -176,6 +176,8 @@ pub struct SnmpFigures {
     pub ntls_clients: Option<f64>,
     /// The highest storage use of its HSMs and partitions, in percent.
     pub storage_used_pct: Option<f64>,
+    /// The fullest of the appliance's disks, in percent.
+    pub disk_used_pct: Option<f64>,
     /// The appliance's own count of HSM operations requested.
     pub operation_requests: Option<f64>,
     /// The appliance's own count of HSM operations that failed.

@@ -336,6 +336,12 @@ impl ServerCollector {
         )?;
         gauge_family(
             encoder,
+            "hsmwatch_snmp_disk_used_percent",
+            "The fullest of the appliance's disks, in percent (UCD-SNMP-MIB dskPercent).",
+            &gauge(|f| f.disk_used_pct),
+        )?;
+        gauge_family(
+            encoder,
             "hsmwatch_snmp_hsm_operation_requests",
             "HSM operations requested, as the appliance counts them (hsmOperationRequests; falls when it restarts).",
             &gauge(|f| f.operation_requests),

@@ -130,6 +130,7 @@ fn record_figures(counters: &Counters, name: &str, outcome: &Result<Reading, cli
     figures.operation_requests = number("hsm.operation_requests");
     figures.operation_errors = number("hsm.operation_errors");
     figures.storage_used_pct = reading.highest_storage_pct();
+    figures.disk_used_pct = reading.highest_disk_pct();
 }
 
 #[cfg(test)]

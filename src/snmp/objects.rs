@@ -40,6 +40,8 @@ pub const COLUMN_ROLES: &[&str] = &[
     "partition.label",
     "partition.storage_total",
     "partition.storage_allocated",
+    "disk.path",
+    "disk.percent",
 ];
 
 /// One object of a file.

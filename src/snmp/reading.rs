@@ -1,5 +1,5 @@
-//! What one poll read from an appliance, by role: the scalars, and the rows of the HSM and partition tables (cells
-//! grouped by their index). Numbers are kept as read; the table's `values` name them when they are shown.
+//! What one poll read from an appliance, by role: the scalars, and the rows of the HSM, partition and disk tables
+//! (cells grouped by their index). Numbers are kept as read; the table's `values` name them when they are shown.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +21,9 @@ pub struct Reading {
     pub hsms: Vec<Row>,
     /// The partitions (the partition table's rows).
     pub partitions: Vec<Row>,
+    /// The appliance's disks (UCD's dskTable rows: `path`, `percent`); saved readings from before have none.
+    #[serde(default)]
+    pub disks: Vec<Row>,
 }
 
 /// Polls `target` once for every object of the table.
@@ -35,6 +38,7 @@ pub async fn poll(target: &ResolvedTarget, objects: &Objects) -> Result<Reading,
     }
     reading.hsms = walk_table(&mut session, &objects.columns, "hsm.").await?;
     reading.partitions = walk_table(&mut session, &objects.columns, "partition.").await?;
+    reading.disks = walk_table(&mut session, &objects.columns, "disk.").await?;
     Ok(reading)
 }
 
@@ -71,6 +75,11 @@ impl Reading {
     /// The highest storage use of the HSMs and partitions, in percent.
     pub fn highest_storage_pct(&self) -> Option<f64> {
         self.hsms.iter().chain(&self.partitions).filter_map(Reading::storage_pct).reduce(f64::max)
+    }
+
+    /// The fullest disk of the appliance, in percent used.
+    pub fn highest_disk_pct(&self) -> Option<f64> {
+        self.disks.iter().filter_map(|row| row.get("percent")?.parse().ok()).reduce(f64::max)
     }
 
     /// Storage in use of a row, in percent, when it has both sizes and a total above zero.

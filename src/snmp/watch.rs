@@ -62,6 +62,9 @@ pub struct Summary {
     pub ntls_cert_expiry: Option<String>,
     /// The highest storage use of its HSMs and partitions, in percent.
     pub storage_used_pct: Option<f64>,
+    /// The fullest of the appliance's disks, in percent.
+    #[serde(default)]
+    pub disk_used_pct: Option<f64>,
 }
 
 impl Summary {
@@ -80,6 +83,7 @@ impl Summary {
             ntls_clients: reading.scalar("ntls.clients").map(str::to_owned),
             ntls_cert_expiry: reading.scalar("ntls.cert_expiry").map(str::to_owned),
             storage_used_pct: reading.highest_storage_pct(),
+            disk_used_pct: reading.highest_disk_pct(),
         }
     }
 }

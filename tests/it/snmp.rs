@@ -57,7 +57,7 @@ impl FakeLuna {
         };
         let conf = format!(
             "agentaddress udp:127.0.0.1:{}\n[snmp] persistentDir {}\nengineID hsmwatch-fake-luna\n\
-             createUser monitorhsm SHA {AUTH} AES {PRIV}\nrouser monitorhsm priv\nsysName fake-luna\n{}{}",
+             createUser monitorhsm SHA {AUTH} AES {PRIV}\nrouser monitorhsm priv\nsysName fake-luna\ndisk / 1\n{}{}",
             luna.port,
             dir.join("persist").display(),
             pass(".1.3.6.1.4.1.23629.1.5"),
@@ -225,6 +225,9 @@ async fn polls_turn_changes_into_events_and_alerts_and_a_restart_repeats_none() 
     assert_eq!(metric(&server, "hsmwatch_snmp_up{target=\"fake-luna\"}"), Some(1.0));
     assert_eq!(metric(&server, "hsmwatch_snmp_ntls_clients{target=\"fake-luna\"}"), Some(3.0));
     assert_eq!(metric(&server, "hsmwatch_snmp_hsm_operation_errors{target=\"fake-luna\"}"), Some(385838.0));
+    // The appliance's disk (net-snmp's own dskTable: `disk /` in the agent's configuration).
+    let disk = metric(&server, "hsmwatch_snmp_disk_used_percent{target=\"fake-luna\"}").expect("the disk is read");
+    assert!((0.0..=100.0).contains(&disk), "{disk}");
 
     // The inventory shows what polling says: the API, the CLI and the dashboard (NTLS is still down, FIPS off).
     let base = format!("http://{}", server.server.http_address.unwrap());
@@ -236,6 +239,7 @@ async fn polls_turn_changes_into_events_and_alerts_and_a_restart_repeats_none() 
     assert_eq!((snmp["ntls_status"].as_str(), snmp["ntls_clients"].as_str()), (Some("down"), Some("3")));
     assert_eq!((snmp["fips_mode"][0].as_str(), snmp["firmware"][0].as_str()), (Some("false"), Some("7.3.0")));
     assert!(snmp["last_poll"].is_string() && snmp["poll_error"].is_null(), "{snmp}");
+    assert_eq!(snmp["disk_used_pct"].as_f64(), Some(disk), "{snmp}");
     let (_, table, _) = run(&["hosts", "--db", db.to_str().unwrap()]);
     let row = table.lines().find(|l| l.starts_with("fake-luna")).unwrap_or_else(|| panic!("{table}"));
     assert!(row.contains("66331") && row.contains("down/3") && row.contains("false") && row.contains("7.3.0"), "{row}");

@@ -181,6 +181,7 @@ fn appliance_section(snmp: Option<&SnmpView>) -> Markup {
             dt { "NTLS" } dd { (s.ntls_status.as_deref().unwrap_or("–")) @if let Some(c) = &s.ntls_clients { ", " (c) " clients" } }
             dt { "NTLS certificate ends" } dd { (s.ntls_cert_expiry.as_deref().unwrap_or("–")) }
             dt { "Storage used (highest)" } dd { @if let Some(pct) = s.storage_used_pct { (format!("{pct:.1} %")) } @else { "–" } }
+            dt { "Disk used (fullest)" } dd { @if let Some(pct) = s.disk_used_pct { (format!("{pct:.0} %")) } @else { "–" } }
         }
     }
 }
