@@ -535,6 +535,39 @@ mod tests {
         assert!(listener.read(&trap, peer, chrono::Utc::now()).unwrap().reply.is_none(), "a trap is not answered");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Any datagram, made up or a valid v2c inform or SNMPv3 probe with bytes changed, is read or refused, never a
+        /// panic; the listener keeps answering afterwards.
+        #[test]
+        fn any_datagram_is_read_or_refused(
+            base in 0usize..3,
+            changes in proptest::collection::vec((0usize..256, 0u8..=255), 0..6),
+            cut in proptest::option::of(0usize..256),
+            random in proptest::collection::vec(0u8..=255, 0..300),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let mut listener = runtime.block_on(listener());
+            let mut bytes = match base {
+                0 => INFORM.to_vec(),
+                1 => super::super::engine::NET_SNMP_PROBE.to_vec(),
+                _ => random,
+            };
+            for (at, byte) in changes {
+                if !bytes.is_empty() {
+                    let at = at % bytes.len();
+                    bytes[at] = byte;
+                }
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut);
+            }
+            let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+            let _ = listener.read(&bytes, peer, chrono::Utc::now());
+            proptest::prop_assert!(listener.read(INFORM, peer, chrono::Utc::now()).unwrap().reply.is_some());
+        }
+    }
+
     #[test]
     fn new_engine_keys_are_limited_per_minute() {
         let start = std::time::Instant::now();
