@@ -1,8 +1,6 @@
 //! The `rule_state` and `rule_cursor` tables: the rule engine's state per rule and group, and the id of the last event
 //! evaluated.
 
-use sqlx::Row;
-
 use crate::store::{StoreError, WriteConn};
 
 /// One changed piece of rule state, to save: a group's state as JSON, or `None` when the group is gone.
@@ -21,21 +19,24 @@ pub struct StateChange {
 /// A saved row: rule id, rule hash, group key, state JSON.
 pub type SavedRow = (String, u64, String, String);
 
+/// A row as either backend stores it: rule id, rule hash in hex, group key, state JSON.
+pub(crate) type StoredRow = (String, String, String, String);
+
+/// A stored row with its rule hash read back.
+pub(crate) fn saved_row((rule_id, hash, key, state): StoredRow) -> SavedRow {
+    (rule_id, u64::from_str_radix(&hash, 16).unwrap_or(0), key, state)
+}
+
+/// A rule hash as it is stored.
+pub(crate) fn hash_text(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
 /// Every saved state row.
 pub async fn load(conn: &mut WriteConn) -> Result<Vec<SavedRow>, StoreError> {
-    let conn = &mut conn.0;
-    let rows = sqlx::query("SELECT rule_id, rule_hash, group_key, state FROM rule_state").fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
-            let hash: String = row.try_get("rule_hash")?;
-            Ok((
-                row.try_get("rule_id")?,
-                u64::from_str_radix(&hash, 16).unwrap_or(0),
-                row.try_get("group_key")?,
-                row.try_get("state")?,
-            ))
-        })
-        .collect()
+    let rows: Vec<StoredRow> =
+        sqlx::query_as("SELECT rule_id, rule_hash, group_key, state FROM rule_state").fetch_all(&mut conn.0).await?;
+    Ok(rows.into_iter().map(saved_row).collect())
 }
 
 /// Writes changed state (inside the caller's transaction).
@@ -48,7 +49,7 @@ pub async fn save(conn: &mut WriteConn, changes: &[StateChange]) -> Result<(), S
                     "INSERT OR REPLACE INTO rule_state (rule_id, rule_hash, group_key, state) VALUES (?, ?, ?, ?)",
                 )
                 .bind(&change.rule_id)
-                .bind(format!("{:016x}", change.rule_hash))
+                .bind(hash_text(change.rule_hash))
                 .bind(&change.key)
                 .bind(state)
                 .execute(&mut *conn)

@@ -2,10 +2,10 @@
 //! engine's state per rule and group. Both are written together, in one transaction that checks the leader's term,
 //! so the next leader starts from exactly what its predecessor had committed.
 
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 
 use super::PgStore;
-use crate::store::rule_state::{SavedRow, StateChange};
+use crate::store::rule_state::{hash_text, saved_row, SavedRow, StateChange, StoredRow};
 use crate::store::StoreError;
 
 impl PgStore {
@@ -16,21 +16,11 @@ impl PgStore {
 
     /// Every saved rule state row.
     pub async fn rule_state(&self) -> Result<Vec<SavedRow>, StoreError> {
-        let rows =
-            sqlx::query("SELECT rule_id, rule_hash, group_key, state FROM rule_state ORDER BY rule_id, group_key")
+        let rows: Vec<StoredRow> =
+            sqlx::query_as("SELECT rule_id, rule_hash, group_key, state FROM rule_state ORDER BY rule_id, group_key")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| {
-                let hash: String = row.try_get("rule_hash")?;
-                Ok((
-                    row.try_get("rule_id")?,
-                    u64::from_str_radix(&hash, 16).unwrap_or(0),
-                    row.try_get("group_key")?,
-                    row.try_get("state")?,
-                ))
-            })
-            .collect()
+        Ok(rows.into_iter().map(saved_row).collect())
     }
 
     /// Saves an evaluation step as the leader of `term`: the changed rule state and the cursor at `last_event_id`,
@@ -53,7 +43,7 @@ impl PgStore {
                          state = EXCLUDED.state",
                     )
                     .bind(&change.rule_id)
-                    .bind(format!("{:016x}", change.rule_hash))
+                    .bind(hash_text(change.rule_hash))
                     .bind(&change.key)
                     .bind(state)
                     .execute(&mut *transaction)
