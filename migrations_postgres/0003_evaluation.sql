@@ -10,8 +10,8 @@ CREATE TABLE rule_state (
 
 -- How far the leader's rule evaluation has gone: the next leader continues from here.
 CREATE TABLE rule_cursor (
-    only_row      SMALLINT PRIMARY KEY CHECK (only_row = 1),
+    id            SMALLINT PRIMARY KEY CHECK (id = 1),
     last_event_id BIGINT NOT NULL,
     term          BIGINT NOT NULL         -- the term of the leader that moved it last
 );
-INSERT INTO rule_cursor (only_row, last_event_id, term) VALUES (1, 0, 0);
+INSERT INTO rule_cursor (id, last_event_id, term) VALUES (1, 0, 0);

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Row;
 
-use crate::store::{Reader, StoreError, WriteConn};
+use crate::store::{Reader, StoreError, TableConn};
 
 /// An alert to record, as the alert stage rendered it.
 #[derive(Debug, Clone, Copy)]
@@ -60,21 +60,21 @@ pub struct Recorded {
 
 /// The open alert of a fingerprint: its id, state and who set it.
 async fn open_alert(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     fingerprint: &str,
 ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, state, state_by FROM alerts WHERE fingerprint = ? AND state IN ('firing', 'acknowledged') \
+        "SELECT id, state, state_by FROM alerts WHERE fingerprint = $1 AND state IN ('firing', 'acknowledged') \
          ORDER BY id DESC LIMIT 1",
     )
     .bind(fingerprint)
-    .fetch_optional(&mut conn.0)
+    .fetch_optional(&mut conn.tables())
     .await?)
 }
 
 /// Inserts alerts (inside the caller's transaction). A firing joins the open alert of its fingerprint or opens a
 /// new one; a resolution joins and resolves it. Returns what each became.
-pub async fn insert(conn: &mut WriteConn, alerts: &[AlertRecord<'_>]) -> Result<Vec<Recorded>, StoreError> {
+pub async fn insert(conn: &mut impl TableConn, alerts: &[AlertRecord<'_>]) -> Result<Vec<Recorded>, StoreError> {
     let mut recorded = Vec::with_capacity(alerts.len());
     for alert in alerts {
         let open = open_alert(conn, alert.fingerprint).await?;
@@ -104,55 +104,60 @@ pub async fn insert(conn: &mut WriteConn, alerts: &[AlertRecord<'_>]) -> Result<
 }
 
 /// Row `id`, a firing, joins the open alert `alert_id`.
-async fn join(conn: &mut WriteConn, alert_id: i64, id: i64, at: DateTime<Utc>) -> Result<i64, StoreError> {
-    sqlx::query("UPDATE alerts SET firings = firings + 1, last_id = ?, last_fired_at = ? WHERE id = ?")
+async fn join(conn: &mut impl TableConn, alert_id: i64, id: i64, at: DateTime<Utc>) -> Result<i64, StoreError> {
+    sqlx::query("UPDATE alerts SET firings = firings + 1, last_id = $1, last_fired_at = $2 WHERE id = $3")
         .bind(id)
         .bind(at.timestamp_micros())
         .bind(alert_id)
-        .execute(&mut conn.0)
+        .execute(&mut conn.tables())
         .await?;
     Ok(alert_id)
 }
 
 /// Row `id` opens an alert of its own, in `state`.
-async fn open_new(conn: &mut WriteConn, id: i64, state: &str, at: DateTime<Utc>) -> Result<i64, StoreError> {
+async fn open_new(conn: &mut impl TableConn, id: i64, state: &str, at: DateTime<Utc>) -> Result<i64, StoreError> {
     sqlx::query(
-        "UPDATE alerts SET alert_id = id, state = ?, state_at = ?, firings = 1, last_id = id, last_fired_at = ? \
-         WHERE id = ?",
+        "UPDATE alerts SET alert_id = id, state = $1, state_at = $2, firings = 1, last_id = id, last_fired_at = $3 \
+         WHERE id = $4",
     )
     .bind(state)
     .bind(at.timestamp_micros())
     .bind(at.timestamp_micros())
     .bind(id)
-    .execute(&mut conn.0)
+    .execute(&mut conn.tables())
     .await?;
     Ok(id)
 }
 
 /// Row `id`, a resolution with no open alert (a person resolved it first), joins the latest alert of its fingerprint,
 /// or stands as a resolved alert of its own when there is none.
-async fn join_latest(conn: &mut WriteConn, id: i64, alert: &AlertRecord<'_>) -> Result<i64, StoreError> {
+async fn join_latest(conn: &mut impl TableConn, id: i64, alert: &AlertRecord<'_>) -> Result<i64, StoreError> {
     let latest: Option<i64> = sqlx::query_scalar(
-        "SELECT alert_id FROM alerts WHERE fingerprint = ? AND id < ? AND alert_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+        "SELECT alert_id FROM alerts WHERE fingerprint = $1 AND id < $2 AND alert_id IS NOT NULL ORDER BY id DESC LIMIT 1",
     )
     .bind(alert.fingerprint)
     .bind(id)
-    .fetch_optional(&mut conn.0)
+    .fetch_optional(&mut conn.tables())
     .await?;
     let Some(latest) = latest else { return open_new(conn, id, "resolved", alert.at).await };
-    sqlx::query("UPDATE alerts SET alert_id = ? WHERE id = ?").bind(latest).bind(id).execute(&mut conn.0).await?;
+    sqlx::query("UPDATE alerts SET alert_id = $1 WHERE id = $2")
+        .bind(latest)
+        .bind(id)
+        .execute(&mut conn.tables())
+        .await?;
     Ok(latest)
 }
 
 async fn insert_row(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     alert: &AlertRecord<'_>,
     alert_id: Option<i64>,
     held_back: Option<&str>,
 ) -> Result<i64, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, title, body, event_ids, notify, suppressed, host, silenced_by, held_back, alert_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    let done = sqlx::query_scalar(
+        "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, \
+         fired_at, title, body, event_ids, notify, suppressed, host, silenced_by, held_back, alert_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
     )
     .bind(alert.rule_id)
     .bind(alert.fingerprint)
@@ -166,15 +171,15 @@ async fn insert_row(
     .bind(alert.title)
     .bind(alert.body)
     .bind(serde_json::to_string(alert.event_ids).expect("a list of ids serializes"))
-    .bind(alert.notify)
+    .bind(i16::from(alert.notify))
     .bind(i64::try_from(alert.suppressed).unwrap_or(i64::MAX))
     .bind(alert.host)
     .bind(alert.silenced_by)
     .bind(held_back)
     .bind(alert_id)
-    .execute(&mut conn.0)
+    .fetch_one(&mut conn.tables())
     .await?;
-    Ok(done.last_insert_rowid())
+    Ok(done)
 }
 
 /// A change a person (or hsmwatch) makes to an alert's state.
@@ -263,21 +268,21 @@ pub enum ChangeOutcome {
 }
 
 /// Sets the alert's state and records who did it (inside the caller's transaction).
-async fn record_change(conn: &mut WriteConn, alert_id: i64, change: &AlertChange<'_>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE alerts SET state = ?, state_at = ?, state_by = ? WHERE id = ?")
+async fn record_change(conn: &mut impl TableConn, alert_id: i64, change: &AlertChange<'_>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE alerts SET state = $1, state_at = $2, state_by = $3 WHERE id = $4")
         .bind(change.change.state())
         .bind(change.at.timestamp_micros())
         .bind(change.actor)
         .bind(alert_id)
-        .execute(&mut conn.0)
+        .execute(&mut conn.tables())
         .await?;
-    sqlx::query("INSERT INTO alert_changes (alert_id, at, actor, change, note) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO alert_changes (alert_id, at, actor, change, note) VALUES ($1, $2, $3, $4, $5)")
         .bind(alert_id)
         .bind(change.at.timestamp_micros())
         .bind(change.actor)
         .bind(change.change.as_str())
         .bind(change.note)
-        .execute(&mut conn.0)
+        .execute(&mut conn.tables())
         .await?;
     Ok(())
 }
@@ -286,7 +291,7 @@ async fn record_change(conn: &mut WriteConn, alert_id: i64, change: &AlertChange
 /// record of the change, and, for an acknowledgement or a resolution when `notify` is set, a notice row queued to
 /// every notifier the alert went to.
 pub async fn change_state(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     id: i64,
     change: &AlertChange<'_>,
     notify: bool,
@@ -295,15 +300,15 @@ pub async fn change_state(
 }
 
 async fn change_in_transaction(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     id: i64,
     change: &AlertChange<'_>,
     notify: bool,
 ) -> Result<ChangeOutcome, StoreError> {
     let found: Option<(i64, Option<String>)> =
-        sqlx::query_as("SELECT a.id, a.state FROM alerts r JOIN alerts a ON a.id = r.alert_id WHERE r.id = ?")
+        sqlx::query_as("SELECT a.id, a.state FROM alerts r JOIN alerts a ON a.id = r.alert_id WHERE r.id = $1")
             .bind(id)
-            .fetch_optional(&mut conn.0)
+            .fetch_optional(&mut conn.tables())
             .await?;
     let Some((alert_id, state)) = found else { return Ok(ChangeOutcome::NoSuchAlert) };
     let state = state.unwrap_or_default();
@@ -322,10 +327,10 @@ async fn change_in_transaction(
         true => {
             sqlx::query_scalar(
                 "SELECT DISTINCT o.notifier FROM alerts r JOIN outbox o ON o.alert_id = r.id \
-             WHERE r.alert_id = ? AND r.status = 'firing' ORDER BY o.notifier",
+             WHERE r.alert_id = $1 AND r.status = 'firing' ORDER BY o.notifier",
             )
             .bind(alert_id)
-            .fetch_all(&mut conn.0)
+            .fetch_all(&mut conn.tables())
             .await?
         }
         false => Vec::new(),
@@ -338,28 +343,28 @@ async fn change_in_transaction(
 
 /// The row that tells of a change: the alert's latest firing, with the change as its status and title.
 async fn insert_notice(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     alert_id: i64,
     change: &AlertChange<'_>,
     notify: bool,
 ) -> Result<i64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query_scalar(
         "INSERT INTO alerts (rule_id, fingerprint, severity, status, group_json, count, first_seen, last_seen, fired_at, \
          title, body, event_ids, notify, suppressed, host, alert_id, held_back) \
-         SELECT l.rule_id, l.fingerprint, l.severity, ?1, l.group_json, l.count, l.first_seen, l.last_seen, ?2, \
-         ?3 || ': ' || l.title, ?4, l.event_ids, ?5, 0, l.host, a.id, ?6 \
-         FROM alerts a JOIN alerts l ON l.id = a.last_id WHERE a.id = ?7",
+         SELECT l.rule_id, l.fingerprint, l.severity, $1, l.group_json, l.count, l.first_seen, l.last_seen, $2, \
+         $3 || ': ' || l.title, $4, l.event_ids, $5, 0, l.host, a.id, $6 \
+         FROM alerts a JOIN alerts l ON l.id = a.last_id WHERE a.id = $7 RETURNING id",
     )
     .bind(change.change.as_str())
     .bind(change.at.timestamp_micros())
     .bind(format!("{} by {}", capitalised(change.change.as_str()), change.actor))
     .bind(change.note.unwrap_or(""))
-    .bind(notify)
+    .bind(i16::from(notify))
     .bind((!notify).then_some("notices of changes are off (alerts.notify_changes)"))
     .bind(alert_id)
-    .execute(&mut conn.0)
+    .fetch_one(&mut conn.tables())
     .await?;
-    Ok(done.last_insert_rowid())
+    Ok(done)
 }
 
 fn capitalised(word: &str) -> String {
@@ -370,7 +375,7 @@ fn capitalised(word: &str) -> String {
 /// Resolves open alerts whose last firing is older than their rule's `resolve_after` (`None`: the rule resolves its
 /// alerts itself); returns the alerts resolved.
 pub async fn resolve_expired(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     now: DateTime<Utc>,
     resolve_after: impl Fn(&str) -> Option<std::time::Duration>,
     notify: bool,
@@ -378,7 +383,7 @@ pub async fn resolve_expired(
     let open: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT id, rule_id, last_fired_at FROM alerts WHERE state IN ('firing', 'acknowledged') AND alert_id = id",
     )
-    .fetch_all(&mut conn.0)
+    .fetch_all(&mut conn.tables())
     .await?;
     let mut resolved = Vec::new();
     for (id, rule_id, last_fired_at) in open {
@@ -401,10 +406,10 @@ pub async fn resolve_expired(
 pub type MarkRow = (String, DateTime<Utc>, u64);
 
 /// Every throttle mark.
-pub async fn load_marks(conn: &mut WriteConn) -> Result<Vec<MarkRow>, StoreError> {
-    let conn = &mut conn.0;
-    let rows =
-        sqlx::query("SELECT fingerprint, last_sent, suppressed FROM throttle_marks").fetch_all(&mut *conn).await?;
+pub async fn load_marks(conn: &mut impl TableConn) -> Result<Vec<MarkRow>, StoreError> {
+    let rows = sqlx::query("SELECT fingerprint, last_sent, suppressed FROM throttle_marks")
+        .fetch_all(&mut conn.tables())
+        .await?;
     rows.iter()
         .map(|row| {
             let micros: i64 = row.try_get("last_sent")?;
@@ -419,15 +424,17 @@ pub async fn load_marks(conn: &mut WriteConn) -> Result<Vec<MarkRow>, StoreError
 }
 
 /// Writes marks (inside the caller's transaction).
-pub async fn save_marks(conn: &mut WriteConn, marks: &[MarkRow]) -> Result<(), StoreError> {
-    let conn = &mut conn.0;
+pub async fn save_marks(conn: &mut impl TableConn, marks: &[MarkRow]) -> Result<(), StoreError> {
     for (fingerprint, last_sent, suppressed) in marks {
-        sqlx::query("INSERT OR REPLACE INTO throttle_marks (fingerprint, last_sent, suppressed) VALUES (?, ?, ?)")
-            .bind(fingerprint)
-            .bind(last_sent.timestamp_micros())
-            .bind(i64::try_from(*suppressed).unwrap_or(i64::MAX))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO throttle_marks (fingerprint, last_sent, suppressed) VALUES ($1, $2, $3) \
+             ON CONFLICT (fingerprint) DO UPDATE SET last_sent = excluded.last_sent, suppressed = excluded.suppressed",
+        )
+        .bind(fingerprint)
+        .bind(last_sent.timestamp_micros())
+        .bind(i64::try_from(*suppressed).unwrap_or(i64::MAX))
+        .execute(&mut conn.tables())
+        .await?;
     }
     Ok(())
 }
@@ -533,7 +540,7 @@ fn seconds(micros: i64) -> String {
     Utc.timestamp_micros(micros).single().unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn alert_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlertRow, StoreError> {
+fn alert_row(row: &sqlx::any::AnyRow) -> Result<AlertRow, StoreError> {
     Ok(AlertRow {
         id: row.try_get("id")?,
         fired_at: seconds(row.try_get("fired_at")?),
@@ -548,7 +555,7 @@ fn alert_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlertRow, StoreError> {
         fingerprint: row.try_get("fingerprint")?,
         count: row.try_get("count")?,
         title: row.try_get("title")?,
-        notify: row.try_get("notify")?,
+        notify: row.try_get::<i64, _>("notify")? != 0,
         suppressed: row.try_get("suppressed")?,
         silenced_by: row.try_get("silenced_by")?,
         held_back: row.try_get("held_back")?,
@@ -559,8 +566,7 @@ fn alert_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlertRow, StoreError> {
 /// Alerts as a triage queue: open ones first (firing, then acknowledged, each by latest firing, newest first), then
 /// resolved ones, newest first.
 pub async fn list(reader: &Reader, filter: &AlertFilter<'_>) -> Result<Vec<AlertRow>, StoreError> {
-    let mut conn = reader.connection().await?;
-    let conn = &mut *conn;
+    let mut conn = reader.table_connection().await?;
     let since = filter.since.map(|t| t.timestamp_micros());
     let limit = i64::from(filter.limit);
     let mut found = Vec::new();
@@ -568,11 +574,11 @@ pub async fn list(reader: &Reader, filter: &AlertFilter<'_>) -> Result<Vec<Alert
         // The open ones are few (the partial index holds only them): all are read and ordered here.
         let rows = sqlx::query(&format!(
             "{ALERT_COLUMNS} WHERE a.state IN ('firing', 'acknowledged') AND a.alert_id = a.id \
-             AND (?1 IS NULL OR a.last_fired_at >= ?1) AND (?2 IS NULL OR a.host = ?2)"
+             AND ($1 IS NULL OR a.last_fired_at >= $1) AND ($2 IS NULL OR a.host = $2)"
         ))
         .bind(since)
         .bind(filter.host)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn.tables())
         .await?;
         let mut open = rows.iter().map(alert_row).collect::<Result<Vec<_>, _>>()?;
         open.retain(|a| filter.state.is_none_or(|s| s.admits(&a.state)));
@@ -589,12 +595,12 @@ pub async fn list(reader: &Reader, filter: &AlertFilter<'_>) -> Result<Vec<Alert
     if filter.state.is_none_or(|s| s == StateFilter::Resolved) && left > 0 {
         let rows = sqlx::query(&format!(
             "{ALERT_COLUMNS} WHERE a.state = 'resolved' AND a.alert_id = a.id \
-             AND (?1 IS NULL OR a.last_fired_at >= ?1) AND (?2 IS NULL OR a.host = ?2) ORDER BY a.id DESC LIMIT ?3"
+             AND ($1 IS NULL OR a.last_fired_at >= $1) AND ($2 IS NULL OR a.host = $2) ORDER BY a.id DESC LIMIT $3"
         ))
         .bind(since)
         .bind(filter.host)
         .bind(left)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn.tables())
         .await?;
         for row in &rows {
             found.push(alert_row(row)?);
@@ -656,22 +662,28 @@ pub const DETAIL_ROWS: i64 = 200;
 
 /// The alert row `id` belongs to (any of its rows' ids will do), in full.
 pub async fn detail(reader: &Reader, id: i64) -> Result<Option<AlertDetail>, StoreError> {
-    let mut pooled = reader.connection().await?;
-    let conn = &mut *pooled;
-    let alert_id: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT alert_id FROM alerts WHERE id = ?").bind(id).fetch_optional(&mut *conn).await?;
+    let mut pooled = reader.table_connection().await?;
+    let conn = &mut pooled;
+    let alert_id: Option<Option<i64>> = sqlx::query_scalar("SELECT alert_id FROM alerts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut conn.tables())
+        .await?;
     let Some(alert_id) = alert_id.flatten() else { return Ok(None) };
-    let Some(row) =
-        sqlx::query(&format!("{ALERT_COLUMNS} WHERE a.id = ?")).bind(alert_id).fetch_optional(&mut *conn).await?
+    let Some(row) = sqlx::query(&format!("{ALERT_COLUMNS} WHERE a.id = $1"))
+        .bind(alert_id)
+        .fetch_optional(&mut conn.tables())
+        .await?
     else {
         return Ok(None);
     };
     let summary = alert_row(&row)?;
-    let last_id: i64 =
-        sqlx::query_scalar("SELECT last_id FROM alerts WHERE id = ?").bind(alert_id).fetch_one(&mut *conn).await?;
-    let changes = sqlx::query("SELECT at, actor, change, note FROM alert_changes WHERE alert_id = ? ORDER BY id")
+    let last_id: i64 = sqlx::query_scalar("SELECT last_id FROM alerts WHERE id = $1")
         .bind(alert_id)
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut conn.tables())
+        .await?;
+    let changes = sqlx::query("SELECT at, actor, change, note FROM alert_changes WHERE alert_id = $1 ORDER BY id")
+        .bind(alert_id)
+        .fetch_all(&mut conn.tables())
         .await?
         .iter()
         .map(|row| {
@@ -685,11 +697,11 @@ pub async fn detail(reader: &Reader, id: i64) -> Result<Option<AlertDetail>, Sto
         .collect::<Result<Vec<_>, StoreError>>()?;
     let rows = sqlx::query(
         "SELECT id, fired_at, status, title, count, notify, silenced_by, held_back FROM alerts \
-         WHERE alert_id = ? ORDER BY id DESC LIMIT ?",
+         WHERE alert_id = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(alert_id)
     .bind(DETAIL_ROWS)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut conn.tables())
     .await?
     .iter()
     .map(|row| {
@@ -699,7 +711,7 @@ pub async fn detail(reader: &Reader, id: i64) -> Result<Option<AlertDetail>, Sto
             status: row.try_get("status")?,
             title: row.try_get("title")?,
             count: row.try_get("count")?,
-            notify: row.try_get("notify")?,
+            notify: row.try_get::<i64, _>("notify")? != 0,
             silenced_by: row.try_get("silenced_by")?,
             held_back: row.try_get("held_back")?,
         })
@@ -766,9 +778,10 @@ fn rfc3339(micros: i64) -> String {
 
 /// One alert by id.
 pub async fn get(reader: &Reader, id: i64) -> Result<Option<StoredAlert>, StoreError> {
-    let mut conn = reader.connection().await?;
-    let conn = &mut *conn;
-    let Some(row) = sqlx::query("SELECT * FROM alerts WHERE id = ?").bind(id).fetch_optional(&mut *conn).await? else {
+    let mut conn = reader.table_connection().await?;
+    let Some(row) =
+        sqlx::query("SELECT * FROM alerts WHERE id = $1").bind(id).fetch_optional(&mut conn.tables()).await?
+    else {
         return Ok(None);
     };
     let corrupt = |e: serde_json::Error| StoreError::CorruptRow { id, reason: format!("alert: {e}") };
@@ -800,10 +813,10 @@ pub async fn get(reader: &Reader, id: i64) -> Result<Option<StoredAlert>, StoreE
 
 /// Open alerts (firing or acknowledged) per host and severity.
 pub async fn open_alerts_by_severity(reader: &Reader) -> Result<HashMap<String, BTreeMap<String, u64>>, StoreError> {
-    let mut conn = reader.connection().await?;
+    let mut conn = reader.table_connection().await?;
     let rows: Vec<(Option<String>, String)> =
         sqlx::query_as("SELECT host, severity FROM alerts WHERE state IN ('firing', 'acknowledged') AND alert_id = id")
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut conn.tables())
             .await?;
     let mut open: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
     for (host, severity) in rows {
@@ -812,199 +825,4 @@ pub async fn open_alerts_by_severity(reader: &Reader) -> Result<HashMap<String, 
         }
     }
     Ok(open)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record<'a>(
-        fingerprint: &'a str,
-        status: &'a str,
-        at: DateTime<Utc>,
-        group: &'a BTreeMap<String, String>,
-    ) -> AlertRecord<'a> {
-        AlertRecord {
-            rule_id: "r",
-            fingerprint,
-            severity: "high",
-            status,
-            group,
-            count: 1,
-            first_seen: Some(at),
-            last_seen: Some(at),
-            at,
-            title: "t",
-            body: "b",
-            event_ids: &[],
-            notify: true,
-            suppressed: 0,
-            host: Some("hsm-1"),
-            silenced_by: None,
-            held_back: None,
-        }
-    }
-
-    async fn open() -> (tempfile::TempDir, WriteConn, Reader) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.db");
-        let conn = crate::store::open_writer(&path).await.unwrap();
-        let reader = crate::store::open_reader(&path).await.unwrap();
-        (dir, conn, reader)
-    }
-
-    async fn state(reader: &Reader, id: i64) -> (String, i64) {
-        let detail = detail(reader, id).await.unwrap().unwrap();
-        (detail.summary.state, detail.summary.firings)
-    }
-
-    #[tokio::test]
-    async fn firings_join_the_open_alert_and_a_change_is_recorded_and_held() {
-        let (_dir, mut conn, reader) = open().await;
-        let group = BTreeMap::new();
-        let now = Utc::now();
-        let first = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
-        let second = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
-        let other = insert(&mut conn, &[record("r|h=2", "firing", now, &group)]).await.unwrap();
-        let alert = first[0].alert_id;
-        assert_eq!((first[0].id, second[0].alert_id), (alert, alert), "the second firing joins the first");
-        assert_ne!(other[0].alert_id, alert, "another fingerprint is another alert");
-        assert_eq!(state(&reader, second[0].id).await, ("firing".into(), 2));
-
-        let ack = AlertChange { change: Change::Acknowledge, actor: "alice", note: Some("on it"), at: now };
-        let changed = change_state(&mut conn, second[0].id, &ack, true).await.unwrap();
-        assert!(matches!(changed, ChangeOutcome::Changed { alert_id, .. } if alert_id == alert), "{changed:?}");
-        let again = change_state(&mut conn, alert, &ack, true).await.unwrap();
-        assert_eq!(again, ChangeOutcome::Refused(format!("alert {alert} is acknowledged; it cannot be acknowledged")));
-        assert_eq!(change_state(&mut conn, 999, &ack, true).await.unwrap(), ChangeOutcome::NoSuchAlert);
-
-        let held = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
-        assert_eq!(held[0].held_back.as_deref(), Some("acknowledged by alice"), "no notification while acknowledged");
-        assert_eq!(state(&reader, alert).await, ("acknowledged".into(), 3));
-
-        let resolve = AlertChange { change: Change::Resolve, actor: "bob", note: None, at: now };
-        assert!(matches!(change_state(&mut conn, alert, &resolve, true).await.unwrap(), ChangeOutcome::Changed { .. }));
-        let reopened = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
-        assert_ne!(reopened[0].alert_id, alert, "a firing after resolution opens a new alert");
-        assert_eq!(reopened[0].held_back, None);
-
-        let detail = detail(&reader, alert).await.unwrap().unwrap();
-        let changes: Vec<(&str, &str)> = detail.changes.iter().map(|c| (c.change.as_str(), c.actor.as_str())).collect();
-        assert_eq!(changes, [("acknowledged", "alice"), ("resolved", "bob")]);
-        assert_eq!(detail.changes[0].note.as_deref(), Some("on it"));
-        let statuses: Vec<&str> = detail.rows.iter().map(|r| r.status.as_str()).collect();
-        assert_eq!(
-            statuses,
-            ["resolved", "firing", "acknowledged", "firing", "firing"],
-            "newest first, notices included"
-        );
-
-        let open = list(&reader, &AlertFilter { state: Some(StateFilter::Open), limit: 10, ..AlertFilter::default() })
-            .await
-            .unwrap();
-        let open: Vec<i64> = open.iter().map(|a| a.id).collect();
-        assert_eq!(open.len(), 2);
-        assert!(open.contains(&other[0].alert_id) && open.contains(&reopened[0].alert_id));
-        let all = list(&reader, &AlertFilter { limit: 10, ..AlertFilter::default() }).await.unwrap();
-        assert_eq!(all.last().map(|a| (a.id, a.state.as_str())), Some((alert, "resolved")), "open ones first");
-    }
-
-    #[tokio::test]
-    async fn the_upgrade_keeps_the_latest_firing_of_each_fingerprint_open_and_resolves_the_rest() {
-        let (_dir, mut conn, reader) = open().await;
-        let group = BTreeMap::new();
-        let now = Utc::now();
-        // Rows as they were before alerts had states: no alert, no state.
-        for (fingerprint, status) in
-            [("r|h=1", "firing"), ("r|h=1", "firing"), ("r|h=2", "firing"), ("r|h=3", "firing"), ("r|h=3", "resolved")]
-        {
-            let id = insert(&mut conn, &[record(fingerprint, status, now, &group)]).await.unwrap()[0].id;
-            sqlx::query("UPDATE alerts SET alert_id = NULL, state = NULL, state_at = NULL, state_by = NULL, firings = NULL, last_id = NULL, last_fired_at = NULL WHERE id = ?")
-                .bind(id)
-                .execute(&mut conn.0)
-                .await
-                .unwrap();
-        }
-        sqlx::query("DELETE FROM alert_changes").execute(&mut conn.0).await.unwrap();
-        let migration = include_str!("../../migrations/0016_alert_triage.sql");
-        let upgrade = &migration[migration.find("UPDATE alerts SET alert_id = id").unwrap()..];
-        sqlx::raw_sql(upgrade).execute(&mut conn.0).await.unwrap();
-        let states: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, state FROM alerts ORDER BY id").fetch_all(&mut conn.0).await.unwrap();
-        let states: Vec<(i64, &str)> = states.iter().map(|(id, state)| (*id, state.as_str())).collect();
-        assert_eq!(states, [(1, "resolved"), (2, "firing"), (3, "firing"), (4, "resolved"), (5, "resolved")]);
-        let open = list(&reader, &AlertFilter { state: Some(StateFilter::Open), limit: 10, ..AlertFilter::default() })
-            .await
-            .unwrap();
-        assert_eq!(open.iter().map(|a| a.id).collect::<Vec<_>>(), [3, 2]);
-        let joined = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
-        assert_eq!(joined[0].alert_id, 2, "a firing after the upgrade joins the open alert");
-    }
-
-    #[tokio::test]
-    async fn a_notice_goes_to_the_notifiers_the_alert_went_to() {
-        let (_dir, mut conn, _reader) = open().await;
-        let group = BTreeMap::new();
-        let now = Utc::now();
-        let fired = insert(&mut conn, &[record("r|h=1", "firing", now, &group)]).await.unwrap();
-        crate::store::outbox::enqueue(&mut conn, fired[0].id, "pager", now).await.unwrap();
-        let ack = AlertChange { change: Change::Acknowledge, actor: "alice", note: None, at: now };
-        let ChangeOutcome::Changed { notice_id, queued, .. } =
-            change_state(&mut conn, fired[0].id, &ack, true).await.unwrap()
-        else {
-            panic!("not changed")
-        };
-        assert_eq!(queued, ["pager"]);
-        let unack = AlertChange { change: Change::Unacknowledge, ..ack };
-        assert!(matches!(
-            change_state(&mut conn, fired[0].id, &unack, true).await.unwrap(),
-            ChangeOutcome::Changed { notice_id: None, .. }
-        ));
-        let quiet = AlertChange { change: Change::Resolve, ..ack };
-        let ChangeOutcome::Changed { queued, notice_id: quiet_notice, .. } =
-            change_state(&mut conn, fired[0].id, &quiet, false).await.unwrap()
-        else {
-            panic!("not changed")
-        };
-        assert!(queued.is_empty(), "alerts.notify_changes: false");
-        let title: String = sqlx::query_scalar("SELECT title FROM alerts WHERE id = ?")
-            .bind(notice_id)
-            .fetch_one(&mut conn.0)
-            .await
-            .unwrap();
-        assert_eq!(title, "Acknowledged by alice: t");
-        let held: Option<String> = sqlx::query_scalar("SELECT held_back FROM alerts WHERE id = ?")
-            .bind(quiet_notice)
-            .fetch_one(&mut conn.0)
-            .await
-            .unwrap();
-        assert!(held.is_some());
-    }
-
-    #[tokio::test]
-    async fn a_rule_resolves_its_alert_and_resolve_after_closes_a_quiet_one() {
-        let (_dir, mut conn, reader) = open().await;
-        let group = BTreeMap::new();
-        let now = Utc::now();
-        let absence = insert(&mut conn, &[record("absent|h=1", "firing", now, &group)]).await.unwrap();
-        let resolution = insert(&mut conn, &[record("absent|h=1", "resolved", now, &group)]).await.unwrap();
-        assert_eq!((resolution[0].alert_id, resolution[0].held_back.as_deref()), (absence[0].alert_id, None));
-        assert_eq!(state(&reader, absence[0].id).await.0, "resolved");
-        let late = insert(&mut conn, &[record("absent|h=1", "resolved", now, &group)]).await.unwrap();
-        assert_eq!(late[0].held_back.as_deref(), Some("the alert was already resolved"));
-
-        let old =
-            insert(&mut conn, &[record("r|h=1", "firing", now - chrono::Duration::hours(25), &group)]).await.unwrap();
-        let fresh =
-            insert(&mut conn, &[record("r|h=2", "firing", now - chrono::Duration::hours(1), &group)]).await.unwrap();
-        let day = std::time::Duration::from_secs(86_400);
-        let resolved = resolve_expired(&mut conn, now, |_| Some(day), true).await.unwrap();
-        assert_eq!(resolved, [old[0].alert_id]);
-        assert_eq!(state(&reader, fresh[0].id).await.0, "firing");
-        let never = resolve_expired(&mut conn, now + chrono::Duration::days(9), |_| None, true).await.unwrap();
-        assert!(never.is_empty(), "rules that resolve their own alerts are left to them");
-        let changes = detail(&reader, old[0].id).await.unwrap().unwrap().changes;
-        assert_eq!(changes[0].actor, "hsmwatch (resolve_after)");
-        assert_eq!(changes[0].note.as_deref(), Some("no firing for 1day"));
-    }
 }

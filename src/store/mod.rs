@@ -26,6 +26,7 @@ pub mod search;
 pub mod silences;
 pub mod snmp;
 pub mod stats;
+pub mod tables;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,9 @@ pub enum StoreError {
     /// A statement failed.
     #[error("database error: {0}")]
     Sql(sqlx::Error),
+    /// What was asked is kept only in SQLite's store so far.
+    #[error("not available with storage.backend: postgres yet")]
+    NotOnPostgres,
     /// The PostgreSQL database could not be reached or logged in to.
     #[error("cannot connect to PostgreSQL at {server}: {cause}")]
     OpenPostgres {
@@ -137,7 +141,10 @@ impl StoreError {
     /// violation or a corrupt row will not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::CorruptRow { .. } | StoreError::Missing { .. } | StoreError::InserterStopped => false,
+            StoreError::CorruptRow { .. }
+            | StoreError::Missing { .. }
+            | StoreError::InserterStopped
+            | StoreError::NotOnPostgres => false,
             StoreError::Sql(sqlx::Error::Database(error)) => matches!(error.kind(), sqlx::error::ErrorKind::Other),
             // SQLite's own conditions (full, busy, I/O) may pass; rusqlite's other errors are misuse, which will not.
             StoreError::Insert(rusqlite::Error::SqliteFailure(error, _)) => {
@@ -192,17 +199,72 @@ impl Writer {
 
 /// Read-only connections on the database, for queries that run while the server writes.
 #[derive(Debug, Clone)]
-pub struct Reader(SqlitePool);
+pub struct Reader(ReadPool);
+
+/// The pool behind a [`Reader`].
+#[derive(Debug, Clone)]
+enum ReadPool {
+    Sqlite(SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// A pooled connection of either backend, for the tables both hold alike.
+pub enum PooledConn {
+    /// SQLite's.
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    /// PostgreSQL's.
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl TableConn for PooledConn {
+    fn tables(&mut self) -> tables::Tables<'_> {
+        match self {
+            PooledConn::Sqlite(conn) => conn.tables(),
+            PooledConn::Postgres(conn) => conn.tables(),
+        }
+    }
+
+    fn begin_statement(&self) -> &'static str {
+        match self {
+            PooledConn::Sqlite(conn) => conn.begin_statement(),
+            PooledConn::Postgres(conn) => conn.begin_statement(),
+        }
+    }
+}
 
 impl Reader {
-    /// A connection of the pool.
+    /// Reads on a PostgreSQL pool.
+    pub(crate) fn postgres(pool: sqlx::PgPool) -> Self {
+        Reader(ReadPool::Postgres(pool))
+    }
+
+    /// The SQLite pool, for what only SQLite's store reads so far (events, search, statistics).
+    fn sqlite(&self) -> Result<&SqlitePool, StoreError> {
+        match &self.0 {
+            ReadPool::Sqlite(pool) => Ok(pool),
+            ReadPool::Postgres(_) => Err(StoreError::NotOnPostgres),
+        }
+    }
+
+    /// A connection of the SQLite pool.
     async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
-        Ok(self.0.acquire().await?)
+        Ok(self.sqlite()?.acquire().await?)
+    }
+
+    /// A connection of either backend, for the tables both hold alike.
+    pub(crate) async fn table_connection(&self) -> Result<PooledConn, StoreError> {
+        Ok(match &self.0 {
+            ReadPool::Sqlite(pool) => PooledConn::Sqlite(pool.acquire().await?),
+            ReadPool::Postgres(pool) => PooledConn::Postgres(pool.acquire().await?),
+        })
     }
 
     /// Closes the pool's connections.
     pub async fn close(&self) {
-        self.0.close().await;
+        match &self.0 {
+            ReadPool::Sqlite(pool) => pool.close().await,
+            ReadPool::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -239,25 +301,7 @@ async fn open_background(path: &Path) -> Result<SqliteConnection, StoreError> {
     connect_options(path).connect().await.map_err(|cause| StoreError::Open { path: path.to_owned(), cause })
 }
 
-/// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`; when it fails the transaction is rolled back (it may already be
-/// gone: SQLITE_FULL rolls back on its own) and its error returned. The typed functions `work` calls join the
-/// transaction.
-pub async fn in_transaction<T>(
-    conn: &mut WriteConn,
-    work: impl AsyncFnOnce(&mut WriteConn) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn.0).await?;
-    match work(&mut *conn).await {
-        Ok(value) => {
-            sqlx::query("COMMIT").execute(&mut conn.0).await?;
-            Ok(value)
-        }
-        Err(error) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut conn.0).await;
-            Err(error)
-        }
-    }
-}
+pub use tables::{in_transaction, TableConn};
 
 /// Caps the database at `bytes` for writes on this connection (`PRAGMA max_page_count`): past it, writes fail with
 /// SQLITE_FULL, which the writer treats like a full disk (hold, retry, slow the senders).
@@ -283,7 +327,7 @@ pub async fn open_reader(path: &Path) -> Result<Reader, StoreError> {
         .connect_with(connect_options(path).read_only(true))
         .await
         .map_err(|cause| StoreError::Open { path: path.to_owned(), cause })?;
-    Ok(Reader(pool))
+    Ok(Reader(ReadPool::Sqlite(pool)))
 }
 
 /// Closes the write connection, checkpointing the WAL into the main file.

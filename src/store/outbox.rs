@@ -6,25 +6,24 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Row;
 
-use crate::store::{Reader, StoreError, WriteConn};
+use crate::store::{Reader, StoreError, TableConn};
 
 /// Queues a delivery (inside the caller's transaction).
 pub async fn enqueue(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     alert_id: i64,
     notifier: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let conn = &mut conn.0;
     sqlx::query(
-        "INSERT OR IGNORE INTO outbox (alert_id, notifier, status, attempts, next_attempt_at, created_at, idempotency_key) VALUES (?, ?, 'pending', 0, ?, ?, ?)",
+        "INSERT INTO outbox (alert_id, notifier, status, attempts, next_attempt_at, created_at, idempotency_key) \
+         VALUES ($1, $2, 'pending', 0, $3, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(alert_id)
     .bind(notifier)
     .bind(now.timestamp_micros())
-    .bind(now.timestamp_micros())
     .bind(format!("hsmwatch-{alert_id}-{notifier}"))
-    .execute(&mut *conn)
+    .execute(&mut conn.tables())
     .await?;
     Ok(())
 }
@@ -50,35 +49,33 @@ fn time(micros: i64) -> DateTime<Utc> {
 
 /// Up to `limit` due pending jobs of a notifier, oldest first.
 pub async fn due(reader: &Reader, notifier: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<Job>, StoreError> {
-    let mut conn = reader.connection().await?;
-    let conn = &mut *conn;
+    let mut conn = reader.table_connection().await?;
     let rows = sqlx::query(
         "SELECT id, alert_id, attempts, created_at, idempotency_key FROM outbox \
-         WHERE notifier = ? AND status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+         WHERE notifier = $1 AND status = 'pending' AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3",
     )
     .bind(notifier)
     .bind(now.timestamp_micros())
     .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut conn.tables())
     .await?;
     rows.iter().map(job_from_row).collect()
 }
 
 /// The job of an alert for a notifier.
 pub async fn job_of(reader: &Reader, alert_id: i64, notifier: &str) -> Result<Option<Job>, StoreError> {
-    let mut conn = reader.connection().await?;
-    let conn = &mut *conn;
+    let mut conn = reader.table_connection().await?;
     let row = sqlx::query(
-        "SELECT id, alert_id, attempts, created_at, idempotency_key FROM outbox WHERE alert_id = ? AND notifier = ?",
+        "SELECT id, alert_id, attempts, created_at, idempotency_key FROM outbox WHERE alert_id = $1 AND notifier = $2",
     )
     .bind(alert_id)
     .bind(notifier)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut conn.tables())
     .await?;
     row.map(|row| job_from_row(&row)).transpose()
 }
 
-fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, StoreError> {
+fn job_from_row(row: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
     let attempts: i64 = row.try_get("attempts")?;
     Ok(Job {
         id: row.try_get("id")?,
@@ -110,12 +107,14 @@ pub struct Delivery {
 
 /// Every delivery job of an alert.
 pub async fn deliveries(reader: &Reader, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
-    let mut conn = reader.connection().await?;
-    let conn = &mut *conn;
-    let rows = sqlx::query("SELECT notifier, status, attempts, next_attempt_at, sent_at, last_error, digest_size FROM outbox WHERE alert_id = ? ORDER BY notifier")
-        .bind(alert_id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let mut conn = reader.table_connection().await?;
+    let rows = sqlx::query(
+        "SELECT notifier, status, attempts, next_attempt_at, sent_at, last_error, digest_size FROM outbox \
+         WHERE alert_id = $1 ORDER BY notifier",
+    )
+    .bind(alert_id)
+    .fetch_all(&mut conn.tables())
+    .await?;
     let text = |micros: i64| time(micros).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     rows.iter()
         .map(|row| {
@@ -134,54 +133,51 @@ pub async fn deliveries(reader: &Reader, alert_id: i64) -> Result<Vec<Delivery>,
 
 /// When the notifier's next pending job becomes due, if it has one.
 pub async fn next_due_time(reader: &Reader, notifier: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let mut conn = reader.connection().await?;
-    let conn = &mut *conn;
+    let mut conn = reader.table_connection().await?;
     let micros: Option<i64> =
-        sqlx::query_scalar("SELECT min(next_attempt_at) FROM outbox WHERE notifier = ? AND status = 'pending'")
+        sqlx::query_scalar("SELECT min(next_attempt_at) FROM outbox WHERE notifier = $1 AND status = 'pending'")
             .bind(notifier)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut conn.tables())
             .await?;
     Ok(micros.map(time))
 }
 
 /// The receiver accepted it, alone or inside a digest of `digest_size` alerts.
 pub async fn mark_sent(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     id: i64,
     now: DateTime<Utc>,
     digest_size: Option<usize>,
 ) -> Result<(), StoreError> {
-    let conn = &mut conn.0;
     sqlx::query(
-        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL, digest_size = ? WHERE id = ?",
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, \
+         digest_size = $2 WHERE id = $3",
     )
     .bind(now.timestamp_micros())
     .bind(digest_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
     .bind(id)
-    .execute(&mut *conn)
+    .execute(&mut conn.tables())
     .await?;
     Ok(())
 }
 
 /// Try again at `at`.
-pub async fn retry_at(conn: &mut WriteConn, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
-    let conn = &mut conn.0;
-    sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?")
+pub async fn retry_at(conn: &mut impl TableConn, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
         .bind(at.timestamp_micros())
         .bind(error)
         .bind(id)
-        .execute(&mut *conn)
+        .execute(&mut conn.tables())
         .await?;
     Ok(())
 }
 
 /// Give up.
-pub async fn mark_dead(conn: &mut WriteConn, id: i64, error: &str) -> Result<(), StoreError> {
-    let conn = &mut conn.0;
-    sqlx::query("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?")
+pub async fn mark_dead(conn: &mut impl TableConn, id: i64, error: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $1 WHERE id = $2")
         .bind(error)
         .bind(id)
-        .execute(&mut *conn)
+        .execute(&mut conn.tables())
         .await?;
     Ok(())
 }
@@ -191,12 +187,12 @@ pub async fn mark_dead(conn: &mut WriteConn, id: i64, error: &str) -> Result<(),
 pub struct OutboxFigures(pub Vec<(String, u64, f64)>);
 
 /// Reads the outbox figures.
-pub async fn outbox_figures(reader: &Reader) -> Result<OutboxFigures, sqlx::Error> {
-    let pool = &reader.0;
+pub async fn outbox_figures(reader: &Reader) -> Result<OutboxFigures, StoreError> {
+    let mut conn = reader.table_connection().await?;
     let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT notifier, count(*), min(created_at) FROM outbox WHERE status = 'pending' GROUP BY notifier",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut conn.tables())
     .await?;
     let now = chrono::Utc::now().timestamp_micros();
     Ok(OutboxFigures(

@@ -184,7 +184,7 @@ pub struct StoredEvent {
 pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
     let Some(line_filter) = LineFilter::of(filter) else {
         let rows = newest_rows(reader, filter, SELECT_COLUMNS, filter.after, i64::from(filter.limit)).await?;
-        return stored_events(&reader.0, &rows).await;
+        return stored_events(reader.sqlite()?, &rows).await;
     };
     let candidates = match filter.contains.as_ref().or(filter.word.as_ref()) {
         Some(text) => super::search::candidates(reader, text).await?,
@@ -213,10 +213,10 @@ async fn matching_candidates(
 ) -> Result<Vec<i64>, StoreError> {
     let rows = select(filter, Scope::Candidates(candidates), "id, ts, original", filter.after)
         .build()
-        .fetch_all(&reader.0)
+        .fetch_all(reader.sqlite()?)
         .await?;
     let mut expander = Expander::default();
-    load_dictionaries(&reader.0, &rows, &mut expander).await?;
+    load_dictionaries(reader.sqlite()?, &rows, &mut expander).await?;
     let mut matching = Vec::new();
     for row in &rows {
         if line_filter.matches(&line(row, &mut expander)?) {
@@ -239,7 +239,7 @@ async fn matching_newest_first(
     let mut expander = Expander::default();
     loop {
         let rows = newest_rows(reader, filter, "id, ts, original", after, LINES_PER_PAGE).await?;
-        load_dictionaries(&reader.0, &rows, &mut expander).await?;
+        load_dictionaries(reader.sqlite()?, &rows, &mut expander).await?;
         for row in &rows {
             let id: i64 = row.try_get("id")?;
             after = Some(Cursor { ts: row.try_get("ts")?, id });
@@ -290,7 +290,7 @@ async fn newest_rows(
     limit: i64,
 ) -> Result<Vec<SqliteRow>, StoreError> {
     let Some(index) = day_index(filter) else {
-        return Ok(select(filter, Scope::Newest(limit), columns, after).build().fetch_all(&reader.0).await?);
+        return Ok(select(filter, Scope::Newest(limit), columns, after).build().fetch_all(reader.sqlite()?).await?);
     };
     // One connection for the walk: each new one of the pool is opened and set up first.
     let mut conn = reader.connection().await?;
@@ -441,7 +441,7 @@ pub const EVENTS_BY_ID: usize = 1000;
 
 /// The events of these row ids (those that still exist; at most [`EVENTS_BY_ID`] of them), in id order.
 pub async fn events_by_id(reader: &Reader, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
-    let pool = &reader.0;
+    let pool = reader.sqlite()?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -502,13 +502,13 @@ async fn stored_events<'e>(
 
 /// The id of the newest stored event (0 when there is none): cheap on any size of table, unlike a count.
 pub async fn newest_id(reader: &Reader) -> Result<i64, StoreError> {
-    let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&reader.0).await?;
+    let newest: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(reader.sqlite()?).await?;
     Ok(newest.unwrap_or(0))
 }
 
 /// Number of stored events.
 pub async fn count(reader: &Reader) -> Result<i64, StoreError> {
-    let pool = &reader.0;
+    let pool = reader.sqlite()?;
     Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await?)
 }
 

@@ -221,14 +221,14 @@ mod tests {
             held_back: None,
         };
         let mut conn = writer.lock().await;
-        let done = insert(&mut conn, &[record("r|h=done")]).await.unwrap()[0].id;
-        let open = insert(&mut conn, &[record("r|h=open")]).await.unwrap()[0].id;
+        let done = insert(&mut *conn, &[record("r|h=done")]).await.unwrap()[0].id;
+        let open = insert(&mut *conn, &[record("r|h=open")]).await.unwrap()[0].id;
         for change in [Change::Acknowledge, Change::Resolve] {
             let change = AlertChange { change, actor: "alice", note: None, at: old };
-            crate::store::alerts::change_state(&mut conn, done, &change, false).await.unwrap();
+            crate::store::alerts::change_state(&mut *conn, done, &change, false).await.unwrap();
         }
         let ack = AlertChange { change: Change::Acknowledge, actor: "bob", note: None, at: old };
-        crate::store::alerts::change_state(&mut conn, open, &ack, false).await.unwrap();
+        crate::store::alerts::change_state(&mut *conn, open, &ack, false).await.unwrap();
         drop(conn);
         let policy = RetentionPolicy { events: None, alerts: Some(Duration::from_secs(86_400)), every: Duration::ZERO };
         prune_once(&writer, &policy, &CancellationToken::new()).await.unwrap();

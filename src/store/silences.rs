@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use crate::store::{Reader, StoreError, WriteConn};
+use crate::store::{Reader, StoreError, TableConn};
 
 /// A silence.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,37 +32,40 @@ fn time(micros: i64) -> DateTime<Utc> {
 
 /// Adds a silence; its id.
 pub async fn add(
-    conn: &mut WriteConn,
+    conn: &mut impl TableConn,
     matchers: &BTreeMap<String, String>,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     reason: &str,
     created_by: &str,
 ) -> Result<i64, StoreError> {
-    let conn = &mut conn.0;
-    let done =
-        sqlx::query("INSERT INTO silences (matchers, starts_at, ends_at, reason, created_by) VALUES (?, ?, ?, ?, ?)")
-            .bind(serde_json::to_string(matchers).expect("a map of strings serializes"))
-            .bind(starts_at.timestamp_micros())
-            .bind(ends_at.timestamp_micros())
-            .bind(reason)
-            .bind(created_by)
-            .execute(&mut *conn)
-            .await?;
-    Ok(done.last_insert_rowid())
+    Ok(sqlx::query_scalar(
+        "INSERT INTO silences (matchers, starts_at, ends_at, reason, created_by) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id",
+    )
+    .bind(serde_json::to_string(matchers).expect("a map of strings serializes"))
+    .bind(starts_at.timestamp_micros())
+    .bind(ends_at.timestamp_micros())
+    .bind(reason)
+    .bind(created_by)
+    .fetch_one(&mut conn.tables())
+    .await?)
 }
 
 /// Silences, newest first: those still active at `now`, or every one.
 pub async fn list(reader: &Reader, now: DateTime<Utc>, all: bool) -> Result<Vec<Silence>, StoreError> {
-    list_on(&mut *reader.connection().await?, now, all).await
+    list_on(&mut reader.table_connection().await?, now, all).await
 }
 
-async fn list_on(conn: &mut SqliteConnection, now: DateTime<Utc>, all: bool) -> Result<Vec<Silence>, StoreError> {
-    let rows = sqlx::query("SELECT * FROM silences WHERE ?1 OR (expired_at IS NULL AND ends_at > ?2) ORDER BY id DESC")
-        .bind(all)
-        .bind(now.timestamp_micros())
-        .fetch_all(&mut *conn)
-        .await?;
+async fn list_on(conn: &mut impl TableConn, now: DateTime<Utc>, all: bool) -> Result<Vec<Silence>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, matchers, starts_at, ends_at, reason, created_by, expired_at FROM silences \
+         WHERE $1 OR (expired_at IS NULL AND ends_at > $2) ORDER BY id DESC",
+    )
+    .bind(all)
+    .bind(now.timestamp_micros())
+    .fetch_all(&mut conn.tables())
+    .await?;
     rows.iter()
         .map(|row| {
             let id: i64 = row.try_get("id")?;
@@ -82,19 +85,17 @@ async fn list_on(conn: &mut SqliteConnection, now: DateTime<Utc>, all: bool) -> 
 }
 
 /// The silences holding back alerts at `now`.
-pub async fn active(conn: &mut WriteConn, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
+pub async fn active(conn: &mut impl TableConn, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
     let started = |s: &Silence| s.starts_at <= now;
-    Ok(list_on(&mut conn.0, now, false).await?.into_iter().filter(started).collect())
+    Ok(list_on(conn, now, false).await?.into_iter().filter(started).collect())
 }
 
 /// Ends a silence now; false when there is no such active silence.
-pub async fn expire(conn: &mut WriteConn, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let conn = &mut conn.0;
-    let done = sqlx::query("UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL AND ends_at > ?")
+pub async fn expire(conn: &mut impl TableConn, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE silences SET expired_at = $1 WHERE id = $2 AND expired_at IS NULL AND ends_at > $1")
         .bind(now.timestamp_micros())
         .bind(id)
-        .bind(now.timestamp_micros())
-        .execute(&mut *conn)
+        .execute(&mut conn.tables())
         .await?;
     Ok(done.rows_affected() == 1)
 }

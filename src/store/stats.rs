@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::SqliteConnection;
 
-use super::{Reader, StoreError};
+use super::{Reader, StoreError, TableConn};
 
 /// Sizes and counts of a database.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -66,6 +66,6 @@ pub async fn stats(reader: &Reader) -> Result<DbStats, StoreError> {
 
 /// Whether the database answers a read of the schema hsmwatch writes (`/readyz`).
 pub async fn answers(reader: &Reader) -> bool {
-    let pool = &reader.0;
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rule_cursor").fetch_one(pool).await.is_ok()
+    let Ok(mut conn) = reader.table_connection().await else { return false };
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rule_cursor").fetch_one(&mut conn.tables()).await.is_ok()
 }

@@ -23,6 +23,7 @@ mod rules;
 mod senders;
 mod shutdown;
 mod snmp;
+mod store_tables;
 mod support;
 mod tcp;
 mod tls;

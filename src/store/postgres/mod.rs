@@ -1,7 +1,8 @@
 //! PostgreSQL, the database several collectors share (`migrations_postgres/`): its events ([`events`]: each line
 //! stored once however many collectors receive it), which collector leads ([`leadership`]: evaluates rules, records
-//! and delivers alerts) and what the leader's evaluation keeps ([`evaluation`]: the rule cursor and rule state), so
-//! far; not yet selectable in the configuration.
+//! and delivers alerts) and what the leader's evaluation keeps ([`evaluation`]: the rule cursor and rule state, and
+//! its writes to the tables both backends hold alike, see [`super::tables`]), so far; not yet selectable in the
+//! configuration.
 
 pub mod evaluation;
 pub mod events;
@@ -61,6 +62,11 @@ impl PgStore {
             copies: events::Copies::new(copy_window),
             instance: instance()?,
         })
+    }
+
+    /// Reads on this database, beside the collector's writes.
+    pub fn reader(&self) -> super::Reader {
+        super::Reader::postgres(self.pool.clone())
     }
 
     /// Host, port and database.

@@ -1,0 +1,132 @@
+//! The tables both backends hold alike (alerts, outbox, rule state, throttle marks, silences): their modules write one
+//! SQL text for SQLite and PostgreSQL and run it on either backend's own connection through sqlx's `Any` values.
+//!
+//! What that text may use: `$1`…`$n` placeholders numbered in order of first use (SQLite binds `$N` to the N-th
+//! value, PostgreSQL too), `ON CONFLICT … DO UPDATE / DO NOTHING`, `RETURNING`, integer times (microseconds), and
+//! values of `Any`'s types (integers, text, bytes, floats; a flag is an integer, as SQLite stores it).
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
+use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
+use sqlx::{Any, Describe, Either, Execute, Executor};
+use sqlx_core::any::AnyConnectionBackend;
+
+use super::{StoreError, WriteConn};
+
+/// A connection of either backend, as the table modules run statements on it.
+pub struct Tables<'c>(&'c mut dyn AnyConnectionBackend);
+
+impl std::fmt::Debug for Tables<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tables({})", self.0.name())
+    }
+}
+
+impl<'c, 'b: 'c> Executor<'c> for &'c mut Tables<'b> {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        mut query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match query.take_arguments().map_err(sqlx::Error::Encode) {
+            Ok(arguments) => self.0.fetch_many(query.sql(), query.persistent(), arguments),
+            Err(error) => futures_util::stream::once(std::future::ready(Err(error))).boxed(),
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(self, mut query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match query.take_arguments().map_err(sqlx::Error::Encode) {
+            Ok(arguments) => self.0.fetch_optional(query.sql(), query.persistent(), arguments),
+            Err(error) => std::future::ready(Err(error)).boxed(),
+        }
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        self.0.prepare_with(sql, parameters)
+    }
+
+    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        self.0.describe(sql)
+    }
+}
+
+/// A connection the table modules can use: SQLite's write connection or a pooled reader, or a PostgreSQL connection.
+pub trait TableConn: Send {
+    /// The connection, for the statements of one call.
+    fn tables(&mut self) -> Tables<'_>;
+
+    /// The statement that begins a write transaction (SQLite takes its write lock at once, so a transaction never
+    /// fails half-way for want of it).
+    fn begin_statement(&self) -> &'static str;
+}
+
+impl TableConn for WriteConn {
+    fn tables(&mut self) -> Tables<'_> {
+        Tables(&mut self.0)
+    }
+
+    fn begin_statement(&self) -> &'static str {
+        "BEGIN IMMEDIATE"
+    }
+}
+
+impl TableConn for sqlx::SqliteConnection {
+    fn tables(&mut self) -> Tables<'_> {
+        Tables(self)
+    }
+
+    fn begin_statement(&self) -> &'static str {
+        "BEGIN IMMEDIATE"
+    }
+}
+
+impl TableConn for sqlx::PgConnection {
+    fn tables(&mut self) -> Tables<'_> {
+        Tables(self)
+    }
+
+    fn begin_statement(&self) -> &'static str {
+        "BEGIN"
+    }
+}
+
+/// Runs `work` inside a transaction on `conn` (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL) … `COMMIT`; when it
+/// fails the transaction is rolled back (it may already be gone: SQLITE_FULL rolls back on its own) and its error
+/// returned. The typed functions `work` calls join the transaction.
+pub async fn in_transaction<C: TableConn, T>(
+    conn: &mut C,
+    work: impl AsyncFnOnce(&mut C) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let begin = conn.begin_statement();
+    sqlx::query(begin).execute(&mut conn.tables()).await?;
+    match work(&mut *conn).await {
+        Ok(value) => {
+            sqlx::query("COMMIT").execute(&mut conn.tables()).await?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut conn.tables()).await;
+            Err(error)
+        }
+    }
+}
