@@ -22,7 +22,7 @@ const BATCH: usize = 1000;
 async fn main() {
     let mut args = std::env::args().skip(1);
     let (url, log) = (args.next().expect("URL"), args.next().expect("LOG"));
-    let mut store = PgStore::open(&url, "bench", DEFAULT_COPY_WINDOW).await.expect("open PostgreSQL");
+    let store = PgStore::open(&url, "bench", DEFAULT_COPY_WINDOW).await.expect("open PostgreSQL");
     let decoders = Decoders::load(&RuleSource::Embedded).expect("shipped decoders");
     let origin = Origin::from_peer("127.0.0.1:41822".parse().unwrap());
     let reader = std::io::BufReader::new(std::fs::File::open(&log).expect("open the log"));

@@ -73,6 +73,7 @@ CREATE TABLE outbox (
     sent_at         BIGINT,
     last_error      TEXT,
     idempotency_key TEXT NOT NULL UNIQUE,
-    digest_size     BIGINT
+    digest_size     BIGINT,
+    lease_until     BIGINT                  -- until when a collector's delivery worker holds it (FOR UPDATE SKIP LOCKED)
 );
 CREATE INDEX outbox_due ON outbox (notifier, status, next_attempt_at);

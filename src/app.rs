@@ -13,14 +13,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::notifiers::NotifierError;
-use crate::config::Config;
+use crate::config::{Config, StorageBackend};
 use crate::decode::{Decoders, SharedDecoders};
 use crate::evaluate::{Evaluator, ReloadSlot};
 use crate::event::Event;
 use crate::ingest::{Pipeline, SenderZones};
 use crate::inventory::Inventory;
 use crate::listen::{tcp, udp};
-use crate::metrics::{Counters, Snapshot};
+use crate::metrics::{Counters, Leadership, Snapshot};
 use crate::outbox::Routing;
 use crate::pack::{Pack, RuleSource};
 use crate::store::writer::{self, BatchPolicy, WriterSummary};
@@ -59,6 +59,9 @@ pub enum AppError {
     /// An SNMP target cannot be polled as configured.
     #[error(transparent)]
     Snmp(#[from] crate::config::snmp::SnmpConfigError),
+    /// The PostgreSQL connection URL cannot be read.
+    #[error("cannot read the PostgreSQL URL ({}): {}", .0.field, .0.message)]
+    DatabaseUrl(crate::config::secret::SecretProblem),
     /// A stage panicked.
     #[error("internal error: the {stage} task failed: {reason}")]
     Task {
@@ -72,8 +75,14 @@ pub enum AppError {
 impl AppError {
     /// Whether the configuration is at fault (exit code 2), rather than the machine or the network.
     pub fn is_configuration(&self) -> bool {
-        matches!(self, AppError::Rules(_) | AppError::Notifier(_) | AppError::Tls(_) | AppError::Snmp(_))
-            || matches!(self, AppError::Http(error) if error.is_configuration())
+        matches!(
+            self,
+            AppError::Rules(_)
+                | AppError::Notifier(_)
+                | AppError::Tls(_)
+                | AppError::Snmp(_)
+                | AppError::DatabaseUrl(_)
+        ) || matches!(self, AppError::Http(error) if error.is_configuration())
     }
 }
 
@@ -168,6 +177,244 @@ pub fn load_pack(pack: &Pack) -> Result<(crate::rules::load::Loaded, Decoders), 
         return Err(empty(&pack.decoders, "holds no decoder patterns"));
     }
     Ok((rules, decoders))
+}
+
+/// What every server loads before it opens its listeners: the rules and decoders, where alerts go, the notifiers.
+struct Prepared {
+    pack: Pack,
+    rules: Vec<Arc<crate::rules::load::Rule>>,
+    decoders: Arc<SharedDecoders>,
+    routing: Routing,
+    notifiers: Vec<crate::config::notifiers::ResolvedNotifier>,
+    token: Option<crate::config::secret::Secret>,
+    deliveries: Arc<Notify>,
+}
+
+/// Loads and checks the rules and decoders, the notifiers they name and the API token.
+fn prepare(config: &Config, counters: &Counters) -> Result<Prepared, AppError> {
+    let pack = config.rules.pack();
+    let (rules, loaded_decoders) = load_pack(&pack).map_err(AppError::Rules)?;
+    let (files, groups, patterns) = loaded_decoders.counts();
+    let decoders = Arc::new(SharedDecoders::new(loaded_decoders));
+    tracing::info!(source = %pack.decoders.describe(), files, groups, patterns, "decoders loaded");
+    tracing::info!(source = %pack.rules.describe(), rules = rules.rules.len(), "rules loaded");
+    if config.rules.dir.is_none() && pack.rules != RuleSource::Embedded {
+        tracing::info!(
+            "./rules exists in the working directory, so its rules and decoders replace the built-in pack \
+             (set rules.dir to choose)"
+        );
+    }
+    counters.rules_loaded.store(running_rules(&rules.rules), std::sync::atomic::Ordering::Relaxed);
+    let mut routing = Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity)).collect());
+    if let Some(horizon) = config.alerts.notify_horizon {
+        routing = routing.with_horizon(horizon);
+    }
+    if !config.alerts.notify_changes {
+        routing = routing.with_quiet_changes();
+    }
+    check_notifiers(&rules.rules, &routing).map_err(AppError::Rules)?;
+    let notifiers = crate::config::notifiers::resolve_all(&config.notifiers, config.http.external_url.as_deref())
+        .map_err(AppError::Notifier)?;
+    let token = crate::http::token(&config.http)?;
+    Ok(Prepared { pack, rules: rules.rules, decoders, routing, notifiers, token, deliveries: Arc::new(Notify::new()) })
+}
+
+/// The reloader of `pack`'s rules (into `slot`) and decoders, watching the rules directory when the pack is one.
+fn start_reloader(
+    pack: &Pack,
+    decoders: &Arc<SharedDecoders>,
+    slot: ReloadSlot,
+    routing: Routing,
+    counters: &Arc<Counters>,
+    shutdown: &CancellationToken,
+) -> Arc<Reloader> {
+    let reloader = Arc::new(Reloader {
+        pack: pack.clone(),
+        decoders: decoders.clone(),
+        rules: slot,
+        routing,
+        counters: counters.clone(),
+        tls: std::sync::Mutex::default(),
+    });
+    if let RuleSource::Dir(dir) = &pack.rules {
+        tokio::spawn(watch_rules(dir.clone(), reloader.clone(), shutdown.clone()));
+    }
+    reloader
+}
+
+/// The syslog listeners' tasks and the addresses they bound, in config order.
+struct Listeners {
+    handles: Vec<JoinHandle<()>>,
+    tcp: Vec<SocketAddr>,
+    tls: Vec<SocketAddr>,
+    udp: Vec<SocketAddr>,
+}
+
+/// Binds every TCP, TLS and UDP listener of the config and starts them, each sending to `queue`.
+fn bind_syslog_listeners(
+    config: &Config,
+    decoders: &Arc<SharedDecoders>,
+    queue: &crate::queue::Queue,
+    counters: &Arc<Counters>,
+    reloader: &Reloader,
+    shutdown: &CancellationToken,
+) -> Result<Listeners, AppError> {
+    let mut handles = Vec::new();
+    let mut tcp_addresses = Vec::new();
+    for listener in &config.listen.tcp {
+        let bind_error = |cause| AppError::Bind { transport: "tcp", address: listener.address, cause };
+        let socket = tcp::bind(listener.address).map_err(bind_error)?;
+        let address = socket.local_addr().map_err(bind_error)?;
+        tracing::info!(transport = "tcp", %address, max_frame = %listener.max_frame, "listening");
+        let listener_counters = counters.listener("tcp", address);
+        let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
+        let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
+        handles.push(tokio::spawn(tcp::serve(
+            socket,
+            tcp::StreamPolicy::of_tcp(listener),
+            ingest,
+            queue.clone(),
+            listener_counters,
+            shutdown.clone(),
+        )));
+        tcp_addresses.push(address);
+    }
+    let mut tls_addresses = Vec::new();
+    for listener in &config.listen.tls {
+        let bind_error = |cause| AppError::Bind { transport: "tls", address: listener.address, cause };
+        let socket = tcp::bind(listener.address).map_err(bind_error)?;
+        let address = socket.local_addr().map_err(bind_error)?;
+        let listener_counters = counters.listener("tls", address);
+        let files = crate::listen::tls::TlsFiles {
+            cert_file: listener.cert_file.clone(),
+            key_file: listener.key_file.clone(),
+            client_ca_file: listener.client_ca_file.clone(),
+            crl_file: listener.crl_file.clone(),
+        };
+        let handshake = crate::listen::tls::TlsHandshake::new(files, listener_counters.clone(), listener.bind_host)?;
+        tracing::info!(transport = "tls", %address, mutual = listener.client_ca_file.is_some(), "listening");
+        reloader.tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(handshake.clone());
+        let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
+        let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
+        handles.push(tokio::spawn(tcp::serve_with(
+            socket,
+            handshake,
+            tcp::StreamPolicy::of_tls(listener),
+            ingest,
+            queue.clone(),
+            listener_counters,
+            shutdown.clone(),
+        )));
+        tls_addresses.push(address);
+    }
+    let mut udp_addresses = Vec::new();
+    for listener in &config.listen.udp {
+        let bind_error = |cause| AppError::Bind { transport: "udp", address: listener.address, cause };
+        let (socket, granted) = udp::bind(listener.address, listener.recv_buffer.as_usize()).map_err(bind_error)?;
+        let address = socket.local_addr().map_err(bind_error)?;
+        tracing::info!(transport = "udp", %address, recv_buffer = granted, "listening");
+        if granted < listener.recv_buffer.as_usize() {
+            tracing::info!(
+                asked = listener.recv_buffer.as_usize(),
+                granted,
+                "the kernel granted a smaller UDP receive buffer (raise net.core.rmem_max for more)"
+            );
+        }
+        let listener_counters = counters.listener("udp", address);
+        let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
+        let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
+        let admission = crate::listen::admission::Admission::new(listener.allow.clone(), 0, 0, 0);
+        handles.push(tokio::spawn(udp::serve(
+            socket,
+            admission,
+            ingest,
+            queue.clone(),
+            listener_counters,
+            shutdown.clone(),
+        )));
+        udp_addresses.push(address);
+    }
+    Ok(Listeners { handles, tcp: tcp_addresses, tls: tls_addresses, udp: udp_addresses })
+}
+
+/// One delivery worker per notifier, so one slow receiver never holds back another; each takes a write connection
+/// only to take its jobs and record what became of them.
+fn start_deliverers(
+    notifiers: Vec<crate::config::notifiers::ResolvedNotifier>,
+    db: &store::Db,
+    deliveries: &Arc<Notify>,
+    counters: &Arc<Counters>,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    notifiers
+        .into_iter()
+        .map(|notifier| {
+            tracing::info!(notifier = %notifier.name, "delivery worker started");
+            tokio::spawn(crate::deliver::supervise(
+                db.clone(),
+                notifier,
+                deliveries.clone(),
+                counters.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// What the HTTP server serves from.
+struct HttpParts {
+    db: store::Db,
+    token: Option<crate::config::secret::Secret>,
+    deliveries: Arc<Notify>,
+}
+
+/// Starts the HTTP API, dashboard and metrics when `http.address` is set; returns the bound address and its task.
+async fn start_http(
+    config: &Config,
+    parts: HttpParts,
+    counters: &Arc<Counters>,
+    shutdown: &CancellationToken,
+) -> Result<(Option<SocketAddr>, Option<JoinHandle<()>>), AppError> {
+    let Some(address) = config.http.address else { return Ok((None, None)) };
+    let HttpParts { db, token, deliveries } = parts;
+    let bind_error = |cause| crate::http::HttpError::Bind { address, cause };
+    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let listener = match crate::http::tls::server_config(&config.http)? {
+        Some(tls) => crate::http::HttpListener::Tls(crate::http::tls::listen(listener, tls).map_err(bind_error)?),
+        None => crate::http::HttpListener::Plain(listener),
+    };
+    let https = matches!(listener, crate::http::HttpListener::Tls(_));
+    let state = crate::http::AppState {
+        counters: counters.clone(),
+        pool: db.reader.clone(),
+        db_path: config.storage.path.clone(),
+        listeners_configured: config.listen.tcp.len()
+            + config.listen.udp.len()
+            + config.listen.tls.len()
+            + usize::from(config.listen.snmp_traps.is_some()),
+        silent_after: config.inventory.silent_after,
+        token: token.clone().map(Arc::new),
+        metrics_public: config.http.metrics_public,
+        sessions: Arc::new(
+            crate::http::session::Sessions::new(config.http.session_lifetime)
+                .map_err(|cause| crate::http::HttpError::Bind { address, cause })?,
+        ),
+        throttle: Arc::default(),
+        https,
+        writer: db.writer.clone(),
+        changes_allowed: token.is_some() || address.ip().is_loopback(),
+        notify_changes: config.alerts.notify_changes,
+        deliveries,
+    };
+    tracing::info!(
+        address = %bound,
+        https,
+        token = state.token.is_some(),
+        metrics_public = state.metrics_public || state.token.is_none(),
+        "HTTP API, dashboard and metrics listening"
+    );
+    Ok((Some(bound), Some(tokio::spawn(crate::http::serve(listener, state, shutdown.clone())))))
 }
 
 /// How many of `rules` are evaluated (not disabled): what `/readyz` calls the rules loaded.
@@ -281,16 +528,89 @@ pub struct Server {
     pollers: Vec<JoinHandle<()>>,
     deliverers: Vec<JoinHandle<()>>,
     http: Option<JoinHandle<()>>,
-    retention: JoinHandle<()>,
+    /// Tasks that stop after the writer: retention (SQLite), leading (PostgreSQL).
+    background: Vec<JoinHandle<()>>,
     writer: JoinHandle<Result<WriterSummary, StoreError>>,
     db: store::Db,
     summary: JoinHandle<()>,
-    chain_heads: JoinHandle<()>,
+    chain_heads: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Opens the database, binds every listener and starts the stages.
     pub async fn start(config: &Config) -> Result<Server, AppError> {
+        match config.storage.backend {
+            StorageBackend::Sqlite => Self::start_on_sqlite(config).await,
+            StorageBackend::Postgres => Self::start_on_postgres(config).await,
+        }
+    }
+
+    /// A collector on a database several share: it stores what it receives (each line once across collectors) and
+    /// evaluates rules and sends alerts while it leads (see [`crate::lead`]). SNMP and the cloud inventory are not
+    /// available on it yet (the configuration refuses them).
+    async fn start_on_postgres(config: &Config) -> Result<Server, AppError> {
+        let counters = Arc::new(Counters::default());
+        let shutdown = CancellationToken::new();
+        let settings = &config.storage.postgres;
+        let url = settings.url().map_err(AppError::DatabaseUrl)?;
+        let collector = settings.collector_name();
+        let shared = store::postgres::PgStore::open(&url.0, &collector, settings.dedupe_window).await?;
+        tracing::info!(server = shared.server(), %collector, "database open (PostgreSQL, shared by collectors)");
+        counters.set_leadership(Leadership { collector, leading: false, leader: None, term: None });
+        let Prepared { pack, rules, decoders, routing, notifiers, token, deliveries } = prepare(config, &counters)?;
+        let slot = ReloadSlot::default();
+        let reloader = start_reloader(&pack, &decoders, slot.clone(), routing.clone(), &counters, &shutdown);
+        let (queue, queue_rx) =
+            crate::queue::channel(config.storage.queue_capacity, config.storage.queue_bytes.0, counters.clone());
+        let Listeners { handles, tcp, tls, udp } =
+            bind_syslog_listeners(config, &decoders, &queue, &counters, &reloader, &shutdown)?;
+        // The listeners hold the only senders now: the writer's queue closes when the last of them ends.
+        drop(queue);
+        let policy = BatchPolicy {
+            rows: config.storage.batch_rows,
+            delay: config.storage.batch_delay,
+            failing_summary: config.log.summary_interval,
+        };
+        let writer = tokio::spawn(store::postgres::writer::run(shared.clone(), queue_rx, policy, counters.clone()));
+        let db = store::Db { writer: shared.writer(), reader: shared.reader() };
+        let lead = crate::lead::LeadContext {
+            store: shared,
+            rules,
+            reload: slot,
+            routing,
+            deliveries: deliveries.clone(),
+            counters: counters.clone(),
+            timeout: settings.leader_timeout,
+            shutdown: shutdown.clone(),
+        };
+        let leading = tokio::spawn(crate::lead::run(lead));
+        let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
+        let deliverers = start_deliverers(notifiers, &db, &deliveries, &counters, &shutdown);
+        let http_parts = HttpParts { db: db.clone(), token, deliveries };
+        let (http_address, http) = start_http(config, http_parts, &counters, &shutdown).await?;
+        Ok(Server {
+            http_address,
+            http,
+            tcp_addresses: tcp,
+            udp_addresses: udp,
+            tls_addresses: tls,
+            snmp_trap_address: None,
+            counters,
+            reloader,
+            shutdown,
+            listeners: handles,
+            pollers: Vec::new(),
+            writer,
+            summary,
+            chain_heads: None,
+            deliverers,
+            background: vec![leading],
+            db,
+        })
+    }
+
+    /// A collector on its own SQLite file.
+    async fn start_on_sqlite(config: &Config) -> Result<Server, AppError> {
         let counters = Arc::new(Counters::default());
         let shutdown = CancellationToken::new();
         let mut conn = store::open_writer(&config.storage.path).await?;
@@ -301,8 +621,7 @@ impl Server {
             tracing::info!("the chain's anchor, moved by an earlier version, is now recorded in the chain as a prune");
         }
         tracing::info!(path = %config.storage.path.display(), "database open");
-        let pack = config.rules.pack();
-        let (rules, loaded_decoders) = load_pack(&pack).map_err(AppError::Rules)?;
+        let Prepared { pack, rules, decoders, routing, notifiers, token, deliveries } = prepare(config, &counters)?;
         let snmp_targets = config.snmp.resolve()?;
         let traps = match &config.listen.snmp_traps {
             Some(traps) => {
@@ -314,33 +633,9 @@ impl Server {
             true => None,
             false => Some(Arc::new(crate::snmp::objects::load(&pack.decoders).map_err(AppError::Rules)?)),
         };
-        let (files, groups, patterns) = loaded_decoders.counts();
-        let decoders = Arc::new(SharedDecoders::new(loaded_decoders));
-        tracing::info!(source = %pack.decoders.describe(), files, groups, patterns, "decoders loaded");
-        tracing::info!(source = %pack.rules.describe(), rules = rules.rules.len(), "rules loaded");
-        if config.rules.dir.is_none() && pack.rules != RuleSource::Embedded {
-            tracing::info!(
-                "./rules exists in the working directory, so its rules and decoders replace the built-in pack \
-                 (set rules.dir to choose)"
-            );
-        }
-        counters.rules_loaded.store(running_rules(&rules.rules), std::sync::atomic::Ordering::Relaxed);
-        let mut routing =
-            Routing::new(config.notifiers.iter().map(|(name, n)| (name.clone(), n.min_severity)).collect());
-        if let Some(horizon) = config.alerts.notify_horizon {
-            routing = routing.with_horizon(horizon);
-        }
-        if !config.alerts.notify_changes {
-            routing = routing.with_quiet_changes();
-        }
-        check_notifiers(&rules.rules, &routing).map_err(AppError::Rules)?;
-        let notifiers = crate::config::notifiers::resolve_all(&config.notifiers, config.http.external_url.as_deref())
-            .map_err(AppError::Notifier)?;
-        let token = crate::http::token(&config.http)?;
-        let deliveries = Arc::new(Notify::new());
         let evaluator = Evaluator::start(
             &mut conn,
-            &rules.rules,
+            &rules,
             routing.clone(),
             deliveries.clone(),
             counters.clone(),
@@ -349,99 +644,11 @@ impl Server {
         .await?;
         let reader = store::open_reader(&config.storage.path).await?;
         let inventory = Inventory::load(&reader).await?;
-        let reloader = Arc::new(Reloader {
-            pack: pack.clone(),
-            decoders: decoders.clone(),
-            rules: evaluator.reload_slot(),
-            routing,
-            counters: counters.clone(),
-            tls: std::sync::Mutex::default(),
-        });
-        if let RuleSource::Dir(dir) = &pack.rules {
-            tokio::spawn(watch_rules(dir.clone(), reloader.clone(), shutdown.clone()));
-        }
-
+        let reloader = start_reloader(&pack, &decoders, evaluator.reload_slot(), routing.clone(), &counters, &shutdown);
         let (queue, queue_rx) =
             crate::queue::channel(config.storage.queue_capacity, config.storage.queue_bytes.0, counters.clone());
-        let mut listeners = Vec::new();
-        let mut tcp_addresses = Vec::new();
-        for listener in &config.listen.tcp {
-            let bind_error = |cause| AppError::Bind { transport: "tcp", address: listener.address, cause };
-            let socket = tcp::bind(listener.address).map_err(bind_error)?;
-            let address = socket.local_addr().map_err(bind_error)?;
-            tracing::info!(transport = "tcp", %address, max_frame = %listener.max_frame, "listening");
-            let listener_counters = counters.listener("tcp", address);
-            let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
-            let ingest =
-                Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
-            listeners.push(tokio::spawn(tcp::serve(
-                socket,
-                tcp::StreamPolicy::of_tcp(listener),
-                ingest,
-                queue.clone(),
-                listener_counters,
-                shutdown.clone(),
-            )));
-            tcp_addresses.push(address);
-        }
-        let mut tls_addresses = Vec::new();
-        for listener in &config.listen.tls {
-            let bind_error = |cause| AppError::Bind { transport: "tls", address: listener.address, cause };
-            let socket = tcp::bind(listener.address).map_err(bind_error)?;
-            let address = socket.local_addr().map_err(bind_error)?;
-            let listener_counters = counters.listener("tls", address);
-            let files = crate::listen::tls::TlsFiles {
-                cert_file: listener.cert_file.clone(),
-                key_file: listener.key_file.clone(),
-                client_ca_file: listener.client_ca_file.clone(),
-                crl_file: listener.crl_file.clone(),
-            };
-            let handshake =
-                crate::listen::tls::TlsHandshake::new(files, listener_counters.clone(), listener.bind_host)?;
-            tracing::info!(transport = "tls", %address, mutual = listener.client_ca_file.is_some(), "listening");
-            reloader.tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(handshake.clone());
-            let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
-            let ingest =
-                Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
-            listeners.push(tokio::spawn(tcp::serve_with(
-                socket,
-                handshake,
-                tcp::StreamPolicy::of_tls(listener),
-                ingest,
-                queue.clone(),
-                listener_counters,
-                shutdown.clone(),
-            )));
-            tls_addresses.push(address);
-        }
-        let mut udp_addresses = Vec::new();
-        for listener in &config.listen.udp {
-            let bind_error = |cause| AppError::Bind { transport: "udp", address: listener.address, cause };
-            let (socket, granted) = udp::bind(listener.address, listener.recv_buffer.as_usize()).map_err(bind_error)?;
-            let address = socket.local_addr().map_err(bind_error)?;
-            tracing::info!(transport = "udp", %address, recv_buffer = granted, "listening");
-            if granted < listener.recv_buffer.as_usize() {
-                tracing::info!(
-                    asked = listener.recv_buffer.as_usize(),
-                    granted,
-                    "the kernel granted a smaller UDP receive buffer (raise net.core.rmem_max for more)"
-                );
-            }
-            let listener_counters = counters.listener("udp", address);
-            let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
-            let ingest =
-                Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
-            let admission = crate::listen::admission::Admission::new(listener.allow.clone(), 0, 0, 0);
-            listeners.push(tokio::spawn(udp::serve(
-                socket,
-                admission,
-                ingest,
-                queue.clone(),
-                listener_counters,
-                shutdown.clone(),
-            )));
-            udp_addresses.push(address);
-        }
+        let Listeners { mut handles, tcp: tcp_addresses, tls: tls_addresses, udp: udp_addresses } =
+            bind_syslog_listeners(config, &decoders, &queue, &counters, &reloader, &shutdown)?;
         let mut snmp_trap_address = None;
         if let (Some((address, communities, users, allow)), Some(objects)) = (traps, &snmp_objects) {
             let bind_error = |cause| AppError::Bind { transport: "snmp-trap", address, cause };
@@ -479,7 +686,7 @@ impl Server {
                 queue: queue.clone(),
                 counters: counters.listener("snmp-trap", bound),
             };
-            listeners.push(tokio::spawn(listener.serve(shutdown.clone())));
+            handles.push(tokio::spawn(listener.serve(shutdown.clone())));
             snmp_trap_address = Some(bound);
         }
         // The listeners and the SNMP pollers hold the only senders now: the writer's queue closes when the last of
@@ -517,7 +724,7 @@ impl Server {
             )?,
             counters.clone(),
         )?;
-        let batch_writer = db.writer.clone();
+        let batch_writer = db.writer.sqlite()?;
         let writer = tokio::spawn(async move {
             let finished = writer::run(
                 batch_writer,
@@ -580,64 +787,9 @@ impl Server {
         })));
         let summary = tokio::spawn(log_summaries(counters.clone(), config.log.summary_interval, shutdown.clone()));
         let chain_heads = tokio::spawn(log_chain_heads(reader.clone(), config.chain.head_interval, shutdown.clone()));
-        // One worker per notifier, so one slow receiver never holds back another; each takes the write connection only
-        // to record what became of a job.
-        let mut deliverers = Vec::new();
-        for notifier in notifiers {
-            tracing::info!(notifier = %notifier.name, "delivery worker started");
-            deliverers.push(tokio::spawn(crate::deliver::supervise(
-                db.clone(),
-                notifier,
-                deliveries.clone(),
-                counters.clone(),
-                shutdown.clone(),
-            )));
-        }
-        let (http_address, http) = match config.http.address {
-            None => (None, None),
-            Some(address) => {
-                let bind_error = |cause| crate::http::HttpError::Bind { address, cause };
-                let listener = TcpListener::bind(address).await.map_err(bind_error)?;
-                let bound = listener.local_addr().map_err(bind_error)?;
-                let listener = match crate::http::tls::server_config(&config.http)? {
-                    Some(tls) => {
-                        crate::http::HttpListener::Tls(crate::http::tls::listen(listener, tls).map_err(bind_error)?)
-                    }
-                    None => crate::http::HttpListener::Plain(listener),
-                };
-                let https = matches!(listener, crate::http::HttpListener::Tls(_));
-                let state = crate::http::AppState {
-                    counters: counters.clone(),
-                    pool: reader.clone(),
-                    db_path: config.storage.path.clone(),
-                    listeners_configured: config.listen.tcp.len()
-                        + config.listen.udp.len()
-                        + config.listen.tls.len()
-                        + usize::from(config.listen.snmp_traps.is_some()),
-                    silent_after: config.inventory.silent_after,
-                    token: token.clone().map(Arc::new),
-                    metrics_public: config.http.metrics_public,
-                    sessions: Arc::new(
-                        crate::http::session::Sessions::new(config.http.session_lifetime)
-                            .map_err(|cause| crate::http::HttpError::Bind { address, cause })?,
-                    ),
-                    throttle: Arc::default(),
-                    https,
-                    writer: db.writer.clone(),
-                    changes_allowed: token.is_some() || address.ip().is_loopback(),
-                    notify_changes: config.alerts.notify_changes,
-                    deliveries: deliveries.clone(),
-                };
-                tracing::info!(
-                    address = %bound,
-                    https,
-                    token = state.token.is_some(),
-                    metrics_public = state.metrics_public || state.token.is_none(),
-                    "HTTP API, dashboard and metrics listening"
-                );
-                (Some(bound), Some(tokio::spawn(crate::http::serve(listener, state, shutdown.clone()))))
-            }
-        };
+        let deliverers = start_deliverers(notifiers, &db, &deliveries, &counters, &shutdown);
+        let http_parts = HttpParts { db: db.clone(), token, deliveries: deliveries.clone() };
+        let (http_address, http) = start_http(config, http_parts, &counters, &shutdown).await?;
         Ok(Server {
             http_address,
             http,
@@ -648,13 +800,13 @@ impl Server {
             counters,
             reloader,
             shutdown,
-            listeners,
+            listeners: handles,
             pollers,
             writer,
             summary,
-            chain_heads,
+            chain_heads: Some(chain_heads),
             deliverers,
-            retention,
+            background: vec![retention],
             db,
         })
     }
@@ -682,11 +834,15 @@ impl Server {
         }
         let summary = self.writer.await.map_err(|e| AppError::Task { stage: "writer", reason: e.to_string() })??;
         self.summary.abort();
-        self.chain_heads.abort();
+        if let Some(chain_heads) = self.chain_heads {
+            chain_heads.abort();
+        }
         if let Some(http) = self.http {
             let _ = http.await;
         }
-        let _ = self.retention.await;
+        for task in self.background {
+            let _ = task.await;
+        }
         // Deliveries still pending stay in the outbox and resume at the next start.
         for deliverer in self.deliverers {
             let _ = deliverer.await;

@@ -18,10 +18,9 @@ use crate::metrics::Counters;
 use crate::outbox::Routing;
 use crate::rules::engine::{Engine, Firing, StateChange};
 use crate::rules::load::Rule;
-use crate::store::query::events_after;
 use crate::store::rule_state as state;
 use crate::store::writer::{AfterCommit, HookFuture};
-use crate::store::{outbox, StoreError, WriteConn};
+use crate::store::{outbox, EvaluationConn, StoreError, TableConn, WriteConn};
 use crate::telemetry::Escaped;
 
 /// Attempts at writing an evaluation's results before giving up (the cursor then stays, and a restart redoes it).
@@ -105,7 +104,7 @@ impl Evaluator {
     /// Builds the engine for `rules`, restores saved state and throttle marks, and evaluates the events stored after
     /// the cursor (those a crash left unevaluated).
     pub async fn start(
-        conn: &mut WriteConn,
+        conn: &mut impl EvaluationConn,
         rules: &[Arc<Rule>],
         routing: Routing,
         deliveries: Arc<Notify>,
@@ -154,22 +153,46 @@ impl Evaluator {
     }
 
     /// Evaluates the next chunk of stored events after the cursor, in id order.
-    async fn catch_up(&mut self, conn: &mut WriteConn) -> Result<(), StoreError> {
-        let chunk = events_after(conn, self.cursor, CATCH_UP_CHUNK).await?;
-        let Some(last) = chunk.last().map(|e| e.id) else {
+    async fn catch_up(&mut self, conn: &mut impl EvaluationConn) -> Result<(), StoreError> {
+        if self.evaluate_next_chunk(conn).await? == 0 {
             self.behind = false;
             tracing::info!(cursor = self.cursor, "rule evaluation caught up");
-            return Ok(());
-        };
+        }
+        Ok(())
+    }
+
+    /// Evaluates up to [`CATCH_UP_CHUNK`] stored events after the cursor, in id order, and writes what they fired;
+    /// returns how many there were.
+    async fn evaluate_next_chunk(&mut self, conn: &mut impl EvaluationConn) -> Result<usize, StoreError> {
+        let chunk = conn.events_after(self.cursor, CATCH_UP_CHUNK).await?;
+        let Some(last) = chunk.last().map(|e| e.id) else { return Ok(0) };
         let firings = self.process(chunk.iter().map(|s| (s.id, &s.event)));
         Counters::add(&self.counters.events_evaluated, chunk.len() as u64);
         self.cursor = last;
-        self.write(conn, firings, Some(last)).await
+        self.write(conn, firings, Some(last)).await?;
+        Ok(chunk.len())
+    }
+
+    /// One step of a leader following a table other collectors write too (PostgreSQL): the next chunk of stored
+    /// events after the cursor, or, when none waits, the timers and the resolution of quiet alerts. Returns how many
+    /// events it evaluated.
+    pub async fn follow(&mut self, conn: &mut impl EvaluationConn, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.take_reload(now);
+        let started = std::time::Instant::now();
+        let evaluated = self.evaluate_next_chunk(conn).await?;
+        if evaluated > 0 {
+            self.counters.evaluation_seconds.observe(started.elapsed().as_secs_f64());
+            return Ok(evaluated);
+        }
+        let firings = self.engine.advance(now);
+        self.write(conn, firings, None).await?;
+        self.resolve_expired(conn, now).await?;
+        Ok(0)
     }
 
     /// Resolves open alerts that have not fired for their rule's `resolve_after` (at most every [`SWEEP_EVERY`]).
     /// Alerts of rules no longer loaded get the default.
-    async fn resolve_expired(&mut self, conn: &mut WriteConn, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn resolve_expired(&mut self, conn: &mut impl TableConn, now: DateTime<Utc>) -> Result<(), StoreError> {
         if self.last_sweep.is_some_and(|last| now - last < SWEEP_EVERY) {
             return Ok(());
         }
@@ -193,6 +216,17 @@ impl Evaluator {
     /// Where a reload puts new rules for this evaluator.
     pub fn reload_slot(&self) -> ReloadSlot {
         self.reload.clone()
+    }
+
+    /// Takes reloaded rules from `slot` instead (one a server made before this evaluator started).
+    pub fn with_reload_slot(mut self, slot: ReloadSlot) -> Self {
+        self.reload = slot;
+        self
+    }
+
+    /// The rules it evaluates now.
+    pub fn rules(&self) -> Vec<Arc<Rule>> {
+        self.engine.rules().to_vec()
     }
 
     /// Switches to reloaded rules, if a reload left some: unchanged rules (same id and source) keep their state, and
@@ -229,7 +263,7 @@ impl Evaluator {
 
     async fn write(
         &mut self,
-        conn: &mut WriteConn,
+        conn: &mut impl TableConn,
         firings: Vec<Firing>,
         cursor: Option<i64>,
     ) -> Result<(), StoreError> {
@@ -290,7 +324,7 @@ impl Evaluator {
     }
 }
 
-async fn write_results(conn: &mut WriteConn, results: &Results, routing: &Routing) -> Result<usize, StoreError> {
+async fn write_results(conn: &mut impl TableConn, results: &Results, routing: &Routing) -> Result<usize, StoreError> {
     crate::store::in_transaction(conn, async |conn| {
         // Silences are read here, in the transaction, so one added by `hsmwatch silence add` applies at once.
         let silences = match results.alerts.iter().any(|a| a.notify) {

@@ -27,6 +27,7 @@ pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod inventory;
+pub mod lead;
 pub mod listen;
 pub mod metrics;
 pub mod outbox;

@@ -98,6 +98,19 @@ impl DeliveryResult {
     }
 }
 
+/// Which collector evaluates rules and sends alerts on a shared database, as one collector last learned it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Leadership {
+    /// This collector's name.
+    pub collector: String,
+    /// Whether this collector leads.
+    pub leading: bool,
+    /// The leader (collector name and process instance), when known.
+    pub leader: Option<String>,
+    /// The leader's term, when this collector leads.
+    pub term: Option<i64>,
+}
+
 /// Every counter of the server, cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Counters {
@@ -106,6 +119,10 @@ pub struct Counters {
     pub stored: AtomicU64,
     /// Batches whose commit failed and was retried.
     pub store_retries: AtomicU64,
+    /// Lines another collector had stored already (PostgreSQL): this collector was added to their observers.
+    pub stored_copies: AtomicU64,
+    /// Which collector leads, as this one last learned (PostgreSQL; none on SQLite).
+    pub leadership: Mutex<Option<Leadership>>,
     /// Whether the writer's last commit failed (it is retrying).
     pub store_failing: std::sync::atomic::AtomicBool,
     /// Whether commits fail for lack of space (the disk, `storage.max_size` or `storage.min_free`).
@@ -192,6 +209,8 @@ impl Default for Counters {
             listeners: Mutex::default(),
             stored: AtomicU64::new(0),
             store_retries: AtomicU64::new(0),
+            stored_copies: AtomicU64::new(0),
+            leadership: Mutex::default(),
             store_failing: std::sync::atomic::AtomicBool::new(false),
             storage_full: std::sync::atomic::AtomicBool::new(false),
             held_events: AtomicU64::new(0),
@@ -308,6 +327,17 @@ impl Counters {
     /// Counts a delivery worker started again after it died.
     pub fn count_worker_restart(&self, notifier: &str) {
         *lock(&self.worker_restarts).entry(notifier.to_owned()).or_default() += 1;
+    }
+
+    /// The notifiers whose delivery worker is not running.
+    /// Says which collector leads.
+    pub fn set_leadership(&self, leadership: Leadership) {
+        *lock(&self.leadership) = Some(leadership);
+    }
+
+    /// Which collector leads, when the store is shared.
+    pub fn leadership(&self) -> Option<Leadership> {
+        lock(&self.leadership).clone()
     }
 
     /// The notifiers whose delivery worker is not running.

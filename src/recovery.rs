@@ -196,7 +196,7 @@ async fn check_once(context: &RecoveryContext) -> Result<Vec<Event>, StoreError>
     let regions = crate::cloud::view::views(&context.reader).await?;
     let now = Utc::now();
     let subjects = subjects(&hosts, &regions, context.limits.backup, now);
-    let mut conn = context.writer.lock().await;
+    let mut conn = context.writer.lock().await?;
     let reported: HashSet<String> = crate::store::cloud::overdue(&mut conn).await?.into_iter().collect();
     let checked = check(&subjects, &reported, context.limits, now);
     // Subjects that left (a deleted cluster, a pruned host) are forgotten without an event.

@@ -68,7 +68,7 @@ pub async fn run(command: NotifyCommand) -> anyhow::Result<()> {
         note: Some("test notification sent"),
         at: Utc::now(),
     };
-    crate::store::alerts::change_state(&mut *db.writer.lock().await, id, &resolution, false).await?;
+    crate::store::alerts::change_state(&mut db.writer.tables().await?, id, &resolution, false).await?;
     match outcome {
         deliver::Outcome::Delivered => writeln!(std::io::stdout(), "{name}: delivered (alert {id}, now resolved)")?,
         deliver::Outcome::RetryAt(at, why) => {

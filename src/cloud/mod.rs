@@ -155,7 +155,7 @@ impl Accounts {
 
 /// Every region's saved state, by (account, region); a state that no longer reads is started afresh, and said so.
 pub async fn saved_states(writer: &Writer) -> Result<HashMap<(String, String), RegionState>, StoreError> {
-    let rows = crate::store::cloud::states(&mut *writer.lock().await).await?;
+    let rows = crate::store::cloud::states(&mut *writer.lock().await?).await?;
     Ok(parse_states(rows).into_iter().map(|(account, region, state)| ((account, region), state)).collect())
 }
 
@@ -238,7 +238,11 @@ async fn forget_unnamed(
     now: DateTime<Utc>,
 ) -> Vec<Event> {
     let Some(mut unnamed) = states.remove(&(OWN_ACCOUNT.to_owned(), region.to_owned())) else { return Vec::new() };
-    if let Err(error) = crate::store::cloud::forget(&mut *writer.lock().await, OWN_ACCOUNT, region).await {
+    let forgotten = match writer.lock().await {
+        Ok(mut conn) => crate::store::cloud::forget(&mut conn, OWN_ACCOUNT, region).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = forgotten {
         tracing::warn!(%region, %error, "cannot forget the unnamed account's state");
     }
     Watcher { account: OWN_ACCOUNT, region, now }.recovered(&mut unnamed).into_iter().collect()
@@ -271,7 +275,7 @@ pub fn apply(
 
 async fn save(writer: &Writer, account: &str, region: &str, state: &RegionState) -> Result<(), StoreError> {
     let json = serde_json::to_string(state).map_err(|e| StoreError::CorruptRow { id: 0, reason: e.to_string() })?;
-    crate::store::cloud::save(&mut *writer.lock().await, account, region, &json, Utc::now()).await
+    crate::store::cloud::save(&mut *writer.lock().await?, account, region, &json, Utc::now()).await
 }
 
 /// How listed HSMs are matched with the hosts the inventory hears: the configured name, else a host that sent from

@@ -231,6 +231,10 @@ impl Default for InventoryConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// Where events, alerts and state are kept: `sqlite` (the file at `path`) or `postgres` (a database several
+    /// collectors share, see `postgres`).
+    #[serde(default)]
+    pub backend: StorageBackend,
     /// SQLite database file, created and migrated on start.
     #[serde(default = "default_db_path")]
     pub path: PathBuf,
@@ -269,6 +273,92 @@ pub struct StorageConfig {
     /// their size). Off, a line stays readable by tools other than hsmwatch, such as the `sqlite3` shell.
     #[serde(default = "default_compress")]
     pub compress: bool,
+    /// The shared PostgreSQL database, when `backend` is `postgres`.
+    #[serde(default)]
+    pub postgres: PostgresConfig,
+}
+
+/// Which database the store keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// An embedded SQLite file.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, shared by several collectors.
+    Postgres,
+}
+
+/// A PostgreSQL database several collectors share.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// The environment variable holding the connection URL (`postgres://user:password@host:port/database`, with
+    /// `?sslmode=verify-full&sslrootcert=/path/ca.pem` for TLS); `HSMWATCH_DATABASE_URL` unless `url_file` is given.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// A file holding the connection URL, instead.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// This collector's name (`observer.name` of what it receives; the leader's name in `/readyz`); the host's name
+    /// unless given.
+    #[serde(default)]
+    pub collector: Option<String>,
+    /// The same line from the same host at the same time, received by several collectors within this window, is one
+    /// event.
+    #[serde(default = "default_dedupe_window", with = "units::duration")]
+    pub dedupe_window: Duration,
+    /// When the collector that evaluates rules and sends alerts stops (killed, cut off), another takes over after at
+    /// most this long.
+    #[serde(default = "default_leader_timeout", with = "units::duration")]
+    pub leader_timeout: Duration,
+}
+
+/// The variable the connection URL is read from when neither `url_env` nor `url_file` is given.
+pub const DEFAULT_DATABASE_URL_ENV: &str = "HSMWATCH_DATABASE_URL";
+
+fn default_dedupe_window() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_leader_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url_env: None,
+            url_file: None,
+            collector: None,
+            dedupe_window: default_dedupe_window(),
+            leader_timeout: default_leader_timeout(),
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// The connection URL, from `url_env`, `url_file` or `HSMWATCH_DATABASE_URL`.
+    pub fn url(&self) -> Result<secret::Secret, secret::SecretProblem> {
+        let default_env = DEFAULT_DATABASE_URL_ENV.to_owned();
+        let variable = match (&self.url_env, &self.url_file) {
+            (None, None) => Some(&default_env),
+            (variable, _) => variable.as_ref(),
+        };
+        let fields = ("storage.postgres.url_env", "storage.postgres.url_file");
+        Ok(secret::read(variable, self.url_file.as_ref(), fields)?.expect("a variable or a file is named"))
+    }
+
+    /// This collector's name: as configured, else the host's name.
+    pub fn collector_name(&self) -> String {
+        self.collector.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .ok()
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "hsmwatch".to_owned())
+        })
+    }
 }
 
 fn default_compress() -> bool {
@@ -370,6 +460,7 @@ fn default_summary_interval() -> Duration {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            backend: StorageBackend::Sqlite,
             path: default_db_path(),
             batch_rows: default_batch_rows(),
             batch_delay: default_batch_delay(),
@@ -381,6 +472,7 @@ impl Default for StorageConfig {
             prune_interval: default_prune_interval(),
             max_size: None,
             compress: default_compress(),
+            postgres: PostgresConfig::default(),
         }
     }
 }
@@ -473,6 +565,40 @@ impl Config {
         if let Some(aws) = &self.cloud.aws {
             aws.resolve()?;
         }
+        if self.storage.backend == StorageBackend::Postgres {
+            self.validate_postgres()?;
+        }
+        Ok(())
+    }
+
+    /// What `storage.backend: postgres` needs, and what it does not do yet.
+    fn validate_postgres(&self) -> Result<(), String> {
+        let postgres = &self.storage.postgres;
+        if postgres.url_env.is_some() && postgres.url_file.is_some() {
+            return Err("storage.postgres: give url_env or url_file, not both".into());
+        }
+        if postgres.leader_timeout < Duration::from_secs(3) {
+            return Err("storage.postgres.leader_timeout must be at least 3s (the leader renews its lease every \
+                        third of it)"
+                .into());
+        }
+        if postgres.dedupe_window.is_zero() {
+            return Err("storage.postgres.dedupe_window must be longer than zero".into());
+        }
+        if postgres.collector.as_deref().is_some_and(|name| name.trim().is_empty() || name.len() > 100) {
+            return Err("storage.postgres.collector must be a name of 1 to 100 characters".into());
+        }
+        let unsupported = [
+            ("snmp.targets", !self.snmp.targets.is_empty()),
+            ("listen.snmp_traps", self.listen.snmp_traps.is_some()),
+            ("cloud.aws", self.cloud.aws.is_some()),
+        ];
+        if let Some((setting, _)) = unsupported.iter().find(|(_, set)| *set) {
+            return Err(format!(
+                "{setting} is not available with storage.backend: postgres yet (SNMP and the cloud inventory keep \
+                 their state in SQLite's store); use storage.backend: sqlite for it"
+            ));
+        }
         Ok(())
     }
 }
@@ -490,6 +616,34 @@ mod tests {
     #[test]
     fn an_empty_file_is_the_defaults() {
         assert_eq!(Config::parse("\n", Path::new("e.yaml")).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_shared_postgres_store_is_checked_and_its_url_never_in_the_text() {
+        let parse = |text: &str| Config::parse(text, Path::new("pg.yaml"));
+        let config = parse("storage:\n  backend: postgres\n  postgres:\n    collector: site-a\n").unwrap();
+        assert_eq!(
+            (config.storage.backend, config.storage.postgres.collector_name()),
+            (StorageBackend::Postgres, "site-a".into())
+        );
+        assert_eq!(config.storage.postgres.leader_timeout, Duration::from_secs(15));
+        std::env::remove_var(DEFAULT_DATABASE_URL_ENV);
+        let missing = config.storage.postgres.url().unwrap_err();
+        assert_eq!(missing.message, "environment variable HSMWATCH_DATABASE_URL is not set");
+        let wrong = [
+            ("    url: postgres://u:p@db/x\n", "unknown field `url`"),
+            ("    url_env: A\n    url_file: /b\n", "give url_env or url_file, not both"),
+            ("    leader_timeout: 1s\n", "leader_timeout must be at least 3s"),
+            ("    dedupe_window: 0s\n", "dedupe_window must be longer than zero"),
+        ];
+        for (setting, message) in wrong {
+            let error = parse(&format!("storage:\n  backend: postgres\n  postgres:\n{setting}")).unwrap_err();
+            assert!(error.to_string().contains(message), "{setting}: {error}");
+        }
+        let snmp = "storage:\n  backend: postgres\nlisten:\n  snmp_traps:\n    address: 127.0.0.1:1162\n";
+        let error = parse(snmp).unwrap_err().to_string();
+        assert!(error.contains("listen.snmp_traps is not available with storage.backend: postgres yet"), "{error}");
+        assert!(parse("storage:\n  backend: mysql\n").unwrap_err().to_string().contains("unknown variant `mysql`"));
     }
 
     #[test]

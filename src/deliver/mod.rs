@@ -329,7 +329,7 @@ async fn deliver_due(
             false => Step::Throttled(guard.wait(Instant::now())),
         });
     }
-    let jobs = outbox::due(&db.reader, &notifier.name, now, batch_size(room)).await?;
+    let jobs = outbox::take_due(&mut db.writer.tables().await?, &notifier.name, now, batch_size(room)).await?;
     if jobs.is_empty() {
         return Ok(Step::Idle);
     }
@@ -341,7 +341,7 @@ async fn deliver_due(
                 alerts.push(alert);
                 carried.push(job);
             }
-            None => outbox::mark_dead(&mut *db.writer.lock().await, job.id, "the alert row is gone").await?,
+            None => outbox::mark_dead(&mut db.writer.tables().await?, job.id, "the alert row is gone").await?,
         }
     }
     let Some(first) = carried.first() else { return Ok(Step::Sent) };
@@ -362,7 +362,7 @@ async fn deliver_due(
         guard.record(Instant::now());
     }
     let digest_size = (alerts.len() > 1).then_some(alerts.len());
-    let mut conn = db.writer.lock().await;
+    let mut conn = db.writer.tables().await?;
     for (job, alert) in carried.iter().zip(&alerts) {
         record(&mut conn, notifier, job, alert, &outcome, digest_size).await?;
     }
@@ -405,7 +405,7 @@ pub async fn attempt_alert(db: &Db, notifier: &ResolvedNotifier, alert_id: i64) 
     let sender = Sender::new(notifier).map_err(|reason| StoreError::CorruptRow { id: alert_id, reason })?;
     let answer = sender.send(&Notification::Alert(&alert), &job.idempotency_key).await;
     let outcome = classify(&answer, &job, &notifier.policy, Utc::now(), jitter());
-    record(&mut *db.writer.lock().await, notifier, &job, &alert, &outcome, None).await?;
+    record(&mut db.writer.tables().await?, notifier, &job, &alert, &outcome, None).await?;
     Ok(outcome)
 }
 
@@ -451,7 +451,7 @@ async fn outgoing_alert(db: &Db, notifier: &ResolvedNotifier, id: i64) -> Result
 
 /// Writes what became of a job; a job given up raises a self-alert to the fallback notifier, in the same transaction.
 async fn record(
-    conn: &mut crate::store::WriteConn,
+    conn: &mut impl crate::store::TableConn,
     notifier: &ResolvedNotifier,
     job: &Job,
     alert: &StoredAlert,

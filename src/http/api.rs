@@ -39,8 +39,12 @@ where
     E: Into<crate::store::StoreError>,
 {
     fn from(error: E) -> Self {
-        tracing::warn!(%error, "API request failed");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+        let text = error.to_string();
+        if matches!(error.into(), crate::store::StoreError::NotOnPostgres) {
+            return ApiError(StatusCode::NOT_IMPLEMENTED, text);
+        }
+        tracing::warn!(error = %text, "API request failed");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, text)
     }
 }
 
@@ -177,7 +181,8 @@ pub async fn apply_change(
     let note = note.map(str::trim).filter(|n| !n.is_empty());
     let request = AlertChange { change, actor, note, at: Utc::now() };
     let outcome =
-        crate::store::alerts::change_state(&mut *state.writer.lock().await, id, &request, state.notify_changes).await?;
+        crate::store::alerts::change_state(&mut state.writer.tables().await?, id, &request, state.notify_changes)
+            .await?;
     match outcome {
         ChangeOutcome::Changed { alert_id, queued, .. } => {
             if !queued.is_empty() {

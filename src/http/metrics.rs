@@ -190,6 +190,26 @@ impl ServerCollector {
             "Commits that failed and were retried.",
             &plain(&c.store_retries),
         )?;
+        if let Some(leadership) = c.leadership() {
+            counter_family(
+                encoder,
+                "hsmwatch_events_stored_copies",
+                "Lines another collector had stored already: this collector was added to their observers.",
+                &plain(&c.stored_copies),
+            )?;
+            gauge_family(
+                encoder,
+                "hsmwatch_leader",
+                "1 while this collector leads (evaluates rules, records and sends alerts), else 0.",
+                &[(vec![("collector", leadership.collector.clone())], f64::from(u8::from(leadership.leading)))],
+            )?;
+            gauge_family(
+                encoder,
+                "hsmwatch_leader_term",
+                "The leader's term while this collector leads: one more at each change of leader.",
+                &[(Labels::new(), leadership.term.unwrap_or(0) as f64)],
+            )?;
+        }
         gauge_family(
             encoder,
             "hsmwatch_writer_queue_depth",

@@ -205,7 +205,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let down = state.counters.workers_down();
     let notifiers = down.is_empty();
     let ready = listeners && database && rules && notifiers;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "ready": ready,
         "checks": {
             "listeners": {"ok": listeners, "bound": bound, "configured": state.listeners_configured},
@@ -214,6 +214,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "notifiers": {"ok": notifiers, "not_running": down},
         }
     });
+    // On a shared database: which collector evaluates rules and sends alerts. Following is as ready as leading.
+    if let Some(leadership) = state.counters.leadership() {
+        body["leadership"] = serde_json::json!(leadership);
+    }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }

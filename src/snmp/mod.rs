@@ -44,7 +44,7 @@ pub struct PollerContext {
 
 /// The saved state of every target, by name (a state that no longer reads is started afresh, and said so).
 pub async fn saved_states(writer: &Writer) -> Result<std::collections::HashMap<String, TargetState>, StoreError> {
-    let rows = crate::store::snmp::states(&mut *writer.lock().await).await?;
+    let rows = crate::store::snmp::states(&mut *writer.lock().await?).await?;
     Ok(rows
         .into_iter()
         .filter_map(|(target, json)| match serde_json::from_str(&json) {
@@ -111,7 +111,7 @@ pub async fn run(target: ResolvedTarget, mut state: TargetState, context: Poller
 
 async fn save(writer: &Writer, name: &str, state: &TargetState) -> Result<(), StoreError> {
     let json = serde_json::to_string(state).map_err(|e| StoreError::CorruptRow { id: 0, reason: e.to_string() })?;
-    crate::store::snmp::save(&mut *writer.lock().await, name, &json, Utc::now()).await
+    crate::store::snmp::save(&mut *writer.lock().await?, name, &json, Utc::now()).await
 }
 
 fn record_figures(counters: &Counters, name: &str, outcome: &Result<Reading, client::PollError>, took: Duration) {

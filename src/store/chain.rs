@@ -877,17 +877,17 @@ mod tests {
                     UPDATE chain_anchor SET (last_event_id, hash, pruned_batches, pruned_events) = \
                       (SELECT last_event_id, hash, 1, 1 FROM event_batches WHERE id = 1); \
                     DELETE FROM event_batches WHERE id = 1;";
-        sqlx::raw_sql(trim).execute(&mut writer.lock().await.0).await.unwrap();
+        sqlx::raw_sql(trim).execute(&mut writer.lock().await.unwrap().0).await.unwrap();
         let reader = super::super::open_reader(&path).await.unwrap();
         let finding = verify(&reader).await.unwrap();
         assert!(matches!(&finding, Finding::Broken { batch: None, reason } if reason.contains("no prune record")));
 
         // Migration 0015 marks such an anchor for adoption: taken as it is, then recorded once.
-        sqlx::query("UPDATE chain_anchor SET adopt = 1").execute(&mut writer.lock().await.0).await.unwrap();
+        sqlx::query("UPDATE chain_anchor SET adopt = 1").execute(&mut writer.lock().await.unwrap().0).await.unwrap();
         let finding = verify(&reader).await.unwrap();
         assert!(matches!(finding, Finding::Intact { anchor_unrecorded: true, prunes: 0, .. }), "{finding:?}");
-        assert!(adopt_anchor(&mut *writer.lock().await).await.unwrap());
-        assert!(!adopt_anchor(&mut *writer.lock().await).await.unwrap(), "once");
+        assert!(adopt_anchor(&mut writer.lock().await.unwrap()).await.unwrap());
+        assert!(!adopt_anchor(&mut writer.lock().await.unwrap()).await.unwrap(), "once");
         let finding = verify(&reader).await.unwrap();
         assert!(
             matches!(&finding, Finding::Intact { anchor_unrecorded: false, prunes: 1, batches: 2, events: 2, .. }),

@@ -144,7 +144,8 @@ impl StoreError {
             StoreError::CorruptRow { .. }
             | StoreError::Missing { .. }
             | StoreError::InserterStopped
-            | StoreError::NotOnPostgres => false,
+            | StoreError::NotOnPostgres
+            | StoreError::NotLeader { .. } => false,
             StoreError::Sql(sqlx::Error::Database(error)) => matches!(error.kind(), sqlx::error::ErrorKind::Other),
             // SQLite's own conditions (full, busy, I/O) may pass; rusqlite's other errors are misuse, which will not.
             StoreError::Insert(rusqlite::Error::SqliteFailure(error, _)) => {
@@ -176,24 +177,85 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
 pub struct WriteConn(SqliteConnection);
 
 /// The write connection, shared: each writer (the batch writer, a delivery worker, retention) takes it for one
-/// transaction at a time.
+/// transaction at a time. On PostgreSQL, a pool: writers take a connection each.
 #[derive(Debug, Clone)]
-pub struct Writer(std::sync::Arc<tokio::sync::Mutex<WriteConn>>);
+pub struct Writer(WriterKind);
+
+/// SQLite's write connection as its writers share it.
+pub type SharedConn = std::sync::Arc<tokio::sync::Mutex<WriteConn>>;
+
+/// What a [`Writer`] writes on.
+#[derive(Debug, Clone)]
+enum WriterKind {
+    Sqlite(SharedConn),
+    Postgres(sqlx::PgPool),
+}
+
+/// A write connection of either backend, taken from a [`Writer`] for the tables both hold alike.
+pub enum TableWriter<'a> {
+    /// SQLite's one write connection, taken in turn.
+    Sqlite(tokio::sync::MutexGuard<'a, WriteConn>),
+    /// A connection of PostgreSQL's pool.
+    Pooled(PooledConn),
+}
+
+impl TableConn for TableWriter<'_> {
+    fn tables(&mut self) -> tables::Tables<'_> {
+        match self {
+            TableWriter::Sqlite(conn) => conn.tables(),
+            TableWriter::Pooled(conn) => conn.tables(),
+        }
+    }
+
+    fn backend(&self) -> Backend {
+        match self {
+            TableWriter::Sqlite(conn) => conn.backend(),
+            TableWriter::Pooled(conn) => conn.backend(),
+        }
+    }
+}
 
 impl Writer {
     /// Shares `conn`.
     pub fn new(conn: WriteConn) -> Self {
-        Writer(std::sync::Arc::new(tokio::sync::Mutex::new(conn)))
+        Writer(WriterKind::Sqlite(std::sync::Arc::new(tokio::sync::Mutex::new(conn))))
     }
 
-    /// Waits for the connection.
-    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, WriteConn> {
-        self.0.lock().await
+    /// Writes on a PostgreSQL pool.
+    pub(crate) fn postgres(pool: sqlx::PgPool) -> Self {
+        Writer(WriterKind::Postgres(pool))
     }
 
-    /// The connection back, once no clone is left (at shutdown, to close it).
+    /// SQLite's write connection, shared, for a stage that takes it again and again (the batch writer, retention).
+    pub fn sqlite(&self) -> Result<SharedConn, StoreError> {
+        match &self.0 {
+            WriterKind::Sqlite(conn) => Ok(conn.clone()),
+            WriterKind::Postgres(_) => Err(StoreError::NotOnPostgres),
+        }
+    }
+
+    /// Waits for SQLite's write connection, for what only SQLite's store writes so far.
+    pub async fn lock(&self) -> Result<tokio::sync::MutexGuard<'_, WriteConn>, StoreError> {
+        match &self.0 {
+            WriterKind::Sqlite(conn) => Ok(conn.lock().await),
+            WriterKind::Postgres(_) => Err(StoreError::NotOnPostgres),
+        }
+    }
+
+    /// Waits for a write connection of either backend, for the tables both hold alike.
+    pub async fn tables(&self) -> Result<TableWriter<'_>, StoreError> {
+        Ok(match &self.0 {
+            WriterKind::Sqlite(conn) => TableWriter::Sqlite(conn.lock().await),
+            WriterKind::Postgres(pool) => TableWriter::Pooled(PooledConn::Postgres(pool.acquire().await?)),
+        })
+    }
+
+    /// SQLite's connection back, once no clone is left (at shutdown, to close it).
     pub fn into_inner(self) -> Option<WriteConn> {
-        std::sync::Arc::into_inner(self.0).map(tokio::sync::Mutex::into_inner)
+        match self.0 {
+            WriterKind::Sqlite(conn) => std::sync::Arc::into_inner(conn).map(tokio::sync::Mutex::into_inner),
+            WriterKind::Postgres(_) => None,
+        }
     }
 }
 
@@ -224,10 +286,10 @@ impl TableConn for PooledConn {
         }
     }
 
-    fn begin_statement(&self) -> &'static str {
+    fn backend(&self) -> Backend {
         match self {
-            PooledConn::Sqlite(conn) => conn.begin_statement(),
-            PooledConn::Postgres(conn) => conn.begin_statement(),
+            PooledConn::Sqlite(conn) => conn.backend(),
+            PooledConn::Postgres(conn) => conn.backend(),
         }
     }
 }
@@ -243,6 +305,14 @@ impl Reader {
         match &self.0 {
             ReadPool::Sqlite(pool) => Ok(pool),
             ReadPool::Postgres(_) => Err(StoreError::NotOnPostgres),
+        }
+    }
+
+    /// The PostgreSQL pool, when the reads are there.
+    fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.0 {
+            ReadPool::Postgres(pool) => Some(pool),
+            ReadPool::Sqlite(_) => None,
         }
     }
 
@@ -301,7 +371,27 @@ async fn open_background(path: &Path) -> Result<SqliteConnection, StoreError> {
     connect_options(path).connect().await.map_err(|cause| StoreError::Open { path: path.to_owned(), cause })
 }
 
-pub use tables::{in_transaction, TableConn};
+pub use tables::{in_transaction, Backend, TableConn};
+
+/// A write connection rule evaluation runs on: it reads the stored events in id order and writes what they fired.
+pub trait EvaluationConn: TableConn {
+    /// Up to `limit` events stored after id `after`, oldest first.
+    fn events_after(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<query::StoredEvent>, StoreError>> + Send;
+}
+
+impl EvaluationConn for WriteConn {
+    fn events_after(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<query::StoredEvent>, StoreError>> + Send {
+        query::events_after(self, after, limit)
+    }
+}
 
 /// Caps the database at `bytes` for writes on this connection (`PRAGMA max_page_count`): past it, writes fail with
 /// SQLITE_FULL, which the writer treats like a full disk (hold, retry, slow the senders).

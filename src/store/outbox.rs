@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Row;
 
-use crate::store::{Reader, StoreError, TableConn};
+use crate::store::{Backend, Reader, StoreError, TableConn};
 
 /// Queues a delivery (inside the caller's transaction).
 pub async fn enqueue(
@@ -45,6 +45,47 @@ pub struct Job {
 
 fn time(micros: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(micros).single().unwrap_or_default()
+}
+
+/// How long a worker on PostgreSQL holds the jobs it took: longer than a delivery's attempts take; a worker that dies
+/// holding them gives them back when it runs out.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Takes up to `limit` jobs due for `notifier` by `now`, in due order, for one worker to send. On PostgreSQL, where
+/// several collectors' workers share the outbox, each job goes to one of them: its rows are locked (skipping those
+/// another worker locked) and leased for [`LEASE`]; SQLite has one worker per notifier.
+pub async fn take_due(
+    conn: &mut impl TableConn,
+    notifier: &str,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Job>, StoreError> {
+    let sql = match conn.backend() {
+        Backend::Sqlite => {
+            "SELECT id, alert_id, attempts, created_at, idempotency_key, next_attempt_at FROM outbox \
+             WHERE notifier = $1 AND status = 'pending' AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3"
+        }
+        Backend::Postgres => {
+            "UPDATE outbox SET lease_until = $4 WHERE id IN (SELECT id FROM outbox WHERE notifier = $1 \
+             AND status = 'pending' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2) \
+             ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, alert_id, attempts, created_at, idempotency_key, next_attempt_at"
+        }
+    };
+    let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
+    let rows = sqlx::query(sql)
+        .bind(notifier)
+        .bind(now.timestamp_micros())
+        .bind(i64::from(limit))
+        .bind((now + lease).timestamp_micros())
+        .fetch_all(&mut conn.tables())
+        .await?;
+    let mut jobs = rows
+        .iter()
+        .map(|row| Ok((row.try_get::<i64, _>("next_attempt_at")?, job_from_row(row)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    jobs.sort_by_key(|(due, job)| (*due, job.id));
+    Ok(jobs.into_iter().map(|(_, job)| job).collect())
 }
 
 /// Up to `limit` due pending jobs of a notifier, oldest first.
@@ -151,7 +192,7 @@ pub async fn mark_sent(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, \
-         digest_size = $2 WHERE id = $3",
+         digest_size = $2, lease_until = NULL WHERE id = $3",
     )
     .bind(now.timestamp_micros())
     .bind(digest_size.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
@@ -163,22 +204,27 @@ pub async fn mark_sent(
 
 /// Try again at `at`.
 pub async fn retry_at(conn: &mut impl TableConn, id: i64, at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
-        .bind(at.timestamp_micros())
-        .bind(error)
-        .bind(id)
-        .execute(&mut conn.tables())
-        .await?;
+    sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, lease_until = NULL \
+         WHERE id = $3",
+    )
+    .bind(at.timestamp_micros())
+    .bind(error)
+    .bind(id)
+    .execute(&mut conn.tables())
+    .await?;
     Ok(())
 }
 
 /// Give up.
 pub async fn mark_dead(conn: &mut impl TableConn, id: i64, error: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $1 WHERE id = $2")
-        .bind(error)
-        .bind(id)
-        .execute(&mut conn.tables())
-        .await?;
+    sqlx::query(
+        "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $1, lease_until = NULL WHERE id = $2",
+    )
+    .bind(error)
+    .bind(id)
+    .execute(&mut conn.tables())
+    .await?;
     Ok(())
 }
 

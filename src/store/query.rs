@@ -441,6 +441,9 @@ pub const EVENTS_BY_ID: usize = 1000;
 
 /// The events of these row ids (those that still exist; at most [`EVENTS_BY_ID`] of them), in id order.
 pub async fn events_by_id(reader: &Reader, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
+    if let Some(pool) = reader.postgres_pool() {
+        return super::postgres::events::events_by_id(pool, &ids[..ids.len().min(EVENTS_BY_ID)]).await;
+    }
     let pool = reader.sqlite()?;
     if ids.is_empty() {
         return Ok(Vec::new());

@@ -22,7 +22,7 @@ async fn timed<T>(
     writer: &Writer,
     step: impl AsyncFnOnce(&mut WriteConn) -> Result<T, StoreError>,
 ) -> Result<(T, Duration), StoreError> {
-    let mut conn = writer.lock().await;
+    let mut conn = writer.lock().await?;
     let started = std::time::Instant::now();
     let outcome = step(&mut conn).await?;
     Ok((outcome, started.elapsed()))
@@ -88,7 +88,7 @@ pub async fn prune_once(
             pruned.event_steps += 1;
             pause(pause_after(took), shutdown).await;
         }
-        super::activity::prune(&mut *writer.lock().await, ago(keep)).await?;
+        super::activity::prune(&mut *writer.lock().await?, ago(keep)).await?;
     }
     if let Some(keep) = policy.alerts {
         loop {
@@ -132,7 +132,11 @@ async fn prune_alerts(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result<u64
 /// Logs a pass that pruned events with where it left the chain: each prune is a record in the chain, and the log
 /// line is the copy kept outside the database that tells hsmwatch's prunes from anyone else's.
 async fn log_chain_after_prune(writer: &Writer, pruned: Pruned) {
-    match chain::anchor_and_head(&mut *writer.lock().await).await {
+    let anchor_and_head = match writer.lock().await {
+        Ok(mut conn) => chain::anchor_and_head(&mut conn).await,
+        Err(error) => Err(error),
+    };
+    match anchor_and_head {
         Ok((anchor, head)) => tracing::info!(
             event_steps = pruned.event_steps,
             alerts = pruned.alerts,
@@ -180,9 +184,11 @@ mod tests {
             |hour| super::super::activity::HourCount { host: "h", hour, category: "c", events: 1, failed_logins: 0 };
         let hours =
             [super::super::activity::hour_of(now - chrono::Duration::days(3)), super::super::activity::hour_of(now)];
-        super::super::activity::add(&mut *writer.lock().await, &[count(hours[0]), count(hours[1])]).await.unwrap();
+        super::super::activity::add(&mut writer.lock().await.unwrap(), &[count(hours[0]), count(hours[1])])
+            .await
+            .unwrap();
         let remaining = async |writer: &Writer| -> Vec<i64> {
-            let mut conn = writer.lock().await;
+            let mut conn = writer.lock().await.unwrap();
             sqlx::query_scalar("SELECT hour FROM event_hours ORDER BY hour").fetch_all(&mut conn.0).await.unwrap()
         };
         let alerts_only =
@@ -220,7 +226,7 @@ mod tests {
             silenced_by: None,
             held_back: None,
         };
-        let mut conn = writer.lock().await;
+        let mut conn = writer.lock().await.unwrap();
         let done = insert(&mut *conn, &[record("r|h=done")]).await.unwrap()[0].id;
         let open = insert(&mut *conn, &[record("r|h=open")]).await.unwrap()[0].id;
         for change in [Change::Acknowledge, Change::Resolve] {
@@ -232,7 +238,7 @@ mod tests {
         drop(conn);
         let policy = RetentionPolicy { events: None, alerts: Some(Duration::from_secs(86_400)), every: Duration::ZERO };
         prune_once(&writer, &policy, &CancellationToken::new()).await.unwrap();
-        let mut conn = writer.lock().await;
+        let mut conn = writer.lock().await.unwrap();
         let alerts: Vec<i64> =
             sqlx::query_scalar("SELECT DISTINCT alert_id FROM alerts").fetch_all(&mut conn.0).await.unwrap();
         assert_eq!(alerts, [open], "the resolved alert and its notices went; the open one stays");
@@ -255,7 +261,7 @@ mod tests {
             crate::store::inserter::insert_batch(&mut inserter, &[crate::event::Event::new(now, now)]).unwrap();
         }
         {
-            let mut conn = writer.lock().await;
+            let mut conn = writer.lock().await.unwrap();
             sqlx::query("UPDATE event_batches SET stored_at = stored_at - 10 * 86400 * 1000000")
                 .execute(&mut conn.0)
                 .await
@@ -269,7 +275,7 @@ mod tests {
         // the prune in the chain.
         let pruned = prune_once(&writer, &policy, &CancellationToken::new()).await.unwrap();
         assert_eq!(pruned.event_steps, 1);
-        let mut conn = writer.lock().await;
+        let mut conn = writer.lock().await.unwrap();
         let (anchor, head) = chain::anchor_and_head(&mut conn).await.unwrap();
         assert_eq!((anchor.last_event_id, anchor.pruned_batches, anchor.pruned_events), (3, 3, 3));
         let kinds: Vec<i64> =

@@ -70,14 +70,39 @@ impl<'c, 'b: 'c> Executor<'c> for &'c mut Tables<'b> {
     }
 }
 
+/// A database the store can keep the tables on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// Shared by several collectors.
+    Postgres,
+}
+
+impl Backend {
+    /// The statement that begins a write transaction (SQLite takes its write lock at once, so a transaction never
+    /// fails half-way for want of it).
+    fn begin_statement(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+}
+
 /// A connection the table modules can use: SQLite's write connection or a pooled reader, or a PostgreSQL connection.
 pub trait TableConn: Send {
     /// The connection, for the statements of one call.
     fn tables(&mut self) -> Tables<'_>;
 
-    /// The statement that begins a write transaction (SQLite takes its write lock at once, so a transaction never
-    /// fails half-way for want of it).
-    fn begin_statement(&self) -> &'static str;
+    /// Which database it is on, for the few statements that differ.
+    fn backend(&self) -> Backend;
+
+    /// Checks, first in each write transaction, that this connection may still write (a leader's term is still its
+    /// own); what it locks for the check stays locked until the transaction ends.
+    fn fence(&mut self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 impl TableConn for WriteConn {
@@ -85,8 +110,8 @@ impl TableConn for WriteConn {
         Tables(&mut self.0)
     }
 
-    fn begin_statement(&self) -> &'static str {
-        "BEGIN IMMEDIATE"
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
     }
 }
 
@@ -95,8 +120,8 @@ impl TableConn for sqlx::SqliteConnection {
         Tables(self)
     }
 
-    fn begin_statement(&self) -> &'static str {
-        "BEGIN IMMEDIATE"
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
     }
 }
 
@@ -105,21 +130,26 @@ impl TableConn for sqlx::PgConnection {
         Tables(self)
     }
 
-    fn begin_statement(&self) -> &'static str {
-        "BEGIN"
+    fn backend(&self) -> Backend {
+        Backend::Postgres
     }
 }
 
-/// Runs `work` inside a transaction on `conn` (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL) … `COMMIT`; when it
-/// fails the transaction is rolled back (it may already be gone: SQLITE_FULL rolls back on its own) and its error
-/// returned. The typed functions `work` calls join the transaction.
+/// Runs `work` inside a transaction on `conn` (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL, then the
+/// connection's [`TableConn::fence`]) … `COMMIT`; when it fails the transaction is rolled back (it may already be
+/// gone: SQLITE_FULL rolls back on its own) and its error returned. The typed functions `work` calls join the
+/// transaction.
 pub async fn in_transaction<C: TableConn, T>(
     conn: &mut C,
     work: impl AsyncFnOnce(&mut C) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let begin = conn.begin_statement();
+    let begin = conn.backend().begin_statement();
     sqlx::query(begin).execute(&mut conn.tables()).await?;
-    match work(&mut *conn).await {
+    let done = match conn.fence().await {
+        Ok(()) => work(&mut *conn).await,
+        Err(error) => Err(error),
+    };
+    match done {
         Ok(value) => {
             sqlx::query("COMMIT").execute(&mut conn.tables()).await?;
             Ok(value)

@@ -16,13 +16,13 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::inserter::Inserter;
-use super::{StoreError, WriteConn, Writer};
+use super::{SharedConn, StoreError, WriteConn};
 use crate::event::Event;
 use crate::metrics::Counters;
 use crate::queue::{ByteBudget, QueueReceiver};
 
 /// Longest wait between two attempts at a failing commit.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+pub(crate) const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// A run of failing commits ends once commits have succeeded for this long: near a full disk, commits fail and succeed
 /// by turns as the writer makes room, which is one condition, said once.
@@ -31,7 +31,7 @@ const FAILURES_END_AFTER: Duration = Duration::from_secs(10);
 /// What the log has said of failing commits: one warning when they start, a summary every `log.summary_interval`
 /// while they go on, one line when they have ended.
 #[derive(Debug)]
-struct FailureLog {
+pub(crate) struct FailureLog {
     /// How often a run that goes on is summarised.
     summary_every: Duration,
     /// When the current run of failures began, and the last failure in it.
@@ -41,7 +41,13 @@ struct FailureLog {
 }
 
 impl FailureLog {
-    fn failed(&mut self, error: &StoreError, held: u64) {
+    /// A log that summarises a run of failures every `summary_every`.
+    pub(crate) fn new(summary_every: Duration) -> Self {
+        FailureLog { summary_every, run: None, said: None }
+    }
+
+    /// A commit failed; `held` events wait.
+    pub(crate) fn failed(&mut self, error: &StoreError, held: u64) {
         let now = Instant::now();
         let text = error.to_string();
         match (&mut self.run, &self.said) {
@@ -59,7 +65,8 @@ impl FailureLog {
         self.run = Some((began, now));
     }
 
-    fn succeeded(&mut self) {
+    /// A commit succeeded.
+    pub(crate) fn succeeded(&mut self) {
         if let Some((began, last)) = self.run {
             if last.elapsed() >= FAILURES_END_AFTER {
                 let lasted = last.duration_since(began).as_secs();
@@ -75,7 +82,7 @@ impl FailureLog {
 }
 
 /// How often a failing commit is tried once the queue has closed (shutdown) before the batch is given up.
-const SHUTDOWN_ATTEMPTS: u32 = 10;
+pub(crate) const SHUTDOWN_ATTEMPTS: u32 = 10;
 
 /// What a hook returns: a future over the writer's connection.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
@@ -152,7 +159,7 @@ impl<H: AfterCommit> HookSlot<H> {
     /// Brings the hook back (persisting what it evaluated away) and returns it, with the batch it evaluated.
     /// Waits for the batch sent away, writes what its evaluation produced and gives back the bytes it held (the
     /// caller only reuses its vector).
-    async fn settle(&mut self, writer: &Writer, budget: &ByteBudget) -> (&mut H, Option<Vec<Event>>) {
+    async fn settle(&mut self, writer: &SharedConn, budget: &ByteBudget) -> (&mut H, Option<Vec<Event>>) {
         let mut events = None;
         if let HookSlot::Away(task) = self {
             let (mut hook, batch) = match task.await {
@@ -187,7 +194,7 @@ impl<H: AfterCommit> HookSlot<H> {
     }
 }
 
-async fn persist<H: AfterCommit>(hook: &mut H, writer: &Writer, events: usize) {
+async fn persist<H: AfterCommit>(hook: &mut H, writer: &SharedConn, events: usize) {
     if let Err(error) = hook.persist(&mut *writer.lock().await).await {
         // The events are stored; the rule cursor did not move, so the next start evaluates them again.
         tracing::error!(%error, events, "rule evaluation of a committed batch failed");
@@ -200,7 +207,7 @@ async fn persist<H: AfterCommit>(hook: &mut H, writer: &Writer, events: usize) {
 /// another thread as the next one is inserted; when the queue is empty it is evaluated at once, so that an alert never
 /// waits for traffic that may not come.
 pub async fn run<H: AfterCommit>(
-    writer: Writer,
+    writer: SharedConn,
     inserter: Inserter,
     mut queue: QueueReceiver,
     policy: BatchPolicy,
@@ -217,7 +224,7 @@ pub async fn run<H: AfterCommit>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The rest of a batch too large for the space left (see `commit_with_retry`): committed before anything newer.
     let mut carried: Vec<Event> = Vec::new();
-    let mut failures = FailureLog { summary_every: policy.failing_summary, run: None, said: None };
+    let mut failures = FailureLog::new(policy.failing_summary);
     while open || !carried.is_empty() {
         if !carried.is_empty() {
             batch.append(&mut carried);
@@ -283,7 +290,7 @@ pub async fn run<H: AfterCommit>(
 
 /// Adds what the queue holds to `batch`, up to `rows`, until the queue is empty or `delay` has passed; returns whether
 /// the queue is still open.
-async fn fill(queue: &mut QueueReceiver, batch: &mut Vec<Event>, rows: usize, delay: Duration) -> bool {
+pub(crate) async fn fill(queue: &mut QueueReceiver, batch: &mut Vec<Event>, rows: usize, delay: Duration) -> bool {
     let deadline = Instant::now() + delay;
     while batch.len() < rows {
         let room = rows - batch.len();

@@ -4,6 +4,7 @@ mod alerts;
 mod backpressure;
 mod cli;
 mod cloud;
+mod collectors;
 mod corpus;
 mod dashboard;
 mod decoders;

@@ -150,8 +150,8 @@ fn luna_events(lines: &[(u32, &str, &str)]) -> Vec<hsmwatch::event::Event> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
     let peer = PgPeer::start();
-    let mut first = PgStore::open(&peer.url(), "collector-a", DEFAULT_COPY_WINDOW).await.unwrap();
-    let mut second = PgStore::open(&peer.url(), "collector-b", DEFAULT_COPY_WINDOW).await.unwrap();
+    let first = PgStore::open(&peer.url(), "collector-a", DEFAULT_COPY_WINDOW).await.unwrap();
+    let second = PgStore::open(&peer.url(), "collector-b", DEFAULT_COPY_WINDOW).await.unwrap();
     let failed = "Failed to authenticate client 10.0.0.7 (certificate mismatch)";
     let mut lines: Vec<(u32, String, String)> = (0..500)
         .map(|i| {
@@ -173,7 +173,7 @@ async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
     assert_eq!(first.insert_batch(&events).await.unwrap(), BatchStored { stored: 503, copies: 0 });
     assert_eq!(second.insert_batch(&events).await.unwrap(), BatchStored { stored: 0, copies: 503 });
     // A batch sent again by the same collector (its commit's answer lost) changes nothing.
-    let mut again = PgStore::open(&peer.url(), "collector-a", DEFAULT_COPY_WINDOW).await.unwrap();
+    let again = PgStore::open(&peer.url(), "collector-a", DEFAULT_COPY_WINDOW).await.unwrap();
     assert_eq!(again.insert_batch(&events).await.unwrap(), BatchStored { stored: 0, copies: 0 });
 
     let stored = first.events_after(0, 10_000).await.unwrap();
@@ -241,7 +241,7 @@ async fn collectors_writing_at_once_store_every_line_once() {
     let write = |name: &'static str| {
         let (url, events) = (peer.url(), events.clone());
         tokio::spawn(async move {
-            let mut store = PgStore::open(&url, name, DEFAULT_COPY_WINDOW).await.unwrap();
+            let store = PgStore::open(&url, name, DEFAULT_COPY_WINDOW).await.unwrap();
             let mut total = BatchStored::default();
             for batch in events.chunks(100) {
                 let done = store.insert_batch(batch).await.unwrap();
@@ -347,7 +347,7 @@ async fn the_connection_is_tls_verified_against_the_given_root_and_the_password_
     assert_eq!(store.server(), format!("127.0.0.1:{}/postgres", peer.port));
     assert!(peer.log().contains("SSL enabled"), "{}", peer.log());
 
-    let refused = PgStore::open(&url("wrong.pem"), "collector-a", DEFAULT_COPY_WINDOW).await.err().expect("refused");
+    let refused = PgStore::open(&url("wrong.pem"), "collector-a", DEFAULT_COPY_WINDOW).await.expect_err("refused");
     let said = refused.to_string();
     assert!(said.starts_with(&format!("cannot connect to PostgreSQL at 127.0.0.1:{}/postgres", peer.port)), "{said}");
     assert!(!said.contains("s3cret"), "{said}");

@@ -313,3 +313,29 @@ async fn outbox_silences_and_rule_state_behave_alike_on_sqlite_and_postgresql() 
     on_both_backends!(&peer, silences_hold_until_they_end_or_expire);
     on_both_backends!(&peer, rule_state_and_the_cursor_are_kept_and_a_failed_transaction_keeps_nothing);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_due_job_goes_to_one_worker_of_the_collectors_sharing_postgresql() {
+    let peer = PgPeer::start();
+    let store = fresh_database(&peer, "jobs").await;
+    let (mut first, mut second) = (store.connection().await.unwrap(), store.connection().await.unwrap());
+    let now = Utc::now();
+    let group = BTreeMap::new();
+    for fingerprint in ["r|h=1", "r|h=2", "r|h=3", "r|h=4", "r|h=5"] {
+        let id = insert(&mut first, &[record(fingerprint, "firing", now, &group)]).await.unwrap()[0].id;
+        outbox::enqueue(&mut first, id, "pager", now).await.unwrap();
+    }
+    // Two collectors' workers for the same notifier ask at once: each job goes to one of them.
+    let (mine, theirs) =
+        tokio::join!(outbox::take_due(&mut first, "pager", now, 3), outbox::take_due(&mut second, "pager", now, 3));
+    let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
+    let mut ids: Vec<i64> = mine.iter().chain(&theirs).map(|job| job.id).collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2, 3, 4, 5], "every job once: {mine:?} {theirs:?}");
+    assert!(outbox::take_due(&mut first, "pager", now, 10).await.unwrap().is_empty(), "all are leased");
+    // A failed attempt gives its job back for its retry; a sent one is done.
+    outbox::retry_at(&mut second, theirs[0].id, now, "503").await.unwrap();
+    outbox::mark_sent(&mut first, mine[0].id, now, None).await.unwrap();
+    let again = outbox::take_due(&mut first, "pager", now, 10).await.unwrap();
+    assert_eq!(again.iter().map(|job| (job.id, job.attempts)).collect::<Vec<_>>(), [(theirs[0].id, 1)]);
+}

@@ -194,6 +194,15 @@ impl ServeProcess {
     }
 }
 
+/// What `child` wrote to its piped stderr until it closed (the child has exited or been killed).
+pub fn stderr_of(child: &mut Child) -> String {
+    let mut said = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut said);
+    }
+    said
+}
+
 impl Drop for ServeProcess {
     /// A test that fails before it stops its server leaves none behind, and shows what the server said: a server that
     /// died (a port taken between `free_port` and its bind, a crash) is then told apart from one that misbehaved.
@@ -202,10 +211,7 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let mut said = String::new();
-            if let Some(mut pipe) = self.child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut said);
-            }
+            let said = stderr_of(&mut self.child);
             let tail: Vec<&str> = said.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
             let how = if exited { "had exited" } else { "was still running" };
             eprintln!("hsmwatch serve {how} when the test failed; the end of its log:\n{}", tail.join("\n"));
@@ -293,4 +299,30 @@ pub fn scrape(http: &str) -> String {
 /// The value of the first sample of Prometheus text that starts with `name` (labels included).
 pub fn metric_value(text: &str, name: &str) -> Option<f64> {
     text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+/// A webhook receiver that answers 200 and keeps every JSON body.
+#[derive(Clone, Default)]
+pub struct Receiver(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl Receiver {
+    /// The bodies received so far.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+async fn receive(axum::extract::State(receiver): axum::extract::State<Receiver>, body: String) -> &'static str {
+    receiver.0.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(serde_json::Value::Null));
+    "ok"
+}
+
+/// A [`Receiver`] on a loopback port: POST `/hook`.
+pub async fn start_receiver() -> (std::net::SocketAddr, Receiver) {
+    let receiver = Receiver::default();
+    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (address, receiver)
 }

@@ -4,44 +4,15 @@
 //! to the notifiers the alert went to, with a link to its page and the last event's fields. Headless Chromium renders
 //! the triage queue and an alert's page (screenshots in the test's temp dir); resolve_after closes a quiet alert.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use serde_json::Value;
 
-use crate::support::{chromium, send_tcp, TestServer};
+use crate::support::{chromium, send_tcp, start_receiver, TestServer};
 
 const TOKEN: &str = "triage-token-0123456789abcdef";
 const EXTERNAL: &str = "https://hsmwatch.example.net";
-
-/// A webhook receiver that answers 200 and keeps every JSON body.
-#[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<Value>>>);
-
-impl Receiver {
-    fn bodies(&self) -> Vec<Value> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-async fn receive(State(receiver): State<Receiver>, body: String) -> &'static str {
-    receiver.0.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-    "ok"
-}
-
-async fn start_receiver() -> (SocketAddr, Receiver) {
-    let receiver = Receiver::default();
-    let app = Router::new().route("/hook", post(receive)).with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (address, receiver)
-}
 
 fn tamper(host: &str) -> String {
     format!("<6>Mar  7 02:14:09 {host} kernel: k7pf0: ALM0008: Hard tamper - enclosure penetration\n")

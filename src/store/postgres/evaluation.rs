@@ -3,12 +3,10 @@
 //! it queues. The leader writes them in transactions that check its term, so the next leader starts from exactly what
 //! its predecessor had committed, and a deposed leader's late write changes nothing.
 
-use sqlx::PgConnection;
-
+use super::leadership::LeaderConn;
 use super::PgStore;
 use crate::store::rule_state::{self, SavedRow, StateChange};
-use crate::store::PooledConn;
-use crate::store::{in_transaction, StoreError};
+use crate::store::{in_transaction, PooledConn, StoreError, TableConn};
 
 impl PgStore {
     /// A connection for the tables both backends hold alike (alerts, outbox, silences...), outside any term: what a
@@ -28,19 +26,13 @@ impl PgStore {
     }
 
     /// Runs `work` in one transaction as the leader of `term`: refused ([`StoreError::NotLeader`]) and rolled back
-    /// when this process no longer holds the lease in that term. The lease row stays locked until the commit, so no
-    /// successor's term begins in between.
+    /// when this process no longer holds the lease in that term.
     pub async fn as_leader<T>(
         &self,
         term: i64,
-        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+        work: impl AsyncFnOnce(&mut LeaderConn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        in_transaction(&mut *conn, async |conn: &mut PgConnection| {
-            self.hold_term(conn, term).await?;
-            work(conn).await
-        })
-        .await
+        in_transaction(&mut self.leader_connection(term).await?, work).await
     }
 
     /// Saves an evaluation step as the leader of `term`: the changed rule state and the cursor at `last_event_id`,
@@ -51,12 +43,12 @@ impl PgStore {
         last_event_id: i64,
         changes: &[StateChange],
     ) -> Result<(), StoreError> {
-        self.as_leader(term, async |conn: &mut PgConnection| {
+        self.as_leader(term, async |conn: &mut LeaderConn| {
             rule_state::save(conn, changes).await?;
             sqlx::query("UPDATE rule_cursor SET last_event_id = $1, term = $2 WHERE id = 1")
                 .bind(last_event_id)
                 .bind(term)
-                .execute(&mut *conn)
+                .execute(&mut conn.tables())
                 .await?;
             Ok(())
         })

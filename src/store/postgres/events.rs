@@ -48,18 +48,25 @@ pub struct StoredEvent {
     pub observers: Vec<String>,
 }
 
+impl From<StoredEvent> for crate::store::query::StoredEvent {
+    fn from(stored: StoredEvent) -> Self {
+        crate::store::query::StoredEvent { id: stored.id, event: stored.event }
+    }
+}
+
 impl PgStore {
     /// Stores `events` as received by this collector, in one transaction.
-    pub async fn insert_batch(&mut self, events: &[Event]) -> Result<BatchStored, StoreError> {
+    pub async fn insert_batch(&self, events: &[Event]) -> Result<BatchStored, StoreError> {
         let rows: Vec<columns::RowValues<'_>> = events.iter().map(columns::row_values).collect();
         let keys: Vec<CopyKey> = rows.iter().map(CopyKey::of).collect();
         let now = Instant::now();
-        let occurrences = self.copies.number(&keys, now);
+        let occurrences = self.batches().copies.number(&keys, now);
         let mut conn = self.pool.acquire().await?;
         let mut transaction = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
         let months: HashSet<(i32, u32)> = rows.iter().filter_map(|row| month_of(row.times[0])).collect();
-        for month in months.difference(&self.months) {
+        let known = self.batches().months.clone();
+        for month in months.difference(&known) {
             create_partition(&mut transaction, *month).await?;
         }
         let column = |index: usize| rows.iter().map(|row| row.times[index]).collect::<Vec<i64>>();
@@ -88,17 +95,16 @@ impl PgStore {
             .fetch_all(&mut *transaction)
             .await?;
         transaction.commit().await?;
-        self.months.extend(months);
-        self.copies.remember(keys, &occurrences, now);
+        let mut batches = self.batches();
+        batches.months.extend(months);
+        batches.copies.remember(keys, &occurrences, now);
         let stored = inserted.iter().filter(|new| **new).count();
         Ok(BatchStored { stored, copies: inserted.len() - stored })
     }
 
     /// Up to `limit` events after id `after`, in id order.
     pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!("SELECT {SELECT}, observers FROM events WHERE id > $1 ORDER BY id LIMIT $2");
-        let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter().map(stored_event).collect()
+        events_after(&mut *self.pool.acquire().await?, after, limit).await
     }
 
     /// The events `filter` selects, newest first (by time, then id), as `hsmwatch query` and the API ask: the typed
@@ -141,7 +147,7 @@ impl PgStore {
     }
 
     /// Drops the month partitions that end at or before `cutoff` (retention by whole months); returns their names.
-    pub async fn drop_months_before(&mut self, cutoff: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    pub async fn drop_months_before(&self, cutoff: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut transaction = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
@@ -156,7 +162,7 @@ impl PgStore {
             let Some(month) = month_of_partition(&name) else { continue };
             if month_end(month).is_some_and(|end| end <= cutoff.timestamp_micros()) {
                 sqlx::query(&format!("DROP TABLE {name}")).execute(&mut *transaction).await?;
-                self.months.remove(&month);
+                self.batches().months.remove(&month);
                 dropped.push(name);
             }
         }
@@ -164,6 +170,27 @@ impl PgStore {
         dropped.sort();
         Ok(dropped)
     }
+}
+
+/// Up to `limit` events after id `after` on `conn`, in id order.
+pub(super) async fn events_after(
+    conn: &mut sqlx::PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let sql = format!("SELECT {SELECT}, observers FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+    let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(conn).await?;
+    rows.iter().map(stored_event).collect()
+}
+
+/// The events of these ids (those that still exist), in id order.
+pub(crate) async fn events_by_id(
+    pool: &sqlx::PgPool,
+    ids: &[i64],
+) -> Result<Vec<crate::store::query::StoredEvent>, StoreError> {
+    let sql = format!("SELECT {SELECT}, observers FROM events WHERE id = ANY($1) ORDER BY id");
+    let rows = sqlx::query(&sql).bind(ids).fetch_all(pool).await?;
+    rows.iter().map(|row| stored_event(row).map(Into::into)).collect()
 }
 
 /// The columns read back, in the order [`stored_event`] expects.

@@ -8,8 +8,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use sqlx::pool::PoolConnection;
+use sqlx::Postgres;
+
 use super::PgStore;
-use crate::store::StoreError;
+use crate::store::query::StoredEvent;
+use crate::store::tables::Tables;
+use crate::store::{Backend, EvaluationConn, StoreError, TableConn};
 
 /// The lease as one collector sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,16 +76,52 @@ impl PgStore {
         Ok(())
     }
 
-    /// Fails unless this process holds a live lease in `term`; the lease row stays locked (shared) until the
-    /// transaction ends, so no successor's term begins in between.
-    pub(super) async fn hold_term(&self, conn: &mut sqlx::PgConnection, term: i64) -> Result<(), StoreError> {
+    /// A connection for writing as the leader of `term`: each write transaction on it first checks the term.
+    pub async fn leader_connection(&self, term: i64) -> Result<LeaderConn, StoreError> {
+        Ok(LeaderConn { conn: self.pool.acquire().await?, holder: self.holder(), term })
+    }
+}
+
+/// A connection of the leader of a term: every write transaction on it first checks that this process still holds
+/// the lease in that term, and fails with [`StoreError::NotLeader`] when it does not.
+pub struct LeaderConn {
+    conn: PoolConnection<Postgres>,
+    holder: String,
+    term: i64,
+}
+
+impl LeaderConn {
+    /// The term it writes in.
+    pub fn term(&self) -> i64 {
+        self.term
+    }
+}
+
+impl TableConn for LeaderConn {
+    fn tables(&mut self) -> Tables<'_> {
+        self.conn.tables()
+    }
+
+    fn backend(&self) -> Backend {
+        self.conn.backend()
+    }
+
+    /// The lease row stays locked (shared) until the transaction ends, so no successor's term begins in between.
+    async fn fence(&mut self) -> Result<(), StoreError> {
         let held: Option<i64> = sqlx::query_scalar(
             "SELECT term FROM leadership WHERE holder = $1 AND term = $2 AND lease_until > now() FOR SHARE",
         )
-        .bind(self.holder())
-        .bind(term)
-        .fetch_optional(&mut *conn)
+        .bind(&self.holder)
+        .bind(self.term)
+        .fetch_optional(&mut *self.conn)
         .await?;
-        held.map(|_| ()).ok_or(StoreError::NotLeader { term })
+        held.map(|_| ()).ok_or(StoreError::NotLeader { term: self.term })
+    }
+}
+
+impl EvaluationConn for LeaderConn {
+    async fn events_after(&mut self, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = super::events::events_after(&mut self.conn, after, limit).await?;
+        Ok(events.into_iter().map(Into::into).collect())
     }
 }

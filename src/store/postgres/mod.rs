@@ -7,8 +7,10 @@
 pub mod evaluation;
 pub mod events;
 pub mod leadership;
+pub mod writer;
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -16,21 +18,35 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::StoreError;
 
 pub use events::{BatchStored, StoredEvent, DEFAULT_COPY_WINDOW};
-pub use leadership::Lead;
+pub use leadership::{Lead, LeaderConn};
 
-/// A PostgreSQL store, as one collector uses it.
+/// A PostgreSQL store, as one collector uses it; its clones share the pool, the instance and what the batches
+/// remember.
+#[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// This collector's name (`observer.name`).
     collector: String,
     /// Host, port and database, for messages (never the password).
     server: String,
+    /// What storing batches remembers: the month partitions known to exist, the lines stored lately.
+    batches: Arc<Mutex<Batches>>,
+    /// This process among collectors of the same name: the lease's holder is both.
+    instance: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgStore({} as {})", self.server, self.holder())
+    }
+}
+
+/// What storing batches remembers between them.
+struct Batches {
     /// The month partitions known to exist.
     months: HashSet<(i32, u32)>,
     /// The lines stored lately, to number identical ones.
     copies: events::Copies,
-    /// This process among collectors of the same name: the lease's holder is both.
-    instance: String,
 }
 
 /// Where `options` point, without the password.
@@ -58,10 +74,14 @@ impl PgStore {
             pool,
             collector: collector.to_owned(),
             server,
-            months: HashSet::new(),
-            copies: events::Copies::new(copy_window),
+            batches: Arc::new(Mutex::new(Batches { months: HashSet::new(), copies: events::Copies::new(copy_window) })),
             instance: instance()?,
         })
+    }
+
+    /// Writes on this database, for the tables both backends hold alike (delivery, triage).
+    pub fn writer(&self) -> super::Writer {
+        super::Writer::postgres(self.pool.clone())
     }
 
     /// Reads on this database, beside the collector's writes.
@@ -74,8 +94,18 @@ impl PgStore {
         &self.server
     }
 
+    /// This collector's name.
+    pub fn collector(&self) -> &str {
+        &self.collector
+    }
+
+    /// What storing batches remembers, for one step (never held across a wait).
+    fn batches(&self) -> std::sync::MutexGuard<'_, Batches> {
+        self.batches.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The lease holder this process is: its collector's name and its instance.
-    fn holder(&self) -> String {
+    pub fn holder(&self) -> String {
         format!("{} {}", self.collector, self.instance)
     }
 }

@@ -1,0 +1,240 @@
+//! Several collectors on one PostgreSQL database, as deployed: real `hsmwatch serve` processes (stderr a pipe) sharing
+//! a real PostgreSQL server, the same lines sent to each (an HSM with two remote hosts), alerts delivered to a real
+//! HTTP receiver. Lines are stored once, an alert fires once and is delivered once; when the leader is killed with
+//! `kill -9` in the middle of a threshold window, another collector takes over and fires once with the full count; a
+//! collector started later takes over from the shared cursor without evaluating history again.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::Connection;
+
+use crate::postgres::PgPeer;
+use crate::support::{free_port, rules_dir_with, send_tcp, start_receiver, stderr_of};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hsmwatch");
+
+/// Six failed logins from one address within ten minutes.
+const RULE: &str = "id: six\ntitle: Six failures\nseverity: high\nselect:\n  f:\n    event.action: ssh.login\n    \
+                    event.outcome: failure\ndetect: {type: threshold, count: 6, window: 10m, group_by: [source.ip]}\n";
+
+/// The `n`th failed login (distinct lines: each is one event, whichever collectors receive it).
+fn failure(n: u32) -> String {
+    format!(
+        "<86>Mar  3 22:41:{n:02} hsm-9 sshd[1]: Failed password for root from 198.51.100.7 port {} ssh2\n",
+        4000 + n
+    )
+}
+
+/// A real `hsmwatch serve` on the shared database.
+struct Collector {
+    child: Child,
+    name: &'static str,
+    tcp: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Collector {
+    /// Starts collector `name` with `rules`, delivering to `hook`, and waits until it listens.
+    fn start(dir: &Path, name: &'static str, peer: &PgPeer, rules: &Path, hook: SocketAddr) -> Collector {
+        let (tcp, http) = (free_port(), free_port());
+        let config = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "storage:\n  backend: postgres\n  postgres:\n    url_env: HSMWATCH_TEST_DATABASE_URL\n    \
+                 collector: {name}\n    leader_timeout: 3s\nlisten:\n  tcp:\n    - address: 127.0.0.1:{tcp}\n\
+                 http:\n  address: 127.0.0.1:{http}\nrules:\n  dir: {}\nnotifiers:\n  hook:\n    type: webhook\n    \
+                 url_env: HSMWATCH_TEST_HOOK\n    retry_initial: 100ms\n",
+                rules.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("HSMWATCH_TEST_DATABASE_URL", peer.url())
+            .env("HSMWATCH_TEST_HOOK", format!("http://{hook}/hook"))
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hsmwatch serve");
+        let tcp: SocketAddr = format!("127.0.0.1:{tcp}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(tcp).is_err() {
+            assert!(Instant::now() < deadline, "collector {name} did not start listening on {tcp}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Collector { child, name, tcp, http: format!("127.0.0.1:{http}").parse().unwrap() }
+    }
+
+    /// `/readyz`'s leadership: whether it leads, and the leader's name.
+    async fn leadership(&self) -> (bool, String) {
+        let body: Value = reqwest::get(format!("http://{}/readyz", self.http)).await.unwrap().json().await.unwrap();
+        let leadership = &body["leadership"];
+        assert_eq!(leadership["collector"], self.name, "{body}");
+        (leadership["leading"] == true, leadership["leader"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Stops it with `signal` and returns what it logged.
+    fn stop(mut self, signal: &str) -> String {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let said = stderr_of(&mut self.child);
+        let _ = self.child.wait();
+        said
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("collector {} said:\n{}", self.name, stderr_of(&mut self.child));
+        }
+    }
+}
+
+/// Waits until one of `collectors` leads and every other names it as the leader; returns the leader's index.
+async fn leader_among(collectors: &[&Collector]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut views = Vec::new();
+        for collector in collectors {
+            views.push(collector.leadership().await);
+        }
+        let leaders: Vec<usize> = (0..views.len()).filter(|i| views[*i].0).collect();
+        if let [leader] = leaders[..] {
+            let name = format!("{} ", collectors[leader].name);
+            if views.iter().all(|(_, named)| named.starts_with(&name)) {
+                return leader;
+            }
+        }
+        assert!(Instant::now() < deadline, "no single leader: {views:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Rows of the shared events table: line and observers.
+async fn stored(peer: &PgPeer) -> Vec<(String, Vec<String>)> {
+    let mut conn = sqlx::PgConnection::connect(&peer.url()).await.unwrap();
+    sqlx::query_as("SELECT original, observers FROM events ORDER BY id").fetch_all(&mut conn).await.unwrap()
+}
+
+/// The shared rule cursor.
+async fn cursor(peer: &PgPeer) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(&peer.url()).await.unwrap();
+    sqlx::query_scalar("SELECT last_event_id FROM rule_cursor").fetch_one(&mut conn).await.unwrap()
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn rules(dir: &Path) -> PathBuf {
+    rules_dir_with(dir, RULE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_sent_to_two_collectors_are_stored_once_and_alert_once() {
+    let peer = PgPeer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules(dir.path());
+    let (hook, receiver) = start_receiver().await;
+    let a = Collector::start(dir.path(), "collector-a", &peer, &rules, hook);
+    let b = Collector::start(dir.path(), "collector-b", &peer, &rules, hook);
+    let leader = leader_among(&[&a, &b]).await;
+
+    // An HSM with both collectors as remote hosts: every line goes to each.
+    let lines: String = (1..=6).map(failure).collect();
+    send_tcp(a.tcp, lines.as_bytes(), false).await;
+    send_tcp(b.tcp, lines.as_bytes(), false).await;
+    wait_until("the alert's delivery", Duration::from_secs(20), async || !receiver.bodies().is_empty()).await;
+    wait_until("both copies of every line", Duration::from_secs(20), async || {
+        stored(&peer).await.iter().filter(|(_, observers)| observers.len() == 2).count() == 6
+    })
+    .await;
+    // Time for a second delivery, were there one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let rows = stored(&peer).await;
+    assert_eq!(rows.len(), 6, "each line stored once: {rows:?}");
+    for (line, mut observers) in rows {
+        observers.sort();
+        assert_eq!(observers, ["collector-a", "collector-b"], "{line}");
+    }
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "one alert, delivered once: {bodies:?}");
+    assert_eq!((bodies[0]["rule"].as_str(), bodies[0]["count"].as_i64()), (Some("six"), Some(6)), "{}", bodies[0]);
+
+    // Any collector answers for the shared alerts.
+    let follower = [&a, &b][1 - leader];
+    let listed: Value =
+        reqwest::get(format!("http://{}/api/alerts", follower.http)).await.unwrap().json().await.unwrap();
+    let listed = listed["alerts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0]["rule_id"].as_str(), listed[0]["state"].as_str()), (Some("six"), Some("firing")));
+
+    let metrics = crate::support::scrape(&[&a, &b][leader].http.to_string());
+    let leading = format!("hsmwatch_leader{{collector=\"{}\"}} 1", [&a, &b][leader].name);
+    assert!(metrics.contains(&leading), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("hsmwatch_events_stored_copies_total")), "{metrics}");
+    for collector in [a, b] {
+        let said = collector.stop("TERM");
+        assert!(said.contains("database open (PostgreSQL, shared by collectors)"), "{said}");
+        assert!(!said.contains("postgres://"), "the URL never shows: {said}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_in_a_window_is_followed_by_one_alert_with_the_full_count() {
+    let peer = PgPeer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules(dir.path());
+    let (hook, receiver) = start_receiver().await;
+    let a = Collector::start(dir.path(), "collector-a", &peer, &rules, hook);
+    assert_eq!(leader_among(&[&a]).await, 0, "the only collector leads");
+    let b = Collector::start(dir.path(), "collector-b", &peer, &rules, hook);
+    assert_eq!(leader_among(&[&a, &b]).await, 0, "the first leads on");
+
+    // Half a window, evaluated by the leader (the shared cursor passes the lines), then the leader dies.
+    let first: String = (1..=3).map(failure).collect();
+    send_tcp(a.tcp, first.as_bytes(), false).await;
+    send_tcp(b.tcp, first.as_bytes(), false).await;
+    wait_until("the leader's evaluation of three lines", Duration::from_secs(20), async || cursor(&peer).await >= 3)
+        .await;
+    let killed = Instant::now();
+    let said = a.stop("KILL");
+    assert!(said.contains("leading: evaluating rules and sending alerts"), "{said}");
+
+    // The rest of the window reaches the survivor, which takes over once the lease has run out.
+    let rest: String = (4..=6).map(failure).collect();
+    send_tcp(b.tcp, rest.as_bytes(), false).await;
+    wait_until("the survivor's alert", Duration::from_secs(30), async || !receiver.bodies().is_empty()).await;
+    let failover = killed.elapsed();
+    eprintln!("failover: kill -9 of the leader to the first alert delivered by the next: {failover:?}");
+    assert!(b.leadership().await.0, "the survivor leads");
+
+    // A collector started now joins without evaluating history again, and takes over at once when the leader stops
+    // cleanly (it resigns).
+    let c = Collector::start(dir.path(), "collector-c", &peer, &rules, hook);
+    let said = b.stop("TERM");
+    assert!(said.contains("gave up the lead"), "{said}");
+    assert_eq!(leader_among(&[&c]).await, 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "exactly one alert across the failover and the handover: {bodies:?}");
+    assert_eq!(bodies[0]["count"].as_i64(), Some(6), "the three lines before the kill were not forgotten");
+    let said = c.stop("TERM");
+    assert!(said.contains("leading: evaluating rules and sending alerts"), "{said}");
+}
