@@ -2,6 +2,10 @@
 //! connections to a running `hsmwatch serve`, then watches the database until every line is committed.
 //!
 //! `cargo run --release --example loopback_sender -- --addr 127.0.0.1:5514 --db hsmwatch.db --messages 1000000`
+//!
+//! For several collectors (an HSM sending to each), `--also ADDR` sends the same lines to another server too, and
+//! `--metrics HOST:PORT` (once per server) watches each server's `hsmwatch_events_stored_total` instead of a database
+//! file: every line is stored once every server counts all it received.
 //! Only loopback addresses are accepted; the run is bounded by `--messages` and `--timeout`.
 
 #![allow(missing_docs)]
@@ -15,6 +19,8 @@ use tokio::io::AsyncWriteExt;
 
 struct Args {
     addr: SocketAddr,
+    also: Vec<SocketAddr>,
+    metrics: Vec<SocketAddr>,
     db: PathBuf,
     messages: usize,
     connections: usize,
@@ -25,6 +31,8 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         addr: "127.0.0.1:5514".parse().unwrap(),
+        also: Vec::new(),
+        metrics: Vec::new(),
         db: PathBuf::from("hsmwatch.db"),
         messages: 1_000_000,
         connections: 4,
@@ -36,6 +44,8 @@ fn parse_args() -> Args {
         let mut value = || words.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--addr" => args.addr = value().parse().expect("--addr IP:PORT"),
+            "--also" => args.also.push(value().parse().expect("--also IP:PORT")),
+            "--metrics" => args.metrics.push(value().parse().expect("--metrics IP:PORT")),
             "--db" => args.db = PathBuf::from(value()),
             "--messages" => args.messages = value().parse().expect("--messages N"),
             "--connections" => args.connections = value().parse().expect("--connections N"),
@@ -44,7 +54,8 @@ fn parse_args() -> Args {
             other => panic!("unknown option {other}"),
         }
     }
-    assert!(args.addr.ip().is_loopback(), "load tests only target loopback addresses");
+    let targets = std::iter::once(&args.addr).chain(&args.also).chain(&args.metrics);
+    assert!(targets.into_iter().all(|a| a.ip().is_loopback()), "load tests only target loopback addresses");
     args
 }
 
@@ -76,35 +87,60 @@ async fn send(addr: SocketAddr, numbers: std::ops::Range<usize>, octet_counting:
     stream.shutdown().await.expect("shutdown");
 }
 
+/// Events stored so far: the database's newest id, or the sum of the servers' stored counters.
+async fn stored(pool: Option<&hsmwatch::store::Reader>, metrics: &[SocketAddr]) -> usize {
+    match pool {
+        // The newest id, not a count: a count scans a large table, and this runs every 10 ms.
+        Some(pool) => query::newest_id(pool).await.expect("newest id") as usize,
+        None => {
+            let mut total = 0;
+            for server in metrics {
+                let text = reqwest::get(format!("http://{server}/metrics")).await.expect("scrape").text().await.unwrap();
+                let line = text.lines().find(|l| l.starts_with("hsmwatch_events_stored_total")).unwrap_or("x 0");
+                total += line.rsplit(' ').next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+            }
+            total
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = parse_args();
-    let pool = open_reader(&args.db).await.expect("open the server's database");
-    // The newest id, not a count: a count scans a large table, and this runs every 10 ms.
-    let before = query::newest_id(&pool).await.expect("newest id") as usize;
+    let pool = match args.metrics.is_empty() {
+        true => Some(open_reader(&args.db).await.expect("open the server's database")),
+        false => None,
+    };
+    // Every server counts every line it received (a copy another stored too).
+    let expected = args.messages * if pool.is_some() { 1 } else { args.metrics.len() };
+    let before = stored(pool.as_ref(), &args.metrics).await;
     let started = Instant::now();
     let per = args.messages.div_ceil(args.connections);
     let mut senders = Vec::new();
-    for c in 0..args.connections {
-        let range = (c * per).min(args.messages)..((c + 1) * per).min(args.messages);
-        senders.push(tokio::spawn(send(args.addr, range, args.octet_counting)));
+    for addr in std::iter::once(args.addr).chain(args.also.iter().copied()) {
+        for c in 0..args.connections {
+            let range = (c * per).min(args.messages)..((c + 1) * per).min(args.messages);
+            senders.push(tokio::spawn(send(addr, range, args.octet_counting)));
+        }
     }
     for sender in senders {
         sender.await.expect("sender");
     }
     let sent = started.elapsed();
+    let poll = if pool.is_some() { Duration::from_millis(10) } else { Duration::from_millis(50) };
     loop {
-        let stored = query::newest_id(&pool).await.expect("newest id") as usize - before;
-        if stored >= args.messages {
+        let stored = stored(pool.as_ref(), &args.metrics).await - before;
+        if stored >= expected {
             break;
         }
-        assert!(started.elapsed() < args.timeout, "only {stored} of {} stored after {:?}", args.messages, args.timeout);
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(started.elapsed() < args.timeout, "only {stored} of {expected} stored after {:?}", args.timeout);
+        tokio::time::sleep(poll).await;
     }
     let stored = started.elapsed();
     println!(
-        "messages={} connections={} framing={} sent_s={:.3} stored_s={:.3} stored_msgs_per_s={:.0}",
+        "messages={} servers={} connections={} framing={} sent_s={:.3} stored_s={:.3} stored_msgs_per_s={:.0}",
         args.messages,
+        1 + args.also.len(),
         args.connections,
         if args.octet_counting { "octet" } else { "lf" },
         sent.as_secs_f64(),

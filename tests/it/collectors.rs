@@ -40,12 +40,24 @@ struct Collector {
 impl Collector {
     /// Starts collector `name` with `rules`, delivering to `hook`, and waits until it listens.
     fn start(dir: &Path, name: &'static str, peer: &PgPeer, rules: &Path, hook: SocketAddr) -> Collector {
+        Self::start_with_queue(dir, name, peer, rules, hook, 16_384)
+    }
+
+    /// [`Collector::start`] with a writer queue of `queue` events.
+    fn start_with_queue(
+        dir: &Path,
+        name: &'static str,
+        peer: &PgPeer,
+        rules: &Path,
+        hook: SocketAddr,
+        queue: usize,
+    ) -> Collector {
         let (tcp, http) = (free_port(), free_port());
         let config = dir.join(format!("{name}.yaml"));
         std::fs::write(
             &config,
             format!(
-                "storage:\n  backend: postgres\n  postgres:\n    url_env: HSMWATCH_TEST_DATABASE_URL\n    \
+                "storage:\n  backend: postgres\n  queue_capacity: {queue}\n  postgres:\n    url_env: HSMWATCH_TEST_DATABASE_URL\n    \
                  collector: {name}\n    leader_timeout: 3s\nlisten:\n  tcp:\n    - address: 127.0.0.1:{tcp}\n\
                  http:\n  address: 127.0.0.1:{http}\nrules:\n  dir: {}\nnotifiers:\n  hook:\n    type: webhook\n    \
                  url_env: HSMWATCH_TEST_HOOK\n    retry_initial: 100ms\n",
@@ -237,4 +249,46 @@ async fn the_leader_killed_in_a_window_is_followed_by_one_alert_with_the_full_co
     assert_eq!(bodies[0]["count"].as_i64(), Some(6), "the three lines before the kill were not forgotten");
     let said = c.stop("TERM");
     assert!(said.contains("leading: evaluating rules and sending alerts"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_under_load_slows_the_senders_and_loses_nothing() {
+    let mut peer = PgPeer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules(dir.path());
+    let (hook, _receiver) = start_receiver().await;
+    let a = Collector::start_with_queue(dir.path(), "collector-a", &peer, &rules, hook, 500);
+    leader_among(&[&a]).await;
+    const LINES: u32 = 6000;
+    let sender = {
+        let tcp = a.tcp;
+        tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(tcp).await.unwrap();
+            for chunk in 0..LINES / 100 {
+                let lines: String = (chunk * 100..(chunk + 1) * 100)
+                    .map(|n| format!("<86>Mar  3 22:41:50 hsm-9 sshd[1]: Failed password for u{n} from 198.51.100.7 port {n} ssh2\n"))
+                    .collect();
+                tokio::io::AsyncWriteExt::write_all(&mut stream, lines.as_bytes()).await.unwrap();
+                // About six seconds of traffic: the outage falls in the middle of it.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    wait_until("some lines stored", Duration::from_secs(20), async || !stored(&peer).await.is_empty()).await;
+    // The database goes away under load (a restart, a failover) and comes back.
+    peer.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    peer.resume();
+    sender.await.unwrap();
+    wait_until("every line", Duration::from_secs(60), async || stored(&peer).await.len() >= LINES as usize).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rows = stored(&peer).await;
+    let distinct: std::collections::HashSet<&String> = rows.iter().map(|(line, _)| line).collect();
+    assert_eq!((rows.len(), distinct.len()), (LINES as usize, LINES as usize), "each line stored once");
+    let metrics = crate::support::scrape(&a.http.to_string());
+    let retries = crate::support::metric_value(&metrics, "hsmwatch_store_retries_total").unwrap_or(0.0);
+    assert!(retries > 0.0, "the writer held its batch and retried: {metrics}");
+    let said = a.stop("TERM");
+    assert!(said.contains("cannot commit batch; holding it and retrying"), "{said}");
+    assert!(!said.contains("giving up"), "{said}");
 }

@@ -119,13 +119,21 @@ impl PgPeer {
     }
 }
 
-impl Drop for PgPeer {
-    /// A fast shutdown (SIGINT) by process id, then the cluster's directory goes with the temporary directory.
-    fn drop(&mut self) {
+impl PgPeer {
+    /// Stops the server with a fast shutdown (SIGINT: connections are cut) by process id; [`PgPeer::resume`] starts
+    /// it again on the same cluster.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for PgPeer {
+    /// A fast shutdown, then the cluster's directory goes with the temporary directory.
+    fn drop(&mut self) {
+        self.stop();
         if std::thread::panicking() {
             eprintln!("postgres in {} said:\n{}", self.dir().display(), self.log());
         }
