@@ -95,7 +95,8 @@ async fn stored(pool: Option<&hsmwatch::store::Reader>, metrics: &[SocketAddr]) 
         None => {
             let mut total = 0;
             for server in metrics {
-                let text = reqwest::get(format!("http://{server}/metrics")).await.expect("scrape").text().await.unwrap();
+                let text =
+                    reqwest::get(format!("http://{server}/metrics")).await.expect("scrape").text().await.unwrap();
                 let line = text.lines().find(|l| l.starts_with("hsmwatch_events_stored_total")).unwrap_or("x 0");
                 total += line.rsplit(' ').next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
             }

@@ -2,7 +2,7 @@
 //! `history_lines`) into a PostgreSQL database through the store, in batches of 1000 as one collector, then times the
 //! on-call queries of `benches/history.sh` (the median of five, warm). Prints one `name=value` line per figure.
 //!
-//! `cargo run --release --example pg_history -- postgres://hsmwatch@127.0.0.1:5432/postgres history.log`
+//! `cargo run --release --example pg_history -- postgres://hsmwatch@127.0.0.1:5432/postgres history.log [COLLECTOR]`
 
 #![allow(missing_docs)]
 
@@ -22,7 +22,9 @@ const BATCH: usize = 1000;
 async fn main() {
     let mut args = std::env::args().skip(1);
     let (url, log) = (args.next().expect("URL"), args.next().expect("LOG"));
-    let store = PgStore::open(&url, "bench", DEFAULT_COPY_WINDOW).await.expect("open PostgreSQL");
+    // A second collector loading the same log stores copies: its name joins each row's observers.
+    let collector = args.next().unwrap_or_else(|| "bench".to_owned());
+    let store = PgStore::open(&url, &collector, DEFAULT_COPY_WINDOW).await.expect("open PostgreSQL");
     let decoders = Decoders::load(&RuleSource::Embedded).expect("shipped decoders");
     let origin = Origin::from_peer("127.0.0.1:41822".parse().unwrap());
     let reader = std::io::BufReader::new(std::fs::File::open(&log).expect("open the log"));

@@ -135,7 +135,13 @@ async fn leader_among(collectors: &[&Collector]) -> usize {
 /// Rows of the shared events table: line and observers.
 async fn stored(peer: &PgPeer) -> Vec<(String, Vec<String>)> {
     let mut conn = sqlx::PgConnection::connect(&peer.url()).await.unwrap();
-    sqlx::query_as("SELECT original, observers FROM events ORDER BY id").fetch_all(&mut conn).await.unwrap()
+    sqlx::query_as(
+        "SELECT original, array_prepend(observer, ARRAY(SELECT collector FROM event_copies c WHERE c.event_id = e.id)) \
+         FROM events e ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
 }
 
 /// The shared rule cursor.
@@ -269,15 +275,16 @@ async fn a_database_restart_under_load_slows_the_senders_and_loses_nothing() {
                     .map(|n| format!("<86>Mar  3 22:41:50 hsm-9 sshd[1]: Failed password for u{n} from 198.51.100.7 port {n} ssh2\n"))
                     .collect();
                 tokio::io::AsyncWriteExt::write_all(&mut stream, lines.as_bytes()).await.unwrap();
-                // About six seconds of traffic: the outage falls in the middle of it.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // About nine seconds of traffic: the outage falls in the middle of it.
+                tokio::time::sleep(Duration::from_millis(150)).await;
             }
         })
     };
     wait_until("some lines stored", Duration::from_secs(20), async || !stored(&peer).await.is_empty()).await;
-    // The database goes away under load (a restart, a failover) and comes back.
+    // The database goes away under load (a restart, a failover) for longer than a writer waits for a connection, and
+    // comes back.
     peer.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     peer.resume();
     sender.await.unwrap();
     wait_until("every line", Duration::from_secs(60), async || stored(&peer).await.len() >= LINES as usize).await;

@@ -1,8 +1,8 @@
 //! Events in PostgreSQL: batches stored once however many collectors receive them, read back in id order, queried as
-//! `hsmwatch query` does (typed filters, substring and whole-word search), and retention by whole months. Each collector stores what it receives tagged with its name
-//! (`observer.name`); a copy of a line another collector stored already (same host, time and line, and the same
-//! occurrence: a second identical line in the same second is a second event) only adds the collector to the row's
-//! observers.
+//! `hsmwatch query` does (typed filters, substring and whole-word search), and retention by whole months. Each
+//! collector stores what it receives tagged with its name (`observer.name`); a copy of a line another collector stored
+//! already (same host, time and line, and the same occurrence: a second identical line in the same second is a second
+//! event) only adds the collector to the event's observers (a row of `event_copies`).
 //!
 //! Batches are written one at a time across all collectors (a transaction-scoped advisory lock), so that event ids
 //! are assigned in commit order: a reader that has seen id N has seen every event below it, which a single evaluator
@@ -73,7 +73,7 @@ impl PgStore {
         let digits = |index: usize| rows.iter().map(|row| row.times[index] as i16).collect::<Vec<i16>>();
         let typed = |index: usize| rows.iter().map(|row| row.typed[index].map(str::to_owned)).collect::<Vec<_>>();
         let hosts: Vec<String> = rows.iter().map(|row| row.typed[0].unwrap_or_default().to_owned()).collect();
-        let inserted: Vec<bool> = sqlx::query_scalar(INSERT)
+        let (stored, copies): (i64, i64) = sqlx::query_as(INSERT)
             .bind(column(0))
             .bind(digits(1))
             .bind(column(2))
@@ -92,14 +92,13 @@ impl PgStore {
             .bind(keys.iter().map(|key| key.line_hash.to_vec()).collect::<Vec<_>>())
             .bind(&occurrences)
             .bind(&self.collector)
-            .fetch_all(&mut *transaction)
+            .fetch_one(&mut *transaction)
             .await?;
         transaction.commit().await?;
         let mut batches = self.batches();
         batches.months.extend(months);
         batches.copies.remember(keys, &occurrences, now);
-        let stored = inserted.iter().filter(|new| **new).count();
-        Ok(BatchStored { stored, copies: inserted.len() - stored })
+        Ok(BatchStored { stored: stored as usize, copies: copies as usize })
     }
 
     /// Up to `limit` events after id `after`, in id order.
@@ -110,7 +109,7 @@ impl PgStore {
     /// The events `filter` selects, newest first (by time, then id), as `hsmwatch query` and the API ask: the typed
     /// filters through their indexes, `contains` and `word` (case-insensitive) through the trigram index.
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT}, observers FROM events WHERE true"));
+        let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT}, {OBSERVERS} FROM events WHERE true"));
         if let Some(since) = filter.since {
             query.push(" AND ts >= ").push_bind(since.timestamp_micros());
         }
@@ -161,7 +160,8 @@ impl PgStore {
         for name in partitions {
             let Some(month) = month_of_partition(&name) else { continue };
             if month_end(month).is_some_and(|end| end <= cutoff.timestamp_micros()) {
-                sqlx::query(&format!("DROP TABLE {name}")).execute(&mut *transaction).await?;
+                let copies = copies_partition_name(month);
+                sqlx::query(&format!("DROP TABLE {name}, {copies}")).execute(&mut *transaction).await?;
                 self.batches().months.remove(&month);
                 dropped.push(name);
             }
@@ -178,7 +178,7 @@ pub(super) async fn events_after(
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let sql = format!("SELECT {SELECT}, observers FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+    let sql = format!("SELECT {SELECT}, {OBSERVERS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
     let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(conn).await?;
     rows.iter().map(stored_event).collect()
 }
@@ -188,7 +188,7 @@ pub(crate) async fn events_by_id(
     pool: &sqlx::PgPool,
     ids: &[i64],
 ) -> Result<Vec<crate::store::query::StoredEvent>, StoreError> {
-    let sql = format!("SELECT {SELECT}, observers FROM events WHERE id = ANY($1) ORDER BY id");
+    let sql = format!("SELECT {SELECT}, {OBSERVERS} FROM events WHERE id = ANY($1) ORDER BY id");
     let rows = sqlx::query(&sql).bind(ids).fetch_all(pool).await?;
     rows.iter().map(|row| stored_event(row).map(Into::into)).collect()
 }
@@ -197,21 +197,30 @@ pub(crate) async fn events_by_id(
 const SELECT: &str = "id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, \
                       source_ip, format, original, raw, fields, message_at";
 
-/// One batch, as arrays: a copy of an event already stored (same host, time, line and occurrence) only adds this
-/// collector to its observers, once; what it returns tells new rows (one observer) from copies (PostgreSQL 15 cannot
-/// return `xmax` from a partitioned table). A copy this collector has already sent (a batch retried after an unknown
-/// commit) changes nothing and returns no row.
-const INSERT: &str = "INSERT INTO events (ts, ts_digits, created, created_digits, host, dataset, action, outcome, \
-     user_name, source_ip, format, original, raw, fields, message_at, line_hash, occurrence, observers) \
+/// One batch, as arrays: events new to the database are stored with this collector as their observer; a copy of an
+/// event stored already (same host, time, line and occurrence; stored by another collector) only adds this collector
+/// to its copies, once. A batch retried after an unknown commit changes nothing. Returns the events stored and the
+/// copies added. The copies are found among the rows that existed before the statement (its snapshot): exactly those
+/// the insert left alone, each looked up by the unique key (a join let the planner scan a month's partition for
+/// every batch).
+const INSERT: &str = "WITH batch AS (SELECT * FROM UNNEST($1::int8[], $2::int2[], $3::int8[], $4::int2[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[], \
+     $15::int4[], $16::bytea[], $17::int2[]) AS b(ts, ts_digits, created, created_digits, host, dataset, action, \
+     outcome, user_name, source_ip, format, original, raw, fields, message_at, line_hash, occurrence)), \
+     stored AS (INSERT INTO events (ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, \
+     source_ip, format, original, raw, fields, message_at, line_hash, occurrence, observer) \
      SELECT ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, \
-     original, raw, fields, message_at, line_hash, occurrence, ARRAY[$18::text] \
-     FROM UNNEST($1::int8[], $2::int2[], $3::int8[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], \
-     $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[], $15::int4[], $16::bytea[], \
-     $17::int2[]) AS batch(ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, \
-     source_ip, format, original, raw, fields, message_at, line_hash, occurrence) \
-     ON CONFLICT (host, ts, line_hash, occurrence) DO UPDATE SET observers = events.observers || $18::text \
-     WHERE NOT ($18::text = ANY (events.observers)) \
-     RETURNING cardinality(observers) = 1";
+     original, raw, fields, message_at, line_hash, occurrence, $18::text FROM batch \
+     ON CONFLICT (host, ts, line_hash, occurrence) DO NOTHING RETURNING 1), \
+     copies AS (INSERT INTO event_copies (event_id, ts, collector) \
+     SELECT e.id, e.ts, $18::text FROM batch b CROSS JOIN LATERAL (SELECT id, ts, observer FROM events \
+     WHERE host = b.host AND ts = b.ts AND line_hash = b.line_hash AND occurrence = b.occurrence LIMIT 1) e \
+     WHERE e.observer <> $18::text ON CONFLICT DO NOTHING RETURNING 1) \
+     SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM copies)";
+
+/// The observers of an event read with [`SELECT`]: the collector that stored it, then the others by name.
+const OBSERVERS: &str = "array_prepend(observer, ARRAY(SELECT c.collector FROM event_copies c \
+     WHERE c.event_id = events.id AND c.ts = events.ts ORDER BY c.collector)) AS observers";
 
 /// `text` as an ILIKE pattern matching it anywhere: `%`, `_` and `\` in it are literal.
 fn like_pattern(text: &str) -> String {
@@ -275,6 +284,11 @@ fn partition_name((year, month): (i32, u32)) -> String {
     format!("events_{year:04}_{month:02}")
 }
 
+/// The name of a month's partition of the copies.
+fn copies_partition_name((year, month): (i32, u32)) -> String {
+    format!("event_copies_{year:04}_{month:02}")
+}
+
 /// The month of a partition's name.
 fn month_of_partition(name: &str) -> Option<(i32, u32)> {
     let (year, month) = name.strip_prefix("events_")?.split_once('_')?;
@@ -287,11 +301,11 @@ async fn create_partition(conn: &mut sqlx::PgConnection, month: (i32, u32)) -> R
     let (Some(start), Some(end)) = (month_start(month), month_end(month)) else {
         return Ok(());
     };
-    let sql = format!(
-        "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ({start}) TO ({end})",
-        partition_name(month)
-    );
-    sqlx::query(&sql).execute(conn).await?;
+    for (table, name) in [("events", partition_name(month)), ("event_copies", copies_partition_name(month))] {
+        let sql =
+            format!("CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES FROM ({start}) TO ({end})");
+        sqlx::query(&sql).execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

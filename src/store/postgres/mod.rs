@@ -20,6 +20,9 @@ use super::StoreError;
 pub use events::{BatchStored, StoredEvent, DEFAULT_COPY_WINDOW};
 pub use leadership::{Lead, LeaderConn};
 
+/// How long a statement waits for a connection of the pool (while the database is unreachable, among others).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A PostgreSQL store, as one collector uses it; its clones share the pool, the instance and what the batches
 /// remember.
 #[derive(Clone)]
@@ -63,6 +66,9 @@ impl PgStore {
         let server = describe(&options);
         let pool = PgPoolOptions::new()
             .max_connections(4)
+            // A database that is down shows as failing writes (retried, logged, in /readyz) within seconds, not as a
+            // writer silently waiting for a connection.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(|cause| StoreError::OpenPostgres { server: server.clone(), cause })?;
