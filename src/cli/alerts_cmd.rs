@@ -233,8 +233,8 @@ async fn change_alerts(change: Change, args: ChangeArgs) -> anyhow::Result<()> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let path = database(args.db.as_ref(), args.config.as_ref())?;
-    let reader = open_reader(&path).await?;
+    let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
+    let reader = super::reader_for(&config, &path, args.db.is_some()).await?;
     let state = args.state.and_then(|s| s.0);
     let filter = store::AlertFilter { state, since: args.since, host: None, limit: args.limit };
     let alerts = store::list(&reader, &filter).await?;

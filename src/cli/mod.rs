@@ -161,6 +161,22 @@ pub fn config_and_database(
     Ok((config, db))
 }
 
+/// What a command reads: the configuration's PostgreSQL database when `storage.backend` is `postgres` and no `--db`
+/// names a SQLite file, else the SQLite file `db`.
+pub async fn reader_for(
+    config: &crate::config::Config,
+    db: &std::path::Path,
+    db_given: bool,
+) -> anyhow::Result<crate::store::Reader> {
+    if config.storage.backend == crate::config::StorageBackend::Postgres && !db_given {
+        let url = config.storage.postgres.url().map_err(|problem| {
+            anyhow::anyhow!("cannot read the PostgreSQL URL ({}): {}", problem.field, problem.message)
+        })?;
+        return Ok(crate::store::postgres::open_reader(&url.0).await?);
+    }
+    Ok(crate::store::open_reader(db).await?)
+}
+
 /// The rules and decoders a command uses: `--rules DIR` and `--decoders` over the configuration's `rules:` settings,
 /// checked to be what was meant (a missing directory, one without rule files or decoders is an error naming it).
 pub fn pack_of(

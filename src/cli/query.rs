@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::event::field;
-use crate::store::open_reader;
 use crate::store::query::{self, EventFilter, StoredEvent};
 use crate::telemetry::escape_controls;
 
@@ -68,8 +67,8 @@ pub use crate::config::units::parse_time;
 
 /// Runs the query and prints the result.
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let (_, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    let reader = open_reader(&path).await?;
+    let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
+    let reader = super::reader_for(&config, &path, args.db.is_some()).await?;
     let filter = EventFilter {
         since: args.since,
         until: args.until,

@@ -483,7 +483,10 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         OutboxFigures::default()
     });
     let head = head_of(&state.pool).await.unwrap_or_else(|error| {
-        tracing::warn!(%error, "cannot read the chain's head for /metrics");
+        // PostgreSQL's store has no chain yet: nothing to say, at every scrape.
+        if !matches!(error, crate::store::StoreError::NotOnPostgres) {
+            tracing::warn!(%error, "cannot read the chain's head for /metrics");
+        }
         None
     });
     match render(&state.counters, outbox, head) {

@@ -182,6 +182,10 @@ pub struct StoredEvent {
 /// range, and the other filters are kept off their indexes (`+column`) so that the planner walks the ranges, not an
 /// index over the whole table.
 pub async fn events(reader: &Reader, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    if let Some(pool) = reader.postgres_pool() {
+        let found = super::postgres::events::matching(pool, filter).await?;
+        return Ok(found.into_iter().map(Into::into).collect());
+    }
     let Some(line_filter) = LineFilter::of(filter) else {
         let rows = newest_rows(reader, filter, SELECT_COLUMNS, filter.after, i64::from(filter.limit)).await?;
         return stored_events(reader.sqlite()?, &rows).await;

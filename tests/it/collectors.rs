@@ -33,6 +33,7 @@ fn failure(n: u32) -> String {
 struct Collector {
     child: Child,
     name: &'static str,
+    config: PathBuf,
     tcp: SocketAddr,
     http: SocketAddr,
 }
@@ -81,7 +82,7 @@ impl Collector {
             assert!(Instant::now() < deadline, "collector {name} did not start listening on {tcp}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Collector { child, name, tcp, http: format!("127.0.0.1:{http}").parse().unwrap() }
+        Collector { child, name, config, tcp, http: format!("127.0.0.1:{http}").parse().unwrap() }
     }
 
     /// `/readyz`'s leadership: whether it leads, and the leader's name.
@@ -201,6 +202,34 @@ async fn lines_sent_to_two_collectors_are_stored_once_and_alert_once() {
     let listed = listed["alerts"].as_array().cloned().unwrap_or_default();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!((listed[0]["rule_id"].as_str(), listed[0]["state"].as_str()), (Some("six"), Some("firing")));
+
+    // The shared events answer the API and the CLI of any collector's configuration.
+    let found: Value = reqwest::get(format!("http://{}/api/events?contains=port%204003", follower.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let found = found["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["source.ip"], "198.51.100.7");
+    let peer_url = peer.url();
+    let cli = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&follower.config)
+            .env("HSMWATCH_TEST_DATABASE_URL", &peer_url)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let lines = cli(&["query", "--word", "4005", "--json"]);
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(lines.contains("port 4005"), "{lines}");
+    let listed = cli(&["alerts", "list", "--json"]);
+    assert!(listed.contains(r#""rule_id":"six""#), "{listed}");
 
     let metrics = crate::support::scrape(&[&a, &b][leader].http.to_string());
     let leading = format!("hsmwatch_leader{{collector=\"{}\"}} 1", [&a, &b][leader].name);

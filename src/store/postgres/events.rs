@@ -109,40 +109,7 @@ impl PgStore {
     /// The events `filter` selects, newest first (by time, then id), as `hsmwatch query` and the API ask: the typed
     /// filters through their indexes, `contains` and `word` (case-insensitive) through the trigram index.
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT}, {OBSERVERS} FROM events WHERE true"));
-        if let Some(since) = filter.since {
-            query.push(" AND ts >= ").push_bind(since.timestamp_micros());
-        }
-        if let Some(until) = filter.until {
-            query.push(" AND ts < ").push_bind(until.timestamp_micros());
-        }
-        if let Some(host) = &filter.host {
-            query.push(" AND host = ").push_bind(host.clone());
-        }
-        for (column, value) in [
-            ("action", &filter.action),
-            ("outcome", &filter.outcome),
-            ("user_name", &filter.user),
-            ("source_ip", &filter.source_ip),
-        ] {
-            if let Some(value) = value {
-                query.push(format!(" AND {column} = ")).push_bind(value.clone());
-            }
-        }
-        if let Some(text) = &filter.contains {
-            query.push(" AND original ILIKE ").push_bind(like_pattern(text));
-        }
-        if let Some(text) = &filter.word {
-            // Not preceded or followed by an ASCII letter, digit or `_`, as SQLite's store has it.
-            let pattern = format!("(^|[^A-Za-z0-9_]){}([^A-Za-z0-9_]|$)", regex_literal(text));
-            query.push(" AND original ~* ").push_bind(pattern);
-        }
-        if let Some(after) = filter.after {
-            query.push(" AND (ts, id) < (").push_bind(after.ts).push(", ").push_bind(after.id).push(")");
-        }
-        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
-        let rows = query.build().fetch_all(&self.pool).await?;
-        rows.iter().map(stored_event).collect()
+        matching(&self.pool, filter).await
     }
 
     /// Drops the month partitions that end at or before `cutoff` (retention by whole months); returns their names.
@@ -170,6 +137,44 @@ impl PgStore {
         dropped.sort();
         Ok(dropped)
     }
+}
+
+/// The events `filter` selects on `pool`, newest first (see [`PgStore::events`]).
+pub(crate) async fn matching(pool: &sqlx::PgPool, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT}, {OBSERVERS} FROM events WHERE true"));
+    if let Some(since) = filter.since {
+        query.push(" AND ts >= ").push_bind(since.timestamp_micros());
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND ts < ").push_bind(until.timestamp_micros());
+    }
+    if let Some(host) = &filter.host {
+        query.push(" AND host = ").push_bind(host.clone());
+    }
+    for (column, value) in [
+        ("action", &filter.action),
+        ("outcome", &filter.outcome),
+        ("user_name", &filter.user),
+        ("source_ip", &filter.source_ip),
+    ] {
+        if let Some(value) = value {
+            query.push(format!(" AND {column} = ")).push_bind(value.clone());
+        }
+    }
+    if let Some(text) = &filter.contains {
+        query.push(" AND original ILIKE ").push_bind(like_pattern(text));
+    }
+    if let Some(text) = &filter.word {
+        // Not preceded or followed by an ASCII letter, digit or `_`, as SQLite's store has it.
+        let pattern = format!("(^|[^A-Za-z0-9_]){}([^A-Za-z0-9_]|$)", regex_literal(text));
+        query.push(" AND original ~* ").push_bind(pattern);
+    }
+    if let Some(after) = filter.after {
+        query.push(" AND (ts, id) < (").push_bind(after.ts).push(", ").push_bind(after.id).push(")");
+    }
+    query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
+    let rows = query.build().fetch_all(pool).await?;
+    rows.iter().map(stored_event).collect()
 }
 
 /// Up to `limit` events after id `after` on `conn`, in id order.

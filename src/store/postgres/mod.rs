@@ -57,6 +57,20 @@ fn describe(options: &PgConnectOptions) -> String {
     format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""))
 }
 
+/// Reads on the PostgreSQL database at `url` for a command (`hsmwatch query`, `alerts`): no migration, a small pool.
+pub async fn open_reader(url: &str) -> Result<super::Reader, StoreError> {
+    let options: PgConnectOptions =
+        url.parse().map_err(|cause| StoreError::OpenPostgres { server: "the database URL".into(), cause })?;
+    let server = describe(&options);
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|cause| StoreError::OpenPostgres { server, cause })?;
+    Ok(super::Reader::postgres(pool))
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/database`, with `sslmode` and `sslrootcert` for TLS) as
     /// `collector`, and brings the schema up to date (collectors starting together take turns).
