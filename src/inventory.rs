@@ -149,6 +149,9 @@ pub struct HostView {
     /// What AWS says of it, when it is a CloudHSM HSM the cloud inventory lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud: Option<crate::cloud::view::CloudHsmView>,
+    /// The collectors that hear it, when several share the database (PostgreSQL).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collectors: Vec<crate::store::postgres::heard::Heard>,
 }
 
 /// An SNMP target's side of the inventory.
@@ -198,6 +201,9 @@ pub async fn views(
     now: DateTime<Utc>,
 ) -> Result<Vec<HostView>, StoreError> {
     let open = open_alerts(reader).await?;
+    if let Some(heard) = hosts::heard_by(reader).await? {
+        return Ok(views_of_heard(heard, &open, silent_after, now));
+    }
     let mut snmp = snmp_views(reader).await?;
     let (mut cloud, unheard): (HashMap<String, _>, Vec<_>) = {
         let listed = crate::cloud::view::hsms(&crate::cloud::view::views(reader).await?);
@@ -212,6 +218,7 @@ pub async fn views(
             open_alerts: open.get(&host.name).copied().unwrap_or(0),
             snmp: snmp.remove(&host.name),
             cloud: cloud.remove(&host.name),
+            collectors: Vec::new(),
             host,
         })
         .collect();
@@ -223,6 +230,7 @@ pub async fn views(
             open_alerts: open.get(&listed.hsm.id).copied().unwrap_or(0),
             snmp: None,
             cloud: Some(listed),
+            collectors: Vec::new(),
             host,
         });
     }
@@ -237,6 +245,7 @@ pub async fn views(
             open_alerts: open.get(&name).copied().unwrap_or(0),
             snmp: Some(view),
             cloud: None,
+            collectors: Vec::new(),
             host,
         });
     }
@@ -245,6 +254,36 @@ pub async fn views(
 }
 
 /// Open alerts per host (firing or acknowledged).
+/// The inventory of a database several collectors share: each host with when it was last heard by any collector, the
+/// most lines one collector received from it, and every collector's view. (Its other facts are kept by SQLite's
+/// store only, so far.)
+fn views_of_heard(
+    heard: std::collections::BTreeMap<String, Vec<crate::store::postgres::heard::Heard>>,
+    open: &HashMap<String, u64>,
+    silent_after: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Vec<HostView> {
+    heard
+        .into_iter()
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, collectors)| {
+            let last_seen = collectors.iter().map(|c| c.last_seen).max().unwrap_or_default();
+            let mut host = Host::new(&name, last_seen);
+            host.first_seen = collectors.iter().map(|c| c.first_seen).min().unwrap_or_default();
+            host.events = collectors.iter().map(|c| c.events).max().unwrap_or(0);
+            HostView {
+                silent: crate::event::later(last_seen, silent_after) < now,
+                open_alerts: open.get(&name).copied().unwrap_or(0),
+                snmp: None,
+                cloud: None,
+                collectors,
+                host,
+            }
+        })
+        .collect()
+}
+
+/// Open alerts per host.
 pub async fn open_alerts(reader: &Reader) -> Result<HashMap<String, u64>, StoreError> {
     let by_severity = alerts::open_alerts_by_severity(reader).await?;
     Ok(by_severity.into_iter().map(|(host, by)| (host, by.values().sum())).collect())

@@ -9,7 +9,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 
 use crate::inventory;
-use crate::store::open_reader;
 
 /// Options of `hsmwatch hosts`.
 #[derive(Debug, Args)]
@@ -40,7 +39,7 @@ fn when(at: Option<DateTime<Utc>>) -> String {
 pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
     let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     let silent_after = args.silent_after.unwrap_or(config.inventory.silent_after);
-    let reader = open_reader(&db).await?;
+    let reader = super::reader_for(&config, &db, args.db.is_some()).await?;
     let rows = inventory::views(&reader, silent_after, Utc::now()).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -122,6 +121,16 @@ pub async fn run(args: HostsArgs) -> anyhow::Result<()> {
             escape_controls(&aws),
             escape_controls(&addresses.join(","))
         )?;
+        // On a database several collectors share: which of them hear it.
+        for heard in &row.collectors {
+            writeln!(
+                out,
+                "  heard by {:<28} last {} {:>8} lines",
+                escape_controls(&heard.collector),
+                when(Some(heard.last_seen)),
+                heard.events
+            )?;
+        }
     }
     if rows.is_empty() {
         writeln!(out, "(no hosts yet)")?;

@@ -40,6 +40,17 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("sets and maps of strings serialize")
 }
 
+/// Which collectors hear each host, by host name, when the database is one several share (PostgreSQL); `None` on
+/// SQLite, where the one collector hears every host.
+pub async fn heard_by(
+    reader: &Reader,
+) -> Result<Option<BTreeMap<String, Vec<super::postgres::heard::Heard>>>, StoreError> {
+    match reader.postgres_pool() {
+        Some(pool) => Ok(Some(super::postgres::heard::heard(pool).await?)),
+        None => Ok(None),
+    }
+}
+
 /// Writes hosts, in one transaction.
 pub async fn save(conn: &mut WriteConn, hosts: &[&Host]) -> Result<(), StoreError> {
     crate::store::in_transaction(conn, async |conn| {

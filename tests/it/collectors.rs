@@ -230,6 +230,20 @@ async fn lines_sent_to_two_collectors_are_stored_once_and_alert_once() {
     assert!(lines.contains("port 4005"), "{lines}");
     let listed = cli(&["alerts", "list", "--json"]);
     assert!(listed.contains(r#""rule_id":"six""#), "{listed}");
+    // The inventory says which collectors hear the HSM.
+    let hosts: Value = reqwest::get(format!("http://{}/api/hosts", follower.http)).await.unwrap().json().await.unwrap();
+    let hosts = hosts["hosts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    assert_eq!((hosts[0]["name"].as_str(), hosts[0]["events"].as_u64()), (Some("hsm-9"), Some(6)), "{}", hosts[0]);
+    let heard: Vec<(&str, u64)> = hosts[0]["collectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["collector"].as_str().unwrap(), c["events"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(heard, [("collector-a", 6), ("collector-b", 6)]);
+    let table = cli(&["hosts"]);
+    assert!(table.contains("heard by collector-a") && table.contains("heard by collector-b"), "{table}");
 
     let metrics = crate::support::scrape(&[&a, &b][leader].http.to_string());
     let leading = format!("hsmwatch_leader{{collector=\"{}\"}} 1", [&a, &b][leader].name);

@@ -78,7 +78,7 @@ impl PgStore {
             .bind(digits(1))
             .bind(column(2))
             .bind(digits(3))
-            .bind(hosts)
+            .bind(&hosts)
             .bind(typed(1))
             .bind(typed(2))
             .bind(typed(3))
@@ -94,6 +94,7 @@ impl PgStore {
             .bind(&self.collector)
             .fetch_one(&mut *transaction)
             .await?;
+        sqlx::query(HEARD).bind(&hosts).bind(column(2)).bind(&self.collector).execute(&mut *transaction).await?;
         transaction.commit().await?;
         let mut batches = self.batches();
         batches.months.extend(months);
@@ -222,6 +223,14 @@ const INSERT: &str = "WITH batch AS (SELECT * FROM UNNEST($1::int8[], $2::int2[]
      WHERE host = b.host AND ts = b.ts AND line_hash = b.line_hash AND occurrence = b.occurrence LIMIT 1) e \
      WHERE e.observer <> $18::text ON CONFLICT DO NOTHING RETURNING 1) \
      SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM copies)";
+
+/// What a batch adds to `host_collectors`: per host, its lines' first and last receipt times and their count.
+const HEARD: &str = "INSERT INTO host_collectors (host, collector, first_seen, last_seen, events) \
+     SELECT host, $3::text, min(created), max(created), count(*) FROM UNNEST($1::text[], $2::int8[]) AS b(host, created) \
+     GROUP BY host ON CONFLICT (host, collector) DO UPDATE SET \
+     first_seen = least(host_collectors.first_seen, excluded.first_seen), \
+     last_seen = greatest(host_collectors.last_seen, excluded.last_seen), \
+     events = host_collectors.events + excluded.events";
 
 /// The observers of an event read with [`SELECT`]: the collector that stored it, then the others by name.
 const OBSERVERS: &str = "array_prepend(observer, ARRAY(SELECT c.collector FROM event_copies c \

@@ -6,6 +6,7 @@
 
 pub mod evaluation;
 pub mod events;
+pub mod heard;
 pub mod leadership;
 pub mod writer;
 
