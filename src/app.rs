@@ -581,6 +581,11 @@ impl Server {
             deliveries: deliveries.clone(),
             counters: counters.clone(),
             timeout: settings.leader_timeout,
+            retention: crate::store::retention::RetentionPolicy {
+                events: config.storage.retention,
+                alerts: config.storage.alert_retention,
+                every: config.storage.prune_interval,
+            },
             shutdown: shutdown.clone(),
         };
         let leading = tokio::spawn(crate::lead::run(lead));

@@ -7,7 +7,7 @@
 //! ([`Evaluator::follow`]), writing each step in a transaction fenced by its term, so a leader that lost its lease
 //! (paused, cut off) cannot write after its successor began. When the leader dies its lease runs out and another
 //! collector takes over within `leader_timeout`, from what its predecessor committed: no alert twice, none lost.
-//! A clean stop resigns the lease, so the next collector takes over at once.
+//! A clean stop resigns the lease, so the next collector takes over at once. The leader also runs retention.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use crate::metrics::{Counters, Leadership};
 use crate::outbox::Routing;
 use crate::rules::load::Rule;
 use crate::store::postgres::{Lead, LeaderConn, PgStore};
+use crate::store::retention::RetentionPolicy;
 use crate::store::StoreError;
 
 /// How often a leader with nothing to evaluate looks for new events.
@@ -42,6 +43,8 @@ pub struct LeadContext {
     pub counters: Arc<Counters>,
     /// `storage.postgres.leader_timeout`: the lease's length.
     pub timeout: Duration,
+    /// What retention keeps: the leader prunes.
+    pub retention: RetentionPolicy,
     /// Stops the stage (it resigns the lead if it holds it).
     pub shutdown: CancellationToken,
 }
@@ -57,10 +60,15 @@ pub async fn run(mut context: LeadContext) {
     let renew_every = context.timeout / 3;
     let mut leading: Option<Leading> = None;
     let mut renew_at = tokio::time::Instant::now();
+    let mut prune_at = tokio::time::Instant::now() + context.retention.every;
     loop {
         if tokio::time::Instant::now() >= renew_at {
             renew_at = tokio::time::Instant::now() + renew_every;
             leading = ask_for_the_lead(&mut context, leading).await;
+        }
+        if leading.is_some() && tokio::time::Instant::now() >= prune_at {
+            prune_at = tokio::time::Instant::now() + context.retention.every;
+            prune(&context).await;
         }
         let idle = match &mut leading {
             Some(lead) => match lead.evaluator.follow(&mut lead.conn, Utc::now()).await {
@@ -89,6 +97,17 @@ pub async fn run(mut context: LeadContext) {
                 tracing::warn!(%error, "cannot give up the lead; another collector takes over when it runs out")
             }
         }
+    }
+}
+
+/// Retention, by the leader alone: whole months of events, and old alerts.
+async fn prune(context: &LeadContext) {
+    match crate::store::retention::prune_shared(&context.store, &context.retention, &context.shutdown).await {
+        Ok((months, alerts)) if !months.is_empty() || alerts > 0 => {
+            tracing::info!(?months, alerts, "retention dropped event months and deleted alerts past their limits")
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "retention failed; trying again at the next pass"),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{chain, StoreError, WriteConn, Writer};
+use super::{chain, StoreError, TableConn, WriteConn, Writer};
 
 /// Pause between two pruning transactions at least: room for the writer.
 const STEP_PAUSE: Duration = Duration::from_millis(20);
@@ -106,27 +106,56 @@ pub async fn prune_once(
     Ok(pruned)
 }
 
-async fn prune_alerts(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+/// Deletes up to [`ALERT_CHUNK`] alert rows fired before `cutoff` with their delivery records and changes, in one
+/// transaction, on either backend; returns how many went.
+pub async fn prune_alerts(conn: &mut impl TableConn, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
     super::in_transaction(conn, async |conn| {
-        let conn = &mut conn.0;
-        // An open alert is kept whole however old it is; the history of one that goes goes with it.
+        // An open alert is kept whole however old it is; the history of one that goes goes with it. (A changes row
+        // belongs to an opening row, which goes last of its alert's rows: it is the oldest.)
         let ids = "SELECT r.id FROM alerts r LEFT JOIN alerts a ON a.id = r.alert_id \
-                   WHERE r.fired_at < ?1 AND (a.state IS NULL OR a.state = 'resolved') ORDER BY r.id LIMIT ?2";
+                   WHERE r.fired_at < $1 AND (a.state IS NULL OR a.state = 'resolved') ORDER BY r.id LIMIT $2";
         for dependent in ["DELETE FROM outbox WHERE alert_id IN", "DELETE FROM alert_changes WHERE alert_id IN"] {
             sqlx::query(&format!("{dependent} ({ids})"))
                 .bind(cutoff.timestamp_micros())
                 .bind(ALERT_CHUNK)
-                .execute(&mut *conn)
+                .execute(&mut conn.tables())
                 .await?;
         }
         let done = sqlx::query(&format!("DELETE FROM alerts WHERE id IN ({ids})"))
             .bind(cutoff.timestamp_micros())
             .bind(ALERT_CHUNK)
-            .execute(&mut *conn)
+            .execute(&mut conn.tables())
             .await?;
         Ok(done.rows_affected())
     })
     .await
+}
+
+/// One pass on a database several collectors share (PostgreSQL), run by the leader: the event months wholly older
+/// than `policy.events` are dropped (partitions: a month goes once its last day is past the limit), and alerts as on
+/// SQLite. Returns the months dropped and the alert rows deleted.
+pub async fn prune_shared(
+    store: &super::postgres::PgStore,
+    policy: &RetentionPolicy,
+    shutdown: &CancellationToken,
+) -> Result<(Vec<String>, u64), StoreError> {
+    let months = match policy.events {
+        Some(keep) => store.drop_months_before(ago(keep)).await?,
+        None => Vec::new(),
+    };
+    let mut alerts = 0;
+    if let Some(keep) = policy.alerts {
+        while !shutdown.is_cancelled() {
+            let started = std::time::Instant::now();
+            let n = prune_alerts(&mut store.connection().await?, ago(keep)).await?;
+            alerts += n;
+            if n < ALERT_CHUNK as u64 {
+                break;
+            }
+            pause(pause_after(started.elapsed()), shutdown).await;
+        }
+    }
+    Ok((months, alerts))
 }
 
 /// Logs a pass that pruned events with where it left the chain: each prune is a record in the chain, and the log

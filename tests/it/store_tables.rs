@@ -213,6 +213,26 @@ async fn deliveries_are_queued_once_and_their_fate_recorded(conn: &mut impl Tabl
     assert_eq!(figures.0.iter().map(|(n, count, _)| (n.as_str(), *count)).collect::<Vec<_>>(), [("mail", 1)]);
 }
 
+async fn old_alerts_are_pruned_with_their_deliveries_and_open_ones_stay(conn: &mut impl TableConn, reader: &Reader) {
+    let group = BTreeMap::new();
+    let now = Utc::now();
+    let old = now - chrono::Duration::days(800);
+    let gone = insert(conn, &[record("r|h=1", "firing", old, &group)]).await.unwrap()[0].id;
+    outbox::enqueue(conn, gone, "pager", old).await.unwrap();
+    let resolve = AlertChange { change: Change::Resolve, actor: "bob", note: None, at: old };
+    assert!(matches!(change_state(conn, gone, &resolve, false).await.unwrap(), ChangeOutcome::Changed { .. }));
+    let open = insert(conn, &[record("r|h=2", "firing", old, &group)]).await.unwrap()[0].id;
+    let recent = insert(conn, &[record("r|h=3", "firing", now, &group)]).await.unwrap()[0].id;
+    let cutoff = now - chrono::Duration::days(730);
+    let pruned = hsmwatch::store::retention::prune_alerts(conn, cutoff).await.unwrap();
+    assert_eq!(pruned, 2, "the resolved alert's firing and its notice");
+    assert!(detail(reader, gone).await.unwrap().is_none());
+    assert!(outbox::deliveries(reader, gone).await.unwrap().is_empty(), "its delivery records went with it");
+    assert!(detail(reader, open).await.unwrap().is_some(), "an open alert is kept however old");
+    assert!(detail(reader, recent).await.unwrap().is_some());
+    assert_eq!(hsmwatch::store::retention::prune_alerts(conn, cutoff).await.unwrap(), 0);
+}
+
 async fn silences_hold_until_they_end_or_expire(conn: &mut impl TableConn, reader: &Reader) {
     let now = Utc::now();
     let matchers = BTreeMap::from([("rule".to_owned(), "luna.auth.*".to_owned())]);
@@ -311,6 +331,7 @@ async fn outbox_silences_and_rule_state_behave_alike_on_sqlite_and_postgresql() 
     let peer = PgPeer::start();
     on_both_backends!(&peer, deliveries_are_queued_once_and_their_fate_recorded);
     on_both_backends!(&peer, silences_hold_until_they_end_or_expire);
+    on_both_backends!(&peer, old_alerts_are_pruned_with_their_deliveries_and_open_ones_stay);
     on_both_backends!(&peer, rule_state_and_the_cursor_are_kept_and_a_failed_transaction_keeps_nothing);
 }
 
