@@ -25,7 +25,8 @@ pub struct DbArgs {
 /// Database subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Sizes, row counts, the chain's anchor and the retention in force (works while the server runs).
+    /// Sizes, row counts, the chain's anchor and the retention in force (works while the server runs); on the
+    /// configuration's PostgreSQL database: its size, the events and their months, copies, collectors and the leader.
     Stats(DbArgs),
 }
 
@@ -99,6 +100,55 @@ pub async fn verify(args: DbArgs) -> anyhow::Result<()> {
     }
 }
 
+/// `db stats` of the configuration's PostgreSQL database.
+async fn shared_stats(config: &crate::config::Config, json: bool) -> anyhow::Result<()> {
+    let url = config.storage.postgres.url().map_err(|problem| {
+        anyhow::anyhow!("cannot read the PostgreSQL URL ({}): {}", problem.field, problem.message)
+    })?;
+    let stats = crate::store::postgres::shared_stats(&url.0).await?;
+    let mut out = std::io::stdout().lock();
+    let keep = |d: Option<std::time::Duration>| {
+        d.map_or_else(|| "forever".to_owned(), |d| humantime::format_duration(d).to_string())
+    };
+    if json {
+        let mut value = serde_json::json!(stats);
+        value["oldest_event"] = micros_to_text(stats.oldest_event).into();
+        value["newest_event"] = micros_to_text(stats.newest_event).into();
+        value["retention"] = keep(config.storage.retention).into();
+        value["alert_retention"] = keep(config.storage.alert_retention).into();
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    writeln!(out, "database      PostgreSQL {} ({:.1} MiB)", stats.server, stats.bytes as f64 / 1048576.0)?;
+    writeln!(
+        out,
+        "events        {} (oldest {}, newest {}) in {} month(s)",
+        stats.events,
+        micros_to_text(stats.oldest_event),
+        micros_to_text(stats.newest_event),
+        stats.months.len()
+    )?;
+    let collectors: Vec<String> = stats.collectors.iter().map(|(name, n)| format!("{name} {n}")).collect();
+    writeln!(out, "collectors    {} (lines received); {} copies", collectors.join(", "), stats.copies)?;
+    match &stats.leader {
+        Some((holder, term, until)) => writeln!(out, "leader        {holder} (term {term}, lease until {until})")?,
+        None => writeln!(out, "leader        none yet")?,
+    }
+    writeln!(out, "rule cursor   after event {}", stats.rule_cursor)?;
+    writeln!(out, "alerts        {}", stats.alerts)?;
+    let outbox: Vec<String> = stats.outbox.iter().map(|(status, n)| format!("{status} {n}")).collect();
+    writeln!(out, "outbox        {}", if outbox.is_empty() { "empty".to_owned() } else { outbox.join(", ") })?;
+    writeln!(out, "silences      {}", stats.silences)?;
+    writeln!(out, "hosts         {}", stats.hosts)?;
+    writeln!(
+        out,
+        "retention     events {}, alerts {}",
+        keep(config.storage.retention),
+        keep(config.storage.alert_retention)
+    )?;
+    Ok(())
+}
+
 fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -113,6 +163,9 @@ fn micros_to_text(micros: Option<i64>) -> String {
 pub async fn run(command: DbCommand) -> anyhow::Result<()> {
     let DbCommand::Stats(args) = command;
     let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
+    if config.storage.backend == crate::config::StorageBackend::Postgres && args.db.is_none() {
+        return shared_stats(&config, args.json).await;
+    }
     let reader = open_reader(&path).await?;
     let wal = crate::store::wal_path(&path);
     let counts = crate::store::stats::stats(&reader).await?;

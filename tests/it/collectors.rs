@@ -242,6 +242,18 @@ async fn lines_sent_to_two_collectors_are_stored_once_and_alert_once() {
         .map(|c| (c["collector"].as_str().unwrap(), c["events"].as_u64().unwrap()))
         .collect();
     assert_eq!(heard, [("collector-a", 6), ("collector-b", 6)]);
+    let stats: Value = serde_json::from_str(&cli(&["db", "stats", "--json"])).unwrap();
+    assert_eq!(
+        (stats["events"].as_i64(), stats["copies"].as_i64(), stats["hosts"].as_i64()),
+        (Some(6), Some(6), Some(1))
+    );
+    assert_eq!(stats["collectors"], serde_json::json!({"collector-a": 6, "collector-b": 6}));
+    assert_eq!(stats["alerts"].as_i64(), Some(1), "{stats}");
+    let leader_name = format!("{} ", [&a, &b][leader].name);
+    assert!(stats["leader"][0].as_str().unwrap_or_default().starts_with(&leader_name), "{stats}");
+    assert!(!stats.to_string().contains("postgres://"), "{stats}");
+    let text = cli(&["db", "stats"]);
+    assert!(text.contains("database      PostgreSQL 127.0.0.1:") && text.contains("6 copies"), "{text}");
     let table = cli(&["hosts"]);
     assert!(table.contains("heard by collector-a") && table.contains("heard by collector-b"), "{table}");
 

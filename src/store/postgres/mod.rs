@@ -8,6 +8,7 @@ pub mod evaluation;
 pub mod events;
 pub mod heard;
 pub mod leadership;
+pub mod stats;
 pub mod writer;
 
 use std::collections::HashSet;
@@ -60,6 +61,11 @@ fn describe(options: &PgConnectOptions) -> String {
 
 /// Reads on the PostgreSQL database at `url` for a command (`hsmwatch query`, `alerts`): no migration, a small pool.
 pub async fn open_reader(url: &str) -> Result<super::Reader, StoreError> {
+    Ok(super::Reader::postgres(open_pool(url).await?.0))
+}
+
+/// A small pool on `url` and the server it names (host, port, database), without migrating.
+async fn open_pool(url: &str) -> Result<(PgPool, String), StoreError> {
     let options: PgConnectOptions =
         url.parse().map_err(|cause| StoreError::OpenPostgres { server: "the database URL".into(), cause })?;
     let server = describe(&options);
@@ -68,8 +74,16 @@ pub async fn open_reader(url: &str) -> Result<super::Reader, StoreError> {
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(|cause| StoreError::OpenPostgres { server, cause })?;
-    Ok(super::Reader::postgres(pool))
+        .map_err(|cause| StoreError::OpenPostgres { server: server.clone(), cause })?;
+    Ok((pool, server))
+}
+
+/// The statistics of the database at `url` (`hsmwatch db stats`).
+pub async fn shared_stats(url: &str) -> Result<stats::SharedStats, StoreError> {
+    let (pool, server) = open_pool(url).await?;
+    let found = stats::stats(&pool, &server).await;
+    pool.close().await;
+    found
 }
 
 impl PgStore {
