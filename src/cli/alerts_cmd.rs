@@ -10,7 +10,6 @@ use clap::{Args, Subcommand};
 
 use crate::store::alerts as store;
 use crate::store::alerts::{AlertChange, Change, ChangeOutcome, StateFilter};
-use crate::store::open_reader;
 
 /// Alert subcommands.
 #[derive(Debug, Subcommand)]
@@ -28,7 +27,8 @@ pub enum AlertsCommand {
         /// Database file [default: storage.path of --config, else hsmwatch.db].
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
-        /// Read the database path from this configuration file.
+        /// Read the database from this configuration file: `storage.path`, or with `storage.backend: postgres`
+        /// the shared database.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -61,18 +61,13 @@ pub struct ChangeArgs {
     pub config: Option<PathBuf>,
 }
 
-fn database(db: Option<&PathBuf>, config: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
-    Ok(super::config_and_database(config.map(PathBuf::as_path), db.map(PathBuf::as_path))?.1)
-}
-
-async fn show(id: i64, json: bool, path: PathBuf) -> anyhow::Result<()> {
-    let reader = open_reader(&path).await?;
-    let Some(detail) = store::detail(&reader, id).await? else {
-        return Err(super::UsageError(format!("no alert {id} in {}", path.display())).into());
+async fn show(id: i64, json: bool, reader: &crate::store::Reader) -> anyhow::Result<()> {
+    let Some(detail) = store::detail(reader, id).await? else {
+        return Err(super::UsageError(format!("no alert {id}")).into());
     };
     let alert = &detail.latest;
     let summary = &detail.summary;
-    let deliveries = crate::store::outbox::deliveries(&reader, alert.id).await?;
+    let deliveries = crate::store::outbox::deliveries(reader, alert.id).await?;
     let mut out = std::io::stdout().lock();
     if json {
         let document = serde_json::json!({
@@ -175,7 +170,8 @@ pub struct ListArgs {
     /// Database file [default: storage.path of --config, else hsmwatch.db].
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Read the database path from this configuration file.
+    /// Read the database from this configuration file: `storage.path`, or with `storage.backend: postgres`
+    /// the shared database.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -185,7 +181,9 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<()> {
     let (change, args) = match command {
         AlertsCommand::List(args) => return list(args).await,
         AlertsCommand::Show { id, json, db, config } => {
-            return show(id, json, database(db.as_ref(), config.as_ref())?).await
+            let (config, path) = super::config_and_database(config.as_deref(), db.as_deref())?;
+            let reader = super::reader_for(&config, &path, db.is_some()).await?;
+            return show(id, json, &reader).await;
         }
         AlertsCommand::Ack(args) => (Change::Acknowledge, args),
         AlertsCommand::Unack(args) => (Change::Unacknowledge, args),
@@ -204,11 +202,12 @@ fn login_name() -> String {
 
 async fn change_alerts(change: Change, args: ChangeArgs) -> anyhow::Result<()> {
     let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    if !path.exists() {
+    let shared = config.storage.backend == crate::config::StorageBackend::Postgres && args.db.is_none();
+    if !shared && !path.exists() {
         return Err(crate::store::StoreError::Missing { path }.into());
     }
     let actor = args.by.unwrap_or_else(login_name);
-    let mut conn = crate::store::open_writer(&path).await?;
+    let mut conn = super::writer_for(&config, &path, args.db.is_some()).await?;
     let mut out = std::io::stdout().lock();
     let mut failed = Vec::new();
     for id in args.ids {
@@ -221,11 +220,12 @@ async fn change_alerts(change: Change, args: ChangeArgs) -> anyhow::Result<()> {
                 };
                 writeln!(out, "alert {alert_id}: {} by {}{told}", change.as_str(), escape_controls(&actor))?;
             }
+            ChangeOutcome::NoSuchAlert if shared => failed.push(format!("no alert {id} in the shared database")),
             ChangeOutcome::NoSuchAlert => failed.push(format!("no alert {id} in {}", path.display())),
             ChangeOutcome::Refused(why) => failed.push(why),
         }
     }
-    crate::store::close_writer(conn).await?;
+    conn.close().await?;
     match failed.is_empty() {
         true => Ok(()),
         false => Err(anyhow::anyhow!(failed.join("; "))),

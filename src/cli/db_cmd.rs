@@ -14,7 +14,8 @@ pub struct DbArgs {
     /// Database file [default: storage.path of --config, else hsmwatch.db].
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Read the database path (and retention settings) from this configuration file.
+    /// Read the database path (and retention settings) from this configuration file; `db stats` reads the shared
+    /// database of `storage.backend: postgres`.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// JSON instead of text.

@@ -26,7 +26,8 @@ pub struct HostsArgs {
     /// Database file [default: storage.path of --config, else hsmwatch.db].
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Read the database path and inventory settings from this configuration file.
+    /// Read the database (`storage.path`, or with `storage.backend: postgres` the shared database) and
+    /// inventory settings from this configuration file.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }

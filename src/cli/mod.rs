@@ -168,13 +168,68 @@ pub async fn reader_for(
     db: &std::path::Path,
     db_given: bool,
 ) -> anyhow::Result<crate::store::Reader> {
-    if config.storage.backend == crate::config::StorageBackend::Postgres && !db_given {
-        let url = config.storage.postgres.url().map_err(|problem| {
-            anyhow::anyhow!("cannot read the PostgreSQL URL ({}): {}", problem.field, problem.message)
-        })?;
-        return Ok(crate::store::postgres::open_reader(&url.0).await?);
+    match shared_url(config, db_given)? {
+        Some(url) => Ok(crate::store::postgres::open_reader(&url.0).await?),
+        None => Ok(crate::store::open_reader(db).await?),
     }
-    Ok(crate::store::open_reader(db).await?)
+}
+
+/// A write connection a command opens on the tables both backends hold: the SQLite file (created and migrated), or
+/// the configuration's PostgreSQL database.
+pub enum CommandWriter {
+    /// The SQLite file's write connection.
+    Sqlite(crate::store::WriteConn),
+    /// A connection to the shared database.
+    Postgres(crate::store::PooledConn),
+}
+
+impl crate::store::TableConn for CommandWriter {
+    fn tables(&mut self) -> crate::store::tables::Tables<'_> {
+        match self {
+            CommandWriter::Sqlite(conn) => conn.tables(),
+            CommandWriter::Postgres(conn) => conn.tables(),
+        }
+    }
+
+    fn backend(&self) -> crate::store::Backend {
+        match self {
+            CommandWriter::Sqlite(conn) => conn.backend(),
+            CommandWriter::Postgres(conn) => conn.backend(),
+        }
+    }
+}
+
+impl CommandWriter {
+    /// Closes it (SQLite's checkpoints its WAL).
+    pub async fn close(self) -> anyhow::Result<()> {
+        if let CommandWriter::Sqlite(conn) = self {
+            crate::store::close_writer(conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a command writes on: as [`reader_for`] chooses.
+pub async fn writer_for(
+    config: &crate::config::Config,
+    db: &std::path::Path,
+    db_given: bool,
+) -> anyhow::Result<CommandWriter> {
+    match shared_url(config, db_given)? {
+        Some(url) => Ok(CommandWriter::Postgres(crate::store::postgres::open_connection(&url.0).await?)),
+        None => Ok(CommandWriter::Sqlite(crate::store::open_writer(db).await?)),
+    }
+}
+
+/// The PostgreSQL URL a command uses: when `storage.backend` is `postgres` and no `--db` names a SQLite file.
+fn shared_url(config: &crate::config::Config, db_given: bool) -> anyhow::Result<Option<crate::config::secret::Secret>> {
+    if config.storage.backend != crate::config::StorageBackend::Postgres || db_given {
+        return Ok(None);
+    }
+    let url = config.storage.postgres.url().map_err(|problem| {
+        anyhow::anyhow!("cannot read the PostgreSQL URL ({}): {}", problem.field, problem.message)
+    })?;
+    Ok(Some(url))
 }
 
 /// The rules and decoders a command uses: `--rules DIR` and `--decoders` over the configuration's `rules:` settings,

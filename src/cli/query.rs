@@ -23,7 +23,8 @@ pub struct QueryArgs {
     /// Database file [default: storage.path of --config, else hsmwatch.db].
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Read the database path from this configuration file.
+    /// Read the database from this configuration file: `storage.path`, or with `storage.backend: postgres`
+    /// the shared database.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Events at or after this time.

@@ -16,7 +16,8 @@ pub struct DatabaseArgs {
     /// Database file [default: storage.path of --config, else hsmwatch.db].
     #[arg(long, value_name = "PATH", global = true)]
     pub db: Option<PathBuf>,
-    /// Read the database path from this configuration file.
+    /// Read the database from this configuration file: `storage.path`, or with `storage.backend: postgres`
+    /// the shared database.
     #[arg(short, long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 }
@@ -65,13 +66,17 @@ hsmwatch silence add host=hsm-02 'rule=luna.hw.*' --for 2h --reason 'fan replace
     },
 }
 
-fn path_of(database: &DatabaseArgs) -> anyhow::Result<PathBuf> {
-    Ok(super::config_and_database(database.config.as_deref(), database.db.as_deref())?.1)
+/// The write connection (creating and migrating a SQLite database: a silence may be added before the server first
+/// ran), or the configuration's PostgreSQL database.
+async fn connect(database: &DatabaseArgs) -> anyhow::Result<super::CommandWriter> {
+    let (config, path) = super::config_and_database(database.config.as_deref(), database.db.as_deref())?;
+    super::writer_for(&config, &path, database.db.is_some()).await
 }
 
-/// The write connection (creating and migrating the database: a silence may be added before the server first ran).
-async fn connect(database: &DatabaseArgs) -> anyhow::Result<store::WriteConn> {
-    Ok(store::open_writer(&path_of(database)?).await?)
+/// What the silences are read from.
+async fn reader(database: &DatabaseArgs) -> anyhow::Result<store::Reader> {
+    let (config, path) = super::config_and_database(database.config.as_deref(), database.db.as_deref())?;
+    super::reader_for(&config, &path, database.db.is_some()).await
 }
 
 fn describe(silence: &Silence) -> String {
@@ -102,7 +107,7 @@ pub async fn run(command: SilenceCommand) -> anyhow::Result<()> {
             writeln!(out, "silence {id} active until {}", ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))?;
         }
         SilenceCommand::List { all, json, database } => {
-            let silences = store::silences::list(&store::open_reader(&path_of(&database)?).await?, now, all).await?;
+            let silences = store::silences::list(&reader(&database).await?, now, all).await?;
             if json {
                 for s in &silences {
                     serde_json::to_writer(&mut out, s)?;

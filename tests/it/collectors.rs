@@ -145,6 +145,12 @@ async fn stored(peer: &PgPeer) -> Vec<(String, Vec<String>)> {
     .unwrap()
 }
 
+/// The id of the first alert `alerts list --json` printed.
+fn listed_id(listed: &str) -> i64 {
+    let first: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    first["id"].as_i64().unwrap()
+}
+
 /// The shared rule cursor.
 async fn cursor(peer: &PgPeer) -> i64 {
     let mut conn = sqlx::PgConnection::connect(&peer.url()).await.unwrap();
@@ -254,6 +260,15 @@ async fn lines_sent_to_two_collectors_are_stored_once_and_alert_once() {
     assert!(!stats.to_string().contains("postgres://"), "{stats}");
     let text = cli(&["db", "stats"]);
     assert!(text.contains("database      PostgreSQL 127.0.0.1:") && text.contains("6 copies"), "{text}");
+    // Triage and silences from the CLI, on the shared database: any collector's API sees them.
+    let alert_id = listed_id(&listed);
+    let acked = cli(&["alerts", "ack", &alert_id.to_string(), "--by", "alice"]);
+    assert!(acked.contains(&format!("alert {alert_id}: acknowledged by alice")), "{acked}");
+    let shown = cli(&["alerts", "show", &alert_id.to_string(), "--json"]);
+    assert!(shown.contains(r#""state":"acknowledged""#), "{shown}");
+    let added = cli(&["silence", "add", "rule=six", "--for", "1h", "--reason", "maintenance", "--by", "bob"]);
+    assert!(added.starts_with("silence 1 active until"), "{added}");
+    assert!(cli(&["silence", "list"]).contains("maintenance"));
     let table = cli(&["hosts"]);
     assert!(table.contains("heard by collector-a") && table.contains("heard by collector-b"), "{table}");
 

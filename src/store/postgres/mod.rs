@@ -78,6 +78,12 @@ async fn open_pool(url: &str) -> Result<(PgPool, String), StoreError> {
     Ok((pool, server))
 }
 
+/// A connection to the database at `url` for a command's writes to the tables both backends hold (acknowledging an
+/// alert, adding a silence): no migration.
+pub async fn open_connection(url: &str) -> Result<super::PooledConn, StoreError> {
+    Ok(super::PooledConn::Postgres(open_pool(url).await?.0.acquire().await?))
+}
+
 /// The statistics of the database at `url` (`hsmwatch db stats`).
 pub async fn shared_stats(url: &str) -> Result<stats::SharedStats, StoreError> {
     let (pool, server) = open_pool(url).await?;
