@@ -1,11 +1,13 @@
-//! The SQLite store, the database's one owner: opening and migrating it, the batch writer, every table's SQL, queries.
+//! The store, the database's one owner: opening and migrating it, the batch writer, every table's SQL, queries; on
+//! SQLite (the embedded default, this module) or PostgreSQL, shared by several collectors ([`postgres`]).
 //!
 //! Receives events from the writer queue; emits committed batches to the writer's hook (the rule engine). Owns the
-//! schema (`migrations/`) and every connection: the write connection ([`WriteConn`], shared as a [`Writer`] that the
-//! batch writer, delivery and retention take in turn), the event inserter's connection inside the batch writer (event
-//! rows only, see [`inserter`]), the background checkpointer's, and the read-only pool ([`Reader`]) that queries use
-//! while the server writes (WAL). Other stages call the typed functions of the table modules and never see a
-//! connection or a line of SQL.
+//! schema (`migrations/`, `migrations_postgres/`) and every connection: the write connection ([`WriteConn`], shared as
+//! a [`Writer`] that the batch writer, delivery and retention take in turn), the event inserter's connection inside
+//! the batch writer (event rows only, see [`inserter`]), the background checkpointer's, and the read-only pool
+//! ([`Reader`]) that queries use while the server writes (WAL). The tables both backends hold alike (alerts, outbox,
+//! silences, rule state) are written once for both ([`tables`]). Other stages call the typed functions of the table
+//! modules and never see a connection or a line of SQL.
 
 pub mod activity;
 pub mod alerts;
