@@ -417,6 +417,24 @@ async fn start_http(
     Ok((Some(bound), Some(tokio::spawn(crate::http::serve(listener, state, shutdown.clone())))))
 }
 
+/// When the batch writer commits, as configured.
+fn batch_policy(config: &Config) -> BatchPolicy {
+    BatchPolicy {
+        rows: config.storage.batch_rows,
+        delay: config.storage.batch_delay,
+        failing_summary: config.log.summary_interval,
+    }
+}
+
+/// What retention keeps, as configured.
+fn retention_policy(config: &Config) -> crate::store::retention::RetentionPolicy {
+    crate::store::retention::RetentionPolicy {
+        events: config.storage.retention,
+        alerts: config.storage.alert_retention,
+        every: config.storage.prune_interval,
+    }
+}
+
 /// How many of `rules` are evaluated (not disabled): what `/readyz` calls the rules loaded.
 fn running_rules(rules: &[Arc<crate::rules::load::Rule>]) -> u64 {
     rules.iter().filter(|rule| rule.enabled).count() as u64
@@ -566,11 +584,7 @@ impl Server {
             bind_syslog_listeners(config, &decoders, &queue, &counters, &reloader, &shutdown)?;
         // The listeners hold the only senders now: the writer's queue closes when the last of them ends.
         drop(queue);
-        let policy = BatchPolicy {
-            rows: config.storage.batch_rows,
-            delay: config.storage.batch_delay,
-            failing_summary: config.log.summary_interval,
-        };
+        let policy = batch_policy(config);
         let writer = tokio::spawn(store::postgres::writer::run(shared.clone(), queue_rx, policy, counters.clone()));
         let db = store::Db { writer: shared.writer(), reader: shared.reader() };
         let lead = crate::lead::LeadContext {
@@ -581,11 +595,7 @@ impl Server {
             deliveries: deliveries.clone(),
             counters: counters.clone(),
             timeout: settings.leader_timeout,
-            retention: crate::store::retention::RetentionPolicy {
-                events: config.storage.retention,
-                alerts: config.storage.alert_retention,
-                every: config.storage.prune_interval,
-            },
+            retention: retention_policy(config),
             shutdown: shutdown.clone(),
         };
         let leading = tokio::spawn(crate::lead::run(lead));
@@ -701,11 +711,7 @@ impl Server {
         let recovery_queue = queue.clone();
         drop(queue);
 
-        let policy = BatchPolicy {
-            rows: config.storage.batch_rows,
-            delay: config.storage.batch_delay,
-            failing_summary: config.log.summary_interval,
-        };
+        let policy = batch_policy(config);
         let writer_counters = counters.clone();
         store::checkpoint::defer_to_background(&mut conn).await?;
         // The one write connection, taken in turn by the writer's evaluation, delivery and retention.
@@ -745,11 +751,7 @@ impl Server {
             let _ = checkpointer.await;
             finished
         });
-        let policy = crate::store::retention::RetentionPolicy {
-            events: config.storage.retention,
-            alerts: config.storage.alert_retention,
-            every: config.storage.prune_interval,
-        };
+        let policy = retention_policy(config);
         let retention = tokio::spawn(crate::store::retention::run(db.writer.clone(), policy, shutdown.clone()));
         let mut pollers = Vec::new();
         if let (Some(objects), Some(queue)) = (snmp_objects, snmp_queue) {

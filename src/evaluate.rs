@@ -184,10 +184,15 @@ impl Evaluator {
             self.counters.evaluation_seconds.observe(started.elapsed().as_secs_f64());
             return Ok(evaluated);
         }
+        self.run_timers(conn, now).await?;
+        Ok(0)
+    }
+
+    /// Timers due by `now` (windows that close, absences) and the resolution of quiet alerts.
+    async fn run_timers(&mut self, conn: &mut impl TableConn, now: DateTime<Utc>) -> Result<(), StoreError> {
         let firings = self.engine.advance(now);
         self.write(conn, firings, None).await?;
-        self.resolve_expired(conn, now).await?;
-        Ok(0)
+        self.resolve_expired(conn, now).await
     }
 
     /// Resolves open alerts that have not fired for their rule's `resolve_after` (at most every [`SWEEP_EVERY`]).
@@ -411,9 +416,7 @@ impl AfterCommit for Evaluator {
             if self.behind {
                 return self.catch_up(conn).await;
             }
-            let firings = self.engine.advance(now);
-            self.write(conn, firings, None).await?;
-            self.resolve_expired(conn, now).await
+            self.run_timers(conn, now).await
         })
     }
 

@@ -101,12 +101,9 @@ pub async fn verify(args: DbArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `db stats` of the configuration's PostgreSQL database.
-async fn shared_stats(config: &crate::config::Config, json: bool) -> anyhow::Result<()> {
-    let url = config.storage.postgres.url().map_err(|problem| {
-        anyhow::anyhow!("cannot read the PostgreSQL URL ({}): {}", problem.field, problem.message)
-    })?;
-    let stats = crate::store::postgres::shared_stats(&url.0).await?;
+/// `db stats` of the PostgreSQL database at `url`.
+async fn shared_stats(config: &crate::config::Config, url: &str, json: bool) -> anyhow::Result<()> {
+    let stats = crate::store::postgres::shared_stats(url).await?;
     let mut out = std::io::stdout().lock();
     let keep = |d: Option<std::time::Duration>| {
         d.map_or_else(|| "forever".to_owned(), |d| humantime::format_duration(d).to_string())
@@ -164,8 +161,8 @@ fn micros_to_text(micros: Option<i64>) -> String {
 pub async fn run(command: DbCommand) -> anyhow::Result<()> {
     let DbCommand::Stats(args) = command;
     let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    if config.storage.backend == crate::config::StorageBackend::Postgres && args.db.is_none() {
-        return shared_stats(&config, args.json).await;
+    if let Some(url) = super::shared_url(&config, args.db.is_some())? {
+        return shared_stats(&config, &url.0, args.json).await;
     }
     let reader = open_reader(&path).await?;
     let wal = crate::store::wal_path(&path);

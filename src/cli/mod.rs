@@ -222,7 +222,10 @@ pub async fn writer_for(
 }
 
 /// The PostgreSQL URL a command uses: when `storage.backend` is `postgres` and no `--db` names a SQLite file.
-fn shared_url(config: &crate::config::Config, db_given: bool) -> anyhow::Result<Option<crate::config::secret::Secret>> {
+pub(super) fn shared_url(
+    config: &crate::config::Config,
+    db_given: bool,
+) -> anyhow::Result<Option<crate::config::secret::Secret>> {
     if config.storage.backend != crate::config::StorageBackend::Postgres || db_given {
         return Ok(None);
     }

@@ -65,9 +65,9 @@ impl PgStore {
         let mut transaction = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
         let months: HashSet<(i32, u32)> = rows.iter().filter_map(|row| month_of(row.times[0])).collect();
-        let known = self.batches().months.clone();
-        for month in months.difference(&known) {
-            create_partition(&mut transaction, *month).await?;
+        let missing: Vec<(i32, u32)> = months.difference(&self.batches().months).copied().collect();
+        for month in missing {
+            create_partition(&mut transaction, month).await?;
         }
         let column = |index: usize| rows.iter().map(|row| row.times[index]).collect::<Vec<i64>>();
         let digits = |index: usize| rows.iter().map(|row| row.times[index] as i16).collect::<Vec<i16>>();

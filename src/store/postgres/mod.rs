@@ -61,16 +61,24 @@ fn describe(options: &PgConnectOptions) -> String {
 
 /// Reads on the PostgreSQL database at `url` for a command (`hsmwatch query`, `alerts`): no migration, a small pool.
 pub async fn open_reader(url: &str) -> Result<super::Reader, StoreError> {
-    Ok(super::Reader::postgres(open_pool(url).await?.0))
+    Ok(super::Reader::postgres(open_pool(url, COMMAND_CONNECTIONS).await?.0))
 }
 
-/// A small pool on `url` and the server it names (host, port, database), without migrating.
-async fn open_pool(url: &str) -> Result<(PgPool, String), StoreError> {
+/// Connections of a command's pool; a server's has [`SERVER_CONNECTIONS`].
+const COMMAND_CONNECTIONS: u32 = 2;
+
+/// Connections of a collector's pool: its writer, its leader, its delivery workers and the API take turns.
+const SERVER_CONNECTIONS: u32 = 4;
+
+/// A pool of `connections` on `url` and the server it names (host, port, database), without migrating.
+async fn open_pool(url: &str, connections: u32) -> Result<(PgPool, String), StoreError> {
     let options: PgConnectOptions =
         url.parse().map_err(|cause| StoreError::OpenPostgres { server: "the database URL".into(), cause })?;
     let server = describe(&options);
     let pool = PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(connections)
+        // A database that is down shows as failing writes (retried, logged, in /readyz) within seconds, not as a
+        // writer silently waiting for a connection.
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
@@ -81,12 +89,12 @@ async fn open_pool(url: &str) -> Result<(PgPool, String), StoreError> {
 /// A connection to the database at `url` for a command's writes to the tables both backends hold (acknowledging an
 /// alert, adding a silence): no migration.
 pub async fn open_connection(url: &str) -> Result<super::PooledConn, StoreError> {
-    Ok(super::PooledConn::Postgres(open_pool(url).await?.0.acquire().await?))
+    Ok(super::PooledConn::Postgres(open_pool(url, COMMAND_CONNECTIONS).await?.0.acquire().await?))
 }
 
 /// The statistics of the database at `url` (`hsmwatch db stats`).
 pub async fn shared_stats(url: &str) -> Result<stats::SharedStats, StoreError> {
-    let (pool, server) = open_pool(url).await?;
+    let (pool, server) = open_pool(url, COMMAND_CONNECTIONS).await?;
     let found = stats::stats(&pool, &server).await;
     pool.close().await;
     found
@@ -96,17 +104,7 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/database`, with `sslmode` and `sslrootcert` for TLS) as
     /// `collector`, and brings the schema up to date (collectors starting together take turns).
     pub async fn open(url: &str, collector: &str, copy_window: Duration) -> Result<PgStore, StoreError> {
-        let options: PgConnectOptions =
-            url.parse().map_err(|cause| StoreError::OpenPostgres { server: "the database URL".into(), cause })?;
-        let server = describe(&options);
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            // A database that is down shows as failing writes (retried, logged, in /readyz) within seconds, not as a
-            // writer silently waiting for a connection.
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|cause| StoreError::OpenPostgres { server: server.clone(), cause })?;
+        let (pool, server) = open_pool(url, SERVER_CONNECTIONS).await?;
         sqlx::migrate!("./migrations_postgres")
             .run(&pool)
             .await
