@@ -168,10 +168,15 @@ impl ServeProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn hsmwatch serve");
+        // The HTTP server is bound last: a test that scrapes it waits for it too (when it named a port).
+        let http = extra.iter().position(|arg| *arg == "--http").and_then(|i| extra.get(i + 1));
+        let http = http.filter(|address| !address.ends_with(":0"));
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(Instant::now() < deadline, "hsmwatch serve did not start listening on {address}");
-            std::thread::sleep(Duration::from_millis(20));
+        for listening in std::iter::once(address.as_str()).chain(http.copied()) {
+            while std::net::TcpStream::connect(listening).is_err() {
+                assert!(Instant::now() < deadline, "hsmwatch serve did not start listening on {listening}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         ServeProcess { child, port, db }
     }
