@@ -103,9 +103,14 @@ pub async fn run(mut context: LeadContext) {
 /// Retention, by the leader alone: whole months of events, and old alerts.
 async fn prune(context: &LeadContext) {
     match crate::store::retention::prune_shared(&context.store, &context.retention, &context.shutdown).await {
-        Ok((months, alerts)) if !months.is_empty() || alerts > 0 => {
-            tracing::info!(?months, alerts, "retention dropped event months and deleted alerts past their limits")
-        }
+        Ok((pruned, alerts)) if pruned.events > 0 || alerts > 0 => tracing::info!(
+            months = ?pruned.months,
+            events = pruned.events,
+            alerts,
+            anchor_event = pruned.anchor.last_event_id,
+            anchor_hash = %pruned.anchor.hash,
+            "retention pruned events and alerts past their limits; chain anchor"
+        ),
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "retention failed; trying again at the next pass"),
     }

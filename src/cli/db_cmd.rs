@@ -1,4 +1,5 @@
-//! `hsmwatch verify` (the tamper-evident chain) and `hsmwatch db stats` (sizes and row counts).
+//! `hsmwatch verify` (the tamper-evident chain), `hsmwatch db stats` (sizes and row counts) and `hsmwatch db
+//! migrate-to postgres` (a SQLite database copied into PostgreSQL).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,12 +30,45 @@ pub enum DbCommand {
     /// Sizes, row counts, the chain's anchor and the retention in force (works while the server runs); on the
     /// configuration's PostgreSQL database: its size, the events and their months, copies, collectors and the leader.
     Stats(DbArgs),
+    /// Copy a SQLite database into the empty PostgreSQL database of `storage.postgres` (events with their ids, the
+    /// tamper-evident chain, alerts and their history, the outbox, silences, throttle marks, rule state and cursor),
+    /// in one transaction, with progress; then check the copy: row counts on both sides and `verify` on the target.
+    /// Stop the SQLite server first (a running one goes on writing after the snapshot the copy reads).
+    #[command(name = "migrate-to")]
+    MigrateTo(MigrateArgs),
 }
 
-/// Runs `hsmwatch verify`: exit 0 when the chain is intact, 1 when it is broken (the message names the batch).
+/// Where `db migrate-to` copies from and to.
+#[derive(Debug, Args)]
+#[command(after_help = "The target's URL comes from storage.postgres (url_env or url_file; neither: the environment \
+variable HSMWATCH_DATABASE_URL), its collector name (the copied events' observer) from storage.postgres.collector, \
+else the host's name. What only SQLite keeps so far is not copied: SNMP and cloud state, the hourly activity and the \
+inventory's facts (the shared database derives which collector hears each host from the events). Exit 0 when every \
+table has as many rows on both sides and the target's chain verifies, 1 otherwise.")]
+pub struct MigrateArgs {
+    /// The backend to copy to.
+    #[arg(value_enum)]
+    pub target: MigrateTarget,
+    /// SQLite database file to copy [default: storage.path of --config, else hsmwatch.db].
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Configuration file: storage.path (the source) and storage.postgres (the target).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// A backend `db migrate-to` copies to.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MigrateTarget {
+    /// The PostgreSQL database of storage.postgres.
+    Postgres,
+}
+
+/// Runs `hsmwatch verify` (on the configuration's PostgreSQL database when `storage.backend` is `postgres` and no
+/// `--db` is given): exit 0 when the chain is intact, 1 when it is broken (the message names the batch).
 pub async fn verify(args: DbArgs) -> anyhow::Result<()> {
-    let (_, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
-    let reader = open_reader(&path).await?;
+    let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
+    let reader = super::reader_for(&config, &path, args.db.is_some()).await?;
     let finding = chain::verify(&reader).await?;
     let mut out = std::io::stdout().lock();
     match finding {
@@ -159,7 +193,91 @@ fn micros_to_text(micros: Option<i64>) -> String {
 
 /// Runs a db subcommand.
 pub async fn run(command: DbCommand) -> anyhow::Result<()> {
-    let DbCommand::Stats(args) = command;
+    match command {
+        DbCommand::Stats(args) => stats(args).await,
+        DbCommand::MigrateTo(args) => migrate_to(args).await,
+    }
+}
+
+/// Runs `db migrate-to postgres`.
+async fn migrate_to(args: MigrateArgs) -> anyhow::Result<()> {
+    let MigrateTarget::Postgres = args.target;
+    let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
+    if !path.exists() {
+        anyhow::bail!("no SQLite database at {}: pass --db or --config to name it", path.display());
+    }
+    let settings = &config.storage.postgres;
+    let url = settings.url().map_err(|problem| {
+        anyhow::anyhow!("cannot read the PostgreSQL URL ({}): {}", problem.field, problem.message)
+    })?;
+    let source = open_reader(&path).await?;
+    let target =
+        crate::store::postgres::PgStore::open(&url.0, &settings.collector_name(), settings.dedupe_window).await?;
+    eprintln!("copying {} to PostgreSQL {} as collector {}", path.display(), target.server(), target.collector());
+    let started = std::time::Instant::now();
+    let mut report = ProgressReport::default();
+    let counts = crate::store::postgres::migrate::copy_sqlite(&source, &target, &mut |p| report.show(p)).await?;
+    eprintln!("copied in {:.1} s", started.elapsed().as_secs_f64());
+    let mut out = std::io::stdout().lock();
+    let mut differ = Vec::new();
+    for count in &counts {
+        writeln!(out, "{:<15} {} rows copied, {} in the target", count.table, count.source, count.target)?;
+        if count.source != count.target {
+            differ.push(count.table.clone());
+        }
+    }
+    let finding = chain::verify(&target.reader()).await?;
+    match &finding {
+        Finding::Intact { batches, events, head, .. } => writeln!(
+            out,
+            "verify on the target: intact, {batches} batches, {events} events; head {}",
+            head.as_ref().map_or(chain::GENESIS, |h| h.hash.as_str())
+        )?,
+        Finding::Broken { reason, .. } => writeln!(out, "verify on the target: BROKEN: {reason}")?,
+    }
+    if !differ.is_empty() {
+        anyhow::bail!("the copy differs from the source in: {}", differ.join(", "));
+    }
+    if let Finding::Broken { reason, .. } = finding {
+        anyhow::bail!("the target's chain does not verify: {reason}");
+    }
+    Ok(())
+}
+
+/// Progress of a copy on stderr: a line a second at most, and one at the end of each table.
+#[derive(Default)]
+struct ProgressReport {
+    table: String,
+    last: Option<std::time::Instant>,
+    table_started: Option<std::time::Instant>,
+}
+
+impl ProgressReport {
+    fn show(&mut self, progress: crate::store::postgres::migrate::Progress) {
+        use crate::store::postgres::migrate::Progress;
+        let Progress::Rows { table, copied, total } = progress else {
+            eprintln!("building the search index");
+            return;
+        };
+        let now = std::time::Instant::now();
+        if self.table != table {
+            self.table = table.to_owned();
+            self.table_started = Some(now);
+            self.last = None;
+        }
+        let done = copied >= total;
+        if !done && self.last.is_some_and(|last| now.duration_since(last) < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        self.last = Some(now);
+        let seconds = self.table_started.map_or(0.0, |at| now.duration_since(at).as_secs_f64()).max(0.001);
+        let percent = if total == 0 { 100.0 } else { copied as f64 * 100.0 / total as f64 };
+        eprintln!("{table}: {copied} of {total} rows ({percent:.0} %), {:.0} rows/s", copied as f64 / seconds);
+    }
+}
+
+/// Runs `db stats`.
+async fn stats(args: DbArgs) -> anyhow::Result<()> {
     let (config, path) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     if let Some(url) = super::shared_url(&config, args.db.is_some())? {
         return shared_stats(&config, &url.0, args.json).await;

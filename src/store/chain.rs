@@ -14,11 +14,12 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::columns::{line_and_fields, load_dictionaries, SELECT_COLUMNS, TYPED_COLUMNS, TYPED_ORIGINAL};
 use super::compressed::Expander;
-use super::{Reader, StoreError, WriteConn};
+use super::{Reader, StoreError, TableConn, WriteConn};
 
 /// The hash the first batch of a new database links to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -50,7 +51,7 @@ pub const KIND_EVENTS: i64 = 0;
 pub const KIND_PRUNE: i64 = 1;
 
 /// Where the chain starts, as the anchor holds it and as a prune record states it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AnchorState {
     /// Last event outside the chain.
     pub last_event_id: i64,
@@ -174,6 +175,37 @@ pub fn head(conn: &rusqlite::Connection) -> rusqlite::Result<String> {
     }
 }
 
+/// The record of a batch of events whose link and rows hash to `content`: its columns and its hash.
+pub fn seal_events(
+    first_event_id: i64,
+    last_event_id: i64,
+    rows: u64,
+    content: &str,
+    stored_at: DateTime<Utc>,
+) -> Sealed {
+    let fields = RecordFields {
+        kind: KIND_EVENTS,
+        first_event_id,
+        last_event_id,
+        row_count: i64::try_from(rows).unwrap_or(i64::MAX),
+        stored_at: stored_at.timestamp_micros(),
+        scheme: SCHEME,
+        anchor: None,
+    };
+    Sealed { hash: record_hash(content, &fields), row_count: fields.row_count, stored_at: fields.stored_at }
+}
+
+/// A batch of events' record, as [`seal_events`] made it.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// Its hash: the chain's new head.
+    pub hash: String,
+    /// Rows it holds.
+    pub row_count: i64,
+    /// When it was committed, microseconds since the epoch.
+    pub stored_at: i64,
+}
+
 /// Records a committed batch whose link and rows hash to `content` (inside its transaction, on the event inserter's
 /// connection); returns the record's hash, the chain's new head.
 pub fn record(
@@ -185,30 +217,21 @@ pub fn record(
     content: &str,
     stored_at: DateTime<Utc>,
 ) -> rusqlite::Result<String> {
-    let fields = RecordFields {
-        kind: KIND_EVENTS,
-        first_event_id,
-        last_event_id,
-        row_count: i64::try_from(rows).unwrap_or(i64::MAX),
-        stored_at: stored_at.timestamp_micros(),
-        scheme: SCHEME,
-        anchor: None,
-    };
-    let hash = record_hash(content, &fields);
+    let sealed = seal_events(first_event_id, last_event_id, rows, content, stored_at);
     conn.prepare_cached(
         "INSERT INTO event_batches (first_event_id, last_event_id, row_count, stored_at, prev_hash, hash, scheme, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(rusqlite::params![
         first_event_id,
         last_event_id,
-        fields.row_count,
-        fields.stored_at,
+        sealed.row_count,
+        sealed.stored_at,
         prev_hash,
-        hash,
+        sealed.hash,
         SCHEME,
         KIND_EVENTS
     ])?;
-    Ok(hash)
+    Ok(sealed.hash)
 }
 
 /// A batch record.
@@ -253,7 +276,7 @@ impl Batch {
     }
 }
 
-fn batch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Batch, StoreError> {
+fn batch_from_row(row: &AnyRow) -> Result<Batch, StoreError> {
     let stored_at_micros: i64 = row.try_get("stored_at")?;
     let anchor_hash: Option<String> = row.try_get("anchor_hash")?;
     let anchor_batches: Option<i64> = row.try_get("anchor_batches")?;
@@ -294,11 +317,11 @@ pub struct Anchor {
 
 /// Reads the anchor.
 pub async fn anchor(reader: &Reader) -> Result<Anchor, StoreError> {
-    read_anchor(&mut *reader.connection().await?).await
+    read_anchor(&mut reader.table_connection().await?).await
 }
 
-async fn read_anchor(conn: &mut SqliteConnection) -> Result<Anchor, StoreError> {
-    let row = sqlx::query("SELECT * FROM chain_anchor WHERE id = 1").fetch_one(&mut *conn).await?;
+pub(crate) async fn read_anchor<C: TableConn>(conn: &mut C) -> Result<Anchor, StoreError> {
+    let row = sqlx::query("SELECT * FROM chain_anchor WHERE id = 1").fetch_one(&mut conn.tables()).await?;
     Ok(Anchor {
         state: AnchorState {
             last_event_id: row.try_get("last_event_id")?,
@@ -322,12 +345,12 @@ pub struct Head {
 
 /// The head now, `None` before the first batch.
 pub async fn head_of(reader: &Reader) -> Result<Option<Head>, StoreError> {
-    read_head(&mut *reader.connection().await?).await
+    read_head(&mut reader.table_connection().await?).await
 }
 
-async fn read_head(conn: &mut SqliteConnection) -> Result<Option<Head>, StoreError> {
+pub(crate) async fn read_head<C: TableConn>(conn: &mut C) -> Result<Option<Head>, StoreError> {
     let row: Option<(i64, String)> = sqlx::query_as("SELECT id, hash FROM event_batches ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut conn.tables())
         .await?;
     Ok(row.map(|(record, hash)| Head { record, hash }))
 }
@@ -364,15 +387,154 @@ pub enum Finding {
 
 /// Checks the whole chain from its anchor: every record links to the one before, holds exactly the rows it recorded
 /// and hashes to what it recorded; the anchor is where the newest prune record put it; no event row lies outside the
-/// chain but those stored before it existed.
+/// chain but those stored before it existed. On either backend.
 pub async fn verify(reader: &Reader) -> Result<Finding, StoreError> {
+    if let Some(pool) = reader.postgres_pool() {
+        return super::postgres::chain::verify(pool).await;
+    }
     let mut conn = reader.connection().await?;
     let conn = &mut *conn;
     // One read transaction: a consistent snapshot while the server goes on writing (WAL).
     sqlx::query("BEGIN").execute(&mut *conn).await?;
-    let finding = verify_snapshot(conn).await;
+    let finding = verify_source(&mut SqliteChain { conn: &mut *conn, expander: Expander::default() }).await;
     let _ = sqlx::query("COMMIT").execute(&mut *conn).await;
     finding
+}
+
+/// One event row as the chain hashes it, read back (the line expanded).
+#[derive(Debug, Clone)]
+pub struct ChainRow {
+    /// Row id.
+    pub id: i64,
+    /// ts, ts_digits, created, created_digits.
+    pub times: [i64; 4],
+    /// host, dataset, action, outcome, user_name, source_ip, format, original.
+    pub typed: [Option<String>; 8],
+    /// raw.
+    pub raw: Option<Vec<u8>>,
+    /// fields, packed (or the JSON of rows stored before packing).
+    pub fields: Vec<u8>,
+    /// message_at.
+    pub message_at: Option<i64>,
+}
+
+impl ChainRow {
+    /// The row as it is hashed.
+    pub fn image(&self) -> RowImage<'_> {
+        RowImage {
+            id: self.id,
+            times: self.times,
+            typed: std::array::from_fn(|i| self.typed[i].as_deref()),
+            raw: self.raw.as_deref(),
+            fields: &self.fields,
+            message_at: self.message_at,
+        }
+    }
+}
+
+/// A consistent snapshot of one database's chain and events, as [`verify_source`] reads it.
+pub(crate) trait ChainSource {
+    /// Whether event ids may skip numbers between and inside records (PostgreSQL's do: a copy of an event or a batch
+    /// that failed uses ids up).
+    const IDS_HAVE_GAPS: bool;
+    /// The connection the chain's tables are read on.
+    type Conn: TableConn;
+    /// That connection.
+    fn conn(&mut self) -> &mut Self::Conn;
+    /// The event rows with ids `first..=last`, in id order; a row that cannot be read is the reason why.
+    async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<ChainRow, String>>, StoreError>;
+}
+
+/// SQLite's chain, on a connection inside a read transaction.
+struct SqliteChain<'c> {
+    conn: &'c mut SqliteConnection,
+    expander: Expander,
+}
+
+impl ChainSource for SqliteChain<'_> {
+    const IDS_HAVE_GAPS: bool = false;
+    type Conn = SqliteConnection;
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        self.conn
+    }
+
+    async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<ChainRow, String>>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE id BETWEEN ? AND ? ORDER BY id"))
+            .bind(first)
+            .bind(last)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        load_dictionaries(&mut *self.conn, &rows, &mut self.expander).await?;
+        rows.iter().map(|row| sqlite_chain_row(row, &mut self.expander)).collect()
+    }
+}
+
+/// Up to `limit` records after record `after`, in order.
+async fn records_after<C: TableConn>(conn: &mut C, after: i64, limit: i64) -> Result<Vec<Batch>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM event_batches WHERE id > $1 ORDER BY id LIMIT $2")
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut conn.tables())
+        .await?;
+    rows.iter().map(batch_from_row).collect()
+}
+
+/// How many event rows have an id in `low..=high`, and the lowest of them.
+async fn count_ids<C: TableConn>(conn: &mut C, low: i64, high: i64) -> Result<(i64, Option<i64>), StoreError> {
+    Ok(sqlx::query_as("SELECT count(*), min(id) FROM events WHERE id BETWEEN $1 AND $2")
+        .bind(low)
+        .bind(high)
+        .fetch_one(&mut conn.tables())
+        .await?)
+}
+
+/// Up to `limit` event rows of a SQLite database after id `after`, in id order, as the chain hashes them (to copy
+/// them elsewhere: a row that cannot be read is an error).
+pub(crate) async fn sqlite_rows_after(
+    conn: &mut SqliteConnection,
+    after: i64,
+    limit: i64,
+    expander: &mut Expander,
+) -> Result<Vec<ChainRow>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    load_dictionaries(&mut *conn, &rows, expander).await?;
+    rows.iter()
+        .map(|row| match sqlite_chain_row(row, expander)? {
+            Ok(row) => Ok(row),
+            Err(reason) => Err(StoreError::CorruptRow { id: row.try_get("id").unwrap_or(0), reason }),
+        })
+        .collect()
+}
+
+/// A SQLite row as the chain hashes it, or why it cannot be read.
+fn sqlite_chain_row(
+    row: &sqlx::sqlite::SqliteRow,
+    expander: &mut Expander,
+) -> Result<Result<ChainRow, String>, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let (original, fields) = match line_and_fields(row, expander) {
+        Ok(read) => read,
+        Err(StoreError::CorruptRow { reason, .. }) => return Ok(Err(format!("event {id} cannot be read ({reason})"))),
+        Err(error) => return Err(error),
+    };
+    let mut typed: [Option<String>; 8] = Default::default();
+    for (value, column) in typed.iter_mut().zip(&TYPED_COLUMNS[..TYPED_ORIGINAL]) {
+        *value = row.try_get(*column)?;
+    }
+    typed[TYPED_ORIGINAL] = original;
+    Ok(Ok(ChainRow {
+        id,
+        times: [row.try_get("ts")?, row.try_get("ts_digits")?, row.try_get("created")?, row.try_get("created_digits")?],
+        typed,
+        raw: row.try_get("raw")?,
+        fields,
+        message_at: row.try_get("message_at")?,
+    }))
 }
 
 /// Where a walk of the chain has got to.
@@ -386,8 +548,9 @@ struct Walk {
     latest_prune: Option<Batch>,
 }
 
-async fn verify_snapshot(conn: &mut SqliteConnection) -> Result<Finding, StoreError> {
-    let anchor = read_anchor(conn).await?;
+/// Walks the chain of `source` from its anchor (see [`verify`]).
+pub(crate) async fn verify_source<S: ChainSource>(source: &mut S) -> Result<Finding, StoreError> {
+    let anchor = read_anchor(source.conn()).await?;
     let mut walk = Walk {
         prev_hash: anchor.state.hash.clone(),
         expected_first: anchor.state.last_event_id + 1,
@@ -397,20 +560,15 @@ async fn verify_snapshot(conn: &mut SqliteConnection) -> Result<Finding, StoreEr
         latest_prune: None,
     };
     let mut after = i64::MIN;
-    let mut expander = Expander::default();
     loop {
-        let page = sqlx::query("SELECT * FROM event_batches WHERE id > ? ORDER BY id LIMIT 256")
-            .bind(after)
-            .fetch_all(&mut *conn)
-            .await?;
+        let page = records_after(source.conn(), after, 256).await?;
         if page.is_empty() {
             break;
         }
-        for row in &page {
-            let batch = batch_from_row(row)?;
+        for batch in page {
             after = batch.id;
             let problem = match batch.kind {
-                KIND_EVENTS => check_batch(conn, &batch, &walk, &mut expander).await?,
+                KIND_EVENTS => check_batch(source, &batch, &walk).await?,
                 KIND_PRUNE => check_prune(&batch, &walk),
                 other => Some(format!("is of no known kind ({other}): it was altered")),
             };
@@ -428,38 +586,33 @@ async fn verify_snapshot(conn: &mut SqliteConnection) -> Result<Finding, StoreEr
             }
         }
     }
-    if let Some(broken) = stray_rows(conn, &anchor, walk.expected_first).await? {
+    if let Some(broken) = stray_rows(source, &anchor, &walk).await? {
         return Ok(broken);
     }
     if let Some(broken) = misplaced_anchor(&anchor, walk.latest_prune.as_ref()) {
         return Ok(broken);
     }
-    let unchained: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE id <= ?")
-        .bind(anchor.legacy_last_event_id.min(anchor.state.last_event_id))
-        .fetch_one(&mut *conn)
-        .await?;
+    let unchained_up_to = anchor.legacy_last_event_id.min(anchor.state.last_event_id);
+    let (unchained, _) = count_ids(source.conn(), i64::MIN, unchained_up_to).await?;
     Ok(Finding::Intact {
         batches: walk.batches,
         events: walk.events,
         prunes: walk.prunes,
-        head: read_head(conn).await?,
+        head: read_head(source.conn()).await?,
         anchor: anchor.state,
         unchained: u64::try_from(unchained).unwrap_or(0),
         anchor_unrecorded: anchor.adopt,
     })
 }
 
-/// Event rows that no record holds: after the last batch, before the first possible id, or in the range the chain
-/// says was pruned (above what was stored before the chain existed, up to the anchor).
-async fn stray_rows(
-    conn: &mut SqliteConnection,
+/// Event rows that no record holds: after the last record, between records, before the first possible id, or in the
+/// range the chain says was pruned (above what was stored before the chain existed, up to the anchor).
+async fn stray_rows<S: ChainSource>(
+    source: &mut S,
     anchor: &Anchor,
-    expected_first: i64,
+    walk: &Walk,
 ) -> Result<Option<Finding>, StoreError> {
-    let (stray, first_stray): (i64, Option<i64>) = sqlx::query_as("SELECT count(*), min(id) FROM events WHERE id >= ?")
-        .bind(expected_first)
-        .fetch_one(&mut *conn)
-        .await?;
+    let (stray, first_stray) = count_ids(source.conn(), walk.expected_first, i64::MAX).await?;
     if stray > 0 {
         let reason = format!(
             "{stray} event row(s) from id {} on belong to no batch: inserted outside hsmwatch",
@@ -467,12 +620,17 @@ async fn stray_rows(
         );
         return Ok(Some(Finding::Broken { batch: None, reason }));
     }
-    let (stray, first_stray): (i64, Option<i64>) =
-        sqlx::query_as("SELECT count(*), min(id) FROM events WHERE id < 1 OR (id > ? AND id <= ?)")
-            .bind(anchor.legacy_last_event_id)
-            .bind(anchor.state.last_event_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (chained, _) = count_ids(source.conn(), anchor.state.last_event_id + 1, i64::MAX).await?;
+    let stray = chained - i64::try_from(walk.events).unwrap_or(i64::MAX);
+    if stray > 0 {
+        let reason = format!(
+            "{stray} event row(s) lie between the chain's batches and belong to none: inserted outside hsmwatch"
+        );
+        return Ok(Some(Finding::Broken { batch: None, reason }));
+    }
+    let below = count_ids(source.conn(), i64::MIN, 0).await?;
+    let pruned = count_ids(source.conn(), anchor.legacy_last_event_id + 1, anchor.state.last_event_id).await?;
+    let (stray, first_stray) = (below.0 + pruned.0, below.1.or(pruned.1));
     if stray > 0 {
         let reason = format!(
             "{stray} event row(s) from id {} on lie before the chain's first batch, where no row was stored or every \
@@ -543,73 +701,56 @@ fn check_prune(batch: &Batch, walk: &Walk) -> Option<String> {
     None
 }
 
-async fn check_batch(
-    conn: &mut SqliteConnection,
-    batch: &Batch,
-    walk: &Walk,
-    expander: &mut Expander,
-) -> Result<Option<String>, StoreError> {
+async fn check_batch<S: ChainSource>(source: &mut S, batch: &Batch, walk: &Walk) -> Result<Option<String>, StoreError> {
     if batch.prev_hash != walk.prev_hash {
         return Ok(Some("does not link to the record before it: a record was removed, inserted or rewritten".into()));
     }
-    if batch.first_event_id != walk.expected_first {
+    let starts_right = if S::IDS_HAVE_GAPS {
+        batch.first_event_id >= walk.expected_first && batch.first_event_id <= batch.last_event_id
+    } else {
+        batch.first_event_id == walk.expected_first
+    };
+    if !starts_right {
         return Ok(Some(format!(
             "starts at event {} where the chain continues at {}: batch records were altered",
             batch.first_event_id, walk.expected_first
         )));
     }
-    let rows = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE id BETWEEN ? AND ? ORDER BY id"))
-        .bind(batch.first_event_id)
-        .bind(batch.last_event_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    load_dictionaries(&mut *conn, &rows, expander).await?;
+    let rows = source.rows(batch.first_event_id, batch.last_event_id).await?;
     let mut hasher = BatchHasher::with_scheme(&batch.prev_hash, batch.scheme);
     let mut next_id = batch.first_event_id;
     let mut missing = None;
     for row in &rows {
-        let id: i64 = row.try_get("id")?;
-        if id != next_id && missing.is_none() {
+        let row = match row {
+            Ok(row) => row,
+            Err(reason) => return Ok(Some(format!("{reason}: it was altered"))),
+        };
+        if row.id != next_id && missing.is_none() {
             missing = Some(next_id);
         }
-        next_id = id + 1;
-        let (original, fields) = match line_and_fields(row, expander) {
-            Ok(read) => read,
-            Err(StoreError::CorruptRow { reason, .. }) => {
-                return Ok(Some(format!("event {id} cannot be read ({reason}): it was altered")));
-            }
-            Err(error) => return Err(error),
-        };
-        let mut typed: Vec<Option<String>> = TYPED_COLUMNS[..TYPED_ORIGINAL]
-            .iter()
-            .map(|c| row.try_get::<Option<String>, _>(*c))
-            .collect::<Result<_, _>>()?;
-        typed.push(original);
-        let raw: Option<Vec<u8>> = row.try_get("raw")?;
-        let message_at: Option<i64> = row.try_get("message_at")?;
-        if message_at.is_some() && batch.scheme < 2 {
+        next_id = row.id + 1;
+        if row.message_at.is_some() && batch.scheme < 2 {
             // Its hash would not cover the offset, which changes the message read back.
-            return Ok(Some(format!("event {id} has a message_at its batch's hash does not cover: it was altered")));
+            return Ok(Some(format!(
+                "event {} has a message_at its batch's hash does not cover: it was altered",
+                row.id
+            )));
         }
-        let typed: [Option<&str>; 8] = std::array::from_fn(|i| typed[i].as_deref());
-        hasher.row(&RowImage {
-            id,
-            times: [
-                row.try_get("ts")?,
-                row.try_get("ts_digits")?,
-                row.try_get("created")?,
-                row.try_get("created_digits")?,
-            ],
-            typed,
-            raw: raw.as_deref(),
-            fields: &fields,
-            message_at,
-        });
+        hasher.row(&row.image());
     }
     if rows.len() as i64 != batch.row_count {
-        let first_missing = missing.unwrap_or(next_id);
+        let first_missing = if S::IDS_HAVE_GAPS {
+            String::new()
+        } else {
+            format!(" (first missing: event {})", missing.unwrap_or(next_id))
+        };
+        let what = if (rows.len() as i64) < batch.row_count {
+            "rows were deleted"
+        } else {
+            "rows were inserted outside hsmwatch"
+        };
         return Ok(Some(format!(
-            "holds {} event rows where {} were committed (first missing: event {first_missing}): rows were deleted",
+            "holds {} event rows where {} were committed{first_missing}: {what}",
             rows.len(),
             batch.row_count
         )));
@@ -642,12 +783,12 @@ pub async fn prune_oldest(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result
         .await?
         .rows_affected();
         let due = sqlx::query(
-            "SELECT * FROM event_batches WHERE stored_at < ? \
-             AND id < (SELECT max(id) FROM event_batches WHERE kind = 0) ORDER BY id LIMIT ?",
+            "SELECT * FROM event_batches WHERE stored_at < $1 \
+             AND id < (SELECT max(id) FROM event_batches WHERE kind = 0) ORDER BY id LIMIT $2",
         )
         .bind(cutoff.timestamp_micros())
         .bind(PRUNE_RECORDS)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn.tables())
         .await?;
         let mut removed: Vec<Batch> = Vec::new();
         let mut held = 0;
@@ -690,22 +831,23 @@ pub async fn prune_oldest(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result
     .await
 }
 
-async fn set_anchor(conn: &mut SqliteConnection, state: &AnchorState) -> Result<(), StoreError> {
+/// Moves the anchor to `state`.
+pub(crate) async fn set_anchor<C: TableConn>(conn: &mut C, state: &AnchorState) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE chain_anchor SET last_event_id = ?, hash = ?, pruned_batches = ?, pruned_events = ?, adopt = 0 \
+        "UPDATE chain_anchor SET last_event_id = $1, hash = $2, pruned_batches = $3, pruned_events = $4, adopt = 0 \
          WHERE id = 1",
     )
     .bind(state.last_event_id)
     .bind(&state.hash)
     .bind(state.pruned_batches)
     .bind(state.pruned_events)
-    .execute(&mut *conn)
+    .execute(&mut conn.tables())
     .await?;
     Ok(())
 }
 
 /// Appends the record of a prune that left the anchor at `state`, linked to the head.
-async fn append_prune(conn: &mut SqliteConnection, state: &AnchorState) -> Result<(), StoreError> {
+pub(crate) async fn append_prune<C: TableConn>(conn: &mut C, state: &AnchorState) -> Result<(), StoreError> {
     let prev_hash = read_head(conn).await?.map_or_else(|| state.hash.clone(), |head| head.hash);
     let fields = RecordFields {
         kind: KIND_PRUNE,
@@ -719,7 +861,7 @@ async fn append_prune(conn: &mut SqliteConnection, state: &AnchorState) -> Resul
     let hash = record_hash(&BatchHasher::new(&prev_hash).finish(), &fields);
     sqlx::query(
         "INSERT INTO event_batches (first_event_id, last_event_id, row_count, stored_at, prev_hash, hash, scheme, kind, \
-         anchor_hash, anchor_batches, anchor_events) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+         anchor_hash, anchor_batches, anchor_events) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(fields.first_event_id)
     .bind(fields.last_event_id)
@@ -731,7 +873,7 @@ async fn append_prune(conn: &mut SqliteConnection, state: &AnchorState) -> Resul
     .bind(&state.hash)
     .bind(state.pruned_batches)
     .bind(state.pruned_events)
-    .execute(&mut *conn)
+    .execute(&mut conn.tables())
     .await?;
     Ok(())
 }

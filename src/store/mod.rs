@@ -90,6 +90,16 @@ pub enum StoreError {
         /// The term the write was made in.
         term: i64,
     },
+    /// A copy of a SQLite database into PostgreSQL found data there already.
+    #[error(
+        "the PostgreSQL database {server} already holds {what}: a SQLite database is copied into an empty one only"
+    )]
+    TargetNotEmpty {
+        /// Host, port and database.
+        server: String,
+        /// What it holds.
+        what: String,
+    },
     /// The PostgreSQL schema could not be brought up to date.
     #[error("cannot migrate PostgreSQL database {server}: {cause}")]
     MigratePostgres {
@@ -147,6 +157,7 @@ impl StoreError {
             | StoreError::Missing { .. }
             | StoreError::InserterStopped
             | StoreError::NotOnPostgres
+            | StoreError::TargetNotEmpty { .. }
             | StoreError::NotLeader { .. } => false,
             StoreError::Sql(sqlx::Error::Database(error)) => matches!(error.kind(), sqlx::error::ErrorKind::Other),
             // SQLite's own conditions (full, busy, I/O) may pass; rusqlite's other errors are misuse, which will not.

@@ -138,10 +138,10 @@ pub async fn prune_shared(
     store: &super::postgres::PgStore,
     policy: &RetentionPolicy,
     shutdown: &CancellationToken,
-) -> Result<(Vec<String>, u64), StoreError> {
+) -> Result<(super::postgres::events::PrunedMonths, u64), StoreError> {
     let months = match policy.events {
-        Some(keep) => store.drop_months_before(ago(keep)).await?,
-        None => Vec::new(),
+        Some(keep) => store.prune_before(ago(keep)).await?,
+        None => Default::default(),
     };
     let mut alerts = 0;
     if let Some(keep) = policy.alerts {

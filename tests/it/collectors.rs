@@ -53,12 +53,29 @@ impl Collector {
         hook: SocketAddr,
         queue: usize,
     ) -> Collector {
+        Self::start_on(dir, name, &peer.url(), &format!("backend: postgres\n  queue_capacity: {queue}"), rules, hook)
+    }
+
+    /// A collector on its own SQLite database `db` (the shared database's settings there too, for `db migrate-to`).
+    fn start_on_sqlite(
+        dir: &Path,
+        name: &'static str,
+        peer: &PgPeer,
+        db: &Path,
+        rules: &Path,
+        hook: SocketAddr,
+    ) -> Collector {
+        Self::start_on(dir, name, &peer.url(), &format!("path: {}", db.display()), rules, hook)
+    }
+
+    /// A collector whose `storage` section begins with `storage`.
+    fn start_on(dir: &Path, name: &'static str, url: &str, storage: &str, rules: &Path, hook: SocketAddr) -> Collector {
         let (tcp, http) = (free_port(), free_port());
         let config = dir.join(format!("{name}.yaml"));
         std::fs::write(
             &config,
             format!(
-                "storage:\n  backend: postgres\n  queue_capacity: {queue}\n  postgres:\n    url_env: HSMWATCH_TEST_DATABASE_URL\n    \
+                "storage:\n  {storage}\n  postgres:\n    url_env: HSMWATCH_TEST_DATABASE_URL\n    \
                  collector: {name}\n    leader_timeout: 3s\nlisten:\n  tcp:\n    - address: 127.0.0.1:{tcp}\n\
                  http:\n  address: 127.0.0.1:{http}\nrules:\n  dir: {}\nnotifiers:\n  hook:\n    type: webhook\n    \
                  url_env: HSMWATCH_TEST_HOOK\n    retry_initial: 100ms\n",
@@ -69,7 +86,7 @@ impl Collector {
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&config)
-            .env("HSMWATCH_TEST_DATABASE_URL", peer.url())
+            .env("HSMWATCH_TEST_DATABASE_URL", url)
             .env("HSMWATCH_TEST_HOOK", format!("http://{hook}/hook"))
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -368,4 +385,125 @@ async fn a_database_restart_under_load_slows_the_senders_and_loses_nothing() {
     let said = a.stop("TERM");
     assert!(said.contains("cannot commit batch; holding it and retrying"), "{said}");
     assert!(!said.contains("giving up"), "{said}");
+}
+
+/// Runs the CLI with `args` on the shared database at `url`; returns its exit code, stdout and stderr.
+fn cli_on(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(BIN).args(args).env("HSMWATCH_TEST_DATABASE_URL", url).output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+/// The head hash `verify --json` printed.
+fn verified_head(printed: &str) -> String {
+    let verified: Value = serde_json::from_str(printed.trim()).unwrap_or_else(|_| panic!("{printed}"));
+    assert_eq!(verified["intact"], true, "{verified}");
+    verified["head"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_moved_to_postgres_verifies_and_a_collector_goes_on_from_it() {
+    let peer = PgPeer::start();
+    let url = peer.url();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules(dir.path());
+    let (hook, receiver) = start_receiver().await;
+    let db = dir.path().join("island.db");
+
+    // A collector on its own SQLite database: an alert fired and delivered, acknowledged, a silence added.
+    let island = Collector::start_on_sqlite(dir.path(), "island", &peer, &db, &rules, hook);
+    let closed = "<86>Mar  3 22:42:00 hsm-9 sshd[1]: Connection closed by 198.51.100.8\n";
+    let lines: String = (1..=6).map(failure).chain([closed.to_owned(), closed.to_owned()]).collect();
+    send_tcp(island.tcp, lines.as_bytes(), false).await;
+    wait_until("the alert's delivery", Duration::from_secs(20), async || !receiver.bodies().is_empty()).await;
+    let sqlite_config = island.config.clone();
+    let said = island.stop("TERM");
+    let db_arg = db.to_str().unwrap();
+    let (code, listed, _) = cli_on(&url, &["alerts", "list", "--json", "--db", db_arg]);
+    assert_eq!(code, Some(0));
+    let alert = listed_id(&listed).to_string();
+    assert_eq!(cli_on(&url, &["alerts", "ack", &alert, "--db", db_arg]).0, Some(0));
+    let silence = ["silence", "add", "--for", "2h", "--reason", "window", "host=other", "--db", db_arg];
+    assert_eq!(cli_on(&url, &silence).0, Some(0));
+    let (code, printed, _) = cli_on(&url, &["verify", "--json", "--db", db_arg]);
+    assert_eq!(code, Some(0), "{said}");
+    let sqlite_head = verified_head(&printed);
+
+    // Moved: every table's rows on both sides, and the chain verifies on the copy.
+    let config_arg = sqlite_config.to_str().unwrap();
+    let (code, out, err) = cli_on(&url, &["db", "migrate-to", "postgres", "--config", config_arg]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let copied: Vec<(&str, u64, u64)> = out
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words[..] {
+                [table, copied, "rows", "copied,", target, "in", "the", "target"] => {
+                    Some((table, copied.parse().unwrap(), target.parse().unwrap()))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let tables: Vec<&str> = copied.iter().map(|(table, _, _)| *table).collect();
+    for table in
+        ["events", "alerts", "alert_changes", "outbox", "silences", "rule_state", "rule_cursor", "event_batches"]
+    {
+        assert!(tables.contains(&table), "{table} copied: {out}");
+    }
+    assert!(copied.iter().all(|(_, source, target)| source == target && *source > 0), "{out}");
+    assert_eq!(copied[0], ("events", 8, 8), "{out}");
+    assert!(out.contains("verify on the target: intact"), "{out}");
+    assert!(err.contains("events: 8 of 8 rows (100 %)") && err.contains("building the search index"), "{err}");
+    assert!(!format!("{out}{err}").contains("postgres://"), "the URL is never printed: {out}{err}");
+    let (code, _, err) = cli_on(&url, &["db", "migrate-to", "postgres", "--config", config_arg]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already holds 8 events"), "a second copy into the same database is refused: {err}");
+
+    // A collector on the shared database goes on from there: the history is not evaluated again, the chain continues.
+    let shared = Collector::start(dir.path(), "shared", &peer, &rules, hook);
+    leader_among(&[&shared]).await;
+    let (code, printed, _) = cli_on(&url, &["verify", "--json", "--config", shared.config.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(verified_head(&printed), sqlite_head, "the copy's chain is the SQLite database's, head for head");
+    let pg_cli = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--config", shared.config.to_str().unwrap()]);
+        let (code, out, err) = cli_on(&url, &args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        out
+    };
+    let listed = pg_cli(&["alerts", "list", "--json"]);
+    assert!(listed.contains(r#""state":"acknowledged""#), "{listed}");
+    assert!(pg_cli(&["silence", "list"]).contains("host=other"));
+    assert_eq!(pg_cli(&["query", "--word", "198.51.100.8", "--json"]).lines().count(), 2, "identical lines stay two");
+    let other: String = (1..=6).map(|n| failure(n).replace("198.51.100.7", "198.51.100.9")).collect();
+    send_tcp(shared.tcp, other.as_bytes(), false).await;
+    let firing = |bodies: &[Value], ip: &str| {
+        bodies.iter().filter(|b| b["status"] == "firing" && b["group"]["source.ip"] == ip).count()
+    };
+    wait_until("the new alert's delivery", Duration::from_secs(20), async || {
+        firing(&receiver.bodies(), "198.51.100.9") > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bodies = receiver.bodies();
+    assert_eq!(firing(&bodies, "198.51.100.7"), 1, "the moved history fired nothing again: {bodies:?}");
+    assert_eq!(firing(&bodies, "198.51.100.9"), 1, "{bodies:?}");
+    // The acknowledgement's notice, queued in SQLite after that server stopped, is delivered from the moved outbox.
+    assert_eq!(bodies.iter().filter(|b| b["status"] == "acknowledged").count(), 1, "{bodies:?}");
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    let (code, printed, _) = cli_on(&url, &["verify", "--json", "--config", shared.config.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    let verified: Value = serde_json::from_str(printed.trim()).unwrap();
+    assert_eq!(verified["events"].as_u64(), Some(14), "{verified}");
+    assert_ne!(verified["head"].as_str().unwrap(), sqlite_head, "the shared collector's batches extend the chain");
+
+    // A row deleted behind hsmwatch's back is found on PostgreSQL as on SQLite.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM events WHERE id = (SELECT min(id) FROM events)").execute(&mut conn).await.unwrap();
+    let (code, _, err) = cli_on(&url, &["verify", "--config", shared.config.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("TAMPERED: batch") && err.contains("rows were deleted"), "{err}");
+    drop(shared);
 }

@@ -9,10 +9,12 @@ use chrono::{TimeZone, Utc};
 use hsmwatch::decode::{Decoders, Origin};
 use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
+use hsmwatch::store::chain::{self, Finding};
 use hsmwatch::store::postgres::{BatchStored, Lead, PgStore, DEFAULT_COPY_WINDOW};
 use hsmwatch::store::query::{Cursor, EventFilter};
 use hsmwatch::store::rule_state::StateChange;
 use hsmwatch::store::StoreError;
+use sqlx::Connection;
 
 use crate::support::free_port;
 
@@ -229,13 +231,52 @@ async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
     assert_eq!(last.len(), 1);
     assert_eq!(last[0].observers, ["collector-b"]);
 
-    // Retention drops whole months: the lines span 2026-11-30 and the first days of December.
-    let december = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
-    let dropped = first.drop_months_before(december).await.unwrap();
-    assert_eq!(dropped, ["events_2026_11"]);
+    // The chain covers both collectors' batches, in commit order.
+    let verified = |finding: Finding| match finding {
+        Finding::Intact { batches, events, prunes, anchor, .. } => (batches, events, prunes, anchor.pruned_events),
+        broken => panic!("{broken:?}"),
+    };
+    assert_eq!(verified(chain::verify(&first.reader()).await.unwrap()), (2, 504, 0, 0));
+
+    // Retention prunes the chain's records committed before the month of its limit, with their events. The first
+    // batch (its lines span 2026-11-30 to 2026-12-02) was committed in mid-November; the line only the second
+    // collector heard is of November too, but committed now: November's partition stays for it, and the first
+    // batch's rows go one by one.
+    let mut conn = sqlx::PgConnection::connect(&peer.url()).await.unwrap();
+    let november = Utc.with_ymd_and_hms(2026, 11, 15, 0, 0, 0).unwrap().timestamp_micros();
+    let age = async |conn: &mut sqlx::PgConnection, record: i64| {
+        sqlx::query("UPDATE event_batches SET stored_at = $1 WHERE id = $2")
+            .bind(november)
+            .bind(record)
+            .execute(conn)
+            .await
+            .unwrap();
+    };
+    let records: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM event_batches ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    age(&mut conn, records[0]).await;
+    let cutoff = Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 0).unwrap();
+    let pruned = first.prune_before(cutoff).await.unwrap();
+    assert_eq!((pruned.months.len(), pruned.events), (0, 503), "{pruned:?}");
     let left = first.events_after(0, 10_000).await.unwrap();
-    let december = december.timestamp_micros();
-    assert!(!left.is_empty() && left.iter().all(|e| e.event.timestamp.micros() >= december), "{}", left.len());
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].observers, ["collector-b"]);
+    assert_eq!(verified(chain::verify(&first.reader()).await.unwrap()), (1, 1, 1, 503));
+
+    // Once that batch is old as well (and a newer one was committed), November goes whole.
+    age(&mut conn, records[1]).await;
+    second.insert_batch(&luna_events(&[(86_400 * 3, "hsm3", "Info: later")])).await.unwrap();
+    let pruned = first.prune_before(cutoff).await.unwrap();
+    assert_eq!((pruned.months, pruned.events), (vec!["events_2026_11".to_owned()], 1));
+    assert_eq!(first.events_after(0, 10_000).await.unwrap().len(), 1, "the later line stays");
+    assert_eq!(verified(chain::verify(&first.reader()).await.unwrap()), (1, 1, 1, 504));
+
+    // A row removed behind hsmwatch's back is found.
+    sqlx::query("DELETE FROM events").execute(&mut conn).await.unwrap();
+    match chain::verify(&first.reader()).await.unwrap() {
+        Finding::Broken { batch: Some(_), reason } => assert!(reason.contains("rows were deleted"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     drop(peer);
 }
 

@@ -18,12 +18,13 @@ use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
 use crate::event::Event;
+use crate::store::chain::{seal_events, BatchHasher};
 use crate::store::columns::{self, RowParts, TYPED_COLUMNS, TYPED_ORIGINAL};
 use crate::store::query::EventFilter;
 use crate::store::StoreError;
 
 /// The advisory lock that orders batch commits (and partition changes) across collectors: "hsmwatch" in ASCII.
-const WRITE_LOCK: i64 = 0x6873_6d77_6174_6368;
+pub(super) const WRITE_LOCK: i64 = 0x6873_6d77_6174_6368;
 
 /// How long a collector remembers the lines it stored, to number identical ones (the dedupe window's default).
 pub const DEFAULT_COPY_WINDOW: Duration = Duration::from_secs(600);
@@ -73,7 +74,7 @@ impl PgStore {
         let digits = |index: usize| rows.iter().map(|row| row.times[index] as i16).collect::<Vec<i16>>();
         let typed = |index: usize| rows.iter().map(|row| row.typed[index].map(str::to_owned)).collect::<Vec<_>>();
         let hosts: Vec<String> = rows.iter().map(|row| row.typed[0].unwrap_or_default().to_owned()).collect();
-        let (stored, copies): (i64, i64) = sqlx::query_as(INSERT)
+        let (copies, stored_at, stored_ids): (i64, Vec<i32>, Vec<i64>) = sqlx::query_as(INSERT)
             .bind(column(0))
             .bind(digits(1))
             .bind(column(2))
@@ -95,11 +96,20 @@ impl PgStore {
             .fetch_one(&mut *transaction)
             .await?;
         sqlx::query(HEARD).bind(&hosts).bind(column(2)).bind(&self.collector).execute(&mut *transaction).await?;
+        if let (Some(first), Some(last)) = (stored_ids.first(), stored_ids.last()) {
+            let prev_hash = super::chain::link(&mut transaction).await?;
+            let mut hasher = BatchHasher::new(&prev_hash);
+            for (at, id) in stored_at.iter().zip(&stored_ids) {
+                hasher.row(&rows[*at as usize - 1].image(*id));
+            }
+            let sealed = seal_events(*first, *last, stored_ids.len() as u64, &hasher.finish(), Utc::now());
+            super::chain::append_events(&mut transaction, *first, *last, &prev_hash, &sealed).await?;
+        }
         transaction.commit().await?;
         let mut batches = self.batches();
         batches.months.extend(months);
         batches.copies.remember(keys, &occurrences, now);
-        Ok(BatchStored { stored: stored as usize, copies: copies as usize })
+        Ok(BatchStored { stored: stored_ids.len(), copies: copies as usize })
     }
 
     /// Up to `limit` events after id `after`, in id order.
@@ -113,11 +123,22 @@ impl PgStore {
         matching(&self.pool, filter).await
     }
 
-    /// Drops the month partitions that end at or before `cutoff` (retention by whole months); returns their names.
-    pub async fn drop_months_before(&self, cutoff: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    /// Retention, as far as `keep` allows in whole months: the chain's records committed before the month that holds
+    /// the time `keep` ago go, with their events: the month partitions that end by then and hold no newer record's
+    /// events are dropped whole (the common case: a month's lines are stored in that month), the few events of the
+    /// removed records left elsewhere are deleted, and the anchor moves with a prune record in the chain. Events of a
+    /// newer record in an old month (an import of old lines) keep their month until that record is old enough.
+    pub async fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<PrunedMonths, StoreError> {
+        let Some(month_cutoff) = month_of(cutoff.timestamp_micros()).and_then(month_start) else {
+            return Ok(PrunedMonths::default());
+        };
+        let month_cutoff = Utc.timestamp_micros(month_cutoff).single().unwrap_or(cutoff);
         let mut conn = self.pool.acquire().await?;
         let mut transaction = conn.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
+        let Some(prunable) = super::chain::prunable(&mut transaction, month_cutoff).await? else {
+            return Ok(PrunedMonths::default());
+        };
         let partitions: Vec<String> = sqlx::query_scalar(
             "SELECT child.relname::text FROM pg_inherits JOIN pg_class child ON child.oid = inhrelid \
              JOIN pg_class parent ON parent.oid = inhparent WHERE parent.relname = 'events'",
@@ -127,17 +148,43 @@ impl PgStore {
         let mut dropped = Vec::new();
         for name in partitions {
             let Some(month) = month_of_partition(&name) else { continue };
-            if month_end(month).is_some_and(|end| end <= cutoff.timestamp_micros()) {
-                let copies = copies_partition_name(month);
-                sqlx::query(&format!("DROP TABLE {name}, {copies}")).execute(&mut *transaction).await?;
-                self.batches().months.remove(&month);
-                dropped.push(name);
+            if month_end(month).is_none_or(|end| end > month_cutoff.timestamp_micros()) {
+                continue;
             }
+            let newest: Option<i64> =
+                sqlx::query_scalar(&format!("SELECT max(id) FROM {name}")).fetch_one(&mut *transaction).await?;
+            if newest.is_some_and(|id| id > prunable.anchor.last_event_id) {
+                continue;
+            }
+            let copies = copies_partition_name(month);
+            sqlx::query(&format!("DROP TABLE {name}, {copies}")).execute(&mut *transaction).await?;
+            dropped.push((month, name));
         }
+        super::chain::prune(&mut transaction, &prunable).await?;
         transaction.commit().await?;
-        dropped.sort();
-        Ok(dropped)
+        let mut batches = self.batches();
+        for (month, _) in &dropped {
+            batches.months.remove(month);
+        }
+        let mut months: Vec<String> = dropped.into_iter().map(|(_, name)| name).collect();
+        months.sort();
+        Ok(PrunedMonths {
+            months,
+            events: (prunable.anchor.pruned_events - prunable.before.pruned_events) as u64,
+            anchor: prunable.anchor,
+        })
     }
+}
+
+/// What a retention pass removed from the shared database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrunedMonths {
+    /// The month partitions dropped whole.
+    pub months: Vec<String>,
+    /// Events the removed records held.
+    pub events: u64,
+    /// Where the chain's anchor is now.
+    pub anchor: crate::store::chain::AnchorState,
 }
 
 /// The events `filter` selects on `pool`, newest first (see [`PgStore::events`]).
@@ -205,27 +252,31 @@ const SELECT: &str = "id, ts, ts_digits, created, created_digits, host, dataset,
 
 /// One batch, as arrays: events new to the database are stored with this collector as their observer; a copy of an
 /// event stored already (same host, time, line and occurrence; stored by another collector) only adds this collector
-/// to its copies, once. A batch retried after an unknown commit changes nothing. Returns the events stored and the
-/// copies added. The copies are found among the rows that existed before the statement (its snapshot): exactly those
+/// to its copies, once. A batch retried after an unknown commit changes nothing. Returns the copies added and the
+/// events stored: their places in the batch (from 1) and their ids, in id order, for the chain's record. The copies are found among the rows that existed before the statement (its snapshot): exactly those
 /// the insert left alone, each looked up by the unique key (a join let the planner scan a month's partition for
 /// every batch).
 const INSERT: &str = "WITH batch AS (SELECT * FROM UNNEST($1::int8[], $2::int2[], $3::int8[], $4::int2[], $5::text[], \
      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[], \
-     $15::int4[], $16::bytea[], $17::int2[]) AS b(ts, ts_digits, created, created_digits, host, dataset, action, \
-     outcome, user_name, source_ip, format, original, raw, fields, message_at, line_hash, occurrence)), \
+     $15::int4[], $16::bytea[], $17::int2[]) WITH ORDINALITY AS b(ts, ts_digits, created, created_digits, host, \
+     dataset, action, outcome, user_name, source_ip, format, original, raw, fields, message_at, line_hash, occurrence, \
+     n)), \
      stored AS (INSERT INTO events (ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, \
      source_ip, format, original, raw, fields, message_at, line_hash, occurrence, observer) \
      SELECT ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, format, \
      original, raw, fields, message_at, line_hash, occurrence, $18::text FROM batch \
-     ON CONFLICT (host, ts, line_hash, occurrence) DO NOTHING RETURNING 1), \
+     ORDER BY n ON CONFLICT (host, ts, line_hash, occurrence) DO NOTHING \
+     RETURNING id, host, ts, line_hash, occurrence), \
      copies AS (INSERT INTO event_copies (event_id, ts, collector) \
      SELECT e.id, e.ts, $18::text FROM batch b CROSS JOIN LATERAL (SELECT id, ts, observer FROM events \
      WHERE host = b.host AND ts = b.ts AND line_hash = b.line_hash AND occurrence = b.occurrence LIMIT 1) e \
      WHERE e.observer <> $18::text ON CONFLICT DO NOTHING RETURNING 1) \
-     SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM copies)";
+     SELECT (SELECT count(*) FROM copies), \
+     ARRAY(SELECT b.n::int4 FROM stored s JOIN batch b USING (host, ts, line_hash, occurrence) ORDER BY s.id), \
+     ARRAY(SELECT id FROM stored ORDER BY id)";
 
 /// What a batch adds to `host_collectors`: per host, its lines' first and last receipt times and their count.
-const HEARD: &str = "INSERT INTO host_collectors (host, collector, first_seen, last_seen, events) \
+pub(super) const HEARD: &str = "INSERT INTO host_collectors (host, collector, first_seen, last_seen, events) \
      SELECT host, $3::text, min(created), max(created), count(*) FROM UNNEST($1::text[], $2::int8[]) AS b(host, created) \
      GROUP BY host ON CONFLICT (host, collector) DO UPDATE SET \
      first_seen = least(host_collectors.first_seen, excluded.first_seen), \
@@ -279,7 +330,7 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
 }
 
 /// Year and month of a time in microseconds.
-fn month_of(micros: i64) -> Option<(i32, u32)> {
+pub(super) fn month_of(micros: i64) -> Option<(i32, u32)> {
     Utc.timestamp_micros(micros).single().map(|at| (at.year(), at.month()))
 }
 
@@ -311,7 +362,7 @@ fn month_of_partition(name: &str) -> Option<(i32, u32)> {
 }
 
 /// Creates a month's partition unless it exists (inside the write lock: no other collector races it).
-async fn create_partition(conn: &mut sqlx::PgConnection, month: (i32, u32)) -> Result<(), StoreError> {
+pub(super) async fn create_partition(conn: &mut sqlx::PgConnection, month: (i32, u32)) -> Result<(), StoreError> {
     let (Some(start), Some(end)) = (month_start(month), month_end(month)) else {
         return Ok(());
     };
@@ -333,17 +384,22 @@ struct CopyKey {
 
 impl CopyKey {
     fn of(row: &columns::RowValues<'_>) -> CopyKey {
-        let mut hash = Sha256::new();
-        hash.update(row.typed[TYPED_ORIGINAL].unwrap_or_default().as_bytes());
-        if let Some(raw) = row.raw {
-            hash.update(raw);
-        }
         CopyKey {
             host: row.typed[0].unwrap_or_default().to_owned(),
             ts: row.times[0],
-            line_hash: hash.finalize().into(),
+            line_hash: line_hash(row.typed[TYPED_ORIGINAL], row.raw),
         }
     }
+}
+
+/// The hash of a line (and of its raw frame, when it was not valid UTF-8) in the dedupe key.
+pub(super) fn line_hash(original: Option<&str>, raw: Option<&[u8]>) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(original.unwrap_or_default().as_bytes());
+    if let Some(raw) = raw {
+        hash.update(raw);
+    }
+    hash.finalize().into()
 }
 
 /// The lines a collector stored lately, with how many of each: the second identical line in the same second is

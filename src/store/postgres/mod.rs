@@ -4,10 +4,12 @@
 //! its writes to the tables both backends hold alike, see [`super::tables`]), so far; not yet selectable in the
 //! configuration.
 
+pub mod chain;
 pub mod evaluation;
 pub mod events;
 pub mod heard;
 pub mod leadership;
+pub mod migrate;
 pub mod stats;
 pub mod writer;
 

@@ -1,0 +1,368 @@
+//! Moving a SQLite database to PostgreSQL (`hsmwatch db migrate-to postgres`): the events with their ids (the line
+//! expanded where SQLite compressed it), the tamper-evident chain's records and anchor as they are, so that the chain
+//! verifies on the copy, and the tables both backends hold alike (alerts with their changes, the outbox, silences,
+//! throttle marks, rule state and the rule cursor, so that the first leader continues where the SQLite server
+//! stopped). One transaction: a copy that fails leaves the target as it was. What only SQLite keeps so far (SNMP and
+//! cloud state, the hourly activity, the inventory's facts) is not copied.
+
+use std::collections::HashSet;
+
+use sqlx::postgres::PgArguments;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, PgConnection, Postgres, Row, SqliteConnection};
+
+use super::events::{create_partition, line_hash, month_of, HEARD, WRITE_LOCK};
+use super::PgStore;
+use crate::store::chain::{sqlite_rows_after, ChainRow};
+use crate::store::compressed::Expander;
+use crate::store::{Reader, StoreError};
+
+/// The tables copied after the events, in an order their references allow, and whether each is a single row (updated
+/// in place: the target's migrations made it).
+const TABLES: [(&str, Singleton); 9] = [
+    ("silences", Singleton::No),
+    ("alerts", Singleton::No),
+    ("alert_changes", Singleton::No),
+    ("throttle_marks", Singleton::No),
+    ("outbox", Singleton::No),
+    ("rule_state", Singleton::No),
+    ("rule_cursor", Singleton::Yes),
+    ("event_batches", Singleton::No),
+    ("chain_anchor", Singleton::Yes),
+];
+
+/// Whether a table holds one row (`id = 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Singleton {
+    Yes,
+    No,
+}
+
+/// Event rows read and written at a time.
+const EVENT_PAGE: i64 = 2_000;
+
+/// Rows of the other tables written at a time.
+const TABLE_PAGE: i64 = 500;
+
+/// How far a copy has got, as it reports it.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Rows of a table.
+    Rows {
+        /// The table being copied.
+        table: &'a str,
+        /// Its rows copied so far.
+        copied: u64,
+        /// Its rows in the source.
+        total: u64,
+    },
+    /// Every row is copied; the search index is being built over them.
+    Indexing,
+}
+
+/// One table's rows in the source and in the target after the copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCount {
+    /// The table.
+    pub table: String,
+    /// Its rows in the SQLite database.
+    pub source: u64,
+    /// Its rows in PostgreSQL afterwards.
+    pub target: u64,
+}
+
+/// Copies the SQLite database behind `source` into `target`'s empty database, in one transaction on each side (the
+/// source read as one snapshot), reporting progress; returns each table's rows on both sides.
+pub async fn copy_sqlite(
+    source: &Reader,
+    target: &PgStore,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<TableCount>, StoreError> {
+    let mut source_conn = source.connection().await?;
+    sqlx::query("BEGIN").execute(&mut *source_conn).await?;
+    let mut target_conn = target.pool.acquire().await?;
+    let mut transaction = target_conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
+    ensure_empty(&mut transaction, target.server()).await?;
+    // The trigram index is built once over every row at the end: kept up to date row by row it is most of an insert.
+    sqlx::query("DROP INDEX IF EXISTS events_original_trgm").execute(&mut *transaction).await?;
+    let mut counts = vec![copy_events(&mut source_conn, &mut transaction, target.collector(), progress).await?];
+    for (table, singleton) in TABLES {
+        counts.push(copy_table(&mut source_conn, &mut transaction, table, singleton, progress).await?);
+    }
+    for table in ["events", "event_batches", "silences", "alerts", "alert_changes", "outbox"] {
+        let sql = format!("SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))");
+        sqlx::query(&sql).execute(&mut *transaction).await?;
+    }
+    progress(Progress::Indexing);
+    sqlx::query("CREATE INDEX events_original_trgm ON events USING gin (original gin_trgm_ops)")
+        .execute(&mut *transaction)
+        .await?;
+    for count in &mut counts {
+        let sql = format!("SELECT count(*) FROM {}", count.table);
+        count.target = sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut *transaction).await? as u64;
+    }
+    transaction.commit().await?;
+    let _ = sqlx::query("COMMIT").execute(&mut *source_conn).await;
+    Ok(counts)
+}
+
+/// Refuses a target that holds events, chain records, alerts, silences or rule state already.
+async fn ensure_empty(conn: &mut PgConnection, server: &str) -> Result<(), StoreError> {
+    for (table, what) in [
+        ("events", "events"),
+        ("event_batches", "chain records"),
+        ("alerts", "alerts"),
+        ("silences", "silences"),
+        ("rule_state", "rule state"),
+    ] {
+        let held: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *conn).await?;
+        if held > 0 {
+            return Err(StoreError::TargetNotEmpty { server: server.to_owned(), what: format!("{held} {what}") });
+        }
+    }
+    Ok(())
+}
+
+/// Copies the events with their ids, as received by `collector` (their observer), and what they tell of who heard
+/// each host.
+async fn copy_events(
+    source: &mut SqliteConnection,
+    target: &mut PgConnection,
+    collector: &str,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TableCount, StoreError> {
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&mut *source).await?;
+    let total = total as u64;
+    let mut expander = Expander::default();
+    let mut months = HashSet::new();
+    let (mut after, mut copied) = (i64::MIN, 0u64);
+    loop {
+        let rows = sqlite_rows_after(source, after, EVENT_PAGE, &mut expander).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for month in rows.iter().filter_map(|row| month_of(row.times[0])) {
+            if months.insert(month) {
+                create_partition(target, month).await?;
+            }
+        }
+        insert_events(target, &rows, collector).await?;
+        let hosts: Vec<String> = rows.iter().map(|row| row.typed[0].clone().unwrap_or_default()).collect();
+        let created: Vec<i64> = rows.iter().map(|row| row.times[2]).collect();
+        sqlx::query(HEARD).bind(&hosts).bind(&created).bind(collector).execute(&mut *target).await?;
+        copied += rows.len() as u64;
+        progress(Progress::Rows { table: "events", copied, total });
+    }
+    Ok(TableCount { table: "events".into(), source: total, target: 0 })
+}
+
+/// Inserts rows with their ids. Two identical lines at the same time from one host (two failed logins in a second)
+/// need different occurrences in the dedupe key: a row the key refuses is tried again with the next one.
+async fn insert_events(target: &mut PgConnection, rows: &[ChainRow], collector: &str) -> Result<(), StoreError> {
+    let mut pending: Vec<(&ChainRow, i16)> = rows.iter().map(|row| (row, 1)).collect();
+    while !pending.is_empty() {
+        let stored: HashSet<i64> = insert_event_rows(target, &pending, collector).await?.into_iter().collect();
+        pending = pending
+            .into_iter()
+            .filter(|(row, _)| !stored.contains(&row.id))
+            .map(|(row, occurrence)| (row, occurrence.saturating_add(1)))
+            .collect();
+        if let Some((row, i16::MAX)) = pending.first() {
+            return Err(StoreError::CorruptRow { id: row.id, reason: "too many identical lines at one time".into() });
+        }
+    }
+    Ok(())
+}
+
+/// One statement for rows and their occurrences; returns the ids stored.
+async fn insert_event_rows(
+    target: &mut PgConnection,
+    rows: &[(&ChainRow, i16)],
+    collector: &str,
+) -> Result<Vec<i64>, StoreError> {
+    let times = |index: usize| rows.iter().map(|(row, _)| row.times[index]).collect::<Vec<i64>>();
+    let digits = |index: usize| rows.iter().map(|(row, _)| row.times[index] as i16).collect::<Vec<i16>>();
+    let typed = |index: usize| rows.iter().map(|(row, _)| row.typed[index].clone()).collect::<Vec<_>>();
+    let hosts: Vec<String> = rows.iter().map(|(row, _)| row.typed[0].clone().unwrap_or_default()).collect();
+    let hashes: Vec<Vec<u8>> =
+        rows.iter().map(|(row, _)| line_hash(row.typed[7].as_deref(), row.raw.as_deref()).to_vec()).collect();
+    let ids = sqlx::query_scalar(COPY_EVENTS)
+        .bind(rows.iter().map(|(row, _)| row.id).collect::<Vec<i64>>())
+        .bind(times(0))
+        .bind(digits(1))
+        .bind(times(2))
+        .bind(digits(3))
+        .bind(&hosts)
+        .bind(typed(1))
+        .bind(typed(2))
+        .bind(typed(3))
+        .bind(typed(4))
+        .bind(typed(5))
+        .bind(typed(6))
+        .bind(typed(7))
+        .bind(rows.iter().map(|(row, _)| row.raw.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(row, _)| row.fields.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(row, _)| row.message_at.map(|at| at as i32)).collect::<Vec<_>>())
+        .bind(hashes)
+        .bind(rows.iter().map(|(_, occurrence)| *occurrence).collect::<Vec<i16>>())
+        .bind(collector)
+        .fetch_all(&mut *target)
+        .await?;
+    Ok(ids)
+}
+
+/// Rows of SQLite's events with their ids, as arrays.
+const COPY_EVENTS: &str = "INSERT INTO events (id, ts, ts_digits, created, created_digits, host, dataset, action, \
+     outcome, user_name, source_ip, format, original, raw, fields, message_at, line_hash, occurrence, observer) \
+     OVERRIDING SYSTEM VALUE SELECT *, $19::text FROM UNNEST($1::int8[], $2::int8[], $3::int2[], $4::int8[], \
+     $5::int2[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+     $14::bytea[], $15::bytea[], $16::int4[], $17::bytea[], $18::int2[]) \
+     ON CONFLICT (host, ts, line_hash, occurrence) DO NOTHING RETURNING id";
+
+/// A column's value, as the target's column type takes it.
+enum Value {
+    Small(Option<i16>),
+    Int(Option<i32>),
+    Big(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+/// The columns both databases' `table` has (in SQLite's order) with the target's type of each.
+async fn shared_columns(
+    source: &mut SqliteConnection,
+    target: &mut PgConnection,
+    table: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let source_columns: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info(?)").bind(table).fetch_all(&mut *source).await?;
+    let target_columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1",
+    )
+    .bind(table)
+    .fetch_all(&mut *target)
+    .await?;
+    Ok(source_columns
+        .into_iter()
+        .filter_map(|name| target_columns.iter().find(|(column, _)| *column == name).cloned())
+        .collect())
+}
+
+/// A source row's value of column `index`, typed for the target's `data_type`.
+fn value_of(row: &SqliteRow, index: usize, data_type: &str, table: &str) -> Result<Value, StoreError> {
+    Ok(match data_type {
+        "smallint" => Value::Small(row.try_get::<Option<i64>, _>(index)?.map(|v| v as i16)),
+        "integer" => Value::Int(row.try_get::<Option<i64>, _>(index)?.map(|v| v as i32)),
+        "bigint" => Value::Big(row.try_get(index)?),
+        "double precision" | "real" => Value::Real(row.try_get(index)?),
+        "text" => Value::Text(row.try_get(index)?),
+        "bytea" => Value::Bytes(row.try_get(index)?),
+        other => {
+            return Err(StoreError::Sql(sqlx::Error::Protocol(format!(
+                "{table}: a column of type {other} cannot be copied"
+            ))))
+        }
+    })
+}
+
+/// `query` with `value` bound next.
+fn bind_value<'q>(
+    query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    value: Value,
+) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    match value {
+        Value::Small(v) => query.bind(v),
+        Value::Int(v) => query.bind(v),
+        Value::Big(v) => query.bind(v),
+        Value::Real(v) => query.bind(v),
+        Value::Text(v) => query.bind(v),
+        Value::Bytes(v) => query.bind(v),
+    }
+}
+
+/// Copies one table's rows (a single-row table: its row over the one the target's migrations made).
+async fn copy_table(
+    source: &mut SqliteConnection,
+    target: &mut PgConnection,
+    table: &str,
+    singleton: Singleton,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TableCount, StoreError> {
+    let columns = shared_columns(source, target, table).await?;
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *source).await?;
+    let select = format!("SELECT rowid, {} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?", names.join(", "));
+    let (mut after, mut copied) = (i64::MIN, 0u64);
+    loop {
+        let rows = sqlx::query(&select).bind(after).bind(TABLE_PAGE).fetch_all(&mut *source).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get(0)?;
+        let mut values = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let row_values: Vec<Value> = columns
+                .iter()
+                .enumerate()
+                .map(|(index, (_, data_type))| value_of(row, index + 1, data_type, table))
+                .collect::<Result<_, _>>()?;
+            values.push(row_values);
+        }
+        match singleton {
+            Singleton::Yes => update_single_row(target, table, &names, values).await?,
+            Singleton::No => insert_rows(target, table, &names, values).await?,
+        }
+        copied += rows.len() as u64;
+        progress(Progress::Rows { table, copied, total: total as u64 });
+    }
+    Ok(TableCount { table: table.to_owned(), source: total as u64, target: 0 })
+}
+
+/// Inserts rows of `names`' values.
+async fn insert_rows(
+    target: &mut PgConnection,
+    table: &str,
+    names: &[&str],
+    rows: Vec<Vec<Value>>,
+) -> Result<(), StoreError> {
+    let width = names.len();
+    let tuples: Vec<String> = (0..rows.len())
+        .map(|row| {
+            let places: Vec<String> = (1..=width).map(|column| format!("${}", row * width + column)).collect();
+            format!("({})", places.join(", "))
+        })
+        .collect();
+    let sql = format!("INSERT INTO {table} ({}) VALUES {}", names.join(", "), tuples.join(", "));
+    let mut query = sqlx::query(&sql);
+    for value in rows.into_iter().flatten() {
+        query = bind_value(query, value);
+    }
+    query.execute(&mut *target).await?;
+    Ok(())
+}
+
+/// Sets the one row of a single-row table to the source's values.
+async fn update_single_row(
+    target: &mut PgConnection,
+    table: &str,
+    names: &[&str],
+    rows: Vec<Vec<Value>>,
+) -> Result<(), StoreError> {
+    for row in rows {
+        let mut assignments = Vec::new();
+        let mut values = Vec::new();
+        for (name, value) in names.iter().zip(row) {
+            if *name != "id" {
+                values.push(value);
+                assignments.push(format!("{name} = ${}", values.len()));
+            }
+        }
+        let sql = format!("UPDATE {table} SET {} WHERE id = 1", assignments.join(", "));
+        let mut query = sqlx::query(&sql);
+        for value in values {
+            query = bind_value(query, value);
+        }
+        query.execute(&mut *target).await?;
+    }
+    Ok(())
+}
