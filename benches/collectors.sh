@@ -15,27 +15,17 @@ cd "$(dirname "$0")/.."
 messages=${1:-200000} runs=${2:-3}
 cargo build --release --quiet --bin hsmwatch --example loopback_sender
 hsmwatch=$PWD/target/release/hsmwatch sender=$PWD/target/release/examples/loopback_sender
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-[ -x "$bin/initdb" ] || { echo "PostgreSQL's server is not installed (tests/peers/install.sh installs it)" >&2; exit 1; }
-as_server=()
-if [ "$(id -u)" = 0 ]; then as_server=(setpriv --reuid=postgres --regid=postgres --init-groups --); fi
+source benches/pg_cluster.sh
 work=$(mktemp -d)
 pids=()
-postgres=
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  [ -n "$postgres" ] && kill -INT "$postgres" 2>/dev/null && wait "$postgres" 2>/dev/null || true
+  pg_cluster_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
-[ "$(id -u)" = 0 ] && chown postgres: "$work"
-"${as_server[@]}" "$bin/initdb" -D "$work/data" -U hsmwatch --auth=trust -E UTF8 --locale=C.UTF-8 > "$work/initdb.log"
+pg_cluster_start "$work" 512MB
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pg_port=$(port)
-"${as_server[@]}" "$bin/postgres" -D "$work/data" -p "$pg_port" -k "$work" -c listen_addresses=127.0.0.1 \
-  -c shared_buffers=512MB -c synchronous_commit=off -c max_wal_size=1GB > "$work/postgres.log" 2>&1 &
-postgres=$!
-for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$pg_port") 2>/dev/null && break; sleep 0.1; done
 printf 'storage:\n  retention: null\n' > "$work/sqlite.yaml"
 
 # wait_listening PORT: until a TCP connection to it succeeds (20 s at most).
@@ -71,7 +61,7 @@ sqlite() {
 # postgres DATABASE COLLECTORS: msg/s of distinct lines, the same lines sent to each collector.
 postgres() {
   local database=$1 count=$2 tcp http args=() rate
-  "$bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U hsmwatch -d postgres -c "CREATE DATABASE $database" > /dev/null
+  "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U hsmwatch -d postgres -c "CREATE DATABASE $database" > /dev/null
   for n in $(seq "$count"); do
     tcp=$(port); http=$(port)
     printf 'storage:\n  backend: postgres\n  postgres:\n    collector: collector-%s\nlisten:\n  tcp:\n    - address: 127.0.0.1:%s\n' \

@@ -13,27 +13,14 @@ log=target/history/history-$lines.log
 mkdir -p target/history
 [ -s "$log" ] || target/release/examples/history_lines "$lines" > "$log"
 
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-[ -x "$bin/initdb" ] || { echo "PostgreSQL's server is not installed (tests/peers/install.sh installs it)" >&2; exit 1; }
-as_server=()
-if [ "$(id -u)" = 0 ]; then as_server=(setpriv --reuid=postgres --regid=postgres --init-groups --); fi
+source benches/pg_cluster.sh
 work=$PWD/target/pg-history
-server=
-cleanup() { [ -n "$server" ] && kill -INT "$server" 2>/dev/null && wait "$server" 2>/dev/null || true; }
-trap cleanup EXIT
+trap pg_cluster_stop EXIT
 rm -rf "$work" && mkdir -p "$work"
-[ "$(id -u)" = 0 ] && chown postgres: "$work"
-"${as_server[@]}" "$bin/initdb" -D "$work/data" -U hsmwatch --auth=trust -E UTF8 --locale=C.UTF-8 > "$work/initdb.log"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# Durability as SQLite's WAL with synchronous=NORMAL has it: commits are not flushed one by one.
-"${as_server[@]}" "$bin/postgres" -D "$work/data" -p "$port" -k "$work" -c listen_addresses=127.0.0.1 \
-  -c shared_buffers=1GB -c synchronous_commit=off -c max_wal_size=1GB > "$work/postgres.log" 2>&1 &
-server=$!
-for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-target/release/examples/pg_history "postgres://hsmwatch@127.0.0.1:$port/postgres" "$log"
+pg_cluster_start "$work" 1GB
+target/release/examples/pg_history "postgres://hsmwatch@127.0.0.1:$pg_port/postgres" "$log"
 size=$(du -sb "$work/data/base" | cut -f1)
-cleanup
-server=
+pg_cluster_stop
 raw=$(stat -c %s "$log")
 rm -rf "$work/data"
 echo "database: $size bytes, $(awk -v s="$size" -v n="$lines" -v r="$raw" 'BEGIN { printf "%.0f bytes an event, %.2fx the raw line", s / n, s / r }')"

@@ -119,7 +119,7 @@ fn check_notifiers(
 struct AfterStore {
     evaluator: Evaluator,
     inventory: Inventory,
-    activity: crate::activity::Activity,
+    activity: crate::store::activity::Activity,
 }
 
 impl AfterCommit for AfterStore {
@@ -743,7 +743,7 @@ impl Server {
                 queue_rx,
                 policy,
                 writer_counters,
-                AfterStore { evaluator, inventory, activity: crate::activity::Activity::default() },
+                AfterStore { evaluator, inventory, activity: crate::store::activity::Activity::default() },
             )
             .await;
             // Checkpoints go on while the writer flushes at shutdown; the write connection closes after the rest stop.

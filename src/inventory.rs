@@ -171,6 +171,14 @@ pub async fn snmp_view(reader: &Reader, name: &str) -> Result<Option<SnmpView>, 
     Ok(snmp_views(reader).await?.remove(name))
 }
 
+/// The collectors that hear one host, when several share the database (none on SQLite).
+pub async fn collectors_of(
+    reader: &Reader,
+    name: &str,
+) -> Result<Vec<crate::store::postgres::heard::Heard>, StoreError> {
+    Ok(hosts::heard_by(reader).await?.and_then(|mut heard| heard.remove(name)).unwrap_or_default())
+}
+
 /// The AWS side of one host: the listed HSM heard as `name`, or whose id is `name` (a dark one).
 pub async fn cloud_view(reader: &Reader, name: &str) -> Result<Option<crate::cloud::view::CloudHsmView>, StoreError> {
     let listed = crate::cloud::view::hsms(&crate::cloud::view::views(reader).await?);

@@ -11,7 +11,6 @@
 //! `ingest` composes frame → parse → decode for every input; `app` wires the stages into a server; `event`,
 //! `config`, `metrics` and `pack` are leaves every stage may use.
 
-pub mod activity;
 pub mod alert;
 pub mod app;
 pub mod cli;

@@ -42,8 +42,7 @@ pub enum DbCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "The target's URL comes from storage.postgres (url_env or url_file; neither: the environment \
 variable HSMWATCH_DATABASE_URL), its collector name (the copied events' observer) from storage.postgres.collector, \
-else the host's name. What only SQLite keeps so far is not copied: SNMP and cloud state, the hourly activity and the \
-inventory's facts (the shared database derives which collector hears each host from the events). Exit 0 when every \
+else the host's name. What only SQLite keeps so far is not copied: SNMP and cloud state and the inventory's facts (the shared database derives which collector hears each host from the events). Exit 0 when every \
 table has as many rows on both sides and the target's chain verifies, 1 otherwise.")]
 pub struct MigrateArgs {
     /// The backend to copy to.
@@ -162,6 +161,11 @@ async fn shared_stats(config: &crate::config::Config, url: &str, json: bool) -> 
     )?;
     let collectors: Vec<String> = stats.collectors.iter().map(|(name, n)| format!("{name} {n}")).collect();
     writeln!(out, "collectors    {} (lines received); {} copies", collectors.join(", "), stats.copies)?;
+    writeln!(
+        out,
+        "chain         {} records; anchor after event {} ({} batches, {} events pruned)",
+        stats.batches, stats.anchor.last_event_id, stats.anchor.pruned_batches, stats.anchor.pruned_events
+    )?;
     match &stats.leader {
         Some((holder, term, until)) => writeln!(out, "leader        {holder} (term {term}, lease until {until})")?,
         None => writeln!(out, "leader        none yet")?,

@@ -211,7 +211,7 @@ async fn import_file(
     let mut stored = 0u64;
     // Imported lines count in the inventory and the dashboard's hourly activity as received ones do.
     let mut inventory = crate::inventory::Inventory::load(&store::open_reader(db).await?).await?;
-    let mut activity = crate::activity::Activity::default();
+    let mut activity = crate::store::activity::Activity::default();
     // A batch is counted while the next one is inserted, off the inserter's path.
     let mut committed: Vec<Event> = Vec::new();
     while let Some(batch) = received.recv().await {

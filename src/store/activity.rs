@@ -1,8 +1,14 @@
-//! The `event_hours` table: events and failed logins per hour, host and category, for the dashboard's charts.
+//! Hourly activity, the `event_hours` table: events and failed logins per hour, host and category, counted from
+//! committed batches (SQLite's writer saves the counts on its timer; PostgreSQL's in each batch's transaction, for the
+//! events it stored), so that the dashboard's charts and 24-hour counts read a few rows instead of scanning events.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Reader, StoreError, WriteConn};
+use crate::event::{field, Event};
+
+use crate::store::{Reader, StoreError, TableConn};
 
 /// Microseconds in an hour.
 pub const HOUR_MICROS: i64 = 3_600_000_000;
@@ -27,28 +33,37 @@ pub struct HourCount<'a> {
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Adds counts to their rows, in one transaction.
-pub async fn add(conn: &mut WriteConn, counts: &[HourCount<'_>]) -> Result<(), StoreError> {
-    crate::store::in_transaction(conn, async |conn| {
-        let conn = &mut conn.0;
-        for chunk in counts.chunks(ROWS_PER_STATEMENT) {
-            let mut insert: sqlx::QueryBuilder<'_, sqlx::Sqlite> =
-                sqlx::QueryBuilder::new("INSERT INTO event_hours (hour, host, category, events, failed_logins) ");
-            insert.push_values(chunk, |mut row, count| {
-                row.push_bind(count.hour)
-                    .push_bind(count.host)
-                    .push_bind(count.category)
-                    .push_bind(i64::try_from(count.events).unwrap_or(i64::MAX))
-                    .push_bind(i64::try_from(count.failed_logins).unwrap_or(i64::MAX));
-            });
-            insert.push(
-                " ON CONFLICT (hour, host, category) DO UPDATE SET events = events + excluded.events, \
-                 failed_logins = failed_logins + excluded.failed_logins",
-            );
-            insert.build().execute(&mut *conn).await?;
+pub async fn add<C: TableConn>(conn: &mut C, counts: &[HourCount<'_>]) -> Result<(), StoreError> {
+    crate::store::in_transaction(conn, async |conn| add_in_transaction(conn, counts).await).await
+}
+
+/// Adds counts to their rows, in the transaction `conn` is in (a PostgreSQL batch's).
+pub async fn add_in_transaction<C: TableConn>(conn: &mut C, counts: &[HourCount<'_>]) -> Result<(), StoreError> {
+    for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let at = row * 5;
+                format!("(${}, ${}, ${}, ${}, ${})", at + 1, at + 2, at + 3, at + 4, at + 5)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO event_hours (hour, host, category, events, failed_logins) VALUES {} \
+             ON CONFLICT (hour, host, category) DO UPDATE SET events = event_hours.events + excluded.events, \
+             failed_logins = event_hours.failed_logins + excluded.failed_logins",
+            rows.join(", ")
+        );
+        let mut insert = sqlx::query(&sql);
+        for count in chunk {
+            insert = insert
+                .bind(count.hour)
+                .bind(count.host)
+                .bind(count.category)
+                .bind(i64::try_from(count.events).unwrap_or(i64::MAX))
+                .bind(i64::try_from(count.failed_logins).unwrap_or(i64::MAX));
         }
-        Ok(())
-    })
-    .await
+        insert.execute(&mut conn.tables()).await?;
+    }
+    Ok(())
 }
 
 /// One row of hourly activity.
@@ -68,16 +83,20 @@ pub struct HourRow {
 
 /// The rows from `since` on, for one host or all.
 pub async fn since(reader: &Reader, since: DateTime<Utc>, host: Option<&str>) -> Result<Vec<HourRow>, StoreError> {
-    let mut conn = reader.connection().await?;
-    let conn = &mut *conn;
-    Ok(sqlx::query_as(
-        "SELECT hour, host, category, events, failed_logins FROM event_hours \
-         WHERE hour >= ?1 AND (?2 IS NULL OR host = ?2) ORDER BY hour",
-    )
-    .bind(since.timestamp_micros().div_euclid(HOUR_MICROS))
-    .bind(host)
-    .fetch_all(&mut *conn)
-    .await?)
+    let mut conn = reader.table_connection().await?;
+    let hour = since.timestamp_micros().div_euclid(HOUR_MICROS);
+    let select = "SELECT hour, host, category, events, failed_logins FROM event_hours WHERE hour >= $1";
+    let rows = match host {
+        Some(host) => {
+            sqlx::query_as(&format!("{select} AND host = $2 ORDER BY hour"))
+                .bind(hour)
+                .bind(host)
+                .fetch_all(&mut conn.tables())
+                .await?
+        }
+        None => sqlx::query_as(&format!("{select} ORDER BY hour")).bind(hour).fetch_all(&mut conn.tables()).await?,
+    };
+    Ok(rows)
 }
 
 /// The hour (since the epoch) of a time.
@@ -86,18 +105,84 @@ pub fn hour_of(at: DateTime<Utc>) -> i64 {
 }
 
 /// Removes rows of hours before `cutoff` (retention: the hourly activity is kept no longer than the events).
-pub async fn prune(conn: &mut WriteConn, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-    let conn = &mut conn.0;
-    Ok(sqlx::query("DELETE FROM event_hours WHERE hour < ?")
+pub async fn prune<C: TableConn>(conn: &mut C, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+    Ok(sqlx::query("DELETE FROM event_hours WHERE hour < $1")
         .bind(hour_of(cutoff))
-        .execute(&mut *conn)
+        .execute(&mut conn.tables())
         .await?
         .rows_affected())
+}
+
+/// The category of events no decoder classified.
+pub const UNCATEGORIZED: &str = "uncategorized";
+
+/// One host's counts not yet written: (hour, category) → (events, failed logins).
+type HourCounts = HashMap<(i64, &'static str), (u64, u64)>;
+
+/// Counts of committed events not yet written, per host.
+#[derive(Debug, Default)]
+pub struct Activity {
+    pending: HashMap<String, HourCounts>,
+}
+
+fn category_of(event: &Event) -> &'static str {
+    match event.get(field::CATEGORY) {
+        Some(category) => crate::event::CATEGORIES.iter().copied().find(|c| *c == category).unwrap_or(UNCATEGORIZED),
+        None => UNCATEGORIZED,
+    }
+}
+
+impl Activity {
+    /// Counts a committed batch.
+    pub fn observe<'e>(&mut self, events: impl IntoIterator<Item = &'e Event>) {
+        for event in events {
+            let hour = event.timestamp.micros().div_euclid(HOUR_MICROS);
+            let host = event.get(field::HOST_NAME).unwrap_or("-");
+            let category = category_of(event);
+            let failed = category == "authentication" && event.get(field::OUTCOME) == Some("failure");
+            // The host name is copied only the first time it is seen in this round.
+            if !self.pending.contains_key(host) {
+                self.pending.insert(host.to_owned(), HashMap::new());
+            }
+            let hours = self.pending.get_mut(host).expect("inserted above");
+            let counts = hours.entry((hour, category)).or_default();
+            counts.0 += 1;
+            counts.1 += u64::from(failed);
+        }
+    }
+
+    /// Adds what was counted to the table, in a transaction of its own.
+    pub async fn save<C: TableConn>(&mut self, conn: &mut C) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        crate::store::in_transaction(conn, async |conn| self.save_in_transaction(conn).await).await
+    }
+
+    /// Adds what was counted to the table, in the transaction `conn` is in.
+    pub async fn save_in_transaction<C: TableConn>(&mut self, conn: &mut C) -> Result<(), StoreError> {
+        let mut rows = Vec::new();
+        for (host, hours) in &self.pending {
+            rows.extend(hours.iter().map(|((hour, category), (events, failed))| HourCount {
+                host,
+                hour: *hour,
+                category,
+                events: *events,
+                failed_logins: *failed,
+            }));
+        }
+        // In key order, the rows of a year's import append to the table's B-tree instead of landing all over it.
+        rows.sort_unstable_by_key(|row| (row.hour, row.host, row.category));
+        add_in_transaction(conn, &rows).await?;
+        self.pending.clear();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Timestamp;
 
     #[tokio::test]
     async fn counts_add_up_across_statements_and_calls() {
@@ -125,5 +210,35 @@ mod tests {
         assert_eq!(doubled, 10);
         assert!(rows.iter().all(|r| (r.events, r.failed_logins) == (2, 1) || (r.events, r.failed_logins) == (4, 2)));
         assert_eq!(since(&reader, DateTime::<Utc>::UNIX_EPOCH, Some("hsm-1")).await.unwrap().len(), counts.len() / 3);
+    }
+
+    #[test]
+    fn batches_fold_into_hour_host_and_category() {
+        let at = |seconds: i64| {
+            let t = Timestamp::new(DateTime::from_timestamp(1_767_225_600 + seconds, 0).unwrap(), 0);
+            let mut e = Event::new(t, t);
+            e.set(field::HOST_NAME, "hsm-01");
+            e
+        };
+        let mut failed = at(10);
+        failed.set(field::CATEGORY, "authentication");
+        failed.set(field::OUTCOME, "failure");
+        let mut activity = Activity::default();
+        activity.observe(&[at(0), failed, at(3700)]);
+        let mut rows: Vec<_> = activity
+            .pending
+            .iter()
+            .flat_map(|(n, hours)| hours.iter().map(move |((h, c), v)| (*h, n.clone(), *c, *v)))
+            .collect();
+        rows.sort();
+        let hour = 1_767_225_600 / 3600;
+        assert_eq!(
+            rows,
+            [
+                (hour, "hsm-01".to_owned(), "authentication", (1, 1)),
+                (hour, "hsm-01".to_owned(), UNCATEGORIZED, (1, 0)),
+                (hour + 1, "hsm-01".to_owned(), UNCATEGORIZED, (1, 0)),
+            ]
+        );
     }
 }

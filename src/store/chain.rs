@@ -51,7 +51,7 @@ pub const KIND_EVENTS: i64 = 0;
 pub const KIND_PRUNE: i64 = 1;
 
 /// Where the chain starts, as the anchor holds it and as a prune record states it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AnchorState {
     /// Last event outside the chain.
     pub last_event_id: i64,

@@ -40,6 +40,10 @@ pub async fn forget(conn: &mut WriteConn, account: &str, region: &str) -> Result
 
 /// Every region's saved state, read beside the server (the inventory, `hsmwatch cloud` and the dashboard show it).
 pub async fn read_states(reader: &Reader) -> Result<Vec<(String, String, String)>, StoreError> {
+    if reader.postgres_pool().is_some() {
+        // A shared database holds no cloud state: the configuration refuses the cloud inventory with it.
+        return Ok(Vec::new());
+    }
     let mut conn = reader.connection().await?;
     Ok(sqlx::query_as("SELECT account, region, state FROM cloud_state ORDER BY account, region")
         .fetch_all(&mut *conn)

@@ -140,7 +140,11 @@ pub async fn prune_shared(
     shutdown: &CancellationToken,
 ) -> Result<(super::postgres::events::PrunedMonths, u64), StoreError> {
     let months = match policy.events {
-        Some(keep) => store.prune_before(ago(keep)).await?,
+        Some(keep) => {
+            let pruned = store.prune_before(ago(keep)).await?;
+            super::activity::prune(&mut store.connection().await?, ago(keep)).await?;
+            pruned
+        }
         None => Default::default(),
     };
     let mut alerts = 0;
@@ -213,7 +217,7 @@ mod tests {
             |hour| super::super::activity::HourCount { host: "h", hour, category: "c", events: 1, failed_logins: 0 };
         let hours =
             [super::super::activity::hour_of(now - chrono::Duration::days(3)), super::super::activity::hour_of(now)];
-        super::super::activity::add(&mut writer.lock().await.unwrap(), &[count(hours[0]), count(hours[1])])
+        super::super::activity::add(&mut *writer.lock().await.unwrap(), &[count(hours[0]), count(hours[1])])
             .await
             .unwrap();
         let remaining = async |writer: &Writer| -> Vec<i64> {

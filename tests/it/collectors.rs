@@ -265,6 +265,26 @@ async fn lines_sent_to_two_collectors_are_stored_once_and_alert_once() {
         .map(|c| (c["collector"].as_str().unwrap(), c["events"].as_u64().unwrap()))
         .collect();
     assert_eq!(heard, [("collector-a", 6), ("collector-b", 6)]);
+    // The dashboard's pages run on the shared database and say which collectors hear the HSM.
+    let page = async |path: &str| {
+        let response = reqwest::get(format!("http://{}{path}", follower.http)).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.text().await.unwrap()
+    };
+    let overview = page("/").await;
+    assert!(overview.contains("heard by collector-a, collector-b"), "{overview}");
+    let host = page("/hosts/hsm-9").await;
+    assert!(host.contains("<h2>Collectors</h2>") && host.contains("collector-b"), "{host}");
+    assert!(page("/events?contains=port+4003").await.contains("port 4003"));
+    assert!(page("/alerts").await.contains("Six failures"));
+    // The charts' hourly counts: each line once, however many collectors received it.
+    let mut conn = sqlx::PgConnection::connect(&peer.url()).await.unwrap();
+    let hourly: (i64, i64) =
+        sqlx::query_as("SELECT sum(events)::int8, sum(failed_logins)::int8 FROM event_hours WHERE host = 'hsm-9'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(hourly, (6, 6));
     let stats: Value = serde_json::from_str(&cli(&["db", "stats", "--json"])).unwrap();
     assert_eq!(
         (stats["events"].as_i64(), stats["copies"].as_i64(), stats["hosts"].as_i64()),

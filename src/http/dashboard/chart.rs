@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use maud::{html, Markup};
 
-use crate::activity::HourRow;
+use crate::store::activity::HourRow;
 
 /// The categories with a colour of their own, and their colours: Okabe and Ito's eight, then Paul Tol's muted
 /// palette, chosen to stay apart for the common kinds of colour blindness. Anything else is grey.

@@ -171,7 +171,7 @@ async fn overview(State(state): State<AppState>) -> Response {
     let day_ago = now - chrono::Duration::hours(24);
     let built = async {
         let hosts = crate::inventory::views(&state.pool, state.silent_after, now).await?;
-        let hours = crate::activity::since(&state.pool, day_ago, None).await?;
+        let hours = crate::store::activity::since(&state.pool, day_ago, None).await?;
         let open = crate::store::alerts::open_alerts_by_severity(&state.pool).await?;
         let mut figures: BTreeMap<String, HostFigures> = BTreeMap::new();
         for row in &hours {
@@ -182,7 +182,7 @@ async fn overview(State(state): State<AppState>) -> Response {
         for (host, by_severity) in open {
             figures.entry(host).or_default().open = by_severity;
         }
-        let chart = chart::hourly(&hours, crate::activity::hour_of(now), 24);
+        let chart = chart::hourly(&hours, crate::store::activity::hour_of(now), 24);
         Ok::<_, crate::store::StoreError>(pages::overview(&hosts, &figures, chart))
     };
     match built.await {
@@ -320,7 +320,7 @@ async fn change_alert(
 async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(filters): Query<Filters>) -> Response {
     let now = Utc::now();
     let built = async {
-        let hours = crate::activity::since(&state.pool, now - chrono::Duration::hours(24), Some(&name)).await?;
+        let hours = crate::store::activity::since(&state.pool, now - chrono::Duration::hours(24), Some(&name)).await?;
         let lines = crate::store::alerts::list(
             &state.pool,
             &AlertFilter { state: None, since: None, host: Some(&name), limit: 50 },
@@ -328,13 +328,14 @@ async fn host(State(state): State<AppState>, Path(name): Path<String>, Query(fil
         .await?;
         let snmp = crate::inventory::snmp_view(&state.pool, &name).await?;
         let cloud = crate::inventory::cloud_view(&state.pool, &name).await?;
-        Ok::<_, crate::store::StoreError>((hours, lines, pages::HostSides { snmp, cloud }))
+        let collectors = crate::inventory::collectors_of(&state.pool, &name).await?;
+        Ok::<_, crate::store::StoreError>((hours, lines, pages::HostSides { collectors, snmp, cloud }))
     };
     let (hours, lines, sides) = match built.await {
         Ok(built) => built,
         Err(error) => return failure(error),
     };
-    let chart = chart::hourly(&hours, crate::activity::hour_of(now), 24);
+    let chart = chart::hourly(&hours, crate::store::activity::hour_of(now), 24);
     match search(&state, &filters, Some(&name)).await {
         Ok((found, next)) => {
             let page = pages::EventPage { filters: &filters, events: &found, next: next.as_deref(), refused: None };

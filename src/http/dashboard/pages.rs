@@ -10,6 +10,7 @@ use crate::event::field;
 use crate::inventory::{HostView, SnmpView};
 use crate::store::alerts::{AlertDetail, AlertRow, StateFilter};
 use crate::store::outbox::Delivery;
+use crate::store::postgres::heard::Heard;
 use crate::store::query::{percent_encode, StoredEvent};
 
 /// The frame of every page.
@@ -122,6 +123,9 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
                         td class=[view.silent.then_some("silent")] {
                             @if host.events == 0 { "never" } @else { (when(Some(host.last_seen))) }
                             @if view.silent { " (silent)" }
+                            @if !view.collectors.is_empty() {
+                                br; span.muted { "heard by " (collector_names(&view.collectors)) }
+                            }
                             @if let Some(aws) = &view.cloud { br; span.muted { "AWS " (aws.hsm.id) " " (aws.hsm.state) } }
                         }
                         td.num { (figure.events) }
@@ -142,6 +146,34 @@ pub fn overview(hosts: &[HostView], figures: &BTreeMap<String, HostFigures>, cha
         }
     };
     layout_refreshed("HSMs", body, Some(REFRESH_SECONDS))
+}
+
+/// The names of the collectors that hear a host, comma-separated.
+fn collector_names(collectors: &[Heard]) -> String {
+    collectors.iter().map(|c| c.collector.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// `/hosts/{name}`'s collectors section, when several share the database: each one's latest line and lines received.
+fn collectors_section(collectors: &[Heard]) -> Markup {
+    if collectors.is_empty() {
+        return html! {};
+    }
+    html! {
+        h2 { "Collectors" }
+        table {
+            thead { tr { th { "Collector" } th { "First line" } th { "Latest line" } th.num { "Lines received" } } }
+            tbody {
+                @for heard in collectors {
+                    tr {
+                        td { (heard.collector) }
+                        td { (when(Some(heard.first_seen))) }
+                        td { (when(Some(heard.last_seen))) }
+                        td.num { (heard.events) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The SNMP columns of a host's row: NTLS state and clients, FIPS mode, firmware, last poll (red when failing).
@@ -521,6 +553,8 @@ pub struct EventPage<'a> {
 /// What polling and the cloud say of a host, for its page.
 #[derive(Debug, Default)]
 pub struct HostSides {
+    /// The collectors that hear it, when several share the database.
+    pub collectors: Vec<Heard>,
     /// Its SNMP view, when it is polled.
     pub snmp: Option<SnmpView>,
     /// Its AWS view, when AWS lists it.
@@ -556,6 +590,7 @@ pub fn host_page(
     let base = format!("/hosts/{}", percent_encode(name));
     let body = html! {
         h1 { (name) }
+        (collectors_section(&sides.collectors))
         (appliance_section(sides.snmp.as_ref()))
         (cloud_section(sides.cloud.as_ref()))
         h2 { "Alerts" }

@@ -18,6 +18,7 @@ use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
 use crate::event::Event;
+use crate::store::activity::Activity;
 use crate::store::chain::{seal_events, BatchHasher};
 use crate::store::columns::{self, RowParts, TYPED_COLUMNS, TYPED_ORIGINAL};
 use crate::store::query::EventFilter;
@@ -104,6 +105,9 @@ impl PgStore {
             }
             let sealed = seal_events(*first, *last, stored_ids.len() as u64, &hasher.finish(), Utc::now());
             super::chain::append_events(&mut transaction, *first, *last, &prev_hash, &sealed).await?;
+            let mut hours = Activity::default();
+            hours.observe(stored_at.iter().map(|at| &events[*at as usize - 1]));
+            hours.save_in_transaction(&mut *transaction).await?;
         }
         transaction.commit().await?;
         let mut batches = self.batches();

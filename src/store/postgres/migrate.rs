@@ -2,11 +2,12 @@
 //! expanded where SQLite compressed it), the tamper-evident chain's records and anchor as they are, so that the chain
 //! verifies on the copy, and the tables both backends hold alike (alerts with their changes, the outbox, silences,
 //! throttle marks, rule state and the rule cursor, so that the first leader continues where the SQLite server
-//! stopped). One transaction: a copy that fails leaves the target as it was. What only SQLite keeps so far (SNMP and
-//! cloud state, the hourly activity, the inventory's facts) is not copied.
+//! stopped) and the hourly activity. One transaction: a copy that fails leaves the target as it was. What only SQLite
+//! keeps so far (SNMP and cloud state, the inventory's facts) is not copied.
 
 use std::collections::HashSet;
 
+use futures_util::TryStreamExt;
 use sqlx::postgres::PgArguments;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, PgConnection, Postgres, Row, SqliteConnection};
@@ -19,7 +20,7 @@ use crate::store::{Reader, StoreError};
 
 /// The tables copied after the events, in an order their references allow, and whether each is a single row (updated
 /// in place: the target's migrations made it).
-const TABLES: [(&str, Singleton); 9] = [
+const TABLES: [(&str, Singleton); 10] = [
     ("silences", Singleton::No),
     ("alerts", Singleton::No),
     ("alert_changes", Singleton::No),
@@ -29,6 +30,7 @@ const TABLES: [(&str, Singleton); 9] = [
     ("rule_cursor", Singleton::Yes),
     ("event_batches", Singleton::No),
     ("chain_anchor", Singleton::Yes),
+    ("event_hours", Singleton::No),
 ];
 
 /// Whether a table holds one row (`id = 1`).
@@ -282,7 +284,8 @@ fn bind_value<'q>(
     }
 }
 
-/// Copies one table's rows (a single-row table: its row over the one the target's migrations made).
+/// Copies one table's rows (a single-row table: its row over the one the target's migrations made), read as one
+/// stream and written in chunks.
 async fn copy_table(
     source: &mut SqliteConnection,
     target: &mut PgConnection,
@@ -293,29 +296,33 @@ async fn copy_table(
     let columns = shared_columns(source, target, table).await?;
     let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *source).await?;
-    let select = format!("SELECT rowid, {} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?", names.join(", "));
-    let (mut after, mut copied) = (i64::MIN, 0u64);
+    let total = total as u64;
+    let select = format!("SELECT {} FROM {table}", names.join(", "));
+    let mut rows = sqlx::query(&select).fetch(&mut *source);
+    let (mut chunk, mut copied) = (Vec::new(), 0u64);
     loop {
-        let rows = sqlx::query(&select).bind(after).bind(TABLE_PAGE).fetch_all(&mut *source).await?;
-        let Some(last) = rows.last() else { break };
-        after = last.try_get(0)?;
-        let mut values = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let row_values: Vec<Value> = columns
+        let row = rows.try_next().await?;
+        if let Some(row) = &row {
+            let values: Vec<Value> = columns
                 .iter()
                 .enumerate()
-                .map(|(index, (_, data_type))| value_of(row, index + 1, data_type, table))
+                .map(|(index, (_, data_type))| value_of(row, index, data_type, table))
                 .collect::<Result<_, _>>()?;
-            values.push(row_values);
+            chunk.push(values);
         }
-        match singleton {
-            Singleton::Yes => update_single_row(target, table, &names, values).await?,
-            Singleton::No => insert_rows(target, table, &names, values).await?,
+        if chunk.len() as i64 == TABLE_PAGE || (row.is_none() && !chunk.is_empty()) {
+            copied += chunk.len() as u64;
+            match singleton {
+                Singleton::Yes => update_single_row(target, table, &names, std::mem::take(&mut chunk)).await?,
+                Singleton::No => insert_rows(target, table, &names, std::mem::take(&mut chunk)).await?,
+            }
+            progress(Progress::Rows { table, copied, total });
         }
-        copied += rows.len() as u64;
-        progress(Progress::Rows { table, copied, total: total as u64 });
+        if row.is_none() {
+            break;
+        }
     }
-    Ok(TableCount { table: table.to_owned(), source: total as u64, target: 0 })
+    Ok(TableCount { table: table.to_owned(), source: total, target: 0 })
 }
 
 /// Inserts rows of `names`' values.

@@ -1,5 +1,5 @@
 //! What `hsmwatch db stats` says of a database several collectors share: its size, the events and their months, the
-//! copies, the collectors, who leads, the alerts and the outbox.
+//! copies, the collectors, the chain, who leads, the alerts and the outbox.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +26,10 @@ pub struct SharedStats {
     pub collectors: BTreeMap<String, i64>,
     /// Hosts heard.
     pub hosts: i64,
+    /// Records of the tamper-evident chain (batches and prunes).
+    pub batches: i64,
+    /// Where the chain starts.
+    pub anchor: crate::store::chain::AnchorState,
     /// The lease holder, its term and when its lease runs out (RFC 3339), when any collector has led.
     pub leader: Option<(String, i64, String)>,
     /// How far rule evaluation has gone: the last event id evaluated.
@@ -74,6 +78,8 @@ pub(crate) async fn stats(pool: &sqlx::PgPool, server: &str) -> Result<SharedSta
         copies: number(pool, "SELECT count(*) FROM event_copies").await?,
         collectors: collectors.into_iter().collect(),
         hosts: number(pool, "SELECT count(DISTINCT host) FROM host_collectors WHERE host <> ''").await?,
+        batches: number(pool, "SELECT count(*) FROM event_batches").await?,
+        anchor: crate::store::chain::read_anchor(&mut *pool.acquire().await?).await?.state,
         leader,
         rule_cursor: number(pool, "SELECT last_event_id FROM rule_cursor").await?,
         alerts: number(pool, "SELECT count(*) FROM alerts").await?,
