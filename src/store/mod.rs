@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod query;
 pub mod retention;
 pub mod rule_state;
+pub mod schema;
 pub mod search;
 pub mod silences;
 pub mod snmp;
@@ -100,6 +101,14 @@ pub enum StoreError {
         /// What it holds.
         what: String,
     },
+    /// The shared tables of a database are not as [`schema::SHARED_TABLES`] describes them.
+    #[error("the tables of {server} are not as this version describes them: {differences}")]
+    SchemaDiffers {
+        /// Host, port and database, or the file.
+        server: String,
+        /// How they differ.
+        differences: String,
+    },
     /// The PostgreSQL schema could not be brought up to date.
     #[error("cannot migrate PostgreSQL database {server}: {cause}")]
     MigratePostgres {
@@ -158,6 +167,7 @@ impl StoreError {
             | StoreError::InserterStopped
             | StoreError::NotOnPostgres
             | StoreError::TargetNotEmpty { .. }
+            | StoreError::SchemaDiffers { .. }
             | StoreError::NotLeader { .. } => false,
             StoreError::Sql(sqlx::Error::Database(error)) => matches!(error.kind(), sqlx::error::ErrorKind::Other),
             // SQLite's own conditions (full, busy, I/O) may pass; rusqlite's other errors are misuse, which will not.

@@ -360,3 +360,15 @@ async fn each_due_job_goes_to_one_worker_of_the_collectors_sharing_postgresql() 
     let again = outbox::take_due(&mut first, "pager", now, 10).await.unwrap();
     assert_eq!(again.iter().map(|job| (job.id, job.attempts)).collect::<Vec<_>>(), [(theirs[0].id, 1)]);
 }
+
+/// The shared tables as both backends' migrations make them are the ones `store::schema` describes.
+async fn the_shared_tables_are_as_described<C: TableConn>(conn: &mut C, _reader: &Reader) {
+    let differences = hsmwatch::store::schema::differences(conn).await.unwrap();
+    assert!(differences.is_empty(), "{:?}: {differences:#?}", conn.backend());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_make_the_shared_tables_their_description_says() {
+    let peer = PgPeer::start();
+    on_both_backends!(&peer, the_shared_tables_are_as_described);
+}

@@ -16,29 +16,9 @@ use super::events::{create_partition, line_hash, month_of, HEARD, WRITE_LOCK};
 use super::PgStore;
 use crate::store::chain::{sqlite_rows_after, ChainRow};
 use crate::store::compressed::Expander;
+use crate::store::schema::{self, Column, Kind, SharedTable, SHARED_TABLES};
+use crate::store::tables::Backend;
 use crate::store::{Reader, StoreError};
-
-/// The tables copied after the events, in an order their references allow, and whether each is a single row (updated
-/// in place: the target's migrations made it).
-const TABLES: [(&str, Singleton); 10] = [
-    ("silences", Singleton::No),
-    ("alerts", Singleton::No),
-    ("alert_changes", Singleton::No),
-    ("throttle_marks", Singleton::No),
-    ("outbox", Singleton::No),
-    ("rule_state", Singleton::No),
-    ("rule_cursor", Singleton::Yes),
-    ("event_batches", Singleton::No),
-    ("chain_anchor", Singleton::Yes),
-    ("event_hours", Singleton::No),
-];
-
-/// Whether a table holds one row (`id = 1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Singleton {
-    Yes,
-    No,
-}
 
 /// Event rows read and written at a time.
 const EVENT_PAGE: i64 = 2_000;
@@ -86,11 +66,18 @@ pub async fn copy_sqlite(
     let mut transaction = target_conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *transaction).await?;
     ensure_empty(&mut transaction, target.server()).await?;
+    let differences = schema::differences(&mut *transaction).await?;
+    if !differences.is_empty() {
+        return Err(StoreError::SchemaDiffers {
+            server: target.server().to_owned(),
+            differences: differences.join("; "),
+        });
+    }
     // The trigram index is built once over every row at the end: kept up to date row by row it is most of an insert.
     sqlx::query("DROP INDEX IF EXISTS events_original_trgm").execute(&mut *transaction).await?;
     let mut counts = vec![copy_events(&mut source_conn, &mut transaction, target.collector(), progress).await?];
-    for (table, singleton) in TABLES {
-        counts.push(copy_table(&mut source_conn, &mut transaction, table, singleton, progress).await?);
+    for table in SHARED_TABLES {
+        counts.push(copy_table(&mut source_conn, &mut transaction, &table, progress).await?);
     }
     for table in ["events", "event_batches", "silences", "alerts", "alert_changes", "outbox"] {
         let sql = format!("SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))");
@@ -221,51 +208,19 @@ const COPY_EVENTS: &str = "INSERT INTO events (id, ts, ts_digits, created, creat
      $14::bytea[], $15::bytea[], $16::int4[], $17::bytea[], $18::int2[]) \
      ON CONFLICT (host, ts, line_hash, occurrence) DO NOTHING RETURNING id";
 
-/// A column's value, as the target's column type takes it.
+/// A column's value.
 enum Value {
-    Small(Option<i16>),
-    Int(Option<i32>),
-    Big(Option<i64>),
-    Real(Option<f64>),
+    Integer(Option<i64>),
     Text(Option<String>),
     Bytes(Option<Vec<u8>>),
 }
 
-/// The columns both databases' `table` has (in SQLite's order) with the target's type of each.
-async fn shared_columns(
-    source: &mut SqliteConnection,
-    target: &mut PgConnection,
-    table: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let source_columns: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM pragma_table_info(?)").bind(table).fetch_all(&mut *source).await?;
-    let target_columns: Vec<(String, String)> = sqlx::query_as(
-        "SELECT column_name::text, data_type::text FROM information_schema.columns \
-         WHERE table_schema = current_schema() AND table_name = $1",
-    )
-    .bind(table)
-    .fetch_all(&mut *target)
-    .await?;
-    Ok(source_columns
-        .into_iter()
-        .filter_map(|name| target_columns.iter().find(|(column, _)| *column == name).cloned())
-        .collect())
-}
-
-/// A source row's value of column `index`, typed for the target's `data_type`.
-fn value_of(row: &SqliteRow, index: usize, data_type: &str, table: &str) -> Result<Value, StoreError> {
-    Ok(match data_type {
-        "smallint" => Value::Small(row.try_get::<Option<i64>, _>(index)?.map(|v| v as i16)),
-        "integer" => Value::Int(row.try_get::<Option<i64>, _>(index)?.map(|v| v as i32)),
-        "bigint" => Value::Big(row.try_get(index)?),
-        "double precision" | "real" => Value::Real(row.try_get(index)?),
-        "text" => Value::Text(row.try_get(index)?),
-        "bytea" => Value::Bytes(row.try_get(index)?),
-        other => {
-            return Err(StoreError::Sql(sqlx::Error::Protocol(format!(
-                "{table}: a column of type {other} cannot be copied"
-            ))))
-        }
+/// A source row's value of column `index`, read as `column` describes it.
+fn value_of(row: &SqliteRow, index: usize, column: &Column) -> Result<Value, StoreError> {
+    Ok(match column.kind {
+        Kind::Integer => Value::Integer(row.try_get(index)?),
+        Kind::Text => Value::Text(row.try_get(index)?),
+        Kind::Bytes => Value::Bytes(row.try_get(index)?),
     })
 }
 
@@ -274,11 +229,9 @@ fn bind_value<'q>(
     query: sqlx::query::Query<'q, Postgres, PgArguments>,
     value: Value,
 ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    // An integer goes as a BIGINT; PostgreSQL narrows it to a SMALLINT column on assignment.
     match value {
-        Value::Small(v) => query.bind(v),
-        Value::Int(v) => query.bind(v),
-        Value::Big(v) => query.bind(v),
-        Value::Real(v) => query.bind(v),
+        Value::Integer(v) => query.bind(v),
         Value::Text(v) => query.bind(v),
         Value::Bytes(v) => query.bind(v),
     }
@@ -289,12 +242,12 @@ fn bind_value<'q>(
 async fn copy_table(
     source: &mut SqliteConnection,
     target: &mut PgConnection,
-    table: &str,
-    singleton: Singleton,
+    table: &SharedTable,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TableCount, StoreError> {
-    let columns = shared_columns(source, target, table).await?;
-    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    let columns = table.columns(Backend::Sqlite);
+    let (single_row, table) = (table.single_row, table.name);
+    let names: Vec<&str> = columns.iter().map(|column| column.name).collect();
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *source).await?;
     let total = total as u64;
     let select = format!("SELECT {} FROM {table}", names.join(", "));
@@ -306,15 +259,16 @@ async fn copy_table(
             let values: Vec<Value> = columns
                 .iter()
                 .enumerate()
-                .map(|(index, (_, data_type))| value_of(row, index, data_type, table))
+                .map(|(index, column)| value_of(row, index, column))
                 .collect::<Result<_, _>>()?;
             chunk.push(values);
         }
         if chunk.len() as i64 == TABLE_PAGE || (row.is_none() && !chunk.is_empty()) {
             copied += chunk.len() as u64;
-            match singleton {
-                Singleton::Yes => update_single_row(target, table, &names, std::mem::take(&mut chunk)).await?,
-                Singleton::No => insert_rows(target, table, &names, std::mem::take(&mut chunk)).await?,
+            if single_row {
+                update_single_row(target, table, &names, std::mem::take(&mut chunk)).await?;
+            } else {
+                insert_rows(target, table, &names, std::mem::take(&mut chunk)).await?;
             }
             progress(Progress::Rows { table, copied, total });
         }
