@@ -44,7 +44,8 @@ pub struct ImportArgs {
     /// Database file [default: storage.path of --config, else hsmwatch.db]; created when missing.
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Read the database path and rules directory from this configuration file.
+    /// Read the database path and rules directory from this configuration file; with `storage.backend: postgres`
+    /// (and no --db) the import goes to the shared database, as this collector's lines.
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Rules directory whose decoders/ to use [default: rules.dir of --config, ./rules, else the built-in pack].
@@ -79,20 +80,53 @@ fn year_rule(args: &ImportArgs, modified: Option<DateTime<Utc>>) -> (YearRule, S
     }
 }
 
+/// Where an import stores: SQLite's file through the server's inserter, or the configuration's shared PostgreSQL
+/// database as one more collector's batches.
+enum Sink {
+    /// The SQLite file, its write connection and its event inserter.
+    Sqlite { db: PathBuf, conn: store::WriteConn, inserter: Inserter },
+    /// The shared database.
+    Postgres(store::postgres::PgStore),
+}
+
+impl Sink {
+    /// The configuration's shared database when `storage.backend` is `postgres` and no `--db` is given, else the
+    /// SQLite file `db` (created when missing).
+    async fn open(config: &crate::config::Config, db: PathBuf, db_given: bool) -> anyhow::Result<Sink> {
+        if let Some(url) = super::shared_url(config, db_given)? {
+            let settings = &config.storage.postgres;
+            let store =
+                store::postgres::PgStore::open(&url.0, &settings.collector_name(), settings.dedupe_window).await?;
+            return Ok(Sink::Postgres(store));
+        }
+        let conn = store::open_writer(&db).await?;
+        // No background checkpointer here: the import's own commits checkpoint, each after 64 MiB of WAL.
+        let settings = InserterSettings {
+            max_size: None,
+            deferred_checkpoints: true,
+            compress_after: config.storage.compress_after(),
+            min_free: Some(config.storage.min_free),
+        };
+        let inserter = Inserter::start(inserter::open_connection(&db, settings)?, Arc::default())?;
+        Ok(Sink::Sqlite { db, conn, inserter })
+    }
+
+    /// Closes what it opened.
+    async fn close(self) -> anyhow::Result<()> {
+        if let Sink::Sqlite { conn, inserter, .. } = self {
+            inserter.close().await;
+            store::close_writer(conn).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs the import.
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let (config, db) = super::config_and_database(args.config.as_deref(), args.db.as_deref())?;
     let pack = super::pack_of(&config.rules, args.rules.as_deref(), args.decoders)?;
     let decoders = Arc::new(Decoders::load(&pack.decoders)?);
-    let mut conn = store::open_writer(&db).await?;
-    // No background checkpointer here: the import's own commits checkpoint, each after 64 MiB of WAL.
-    let settings = InserterSettings {
-        max_size: None,
-        deferred_checkpoints: true,
-        compress_after: config.storage.compress_after(),
-        min_free: Some(config.storage.min_free),
-    };
-    let inserter = Inserter::start(inserter::open_connection(&db, settings)?, Arc::default())?;
+    let mut sink = Sink::open(&config, db, args.db.is_some()).await?;
     let mut total = ImportStats::default();
     let mut inputs = 0;
     for file in &args.files {
@@ -105,10 +139,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             let now = Utc::now();
             let received = args.received.or(modified).map_or(now, |at| at.min(now));
             let source = Source { name: name.clone(), host: host.clone(), received, time_rules };
-            let stats = import_file(reader, args.format, source, decoders.clone(), &db, &mut conn, &inserter)
+            let (stats, already) = import_file(reader, args.format, source, decoders.clone(), &mut sink)
                 .await
                 .with_context(|| format!("importing {name}"))?;
-            writeln!(std::io::stdout(), "{name}: {}; {dating}", summary(&stats))?;
+            let already =
+                if already > 0 { format!(" ({already} of them stored already: not again)") } else { String::new() };
+            writeln!(std::io::stdout(), "{name}: {}{already}; {dating}", summary(&stats))?;
             total = add(total, stats);
             inputs += 1;
         }
@@ -116,9 +152,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     if inputs > 1 {
         writeln!(std::io::stdout(), "total: {}", summary(&total))?;
     }
-    inserter.close().await;
-    store::close_writer(conn).await?;
-    Ok(())
+    sink.close().await
 }
 
 /// A readable input: its name, when it was last modified (when known), its content.
@@ -191,25 +225,69 @@ fn open_inputs(path: &std::path::Path) -> anyhow::Result<Vec<Input>> {
 }
 
 /// Reads on a blocking thread and stores on this task, joined by a small bounded channel, so memory stays bounded
-/// whatever the size of the file.
+/// whatever the size of the file. Returns the file's figures and, on PostgreSQL, how many of its events the database
+/// held already (the same lines imported or received before: stored once).
 async fn import_file(
     reader: Box<dyn std::io::BufRead + Send>,
     format: ImportFormat,
     source: Source,
     decoders: Arc<Decoders>,
-    db: &std::path::Path,
-    conn: &mut store::WriteConn,
-    inserter: &Inserter,
-) -> anyhow::Result<ImportStats> {
+    sink: &mut Sink,
+) -> anyhow::Result<(ImportStats, u64)> {
     let (batches, mut received) = mpsc::channel::<Vec<Event>>(2);
     let name = source.name.clone();
     let reading = tokio::task::spawn_blocking(move || {
         import::read(reader, format, &source, &decoders, |batch| batches.blocking_send(batch), |_| {})
     });
-    let show_progress = std::io::stderr().is_terminal();
-    let mut last_shown = Instant::now();
-    let mut stored = 0u64;
-    // Imported lines count in the inventory and the dashboard's hourly activity as received ones do.
+    let mut progress = Progress::new(&name);
+    let already = match sink {
+        Sink::Sqlite { db, conn, inserter } => {
+            store_in_sqlite(&mut received, db, conn, inserter, &mut progress).await?;
+            0
+        }
+        Sink::Postgres(store) => store_in_postgres(&mut received, store, &mut progress).await?,
+    };
+    progress.done();
+    Ok((reading.await?.map_err(|e| anyhow::anyhow!("{e}"))?, already))
+}
+
+/// Events stored so far, on stderr when it is a terminal.
+struct Progress<'a> {
+    name: &'a str,
+    shown: bool,
+    last_shown: Instant,
+    stored: u64,
+}
+
+impl<'a> Progress<'a> {
+    fn new(name: &'a str) -> Self {
+        Progress { name, shown: std::io::stderr().is_terminal(), last_shown: Instant::now(), stored: 0 }
+    }
+
+    fn add(&mut self, events: usize) {
+        self.stored += events as u64;
+        if self.shown && self.last_shown.elapsed() > Duration::from_millis(250) {
+            let _ = write!(std::io::stderr(), "\r{}: {} events stored", self.name, self.stored);
+            self.last_shown = Instant::now();
+        }
+    }
+
+    fn done(&self) {
+        if self.shown {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+/// Stores batches through SQLite's inserter, counting them in the inventory and the hourly activity as received
+/// lines are.
+async fn store_in_sqlite(
+    received: &mut mpsc::Receiver<Vec<Event>>,
+    db: &std::path::Path,
+    conn: &mut store::WriteConn,
+    inserter: &Inserter,
+    progress: &mut Progress<'_>,
+) -> anyhow::Result<()> {
     let mut inventory = crate::inventory::Inventory::load(&store::open_reader(db).await?).await?;
     let mut activity = crate::store::activity::Activity::default();
     // A batch is counted while the next one is inserted, off the inserter's path.
@@ -222,20 +300,34 @@ async fn import_file(
         let ((batch, outcome), ()) = tokio::join!(inserter.insert(batch), count_committed);
         outcome?;
         committed = batch;
-        stored += committed.len() as u64;
-        if show_progress && last_shown.elapsed() > Duration::from_millis(250) {
-            let _ = write!(std::io::stderr(), "\r{name}: {stored} events stored");
-            last_shown = Instant::now();
-        }
+        progress.add(committed.len());
     }
     inventory.observe(&committed);
     activity.observe(&committed);
-    if show_progress {
-        let _ = write!(std::io::stderr(), "\r\x1b[K");
-    }
     inventory.save(conn).await?;
     activity.save(conn).await?;
-    reading.await?.map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(())
+}
+
+/// Events a PostgreSQL batch holds at most: one statement of arrays each.
+const POSTGRES_BATCH: usize = 2_000;
+
+/// Stores batches in the shared database as this collector's (the hourly activity is counted in each batch's
+/// transaction there); returns how many events it held already.
+async fn store_in_postgres(
+    received: &mut mpsc::Receiver<Vec<Event>>,
+    store: &store::postgres::PgStore,
+    progress: &mut Progress<'_>,
+) -> anyhow::Result<u64> {
+    let mut already = 0;
+    while let Some(batch) = received.recv().await {
+        for chunk in batch.chunks(POSTGRES_BATCH) {
+            let stored = store.insert_batch(chunk).await?;
+            already += (chunk.len() - stored.stored) as u64;
+            progress.add(chunk.len());
+        }
+    }
+    Ok(already)
 }
 
 fn summary(stats: &ImportStats) -> String {

@@ -527,3 +527,38 @@ async fn a_sqlite_database_moved_to_postgres_verifies_and_a_collector_goes_on_fr
     assert!(err.contains("TAMPERED: batch") && err.contains("rows were deleted"), "{err}");
     drop(shared);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_imported_into_the_shared_database_is_stored_once_however_often_it_is_imported() {
+    let peer = PgPeer::start();
+    let url = peer.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shared.yaml");
+    std::fs::write(
+        &config,
+        "storage:\n  backend: postgres\n  postgres:\n    url_env: HSMWATCH_TEST_DATABASE_URL\n    collector: importer\n",
+    )
+    .unwrap();
+    let archive = dir.path().join("hsm-9.log");
+    // Two identical failed logins in one second are two events; the archive holds them once each.
+    let lines: String = [failure(1), failure(1), failure(2)].concat();
+    std::fs::write(&archive, lines).unwrap();
+    let config_arg = config.to_str().unwrap();
+    let import = || cli_on(&url, &["import", "--year", "2026", "--config", config_arg, archive.to_str().unwrap()]);
+    let (code, out, err) = import();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("3 lines, 3 events: 3 decoded") && !out.contains("stored already"), "{out}");
+    let (code, out, err) = import();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("(3 of them stored already: not again)"), "{out}");
+    let (code, found, _) = cli_on(&url, &["query", "--config", config_arg, "--host", "hsm-9", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(found.lines().count(), 3, "{found}");
+    let rows = stored(&peer).await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|(_, observers)| observers == &["importer"]), "{rows:?}");
+    let (code, printed, _) = cli_on(&url, &["verify", "--json", "--config", config_arg]);
+    assert_eq!(code, Some(0), "{printed}");
+    let verified: Value = serde_json::from_str(printed.trim()).unwrap();
+    assert_eq!(verified["events"].as_u64(), Some(3), "{verified}");
+}
