@@ -260,7 +260,7 @@ impl ProgressReport {
     fn show(&mut self, progress: crate::store::postgres::migrate::Progress) {
         use crate::store::postgres::migrate::Progress;
         let Progress::Rows { table, copied, total } = progress else {
-            eprintln!("building the search index");
+            eprintln!("building the indexes of the events");
             return;
         };
         let now = std::time::Instant::now();

@@ -474,8 +474,21 @@ async fn a_sqlite_database_moved_to_postgres_verifies_and_a_collector_goes_on_fr
     assert!(copied.iter().all(|(_, source, target)| source == target && *source > 0), "{out}");
     assert_eq!(copied[0], ("events", 8, 8), "{out}");
     assert!(out.contains("verify on the target: intact"), "{out}");
-    assert!(err.contains("events: 8 of 8 rows (100 %)") && err.contains("building the search index"), "{err}");
+    assert!(err.contains("events: 8 of 8 rows (100 %)") && err.contains("building the indexes of the events"), "{err}");
     assert!(!format!("{out}{err}").contains("postgres://"), "the URL is never printed: {out}{err}");
+    // The events' indexes, made again after the copy, are on every partition and valid.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (partitions, on_partitions, on_events, invalid): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass), \
+         (SELECT count(*) FROM pg_index WHERE indrelid IN (SELECT inhrelid FROM pg_inherits \
+          WHERE inhparent = 'events'::regclass)), \
+         (SELECT count(*) FROM pg_index WHERE indrelid = 'events'::regclass), \
+         (SELECT count(*) FROM pg_index WHERE NOT indisvalid)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((on_events, on_partitions, invalid), (7, 7 * partitions, 0), "{partitions} partitions");
     let (code, _, err) = cli_on(&url, &["db", "migrate-to", "postgres", "--config", config_arg]);
     assert_eq!(code, Some(1));
     assert!(err.contains("already holds 8 events"), "a second copy into the same database is refused: {err}");

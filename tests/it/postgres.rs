@@ -271,12 +271,28 @@ async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
     assert_eq!(first.events_after(0, 10_000).await.unwrap().len(), 1, "the later line stays");
     assert_eq!(verified(chain::verify(&first.reader()).await.unwrap()), (1, 1, 1, 504));
 
-    // A row removed behind hsmwatch's back is found.
-    sqlx::query("DELETE FROM events").execute(&mut conn).await.unwrap();
-    match chain::verify(&first.reader()).await.unwrap() {
-        Finding::Broken { batch: Some(_), reason } => assert!(reason.contains("rows were deleted"), "{reason}"),
-        other => panic!("{other:?}"),
-    }
+    // A row altered, inserted or removed behind hsmwatch's back is found.
+    let broken = async || match chain::verify(&first.reader()).await.unwrap() {
+        Finding::Broken { reason, .. } => reason,
+        intact => panic!("{intact:?}"),
+    };
+    let run = async |conn: &mut sqlx::PgConnection, sql: &str| {
+        sqlx::query(sql).execute(conn).await.unwrap();
+    };
+    run(&mut conn, "UPDATE events SET user_name = 'mallory'").await;
+    assert!(broken().await.contains("do not hash to the recorded value"));
+    run(&mut conn, "UPDATE events SET user_name = NULL").await;
+    assert_eq!(verified(chain::verify(&first.reader()).await.unwrap()), (1, 1, 1, 504), "as it was");
+    run(
+        &mut conn,
+        "INSERT INTO events (id, ts, ts_digits, created, created_digits, host, dataset, format, original, fields, \
+         line_hash, occurrence, observer) OVERRIDING SYSTEM VALUE SELECT id + 1000, ts, ts_digits, created, \
+         created_digits, host, dataset, format, original, fields, line_hash, 9, observer FROM events",
+    )
+    .await;
+    assert!(broken().await.contains("belong to no batch"));
+    run(&mut conn, "DELETE FROM events").await;
+    assert!(broken().await.contains("rows were deleted"));
     drop(peer);
 }
 

@@ -38,7 +38,7 @@ pub enum Progress<'a> {
         /// Its rows in the source.
         total: u64,
     },
-    /// Every row is copied; the search index is being built over them.
+    /// Every row is copied; the events' indexes are being built over them.
     Indexing,
 }
 
@@ -73,8 +73,18 @@ pub async fn copy_sqlite(
             differences: differences.join("; "),
         });
     }
-    // The trigram index is built once over every row at the end: kept up to date row by row it is most of an insert.
-    sqlx::query("DROP INDEX IF EXISTS events_original_trgm").execute(&mut *transaction).await?;
+    // The events' secondary indexes are built once over every row at the end: kept up to date row by row they are
+    // most of an insert (the trigram index above all), and slower the larger they grow. The primary key and the
+    // dedupe key stay: the copy numbers identical lines by the second.
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'events' \
+         AND indexname NOT IN ('events_pkey', 'events_copy')",
+    )
+    .fetch_all(&mut *transaction)
+    .await?;
+    for (name, _) in &indexes {
+        sqlx::query(&format!("DROP INDEX {name}")).execute(&mut *transaction).await?;
+    }
     let mut counts = vec![copy_events(&mut source_conn, &mut transaction, target.collector(), progress).await?];
     for table in SHARED_TABLES {
         counts.push(copy_table(&mut source_conn, &mut transaction, &table, progress).await?);
@@ -84,9 +94,10 @@ pub async fn copy_sqlite(
         sqlx::query(&sql).execute(&mut *transaction).await?;
     }
     progress(Progress::Indexing);
-    sqlx::query("CREATE INDEX events_original_trgm ON events USING gin (original gin_trgm_ops)")
-        .execute(&mut *transaction)
-        .await?;
+    for (_, definition) in &indexes {
+        // A partitioned table's index reads `ON ONLY events`: made again, it is made on every partition.
+        sqlx::query(&definition.replacen(" ON ONLY ", " ON ", 1)).execute(&mut *transaction).await?;
+    }
     for count in &mut counts {
         let sql = format!("SELECT count(*) FROM {}", count.table);
         count.target = sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut *transaction).await? as u64;
