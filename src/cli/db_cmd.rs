@@ -33,7 +33,8 @@ pub enum DbCommand {
     /// Copy a SQLite database into the empty PostgreSQL database of `storage.postgres` (events with their ids, the
     /// tamper-evident chain, alerts and their history, the outbox, silences, throttle marks, rule state and cursor),
     /// in one transaction, with progress; then check the copy: row counts on both sides and `verify` on the target.
-    /// Stop the SQLite server first (a running one goes on writing after the snapshot the copy reads).
+    /// Stop the SQLite server first (a running one goes on writing after the snapshot the copy reads); the SQLite file
+    /// is brought up to this version's schema first, as the server's next start would.
     #[command(name = "migrate-to")]
     MigrateTo(MigrateArgs),
 }
@@ -214,6 +215,9 @@ async fn migrate_to(args: MigrateArgs) -> anyhow::Result<()> {
     let url = settings.url().map_err(|problem| {
         anyhow::anyhow!("cannot read the PostgreSQL URL ({}): {}", problem.field, problem.message)
     })?;
+    // The source is brought up to this version's schema first, as the server would at its next start: the copy reads
+    // the columns this version describes.
+    crate::store::close_writer(crate::store::open_writer(&path).await?).await?;
     let source = open_reader(&path).await?;
     let target =
         crate::store::postgres::PgStore::open(&url.0, &settings.collector_name(), settings.dedupe_window).await?;
@@ -237,15 +241,33 @@ async fn migrate_to(args: MigrateArgs) -> anyhow::Result<()> {
             "verify on the target: intact, {batches} batches, {events} events; head {}",
             head.as_ref().map_or(chain::GENESIS, |h| h.hash.as_str())
         )?,
-        Finding::Broken { reason, .. } => writeln!(out, "verify on the target: BROKEN: {reason}")?,
+        Finding::Broken { batch, reason } => {
+            writeln!(out, "verify on the target: BROKEN: {}{reason}", record_of(batch))?
+        }
     }
     if !differ.is_empty() {
         anyhow::bail!("the copy differs from the source in: {}", differ.join(", "));
     }
-    if let Finding::Broken { reason, .. } = finding {
-        anyhow::bail!("the target's chain does not verify: {reason}");
+    if let Finding::Broken { batch, reason } = finding {
+        // Told apart: a source altered before the copy (the copy is faithful) and a copy that differs from its source.
+        let source_finding = chain::verify(&source).await?;
+        let faithful = matches!(&source_finding, Finding::Broken { batch: source_batch, .. }
+            if source_batch.as_ref().map(|b| b.id) == batch.as_ref().map(|b| b.id));
+        if faithful {
+            anyhow::bail!(
+                "the chain does not verify on the source either, at the same record ({}{reason}): the SQLite database \
+                 was altered before the copy, which is faithful to it",
+                record_of(&batch)
+            );
+        }
+        anyhow::bail!("the target's chain does not verify where the source's does: {}{reason}", record_of(&batch));
     }
     Ok(())
+}
+
+/// "batch N: " for a finding's record, or nothing.
+fn record_of(batch: &Option<chain::Batch>) -> String {
+    batch.as_ref().map_or_else(String::new, |b| format!("batch {}: ", b.id))
 }
 
 /// Progress of a copy on stderr: a line a second at most, and one at the end of each table.

@@ -101,6 +101,14 @@ pub enum StoreError {
         /// What it holds.
         what: String,
     },
+    /// Copying a table to another database failed.
+    #[error("copying {table}: {cause}")]
+    Copy {
+        /// The table.
+        table: &'static str,
+        /// What failed.
+        cause: Box<StoreError>,
+    },
     /// The shared tables of a database are not as [`schema::SHARED_TABLES`] describes them.
     #[error("the tables of {server} are not as this version describes them: {differences}")]
     SchemaDiffers {
@@ -168,6 +176,7 @@ impl StoreError {
             | StoreError::NotOnPostgres
             | StoreError::TargetNotEmpty { .. }
             | StoreError::SchemaDiffers { .. }
+            | StoreError::Copy { .. }
             | StoreError::NotLeader { .. } => false,
             StoreError::Sql(sqlx::Error::Database(error)) => matches!(error.kind(), sqlx::error::ErrorKind::Other),
             // SQLite's own conditions (full, busy, I/O) may pass; rusqlite's other errors are misuse, which will not.

@@ -575,3 +575,24 @@ async fn an_archive_imported_into_the_shared_database_is_stored_once_however_oft
     let verified: Value = serde_json::from_str(printed.trim()).unwrap();
     assert_eq!(verified["events"].as_u64(), Some(3), "{verified}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_altered_before_its_move_is_told_from_a_copy_that_differs() {
+    let peer = PgPeer::start();
+    let url = peer.url();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("altered.db");
+    let archive = dir.path().join("hsm-9.log");
+    std::fs::write(&archive, [failure(1), failure(2)].concat()).unwrap();
+    let db_arg = db.to_str().unwrap();
+    assert_eq!(cli_on(&url, &["import", "--year", "2026", "--db", db_arg, archive.to_str().unwrap()]).0, Some(0));
+    crate::support::sqlite3(&db, "UPDATE events SET user_name = 'mallory' WHERE id = 1");
+    let config = dir.path().join("move.yaml");
+    std::fs::write(&config, "storage:\n  postgres:\n    url_env: HSMWATCH_TEST_DATABASE_URL\n").unwrap();
+    let (code, out, err) =
+        cli_on(&url, &["db", "migrate-to", "postgres", "--db", db_arg, "--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("verify on the target: BROKEN: batch 1: "), "{out}");
+    assert!(err.contains("does not verify on the source either, at the same record (batch 1: "), "{err}");
+    assert!(err.contains("which is faithful to it"), "{err}");
+}

@@ -73,28 +73,22 @@ pub async fn copy_sqlite(
             differences: differences.join("; "),
         });
     }
-    // The events' secondary indexes are built once over every row at the end: kept up to date row by row they are
-    // most of an insert (the trigram index above all), and slower the larger they grow. The primary key and the
-    // dedupe key stay: the copy numbers identical lines by the second.
-    let indexes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'events' \
-         AND indexname NOT IN ('events_pkey', 'events_copy')",
-    )
-    .fetch_all(&mut *transaction)
-    .await?;
-    for (name, _) in &indexes {
-        sqlx::query(&format!("DROP INDEX {name}")).execute(&mut *transaction).await?;
-    }
-    let mut counts = vec![copy_events(&mut source_conn, &mut transaction, target.collector(), progress).await?];
+    let indexes = drop_secondary_indexes(&mut transaction).await?;
+    let events = copy_events(&mut source_conn, &mut transaction, target.collector(), progress).await;
+    let mut counts = vec![events.map_err(|cause| StoreError::Copy { table: "events", cause: Box::new(cause) })?];
     for table in SHARED_TABLES {
-        counts.push(copy_table(&mut source_conn, &mut transaction, &table, progress).await?);
+        let copied = copy_table(&mut source_conn, &mut transaction, &table, progress).await;
+        counts.push(copied.map_err(|cause| StoreError::Copy { table: table.name, cause: Box::new(cause) })?);
     }
     for table in ["events", "event_batches", "silences", "alerts", "alert_changes", "outbox"] {
         let sql = format!("SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))");
         sqlx::query(&sql).execute(&mut *transaction).await?;
     }
     progress(Progress::Indexing);
-    for (_, definition) in &indexes {
+    // Building an index sorts its keys: in memory rather than in many passes over temporary files (this transaction
+    // only; the server's own setting for everything else).
+    sqlx::query("SET LOCAL maintenance_work_mem = '512MB'").execute(&mut *transaction).await?;
+    for definition in &indexes {
         // A partitioned table's index reads `ON ONLY events`: made again, it is made on every partition.
         sqlx::query(&definition.replacen(" ON ONLY ", " ON ", 1)).execute(&mut *transaction).await?;
     }
@@ -105,6 +99,22 @@ pub async fn copy_sqlite(
     transaction.commit().await?;
     let _ = sqlx::query("COMMIT").execute(&mut *source_conn).await;
     Ok(counts)
+}
+
+/// Drops the events' secondary indexes and returns their definitions, to make them once over every row at the end:
+/// kept up to date row by row they are most of an insert (the trigram index above all), and slower the larger they
+/// grow. The primary key and the dedupe key stay: the copy numbers identical lines by the second.
+async fn drop_secondary_indexes(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'events' \
+         AND indexname NOT IN ('events_pkey', 'events_copy')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (name, _) in &indexes {
+        sqlx::query(&format!("DROP INDEX {name}")).execute(&mut *conn).await?;
+    }
+    Ok(indexes.into_iter().map(|(_, definition)| definition).collect())
 }
 
 /// Refuses a target that holds events, chain records, alerts, silences or rule state already.
