@@ -260,6 +260,35 @@ fn bind_syslog_listeners(
     shutdown: &CancellationToken,
 ) -> Result<Listeners, AppError> {
     let mut handles = Vec::new();
+    // Datagram listeners first: a sender that waits for a stream port to accept before it sends datagrams to the
+    // same server finds them bound.
+    let mut udp_addresses = Vec::new();
+    for listener in &config.listen.udp {
+        let bind_error = |cause| AppError::Bind { transport: "udp", address: listener.address, cause };
+        let (socket, granted) = udp::bind(listener.address, listener.recv_buffer.as_usize()).map_err(bind_error)?;
+        let address = socket.local_addr().map_err(bind_error)?;
+        tracing::info!(transport = "udp", %address, recv_buffer = granted, "listening");
+        if granted < listener.recv_buffer.as_usize() {
+            tracing::info!(
+                asked = listener.recv_buffer.as_usize(),
+                granted,
+                "the kernel granted a smaller UDP receive buffer (raise net.core.rmem_max for more)"
+            );
+        }
+        let listener_counters = counters.listener("udp", address);
+        let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
+        let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
+        let admission = crate::listen::admission::Admission::new(listener.allow.clone(), 0, 0, 0);
+        handles.push(tokio::spawn(udp::serve(
+            socket,
+            admission,
+            ingest,
+            queue.clone(),
+            listener_counters,
+            shutdown.clone(),
+        )));
+        udp_addresses.push(address);
+    }
     let mut tcp_addresses = Vec::new();
     for listener in &config.listen.tcp {
         let bind_error = |cause| AppError::Bind { transport: "tcp", address: listener.address, cause };
@@ -306,33 +335,6 @@ fn bind_syslog_listeners(
             shutdown.clone(),
         )));
         tls_addresses.push(address);
-    }
-    let mut udp_addresses = Vec::new();
-    for listener in &config.listen.udp {
-        let bind_error = |cause| AppError::Bind { transport: "udp", address: listener.address, cause };
-        let (socket, granted) = udp::bind(listener.address, listener.recv_buffer.as_usize()).map_err(bind_error)?;
-        let address = socket.local_addr().map_err(bind_error)?;
-        tracing::info!(transport = "udp", %address, recv_buffer = granted, "listening");
-        if granted < listener.recv_buffer.as_usize() {
-            tracing::info!(
-                asked = listener.recv_buffer.as_usize(),
-                granted,
-                "the kernel granted a smaller UDP receive buffer (raise net.core.rmem_max for more)"
-            );
-        }
-        let listener_counters = counters.listener("udp", address);
-        let zones = SenderZones::new(listener.timezone, &config.listen.timezones);
-        let ingest = Pipeline::new(listener.max_frame.as_usize(), decoders.clone(), listener_counters.clone(), zones);
-        let admission = crate::listen::admission::Admission::new(listener.allow.clone(), 0, 0, 0);
-        handles.push(tokio::spawn(udp::serve(
-            socket,
-            admission,
-            ingest,
-            queue.clone(),
-            listener_counters,
-            shutdown.clone(),
-        )));
-        udp_addresses.push(address);
     }
     Ok(Listeners { handles, tcp: tcp_addresses, tls: tls_addresses, udp: udp_addresses })
 }
