@@ -401,9 +401,10 @@ pub async fn verify(reader: &Reader) -> Result<Finding, StoreError> {
     finding
 }
 
-/// One event row as the chain hashes it, read back (the line expanded).
+/// One event row as stored, the line expanded: what the chain hashes, a copy to another database moves, and an event
+/// is rebuilt from.
 #[derive(Debug, Clone)]
-pub struct ChainRow {
+pub struct StoredRow {
     /// Row id.
     pub id: i64,
     /// ts, ts_digits, created, created_digits.
@@ -418,7 +419,21 @@ pub struct ChainRow {
     pub message_at: Option<i64>,
 }
 
-impl ChainRow {
+impl StoredRow {
+    /// Its columns, to rebuild its event from.
+    pub fn into_parts(self) -> super::columns::RowParts {
+        let [host, dataset, action, outcome, user_name, source_ip, format, original] = self.typed;
+        super::columns::RowParts {
+            id: self.id,
+            times: self.times,
+            typed: [host, dataset, action, outcome, user_name, source_ip, format],
+            original,
+            raw: self.raw,
+            fields: self.fields,
+            message_at: self.message_at,
+        }
+    }
+
     /// The row as it is hashed.
     pub fn image(&self) -> RowImage<'_> {
         RowImage {
@@ -442,7 +457,7 @@ pub(crate) trait ChainSource {
     /// That connection.
     fn conn(&mut self) -> &mut Self::Conn;
     /// The event rows with ids `first..=last`, in id order; a row that cannot be read is the reason why.
-    async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<ChainRow, String>>, StoreError>;
+    async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<StoredRow, String>>, StoreError>;
 }
 
 /// SQLite's chain, on a connection inside a read transaction.
@@ -459,7 +474,7 @@ impl ChainSource for SqliteChain<'_> {
         self.conn
     }
 
-    async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<ChainRow, String>>, StoreError> {
+    async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<StoredRow, String>>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE id BETWEEN ? AND ? ORDER BY id"))
             .bind(first)
             .bind(last)
@@ -496,7 +511,7 @@ pub(crate) async fn sqlite_rows_after(
     after: i64,
     limit: i64,
     expander: &mut Expander,
-) -> Result<Vec<ChainRow>, StoreError> {
+) -> Result<Vec<StoredRow>, StoreError> {
     let rows = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"))
         .bind(after)
         .bind(limit)
@@ -515,7 +530,7 @@ pub(crate) async fn sqlite_rows_after(
 fn sqlite_chain_row(
     row: &sqlx::sqlite::SqliteRow,
     expander: &mut Expander,
-) -> Result<Result<ChainRow, String>, StoreError> {
+) -> Result<Result<StoredRow, String>, StoreError> {
     let id: i64 = row.try_get("id")?;
     let (original, fields) = match line_and_fields(row, expander) {
         Ok(read) => read,
@@ -527,7 +542,7 @@ fn sqlite_chain_row(
         *value = row.try_get(*column)?;
     }
     typed[TYPED_ORIGINAL] = original;
-    Ok(Ok(ChainRow {
+    Ok(Ok(StoredRow {
         id,
         times: [row.try_get("ts")?, row.try_get("ts_digits")?, row.try_get("created")?, row.try_get("created_digits")?],
         typed,

@@ -5,8 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection, Row};
 
-use crate::store::chain::{self, read_anchor, read_head, AnchorState, ChainRow, ChainSource, Finding, Sealed, SCHEME};
-use crate::store::columns::{TYPED_COLUMNS, TYPED_ORIGINAL};
+use crate::store::chain::{self, read_anchor, read_head, AnchorState, ChainSource, Finding, Sealed, StoredRow, SCHEME};
 use crate::store::StoreError;
 
 /// Checks the chain of the database behind `pool` (see [`chain::verify`]), in one snapshot while collectors write.
@@ -32,7 +31,7 @@ impl ChainSource for PgChain<'_> {
         self.conn
     }
 
-    async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<ChainRow, String>>, StoreError> {
+    async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<StoredRow, String>>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, \
              format, original, raw, fields, message_at FROM events WHERE id BETWEEN $1 AND $2 ORDER BY id",
@@ -41,31 +40,8 @@ impl ChainSource for PgChain<'_> {
         .bind(last)
         .fetch_all(&mut *self.conn)
         .await?;
-        rows.iter().map(|row| chain_row(row).map(Ok)).collect()
+        rows.iter().map(|row| super::events::stored_row(row).map(Ok)).collect()
     }
-}
-
-/// A row as the chain hashes it: a host stored as '' (the dedupe key needs one) is none, as the event had it.
-fn chain_row(row: &sqlx::postgres::PgRow) -> Result<ChainRow, StoreError> {
-    let mut typed: [Option<String>; 8] = Default::default();
-    for (value, column) in typed.iter_mut().zip(TYPED_COLUMNS) {
-        *value = row.try_get(column)?;
-    }
-    typed[0] = typed[0].take().filter(|host| !host.is_empty());
-    debug_assert_eq!(TYPED_COLUMNS[TYPED_ORIGINAL], "original");
-    Ok(ChainRow {
-        id: row.try_get("id")?,
-        times: [
-            row.try_get("ts")?,
-            i64::from(row.try_get::<i16, _>("ts_digits")?),
-            row.try_get("created")?,
-            i64::from(row.try_get::<i16, _>("created_digits")?),
-        ],
-        typed,
-        raw: row.try_get("raw")?,
-        fields: row.try_get("fields")?,
-        message_at: row.try_get::<Option<i32>, _>("message_at")?.map(i64::from),
-    })
 }
 
 /// The chain's head now: the hash a batch committed next links to (inside the batch's transaction, under the write

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
 use crate::event::Event;
 use crate::store::activity::Activity;
-use crate::store::chain::{seal_events, BatchHasher};
-use crate::store::columns::{self, RowParts, TYPED_COLUMNS, TYPED_ORIGINAL};
+use crate::store::chain::{seal_events, BatchHasher, RowImage, StoredRow};
+use crate::store::columns::{self, TYPED_COLUMNS, TYPED_ORIGINAL};
 use crate::store::query::EventFilter;
 use crate::store::StoreError;
 
@@ -71,32 +71,18 @@ impl PgStore {
         for month in missing {
             create_partition(&mut transaction, month).await?;
         }
-        let column = |index: usize| rows.iter().map(|row| row.times[index]).collect::<Vec<i64>>();
-        let digits = |index: usize| rows.iter().map(|row| row.times[index] as i16).collect::<Vec<i16>>();
-        let typed = |index: usize| rows.iter().map(|row| row.typed[index].map(str::to_owned)).collect::<Vec<_>>();
-        let hosts: Vec<String> = rows.iter().map(|row| row.typed[0].unwrap_or_default().to_owned()).collect();
-        let (copies, stored_at, stored_ids): (i64, Vec<i32>, Vec<i64>) = sqlx::query_as(INSERT)
-            .bind(column(0))
-            .bind(digits(1))
-            .bind(column(2))
-            .bind(digits(3))
-            .bind(&hosts)
-            .bind(typed(1))
-            .bind(typed(2))
-            .bind(typed(3))
-            .bind(typed(4))
-            .bind(typed(5))
-            .bind(typed(6))
-            .bind(typed(TYPED_ORIGINAL))
-            .bind(rows.iter().map(|row| row.raw.map(<[u8]>::to_vec)).collect::<Vec<_>>())
-            .bind(rows.iter().map(|row| row.fields.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|row| row.message_at.map(|at| at as i32)).collect::<Vec<_>>())
+        let arrays = EventArrays::of(rows.iter().map(|row| row.image(0)));
+        let heard = (arrays.hosts.clone(), rows.iter().map(|row| row.times[2]).collect::<Vec<i64>>());
+        let stored = arrays
+            .bind(sqlx::query(INSERT))
             .bind(keys.iter().map(|key| key.line_hash.to_vec()).collect::<Vec<_>>())
             .bind(&occurrences)
             .bind(&self.collector)
             .fetch_one(&mut *transaction)
             .await?;
-        sqlx::query(HEARD).bind(&hosts).bind(column(2)).bind(&self.collector).execute(&mut *transaction).await?;
+        let (copies, stored_at, stored_ids): (i64, Vec<i32>, Vec<i64>) =
+            (stored.try_get(0)?, stored.try_get(1)?, stored.try_get(2)?);
+        sqlx::query(HEARD).bind(&heard.0).bind(&heard.1).bind(&self.collector).execute(&mut *transaction).await?;
         if let (Some(first), Some(last)) = (stored_ids.first(), stored_ids.last()) {
             let prev_hash = super::chain::link(&mut transaction).await?;
             let mut hasher = BatchHasher::new(&prev_hash);
@@ -309,15 +295,20 @@ fn regex_literal(text: &str) -> String {
 
 /// An event of a row read with [`SELECT`] and `observers`.
 fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    let id: i64 = row.try_get("id")?;
-    let mut typed: [Option<String>; TYPED_ORIGINAL] = Default::default();
+    let parts = stored_row(row)?.into_parts();
+    Ok(StoredEvent { id: parts.id, event: columns::event_from_parts(parts)?, observers: row.try_get("observers")? })
+}
+
+/// The columns of a row read with [`SELECT`]: a host stored as '' (the dedupe key needs one) is none, as the event
+/// had it.
+pub(super) fn stored_row(row: &PgRow) -> Result<StoredRow, StoreError> {
+    let mut typed: [Option<String>; 8] = Default::default();
     for (value, column) in typed.iter_mut().zip(TYPED_COLUMNS) {
         *value = row.try_get(column)?;
     }
-    // The dedupe key needs a host: '' stands for none.
     typed[0] = typed[0].take().filter(|host| !host.is_empty());
-    let parts = RowParts {
-        id,
+    Ok(StoredRow {
+        id: row.try_get("id")?,
         times: [
             row.try_get("ts")?,
             i64::from(row.try_get::<i16, _>("ts_digits")?),
@@ -325,12 +316,70 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
             i64::from(row.try_get::<i16, _>("created_digits")?),
         ],
         typed,
-        original: row.try_get("original")?,
         raw: row.try_get("raw")?,
         fields: row.try_get("fields")?,
         message_at: row.try_get::<Option<i32>, _>("message_at")?.map(i64::from),
-    };
-    Ok(StoredEvent { id, event: columns::event_from_parts(parts)?, observers: row.try_get("observers")? })
+    })
+}
+
+/// Rows' columns as arrays, each one parameter of an `UNNEST`, bound in [`SELECT`]'s order from `ts` to
+/// `message_at` (the host '' when the row names none: the dedupe key needs one).
+pub(super) struct EventArrays {
+    /// ts, created.
+    times: [Vec<i64>; 2],
+    /// ts_digits, created_digits.
+    digits: [Vec<i16>; 2],
+    /// host.
+    pub(super) hosts: Vec<String>,
+    /// dataset, action, outcome, user_name, source_ip, format, original.
+    texts: [Vec<Option<String>>; 7],
+    raw: Vec<Option<Vec<u8>>>,
+    fields: Vec<Vec<u8>>,
+    message_at: Vec<Option<i32>>,
+}
+
+impl EventArrays {
+    /// The arrays of `rows`.
+    pub(super) fn of<'r>(rows: impl Iterator<Item = RowImage<'r>>) -> EventArrays {
+        let mut arrays = EventArrays {
+            times: Default::default(),
+            digits: Default::default(),
+            hosts: Vec::new(),
+            texts: Default::default(),
+            raw: Vec::new(),
+            fields: Vec::new(),
+            message_at: Vec::new(),
+        };
+        for row in rows {
+            let [ts, ts_digits, created, created_digits] = row.times;
+            arrays.times[0].push(ts);
+            arrays.times[1].push(created);
+            arrays.digits[0].push(ts_digits as i16);
+            arrays.digits[1].push(created_digits as i16);
+            arrays.hosts.push(row.typed[0].unwrap_or_default().to_owned());
+            for (array, text) in arrays.texts.iter_mut().zip(&row.typed[1..]) {
+                array.push(text.map(str::to_owned));
+            }
+            arrays.raw.push(row.raw.map(<[u8]>::to_vec));
+            arrays.fields.push(row.fields.to_vec());
+            arrays.message_at.push(row.message_at.map(|at| at as i32));
+        }
+        arrays
+    }
+
+    /// `query` with the arrays bound next, fifteen parameters.
+    pub(super) fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        let [ts, created] = self.times;
+        let [ts_digits, created_digits] = self.digits;
+        let mut query = query.bind(ts).bind(ts_digits).bind(created).bind(created_digits).bind(self.hosts);
+        for texts in self.texts {
+            query = query.bind(texts);
+        }
+        query.bind(self.raw).bind(self.fields).bind(self.message_at)
+    }
 }
 
 /// Year and month of a time in microseconds.

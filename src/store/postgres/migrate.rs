@@ -12,9 +12,9 @@ use sqlx::postgres::PgArguments;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Connection, PgConnection, Postgres, Row, SqliteConnection};
 
-use super::events::{create_partition, line_hash, month_of, HEARD, WRITE_LOCK};
+use super::events::{create_partition, line_hash, month_of, EventArrays, HEARD, WRITE_LOCK};
 use super::PgStore;
-use crate::store::chain::{sqlite_rows_after, ChainRow};
+use crate::store::chain::{sqlite_rows_after, StoredRow};
 use crate::store::compressed::Expander;
 use crate::store::schema::{self, Column, Kind, SharedTable, SHARED_TABLES};
 use crate::store::tables::Backend;
@@ -168,8 +168,8 @@ async fn copy_events(
 
 /// Inserts rows with their ids. Two identical lines at the same time from one host (two failed logins in a second)
 /// need different occurrences in the dedupe key: a row the key refuses is tried again with the next one.
-async fn insert_events(target: &mut PgConnection, rows: &[ChainRow], collector: &str) -> Result<(), StoreError> {
-    let mut pending: Vec<(&ChainRow, i16)> = rows.iter().map(|row| (row, 1)).collect();
+async fn insert_events(target: &mut PgConnection, rows: &[StoredRow], collector: &str) -> Result<(), StoreError> {
+    let mut pending: Vec<(&StoredRow, i16)> = rows.iter().map(|row| (row, 1)).collect();
     while !pending.is_empty() {
         let stored: HashSet<i64> = insert_event_rows(target, &pending, collector).await?.into_iter().collect();
         pending = pending
@@ -187,38 +187,20 @@ async fn insert_events(target: &mut PgConnection, rows: &[ChainRow], collector: 
 /// One statement for rows and their occurrences; returns the ids stored.
 async fn insert_event_rows(
     target: &mut PgConnection,
-    rows: &[(&ChainRow, i16)],
+    rows: &[(&StoredRow, i16)],
     collector: &str,
 ) -> Result<Vec<i64>, StoreError> {
-    let times = |index: usize| rows.iter().map(|(row, _)| row.times[index]).collect::<Vec<i64>>();
-    let digits = |index: usize| rows.iter().map(|(row, _)| row.times[index] as i16).collect::<Vec<i16>>();
-    let typed = |index: usize| rows.iter().map(|(row, _)| row.typed[index].clone()).collect::<Vec<_>>();
-    let hosts: Vec<String> = rows.iter().map(|(row, _)| row.typed[0].clone().unwrap_or_default()).collect();
+    let ids: Vec<i64> = rows.iter().map(|(row, _)| row.id).collect();
     let hashes: Vec<Vec<u8>> =
         rows.iter().map(|(row, _)| line_hash(row.typed[7].as_deref(), row.raw.as_deref()).to_vec()).collect();
-    let ids = sqlx::query_scalar(COPY_EVENTS)
-        .bind(rows.iter().map(|(row, _)| row.id).collect::<Vec<i64>>())
-        .bind(times(0))
-        .bind(digits(1))
-        .bind(times(2))
-        .bind(digits(3))
-        .bind(&hosts)
-        .bind(typed(1))
-        .bind(typed(2))
-        .bind(typed(3))
-        .bind(typed(4))
-        .bind(typed(5))
-        .bind(typed(6))
-        .bind(typed(7))
-        .bind(rows.iter().map(|(row, _)| row.raw.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(row, _)| row.fields.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(row, _)| row.message_at.map(|at| at as i32)).collect::<Vec<_>>())
+    let stored = EventArrays::of(rows.iter().map(|(row, _)| row.image()))
+        .bind(sqlx::query(COPY_EVENTS).bind(ids))
         .bind(hashes)
         .bind(rows.iter().map(|(_, occurrence)| *occurrence).collect::<Vec<i16>>())
         .bind(collector)
         .fetch_all(&mut *target)
         .await?;
-    Ok(ids)
+    Ok(stored.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
 }
 
 /// Rows of SQLite's events with their ids, as arrays.
