@@ -72,7 +72,8 @@ impl PgStore {
             create_partition(&mut transaction, month).await?;
         }
         let arrays = EventArrays::of(rows.iter().map(|row| row.image(0)));
-        let heard = (arrays.hosts.clone(), rows.iter().map(|row| row.times[2]).collect::<Vec<i64>>());
+        let received: Vec<i64> = rows.iter().map(|row| row.times[2]).collect();
+        sqlx::query(HEARD).bind(&arrays.hosts).bind(&received).bind(&self.collector).execute(&mut *transaction).await?;
         let stored = arrays
             .bind(sqlx::query(INSERT))
             .bind(keys.iter().map(|key| key.line_hash.to_vec()).collect::<Vec<_>>())
@@ -82,7 +83,6 @@ impl PgStore {
             .await?;
         let (copies, stored_at, stored_ids): (i64, Vec<i32>, Vec<i64>) =
             (stored.try_get(0)?, stored.try_get(1)?, stored.try_get(2)?);
-        sqlx::query(HEARD).bind(&heard.0).bind(&heard.1).bind(&self.collector).execute(&mut *transaction).await?;
         if let (Some(first), Some(last)) = (stored_ids.first(), stored_ids.last()) {
             let prev_hash = super::chain::link(&mut transaction).await?;
             let mut hasher = BatchHasher::new(&prev_hash);

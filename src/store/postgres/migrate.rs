@@ -256,28 +256,25 @@ async fn copy_table(
     let select = format!("SELECT {} FROM {table}", names.join(", "));
     let mut rows = sqlx::query(&select).fetch(&mut *source);
     let (mut chunk, mut copied) = (Vec::new(), 0u64);
-    loop {
-        let row = rows.try_next().await?;
-        if let Some(row) = &row {
-            let values: Vec<Value> = columns
-                .iter()
-                .enumerate()
-                .map(|(index, column)| value_of(row, index, column))
-                .collect::<Result<_, _>>()?;
-            chunk.push(values);
+    let mut write = async |chunk: Vec<Vec<Value>>, target: &mut PgConnection| {
+        copied += chunk.len() as u64;
+        if single_row {
+            update_single_row(target, table, &names, chunk).await?;
+        } else {
+            insert_rows(target, table, &names, chunk).await?;
         }
-        if chunk.len() as i64 == TABLE_PAGE || (row.is_none() && !chunk.is_empty()) {
-            copied += chunk.len() as u64;
-            if single_row {
-                update_single_row(target, table, &names, std::mem::take(&mut chunk)).await?;
-            } else {
-                insert_rows(target, table, &names, std::mem::take(&mut chunk)).await?;
-            }
-            progress(Progress::Rows { table, copied, total });
+        progress(Progress::Rows { table, copied, total });
+        Ok::<_, StoreError>(())
+    };
+    while let Some(row) = rows.try_next().await? {
+        let values = columns.iter().enumerate().map(|(index, column)| value_of(&row, index, column));
+        chunk.push(values.collect::<Result<Vec<Value>, _>>()?);
+        if chunk.len() as i64 == TABLE_PAGE {
+            write(std::mem::take(&mut chunk), target).await?;
         }
-        if row.is_none() {
-            break;
-        }
+    }
+    if !chunk.is_empty() {
+        write(chunk, target).await?;
     }
     Ok(TableCount { table: table.to_owned(), source: total, target: 0 })
 }
