@@ -1,6 +1,8 @@
 -- Events in PostgreSQL, shared by several collectors: the columns of SQLite's `events` (see migrations/), with the
 -- line always in clear (`original`) and the other fields packed as in SQLite (src/store/packed.rs). Partitioned by
--- month of `ts`, so that retention drops whole partitions (src/store/postgres.rs makes them as events arrive).
+-- month of `ts`, so that retention drops whole partitions (src/store/postgres/ makes them as events arrive). Rows
+-- moved from SQLite (hsmwatch db migrate-to) keep their columns as they were, and the oldest may lack a line, a dataset
+-- or a format: the chain hashes them as stored.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 CREATE TABLE events (
@@ -10,13 +12,13 @@ CREATE TABLE events (
     created        BIGINT NOT NULL,          -- event.created, microseconds since the epoch
     created_digits SMALLINT NOT NULL,
     host           TEXT NOT NULL,            -- host.name, '' when the line names none (the dedupe key needs a value)
-    dataset        TEXT NOT NULL,
+    dataset        TEXT,
     action         TEXT,
     outcome        TEXT,
     user_name      TEXT,
     source_ip      TEXT,
-    format         TEXT NOT NULL,
-    original       TEXT NOT NULL,            -- event.original
+    format         TEXT,
+    original       TEXT,                     -- event.original
     raw            BYTEA,                    -- the frame's bytes, only when they were not valid UTF-8
     fields         BYTEA NOT NULL,           -- every other field, packed
     message_at     INTEGER,

@@ -2,7 +2,7 @@
 //! SQLite (the embedded default, this module) or PostgreSQL, shared by several collectors ([`postgres`]).
 //!
 //! Receives events from the writer queue; emits committed batches to the writer's hook (the rule engine). Owns the
-//! schema (`migrations/`, `migrations_postgres/`) and every connection: the write connection ([`WriteConn`], shared as
+//! schema (`migrations/`, `migrations_postgres/`; the tables both hold described once in [`schema`]) and every connection: the write connection ([`WriteConn`], shared as
 //! a [`Writer`] that the batch writer, delivery and retention take in turn), the event inserter's connection inside
 //! the batch writer (event rows only, see [`inserter`]), the background checkpointer's, and the read-only pool
 //! ([`Reader`]) that queries use while the server writes (WAL). The tables both backends hold alike (alerts, outbox,

@@ -258,7 +258,7 @@ async fn copy_table(
     let (mut chunk, mut copied) = (Vec::new(), 0u64);
     let mut write = async |chunk: Vec<Vec<Value>>, target: &mut PgConnection| {
         copied += chunk.len() as u64;
-        if single_row {
+        if single_row.is_some() {
             update_single_row(target, table, &names, chunk).await?;
         } else {
             insert_rows(target, table, &names, chunk).await?;
