@@ -67,10 +67,7 @@ fn add_trigrams(text: &str, keys: &mut HashSet<u64, foldhash::fast::FixedState>)
 
 /// The words FTS5 indexes for a block of lines: each distinct trigram once, in hex, separated by spaces.
 pub fn block_words<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
-    let mut keys = HashSet::with_capacity_and_hasher(8192, foldhash::fast::FixedState::default());
-    for line in lines {
-        add_trigrams(line, &mut keys);
-    }
+    let keys = distinct_trigrams(lines);
     let mut words = String::with_capacity(keys.len() * 8);
     for key in keys {
         let _ = write!(words, "{key:x} ");
@@ -94,16 +91,36 @@ pub fn whole_blocks(first_id: i64, lines: &[&str]) -> Vec<(i64, String)> {
         .collect()
 }
 
+/// The distinct trigrams of `lines`, as numbers ([`trigram_key`]'s bits as a signed 64-bit integer, as PostgreSQL's
+/// `bigint` holds them), in no order.
+pub fn trigram_keys<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<i64> {
+    distinct_trigrams(lines).into_iter().map(|key| key as i64).collect()
+}
+
+/// The distinct trigrams of `lines`.
+fn distinct_trigrams<'a>(lines: impl IntoIterator<Item = &'a str>) -> HashSet<u64, foldhash::fast::FixedState> {
+    let mut keys = HashSet::with_capacity_and_hasher(8192, foldhash::fast::FixedState::default());
+    for line in lines {
+        add_trigrams(line, &mut keys);
+    }
+    keys
+}
+
+/// The trigrams a line holding `needle` must hold ([`trigram_keys`]' numbers, distinct), or `None` for a needle
+/// shorter than three characters, which no trigram can find.
+pub fn needle_keys(needle: &str) -> Option<Vec<i64>> {
+    let chars: Vec<char> = needle.chars().collect();
+    let mut keys: Vec<i64> = chars.windows(3).map(|w| trigram_key(w[0], w[1], w[2]) as i64).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    (!keys.is_empty()).then_some(keys)
+}
+
 /// The FTS5 query that finds the blocks holding every trigram of `needle`, or `None` for a needle shorter than three
 /// characters, which no trigram can find.
 pub fn match_expression(needle: &str) -> Option<String> {
-    let chars: Vec<char> = needle.chars().collect();
-    let mut keys: Vec<u64> = chars.windows(3).map(|w| trigram_key(w[0], w[1], w[2])).collect();
-    if keys.is_empty() {
-        return None;
-    }
+    let mut keys: Vec<u64> = needle_keys(needle)?.into_iter().map(|key| key as u64).collect();
     keys.sort_unstable();
-    keys.dedup();
     let words: Vec<String> = keys.iter().map(|key| format!("\"{key:x}\"")).collect();
     Some(words.join(" AND "))
 }

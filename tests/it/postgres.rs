@@ -213,6 +213,20 @@ async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
     assert!(second.events(&query(|f| f.contains = Some("10.0.1%".into()))).await.unwrap().is_empty());
     assert_eq!(second.events(&query(|f| f.word = Some("p12x200".into()))).await.unwrap().len(), 1);
     assert!(second.events(&query(|f| f.word = Some("p12x20".into()))).await.unwrap().is_empty());
+    // Found through the search index: a run of up to 256 stored events per row (503 events: two runs). A string too
+    // short for a trigram is found by reading the lines, as is one combined with a rarer string.
+    let mut conn = sqlx::PgConnection::connect(&peer.url()).await.unwrap();
+    let runs = "SELECT count(*), coalesce(sum(last_id - first_id + 1), 0)::int8 FROM event_grams";
+    let indexed: (i64, i64) = sqlx::query_as(runs).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(indexed, (2, 503));
+    let holding = |text: &str| {
+        stored.iter().filter(|e| e.event.get("event.original").unwrap().to_lowercase().contains(text)).count()
+    };
+    assert_eq!(second.events(&query(|f| f.contains = Some("P1".into()))).await.unwrap().len(), holding("p1"));
+    assert!(holding("p1") > 100);
+    let both = query(|f| (f.contains, f.word) = (Some("p1".into()), Some("P12X200".into())));
+    assert_eq!(second.events(&both).await.unwrap().len(), 1);
+    assert_eq!(second.events(&query(|f| f.contains = Some("certificate MISMATCH".into()))).await.unwrap().len(), 2);
     let hsm1 = second.events(&query(|f| f.host = Some("hsm1".into()))).await.unwrap();
     assert_eq!(hsm1.len(), 102, "100 connections and the two failed logins");
     assert!(hsm1
@@ -242,7 +256,6 @@ async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
     // batch (its lines span 2026-11-30 to 2026-12-02) was committed in mid-November; the line only the second
     // collector heard is of November too, but committed now: November's partition stays for it, and the first
     // batch's rows go one by one.
-    let mut conn = sqlx::PgConnection::connect(&peer.url()).await.unwrap();
     let november = Utc.with_ymd_and_hms(2026, 11, 15, 0, 0, 0).unwrap().timestamp_micros();
     let age = async |conn: &mut sqlx::PgConnection, record: i64| {
         sqlx::query("UPDATE event_batches SET stored_at = $1 WHERE id = $2")
@@ -262,6 +275,9 @@ async fn two_collectors_store_each_line_once_and_both_are_its_observers() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].observers, ["collector-b"]);
     assert_eq!(verified(chain::verify(&first.reader()).await.unwrap()), (1, 1, 1, 503));
+    let indexed: (i64, i64) = sqlx::query_as(runs).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(indexed, (1, 1), "the pruned events' runs of the search index went with them");
+    assert_eq!(second.events(&query(|f| f.contains = Some("heard once".into()))).await.unwrap().len(), 1);
 
     // Once that batch is old as well (and a newer one was committed), November goes whole.
     age(&mut conn, records[1]).await;

@@ -128,6 +128,7 @@ pub(super) async fn prune(conn: &mut PgConnection, prunable: &Prunable) -> Resul
         .execute(&mut *conn)
         .await?;
     sqlx::query("DELETE FROM events WHERE id > $1 AND id <= $2").bind(after).bind(up_to).execute(&mut *conn).await?;
+    super::grams::prune(conn, up_to).await?;
     sqlx::query("DELETE FROM event_batches WHERE id <= $1").bind(prunable.last_record).execute(&mut *conn).await?;
     chain::set_anchor(conn, &prunable.anchor).await?;
     chain::append_prune(conn, &prunable.anchor).await

@@ -91,6 +91,8 @@ impl PgStore {
             }
             let sealed = seal_events(*first, *last, stored_ids.len() as u64, &hasher.finish(), Utc::now());
             super::chain::append_events(&mut transaction, *first, *last, &prev_hash, &sealed).await?;
+            let lines = stored_at.iter().map(|at| rows[*at as usize - 1].typed[7]);
+            super::grams::index(&mut transaction, stored_ids.iter().copied().zip(lines)).await?;
             let mut hours = Activity::default();
             hours.observe(stored_at.iter().map(|at| &events[*at as usize - 1]));
             hours.save_in_transaction(&mut *transaction).await?;
@@ -179,7 +181,24 @@ pub struct PrunedMonths {
 
 /// The events `filter` selects on `pool`, newest first (see [`PgStore::events`]).
 pub(crate) async fn matching(pool: &sqlx::PgPool, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT}, {OBSERVERS} FROM events WHERE true"));
+    let mut conn = pool.acquire().await?;
+    let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT}, {OBSERVERS} FROM events"));
+    // The rarer of the strings narrows the lines read to a few runs of the search index; a common one is found soon
+    // reading newest first.
+    let mut runs = None;
+    for needle in [&filter.contains, &filter.word].into_iter().flatten() {
+        if let Some(found) = super::grams::candidates(&mut conn, needle).await? {
+            if runs.as_ref().is_none_or(|runs: &Vec<(i64, i64)>| found.len() < runs.len()) {
+                runs = Some(found);
+            }
+        }
+    }
+    if let Some(runs) = runs {
+        let (firsts, lasts): (Vec<i64>, Vec<i64>) = runs.into_iter().unzip();
+        query.push(" JOIN UNNEST(").push_bind(firsts).push("::int8[], ").push_bind(lasts);
+        query.push("::int8[]) AS run(first_id, last_id) ON events.id BETWEEN run.first_id AND run.last_id");
+    }
+    query.push(" WHERE true");
     if let Some(since) = filter.since {
         query.push(" AND ts >= ").push_bind(since.timestamp_micros());
     }
@@ -211,7 +230,7 @@ pub(crate) async fn matching(pool: &sqlx::PgPool, filter: &EventFilter) -> Resul
         query.push(" AND (ts, id) < (").push_bind(after.ts).push(", ").push_bind(after.id).push(")");
     }
     query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
-    let rows = query.build().fetch_all(pool).await?;
+    let rows = query.build().fetch_all(&mut *conn).await?;
     rows.iter().map(stored_event).collect()
 }
 

@@ -157,6 +157,7 @@ async fn copy_events(
             }
         }
         insert_events(target, &rows, collector).await?;
+        super::grams::index(target, rows.iter().map(|row| (row.id, row.typed[7].as_deref()))).await?;
         let hosts: Vec<String> = rows.iter().map(|row| row.typed[0].clone().unwrap_or_default()).collect();
         let created: Vec<i64> = rows.iter().map(|row| row.times[2]).collect();
         sqlx::query(HEARD).bind(&hosts).bind(&created).bind(collector).execute(&mut *target).await?;
