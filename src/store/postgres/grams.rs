@@ -2,7 +2,7 @@
 //! stored, found in memory beside the batch's insert, so that a search reads the lines of a few candidate runs
 //! instead of every line, and an insert adds a row per run instead of a posting per trigram of every line.
 
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
 
 use crate::store::search::{self, BLOCK_SHIFT};
 use crate::store::StoreError;
@@ -37,12 +37,19 @@ pub(super) async fn index<'a>(
 /// reading lines newest first finds it soon).
 pub(super) async fn candidates(conn: &mut PgConnection, needle: &str) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
     let Some(keys) = search::needle_keys(needle) else { return Ok(None) };
+    let mut transaction = conn.begin().await?;
+    // The planner costs reading the runs' rows, not unpacking their arrays (stored apart, compressed): it would read
+    // every run's array (measured: 12 s on 10M events) or walk them by first_id, rather than ask the trigram index.
+    for setting in ["enable_seqscan", "enable_indexscan"] {
+        sqlx::query(&format!("SET LOCAL {setting} = off")).execute(&mut *transaction).await?;
+    }
     let ranges: Vec<(i64, i64)> =
         sqlx::query_as("SELECT first_id, last_id FROM event_grams WHERE grams @> $1 ORDER BY first_id DESC LIMIT $2")
             .bind(keys)
             .bind(search::MAX_CANDIDATE_BLOCKS as i64 + 1)
-            .fetch_all(conn)
+            .fetch_all(&mut *transaction)
             .await?;
+    transaction.commit().await?;
     Ok((ranges.len() <= search::MAX_CANDIDATE_BLOCKS).then_some(ranges))
 }
 
