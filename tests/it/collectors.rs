@@ -94,12 +94,16 @@ impl Collector {
             .spawn()
             .expect("spawn hsmwatch serve");
         let tcp: SocketAddr = format!("127.0.0.1:{tcp}").parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+        // The HTTP listener is bound after the syslog ones: a loaded machine shows the gap.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(tcp).is_err() {
-            assert!(Instant::now() < deadline, "collector {name} did not start listening on {tcp}");
-            std::thread::sleep(Duration::from_millis(20));
+        for address in [tcp, http] {
+            while std::net::TcpStream::connect(address).is_err() {
+                assert!(Instant::now() < deadline, "collector {name} did not start listening on {address}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        Collector { child, name, config, tcp, http: format!("127.0.0.1:{http}").parse().unwrap() }
+        Collector { child, name, config, tcp, http }
     }
 
     /// `/readyz`'s leadership: whether it leads, and the leader's name.

@@ -1,8 +1,8 @@
 //! Events in PostgreSQL: batches stored once however many collectors receive them, read back in id order, queried as
-//! `hsmwatch query` does (typed filters, substring and whole-word search), and retention by whole months. Each
-//! collector stores what it receives tagged with its name (`observer.name`); a copy of a line another collector stored
-//! already (same host, time and line, and the same occurrence: a second identical line in the same second is a second
-//! event) only adds the collector to the event's observers (a row of `event_copies`).
+//! `hsmwatch query` does (typed filters, substring and whole-word search through [`super::grams`]), and retention by
+//! whole months. Each collector stores what it receives tagged with its name (`observer.name`); a copy of a line
+//! another collector stored already (same host, time and line, and the same occurrence: a second identical line in the
+//! same second is a second event) only adds the collector to the event's observers (a row of `event_copies`).
 //!
 //! Batches are written one at a time across all collectors (a transaction-scoped advisory lock), so that event ids
 //! are assigned in commit order: a reader that has seen id N has seen every event below it, which a single evaluator
@@ -110,7 +110,8 @@ impl PgStore {
     }
 
     /// The events `filter` selects, newest first (by time, then id), as `hsmwatch query` and the API ask: the typed
-    /// filters through their indexes, `contains` and `word` (case-insensitive) through the trigram index.
+    /// filters through their indexes, `contains` and `word` (case-insensitive) through the search index
+    /// ([`super::grams`]).
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
         matching(&self.pool, filter).await
     }

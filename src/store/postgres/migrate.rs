@@ -102,8 +102,8 @@ pub async fn copy_sqlite(
 }
 
 /// Drops the events' secondary indexes and returns their definitions, to make them once over every row at the end:
-/// kept up to date row by row they are most of an insert (the trigram index above all), and slower the larger they
-/// grow. The primary key and the dedupe key stay: the copy numbers identical lines by the second.
+/// kept up to date row by row they are most of an insert, and slower the larger they grow. The primary key and the
+/// dedupe key stay: the copy numbers identical lines by the second.
 async fn drop_secondary_indexes(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
     let indexes: Vec<(String, String)> = sqlx::query_as(
         "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'events' \

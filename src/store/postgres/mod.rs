@@ -1,14 +1,14 @@
 //! PostgreSQL, the database several collectors share (`storage.backend: postgres`; its migrations in
 //! `migrations_postgres/`, the shared tables' rendered from [`super::schema`]): its events ([`events`]: each line
 //! stored once however many collectors receive it), the chain over them ([`chain`]), who hears each host ([`heard`]),
-//! its search index ([`grams`]), which collector leads ([`leadership`]: evaluates rules, records and delivers alerts), what the leader's evaluation
-//! keeps ([`evaluation`]: the rule cursor and rule state, and its writes to the tables both backends hold alike, see
-//! [`super::tables`]) and the move of a SQLite database into it ([`migrate`]).
+//! its search index ([`grams`]), which collector leads ([`leadership`]: evaluates rules, records and delivers alerts),
+//! what the leader's evaluation keeps ([`evaluation`]: the rule cursor and rule state, and its writes to the tables
+//! both backends hold alike, see [`super::tables`]) and the move of a SQLite database into it ([`migrate`]).
 
 pub mod chain;
 pub mod evaluation;
 pub mod events;
-mod grams;
+pub mod grams;
 pub mod heard;
 pub mod leadership;
 pub mod migrate;
