@@ -79,6 +79,9 @@ async fn open_pool(url: &str, connections: u32) -> Result<(PgPool, String), Stor
     let options: PgConnectOptions =
         url.parse().map_err(|cause| StoreError::OpenPostgres { server: "the database URL".into(), cause })?;
     let server = describe(&options);
+    // hsmwatch's statements read a few rows through indexes: compiling one (JIT, when the planner's estimate is high,
+    // as a search's is on 10M events) took 40 of its 61 ms.
+    let options = options.options([("jit", "off")]);
     let pool = PgPoolOptions::new()
         .max_connections(connections)
         // A database that is down shows as failing writes (retried, logged, in /readyz) within seconds, not as a
