@@ -3,7 +3,7 @@
 # server on a loopback port, as the postgres user when run as root; stopped by its process id), the log of
 # benches/history.sh (N lines, generated if missing) loaded through the store's PostgreSQL events as one collector in
 # batches of 1000, then the same on-call queries, warm (median of five). Compare with benches/history.sh N. The
-# database takes about 1.1 kB an event on disk (11 GB for 10M, besides the log); it is deleted at the end.
+# database takes about 0.8 kB an event on disk (8 GB for 10M, besides the log); it is deleted at the end.
 # Usage: benches/postgres_history.sh [N]   (e.g. benches/postgres_history.sh 10000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -56,7 +56,7 @@ pub struct Change {
 }
 
 /// What a [`Change`] adds to the description.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// The table of this name.
     Table(&'static str),
@@ -279,7 +279,7 @@ impl SharedTable {
     /// Its CREATE TABLE, indexes and first row on `backend`, without the columns and indexes a later change adds.
     fn create(&self, backend: Backend) -> String {
         let columns: Vec<Column> =
-            self.columns(backend).into_iter().filter(|c| added_by(Step::Column(self.name, c.name)).is_none()).collect();
+            self.columns(backend).into_iter().filter(|c| !added_later(Step::Column(self.name, c.name))).collect();
         let width = columns.iter().map(|column| column.name.len()).max().unwrap_or(0);
         let mut lines: Vec<String> = columns.iter().map(|column| column.definition(backend, width)).collect();
         let keys: Vec<&str> = columns.iter().filter(|column| column.key).map(|column| column.name).collect();
@@ -289,7 +289,7 @@ impl SharedTable {
         }
         let mut sql = comment(self.about);
         let _ = writeln!(sql, "CREATE TABLE {} (\n    {}\n);", self.name, lines.join(",\n    "));
-        for index in self.indexes.iter().filter(|index| added_by(Step::Index(self.name, index_name(index))).is_none()) {
+        for index in self.indexes.iter().filter(|index| !added_later(Step::Index(self.name, index_name(index)))) {
             sql.push_str(&create_index(self.name, index));
         }
         if let Some(row) = self.single_row {
@@ -299,13 +299,9 @@ impl SharedTable {
     }
 }
 
-/// The change that adds `step`, if a later change does.
-fn added_by(step: Step) -> Option<&'static Change> {
-    CHANGES.iter().find(|change| match (change.step, step) {
-        (Step::Table(a), Step::Table(b)) => a == b,
-        (Step::Column(t, a), Step::Column(u, b)) | (Step::Index(t, a), Step::Index(u, b)) => t == u && a == b,
-        _ => false,
-    })
+/// Whether a later change adds `step` (the baseline has it not).
+fn added_later(step: Step) -> bool {
+    CHANGES.iter().any(|change| change.step == step)
 }
 
 /// The name of an index written as the module doc says.
@@ -362,7 +358,7 @@ fn render_step(step: Step, backend: Backend) -> String {
 /// Every migration rendered from the description: its path in the repository and its text.
 pub fn rendered_migrations() -> Vec<(String, String)> {
     let mut baseline = String::from(GENERATED);
-    for table in SHARED_TABLES.iter().filter(|table| added_by(Step::Table(table.name)).is_none()) {
+    for table in SHARED_TABLES.iter().filter(|table| !added_later(Step::Table(table.name))) {
         baseline.push('\n');
         baseline.push_str(&table.create(Backend::Postgres));
     }
