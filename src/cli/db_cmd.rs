@@ -28,7 +28,8 @@ pub struct DbArgs {
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Sizes, row counts, the chain's anchor and the retention in force (works while the server runs); on the
-    /// configuration's PostgreSQL database: its size, the events and their months, copies, collectors and the leader.
+    /// configuration's PostgreSQL database: its size, the events and their months, copies, collectors, the search
+    /// index and the leader.
     Stats(DbArgs),
     /// Copy a SQLite database into the empty PostgreSQL database of `storage.postgres` (events with their ids, the
     /// tamper-evident chain, alerts and their history, the outbox, silences, throttle marks, rule state and cursor),
@@ -162,6 +163,12 @@ async fn shared_stats(config: &crate::config::Config, url: &str, json: bool) -> 
     )?;
     let collectors: Vec<String> = stats.collectors.iter().map(|(name, n)| format!("{name} {n}")).collect();
     writeln!(out, "collectors    {} (lines received); {} copies", collectors.join(", "), stats.copies)?;
+    writeln!(
+        out,
+        "search index  {} runs of up to 256 events ({:.1} MiB)",
+        stats.search_runs,
+        stats.search_bytes as f64 / 1048576.0
+    )?;
     writeln!(
         out,
         "chain         {} records; anchor after event {} ({} batches, {} events pruned)",

@@ -301,6 +301,9 @@ async fn lines_sent_to_two_collectors_are_stored_once_and_alert_once() {
     assert!(!stats.to_string().contains("postgres://"), "{stats}");
     let text = cli(&["db", "stats"]);
     assert!(text.contains("database      PostgreSQL 127.0.0.1:") && text.contains("6 copies"), "{text}");
+    let runs = stats["search_runs"].as_i64().unwrap_or_default();
+    assert!((1..=6).contains(&runs) && stats["search_bytes"].as_i64() > Some(0), "{stats}");
+    assert!(text.contains(&format!("search index  {runs} runs of up to 256 events")), "{text}");
     // Triage and silences from the CLI, on the shared database: any collector's API sees them.
     let alert_id = listed_id(&listed);
     let acked = cli(&["alerts", "ack", &alert_id.to_string(), "--by", "alice"]);

@@ -1,5 +1,5 @@
 //! What `hsmwatch db stats` says of a database several collectors share: its size, the events and their months, the
-//! copies, the collectors, the chain, who leads, the alerts and the outbox.
+//! copies, the collectors, the search index, the chain, who leads, the alerts and the outbox.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +26,10 @@ pub struct SharedStats {
     pub collectors: BTreeMap<String, i64>,
     /// Hosts heard.
     pub hosts: i64,
+    /// Runs of events in the search index (up to 256 events each).
+    pub search_runs: i64,
+    /// The search index's size on disk, its trigram index included.
+    pub search_bytes: i64,
     /// Records of the tamper-evident chain (batches and prunes).
     pub batches: i64,
     /// Where the chain starts.
@@ -78,6 +82,8 @@ pub(crate) async fn stats(pool: &sqlx::PgPool, server: &str) -> Result<SharedSta
         copies: number(pool, "SELECT count(*) FROM event_copies").await?,
         collectors: collectors.into_iter().collect(),
         hosts: number(pool, "SELECT count(DISTINCT host) FROM host_collectors WHERE host <> ''").await?,
+        search_runs: number(pool, "SELECT count(*) FROM event_grams").await?,
+        search_bytes: number(pool, "SELECT pg_total_relation_size('event_grams')").await?,
         batches: number(pool, "SELECT count(*) FROM event_batches").await?,
         anchor: crate::store::chain::read_anchor(&mut *pool.acquire().await?).await?.state,
         leader,
