@@ -119,9 +119,7 @@ pub fn needle_keys(needle: &str) -> Option<Vec<i64>> {
 /// The FTS5 query that finds the blocks holding every trigram of `needle`, or `None` for a needle shorter than three
 /// characters, which no trigram can find.
 pub fn match_expression(needle: &str) -> Option<String> {
-    let mut keys: Vec<u64> = needle_keys(needle)?.into_iter().map(|key| key as u64).collect();
-    keys.sort_unstable();
-    let words: Vec<String> = keys.iter().map(|key| format!("\"{key:x}\"")).collect();
+    let words: Vec<String> = needle_keys(needle)?.into_iter().map(|key| format!("\"{:x}\"", key as u64)).collect();
     Some(words.join(" AND "))
 }
 

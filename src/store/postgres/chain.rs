@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection, Row};
 
 use crate::store::chain::{self, read_anchor, read_head, AnchorState, ChainSource, Finding, Sealed, StoredRow, SCHEME};
+use crate::store::columns::SELECT_COLUMNS;
 use crate::store::StoreError;
 
 /// Checks the chain of the database behind `pool` (see [`chain::verify`]), in one snapshot while collectors write.
@@ -32,14 +33,11 @@ impl ChainSource for PgChain<'_> {
     }
 
     async fn rows(&mut self, first: i64, last: i64) -> Result<Vec<Result<StoredRow, String>>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, source_ip, \
-             format, original, raw, fields, message_at FROM events WHERE id BETWEEN $1 AND $2 ORDER BY id",
-        )
-        .bind(first)
-        .bind(last)
-        .fetch_all(&mut *self.conn)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {SELECT_COLUMNS} FROM events WHERE id BETWEEN $1 AND $2 ORDER BY id"))
+            .bind(first)
+            .bind(last)
+            .fetch_all(&mut *self.conn)
+            .await?;
         rows.iter().map(|row| super::events::stored_row(row).map(Ok)).collect()
     }
 }

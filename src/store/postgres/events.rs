@@ -20,7 +20,7 @@ use super::PgStore;
 use crate::event::Event;
 use crate::store::activity::Activity;
 use crate::store::chain::{seal_events, BatchHasher, RowImage, StoredRow};
-use crate::store::columns::{self, TYPED_COLUMNS, TYPED_ORIGINAL};
+use crate::store::columns::{self, SELECT_COLUMNS, TYPED_COLUMNS, TYPED_ORIGINAL};
 use crate::store::query::EventFilter;
 use crate::store::StoreError;
 
@@ -193,7 +193,7 @@ pub(crate) async fn matching(pool: &sqlx::PgPool, filter: &EventFilter) -> Resul
             }
         }
     }
-    let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT}, {OBSERVERS} FROM "));
+    let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {SELECT_COLUMNS}, {OBSERVERS} FROM "));
     match runs {
         Some(runs) => {
             // Each run read by its ids (OFFSET 0 keeps the planner from joining the other way: reading every line
@@ -251,7 +251,7 @@ pub(super) async fn events_after(
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let sql = format!("SELECT {SELECT}, {OBSERVERS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+    let sql = format!("SELECT {SELECT_COLUMNS}, {OBSERVERS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
     let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(conn).await?;
     rows.iter().map(stored_event).collect()
 }
@@ -261,14 +261,10 @@ pub(crate) async fn events_by_id(
     pool: &sqlx::PgPool,
     ids: &[i64],
 ) -> Result<Vec<crate::store::query::StoredEvent>, StoreError> {
-    let sql = format!("SELECT {SELECT}, {OBSERVERS} FROM events WHERE id = ANY($1) ORDER BY id");
+    let sql = format!("SELECT {SELECT_COLUMNS}, {OBSERVERS} FROM events WHERE id = ANY($1) ORDER BY id");
     let rows = sqlx::query(&sql).bind(ids).fetch_all(pool).await?;
     rows.iter().map(|row| stored_event(row).map(Into::into)).collect()
 }
-
-/// The columns read back, in the order [`stored_event`] expects.
-const SELECT: &str = "id, ts, ts_digits, created, created_digits, host, dataset, action, outcome, user_name, \
-                      source_ip, format, original, raw, fields, message_at";
 
 /// One batch, as arrays: events new to the database are stored with this collector as their observer; a copy of an
 /// event stored already (same host, time, line and occurrence; stored by another collector) only adds this collector
@@ -303,7 +299,7 @@ pub(super) const HEARD: &str = "INSERT INTO host_collectors (host, collector, fi
      last_seen = greatest(host_collectors.last_seen, excluded.last_seen), \
      events = host_collectors.events + excluded.events";
 
-/// The observers of an event read with [`SELECT`]: the collector that stored it, then the others by name.
+/// The observers of an event read with [`SELECT_COLUMNS`]: the collector that stored it, then the others by name.
 const OBSERVERS: &str = "array_prepend(observer, ARRAY(SELECT c.collector FROM event_copies c \
      WHERE c.event_id = events.id AND c.ts = events.ts ORDER BY c.collector)) AS observers";
 
@@ -323,13 +319,13 @@ fn regex_literal(text: &str) -> String {
     })
 }
 
-/// An event of a row read with [`SELECT`] and `observers`.
+/// An event of a row read with [`SELECT_COLUMNS`] and `observers`.
 fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
     let parts = stored_row(row)?.into_parts();
     Ok(StoredEvent { id: parts.id, event: columns::event_from_parts(parts)?, observers: row.try_get("observers")? })
 }
 
-/// The columns of a row read with [`SELECT`]: a host stored as '' (the dedupe key needs one) is none, as the event
+/// The columns of a row read with [`SELECT_COLUMNS`]: a host stored as '' (the dedupe key needs one) is none, as the event
 /// had it.
 pub(super) fn stored_row(row: &PgRow) -> Result<StoredRow, StoreError> {
     let mut typed: [Option<String>; 8] = Default::default();
@@ -352,7 +348,7 @@ pub(super) fn stored_row(row: &PgRow) -> Result<StoredRow, StoreError> {
     })
 }
 
-/// Rows' columns as arrays, each one parameter of an `UNNEST`, bound in [`SELECT`]'s order from `ts` to
+/// Rows' columns as arrays, each one parameter of an `UNNEST`, bound in [`SELECT_COLUMNS`]' order from `ts` to
 /// `message_at` (the host '' when the row names none: the dedupe key needs one).
 pub(super) struct EventArrays {
     /// ts, created.
