@@ -5,13 +5,15 @@
 #   - bytes per event: the file, and per table and index (SQLite's dbstat), against the raw line;
 #   - each query of an on-call engineer, warm (median of 5) and cold (page cache dropped, as root; a fresh process);
 #   - `contains` search through the API and the dashboard of a running server;
-#   - TCP ingest into the big database against an empty one, in the same run;
-#   - TCP ingest while retention prunes a month, against the same without pruning;
+#   - TCP ingest into the big database against an empty one, in the same run: an hour of the traffic mix a day after
+#     the history (rules disabled), then the sender's numbered lines (shipped rules) as earlier runs measured it;
+#   - TCP ingest of the mix while retention prunes a month, against the same without pruning;
 #   - import into the big database against an empty one.
 # Usage: benches/history.sh [N] [INGEST_MESSAGES]   (e.g. benches/history.sh 10000000)
 # Work files stay under target/history/ (the generated log is kept for the next run of the same N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/ingest_setup.sh
 lines=${1:-1000000}
 ingest=${2:-200000}
 work=target/history
@@ -67,11 +69,12 @@ done
 [ "$can_drop" = yes ] || echo "(cold: the page cache cannot be dropped here; run as root on a machine that allows it)"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# serve DB CONFIG: starts a server on DB, prints "PID TCP_PORT HTTP_PORT".
+# serve DB CONFIG [RULES_DIR]: starts a server on DB, prints "PID TCP_PORT HTTP_PORT".
 serve() {
   local tcp http
   tcp=$(port); http=$(port)
-  "$bin" serve --config "$2" --db "$1" --tcp "127.0.0.1:$tcp" --http "127.0.0.1:$http" 2>> "$work/serve.log" &
+  "$bin" serve --config "$2" --db "$1" --tcp "127.0.0.1:$tcp" --http "127.0.0.1:$http" --rules "${3:-rules}" \
+    2>> "$work/serve.log" &
   local pid=$!
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$tcp") 2>/dev/null && break; sleep 0.05; done
   echo "$pid $tcp $http"
@@ -102,14 +105,33 @@ for path in "/api/events?contains=p12x200" "/events?contains=p12x200"; do
   warm=$(for _ in 1 2 3 4 5; do time_ms curl -sf "http://127.0.0.1:$http$path"; done | median)
   printf "http  %-46s warm %6s ms  cold %6s ms\n" "$path" "$warm" "$cold"
 done
-big=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
 stop "$pid"
+
+# TCP ingest, the big database against an empty one. The lines: an hour of the generator's traffic mix a day after the
+# history's newest event (live_mix in benches/ingest_setup.sh), the same file into both, with every rule disabled (the
+# mix fires an alert for about one line in ten: with the rules on, the alert path is measured more than the store).
+# Then, for comparison with earlier runs, the sender's own numbered lines with the shipped rules (one host in 16, one
+# user, one address, one action: every index appended to at its end in the empty database).
+norules=$(no_rules_dir "$work")
+# ingest DB RULES_DIR [SENDER_OPTION...]: msg/s of $ingest lines sent to a server on DB.
+ingest() {
+  local db=$1 rules=$2 rate
+  shift 2
+  read -r pid tcp http < <(serve "$db" "$plain" "$rules")
+  rate=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" "$@" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
+  stop "$pid"
+  echo "$rate"
+}
 empty=$work/empty.db
+live_mix "$db" "$ingest" "$work/live.log"
+big=$(ingest "$db" "$norules" --file "$work/live.log")
 rm -f "$empty" "$empty-wal" "$empty-shm"
-read -r pid tcp http < <(serve "$empty" "$plain")
-small=$("$sender" --addr "127.0.0.1:$tcp" --db "$empty" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
-stop "$pid"
-echo "tcp ingest: into the $lines-event database $big msg/s, into an empty one $small msg/s: $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", a / b }')x"
+small=$(ingest "$empty" "$norules" --file "$work/live.log")
+echo "tcp ingest of the traffic mix: into the $lines-event database $big msg/s, into an empty one $small msg/s: $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", a / b }')x"
+big=$(ingest "$db" rules)
+rm -f "$empty" "$empty-wal" "$empty-shm"
+small=$(ingest "$empty" rules)
+echo "tcp ingest of numbered lines: into the $lines-event database $big msg/s, into an empty one $small msg/s: $(awk -v a="$big" -v b="$small" 'BEGIN { printf "%.2f", a / b }')x"
 
 # Retention: the batches holding the oldest month are made 13 months old (an import stores every batch now), then a
 # server with a year's retention prunes them while lines arrive.
@@ -117,14 +139,14 @@ month=$(sqlite3 "$db" "SELECT max(id) FROM events WHERE ts < (SELECT min(ts) FRO
 sqlite3 "$db" "UPDATE event_batches SET stored_at = stored_at - 395 * 86400 * 1000000 WHERE last_event_id <= $month"
 pruning=$work/pruning.yaml
 printf 'storage:\n  retention: 365d\n  prune_interval: 1s\n' > "$pruning"
-read -r pid tcp http < <(serve "$db" "$pruning")
+live_mix "$db" "$ingest" "$work/live.log"
+read -r pid tcp http < <(serve "$db" "$pruning" "$norules")
 sleep 1.5
-during=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
+during=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" --file "$work/live.log" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
 stop "$pid"
 left=$(sqlite3 "$db" "SELECT count(*) FROM events WHERE id <= $month")
-read -r pid tcp http < <(serve "$db" "$plain")
-without=$("$sender" --addr "127.0.0.1:$tcp" --db "$db" --messages "$ingest" | sed -E 's/.*stored_msgs_per_s=([0-9]+).*/\1/')
-stop "$pid"
+live_mix "$db" "$ingest" "$work/live.log"
+without=$(ingest "$db" "$norules" --file "$work/live.log")
 echo "tcp ingest while retention prunes a month ($month events, $left left when the run ended): $during msg/s, without pruning $without msg/s: $(awk -v a="$during" -v b="$without" 'BEGIN { printf "%.2f", a / b }')x"
 
 # Import into the big database against an empty one: a tenth of the lines (at most 1M), the same file both times.

@@ -5,6 +5,7 @@
 # Usage: [RULES=on|off] benches/tcp_throughput.sh [MESSAGES] [CONNECTIONS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/ingest_setup.sh
 messages=${1:-500000}
 connections=${2:-4}
 runs=${3:-5}
@@ -17,7 +18,7 @@ for run in $(seq 1 "$runs"); do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   rules=rules
   if [ "${RULES:-on}" = off ]; then
-    mkdir -p "$dir/norules/decoders" && cp rules/decoders/*.yaml "$dir/norules/decoders/" && rules="$dir/norules"
+    rules=$(no_rules_dir "$dir")
   fi
   "$bin" serve --tcp "127.0.0.1:$port" --http 127.0.0.1:0 --db "$dir/bench.db" --rules "$rules" 2>"$dir/serve.log" &
   server=$!

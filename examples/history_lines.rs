@@ -4,6 +4,9 @@
 //! line. Two lines (and only two) name the partition `p12x200`, the rare string the benchmark searches for.
 //!
 //! `cargo run --release --example history_lines -- 10000000 > history.log`
+//!
+//! `history_lines N END DAYS` spreads the lines over DAYS (a decimal: 0.04 is about an hour) before END instead: the
+//! same mix as a fleet's live traffic, newer than a history that ends before it (`benches/ingest_pair.sh`).
 
 #![allow(missing_docs)]
 
@@ -85,7 +88,8 @@ fn message(random: &mut Random, rare: bool) -> (&'static str, String) {
 fn main() {
     let count: u64 = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
     let end: DateTime<Utc> = std::env::args().nth(2).and_then(|t| t.parse().ok()).unwrap_or_else(Utc::now);
-    let start = end - Duration::days(365);
+    let days: f64 = std::env::args().nth(3).and_then(|d| d.parse().ok()).unwrap_or(365.0);
+    let start = end - Duration::microseconds((days * 86_400e6) as i64);
     let span = (end - start).num_microseconds().unwrap_or(1) as u64;
     let rare = [count / 3, count * 2 / 3];
     let mut random = Random(0x5eed);

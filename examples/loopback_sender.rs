@@ -6,12 +6,16 @@
 //! For several collectors (an HSM sending to each), `--also ADDR` sends the same lines to another server too, and
 //! `--metrics HOST:PORT` (once per server) watches each server's `hsmwatch_events_stored_total` instead of a database
 //! file: every line is stored once every server counts all it received.
+//! The numbered lines carry the time the run started, as a live HSM's are newer than any history the collector holds.
+//! `--file PATH` sends that file's lines instead (from the start again if it has fewer than `--messages`), such as a
+//! fleet's traffic mix from `examples/history_lines.rs`.
 //! Only loopback addresses are accepted; the run is bounded by `--messages` and `--timeout`.
 
 #![allow(missing_docs)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hsmwatch::store::{open_reader, query};
@@ -26,6 +30,8 @@ struct Args {
     connections: usize,
     octet_counting: bool,
     timeout: Duration,
+    timestamp: String,
+    file: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +44,8 @@ fn parse_args() -> Args {
         connections: 4,
         octet_counting: true,
         timeout: Duration::from_secs(300),
+        timestamp: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        file: None,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -51,6 +59,7 @@ fn parse_args() -> Args {
             "--connections" => args.connections = value().parse().expect("--connections N"),
             "--framing" => args.octet_counting = value() == "octet",
             "--timeout" => args.timeout = Duration::from_secs(value().parse().expect("--timeout SECONDS")),
+            "--file" => args.file = Some(PathBuf::from(value())),
             other => panic!("unknown option {other}"),
         }
     }
@@ -59,18 +68,49 @@ fn parse_args() -> Args {
     args
 }
 
-fn line(n: usize) -> String {
-    format!(
-        "<174>1 2026-03-01T12:00:00.000Z hsm-{:02} lunash 4101 - - info : 0 : Command: hsm show seq:{n:08} : admin : 10.0.106.107/50114",
-        n % 16
-    )
+/// What is sent: numbered lines of one moment, or a file's lines.
+enum Lines {
+    Numbered { timestamp: String },
+    File(Vec<String>),
 }
 
-async fn send(addr: SocketAddr, numbers: std::ops::Range<usize>, octet_counting: bool) {
+impl Lines {
+    fn of(args: &Args) -> Lines {
+        match &args.file {
+            None => Lines::Numbered { timestamp: args.timestamp.clone() },
+            Some(path) => {
+                let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+                assert!(!lines.is_empty(), "{} has no lines", path.display());
+                Lines::File(lines)
+            }
+        }
+    }
+
+    fn line(&self, n: usize) -> std::borrow::Cow<'_, str> {
+        match self {
+            Lines::Numbered { timestamp } => format!(
+                "<174>1 {timestamp} hsm-{:02} lunash 4101 - - info : 0 : Command: hsm show seq:{n:08} : admin : 10.0.106.107/50114",
+                n % 16
+            )
+            .into(),
+            Lines::File(lines) => lines[n % lines.len()].as_str().into(),
+        }
+    }
+
+    fn describe(&self, args: &Args) -> String {
+        match self {
+            Lines::Numbered { timestamp } => format!("numbered@{timestamp}"),
+            Lines::File(_) => args.file.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+async fn send(addr: SocketAddr, numbers: std::ops::Range<usize>, octet_counting: bool, lines: Arc<Lines>) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut buf = Vec::with_capacity(256 * 1024);
     for n in numbers {
-        let text = line(n);
+        let text = lines.line(n);
         if octet_counting {
             buf.extend_from_slice(format!("{} ", text.len()).as_bytes());
             buf.extend_from_slice(text.as_bytes());
@@ -116,12 +156,13 @@ async fn main() {
     let expected = args.messages * if pool.is_some() { 1 } else { args.metrics.len() };
     let before = stored(pool.as_ref(), &args.metrics).await;
     let started = Instant::now();
+    let lines = Arc::new(Lines::of(&args));
     let per = args.messages.div_ceil(args.connections);
     let mut senders = Vec::new();
     for addr in std::iter::once(args.addr).chain(args.also.iter().copied()) {
         for c in 0..args.connections {
             let range = (c * per).min(args.messages)..((c + 1) * per).min(args.messages);
-            senders.push(tokio::spawn(send(addr, range, args.octet_counting)));
+            senders.push(tokio::spawn(send(addr, range, args.octet_counting, lines.clone())));
         }
     }
     for sender in senders {
@@ -139,11 +180,12 @@ async fn main() {
     }
     let stored = started.elapsed();
     println!(
-        "messages={} servers={} connections={} framing={} sent_s={:.3} stored_s={:.3} stored_msgs_per_s={:.0}",
+        "messages={} servers={} connections={} framing={} lines={} sent_s={:.3} stored_s={:.3} stored_msgs_per_s={:.0}",
         args.messages,
         1 + args.also.len(),
         args.connections,
         if args.octet_counting { "octet" } else { "lf" },
+        lines.describe(&args),
         sent.as_secs_f64(),
         stored.as_secs_f64(),
         args.messages as f64 / stored.as_secs_f64()
