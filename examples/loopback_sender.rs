@@ -155,8 +155,8 @@ async fn main() {
     // Every server counts every line it received (a copy another stored too).
     let expected = args.messages * if pool.is_some() { 1 } else { args.metrics.len() };
     let before = stored(pool.as_ref(), &args.metrics).await;
-    let started = Instant::now();
     let lines = Arc::new(Lines::of(&args));
+    let started = Instant::now();
     let per = args.messages.div_ceil(args.connections);
     let mut senders = Vec::new();
     for addr in std::iter::once(args.addr).chain(args.also.iter().copied()) {
