@@ -33,10 +33,7 @@ server=
 cleanup() { [ -n "$server" ] && kill -TERM "$server" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
 printf 'storage:\n  retention: null\n' > "$dir/plain.yaml"
-rules=rules
-if [ "${RULES:-off}" = off ]; then
-  rules=$(no_rules_dir "$dir")
-fi
+rules=$(rules_dir "${RULES:-off}" "$dir")
 sqlite3 "$big" "UPDATE rule_cursor SET last_event_id = (SELECT max(id) FROM events)"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # rate BIN DB: msg/s stored by a server of BIN on DB.

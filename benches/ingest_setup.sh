@@ -1,5 +1,10 @@
 # Sourced by the ingest benchmarks: what their servers run with and what their senders send.
 
+# rules_dir SETTING DIR: the rules directory a server runs with: the shipped one for `on`, else no_rules_dir's copy.
+rules_dir() {
+  if [ "$1" = on ]; then echo rules; else no_rules_dir "$2"; fi
+}
+
 # no_rules_dir DIR: a copy of the shipped rules directory (decoders, SNMP definitions) in DIR/norules with every rule
 # disabled (`enabled: false`: loaded and checked, never evaluated), for RULES=off; prints its path. A directory
 # without rule files would be refused as a likely mistake.

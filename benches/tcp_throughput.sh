@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end TCP → SQLite throughput on loopback: starts `hsmwatch serve` on a fresh database, sends numbered lines
 # with examples/loopback_sender.rs, and times until the last one is committed. Repeats RUNS times, prints the median.
-# RULES=off runs with the shipped decoders but no rules (the default is decoders and the shipped rules on).
+# RULES=off runs with the shipped decoders and every rule disabled (the default is decoders and the shipped rules on).
 # Usage: [RULES=on|off] benches/tcp_throughput.sh [MESSAGES] [CONNECTIONS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +16,7 @@ rates=()
 for run in $(seq 1 "$runs"); do
   dir=$(mktemp -d)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  rules=rules
-  if [ "${RULES:-on}" = off ]; then
-    rules=$(no_rules_dir "$dir")
-  fi
+  rules=$(rules_dir "${RULES:-on}" "$dir")
   "$bin" serve --tcp "127.0.0.1:$port" --http 127.0.0.1:0 --db "$dir/bench.db" --rules "$rules" 2>"$dir/serve.log" &
   server=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done

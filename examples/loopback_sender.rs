@@ -30,7 +30,6 @@ struct Args {
     connections: usize,
     octet_counting: bool,
     timeout: Duration,
-    timestamp: String,
     file: Option<PathBuf>,
 }
 
@@ -44,7 +43,6 @@ fn parse_args() -> Args {
         connections: 4,
         octet_counting: true,
         timeout: Duration::from_secs(300),
-        timestamp: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         file: None,
     };
     let mut words = std::env::args().skip(1);
@@ -71,20 +69,19 @@ fn parse_args() -> Args {
 /// What is sent: numbered lines of one moment, or a file's lines.
 enum Lines {
     Numbered { timestamp: String },
-    File(Vec<String>),
+    File { path: PathBuf, lines: Vec<String> },
 }
 
 impl Lines {
-    fn of(args: &Args) -> Lines {
-        match &args.file {
-            None => Lines::Numbered { timestamp: args.timestamp.clone() },
-            Some(path) => {
-                let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-                assert!(!lines.is_empty(), "{} has no lines", path.display());
-                Lines::File(lines)
-            }
-        }
+    /// The file's lines, or numbered lines stamped now.
+    fn of(file: Option<PathBuf>) -> Lines {
+        let Some(path) = file else {
+            return Lines::Numbered { timestamp: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string() };
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        assert!(!lines.is_empty(), "{} has no lines", path.display());
+        Lines::File { path, lines }
     }
 
     fn line(&self, n: usize) -> std::borrow::Cow<'_, str> {
@@ -94,14 +91,14 @@ impl Lines {
                 n % 16
             )
             .into(),
-            Lines::File(lines) => lines[n % lines.len()].as_str().into(),
+            Lines::File { lines, .. } => lines[n % lines.len()].as_str().into(),
         }
     }
 
-    fn describe(&self, args: &Args) -> String {
+    fn describe(&self) -> String {
         match self {
             Lines::Numbered { timestamp } => format!("numbered@{timestamp}"),
-            Lines::File(_) => args.file.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
+            Lines::File { path, .. } => path.display().to_string(),
         }
     }
 }
@@ -155,7 +152,7 @@ async fn main() {
     // Every server counts every line it received (a copy another stored too).
     let expected = args.messages * if pool.is_some() { 1 } else { args.metrics.len() };
     let before = stored(pool.as_ref(), &args.metrics).await;
-    let lines = Arc::new(Lines::of(&args));
+    let lines = Arc::new(Lines::of(args.file.clone()));
     let started = Instant::now();
     let per = args.messages.div_ceil(args.connections);
     let mut senders = Vec::new();
@@ -185,7 +182,7 @@ async fn main() {
         1 + args.also.len(),
         args.connections,
         if args.octet_counting { "octet" } else { "lf" },
-        lines.describe(&args),
+        lines.describe(),
         sent.as_secs_f64(),
         stored.as_secs_f64(),
         args.messages as f64 / stored.as_secs_f64()

@@ -165,8 +165,9 @@ async fn shared_stats(config: &crate::config::Config, url: &str, json: bool) -> 
     writeln!(out, "collectors    {} (lines received); {} copies", collectors.join(", "), stats.copies)?;
     writeln!(
         out,
-        "search index  {} runs of up to 256 events ({:.1} MiB)",
+        "search index  {} runs of up to {} events ({:.1} MiB)",
         stats.search_runs,
+        1 << crate::store::search::BLOCK_SHIFT,
         stats.search_bytes as f64 / 1048576.0
     )?;
     writeln!(

@@ -3,7 +3,9 @@
 //!
 //! What that text may use: `$1`…`$n` placeholders numbered in order of first use (SQLite binds `$N` to the N-th
 //! value, PostgreSQL too), `ON CONFLICT … DO UPDATE / DO NOTHING`, `RETURNING`, integer times (microseconds), and
-//! values of `Any`'s types (integers, text, bytes, floats; a flag is an integer, as SQLite stores it).
+//! values of `Any`'s types (integers, text, bytes, floats; a flag is an integer, as SQLite stores it). A multi-row
+//! insert writes its rows with [`Backend::values_row`] instead: SQLite looks a numbered placeholder up by walking the
+//! statement's list of names, once for each value bound, which grows with the square of the values.
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
@@ -88,6 +90,17 @@ impl Backend {
             Backend::Postgres => "BEGIN",
         }
     }
+
+    /// The placeholders of row `row` (from 0) of a multi-row insert of `columns` values a row: SQLite's anonymous
+    /// (`?`, bound in order), PostgreSQL's numbered on from the rows before. Numbered ones on SQLite cost an import of a
+    /// year's lines half its time in 500-row statements of the hourly counts.
+    pub fn values_row(self, row: usize, columns: usize) -> String {
+        let values: Vec<String> = match self {
+            Backend::Sqlite => vec!["?".to_owned(); columns],
+            Backend::Postgres => (1..=columns).map(|column| format!("${}", row * columns + column)).collect(),
+        };
+        format!("({})", values.join(", "))
+    }
 }
 
 /// A connection the table modules can use: SQLite's write connection or a pooled reader, or a PostgreSQL connection.
@@ -158,5 +171,18 @@ pub async fn in_transaction<C: TableConn, T>(
             let _ = sqlx::query("ROLLBACK").execute(&mut conn.tables()).await;
             Err(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_rows_take_anonymous_placeholders_postgres_numbered_ones() {
+        assert_eq!(Backend::Sqlite.values_row(0, 5), "(?, ?, ?, ?, ?)");
+        assert_eq!(Backend::Sqlite.values_row(499, 5), "(?, ?, ?, ?, ?)");
+        assert_eq!(Backend::Postgres.values_row(0, 5), "($1, $2, $3, $4, $5)");
+        assert_eq!(Backend::Postgres.values_row(2, 5), "($11, $12, $13, $14, $15)");
     }
 }

@@ -325,8 +325,8 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent { id: parts.id, event: columns::event_from_parts(parts)?, observers: row.try_get("observers")? })
 }
 
-/// The columns of a row read with [`SELECT_COLUMNS`]: a host stored as '' (the dedupe key needs one) is none, as the event
-/// had it.
+/// The columns of a row read with [`SELECT_COLUMNS`]: a host stored as '' (the dedupe key needs one) is none, as the
+/// event had it.
 pub(super) fn stored_row(row: &PgRow) -> Result<StoredRow, StoreError> {
     let mut typed: [Option<String>; 8] = Default::default();
     for (value, column) in typed.iter_mut().zip(TYPED_COLUMNS) {

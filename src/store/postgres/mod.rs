@@ -8,7 +8,7 @@
 pub mod chain;
 pub mod evaluation;
 pub mod events;
-pub mod grams;
+mod grams;
 pub mod heard;
 pub mod leadership;
 pub mod migrate;
