@@ -119,7 +119,6 @@ fn check_notifiers(
 struct AfterStore {
     evaluator: Evaluator,
     inventory: Inventory,
-    activity: crate::store::activity::Activity,
 }
 
 impl AfterCommit for AfterStore {
@@ -129,7 +128,6 @@ impl AfterCommit for AfterStore {
 
     fn evaluate(&mut self, batch: &[Event], first_id: i64) {
         self.inventory.observe(batch);
-        self.activity.observe(batch);
         self.evaluator.evaluate(batch, first_id);
     }
 
@@ -145,9 +143,6 @@ impl AfterCommit for AfterStore {
             }
             if let Err(error) = self.inventory.save(conn).await {
                 tracing::warn!(%error, "cannot save the host inventory");
-            }
-            if let Err(error) = self.activity.save(conn).await {
-                tracing::warn!(%error, "cannot save the hourly activity");
             }
             self.evaluator.tick(conn, now).await
         })
@@ -745,7 +740,7 @@ impl Server {
                 queue_rx,
                 policy,
                 writer_counters,
-                AfterStore { evaluator, inventory, activity: crate::store::activity::Activity::default() },
+                AfterStore { evaluator, inventory },
             )
             .await;
             // Checkpoints go on while the writer flushes at shutdown; the write connection closes after the rest stop.

@@ -11,10 +11,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::Args;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::decode::Decoders;
 use crate::event::Event;
 use crate::import::{self, ImportFormat, ImportStats, Source};
+use crate::metrics::Counters;
 use crate::parse::{TimeRules, YearRule};
 use crate::store;
 use crate::store::inserter::{self, Inserter, InserterSettings};
@@ -83,8 +85,8 @@ fn year_rule(args: &ImportArgs, modified: Option<DateTime<Utc>>) -> (YearRule, S
 /// Where an import stores: SQLite's file through the server's inserter, or the configuration's shared PostgreSQL
 /// database as one more collector's batches.
 enum Sink {
-    /// The SQLite file, its write connection and its event inserter.
-    Sqlite { db: PathBuf, conn: store::WriteConn, inserter: Inserter },
+    /// The SQLite file, its write connection, its event inserter and the checkpointer beside it.
+    Sqlite { db: PathBuf, conn: store::WriteConn, inserter: Inserter, checkpoints: Checkpoints },
     /// The shared database.
     Postgres(store::postgres::PgStore),
 }
@@ -100,7 +102,6 @@ impl Sink {
             return Ok(Sink::Postgres(store));
         }
         let conn = store::open_writer(&db).await?;
-        // No background checkpointer here: the import's own commits checkpoint, each after 64 MiB of WAL.
         let settings = InserterSettings {
             max_size: None,
             deferred_checkpoints: true,
@@ -108,16 +109,45 @@ impl Sink {
             min_free: Some(config.storage.min_free),
         };
         let inserter = Inserter::start(inserter::open_connection(&db, settings)?, Arc::default())?;
-        Ok(Sink::Sqlite { db, conn, inserter })
+        let checkpoints = Checkpoints::start(&db);
+        Ok(Sink::Sqlite { db, conn, inserter, checkpoints })
     }
 
     /// Closes what it opened.
     async fn close(self) -> anyhow::Result<()> {
-        if let Sink::Sqlite { conn, inserter, .. } = self {
+        if let Sink::Sqlite { conn, inserter, checkpoints, .. } = self {
+            checkpoints.stop().await;
             inserter.close().await;
             store::close_writer(conn).await?;
         }
         Ok(())
+    }
+}
+
+/// Checkpoints from a connection of their own, as the server's: the inserter's commits would otherwise copy the WAL
+/// into the database file and wait for the disk themselves, once per 64 MiB of WAL.
+struct Checkpoints {
+    /// Events committed: the checkpointer runs while they grow.
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Checkpoints {
+    fn start(db: &std::path::Path) -> Checkpoints {
+        let (counters, stop) = (Arc::new(Counters::default()), CancellationToken::new());
+        let task = tokio::spawn(store::checkpoint::run(
+            db.to_owned(),
+            counters.clone(),
+            store::checkpoint::INTERVAL,
+            stop.clone(),
+        ));
+        Checkpoints { counters, stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
     }
 }
 
@@ -241,8 +271,8 @@ async fn import_file(
     });
     let mut progress = Progress::new(&name);
     let already = match sink {
-        Sink::Sqlite { db, conn, inserter } => {
-            store_in_sqlite(&mut received, db, conn, inserter, &mut progress).await?;
+        Sink::Sqlite { db, conn, inserter, checkpoints } => {
+            store_in_sqlite(&mut received, db, conn, inserter, &checkpoints.counters, &mut progress).await?;
             0
         }
         Sink::Postgres(store) => store_in_postgres(&mut received, store, &mut progress).await?,
@@ -279,33 +309,34 @@ impl<'a> Progress<'a> {
     }
 }
 
-/// Stores batches through SQLite's inserter, counting them in the inventory and the hourly activity as received
-/// lines are.
+/// Stores batches through SQLite's inserter (which counts their hourly activity in each batch's transaction), counting
+/// them in the inventory as received lines are.
 async fn store_in_sqlite(
     received: &mut mpsc::Receiver<Vec<Event>>,
     db: &std::path::Path,
     conn: &mut store::WriteConn,
     inserter: &Inserter,
+    counters: &Counters,
     progress: &mut Progress<'_>,
 ) -> anyhow::Result<()> {
     let mut inventory = crate::inventory::Inventory::load(&store::open_reader(db).await?).await?;
-    let mut activity = crate::store::activity::Activity::default();
-    // A batch is counted while the next one is inserted, off the inserter's path.
-    let mut committed: Vec<Event> = Vec::new();
-    while let Some(batch) = received.recv().await {
-        let count_committed = async {
-            inventory.observe(&committed);
-            activity.observe(&committed);
-        };
-        let ((batch, outcome), ()) = tokio::join!(inserter.insert(batch), count_committed);
+    let Some(first) = received.recv().await else { return Ok(()) };
+    // The next batch is queued before the one before it is committed, so that the inserter never waits for this task
+    // (and encodes each batch while it commits the one before); a batch is counted while the next one is inserted.
+    let mut committing = inserter.queue_after(first);
+    loop {
+        let next = received.recv().await.map(|batch| inserter.queue_after(batch));
+        let (committed, outcome) = committing.await;
         outcome?;
-        committed = batch;
+        Counters::add(&counters.stored, committed.len() as u64);
+        inventory.observe(&committed);
         progress.add(committed.len());
+        match next {
+            Some(next) => committing = next,
+            None => break,
+        }
     }
-    inventory.observe(&committed);
-    activity.observe(&committed);
     inventory.save(conn).await?;
-    activity.save(conn).await?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
-//! Hourly activity, the `event_hours` table: events and failed logins per hour, host and category, counted from
-//! committed batches (SQLite's writer saves the counts on its timer; PostgreSQL's in each batch's transaction, for the
-//! events it stored), so that the dashboard's charts and 24-hour counts read a few rows instead of scanning events.
+//! Hourly activity, the `event_hours` table: events and failed logins per hour, host and category, counted in each
+//! batch's transaction (by SQLite's event inserter; on PostgreSQL, for the events the batch stored), so that the
+//! dashboard's charts and 24-hour counts read a few rows instead of scanning events.
 
 use std::collections::HashMap;
 
@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::event::{field, Event};
 
-use crate::store::{Reader, StoreError, TableConn};
+use crate::store::{Backend, Reader, StoreError, TableConn};
 
 /// Microseconds in an hour.
 pub const HOUR_MICROS: i64 = 3_600_000_000;
@@ -41,25 +41,44 @@ pub async fn add<C: TableConn>(conn: &mut C, counts: &[HourCount<'_>]) -> Result
 pub async fn add_in_transaction<C: TableConn>(conn: &mut C, counts: &[HourCount<'_>]) -> Result<(), StoreError> {
     let backend = conn.backend();
     for chunk in counts.chunks(ROWS_PER_STATEMENT) {
-        let rows: Vec<String> = (0..chunk.len()).map(|row| backend.values_row(row, 5)).collect();
-        let sql = format!(
-            "INSERT INTO event_hours (hour, host, category, events, failed_logins) VALUES {} \
-             ON CONFLICT (hour, host, category) DO UPDATE SET events = event_hours.events + excluded.events, \
-             failed_logins = event_hours.failed_logins + excluded.failed_logins",
-            rows.join(", ")
-        );
+        let sql = add_statement(backend, chunk.len());
         let mut insert = sqlx::query(&sql);
         for count in chunk {
-            insert = insert
-                .bind(count.hour)
-                .bind(count.host)
-                .bind(count.category)
-                .bind(i64::try_from(count.events).unwrap_or(i64::MAX))
-                .bind(i64::try_from(count.failed_logins).unwrap_or(i64::MAX));
+            let [events, failed_logins] = count.totals();
+            insert = insert.bind(count.hour).bind(count.host).bind(count.category).bind(events).bind(failed_logins);
         }
         insert.execute(&mut conn.tables()).await?;
     }
     Ok(())
+}
+
+/// Adds the counts of a batch in the event inserter's transaction, one cached one-row statement a row (a batch of
+/// live lines holds a few hours' rows; one of an import in time order, a few hundred).
+pub(super) fn add_on_inserter(transaction: &rusqlite::Connection, counts: &Activity) -> Result<(), StoreError> {
+    let mut insert = transaction.prepare_cached(&add_statement(Backend::Sqlite, 1))?;
+    for count in counts.rows() {
+        let [events, failed_logins] = count.totals();
+        insert.execute(rusqlite::params![count.hour, count.host, count.category, events, failed_logins])?;
+    }
+    Ok(())
+}
+
+/// The statement that adds `rows` rows of counts to theirs.
+fn add_statement(backend: Backend, rows: usize) -> String {
+    let rows: Vec<String> = (0..rows).map(|row| backend.values_row(row, 5)).collect();
+    format!(
+        "INSERT INTO event_hours (hour, host, category, events, failed_logins) VALUES {} \
+         ON CONFLICT (hour, host, category) DO UPDATE SET events = event_hours.events + excluded.events, \
+         failed_logins = event_hours.failed_logins + excluded.failed_logins",
+        rows.join(", ")
+    )
+}
+
+impl HourCount<'_> {
+    /// The events and failed logins, as the table's integers hold them.
+    fn totals(&self) -> [i64; 2] {
+        [self.events, self.failed_logins].map(|count| i64::try_from(count).unwrap_or(i64::MAX))
+    }
 }
 
 /// One row of hourly activity.
@@ -147,16 +166,23 @@ impl Activity {
         }
     }
 
-    /// Adds what was counted to the table, in a transaction of its own.
-    pub async fn save<C: TableConn>(&mut self, conn: &mut C) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        crate::store::in_transaction(conn, async |conn| self.save_in_transaction(conn).await).await
+    /// The counts of `events`.
+    pub fn of<'e>(events: impl IntoIterator<Item = &'e Event>) -> Activity {
+        let mut counts = Activity::default();
+        counts.observe(events);
+        counts
     }
 
     /// Adds what was counted to the table, in the transaction `conn` is in.
     pub async fn save_in_transaction<C: TableConn>(&mut self, conn: &mut C) -> Result<(), StoreError> {
+        add_in_transaction(conn, &self.rows()).await?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The rows of what was counted, in key order: so the rows of an import in time order append to the table's
+    /// B-tree instead of landing all over it.
+    fn rows(&self) -> Vec<HourCount<'_>> {
         let mut rows = Vec::new();
         for (host, hours) in &self.pending {
             rows.extend(hours.iter().map(|((hour, category), (events, failed))| HourCount {
@@ -167,11 +193,8 @@ impl Activity {
                 failed_logins: *failed,
             }));
         }
-        // In key order, the rows of a year's import append to the table's B-tree instead of landing all over it.
         rows.sort_unstable_by_key(|row| (row.hour, row.host, row.category));
-        add_in_transaction(conn, &rows).await?;
-        self.pending.clear();
-        Ok(())
+        rows
     }
 }
 

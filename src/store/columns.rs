@@ -50,7 +50,44 @@ pub struct RowValues<'a> {
     pub message_at: Option<i64>,
 }
 
-impl RowValues<'_> {
+/// The part of a row that an event's fields do not give as they are, owned: its packed fields, where its message
+/// starts, and its line and fields compressed. Made apart from the borrowed values, it can be made on another thread
+/// ahead of the batch's transaction.
+pub struct Encoded {
+    /// fields, packed ([`super::packed`]).
+    pub fields: Vec<u8>,
+    /// message_at, as in [`RowValues`].
+    pub message_at: Option<i64>,
+    /// original and fields compressed together, as in [`RowValues`].
+    pub compressed: Option<Vec<u8>>,
+}
+
+impl<'a> RowValues<'a> {
+    /// The owned part of the row.
+    pub fn into_encoded(self) -> Encoded {
+        Encoded { fields: self.fields, message_at: self.message_at, compressed: self.compressed }
+    }
+
+    /// The row of `event` whose owned part `encoded` was made before (by [`row_values`]): only the values borrowed
+    /// from the event are found here.
+    pub fn with_encoded(event: &'a Event, encoded: Encoded) -> RowValues<'a> {
+        let mut typed: [Option<&str>; 8] = [None; 8];
+        for (name, value) in event.fields() {
+            if let Some(column) = typed_column(name) {
+                typed[column] = Some(value);
+            }
+        }
+        add_required_defaults(&mut typed);
+        RowValues {
+            times: times_of(event),
+            typed,
+            raw: event.raw.as_deref(),
+            fields: encoded.fields,
+            compressed: encoded.compressed,
+            message_at: encoded.message_at,
+        }
+    }
+
     /// The row as the chain hashes it, with its id.
     pub fn image(&self, id: i64) -> super::chain::RowImage<'_> {
         super::chain::RowImage {
@@ -83,21 +120,31 @@ pub fn row_values(event: &Event) -> RowValues<'_> {
         // Back in its place: fields are packed in the event's order.
         rest.insert(at, (field::MESSAGE, message));
     }
-    for (column, name) in TYPED.iter().enumerate() {
-        typed[column] = typed[column].or_else(|| required_default(name));
-    }
+    add_required_defaults(&mut typed);
     RowValues {
-        times: [
-            event.timestamp.micros(),
-            i64::from(event.timestamp.frac_digits),
-            event.created.micros(),
-            i64::from(event.created.frac_digits),
-        ],
+        times: times_of(event),
         typed,
         raw: event.raw.as_deref(),
         fields: super::packed::pack(&rest, typed[TYPED_ORIGINAL].unwrap_or_default()),
         compressed: None,
         message_at,
+    }
+}
+
+/// ts, ts_digits, created, created_digits.
+fn times_of(event: &Event) -> [i64; 4] {
+    [
+        event.timestamp.micros(),
+        i64::from(event.timestamp.frac_digits),
+        event.created.micros(),
+        i64::from(event.created.frac_digits),
+    ]
+}
+
+/// Fills the NOT NULL columns the event has no field for ([`required_default`]).
+fn add_required_defaults(typed: &mut [Option<&str>; 8]) {
+    for (column, name) in TYPED.iter().enumerate() {
+        typed[column] = typed[column].or_else(|| required_default(name));
     }
 }
 

@@ -1,25 +1,27 @@
 //! The event inserter: a thread of its own, with a SQLite connection of its own, that commits the writer's batches of
-//! events to the `events` table and the chain.
+//! events to the `events` table, the chain and the hourly activity; and an encoder thread before it, which prepares
+//! the rows of batches queued ahead (an import's) while the inserter commits the ones before.
 //!
 //! Everything else in the store goes through sqlx; event rows do not, because they are the one write that happens for
 //! every received line, on the writer's serial path. Through sqlx each bound value was copied into its argument list
 //! and again into SQLite, a multi-row statement's text was built and hashed for every chunk, and each statement went
 //! to sqlx's worker thread and back: per row, about as much CPU as SQLite's own insert (see `benches/README.md`).
 //! Here rows are bound from the events' fields into cached statements of [`ROWS_PER_STATEMENT`] rows, on the thread
-//! that owns the connection, and a batch crosses threads once. It is the same SQLite library (sqlx links rusqlite's
+//! that owns the connection, and a batch crosses to it once (by way of the encoder thread) and back. It is the same SQLite library (sqlx links rusqlite's
 //! `libsqlite3-sys`), on the same file, in WAL mode: the writer uses it between its own (sqlx) writes, never at the
 //! same time.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, LazyLock};
+use std::sync::{mpsc, Arc, LazyLock, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::columns::{row_values, RowValues, BOUND_PER_ROW, INSERT_COLUMNS, TYPED_ORIGINAL};
+use super::activity::{self, Activity};
+use super::columns::{row_values, Encoded, RowValues, BOUND_PER_ROW, INSERT_COLUMNS, TYPED_ORIGINAL};
 use super::compressed::{self, Compressor, Dictionary, Expander};
 use super::StoreError;
 use super::{chain, search};
@@ -74,6 +76,8 @@ pub struct InserterSettings {
 pub struct InserterConn {
     conn: Connection,
     compression: Compression,
+    /// A compressor with the newest dictionary for the encoder thread, left here when one is trained.
+    encoder_compressor: EncoderCompressor,
     /// Expands compressed lines for the search index.
     expander: Expander,
     /// Where the database is (its filesystem's free space is checked before each batch), and its WAL.
@@ -91,6 +95,9 @@ impl std::fmt::Debug for InserterConn {
         f.debug_struct("InserterConn").field("compression", &self.compression).finish_non_exhaustive()
     }
 }
+
+/// The compressor handed from the inserter's thread, which trains dictionaries, to the encoder's.
+type EncoderCompressor = Arc<Mutex<Option<Compressor>>>;
 
 /// Whether and how rows are compressed.
 #[derive(Debug)]
@@ -126,16 +133,16 @@ pub fn open_connection(path: &Path, settings: InserterSettings) -> Result<Insert
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     // New rows are compressed with the newest dictionary.
-    let compression = match (settings.compress_after, dictionaries.last()) {
-        (None, _) => Compression { train_at: None, compressor: None },
-        (Some(_), Some((id, bytes))) => {
-            Compression { train_at: None, compressor: Some(Arc::new(Dictionary::new(*id, bytes)).compressor()?) }
-        }
-        (Some(after), None) => Compression { train_at: Some(after.max(1)), compressor: None },
+    let newest = match (settings.compress_after, dictionaries.last()) {
+        (Some(_), Some((id, bytes))) => Some(Arc::new(Dictionary::new(*id, bytes))),
+        _ => None,
     };
+    let train_at = settings.compress_after.filter(|_| newest.is_none()).map(|after| after.max(1));
+    let compressor = || newest.as_ref().map(|dictionary| dictionary.compressor()).transpose();
     Ok(InserterConn {
         conn,
-        compression,
+        compression: Compression { train_at, compressor: compressor()? },
+        encoder_compressor: Arc::new(Mutex::new(compressor()?)),
         expander: Expander::new(dictionaries),
         path: path.to_owned(),
         wal_path: super::wal_path(path),
@@ -192,17 +199,19 @@ impl InserterConn {
         let trained = train_dictionary(&mut self.conn).and_then(|dictionary| match dictionary {
             Some((id, bytes)) => {
                 self.expander.add(id, &bytes);
-                Ok(Some(Arc::new(Dictionary::new(id, &bytes)).compressor()?))
+                let dictionary = Arc::new(Dictionary::new(id, &bytes));
+                Ok(Some((dictionary.compressor()?, dictionary.compressor()?)))
             }
             None => Ok(None),
         });
         match trained {
-            Ok(Some(compressor)) => {
+            Ok(Some((compressor, for_encoder))) => {
                 tracing::info!(
                     took_ms = started.elapsed().as_millis() as u64,
                     "trained the compression dictionary on the newest stored lines; new rows are stored compressed"
                 );
                 self.compression = Compression { train_at: None, compressor: Some(compressor) };
+                *self.encoder_compressor.lock().unwrap_or_else(PoisonError::into_inner) = Some(for_encoder);
             }
             Ok(None) => self.compression.train_at = Some(newest_id + due),
             Err(error) => {
@@ -227,14 +236,45 @@ const PREPARE_BESIDE_FROM: usize = 256;
 ///
 /// Turning events into row values (packing and compressing their fields) and hashing them is a third of a row's cost;
 /// for large batches it runs on a second thread, a chunk ahead of SQLite, and the search words of the blocks the batch
-/// holds whole on a third, so that this serial path does little but insert. Once the database holds enough rows, the
-/// compression dictionary is trained after the commit ([`InserterSettings::compress_after`]).
+/// holds whole and its hourly activity ([`activity`]) on a third, so that this serial path does little but insert.
+/// (A batch queued with [`Inserter::queue_after`] comes with its fields packed and compressed and its activity counted
+/// by the encoder thread.) Once the database holds enough rows, the compression dictionary is trained after the commit
+/// ([`InserterSettings::compress_after`]).
 pub fn insert_batch(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, StoreError> {
+    insert_encoded(conn, batch, None)
+}
+
+/// What the encoder thread made of a batch ahead of its transaction.
+struct Ahead {
+    /// The owned parts of its rows.
+    rows: Vec<Encoded>,
+    /// Its hourly activity.
+    counts: Activity,
+    /// Whether its rows were compressed: the encoder may have made them before the dictionary they are due for.
+    compressed: bool,
+}
+
+impl Ahead {
+    /// What is made of `batch` ahead, its rows compressed with `compressor`, if any.
+    fn of(batch: &[Event], mut compressor: Option<&mut Compressor>) -> Ahead {
+        let rows = batch.iter().map(|event| {
+            let mut values = row_values(event);
+            if let Some(compressor) = compressor.as_deref_mut() {
+                compress(&mut values, compressor);
+            }
+            values.into_encoded()
+        });
+        Ahead { rows: rows.collect(), counts: Activity::of(batch), compressed: compressor.is_some() }
+    }
+}
+
+/// [`insert_batch`], with what the encoder thread made of the batch ahead, if anything.
+fn insert_encoded(conn: &mut InserterConn, batch: &[Event], ahead: Option<Ahead>) -> Result<Committed, StoreError> {
     if batch.is_empty() {
         return Ok(Committed { first_id: 0, search_waiting: 0 });
     }
     conn.make_room(batch)?;
-    let committed = match insert_rows(conn, batch) {
+    let committed = match insert_rows(conn, batch, ahead) {
         Err(error) if error.is_full() => {
             conn.recovering = true;
             return Err(error);
@@ -307,7 +347,7 @@ impl InserterConn {
 }
 
 /// The transaction of [`insert_batch`].
-fn insert_rows(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, StoreError> {
+fn insert_rows(conn: &mut InserterConn, batch: &[Event], ahead: Option<Ahead>) -> Result<Committed, StoreError> {
     let InserterConn { conn, compression, expander, .. } = conn;
     let compressor = &mut compression.compressor;
     let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -316,28 +356,35 @@ fn insert_rows(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, St
     // known before it is inserted, and the chain hashes exactly the ids the rows get.
     let newest: Option<i64> = transaction.query_row("SELECT max(id) FROM events", [], |row| row.get(0))?;
     let first_id = newest.unwrap_or(0) + 1;
-    let (hash, ready) = {
+    let (encoded, counts, compress_here) = match ahead {
+        Some(Ahead { rows, counts, compressed }) => (Some(rows), Some(counts), !compressed),
+        None => (None, None, true),
+    };
+    let compressor = compressor.as_mut().filter(|_| compress_here);
+    let (hash, ready, counts) = {
         let mut statements = Statements {
             several: transaction.prepare_cached(&INSERT_SEVERAL)?,
             one: transaction.prepare_cached(&INSERT_ONE)?,
         };
         if batch.len() < PREPARE_BESIDE_FROM {
             let mut hasher = chain::BatchHasher::new(&prev_hash);
-            statements.insert(first_id, &hashed_rows(batch, first_id, &mut hasher, compressor.as_mut()))?;
-            (hasher.finish(), Vec::new())
+            let rows = rows_of(batch, encoded.map(Vec::into_iter).as_mut(), compressor);
+            hash_rows(&rows, first_id, &mut hasher);
+            statements.insert(first_id, &rows)?;
+            (hasher.finish(), Vec::new(), counts.unwrap_or_else(|| Activity::of(batch)))
         } else {
             std::thread::scope(|scope| {
                 let (chunks, prepared) = mpsc::sync_channel::<Vec<RowValues<'_>>>(2);
                 let preparer = std::thread::Builder::new()
                     .name("hsmwatch-rows".into())
-                    .spawn_scoped(scope, || prepare_rows(batch, first_id, &prev_hash, compressor.as_mut(), chunks))
+                    .spawn_scoped(scope, || prepare_rows(batch, encoded, first_id, &prev_hash, compressor, chunks))
                     .map_err(StoreError::InserterThread)?;
-                let words = std::thread::Builder::new()
+                let words_and_counts = std::thread::Builder::new()
                     .name("hsmwatch-words".into())
                     .spawn_scoped(scope, || {
                         let lines: Vec<&str> =
                             batch.iter().map(|event| event.get(field::ORIGINAL).unwrap_or_default()).collect();
-                        search::whole_blocks(first_id, &lines)
+                        (search::whole_blocks(first_id, &lines), counts.unwrap_or_else(|| Activity::of(batch)))
                     })
                     .map_err(StoreError::InserterThread)?;
                 // On an error `prepared` is dropped on return, which stops the preparer at its next chunk.
@@ -347,7 +394,8 @@ fn insert_rows(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, St
                     id += rows.len() as i64;
                 }
                 let hash = preparer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-                Ok::<_, StoreError>((hash, words.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
+                let (ready, counts) = words_and_counts.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                Ok::<_, StoreError>((hash, ready, counts))
             })?
         }
     };
@@ -356,6 +404,7 @@ fn insert_rows(conn: &mut InserterConn, batch: &[Event]) -> Result<Committed, St
     // The blocks this batch completed, and a few of any backlog.
     let blocks = (batch.len() >> search::BLOCK_SHIFT) as i64 + 1 + BACKLOG_BLOCKS_PER_BATCH;
     let indexed = search::index_blocks(&transaction, blocks, expander, &ready)?;
+    activity::add_on_inserter(&transaction, &counts)?;
     transaction.commit()?;
     Ok(Committed { first_id, search_waiting: indexed.waiting })
 }
@@ -387,40 +436,60 @@ fn index_backlog(conn: &mut InserterConn) -> Result<i64, StoreError> {
     Ok(indexed.waiting)
 }
 
-/// Row values of `batch`, hashed with ids from `first_id` on, sent chunk by chunk; returns the batch's hash (or the
-/// chain error when the inserting side stopped early, whose own error is the one reported).
+/// Row values of `batch` (with the encoder's parts, when it made them), hashed with ids from `first_id` on, sent
+/// chunk by chunk; returns the batch's hash (or the chain error when the inserting side stopped early, whose own
+/// error is the one reported).
 fn prepare_rows<'a>(
     batch: &'a [Event],
+    encoded: Option<Vec<Encoded>>,
     first_id: i64,
     prev_hash: &str,
     mut compressor: Option<&mut Compressor>,
     chunks: mpsc::SyncSender<Vec<RowValues<'a>>>,
 ) -> Result<String, StoreError> {
     let mut hasher = chain::BatchHasher::new(prev_hash);
+    let mut encoded = encoded.map(Vec::into_iter);
     for (chunk, first) in batch.chunks(CHUNK_ROWS).zip((first_id..).step_by(CHUNK_ROWS)) {
-        if chunks.send(hashed_rows(chunk, first, &mut hasher, compressor.as_deref_mut())).is_err() {
+        let rows = rows_of(chunk, encoded.as_mut(), compressor.as_deref_mut());
+        hash_rows(&rows, first, &mut hasher);
+        if chunks.send(rows).is_err() {
             return Err(StoreError::InserterStopped);
         }
     }
     Ok(hasher.finish())
 }
 
-/// The row values of `events`, whose ids run from `first_id`, each added to `hasher` in turn (as they read back:
-/// uncompressed) and then compressed with `compressor`, if any.
-fn hashed_rows<'a>(
+/// The row values of `events`: with the owned parts the encoder made (`encoded`, taken as far as `events` go), else
+/// made here; compressed with `compressor`, if any.
+fn rows_of<'a>(
     events: &'a [Event],
-    first_id: i64,
-    hasher: &mut chain::BatchHasher,
-    mut compressor: Option<&mut Compressor>,
+    encoded: Option<&mut std::vec::IntoIter<Encoded>>,
+    compressor: Option<&mut Compressor>,
 ) -> Vec<RowValues<'a>> {
-    let mut rows: Vec<RowValues<'a>> = events.iter().map(row_values).collect();
-    for (id, values) in (first_id..).zip(&mut rows) {
-        hasher.row(&values.image(id));
-        if let Some(compressor) = compressor.as_deref_mut() {
-            values.compressed = compressor.compress(values.typed[TYPED_ORIGINAL].unwrap_or_default(), &values.fields);
+    let mut rows: Vec<RowValues<'a>> = match encoded {
+        Some(encoded) => {
+            events.iter().zip(encoded).map(|(event, encoded)| RowValues::with_encoded(event, encoded)).collect()
+        }
+        None => events.iter().map(row_values).collect(),
+    };
+    if let Some(compressor) = compressor {
+        for values in &mut rows {
+            compress(values, compressor);
         }
     }
     rows
+}
+
+/// Compresses a row's line and fields together.
+fn compress(values: &mut RowValues<'_>, compressor: &mut Compressor) {
+    values.compressed = compressor.compress(values.typed[TYPED_ORIGINAL].unwrap_or_default(), &values.fields);
+}
+
+/// Adds `rows`, whose ids run from `first_id`, to `hasher` (as they read back: uncompressed).
+fn hash_rows(rows: &[RowValues<'_>], first_id: i64, hasher: &mut chain::BatchHasher) {
+    for (id, values) in (first_id..).zip(rows) {
+        hasher.row(&values.image(id));
+    }
 }
 
 /// The two INSERT statements a batch uses: [`ROWS_PER_STATEMENT`] rows, and one row for what is left at its end.
@@ -481,6 +550,7 @@ fn bind_rows(statement: &mut rusqlite::Statement<'_>, first_id: i64, rows: &[Row
 fn serve_jobs(conn: &mut InserterConn, jobs: &mpsc::Receiver<Job>, counters: &Counters) {
     // Unknown at start: a database from before the index has one; the first idle step finds out.
     let mut waiting = 1;
+    let mut last_failed = false;
     let mut reported = Instant::now();
     loop {
         let job = if waiting > 0 {
@@ -498,7 +568,12 @@ fn serve_jobs(conn: &mut InserterConn, jobs: &mpsc::Receiver<Job>, counters: &Co
         let before = waiting;
         match job {
             Some(job) => {
-                let outcome = insert_batch(conn, &job.batch);
+                let outcome = if job.queued_ahead && last_failed {
+                    Err(StoreError::EarlierBatchFailed)
+                } else {
+                    insert_encoded(conn, &job.batch, job.ahead)
+                };
+                last_failed = outcome.is_err();
                 if let Ok(committed) = &outcome {
                     waiting = committed.search_waiting;
                 }
@@ -529,45 +604,93 @@ const REPORT_BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_secs
 /// What the inserter hands back: the batch (so its events go on to evaluation) and the outcome of its commit.
 pub type Inserted = (Vec<Event>, Result<i64, StoreError>);
 
+/// A batch on its way through the encoder's thread to the inserter's.
 struct Job {
     batch: Vec<Event>,
+    /// What the encoder made of it, for a large batch.
+    ahead: Option<Ahead>,
+    /// Queued by [`Inserter::queue_after`]: encoded ahead when it is large, and stored only if the job before it was.
+    queued_ahead: bool,
     reply: oneshot::Sender<Inserted>,
 }
 
-/// The thread that owns the inserter's connection.
+/// The encoder thread's loop: makes the owned parts of the rows of each large batch queued ahead (packed and compressed
+/// fields: most of a row's preparation, and none of it depends on the row's id) and counts its hourly activity, while
+/// the inserter commits the batches queued before it; passes every job on in the order it came. A batch given to
+/// [`Inserter::insert`] has no batch queued before it, so it passes as it is, to be prepared beside its inserts.
+fn encode_jobs(jobs: &mpsc::Receiver<Job>, encoded: &mpsc::Sender<Job>, handed: &EncoderCompressor) {
+    let mut compressor: Option<Compressor> = None;
+    for mut job in jobs {
+        if job.queued_ahead && job.batch.len() >= PREPARE_BESIDE_FROM {
+            if let Some(newest) = handed.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                compressor = Some(newest);
+            }
+            job.ahead = Some(Ahead::of(&job.batch, compressor.as_mut()));
+        }
+        if encoded.send(job).is_err() {
+            return;
+        }
+    }
+}
+
+/// The threads that own the inserter's connection and encode rows ahead of it.
 #[derive(Debug)]
 pub struct Inserter {
     jobs: mpsc::Sender<Job>,
-    thread: JoinHandle<()>,
+    threads: [JoinHandle<()>; 2],
 }
 
 impl Inserter {
-    /// Starts the thread on `conn` (from [`open_connection`]); it reports the search index's backlog in `counters`.
+    /// Starts the threads on `conn` (from [`open_connection`]); the inserter reports the search index's backlog in
+    /// `counters`.
     pub fn start(mut conn: InserterConn, counters: Arc<Counters>) -> Result<Inserter, StoreError> {
         let (jobs, received) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("hsmwatch-insert".into())
-            .spawn(move || serve_jobs(&mut conn, &received, &counters))
+        let (encoded, to_insert) = mpsc::channel::<Job>();
+        let handed = conn.encoder_compressor.clone();
+        let encoder = std::thread::Builder::new()
+            .name("hsmwatch-encode".into())
+            .spawn(move || encode_jobs(&received, &encoded, &handed))
             .map_err(StoreError::InserterThread)?;
-        Ok(Inserter { jobs, thread })
+        let inserter = std::thread::Builder::new()
+            .name("hsmwatch-insert".into())
+            .spawn(move || serve_jobs(&mut conn, &to_insert, &counters))
+            .map_err(StoreError::InserterThread)?;
+        Ok(Inserter { jobs, threads: [encoder, inserter] })
     }
 
-    /// Commits `batch` on the inserter's thread (see [`insert_batch`]) and hands it back with the outcome.
+    /// Commits `batch` (see [`insert_batch`]) and hands it back with the outcome.
     pub async fn insert(&self, batch: Vec<Event>) -> Inserted {
-        let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { batch, reply }) {
-            return (job.batch, Err(StoreError::InserterStopped));
-        }
-        // The reply is dropped unanswered only when the thread panicked (its message is already on stderr).
-        answer.await.unwrap_or_else(|_| (Vec::new(), Err(StoreError::InserterStopped)))
+        self.queue(batch, false).await
     }
 
-    /// Stops the thread once it has finished what it was given, and closes its connection.
+    /// Queues `batch` at once, to be committed after the batches queued before it, and only if the one just before it
+    /// was (else it comes back with [`StoreError::EarlierBatchFailed`]); resolves when it is committed. A caller that
+    /// keeps the next batch queued never lets the inserter wait for it, and its rows are encoded while the one before
+    /// is committed.
+    pub fn queue_after(&self, batch: Vec<Event>) -> impl std::future::Future<Output = Inserted> + use<> {
+        self.queue(batch, true)
+    }
+
+    fn queue(&self, batch: Vec<Event>, queued_ahead: bool) -> impl std::future::Future<Output = Inserted> + use<> {
+        let (reply, answer) = oneshot::channel();
+        let refused = self.jobs.send(Job { batch, ahead: None, queued_ahead, reply }).err();
+        async move {
+            if let Some(mpsc::SendError(job)) = refused {
+                return (job.batch, Err(StoreError::InserterStopped));
+            }
+            // The reply is dropped unanswered only when a thread panicked (its message is already on stderr).
+            answer.await.unwrap_or_else(|_| (Vec::new(), Err(StoreError::InserterStopped)))
+        }
+    }
+
+    /// Stops the threads once they have finished what they were given, and closes the connection.
     pub async fn close(self) {
-        let Inserter { jobs, thread } = self;
+        let Inserter { jobs, threads } = self;
         drop(jobs);
-        if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
-            std::panic::resume_unwind(panic);
+        for thread in threads {
+            if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
+                std::panic::resume_unwind(panic);
+            }
         }
     }
 }
@@ -576,7 +699,7 @@ impl Inserter {
 mod tests {
     use super::*;
     use crate::event::{field, Timestamp};
-    use chrono::Utc;
+    use chrono::{TimeZone, Utc};
 
     fn event(original: &str) -> Event {
         let now = Timestamp::from_clock(Utc::now());
@@ -652,7 +775,6 @@ mod tests {
     fn varied(count: usize) -> Vec<Event> {
         (0..count)
             .map(|i| {
-                use chrono::TimeZone;
                 let micros = |offset: i64| Utc.timestamp_micros(1_780_000_000_000_000 + offset).unwrap();
                 let mut event = Event::new(
                     Timestamp::new(micros(i as i64 * 7), (i % 7) as u8),
@@ -670,6 +792,10 @@ mod tests {
                 }
                 if i % 5 == 0 {
                     event.raw = Some(vec![0xff, i as u8]);
+                }
+                if i % 6 == 0 {
+                    event.set(field::CATEGORY, "authentication");
+                    event.set(field::OUTCOME, "failure");
                 }
                 event.set(field::APPNAME, "lunash");
                 event
@@ -784,6 +910,117 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(compressed, 0);
+    }
+
+    /// Every column of every event row, the hourly activity, and the number of compressed rows.
+    async fn stored(reader: &mut sqlx::SqliteConnection) -> (Vec<String>, Vec<(i64, String, String, i64, i64)>, i64) {
+        let rows = sqlx::query_scalar(
+            "SELECT printf('%d %d %d %d %d %s %s %s %s %s %s %s %s %s %s %s', id, ts, ts_digits, created, \
+             created_digits, quote(host), dataset, quote(action), quote(outcome), quote(user_name), quote(source_ip), \
+             format, hex(original), quote(raw), hex(fields), quote(message_at)) FROM events ORDER BY id",
+        )
+        .fetch_all(&mut *reader)
+        .await
+        .unwrap();
+        let hours =
+            sqlx::query_as("SELECT hour, host, category, events, failed_logins FROM event_hours ORDER BY 1, 2, 3")
+                .fetch_all(&mut *reader)
+                .await
+                .unwrap();
+        let compressed = sqlx::query_scalar("SELECT count(*) FROM events WHERE typeof(original) = 'blob'")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        (rows, hours, compressed)
+    }
+
+    #[tokio::test]
+    async fn batches_queued_ahead_are_stored_as_batches_inserted_one_at_a_time() {
+        let settings = InserterSettings { compress_after: Some(1000), ..InserterSettings::default() };
+        // Trains the dictionary after the first; the second is encoded ahead, likely before that; the third is small.
+        let batches = [varied(1100), varied(PREPARE_BESIDE_FROM + 40), varied(10)];
+        let one_at_a_time = tempfile::tempdir().unwrap();
+        let (mut reader, mut conn) = database(one_at_a_time.path(), settings).await;
+        for batch in &batches {
+            insert_batch(&mut conn, batch).unwrap();
+        }
+        let expected = stored(&mut reader).await;
+        assert_eq!(expected.2, (batches[1].len() + batches[2].len()) as i64, "compressed after the first batch");
+        assert_eq!(expected.1.iter().map(|hour| hour.3).sum::<i64>(), 1100 + 296 + 10);
+
+        let queued = tempfile::tempdir().unwrap();
+        let (mut reader, conn) = database(queued.path(), settings).await;
+        let inserter = Inserter::start(conn, Arc::default()).unwrap();
+        let pending: Vec<_> = batches.iter().map(|batch| inserter.queue_after(batch.clone())).collect();
+        for (done, batch) in pending.into_iter().zip(&batches) {
+            let (returned, outcome) = done.await;
+            outcome.unwrap();
+            assert_eq!(&returned, batch);
+        }
+        inserter.close().await;
+        assert_eq!(stored(&mut reader).await, expected);
+        let pool = crate::store::open_reader(&queued.path().join("t.db")).await.unwrap();
+        let finding = crate::store::chain::verify(&pool).await.unwrap();
+        assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_queued_behind_one_that_failed_comes_back_unstored() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = InserterSettings { max_size: Some(2 << 20), ..InserterSettings::default() };
+        let (mut reader, conn) = database(dir.path(), settings).await;
+        let inserter = Inserter::start(conn, Arc::default()).unwrap();
+        let line = "x".repeat(2000);
+        let too_large: Vec<Event> = (0..1500).map(|_| event(&line)).collect();
+        let failing = inserter.queue_after(too_large);
+        let behind = inserter.queue_after(vec![event("behind")]);
+        let (_, outcome) = failing.await;
+        assert!(outcome.unwrap_err().is_full());
+        let (returned, outcome) = behind.await;
+        assert!(matches!(outcome, Err(StoreError::EarlierBatchFailed)), "{outcome:?}");
+        assert_eq!(returned.len(), 1);
+        // A batch given on its own is stored: nothing was left behind.
+        let (_, outcome) = inserter.insert(vec![event("later")]).await;
+        assert_eq!(outcome.unwrap(), 1);
+        inserter.close().await;
+        let lines: Vec<String> =
+            sqlx::query_scalar("SELECT original FROM events").fetch_all(&mut reader).await.unwrap();
+        assert_eq!(lines, ["later"]);
+    }
+
+    #[tokio::test]
+    async fn each_batch_counts_its_hourly_activity_in_its_own_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut reader, mut conn) = database(dir.path(), InserterSettings::default()).await;
+        let at = |hour: i64, host: &str, category: Option<&'static str>, outcome: &str| {
+            let time = Timestamp::new(Utc.timestamp_micros(hour * activity::HOUR_MICROS + 5).unwrap(), 6);
+            let mut event = Event::new(time, time);
+            event.set(field::ORIGINAL, format!("{host} {hour}"));
+            event.set(field::HOST_NAME, host.to_owned());
+            if let Some(category) = category {
+                event.set(field::CATEGORY, category);
+            }
+            event.set(field::OUTCOME, outcome.to_owned());
+            event
+        };
+        let batch = vec![
+            at(500_000, "hsm-a", Some("authentication"), "failure"),
+            at(500_000, "hsm-a", Some("authentication"), "success"),
+            at(500_000, "hsm-b", None, "success"),
+            at(500_001, "hsm-a", Some("authentication"), "failure"),
+        ];
+        insert_batch(&mut conn, &batch).unwrap();
+        // Added to, not replaced: the same hour in a later batch.
+        insert_batch(&mut conn, &batch[..1]).unwrap();
+        let (_, hours, _) = stored(&mut reader).await;
+        assert_eq!(
+            hours,
+            [
+                (500_000, "hsm-a".into(), "authentication".into(), 3, 2),
+                (500_000, "hsm-b".into(), activity::UNCATEGORIZED.into(), 1, 0),
+                (500_001, "hsm-a".into(), "authentication".into(), 1, 1),
+            ]
+        );
     }
 
     #[tokio::test]

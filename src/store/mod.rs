@@ -149,6 +149,9 @@ pub enum StoreError {
     /// The event inserter's thread is gone (it panicked).
     #[error("the event inserter thread has stopped")]
     InserterStopped,
+    /// A batch queued to follow another was not stored, because that one failed.
+    #[error("not stored: the batch before it failed")]
+    EarlierBatchFailed,
     /// A stored row could not be read back.
     #[error("corrupt event row {id}: {reason}")]
     CorruptRow {

@@ -151,8 +151,7 @@ pub fn pack(fields: &[(&'static str, &str)], original: &str) -> Vec<u8> {
             push_varint(&mut out, NAME_OF_CODE);
             continue;
         }
-        let found =
-            (value.len() >= SHORTEST_REFERENCE).then(|| memchr::memmem::find(finder, value.as_bytes())).flatten();
+        let found = (value.len() >= SHORTEST_REFERENCE).then(|| first_occurrence(finder, value.as_bytes())).flatten();
         match found {
             Some(start) => {
                 push_varint(&mut out, (length << 2) | IN_ORIGINAL);
@@ -165,6 +164,21 @@ pub fn pack(fields: &[(&'static str, &str)], original: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Searches of at most this many byte comparisons (line length times value length) go byte by byte.
+const NAIVE_SEARCH_BUDGET: usize = 1 << 16;
+
+/// Where `needle` first occurs in `haystack`. A field against its line (a hundred-odd bytes) is found from its first
+/// byte's places and a comparison at each: `memmem` builds a searcher for every call, which cost more than the search
+/// (a sixth of the packing thread's time). Longer searches keep `memmem`'s linear bound.
+fn first_occurrence(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if haystack.len().saturating_mul(needle.len()) > NAIVE_SEARCH_BUDGET {
+        return memchr::memmem::find(haystack, needle);
+    }
+    let Some((&first, rest)) = needle.split_first() else { return Some(0) };
+    let last_start = haystack.len().checked_sub(needle.len())?;
+    memchr::memchr_iter(first, &haystack[..=last_start]).find(|&at| haystack[at + 1..].starts_with(rest))
 }
 
 /// Unpacks fields packed by [`pack`] with the same `original`; the error says what is wrong with the bytes.
@@ -226,6 +240,29 @@ pub fn unpack(bytes: &[u8], original: &str) -> Result<Vec<(&'static str, String)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_occurrence_is_the_one_memmem_finds_short_or_long() {
+        let line = "<14>1 2026-03-01T10:00:00Z hsm-a lunash 41 - - info : 0 : Command: hsm show : admin : 10.1.2.3/514";
+        let long = format!("{}admin{}", "a".repeat(300), "x".repeat(300));
+        let cases = [
+            (line, "admin"),
+            (line, "hsm"),
+            (line, "514"),
+            (line, "<14>"),
+            (line, "10.1.2.3/5145"),
+            (line, "absent"),
+            (line, ""),
+            ("ab", "abc"),
+            ("aaab", "aab"),
+            (long.as_str(), "aadmin"),
+            (long.as_str(), &long[1..]),
+        ];
+        for (haystack, needle) in cases {
+            let expected = memchr::memmem::find(haystack.as_bytes(), needle.as_bytes());
+            assert_eq!(first_occurrence(haystack.as_bytes(), needle.as_bytes()), expected, "{needle:?}");
+        }
+    }
 
     #[test]
     fn lengths_past_the_end_of_memory_are_errors() {

@@ -43,7 +43,7 @@ async fn with_traffic(token: bool) -> TestServer {
     })
     .await;
     send_tcp(server.tcp, lines().as_bytes(), false).await;
-    // The writer's one-second tick saves the inventory and the hourly activity.
+    // The writer's one-second tick saves the inventory (the hourly activity is counted with each batch).
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server
 }
