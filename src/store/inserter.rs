@@ -61,8 +61,8 @@ pub struct InserterSettings {
     /// Cap on the database's size in bytes (`PRAGMA max_page_count`): past it, inserts fail as on a full disk.
     pub max_size: Option<u64>,
     /// Whether commits checkpoint by themselves only past [`super::checkpoint::WRITER_FALLBACK_BYTES`] of WAL, not
-    /// at SQLite's default 1000 pages: the server checkpoints in the background ([`super::checkpoint::run`]), and an
-    /// import checkpoints less often, copying a page it rewrote many times once.
+    /// at SQLite's default 1000 pages: the server and an import checkpoint in the background
+    /// ([`super::checkpoint::run`]).
     pub deferred_checkpoints: bool,
     /// Whether new rows are compressed ([`compressed`]): once the database holds this many events a dictionary is
     /// trained on them, and rows from then on are stored compressed. `None`: rows are stored as they are (rows
@@ -616,12 +616,11 @@ struct Job {
 
 /// The encoder thread's loop: makes the owned parts of the rows of each large batch queued ahead (packed and compressed
 /// fields: most of a row's preparation, and none of it depends on the row's id) and counts its hourly activity, while
-/// the inserter commits the batches queued before it; passes every job on in the order it came. A batch given to
-/// [`Inserter::insert`] has no batch queued before it, so it passes as it is, to be prepared beside its inserts.
+/// the inserter commits the batches queued before it; passes every job on in the order it came.
 fn encode_jobs(jobs: &mpsc::Receiver<Job>, encoded: &mpsc::Sender<Job>, handed: &EncoderCompressor) {
     let mut compressor: Option<Compressor> = None;
     for mut job in jobs {
-        if job.queued_ahead && job.batch.len() >= PREPARE_BESIDE_FROM {
+        if job.batch.len() >= PREPARE_BESIDE_FROM {
             if let Some(newest) = handed.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 compressor = Some(newest);
             }
@@ -633,10 +632,15 @@ fn encode_jobs(jobs: &mpsc::Receiver<Job>, encoded: &mpsc::Sender<Job>, handed: 
     }
 }
 
-/// The threads that own the inserter's connection and encode rows ahead of it.
+/// The threads that own the inserter's connection and encode rows ahead of it. A batch given to [`Inserter::insert`]
+/// goes to the inserter straight (there is nothing before it to encode it beside), and is not ordered with batches
+/// queued ahead that the encoder still holds: a caller uses one or the other.
 #[derive(Debug)]
 pub struct Inserter {
+    /// To the inserter's thread.
     jobs: mpsc::Sender<Job>,
+    /// To the encoder's thread, which passes them on to the inserter's.
+    queued: mpsc::Sender<Job>,
     threads: [JoinHandle<()>; 2],
 }
 
@@ -644,18 +648,19 @@ impl Inserter {
     /// Starts the threads on `conn` (from [`open_connection`]); the inserter reports the search index's backlog in
     /// `counters`.
     pub fn start(mut conn: InserterConn, counters: Arc<Counters>) -> Result<Inserter, StoreError> {
-        let (jobs, received) = mpsc::channel::<Job>();
-        let (encoded, to_insert) = mpsc::channel::<Job>();
+        let (jobs, to_insert) = mpsc::channel::<Job>();
+        let (queued, to_encode) = mpsc::channel::<Job>();
         let handed = conn.encoder_compressor.clone();
+        let encoded = jobs.clone();
         let encoder = std::thread::Builder::new()
             .name("hsmwatch-encode".into())
-            .spawn(move || encode_jobs(&received, &encoded, &handed))
+            .spawn(move || encode_jobs(&to_encode, &encoded, &handed))
             .map_err(StoreError::InserterThread)?;
         let inserter = std::thread::Builder::new()
             .name("hsmwatch-insert".into())
             .spawn(move || serve_jobs(&mut conn, &to_insert, &counters))
             .map_err(StoreError::InserterThread)?;
-        Ok(Inserter { jobs, threads: [encoder, inserter] })
+        Ok(Inserter { jobs, queued, threads: [encoder, inserter] })
     }
 
     /// Commits `batch` (see [`insert_batch`]) and hands it back with the outcome.
@@ -673,7 +678,8 @@ impl Inserter {
 
     fn queue(&self, batch: Vec<Event>, queued_ahead: bool) -> impl std::future::Future<Output = Inserted> + use<> {
         let (reply, answer) = oneshot::channel();
-        let refused = self.jobs.send(Job { batch, ahead: None, queued_ahead, reply }).err();
+        let to = if queued_ahead { &self.queued } else { &self.jobs };
+        let refused = to.send(Job { batch, ahead: None, queued_ahead, reply }).err();
         async move {
             if let Some(mpsc::SendError(job)) = refused {
                 return (job.batch, Err(StoreError::InserterStopped));
@@ -685,8 +691,8 @@ impl Inserter {
 
     /// Stops the threads once they have finished what they were given, and closes the connection.
     pub async fn close(self) {
-        let Inserter { jobs, threads } = self;
-        drop(jobs);
+        let Inserter { jobs, queued, threads } = self;
+        drop((jobs, queued));
         for thread in threads {
             if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
                 std::panic::resume_unwind(panic);
