@@ -226,8 +226,8 @@ impl InserterConn {
 /// only a batch's last chunk has rows that take the one-row statement).
 const CHUNK_ROWS: usize = 4 * ROWS_PER_STATEMENT;
 
-/// Batches from this size on are prepared on a thread beside the inserting one; for smaller ones a thread would cost
-/// more than it saves.
+/// Batches from this size on are prepared on a thread beside the inserting one (and encoded ahead, when queued ahead);
+/// for smaller ones a thread would cost more than it saves.
 const PREPARE_BESIDE_FROM: usize = 256;
 
 /// Inserts a batch in one `BEGIN IMMEDIATE` transaction, with its link in the tamper-evident chain and the search
@@ -604,7 +604,7 @@ const REPORT_BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_secs
 /// What the inserter hands back: the batch (so its events go on to evaluation) and the outcome of its commit.
 pub type Inserted = (Vec<Event>, Result<i64, StoreError>);
 
-/// A batch on its way through the encoder's thread to the inserter's.
+/// A batch on its way to the inserter's thread (by way of the encoder's when it is queued ahead).
 struct Job {
     batch: Vec<Event>,
     /// What the encoder made of it, for a large batch.
@@ -676,6 +676,7 @@ impl Inserter {
         self.queue(batch, true)
     }
 
+    /// Sends `batch` to the encoder (queued ahead) or to the inserter straight; the future resolves with its outcome.
     fn queue(&self, batch: Vec<Event>, queued_ahead: bool) -> impl std::future::Future<Output = Inserted> + use<> {
         let (reply, answer) = oneshot::channel();
         let to = if queued_ahead { &self.queued } else { &self.jobs };
