@@ -713,13 +713,7 @@ impl Server {
         store::checkpoint::defer_to_background(&mut conn).await?;
         // The one write connection, taken in turn by the writer's evaluation, delivery and retention.
         let db = store::Db { writer: store::Writer::new(conn), reader: reader.clone() };
-        let checkpoints = CancellationToken::new();
-        let checkpointer = tokio::spawn(store::checkpoint::run(
-            config.storage.path.clone(),
-            counters.clone(),
-            store::checkpoint::INTERVAL,
-            checkpoints.clone(),
-        ));
+        let checkpoints = store::checkpoint::Background::start(config.storage.path.clone(), counters.clone());
         let inserter = store::inserter::Inserter::start(
             store::inserter::open_connection(
                 &config.storage.path,
@@ -744,8 +738,7 @@ impl Server {
             )
             .await;
             // Checkpoints go on while the writer flushes at shutdown; the write connection closes after the rest stop.
-            checkpoints.cancel();
-            let _ = checkpointer.await;
+            checkpoints.stop().await;
             finished
         });
         let policy = retention_policy(config);

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::Args;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::decode::Decoders;
 use crate::event::Event;
@@ -85,8 +84,16 @@ fn year_rule(args: &ImportArgs, modified: Option<DateTime<Utc>>) -> (YearRule, S
 /// Where an import stores: SQLite's file through the server's inserter, or the configuration's shared PostgreSQL
 /// database as one more collector's batches.
 enum Sink {
-    /// The SQLite file, its write connection, its event inserter and the checkpointer beside it.
-    Sqlite { db: PathBuf, conn: store::WriteConn, inserter: Inserter, checkpoints: Checkpoints },
+    /// The SQLite file, its write connection, its event inserter, and background checkpoints as the server's (the
+    /// inserter's commits would otherwise copy the WAL and wait for the disk themselves), which run while `stored`
+    /// grows.
+    Sqlite {
+        db: PathBuf,
+        conn: store::WriteConn,
+        inserter: Inserter,
+        stored: Arc<Counters>,
+        checkpoints: store::checkpoint::Background,
+    },
     /// The shared database.
     Postgres(store::postgres::PgStore),
 }
@@ -109,8 +116,9 @@ impl Sink {
             min_free: Some(config.storage.min_free),
         };
         let inserter = Inserter::start(inserter::open_connection(&db, settings)?, Arc::default())?;
-        let checkpoints = Checkpoints::start(&db);
-        Ok(Sink::Sqlite { db, conn, inserter, checkpoints })
+        let stored = Arc::new(Counters::default());
+        let checkpoints = store::checkpoint::Background::start(db.clone(), stored.clone());
+        Ok(Sink::Sqlite { db, conn, inserter, stored, checkpoints })
     }
 
     /// Closes what it opened.
@@ -121,33 +129,6 @@ impl Sink {
             store::close_writer(conn).await?;
         }
         Ok(())
-    }
-}
-
-/// Checkpoints from a connection of their own, as the server's: the inserter's commits would otherwise copy the WAL
-/// into the database file and wait for the disk themselves, once per 64 MiB of WAL.
-struct Checkpoints {
-    /// Events committed: the checkpointer runs while they grow.
-    counters: Arc<Counters>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Checkpoints {
-    fn start(db: &std::path::Path) -> Checkpoints {
-        let (counters, stop) = (Arc::new(Counters::default()), CancellationToken::new());
-        let task = tokio::spawn(store::checkpoint::run(
-            db.to_owned(),
-            counters.clone(),
-            store::checkpoint::INTERVAL,
-            stop.clone(),
-        ));
-        Checkpoints { counters, stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
     }
 }
 
@@ -271,8 +252,8 @@ async fn import_file(
     });
     let mut progress = Progress::new(&name);
     let already = match sink {
-        Sink::Sqlite { db, conn, inserter, checkpoints } => {
-            store_in_sqlite(&mut received, db, conn, inserter, &checkpoints.counters, &mut progress).await?;
+        Sink::Sqlite { db, conn, inserter, stored, .. } => {
+            store_in_sqlite(&mut received, db, conn, inserter, stored, &mut progress).await?;
             0
         }
         Sink::Postgres(store) => store_in_postgres(&mut received, store, &mut progress).await?,

@@ -55,7 +55,9 @@ pub async fn add_in_transaction<C: TableConn>(conn: &mut C, counts: &[HourCount<
 /// Adds the counts of a batch in the event inserter's transaction, one cached one-row statement a row (a batch of
 /// live lines holds a few hours' rows; one of an import in time order, a few hundred).
 pub(super) fn add_on_inserter(transaction: &rusqlite::Connection, counts: &Activity) -> Result<(), StoreError> {
-    let mut insert = transaction.prepare_cached(&add_statement(Backend::Sqlite, 1))?;
+    // Written once: the statement cache is looked up by the text.
+    static ADD_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| add_statement(Backend::Sqlite, 1));
+    let mut insert = transaction.prepare_cached(&ADD_ONE)?;
     for count in counts.rows() {
         let [events, failed_logins] = count.totals();
         insert.execute(rusqlite::params![count.hour, count.host, count.category, events, failed_logins])?;

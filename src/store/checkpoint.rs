@@ -77,6 +77,27 @@ pub async fn run(path: std::path::PathBuf, counters: Arc<Counters>, every: Durat
     let _ = sqlx::Connection::close(conn).await;
 }
 
+/// Background checkpoints ([`run`] every [`INTERVAL`]) on a database, from their start until they are stopped.
+pub struct Background {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    /// Starts checkpointing `path` while `counters.stored` grows.
+    pub fn start(path: std::path::PathBuf, counters: Arc<Counters>) -> Background {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(path, counters, INTERVAL, stop.clone()));
+        Background { stop, task }
+    }
+
+    /// Stops them, after the checkpoint under way if any.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

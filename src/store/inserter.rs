@@ -256,15 +256,10 @@ struct Ahead {
 
 impl Ahead {
     /// What is made of `batch` ahead, its rows compressed with `compressor`, if any.
-    fn of(batch: &[Event], mut compressor: Option<&mut Compressor>) -> Ahead {
-        let rows = batch.iter().map(|event| {
-            let mut values = row_values(event);
-            if let Some(compressor) = compressor.as_deref_mut() {
-                compress(&mut values, compressor);
-            }
-            values.into_encoded()
-        });
-        Ahead { rows: rows.collect(), counts: Activity::of(batch), compressed: compressor.is_some() }
+    fn of(batch: &[Event], compressor: Option<&mut Compressor>) -> Ahead {
+        let compressed = compressor.is_some();
+        let rows = rows_of(batch, None, compressor).into_iter().map(RowValues::into_encoded).collect();
+        Ahead { rows, counts: Activity::of(batch), compressed }
     }
 }
 
@@ -609,7 +604,7 @@ struct Job {
     batch: Vec<Event>,
     /// What the encoder made of it, for a large batch.
     ahead: Option<Ahead>,
-    /// Queued by [`Inserter::queue_after`]: encoded ahead when it is large, and stored only if the job before it was.
+    /// Queued by [`Inserter::queue_after`]: stored only if the job before it was.
     queued_ahead: bool,
     reply: oneshot::Sender<Inserted>,
 }
@@ -713,6 +708,13 @@ mod tests {
         let mut event = Event::new(now, now);
         event.set(field::ORIGINAL, original.to_owned());
         event
+    }
+
+    /// Asserts that the chain of the database in `dir` verifies.
+    async fn assert_chain_intact(dir: &Path) {
+        let pool = crate::store::open_reader(&dir.join("t.db")).await.unwrap();
+        let finding = crate::store::chain::verify(&pool).await.unwrap();
+        assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
     }
 
     async fn database(dir: &Path, settings: InserterSettings) -> (sqlx::SqliteConnection, InserterConn) {
@@ -827,9 +829,7 @@ mod tests {
             assert_eq!(read_id, id);
             assert_eq!(&read, expected, "row {id}");
         }
-        let pool = crate::store::open_reader(&dir.path().join("t.db")).await.unwrap();
-        let finding = crate::store::chain::verify(&pool).await.unwrap();
-        assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
+        assert_chain_intact(dir.path()).await;
     }
 
     #[tokio::test]
@@ -875,8 +875,7 @@ mod tests {
         for (stored, expected) in read.iter().zip(expected) {
             assert_eq!(&stored.event, expected, "row {}", stored.id);
         }
-        let finding = crate::store::chain::verify(&pool).await.unwrap();
-        assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
+        assert_chain_intact(dir.path()).await;
         // A compressed row whose bytes no longer expand is an altered row, not an error of the check.
         sqlx::query("UPDATE events SET original = X'01ff' WHERE id = 1300").execute(&mut reader).await.unwrap();
         match crate::store::chain::verify(&pool).await.unwrap() {
@@ -966,9 +965,7 @@ mod tests {
         }
         inserter.close().await;
         assert_eq!(stored(&mut reader).await, expected);
-        let pool = crate::store::open_reader(&queued.path().join("t.db")).await.unwrap();
-        let finding = crate::store::chain::verify(&pool).await.unwrap();
-        assert!(matches!(finding, crate::store::chain::Finding::Intact { .. }), "{finding:?}");
+        assert_chain_intact(queued.path()).await;
     }
 
     #[tokio::test]
