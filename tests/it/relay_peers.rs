@@ -55,7 +55,10 @@ fn syslog_ng_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/syslog-ng"))
 }
 
-/// Starts syslog-ng in the foreground with `config` (files in `dir`) and waits until TCP `listen` accepts.
+/// Starts syslog-ng in the foreground with `config` (files in `dir`) and waits until TCP `listen` accepts. Its own
+/// messages (a connection to hsmwatch that failed, say) go to its log (`-e`). A destination it could not connect to is
+/// retried after a second rather than syslog-ng's default minute, longer than a test waits for what it sent: a
+/// connection refused once on a loaded machine then costs a second and shows in the log, instead of every line.
 pub fn syslog_ng(dir: &Path, config: &str, listen: u16) -> Relay {
     let root = syslog_ng_root();
     let binary = root.join("usr/sbin/syslog-ng");
@@ -65,12 +68,11 @@ pub fn syslog_ng(dir: &Path, config: &str, listen: u16) -> Relay {
         root.display()
     );
     let path = dir.join("syslog-ng.conf");
-    std::fs::write(&path, format!("@version: 3.38\n{config}")).unwrap();
+    std::fs::write(&path, format!("@version: 3.38\noptions {{ time-reopen(1); }};\n{config}")).unwrap();
     let libraries = format!("{0}/usr/lib/x86_64-linux-gnu:{0}/usr/lib/syslog-ng", root.display());
     let log = dir.join("syslog-ng.log");
     let child = Command::new(&binary)
-        .arg("-F")
-        .arg("-f")
+        .args(["-F", "-e", "-f"])
         .arg(&path)
         .arg("--module-path")
         .arg(root.join("usr/lib/syslog-ng/3.38"))
