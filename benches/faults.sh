@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The fault suite's long runs: the tests of tests/faults/suite.rs (and the rsyslog relay test) with every count
-# multiplied by SCALE (default 10), in a release build, one test at a time, each timed. Loopback only; each test is
-# bounded and stops by itself. Usage: benches/faults.sh [SCALE]
+# The fault suite's long runs: the tests of tests/faults/suite.rs with every count multiplied by SCALE (default 10),
+# and the relay tests of tests/faults/relay.rs at their own counts, in a release build, one test at a time, each
+# timed. Loopback only; each test is bounded and stops by itself. Usage: benches/faults.sh [SCALE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:-10}
@@ -14,7 +14,9 @@ for test in \
   suite::two_thousand_connections_with_random_disconnects \
   suite::a_thousand_idle_and_dribbling_connections_do_not_hold_back_a_normal_sender \
   suite::tricklers_are_not_starved_by_a_flood \
-  relay::an_rsyslog_relay_resends_across_an_hsmwatch_restart
+  relay::an_rsyslog_relay_resends_across_an_hsmwatch_restart \
+  relay::the_shipped_rsyslog_snippet_resends_across_an_hsmwatch_restart \
+  relay::the_shipped_syslog_ng_snippet_resends_across_an_hsmwatch_restart
 do
   start=$(date +%s.%N)
   if HSMWATCH_FAULT_SCALE=$scale cargo test --release --quiet --locked --test faults "$test" -- --exact --test-threads=1 >/tmp/faults.$$.log 2>&1; then

@@ -48,6 +48,45 @@ pub fn rsyslog(dir: &Path, config: &str, listen: u16) -> Relay {
     wait_for_port(Relay { child, log }, listen)
 }
 
+/// The address a test sends from to a shipped snippet, in place of the example HSMs the snippet lists.
+pub const HSM_ADDRESS: &str = "127.0.0.2";
+
+/// An rsyslog `imtcp` input on loopback `listen`, the relay's side the test sends to.
+pub fn rsyslog_tcp_input(listen: u16) -> String {
+    format!("module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{listen}\")\n")
+}
+
+/// `packaging/rsyslog-relay.conf` as shipped behind an `imtcp` input on `listen`, forwarding to hsmwatch on `forward`.
+pub fn shipped_rsyslog_config(listen: u16, forward: u16) -> String {
+    format!("{}{}", rsyslog_tcp_input(listen), shipped("rsyslog-relay.conf", forward, listen))
+}
+
+/// `packaging/syslog-ng-relay.conf` as shipped, listening on `listen` (BSD over TCP and UDP) and `listen_5424` (its
+/// `syslog()` source), forwarding to hsmwatch on `forward`, with its disk buffer in `dir`.
+pub fn shipped_syslog_ng_config(dir: &Path, listen: u16, listen_5424: u16, forward: u16) -> String {
+    shipped("syslog-ng-relay.conf", forward, listen)
+        .replace("port(601)", &format!("port({listen_5424})"))
+        .replace("/var/lib/syslog-ng", &dir.display().to_string())
+}
+
+/// A snippet from `packaging/` as shipped, with only its addresses and ports made the test's: the target becomes
+/// hsmwatch on loopback, the listening port the test's, and the example HSM list the test sender's address.
+fn shipped(file: &str, forward: u16, listen: u16) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packaging").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let substituted = text
+        .replace("hsmwatch.example.net", "127.0.0.1")
+        .replace("port=\"514\"", &format!("port=\"{forward}\""))
+        .replace("port(514)", &format!("port({listen})"))
+        .replace("10.0.4.17", HSM_ADDRESS)
+        .replace("10.0.4.18", HSM_ADDRESS);
+    // The target's port in syslog-ng's destination was turned into the listening port above: give it back.
+    substituted.replace(
+        &format!("\"127.0.0.1\" transport(\"tcp\") port({listen})"),
+        &format!("\"127.0.0.1\" transport(\"tcp\") port({forward})"),
+    )
+}
+
 /// Where `tests/peers/install.sh` unpacked syslog-ng (or `HSMWATCH_SYSLOG_NG`).
 fn syslog_ng_root() -> PathBuf {
     std::env::var_os("HSMWATCH_SYSLOG_NG")
@@ -56,9 +95,9 @@ fn syslog_ng_root() -> PathBuf {
 }
 
 /// Starts syslog-ng in the foreground with `config` (files in `dir`) and waits until TCP `listen` accepts. Its own
-/// messages (a connection to hsmwatch that failed, say) go to its log (`-e`). A destination it could not connect to is
-/// retried after a second rather than syslog-ng's default minute, longer than a test waits for what it sent: a
-/// connection refused once on a loaded machine then costs a second and shows in the log, instead of every line.
+/// messages (a connection to hsmwatch that failed, say) go to its log (`-e`). A destination that sets no `time-reopen`
+/// of its own is retried after a second rather than syslog-ng's default minute, longer than a test waits for what it
+/// sent: a connection refused once on a loaded machine then costs a second and shows in the log, instead of every line.
 pub fn syslog_ng(dir: &Path, config: &str, listen: u16) -> Relay {
     let root = syslog_ng_root();
     let binary = root.join("usr/sbin/syslog-ng");

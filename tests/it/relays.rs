@@ -22,11 +22,10 @@ use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
 use serde_json::Value;
 
-use crate::relay_peers::{rsyslog, syslog_ng};
+use crate::relay_peers::{
+    rsyslog, rsyslog_tcp_input, shipped_rsyslog_config, shipped_syslog_ng_config, syslog_ng, HSM_ADDRESS,
+};
 use crate::support::{free_port, query_json, Fields, ServeProcess};
-
-/// The address the test sends from when a relay filters senders (as the shipped snippets do).
-const HSM_ADDRESS: &str = "127.0.0.2";
 
 /// The ways a line reaches hsmwatch in these tests.
 #[derive(Debug, Clone, Copy)]
@@ -99,28 +98,27 @@ fn corpus_cases() -> Vec<Case> {
     cases
 }
 
-/// The relay's configuration for `route`, listening on `listen` (and `listen_5424` for syslog-ng's RFC 5424 source),
-/// forwarding to hsmwatch on `forward`.
+/// The relay's configuration for `route`, listening on `listen`, forwarding to hsmwatch on `forward`.
 fn rsyslog_config(route: Route, listen: u16, forward: u16) -> String {
-    let input = format!("module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{listen}\")\n");
-    let action = match route {
-        Route::Rsyslog { template, transport } => {
-            let (protocol, framing) = match transport {
-                Transport::TcpOctetCounted => ("tcp", " TCP_Framing=\"octet-counted\""),
-                Transport::TcpLf => ("tcp", ""),
-                Transport::Udp => ("udp", ""),
-            };
-            format!(
-                "action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{forward}\" protocol=\"{protocol}\"{framing} \
-                 template=\"{template}\")\n"
-            )
-        }
-        Route::ShippedRsyslog => shipped("rsyslog-relay.conf", forward, listen),
+    let (template, transport) = match route {
+        Route::Rsyslog { template, transport } => (template, transport),
+        Route::ShippedRsyslog => return shipped_rsyslog_config(listen, forward),
         _ => unreachable!("not an rsyslog route"),
     };
-    format!("{input}{action}")
+    let (protocol, framing) = match transport {
+        Transport::TcpOctetCounted => ("tcp", " TCP_Framing=\"octet-counted\""),
+        Transport::TcpLf => ("tcp", ""),
+        Transport::Udp => ("udp", ""),
+    };
+    format!(
+        "{}action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{forward}\" protocol=\"{protocol}\"{framing} \
+         template=\"{template}\")\n",
+        rsyslog_tcp_input(listen)
+    )
 }
 
+/// The relay's configuration for `route`, listening on `listen` (BSD) and `listen_5424` (RFC 5424), forwarding to
+/// hsmwatch on `forward`.
 fn syslog_ng_config(route: Route, dir: &Path, listen: u16, listen_5424: u16, forward: u16) -> String {
     match route {
         Route::SyslogNgNetwork => format!(
@@ -132,29 +130,9 @@ destination d_hsmwatch {{ network("127.0.0.1" port({forward}) transport("tcp"));
 log {{ source(s_hsm); destination(d_hsmwatch); flags(flow-control); }};
 "#
         ),
-        Route::ShippedSyslogNg => shipped("syslog-ng-relay.conf", forward, listen)
-            .replace("port(601)", &format!("port({listen_5424})"))
-            .replace("/var/lib/syslog-ng", &dir.display().to_string()),
+        Route::ShippedSyslogNg => shipped_syslog_ng_config(dir, listen, listen_5424, forward),
         _ => unreachable!("not a syslog-ng route"),
     }
-}
-
-/// A snippet from `packaging/` as shipped, with only its addresses and ports made the test's: the target becomes
-/// hsmwatch on loopback, the listening port the test's, and the example HSM list the test sender's address.
-fn shipped(file: &str, forward: u16, listen: u16) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packaging").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let substituted = text
-        .replace("hsmwatch.example.net", "127.0.0.1")
-        .replace("port=\"514\"", &format!("port=\"{forward}\""))
-        .replace("port(514)", &format!("port({listen})"))
-        .replace("10.0.4.17", HSM_ADDRESS)
-        .replace("10.0.4.18", HSM_ADDRESS);
-    // The target's port in syslog-ng's destination was turned into the listening port above: give it back.
-    substituted.replace(
-        &format!("\"127.0.0.1\" transport(\"tcp\") port({listen})"),
-        &format!("\"127.0.0.1\" transport(\"tcp\") port({forward})"),
-    )
 }
 
 /// Sends `lines` on one TCP connection from `from`, each ending in LF, or octet-counted.
