@@ -142,9 +142,12 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 
 /// Whether a command failed only because its output's reader went away (a closed pipe).
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
+    // A JSON writer's error does not name the I/O error among its causes: it is asked.
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == broken
+            || cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == broken
+    })
 }
 
 /// The configuration a command reads (`--config FILE`, else the defaults) and the database it uses (`--db` wins over

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::event::field;
-use crate::store::query::{self, EventFilter, StoredEvent};
+use crate::store::query::{self, Cursor, EventFilter, StoredEvent};
 use crate::telemetry::escape_controls;
 
 /// Options of `hsmwatch query`.
@@ -80,32 +80,63 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         source_ip: args.source_ip,
         contains: args.contains,
         word: args.word,
+        // Both set for each page below.
         after: None,
-        limit: args.limit,
+        limit: 0,
     };
-    let events = query::events(&reader, &filter).await?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        for stored in &events {
-            serde_json::to_writer(&mut out, &stored.event.all_fields())?;
-            writeln!(out)?;
-        }
-    } else {
-        print_table(&mut out, &events)?;
+    // Buffered: the standard output flushes every line, a system call per event.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if !args.json {
+        print_header(&mut out)?;
     }
+    let mut printed = 0;
+    let mut after = None;
+    while printed < args.limit {
+        let page = EventFilter { after, limit: (args.limit - printed).min(EVENTS_A_PAGE), ..filter.clone() };
+        let events = query::events(&reader, &page).await?;
+        if args.json {
+            print_json(&mut out, &events)?;
+        } else {
+            print_rows(&mut out, &events)?;
+        }
+        printed += events.len() as u32;
+        match events.last() {
+            Some(last) if events.len() as u32 == page.limit => after = Some(Cursor::of(last)),
+            _ => break,
+        }
+    }
+    if printed == 0 && !args.json {
+        writeln!(out, "(no events match)")?;
+    }
+    out.flush()?;
     reader.close().await;
+    Ok(())
+}
+
+/// Events read and printed at a time: `--limit` may ask for a year of history, which is printed as it is read rather
+/// than held in memory whole.
+const EVENTS_A_PAGE: u32 = 5000;
+
+fn print_json(out: &mut impl Write, events: &[StoredEvent]) -> anyhow::Result<()> {
+    for stored in events {
+        serde_json::to_writer(&mut *out, &stored.event.all_fields())?;
+        writeln!(out)?;
+    }
     Ok(())
 }
 
 /// Widest message shown in the table; `--json` shows everything.
 const MESSAGE_WIDTH: usize = 100;
 
-fn print_table(out: &mut impl Write, events: &[StoredEvent]) -> std::io::Result<()> {
+fn print_header(out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<27} {:<18} {:<24} {:<8} {:<12} {:<16} MESSAGE",
         "TIME", "HOST", "ACTION", "OUTCOME", "USER", "SOURCE"
-    )?;
+    )
+}
+
+fn print_rows(out: &mut impl Write, events: &[StoredEvent]) -> std::io::Result<()> {
     for StoredEvent { event, .. } in events {
         // Every value came from a log line: escaped, so that no line can drive the reader's terminal.
         let get = |name| escape_controls(event.get(name).unwrap_or("-"));
@@ -123,9 +154,6 @@ fn print_table(out: &mut impl Write, events: &[StoredEvent]) -> std::io::Result<
             get(field::SOURCE_IP),
             escape_controls(&message)
         )?;
-    }
-    if events.is_empty() {
-        writeln!(out, "(no events match)")?;
     }
     Ok(())
 }

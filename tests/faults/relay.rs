@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::relay_peers::{rsyslog, shipped_rsyslog_config, shipped_syslog_ng_config, syslog_ng, Relay, HSM_ADDRESS};
+use crate::relay_peers::{
+    connect_from, rsyslog, shipped_rsyslog_config, shipped_syslog_ng_config, syslog_ng, Relay, HSM_ADDRESS,
+};
 use crate::support::{free_port, query_json, ServeProcess};
 
 /// Lines sent in all: a third before the restart, a third while hsmwatch is down, a third after.
@@ -40,12 +41,7 @@ fn shipped_syslog_ng(dir: &Path, listen: u16, forward: u16) -> Relay {
 
 /// Sends the numbered lines `range` on one TCP connection from the address `from`.
 fn send(port: u16, from: &str, range: std::ops::Range<usize>) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let local: SocketAddr = format!("{from}:0").parse().unwrap();
-    socket.bind(&local.into()).unwrap();
-    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    socket.connect(&target.into()).unwrap();
-    let mut stream: std::net::TcpStream = socket.into();
+    let mut stream = connect_from(from, port);
     for n in range {
         writeln!(stream, "<134>Mar  1 12:00:00 hsm-r relaytest: seq:{n:08}").unwrap();
         if n % 100 == 0 {

@@ -201,7 +201,7 @@ fn text_from_the_network_is_escaped_on_terminals() {
     assert_eq!(events[0]["user.name"], "\x1b[2J\x1b[31mroot");
 }
 
-/// `hsmwatch query | head -1`: the reader going away is no error.
+/// `hsmwatch query | head -1`: the reader going away is no error, in the table and in JSON Lines.
 #[test]
 fn query_into_a_closed_pipe_exits_quietly() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,16 +213,54 @@ fn query_into_a_closed_pipe_exits_quietly() {
     let db = dir.path().join("q.db");
     let (code, _, err) = run(&["import", "--db", db.to_str().unwrap(), log.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
-    let mut child = std::process::Command::new(crate::support::BIN)
-        .args(["query", "--limit", "100000", "--db", db.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
-    assert!(first.starts_with("TIME"), "{first}");
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    for (format, first_line_starts) in [(None, "TIME"), (Some("--json"), "{")] {
+        let mut child = std::process::Command::new(crate::support::BIN)
+            .args(["query", "--limit", "100000", "--db", db.to_str().unwrap()])
+            .args(format)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+        assert!(first.starts_with(first_line_starts), "{format:?}: {first}");
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{format:?}: {stderr}");
+        assert!(stderr.is_empty(), "{format:?}: {stderr}");
+    }
+}
+
+/// `hsmwatch query` reads and prints a page at a time (so that a year's export is not held in memory): across the
+/// pages every event comes once, newest first, also where a page ends among events of the same second, with a line
+/// filter, and `--limit` is kept exactly.
+#[test]
+fn query_pages_through_many_events_newest_first_each_once() {
+    let total = 12_000;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("pages.log");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap();
+    // Three lines a second: the pages (5000 events) end among lines of the same second.
+    let lines: String = (0..total)
+        .map(|n| {
+            let time = (start + chrono::TimeDelta::seconds(n / 3)).format("%Y-%m-%dT%H:%M:%SZ");
+            let parity = if n % 2 == 0 { "even" } else { "odd" };
+            format!("<134>1 {time} hsm-p pagetest - - - seq:{n:06} {parity}\n")
+        })
+        .collect();
+    std::fs::write(&log, lines).unwrap();
+    let db = dir.path().join("pages.db");
+    let (code, _, err) = run(&["import", "--db", db.to_str().unwrap(), log.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let numbers = |args: &[&str]| -> Vec<i64> {
+        query_json(&db, args).iter().map(|e| e["message"].trim_start_matches("seq:")[..6].parse().unwrap()).collect()
+    };
+    assert_eq!(numbers(&["--limit", "100000"]), (0..total).rev().collect::<Vec<_>>(), "every event once, newest first");
+    assert_eq!(numbers(&["--limit", "7001"]), (total - 7001..total).rev().collect::<Vec<_>>(), "the newest 7001");
+    let odd: Vec<i64> = (0..total).rev().filter(|n| n % 2 == 1).collect();
+    assert_eq!(numbers(&["--limit", "100000", "--contains", " odd"]), odd, "a line filter across pages");
+    let (code, table, err) = run(&["query", "--limit", "100000", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(table.lines().count(), 1 + total as usize, "one header, then a row an event");
+    assert_eq!(table.matches("TIME").count(), 1, "the header is printed once");
 }

@@ -51,6 +51,17 @@ pub fn rsyslog(dir: &Path, config: &str, listen: u16) -> Relay {
 /// The address a test sends from to a shipped snippet, in place of the example HSMs the snippet lists.
 pub const HSM_ADDRESS: &str = "127.0.0.2";
 
+/// A TCP connection to loopback `port` from the local address `from` (a relay that filters senders tells them apart by
+/// it).
+pub fn connect_from(from: &str, port: u16) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    socket.connect(&target.into()).unwrap();
+    socket.into()
+}
+
 /// An rsyslog `imtcp` input on loopback `listen`, the relay's side the test sends to.
 pub fn rsyslog_tcp_input(listen: u16) -> String {
     format!("module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{listen}\")\n")

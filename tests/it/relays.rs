@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use hsmwatch::pack::RuleSource;
 use serde_json::Value;
 
 use crate::relay_peers::{
-    rsyslog, rsyslog_tcp_input, shipped_rsyslog_config, shipped_syslog_ng_config, syslog_ng, HSM_ADDRESS,
+    connect_from, rsyslog, rsyslog_tcp_input, shipped_rsyslog_config, shipped_syslog_ng_config, syslog_ng, HSM_ADDRESS,
 };
 use crate::support::{free_port, query_json, Fields, ServeProcess};
 
@@ -137,12 +136,7 @@ log {{ source(s_hsm); destination(d_hsmwatch); flags(flow-control); }};
 
 /// Sends `lines` on one TCP connection from `from`, each ending in LF, or octet-counted.
 fn send_lines(to: u16, from: &str, lines: &[&str], octet_counted: bool) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let local: SocketAddr = format!("{from}:0").parse().unwrap();
-    socket.bind(&local.into()).unwrap();
-    let target: SocketAddr = format!("127.0.0.1:{to}").parse().unwrap();
-    socket.connect(&target.into()).unwrap();
-    let mut stream: std::net::TcpStream = socket.into();
+    let mut stream = connect_from(from, to);
     let mut bytes = Vec::new();
     for line in lines {
         if octet_counted {
