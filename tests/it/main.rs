@@ -2,6 +2,7 @@
 
 mod alerts;
 mod backpressure;
+mod certs;
 mod cli;
 mod cloud;
 mod collectors;

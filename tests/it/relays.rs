@@ -1,7 +1,8 @@
 //! Relay conformance: every RFC 3164 and RFC 5424 case of the corpus goes through a real relay — rsyslog with each
 //! stock forwarding template over TCP (octet counting and LF) and UDP, syslog-ng with its `network()` (BSD) and
-//! `syslog()` (RFC 5424) destinations, and the two relay snippets `packaging/` ships, as shipped — into the real
-//! hsmwatch binary, and must be stored as the same event it gives when sent directly.
+//! `syslog()` (RFC 5424) destinations, both relays over mutual TLS (RFC 5425) presenting a certificate hsmwatch
+//! requires, and the two relay snippets `packaging/` ships, as shipped — into the real hsmwatch binary, and must be
+//! stored as the same event it gives when sent directly.
 //!
 //! What a relay legitimately rewrites may differ: `event.original`, `log.syslog.format`, `log.source.address`,
 //! `event.created`, and the time as far as the relay wrote it (the year it gave an RFC 3164 time, the fraction a
@@ -21,13 +22,14 @@ use hsmwatch::ingest::frame_to_event;
 use hsmwatch::pack::RuleSource;
 use serde_json::Value;
 
+use crate::certs::{write_pair, Ca};
 use crate::relay_peers::{
     connect_from, rsyslog, rsyslog_tcp_input, shipped_rsyslog_config, shipped_syslog_ng_config, syslog_ng, HSM_ADDRESS,
 };
 use crate::support::{free_port, query_json, Fields, ServeProcess};
 
 /// The ways a line reaches hsmwatch in these tests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     /// rsyslog `omfwd` with a stock template over TCP (octet-counted or LF) or UDP.
     Rsyslog { template: &'static str, transport: Transport },
@@ -37,6 +39,10 @@ enum Route {
     SyslogNgNetwork,
     /// `packaging/syslog-ng-relay.conf` as shipped: `syslog()`, RFC 5424 over TCP.
     ShippedSyslogNg,
+    /// rsyslog `omfwd` with its OpenSSL stream driver: RFC 5424, octet-counted, over mutual TLS (RFC 5425).
+    RsyslogTls,
+    /// syslog-ng's `syslog()` destination over mutual TLS (RFC 5425).
+    SyslogNgTls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +56,16 @@ impl Route {
     /// Whether the relay writes times without a year (the RFC 3164 form), so the year is the relay's guess.
     fn writes_yearless_times(self) -> bool {
         matches!(self, Route::Rsyslog { template: "RSYSLOG_TraditionalForwardFormat", .. } | Route::SyslogNgNetwork)
+    }
+
+    /// Whether the relay reaches hsmwatch over mutual TLS, presenting a certificate of its own.
+    fn over_tls(self) -> bool {
+        matches!(self, Route::RsyslogTls | Route::SyslogNgTls)
+    }
+
+    /// Whether the relay is syslog-ng, which reads RFC 3164 and RFC 5424 on separate sources.
+    fn is_syslog_ng(self) -> bool {
+        matches!(self, Route::SyslogNgNetwork | Route::ShippedSyslogNg | Route::SyslogNgTls)
     }
 
     /// Whether the relay filters senders by address (the shipped snippets list the HSMs).
@@ -98,10 +114,11 @@ fn corpus_cases() -> Vec<Case> {
 }
 
 /// The relay's configuration for `route`, listening on `listen`, forwarding to hsmwatch on `forward`.
-fn rsyslog_config(route: Route, listen: u16, forward: u16) -> String {
+fn rsyslog_config(route: Route, certificates: &Certificates, listen: u16, forward: u16) -> String {
     let (template, transport) = match route {
         Route::Rsyslog { template, transport } => (template, transport),
         Route::ShippedRsyslog => return shipped_rsyslog_config(listen, forward),
+        Route::RsyslogTls => return rsyslog_tls_config(certificates, listen, forward),
         _ => unreachable!("not an rsyslog route"),
     };
     let (protocol, framing) = match transport {
@@ -116,22 +133,104 @@ fn rsyslog_config(route: Route, listen: u16, forward: u16) -> String {
     )
 }
 
+/// rsyslog forwarding RFC 5424 lines, octet-counted, over TLS with its OpenSSL driver: it checks hsmwatch's
+/// certificate against the server CA and the name `localhost`, and presents the relay's certificate.
+fn rsyslog_tls_config(certificates: &Certificates, listen: u16, forward: u16) -> String {
+    let Certificates { server_ca, relay_cert, relay_key, .. } = certificates;
+    format!(
+        "global(DefaultNetstreamDriverCAFile=\"{}\" DefaultNetstreamDriverCertFile=\"{}\" \
+         DefaultNetstreamDriverKeyFile=\"{}\")\n{}action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{forward}\" \
+         protocol=\"tcp\" TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\" \
+         StreamDriver=\"ossl\" StreamDriverMode=\"1\" StreamDriverAuthMode=\"x509/name\" \
+         StreamDriverPermittedPeers=\"localhost\")\n",
+        server_ca.display(),
+        relay_cert.display(),
+        relay_key.display(),
+        rsyslog_tcp_input(listen)
+    )
+}
+
 /// The relay's configuration for `route`, listening on `listen` (BSD) and `listen_5424` (RFC 5424), forwarding to
 /// hsmwatch on `forward`.
 fn syslog_ng_config(route: Route, dir: &Path, listen: u16, listen_5424: u16, forward: u16) -> String {
-    match route {
-        Route::SyslogNgNetwork => format!(
-            r#"source s_hsm {{
+    let certificates = Certificates::in_dir(dir);
+    let destination = match route {
+        Route::SyslogNgNetwork => format!(r#"network("127.0.0.1" port({forward}) transport("tcp"))"#),
+        Route::SyslogNgTls => format!(
+            r#"syslog("127.0.0.1" port({forward}) transport("tls")
+    tls(ca-file("{}") cert-file("{}") key-file("{}") peer-verify(required-trusted)))"#,
+            certificates.server_ca.display(),
+            certificates.relay_cert.display(),
+            certificates.relay_key.display()
+        ),
+        Route::ShippedSyslogNg => return shipped_syslog_ng_config(dir, listen, listen_5424, forward),
+        _ => unreachable!("not a syslog-ng route"),
+    };
+    format!(
+        r#"source s_hsm {{
   network(ip("127.0.0.1") port({listen}) transport("tcp") keep-hostname(yes));
   syslog(ip("127.0.0.1") port({listen_5424}) transport("tcp") keep-hostname(yes));
 }};
-destination d_hsmwatch {{ network("127.0.0.1" port({forward}) transport("tcp")); }};
+destination d_hsmwatch {{ {destination}; }};
 log {{ source(s_hsm); destination(d_hsmwatch); flags(flow-control); }};
 "#
-        ),
-        Route::ShippedSyslogNg => shipped_syslog_ng_config(dir, listen, listen_5424, forward),
-        _ => unreachable!("not a syslog-ng route"),
+    )
+}
+
+/// The files of a TLS route in the test's directory: hsmwatch's certificate from the server CA, and the relay's from
+/// the HSM CA, which hsmwatch requires of its clients.
+struct Certificates {
+    server_ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_ca: PathBuf,
+    relay_cert: PathBuf,
+    relay_key: PathBuf,
+}
+
+/// The common name of the relay's certificate, which hsmwatch records on each line the relay sends.
+const RELAY_NAME: &str = "relay-1.example.net";
+
+impl Certificates {
+    /// Where the files are (or go) in `dir`.
+    fn in_dir(dir: &Path) -> Certificates {
+        Certificates {
+            server_ca: dir.join("server-ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_ca: dir.join("client-ca.pem"),
+            relay_cert: dir.join("relay.pem"),
+            relay_key: dir.join("relay.key"),
+        }
     }
+
+    /// Makes both CAs and both certificates in `dir`.
+    fn make(dir: &Path) -> Certificates {
+        let (server_ca, client_ca) = (Ca::new("hsmwatch server CA"), Ca::new("HSM CA"));
+        server_ca.write(dir, "server-ca.pem");
+        client_ca.write(dir, "client-ca.pem");
+        write_pair(dir, "server", server_ca.issue(&["localhost", "127.0.0.1"]));
+        write_pair(dir, "relay", client_ca.issue_named(RELAY_NAME, &[RELAY_NAME], 1));
+        Certificates::in_dir(dir)
+    }
+}
+
+/// hsmwatch with a plain TCP listener (for `route`s without TLS) and a mutual-TLS one, the port `route` forwards to
+/// as `port`.
+fn start_hsmwatch(dir: &Path, route: Route) -> ServeProcess {
+    if !route.over_tls() {
+        return ServeProcess::start(dir);
+    }
+    let certificates = Certificates::make(dir);
+    let tls = free_port();
+    let config = format!(
+        "listen:\n  tls:\n    - address: 127.0.0.1:{tls}\n      cert_file: {}\n      key_file: {}\n      \
+         client_ca_file: {}\n",
+        certificates.server_cert.display(),
+        certificates.server_key.display(),
+        certificates.client_ca.display()
+    );
+    ServeProcess::start_with_config(dir, &config, &[tls])
 }
 
 /// Sends `lines` on one TCP connection from `from`, each ending in LF, or octet-counted.
@@ -164,8 +263,16 @@ fn stored(db: &Path, count: usize) -> Vec<Fields> {
 
 /// Why `relayed` is not the event `case` gives sent directly, field by field; empty when it is.
 fn differences(case: &Case, relayed: &Fields, route: Route) -> Vec<String> {
-    const REWRITTEN: [&str; 5] =
-        ["event.original", "log.syslog.format", "log.source.address", "event.created", "@timestamp"];
+    // The last two belong to the relay's TLS connection, not to the line (checked on their own).
+    const REWRITTEN: [&str; 7] = [
+        "event.original",
+        "log.syslog.format",
+        "log.source.address",
+        "event.created",
+        "@timestamp",
+        "tls.client.subject",
+        "tls.client.x509.alternative_names",
+    ];
     let relay_named = |name: &str| case.hostless && ["host.name", "log.syslog.appname", "message"].contains(&name);
     let relay_pri = |name: &str, value: Option<&String>| {
         let default =
@@ -248,25 +355,26 @@ fn pair<'e>(cases: &[Case], events: &'e [Fields], route: Route) -> Vec<Option<&'
 fn conformance(route: Route) {
     let cases = corpus_cases();
     let dir = tempfile::tempdir().unwrap();
-    let server = ServeProcess::start(dir.path());
+    let server = start_hsmwatch(dir.path(), route);
     let (listen, listen_5424) = (free_port(), free_port());
-    let relay = match route {
-        Route::Rsyslog { .. } | Route::ShippedRsyslog => {
-            rsyslog(dir.path(), &rsyslog_config(route, listen, server.port), listen)
-        }
-        Route::SyslogNgNetwork | Route::ShippedSyslogNg => {
-            syslog_ng(dir.path(), &syslog_ng_config(route, dir.path(), listen, listen_5424, server.port), listen)
-        }
+    if route == Route::RsyslogTls {
+        let driver = Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so");
+        assert!(driver.exists(), "{} is missing: Debian's rsyslog-openssl (tests/peers/install.sh)", driver.display());
+    }
+    let relay = if route.is_syslog_ng() {
+        syslog_ng(dir.path(), &syslog_ng_config(route, dir.path(), listen, listen_5424, server.port), listen)
+    } else {
+        let certificates = Certificates::in_dir(dir.path());
+        rsyslog(dir.path(), &rsyslog_config(route, &certificates, listen, server.port), listen)
     };
     let from = if route.filters_senders() { HSM_ADDRESS } else { "127.0.0.1" };
     if route.filters_senders() {
         // A sender the snippet does not list is not forwarded (sent first, so it would be stored by the end).
         send_lines(listen, "127.0.0.3", &["<13>Mar  1 12:00:00 not-an-hsm app: must not be forwarded"], false);
     }
-    let syslog_ng_route = matches!(route, Route::SyslogNgNetwork | Route::ShippedSyslogNg);
     let lines =
         |rfc3164: bool| cases.iter().filter(|c| c.rfc3164 == rfc3164).map(|c| c.wire.as_str()).collect::<Vec<_>>();
-    if syslog_ng_route {
+    if route.is_syslog_ng() {
         // syslog-ng reads RFC 3164 on its network() source and RFC 5424 (octet-counted) on its syslog() source.
         send_lines(listen, from, &lines(true), false);
         send_lines(listen_5424, from, &lines(false), true);
@@ -309,6 +417,13 @@ fn conformance(route: Route) {
         events.len(),
         cases.len()
     );
+    if route.over_tls() {
+        let unnamed: Vec<_> = events
+            .iter()
+            .filter(|e| !e.get("tls.client.subject").is_some_and(|subject| subject.contains(RELAY_NAME)))
+            .collect();
+        assert!(unnamed.is_empty(), "{route:?}: events without the relay's certificate: {unnamed:#?}");
+    }
     assert!(
         failures.is_empty(),
         "{route:?}: {} of {} corpus cases differ from the direct decode:\n{}",
@@ -376,4 +491,14 @@ fn syslog_ng_network_destination() {
 #[test]
 fn the_shipped_syslog_ng_relay_snippet() {
     conformance(Route::ShippedSyslogNg);
+}
+
+#[test]
+fn rsyslog_over_mutual_tls() {
+    conformance(Route::RsyslogTls);
+}
+
+#[test]
+fn syslog_ng_over_mutual_tls() {
+    conformance(Route::SyslogNgTls);
 }

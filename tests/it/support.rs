@@ -181,6 +181,36 @@ impl ServeProcess {
         ServeProcess { child, port, db }
     }
 
+    /// Starts `hsmwatch serve --config` with `config` (YAML, written to `dir/hsmwatch.yaml`), whose database is
+    /// `dir/serve.db`, and waits until each TCP port in `listening` accepts connections; `port` is the first.
+    pub fn start_with_config(dir: &Path, config: &str, listening: &[u16]) -> ServeProcess {
+        let path = dir.join("hsmwatch.yaml");
+        std::fs::write(&path, config).unwrap();
+        let db = dir.join("serve.db");
+        let child = Command::new(BIN)
+            .args(["serve", "--http", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .arg("--config")
+            .arg(&path)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hsmwatch serve");
+        let mut server = ServeProcess { child, port: listening[0], db };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in listening {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    panic!("hsmwatch serve exited ({status}): {}", stderr_of(&mut server.child));
+                }
+                assert!(Instant::now() < deadline, "hsmwatch serve did not start listening on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        server
+    }
+
     /// Sends `signal` (TERM, INT, KILL) to the process.
     pub fn signal(&self, signal: &str) {
         let status =

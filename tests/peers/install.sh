@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the programs the tests run as real peers (run as root; .ci/run runs it): util-linux logger, sqlite3,
-# rsyslog, openssl, Chromium, Debian's Python with aiosmtpd, systemd-analyze, net-snmp's agent (snmpd) and tools
+# rsyslog with its OpenSSL driver, openssl, Chromium, Debian's Python with aiosmtpd, systemd-analyze, net-snmp's agent (snmpd) and tools
 # (snmpget, snmptrap), PostgreSQL's server (initdb, postgres) with pg_trgm, moto's AWS server (pip); and syslog-ng, which conflicts with
 # rsyslog as a Debian package, unpacked with dpkg -x under target/peers/syslog-ng (HSMWATCH_SYSLOG_NG overrides where).
 set -euo pipefail
@@ -11,6 +11,8 @@ command -v logger >/dev/null 2>&1 || need_apt+=(bsdutils)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v rsyslogd >/dev/null 2>&1 || need_apt+=(rsyslog)
+# rsyslog's OpenSSL stream driver, for the relay over TLS.
+dpkg -s rsyslog-openssl >/dev/null 2>&1 || need_apt+=(rsyslog-openssl)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v snmpd >/dev/null 2>&1 || need_apt+=(snmpd)
