@@ -99,6 +99,8 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         } else {
             print_rows(&mut out, &events)?;
         }
+        // A page is shown whole before the next one is looked for, which may take a while (a rare string).
+        out.flush()?;
         printed += events.len() as u32;
         match events.last() {
             Some(last) if events.len() as u32 == page.limit => after = Some(Cursor::of(last)),

@@ -113,12 +113,13 @@ fn corpus_cases() -> Vec<Case> {
     cases
 }
 
-/// The relay's configuration for `route`, listening on `listen`, forwarding to hsmwatch on `forward`.
-fn rsyslog_config(route: Route, certificates: &Certificates, listen: u16, forward: u16) -> String {
+/// The relay's configuration for `route`, listening on `listen`, forwarding to hsmwatch on `forward` (with the
+/// certificates of a TLS route in `dir`).
+fn rsyslog_config(route: Route, dir: &Path, listen: u16, forward: u16) -> String {
     let (template, transport) = match route {
         Route::Rsyslog { template, transport } => (template, transport),
         Route::ShippedRsyslog => return shipped_rsyslog_config(listen, forward),
-        Route::RsyslogTls => return rsyslog_tls_config(certificates, listen, forward),
+        Route::RsyslogTls => return rsyslog_tls_config(&Certificates::in_dir(dir), listen, forward),
         _ => unreachable!("not an rsyslog route"),
     };
     let (protocol, framing) = match transport {
@@ -215,8 +216,8 @@ impl Certificates {
     }
 }
 
-/// hsmwatch with a plain TCP listener (for `route`s without TLS) and a mutual-TLS one, the port `route` forwards to
-/// as `port`.
+/// hsmwatch for `route`: on plain TCP and UDP, or for a TLS route on a mutual-TLS listener only (its `port`), with
+/// the certificates made in `dir`.
 fn start_hsmwatch(dir: &Path, route: Route) -> ServeProcess {
     if !route.over_tls() {
         return ServeProcess::start(dir);
@@ -364,8 +365,7 @@ fn conformance(route: Route) {
     let relay = if route.is_syslog_ng() {
         syslog_ng(dir.path(), &syslog_ng_config(route, dir.path(), listen, listen_5424, server.port), listen)
     } else {
-        let certificates = Certificates::in_dir(dir.path());
-        rsyslog(dir.path(), &rsyslog_config(route, &certificates, listen, server.port), listen)
+        rsyslog(dir.path(), &rsyslog_config(route, dir.path(), listen, server.port), listen)
     };
     let from = if route.filters_senders() { HSM_ADDRESS } else { "127.0.0.1" };
     if route.filters_senders() {
