@@ -294,7 +294,8 @@ async fn newest_rows(
     limit: i64,
 ) -> Result<Vec<SqliteRow>, StoreError> {
     let Some(index) = day_index(filter) else {
-        return Ok(select(filter, Scope::Newest(limit), columns, after).build().fetch_all(reader.sqlite()?).await?);
+        let rows = select(filter, Scope::Newest(limit), columns, after).build().fetch_all(reader.sqlite()?).await?;
+        return newest_first(rows, limit);
     };
     // One connection for the walk: each new one of the pool is opened and set up first.
     let mut conn = reader.connection().await?;
@@ -335,6 +336,17 @@ enum Scope<'a> {
     Candidates(&'a super::search::Candidates),
 }
 
+/// `rows` newest first, at most `limit`: the two parts of a page after a cursor come in no promised order.
+fn newest_first(rows: Vec<SqliteRow>, limit: i64) -> Result<Vec<SqliteRow>, StoreError> {
+    let mut keyed = rows
+        .into_iter()
+        .map(|row| Ok((Cursor { ts: row.try_get("ts")?, id: row.try_get("id")? }, row)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    keyed.sort_unstable_by(|(a, _), (b, _)| b.cmp(a));
+    keyed.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(keyed.into_iter().map(|(_, row)| row).collect())
+}
+
 /// The SELECT of `columns` for `filter`'s filters other than those on the line, after `after`, in `scope`.
 fn select<'q>(
     filter: &'q EventFilter,
@@ -343,6 +355,20 @@ fn select<'q>(
     after: Option<Cursor>,
 ) -> QueryBuilder<'q, Sqlite> {
     let mut query: QueryBuilder<'q, Sqlite> = QueryBuilder::new("");
+    if let (Scope::Newest(limit), Some(after)) = (&scope, after) {
+        // Two index seeks: the rest of the cursor's own timestamp, then the older rows. As one condition
+        // (`ts < ? OR (ts = ? AND id < ?)`) SQLite starts at the end of the cursor's timestamp and steps over every row
+        // of it that earlier pages returned, so that paging through a burst of one second costs more each page.
+        query.push(format!("SELECT * FROM (SELECT {columns} FROM events WHERE ts = "));
+        query.push_bind(after.ts).push(" AND id < ").push_bind(after.id);
+        push_field_filters(&mut query, filter, str::to_owned);
+        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(*limit);
+        query.push(format!(") UNION ALL SELECT * FROM (SELECT {columns} FROM events WHERE ts < "));
+        query.push_bind(after.ts);
+        push_field_filters(&mut query, filter, str::to_owned);
+        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(*limit).push(")");
+        return query;
+    }
     let column = match &scope {
         Scope::Candidates(found) => {
             query.push("WITH candidate(lo, hi) AS (VALUES (").push_bind(found.tail).push(", ").push_bind(i64::MAX);
@@ -371,6 +397,28 @@ fn select<'q>(
             |name: &str| name.to_owned()
         }
     };
+    push_field_filters(&mut query, filter, column);
+    if let Some(after) = after {
+        query.push(format!(" AND ({} < ", column("ts"))).push_bind(after.ts);
+        query
+            .push(format!(" OR ({} = ", column("ts")))
+            .push_bind(after.ts)
+            .push(" AND id < ")
+            .push_bind(after.id)
+            .push("))");
+    }
+    if let Scope::Newest(limit) | Scope::Days { limit, .. } = scope {
+        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit);
+    }
+    query
+}
+
+/// `filter`'s conditions on the time and the indexed fields, each ` AND column ...`, with the column named by `column`.
+fn push_field_filters<'q>(
+    query: &mut QueryBuilder<'q, Sqlite>,
+    filter: &'q EventFilter,
+    column: impl Fn(&str) -> String,
+) {
     if let Some(since) = filter.since {
         query.push(format!(" AND {} >= ", column("ts"))).push_bind(since.timestamp_micros());
     }
@@ -389,19 +437,6 @@ fn select<'q>(
             query.push(format!(" AND {} = ", column(name))).push_bind(value.as_str());
         }
     }
-    if let Some(after) = after {
-        query.push(format!(" AND ({} < ", column("ts"))).push_bind(after.ts);
-        query
-            .push(format!(" OR ({} = ", column("ts")))
-            .push_bind(after.ts)
-            .push(" AND id < ")
-            .push_bind(after.id)
-            .push("))");
-    }
-    if let Scope::Newest(limit) | Scope::Days { limit, .. } = scope {
-        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit);
-    }
-    query
 }
 
 /// The filters on the line, as `LIKE` and `lower()` would apply them: ASCII letters fold to lower case, nothing else
@@ -618,6 +653,64 @@ mod tests {
         let line = EventFilter { contains: Some("DAY 17 ".into()), ..filter(Some("10.0.0.1"), None, 50) };
         assert_eq!(events(&reader, &line).await.unwrap().len(), 3);
         assert!(events(&reader, &filter(Some("10.7.7.7"), None, 50)).await.unwrap().is_empty());
+    }
+
+    /// Pages of `filter` (each `limit` long) followed by their cursors to the end: (timestamp, id) of every event.
+    async fn every_page(reader: &Reader, mut filter: EventFilter) -> Vec<(i64, i64)> {
+        let mut all = Vec::new();
+        loop {
+            let found = events(reader, &filter).await.unwrap();
+            all.extend(found.iter().map(|stored| (stored.event.timestamp.micros(), stored.id)));
+            match found.last() {
+                Some(last) if found.len() == filter.limit as usize => filter.after = Some(Cursor::of(last)),
+                _ => return all,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_through_a_burst_of_one_second_return_each_event_once_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("burst.db");
+        drop(crate::store::open_writer(&path).await.unwrap());
+        let mut inserter =
+            crate::store::inserter::open_connection(&path, crate::store::inserter::InserterSettings::default())
+                .unwrap();
+        let second = |s: i64| {
+            Timestamp::from_clock(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + chrono::Duration::seconds(s))
+        };
+        // 300 events in one second between one before and one after it, from two hosts in turn.
+        let mut events_stored = Vec::new();
+        for (n, at) in std::iter::once(second(-1)).chain((0..300).map(|_| second(0))).chain([second(1)]).enumerate() {
+            let mut event = Event::new(at, at);
+            event.set(field::ORIGINAL, format!("line {n}"));
+            event.set(field::HOST_NAME, if n % 2 == 0 { "hsm-a" } else { "hsm-b" }.to_owned());
+            events_stored.push(event);
+        }
+        crate::store::inserter::insert_batch(&mut inserter, &events_stored).unwrap();
+        let reader = crate::store::open_reader(&path).await.unwrap();
+        let newest_first = |rows: &[(i64, i64)]| rows.windows(2).all(|pair| pair[0] > pair[1]);
+
+        let all = every_page(&reader, EventFilter { limit: 7, ..EventFilter::default() }).await;
+        assert_eq!(all.len(), 302);
+        assert!(newest_first(&all), "newest first, none repeated");
+        assert_eq!((all[0].1, all[301].1), (302, 1), "the second after the burst first, the one before it last");
+
+        let host_b = EventFilter { host: Some("hsm-b".into()), limit: 11, ..EventFilter::default() };
+        let b = every_page(&reader, host_b).await;
+        assert_eq!(b.len(), 151, "every second line, across pages ending inside the burst");
+        assert!(newest_first(&b) && b.iter().all(|(_, id)| id % 2 == 0), "hsm-b's lines are the even ids");
+
+        let since = Some(second(0).at);
+        let within =
+            every_page(&reader, EventFilter { since, until: Some(second(1).at), limit: 50, ..EventFilter::default() })
+                .await;
+        assert_eq!(within.len(), 300, "the burst alone");
+        let lines =
+            every_page(&reader, EventFilter { contains: Some("LINE 2".into()), limit: 4, ..EventFilter::default() })
+                .await;
+        assert_eq!(lines.len(), 1 + 10 + 100, "line 2, 20-29 and 200-299");
+        assert!(newest_first(&lines));
     }
 
     #[test]
