@@ -354,21 +354,10 @@ fn select<'q>(
     columns: &str,
     after: Option<Cursor>,
 ) -> QueryBuilder<'q, Sqlite> {
-    let mut query: QueryBuilder<'q, Sqlite> = QueryBuilder::new("");
     if let (Scope::Newest(limit), Some(after)) = (&scope, after) {
-        // Two index seeks: the rest of the cursor's own timestamp, then the older rows. As one condition
-        // (`ts < ? OR (ts = ? AND id < ?)`) SQLite starts at the end of the cursor's timestamp and steps over every row
-        // of it that earlier pages returned, so that paging through a burst of one second costs more each page.
-        query.push(format!("SELECT * FROM (SELECT {columns} FROM events WHERE ts = "));
-        query.push_bind(after.ts).push(" AND id < ").push_bind(after.id);
-        push_field_filters(&mut query, filter, str::to_owned);
-        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(*limit);
-        query.push(format!(") UNION ALL SELECT * FROM (SELECT {columns} FROM events WHERE ts < "));
-        query.push_bind(after.ts);
-        push_field_filters(&mut query, filter, str::to_owned);
-        query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(*limit).push(")");
-        return query;
+        return select_newest_after(filter, columns, after, *limit);
     }
+    let mut query: QueryBuilder<'q, Sqlite> = QueryBuilder::new("");
     let column = match &scope {
         Scope::Candidates(found) => {
             query.push("WITH candidate(lo, hi) AS (VALUES (").push_bind(found.tail).push(", ").push_bind(i64::MAX);
@@ -410,6 +399,28 @@ fn select<'q>(
     if let Scope::Newest(limit) | Scope::Days { limit, .. } = scope {
         query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit);
     }
+    query
+}
+
+/// The newest `limit` rows after `after` in two index seeks, each at most `limit` rows: the rest of the cursor's own
+/// timestamp, then the older rows (merged by [`newest_first`]). As one condition (`ts < ? OR (ts = ? AND id < ?)`)
+/// SQLite starts at the end of the cursor's timestamp and steps over every row of it that earlier pages returned, so
+/// paging through a burst of one second cost more each page (and an export of a million rows twice the time).
+fn select_newest_after<'q>(
+    filter: &'q EventFilter,
+    columns: &str,
+    after: Cursor,
+    limit: i64,
+) -> QueryBuilder<'q, Sqlite> {
+    let mut query: QueryBuilder<'q, Sqlite> =
+        QueryBuilder::new(format!("SELECT * FROM (SELECT {columns} FROM events WHERE ts = "));
+    query.push_bind(after.ts).push(" AND id < ").push_bind(after.id);
+    push_field_filters(&mut query, filter, str::to_owned);
+    query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit);
+    query.push(format!(") UNION ALL SELECT * FROM (SELECT {columns} FROM events WHERE ts < "));
+    query.push_bind(after.ts);
+    push_field_filters(&mut query, filter, str::to_owned);
+    query.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit).push(")");
     query
 }
 
