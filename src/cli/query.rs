@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::event::field;
-use crate::store::query::{self, Cursor, EventFilter, StoredEvent};
+use crate::store::query::{self, EventFilter, StoredEvent};
 use crate::telemetry::escape_controls;
 
 /// Options of `hsmwatch query`.
@@ -93,7 +93,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let mut after = None;
     while printed < args.limit {
         let page = EventFilter { after, limit: (args.limit - printed).min(EVENTS_A_PAGE), ..filter.clone() };
-        let events = query::events(&reader, &page).await?;
+        let (events, next) = query::page(&reader, &page).await?;
         if args.json {
             print_json(&mut out, &events)?;
         } else {
@@ -102,9 +102,9 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         // A page is shown whole before the next one is looked for, which may take a while (a rare string).
         out.flush()?;
         printed += events.len() as u32;
-        match events.last() {
-            Some(last) if events.len() as u32 == page.limit => after = Some(Cursor::of(last)),
-            _ => break,
+        match next {
+            Some(cursor) => after = Some(cursor),
+            None => break,
         }
     }
     if printed == 0 && !args.json {

@@ -62,7 +62,8 @@ type Answer = Result<Json<serde_json::Value>, ApiError>;
 /// `GET /api/events` (the parameters of [`EventQuery`]): `{"events": [...], "next_cursor": "..." | null}`.
 pub async fn events(State(state): State<AppState>, Query(q): Query<EventQuery>) -> Answer {
     let filter = q.filter(100, MAX_PAGE).map_err(bad_request)?;
-    let (found, next_cursor) = query::page(&state.pool, &filter).await?;
+    let (found, next) = query::page(&state.pool, &filter).await?;
+    let next_cursor = next.map(|cursor| cursor.to_string());
     let events: Vec<_> = found.iter().map(|stored| stored.event.all_fields()).collect();
     Ok(Json(serde_json::json!({"events": events, "next_cursor": next_cursor})))
 }

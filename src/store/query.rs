@@ -158,10 +158,9 @@ pub fn percent_encode(text: &str) -> String {
 }
 
 /// One page of events for `filter` and the cursor of the next page (none when this one is not full).
-pub async fn page(reader: &Reader, filter: &EventFilter) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
+pub async fn page(reader: &Reader, filter: &EventFilter) -> Result<(Vec<StoredEvent>, Option<Cursor>), StoreError> {
     let found = events(reader, filter).await?;
-    let next =
-        (found.len() == filter.limit as usize).then(|| found.last().map(|e| Cursor::of(e).to_string())).flatten();
+    let next = found.last().filter(|_| found.len() == filter.limit as usize).map(Cursor::of);
     Ok((found, next))
 }
 
@@ -295,7 +294,8 @@ async fn newest_rows(
 ) -> Result<Vec<SqliteRow>, StoreError> {
     let Some(index) = day_index(filter) else {
         let rows = select(filter, Scope::Newest(limit), columns, after).build().fetch_all(reader.sqlite()?).await?;
-        return newest_first(rows, limit);
+        // Only a page after a cursor is read in two parts (`select_newest_after`); a first page comes in order.
+        return if after.is_some() { newest_first(rows, limit) } else { Ok(rows) };
     };
     // One connection for the walk: each new one of the pool is opened and set up first.
     let mut conn = reader.connection().await?;
@@ -670,11 +670,11 @@ mod tests {
     async fn every_page(reader: &Reader, mut filter: EventFilter) -> Vec<(i64, i64)> {
         let mut all = Vec::new();
         loop {
-            let found = events(reader, &filter).await.unwrap();
+            let (found, next) = page(reader, &filter).await.unwrap();
             all.extend(found.iter().map(|stored| (stored.event.timestamp.micros(), stored.id)));
-            match found.last() {
-                Some(last) if found.len() == filter.limit as usize => filter.after = Some(Cursor::of(last)),
-                _ => return all,
+            match next {
+                Some(cursor) => filter.after = Some(cursor),
+                None => return all,
             }
         }
     }

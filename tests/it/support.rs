@@ -158,27 +158,12 @@ impl ServeProcess {
     /// Starts `hsmwatch serve` on `port` with more arguments (which override the defaults here, `--http` too).
     pub fn start_with_args(dir: &Path, port: u16, extra: &[&str]) -> ServeProcess {
         let address = format!("127.0.0.1:{port}");
-        let db = dir.join("serve.db");
-        let child = Command::new(BIN)
-            .args(["serve", "--tcp", &address, "--udp", &address, "--http", "127.0.0.1:0", "--db"])
-            .arg(&db)
-            .args(extra)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hsmwatch serve");
+        let mut args = vec!["--tcp", &address, "--udp", &address];
+        args.extend(extra);
         // The HTTP server is bound last: a test that scrapes it waits for it too (when it named a port).
         let http = extra.iter().position(|arg| *arg == "--http").and_then(|i| extra.get(i + 1));
         let http = http.filter(|address| !address.ends_with(":0"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for listening in std::iter::once(address.as_str()).chain(http.copied()) {
-            while std::net::TcpStream::connect(listening).is_err() {
-                assert!(Instant::now() < deadline, "hsmwatch serve did not start listening on {listening}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        ServeProcess { child, port, db }
+        Self::spawn(dir, port, &args).listening(std::iter::once(address.clone()).chain(http.map(|a| a.to_string())))
     }
 
     /// Starts `hsmwatch serve --config` with `config` (YAML, written to `dir/hsmwatch.yaml`), whose database is
@@ -186,29 +171,39 @@ impl ServeProcess {
     pub fn start_with_config(dir: &Path, config: &str, listening: &[u16]) -> ServeProcess {
         let path = dir.join("hsmwatch.yaml");
         std::fs::write(&path, config).unwrap();
+        let server = Self::spawn(dir, listening[0], &["--config", path.to_str().unwrap()]);
+        server.listening(listening.iter().map(|port| format!("127.0.0.1:{port}")))
+    }
+
+    /// `hsmwatch serve --http 127.0.0.1:0 --db DIR/serve.db ARGS`, started.
+    fn spawn(dir: &Path, port: u16, args: &[&str]) -> ServeProcess {
         let db = dir.join("serve.db");
         let child = Command::new(BIN)
             .args(["serve", "--http", "127.0.0.1:0", "--db"])
             .arg(&db)
-            .arg("--config")
-            .arg(&path)
+            .args(args)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn hsmwatch serve");
-        let mut server = ServeProcess { child, port: listening[0], db };
+        ServeProcess { child, port, db }
+    }
+
+    /// The server once each of `addresses` accepts TCP connections (20 s at most; a server that exits fails the test
+    /// with its log).
+    fn listening(mut self, addresses: impl Iterator<Item = String>) -> ServeProcess {
         let deadline = Instant::now() + Duration::from_secs(20);
-        for port in listening {
-            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                if let Ok(Some(status)) = server.child.try_wait() {
-                    panic!("hsmwatch serve exited ({status}): {}", stderr_of(&mut server.child));
+        for address in addresses {
+            while std::net::TcpStream::connect(&address).is_err() {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    panic!("hsmwatch serve exited ({status}): {}", stderr_of(&mut self.child));
                 }
-                assert!(Instant::now() < deadline, "hsmwatch serve did not start listening on {port}");
+                assert!(Instant::now() < deadline, "hsmwatch serve did not start listening on {address}");
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        server
+        self
     }
 
     /// Sends `signal` (TERM, INT, KILL) to the process.

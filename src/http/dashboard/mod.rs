@@ -201,7 +201,8 @@ async fn search(
     if let Some(host) = host {
         filter.host = Some(host.to_owned());
     }
-    query::page(&state.pool, &filter).await.map_err(|e| e.to_string())
+    let (found, next) = query::page(&state.pool, &filter).await.map_err(|e| e.to_string())?;
+    Ok((found, next.map(|cursor| cursor.to_string())))
 }
 
 async fn events(State(state): State<AppState>, Query(filters): Query<Filters>) -> Response {
